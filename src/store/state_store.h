@@ -1,0 +1,92 @@
+// StateStore: the small hierarchical key-value store in which the scheduler keeps what it must not
+// forget across restarts (framework ID, task list, reseed bookkeeping). Two implementations pass
+// the same contract suite: ZooKeeper (production, `zk://...`) and a directory on local disk (the
+// embedded default, `--state-dir`).
+//
+// The model is ZooKeeper's: nodes named by '/'-separated paths, each holding bytes and a version
+// that starts at 0 on create and grows by one per successful Set; writes can be conditional on the
+// version (compare-and-set), which is how a restarted or duplicated scheduler finds out that its
+// view is stale instead of silently overwriting a newer one.
+//
+// Threading: asynchronous, built around one boost::asio::io_context that the owner runs on one
+// thread. Methods may be called from any thread (usually the io_context's); operations issued from
+// one thread take effect in the order they were issued. Every callback is posted onto the
+// io_context, never invoked inline inside the call and never from a foreign thread. Once the store
+// object is destroyed, no callback of it runs any more (operations still in flight are abandoned;
+// each one either took effect entirely or not at all).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/result.h"
+
+namespace etcd_mesos::store {
+
+// Passed as expected_version to Set/Delete: no version check.
+inline constexpr int64_t kAnyVersion = -1;
+
+// ZooKeeper refuses requests larger than jute.maxbuffer (1 MiB - 1 byte by default), and that
+// limit covers the whole request: path, ACL and headers as well as the data. Keeping data a few KiB
+// under 1 MiB and paths short guarantees that every write we accept is one ZooKeeper accepts
+// (an oversized request is not refused politely: the server drops the connection, which would look
+// like "retry later" forever).
+inline constexpr size_t kMaxDataSize = (size_t{1} << 20) - 8 * 1024;
+inline constexpr size_t kMaxPathSize = 1024;
+// A path component is a directory name in the directory store (plus a 2-byte prefix), and file
+// systems limit names to 255 bytes.
+inline constexpr size_t kMaxComponentSize = 250;
+
+struct Record {
+  std::string data;
+  // ZooKeeper stat.version semantics: 0 after Create, +1 per successful Set.
+  int64_t version = 0;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  // kNotFound if absent.
+  virtual void Get(std::string path, std::function<void(Result<Record>)> done) = 0;
+  // kAlreadyExists if present; missing parents are created (empty data, version 0).
+  virtual void Create(std::string path, std::string data,
+                      std::function<void(Result<Record>)> done) = 0;
+  // Compare-and-set: kConflict when the version is not expected_version, kNotFound if absent.
+  // expected_version == kAnyVersion writes unconditionally. Answers the new record.
+  virtual void Set(std::string path, std::string data, int64_t expected_version,
+                   std::function<void(Result<Record>)> done) = 0;
+  // kConflict on version mismatch, kNotFound if absent, kRefused if the node has children.
+  virtual void Delete(std::string path, int64_t expected_version,
+                      std::function<void(Status)> done) = 0;
+  // Names (not paths) of the children, sorted; kNotFound if the path is absent. "/" can be listed
+  // and is never absent.
+  virtual void List(std::string path,
+                    std::function<void(Result<std::vector<std::string>>)> done) = 0;
+  // Where the data lives, for logs: "zk://127.0.0.1:2181/etcd-mesos", "dir:/var/lib/etcd-mesos".
+  virtual std::string Describe() const = 0;
+};
+
+// Checks a store path: starts with '/', '/'-separated, no empty, "." or ".." components, no NUL or
+// control characters, no trailing '/', within the size limits. The root "/" is accepted only when
+// allow_root is set (it can be listed, not read or written). The error is kInvalidArgument and
+// names the path.
+Status ValidatePath(std::string_view path, bool allow_root = false);
+
+// Checks a data size against kMaxDataSize (kInvalidArgument naming the path).
+Status ValidateData(std::string_view path, std::string_view data);
+
+// Opens a store from a flag value: "zk://[user:password@]host:port,.../chroot" opens the
+// ZooKeeper store; a filesystem path (or "dir:/path") opens the directory store. Opening a
+// ZooKeeper store does not wait for the connection (operations wait for it up to a bounded
+// time, then answer kUnavailable); opening a directory store creates the directory and locks it.
+Result<std::unique_ptr<StateStore>> OpenStateStore(boost::asio::io_context& io,
+                                                   std::string_view spec);
+
+}  // namespace etcd_mesos::store

@@ -22,11 +22,10 @@ Result<Duration> ParseDuration(std::string_view text) {
                      "'{}' is not a duration (write e.g. 30s, 5m, 250ms or 5secs)", text);
   }
   static const std::pair<std::string_view, double> kUnits[] = {
-      {"", 1e9},        {"ns", 1},           {"us", 1e3},      {"ms", 1e6},
-      {"s", 1e9},       {"sec", 1e9},        {"secs", 1e9},    {"m", 60e9},
-      {"min", 60e9},    {"mins", 60e9},      {"h", 3600e9},    {"hr", 3600e9},
-      {"hrs", 3600e9},  {"d", 86400e9},      {"day", 86400e9}, {"days", 86400e9},
-      {"w", 604800e9},  {"weeks", 604800e9},
+      {"", 1e9},         {"ns", 1},       {"us", 1e3},         {"ms", 1e6},    {"s", 1e9},
+      {"sec", 1e9},      {"secs", 1e9},   {"m", 60e9},         {"min", 60e9},  {"mins", 60e9},
+      {"h", 3600e9},     {"hr", 3600e9},  {"hrs", 3600e9},     {"d", 86400e9}, {"day", 86400e9},
+      {"days", 86400e9}, {"w", 604800e9}, {"weeks", 604800e9},
   };
   for (const auto& [name, scale] : kUnits) {
     if (unit == name) {
@@ -43,8 +42,12 @@ Result<Duration> ParseDuration(std::string_view text) {
 std::string FormatStoutDuration(Duration d) {
   int64_t ns = d.count();
   static const std::pair<int64_t, std::string_view> kUnits[] = {
-      {604800'000'000'000, "weeks"}, {86400'000'000'000, "days"}, {3600'000'000'000, "hrs"},
-      {60'000'000'000, "mins"},      {1'000'000'000, "secs"},     {1'000'000, "ms"},
+      {604800'000'000'000, "weeks"},
+      {86400'000'000'000, "days"},
+      {3600'000'000'000, "hrs"},
+      {60'000'000'000, "mins"},
+      {1'000'000'000, "secs"},
+      {1'000'000, "ms"},
       {1'000, "us"},
   };
   for (const auto& [scale, name] : kUnits) {

@@ -98,8 +98,8 @@ Result<HttpUrl> ParseHttpUrl(std::string_view text) {
     if (!ValidHost(host)) {
       return MakeError(ErrorCode::kInvalidArgument, "'{}': host is empty or malformed", text);
     }
-    url.endpoint = HostPort{std::string(host), static_cast<uint16_t>(url.scheme == "https" ? 443
-                                                                                          : 80)};
+    url.endpoint =
+        HostPort{std::string(host), static_cast<uint16_t>(url.scheme == "https" ? 443 : 80)};
   }
   return url;
 }
@@ -163,9 +163,8 @@ Result<ZkUrl> ParseZkUrl(std::string_view text) {
   size_t start = 0;
   while (start <= authority.size()) {
     size_t comma = authority.find(',', start);
-    std::string_view one = authority.substr(start, comma == std::string_view::npos
-                                                       ? std::string_view::npos
-                                                       : comma - start);
+    std::string_view one = authority.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     auto hp = ParseHostPort(one);
     if (!hp.ok()) return hp.error().Context(fmt::format("'{}'", text));
     url.servers.push_back(*hp);

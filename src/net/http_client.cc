@@ -42,7 +42,8 @@ bhttp::request<bhttp::string_body> BuildRequest(const HttpRequest& r) {
 template <typename Fields>
 Headers CopyHeaders(const Fields& fields) {
   Headers out;
-  for (const auto& f : fields) out.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : fields)
+    out.emplace_back(std::string(f.name_string()), std::string(f.value()));
   return out;
 }
 
@@ -95,10 +96,9 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
       if (chunked_total_ > request_.max_body_bytes) ec = bhttp::error::body_limit;
     };
     parser_.on_chunk_header(on_chunk_);  // Beast keeps a reference: on_chunk_ is a member
-    bhttp::async_read(stream_, buffer_, parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnRead(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -196,10 +196,9 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
     parser_.get().body().size = sizeof chunk_;
     // read_some, not read: a read completes only when the buffer is full, and Mesos events are
     // small and must be delivered as soon as they arrive.
-    bhttp::async_read_some(stream_, buffer_, parser_,
-                           [self = shared_from_this()](beast::error_code ec, size_t) {
-                             self->OnBody(ec);
-                           });
+    bhttp::async_read_some(
+        stream_, buffer_, parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {

@@ -2,12 +2,12 @@
 #include <deque>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "net/http.h"
 
@@ -60,10 +60,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(state_->options.max_body_bytes);
     parser_->header_limit(state_->options.max_header_bytes);
     stream_.expires_after(state_->options.idle_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnRequest(ec);
-                      });
+    bhttp::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
   }
 
   void OnRequest(beast::error_code ec) {
@@ -280,7 +279,8 @@ void Session::Shutdown() {
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(asio::io_context& io, Options options, Handler handler)
-      : state(std::make_shared<ServerState>(ServerState{io, std::move(options), std::move(handler)})),
+      : state(
+            std::make_shared<ServerState>(ServerState{io, std::move(options), std::move(handler)})),
         acceptor(io) {}
 
   void Accept() {

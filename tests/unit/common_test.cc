@@ -20,8 +20,8 @@ TEST(HostPort, ParsesHostAndPort) {
 }
 
 TEST(HostPort, RejectsMalformed) {
-  for (const char* bad : {"", "host", "host:", ":5050", "host:0", "host:65536", "host:12x",
-                          "a:b:c", "h/x:1", "[::1]80"}) {
+  for (const char* bad : {"", "host", "host:", ":5050", "host:0", "host:65536", "host:12x", "a:b:c",
+                          "h/x:1", "[::1]80"}) {
     auto hp = ParseHostPort(bad);
     EXPECT_FALSE(hp.ok()) << bad;
     if (!hp.ok()) {

@@ -2,8 +2,8 @@
 #include <thread>
 #include <utility>  // before asio: boost 1.74 uses std::exchange without it
 
-#include <boost/asio.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio.hpp>
 
 #include "net/http.h"
 
@@ -90,9 +90,11 @@ TEST_F(HttpTest, SlowServerTimesOut) {
 TEST_F(HttpTest, OversizedBodiesAreRefusedBothWays) {
   HttpServer::Options options;
   options.max_body_bytes = 100;
-  StartServer([&](const ServerRequest&, std::shared_ptr<Responder> r) {
-    r->Respond(TextResponse(200, std::string(5000, 'x')));
-  }, options);
+  StartServer(
+      [&](const ServerRequest&, std::shared_ptr<Responder> r) {
+        r->Respond(TextResponse(200, std::string(5000, 'x')));
+      },
+      options);
   std::optional<Result<HttpResponse>> big_request;
   HttpFetch(io_, Request("/", Verb::post, std::string(1000, 'y')),
             [&](Result<HttpResponse> r) { big_request = std::move(r); });
@@ -154,10 +156,10 @@ TEST_F(HttpTest, StreamDeliversChunksAsTheyAreWrittenAndSeesTheEnd) {
   std::optional<HttpResponse> head;
   std::string body;
   std::optional<Status> end;
-  auto stream = OpenHttpStream(io_, Request("/stream", Verb::post, "{}"),
-                               {[&](const HttpResponse& h) { head = h; },
-                                [&](std::string_view d) { body += d; },
-                                [&](Status s) { end = s; }});
+  auto stream =
+      OpenHttpStream(io_, Request("/stream", Verb::post, "{}"),
+                     {[&](const HttpResponse& h) { head = h; },
+                      [&](std::string_view d) { body += d; }, [&](Status s) { end = s; }});
   RunUntil([&] { return head.has_value() && out != nullptr; });
   EXPECT_EQ(head->status, 200u);
   EXPECT_EQ(head->Header("Mesos-Stream-Id"), "s1");
@@ -186,14 +188,13 @@ TEST_F(HttpTest, ServerNoticesWhenStreamClientGoesAway) {
 
 TEST_F(HttpTest, ClientSeesServerDropAStream) {
   std::shared_ptr<ResponseStream> out;
-  StartServer([&](const ServerRequest&, std::shared_ptr<Responder> r) {
-    out = r->StartStream(200, {});
-  });
+  StartServer(
+      [&](const ServerRequest&, std::shared_ptr<Responder> r) { out = r->StartStream(200, {}); });
   std::optional<Status> end;
   bool headers = false;
-  auto stream = OpenHttpStream(io_, Request("/stream"),
-                               {[&](const HttpResponse&) { headers = true; }, nullptr,
-                                [&](Status s) { end = s; }});
+  auto stream = OpenHttpStream(
+      io_, Request("/stream"),
+      {[&](const HttpResponse&) { headers = true; }, nullptr, [&](Status s) { end = s; }});
   RunUntil([&] { return headers; });
   server_->Stop();
   RunUntil([&] { return end.has_value(); });

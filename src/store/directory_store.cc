@@ -25,8 +25,7 @@ constexpr std::string_view kRecordFile = "record";
 constexpr std::string_view kChildPrefix = "c.";
 
 Error IoError(std::string_view what, const fs::path& file, int err) {
-  return MakeError(ErrorCode::kUnavailable, "{} {}: {}", what, file.string(),
-                   std::strerror(err));
+  return MakeError(ErrorCode::kUnavailable, "{} {}: {}", what, file.string(), std::strerror(err));
 }
 
 uint32_t Crc32(std::string_view data) {
@@ -183,8 +182,7 @@ Result<std::unique_ptr<DirectoryStore>> DirectoryStore::Open(boost::asio::io_con
   std::error_code ec;
   fs::path root = fs::absolute(dir, ec);
   if (ec) {
-    return MakeError(ErrorCode::kInvalidArgument, "state dir '{}': {}", dir.string(),
-                     ec.message());
+    return MakeError(ErrorCode::kInvalidArgument, "state dir '{}': {}", dir.string(), ec.message());
   }
   root = root.lexically_normal();
   if (!root.has_filename() && root != root.root_path()) root = root.parent_path();
@@ -277,10 +275,10 @@ void DirectoryStore::Run(std::function<T()> work, std::function<void(T)> done) {
         return MakeError(ErrorCode::kInternal, "directory store: {}", e.what());
       }
     }();
-    boost::asio::post(io_, [closed = closed_, done = std::move(done),
-                            result = std::move(result)]() mutable {
-      if (!closed->load()) done(std::move(result));
-    });
+    boost::asio::post(
+        io_, [closed = closed_, done = std::move(done), result = std::move(result)]() mutable {
+          if (!closed->load()) done(std::move(result));
+        });
   });
 }
 
@@ -304,10 +302,9 @@ void DirectoryStore::Set(std::string path, std::string data, int64_t expected_ve
 
 void DirectoryStore::Delete(std::string path, int64_t expected_version,
                             std::function<void(Status)> done) {
-  Run<Status>([this, path = std::move(path), expected_version] {
-    return DoDelete(path, expected_version);
-  },
-              std::move(done));
+  Run<Status>(
+      [this, path = std::move(path), expected_version] { return DoDelete(path, expected_version); },
+      std::move(done));
 }
 
 void DirectoryStore::List(std::string path,

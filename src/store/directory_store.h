@@ -48,8 +48,7 @@ class DirectoryStore final : public StateStore {
            std::function<void(Result<Record>)> done) override;
   void Delete(std::string path, int64_t expected_version,
               std::function<void(Status)> done) override;
-  void List(std::string path,
-            std::function<void(Result<std::vector<std::string>>)> done) override;
+  void List(std::string path, std::function<void(Result<std::vector<std::string>>)> done) override;
   std::string Describe() const override;
 
   // The file that holds the record of `path` (tests use it to damage records).

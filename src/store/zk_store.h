@@ -1,5 +1,6 @@
-// ZkStore: the StateStore kept in ZooKeeper below a chroot (`zk://[user:password@]h1:p1,h2:p2/a/b`),
-// the production store, shared by every scheduler that may take over the framework.
+// ZkStore: the StateStore kept in ZooKeeper below a chroot
+// (`zk://[user:password@]h1:p1,h2:p2/a/b`), the production store, shared by every scheduler that
+// may take over the framework.
 //
 // Built on the ZooKeeper C client (zookeeper_mt) and its asynchronous calls. Store paths are
 // prefixed with the chroot by us rather than by the client's own chroot support, because the
@@ -14,7 +15,8 @@
 // credentials, "digest" authentication is added to every session and the nodes at and below the
 // chroot are created readable and writable by those credentials only.
 //
-// Threading: as StateStore. The C client calls back on its own threads; those callbacks only copy
+// Threading: as StateStore; destroy the store on the io_context thread (or while the io_context
+// is not running). The C client calls back on its own threads; those callbacks only copy
 // what they were given and post it to the io_context, where all of the store's state lives. That
 // state is shared (shared_ptr) with the callbacks and carries a "closed" flag, so destroying the
 // store while operations are in flight is safe: their answers are dropped.
@@ -23,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -60,18 +63,17 @@ class ZkStore final : public StateStore {
            std::function<void(Result<Record>)> done) override;
   void Delete(std::string path, int64_t expected_version,
               std::function<void(Status)> done) override;
-  void List(std::string path,
-            std::function<void(Result<std::vector<std::string>>)> done) override;
+  void List(std::string path, std::function<void(Result<std::vector<std::string>>)> done) override;
   std::string Describe() const override;
 
   // The current session's id and password (zoo_client_id), for tests that expire the session by
   // opening and closing a second handle on it; nullopt while there is no handle. Call it on the
   // io_context thread.
-  struct SessionForTesting {
+  struct SessionId {
     int64_t id = 0;
-    std::string password;
+    std::string password;  // 16 bytes
   };
-  std::optional<SessionForTesting> SessionForTesting() const;
+  std::optional<SessionId> SessionForTesting() const;
   // How many sessions this store has opened (1 + the number of expiries it recovered from).
   // Call it on the io_context thread.
   int SessionsOpenedForTesting() const;

@@ -53,8 +53,9 @@ namespace fs = std::filesystem;
 // One ZooKeeper server for the whole test binary (ctest runs each case in its own process, so in
 // practice one per case); cases keep apart by chroot.
 test::ZooKeeperServer& SharedZooKeeper() {
-  static auto* server = [] {
-    auto* s = new test::ZooKeeperServer();
+  // Destroyed at exit, which stops the server and removes its data directory.
+  static std::unique_ptr<test::ZooKeeperServer> server = [] {
+    auto s = std::make_unique<test::ZooKeeperServer>();
     auto started = s->Start();
     if (!started.ok()) {
       ADD_FAILURE() << started.error().ToString();
@@ -805,7 +806,7 @@ TEST_F(ZkStoreTest, ServerStoppedIsUnavailableAndRestartedWorksAgain) {
   ASSERT_OK(Set("/n", "after", 0));
 }
 
-TEST_F(ZkStoreTest, ServerDownLongerThanTheSessionStillRecovers) {
+TEST_F(ZkStoreTest, ServerDownLongerThanTheSessionTimeoutStillRecovers) {
   test::ZooKeeperServer zk;
   ASSERT_OK(zk.Start());
   ZkStoreOptions options;
@@ -813,18 +814,17 @@ TEST_F(ZkStoreTest, ServerDownLongerThanTheSessionStillRecovers) {
   options.operation_timeout = 2s;
   auto opened = OpenZk(zk.Url("/long-outage"), options);
   ASSERT_OK(opened);
-  auto* zk_store = opened->get();
   store_ = std::move(*opened);
   ASSERT_OK(Create("/n", "before"));
+  // The server keeps sessions across its restart (it may or may not expire this one, depending on
+  // when the client gets back); either way the same store object must serve again.
   zk.Stop();
   std::this_thread::sleep_for(5s);
   ASSERT_OK(zk.Start());
   auto after = RetryWhileUnavailable<Result<Record>>([&] { return Get("/n"); }, 40s);
   ASSERT_OK(after);
   EXPECT_EQ(after->data, "before");
-  int sessions = 0;
-  OnIo([&] { sessions = zk_store->SessionsOpenedForTesting(); });
-  EXPECT_GE(sessions, 1);
+  ASSERT_OK(Set("/n", "after", 0));
 }
 
 TEST_F(ZkStoreTest, ExpiredSessionIsReplacedTransparently) {

@@ -2,8 +2,10 @@
 
 #include <zookeeper.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "testing/ports.h"

@@ -1,0 +1,122 @@
+// Plain values for what etcd 3.4's v3 JSON gateway tells us: members, maintenance status, health,
+// alarms, key-values, snapshots. Decoded by etcd/codec.h, fetched by etcd/client.h.
+//
+// 64-bit identifiers are uint64_t: the gateway writes them as decimal strings because a JSON number
+// (a double) cannot hold them, and we never round-trip them through a double. Fields the gateway
+// omits when zero (isLearner, leader, errors, a new member's name and client URLs) decode to their
+// zero values here.
+//
+// Threading: plain value types; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace etcd_mesos::etcd {
+
+// The header every v3 response carries; fields absent from a response stay 0.
+struct ResponseHeader {
+  uint64_t cluster_id = 0;
+  uint64_t member_id = 0;  // the member that answered
+  uint64_t revision = 0;
+  uint64_t raft_term = 0;
+
+  bool operator==(const ResponseHeader&) const = default;
+};
+
+struct Member {
+  uint64_t id = 0;
+  std::string name;  // empty until the member has started and published itself
+  std::vector<std::string> peer_urls;
+  std::vector<std::string> client_urls;  // empty until the member has started
+  bool is_learner = false;
+
+  bool started() const { return !name.empty(); }
+  bool operator==(const Member&) const = default;
+};
+
+// The answer of member list, promote, remove and update: the membership after the call.
+struct MemberListResponse {
+  ResponseHeader header;
+  std::vector<Member> members;
+
+  const Member* Find(uint64_t id) const {
+    for (const auto& m : members) {
+      if (m.id == id) return &m;
+    }
+    return nullptr;
+  }
+};
+
+struct MemberAddResponse {
+  ResponseHeader header;
+  Member member;                // the one added (no name: it has not started)
+  std::vector<Member> members;  // everyone, the new one included
+};
+
+// Maintenance status, answered by the member asked (a learner answers too).
+struct StatusResponse {
+  ResponseHeader header;
+  std::string version;
+  uint64_t db_size = 0;
+  uint64_t db_size_in_use = 0;
+  uint64_t leader = 0;  // 0: this member sees no leader
+  uint64_t raft_index = 0;
+  uint64_t raft_term = 0;
+  uint64_t raft_applied_index = 0;
+  bool is_learner = false;
+  std::vector<std::string> errors;  // e.g. "etcdserver: no leader", an active alarm
+};
+
+// GET /health. etcd 3.4 says only true or false (false when an alarm is active, when the member
+// sees no leader, or when a quorum read fails); `reason` says what we know about why.
+struct HealthResponse {
+  bool healthy = false;
+  std::string reason;
+};
+
+enum class AlarmType { kNone, kNoSpace, kCorrupt };
+
+std::string_view AlarmTypeName(AlarmType type);  // "NONE", "NOSPACE", "CORRUPT", as etcd spells
+
+struct Alarm {
+  uint64_t member_id = 0;
+  AlarmType type = AlarmType::kNone;
+
+  bool operator==(const Alarm&) const = default;
+};
+
+struct AlarmResponse {
+  ResponseHeader header;
+  std::vector<Alarm> alarms;  // for a list: the active ones; for a disarm: the one cleared
+};
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  uint64_t create_revision = 0;
+  uint64_t mod_revision = 0;
+  uint64_t version = 0;
+};
+
+struct PutResponse {
+  ResponseHeader header;  // header.revision is the revision of this write
+};
+
+struct RangeResponse {
+  ResponseHeader header;
+  std::vector<KeyValue> kvs;
+  uint64_t count = 0;
+};
+
+// What a downloaded snapshot is: the database bytes written, and their SHA-256, which etcd sent
+// and we verified.
+struct SnapshotInfo {
+  uint64_t size = 0;
+  std::string sha256_hex;
+};
+
+}  // namespace etcd_mesos::etcd

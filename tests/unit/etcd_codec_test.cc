@@ -1,0 +1,524 @@
+// The etcd 3.4 JSON gateway codec against the shapes recorded on etcd 3.4.23
+// (reference/anchors.md section 8, copied verbatim), and against malformed and hostile input.
+#include <openssl/sha.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/encoding.h"
+#include "etcd/codec.h"
+#include "etcd/launch.h"
+
+namespace etcd_mesos::etcd {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+// ---- Shapes from anchors.md section 8 ---------------------------------------------------------
+
+TEST(EtcdCodec, MemberListWithAnUnstartedLearner) {
+  auto r = DecodeMemberList(
+      R"({"header":{"cluster_id":"13943504652224441641","member_id":"16110641917360169610","raft_term":"2"},
+ "members":[{"ID":"8455861066767519386","peerURLs":["http://127.0.0.1:23802"],"isLearner":true},
+            {"ID":"16110641917360169610","name":"n1","peerURLs":["http://127.0.0.1:23801"],
+             "clientURLs":["http://127.0.0.1:23791"]}]})");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->header.cluster_id, 13943504652224441641ull);
+  EXPECT_EQ(r->header.member_id, 16110641917360169610ull);
+  EXPECT_EQ(r->header.raft_term, 2u);
+  EXPECT_EQ(r->header.revision, 0u);  // omitted: zero
+  ASSERT_EQ(r->members.size(), 2u);
+  const Member& learner = r->members[0];
+  EXPECT_EQ(learner.id, 8455861066767519386ull);
+  EXPECT_EQ(learner.name, "");
+  EXPECT_FALSE(learner.started());
+  EXPECT_THAT(learner.peer_urls, ElementsAre("http://127.0.0.1:23802"));
+  EXPECT_TRUE(learner.client_urls.empty());
+  EXPECT_TRUE(learner.is_learner);
+  const Member& voter = r->members[1];
+  EXPECT_EQ(voter.id, 16110641917360169610ull);
+  EXPECT_EQ(voter.name, "n1");
+  EXPECT_TRUE(voter.started());
+  EXPECT_THAT(voter.client_urls, ElementsAre("http://127.0.0.1:23791"));
+  EXPECT_FALSE(voter.is_learner);
+  EXPECT_EQ(r->Find(8455861066767519386ull), &r->members[0]);
+  EXPECT_EQ(r->Find(1), nullptr);
+}
+
+TEST(EtcdCodec, MemberAddAsLearner) {
+  EXPECT_EQ(json::parse(EncodeMemberAdd({"http://127.0.0.1:23802"}, true)),
+            json::parse(R"({"peerURLs":["http://127.0.0.1:23802"],"isLearner":true})"));
+  EXPECT_EQ(json::parse(EncodeMemberAdd({"http://127.0.0.1:23802"}, false)),
+            json::parse(R"({"peerURLs":["http://127.0.0.1:23802"]})"));
+  auto r = DecodeMemberAdd(
+      R"({"header":{"cluster_id":"13943504652224441641","member_id":"16110641917360169610","raft_term":"2"},
+           "member":{"ID":"8455861066767519386","peerURLs":["http://127.0.0.1:23802"],"isLearner":true},
+           "members":[{"ID":"8455861066767519386","peerURLs":["http://127.0.0.1:23802"],"isLearner":true},
+            {"ID":"16110641917360169610","name":"n1","peerURLs":["http://127.0.0.1:23801"],
+             "clientURLs":["http://127.0.0.1:23791"]}]})");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->member.id, 8455861066767519386ull);
+  EXPECT_TRUE(r->member.is_learner);
+  EXPECT_EQ(r->member.name, "");
+  EXPECT_EQ(r->members.size(), 2u);
+}
+
+TEST(EtcdCodec, MemberAddWithoutTheNewMemberIsAnError) {
+  auto r = DecodeMemberAdd(R"({"header":{},"members":[]})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(r.error().message, HasSubstr("member"));
+}
+
+TEST(EtcdCodec, PromoteRemoveUpdateRequestsAndAnswers) {
+  EXPECT_EQ(EncodeMemberId(8455861066767519386ull), R"({"ID":"8455861066767519386"})");
+  EXPECT_EQ(json::parse(EncodeMemberUpdate(42, {"http://127.0.0.2:1"})),
+            json::parse(R"({"ID":"42","peerURLs":["http://127.0.0.2:1"]})"));
+  auto r = DecodeMemberList(
+      R"({"header":{"cluster_id":"1","member_id":"2"},"members":[{"ID":"8455861066767519386","name":"n2",
+           "peerURLs":["http://127.0.0.1:23802"],"clientURLs":["http://127.0.0.1:23792"]}]})");
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_EQ(r->members.size(), 1u);
+  EXPECT_EQ(r->members[0].name, "n2");
+  EXPECT_FALSE(r->members[0].is_learner);
+}
+
+TEST(EtcdCodec, StatusOfAHealthyVoter) {
+  auto r = DecodeStatus(
+      R"({"header":{"cluster_id":"13943504652224441641","member_id":"16110641917360169610","revision":"1","raft_term":"2"},
+                 "version":"3.4.23","dbSize":"20480","leader":"16110641917360169610","raftIndex":"5",
+                 "raftTerm":"2","raftAppliedIndex":"5","dbSizeInUse":"16384"})");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->header.member_id, 16110641917360169610ull);
+  EXPECT_EQ(r->header.revision, 1u);
+  EXPECT_EQ(r->version, "3.4.23");
+  EXPECT_EQ(r->db_size, 20480u);
+  EXPECT_EQ(r->db_size_in_use, 16384u);
+  EXPECT_EQ(r->leader, 16110641917360169610ull);
+  EXPECT_EQ(r->raft_index, 5u);
+  EXPECT_EQ(r->raft_term, 2u);
+  EXPECT_EQ(r->raft_applied_index, 5u);
+  EXPECT_FALSE(r->is_learner);
+  EXPECT_TRUE(r->errors.empty());
+}
+
+TEST(EtcdCodec, StatusOfALearnerWithoutQuorumAndUnderAlarm) {
+  auto learner = DecodeStatus(
+      R"({"header":{"member_id":"7"},"version":"3.4.23","leader":"9","isLearner":true})");
+  ASSERT_TRUE(learner.ok()) << learner.error();
+  EXPECT_TRUE(learner->is_learner);
+
+  auto no_quorum = DecodeStatus(
+      R"({"header":{"member_id":"7","raft_term":"3"},"version":"3.4.23","dbSize":"20480","raftIndex":"9","raftTerm":"3","errors":["etcdserver: no leader"]})");
+  ASSERT_TRUE(no_quorum.ok()) << no_quorum.error();
+  EXPECT_EQ(no_quorum->leader, 0u);
+  EXPECT_THAT(no_quorum->errors, ElementsAre("etcdserver: no leader"));
+
+  auto alarm = DecodeStatus(
+      R"({"header":{},"version":"3.4.23","leader":"1","errors":["memberID:16110641917360169610 alarm:NOSPACE "]})");
+  ASSERT_TRUE(alarm.ok()) << alarm.error();
+  EXPECT_THAT(alarm->errors, ElementsAre(HasSubstr("alarm:NOSPACE")));
+}
+
+TEST(EtcdCodec, Health) {
+  auto ok = DecodeHealth(200, R"({"health":"true"})");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_TRUE(ok->healthy);
+  auto bad = DecodeHealth(503, R"({"health":"false"})");
+  ASSERT_TRUE(bad.ok()) << bad.error();
+  EXPECT_FALSE(bad->healthy);
+  EXPECT_THAT(bad->reason, HasSubstr("no leader"));
+  auto with_reason = DecodeHealth(503, R"({"health":"false","reason":"RAFT NO LEADER"})");
+  ASSERT_TRUE(with_reason.ok());
+  EXPECT_EQ(with_reason->reason, "RAFT NO LEADER");
+  // A 503 that is not a health document: a server not ready yet.
+  auto starting = DecodeHealth(503, "Service Unavailable");
+  ASSERT_FALSE(starting.ok());
+  EXPECT_EQ(starting.error().code, ErrorCode::kUnavailable);
+  auto not_etcd = DecodeHealth(404, "404 page not found");
+  ASSERT_FALSE(not_etcd.ok());
+  EXPECT_EQ(not_etcd.error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(DecodeHealth(200, R"({"health":"maybe"})").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeHealth(200, R"({})").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeHealth(503, R"({"health":"true"})").error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(EtcdCodec, Alarms) {
+  EXPECT_EQ(EncodeAlarmList(), R"({"action":"GET"})");
+  EXPECT_EQ(json::parse(EncodeAlarmDisarm(16110641917360169610ull, AlarmType::kNoSpace)),
+            json::parse(
+                R"({"action":"DEACTIVATE","memberID":"16110641917360169610","alarm":"NOSPACE"})"));
+  auto none = DecodeAlarms("{}");
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_TRUE(none->alarms.empty());
+  auto some = DecodeAlarms(
+      R"({"alarms":[{"memberID":"16110641917360169610","alarm":"NOSPACE"},{"memberID":"3","alarm":"CORRUPT"}]})");
+  ASSERT_TRUE(some.ok()) << some.error();
+  EXPECT_THAT(some->alarms, ElementsAre(Alarm{16110641917360169610ull, AlarmType::kNoSpace},
+                                        Alarm{3, AlarmType::kCorrupt}));
+  EXPECT_EQ(DecodeAlarms(R"({"alarms":[{"memberID":"3","alarm":"FIRE"}]})").error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeAlarms(R"({"alarms":["NOSPACE"]})").error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(EtcdCodec, PutAndRange) {
+  EXPECT_EQ(json::parse(EncodePut("foo", "bar")), json::parse(R"({"key":"Zm9v","value":"YmFy"})"));
+  EXPECT_EQ(json::parse(EncodeRange("foo", true)),
+            json::parse(R"({"key":"Zm9v","serializable":true})"));
+  EXPECT_EQ(json::parse(EncodeRange("foo", false)), json::parse(R"({"key":"Zm9v"})"));
+  auto put =
+      DecodePut(R"({"header":{"cluster_id":"1","member_id":"2","revision":"7","raft_term":"2"}})");
+  ASSERT_TRUE(put.ok()) << put.error();
+  EXPECT_EQ(put->header.revision, 7u);
+  auto range = DecodeRange(
+      R"({"header":{"revision":"7"},"kvs":[{"key":"Zm9v","create_revision":"2","mod_revision":"7","version":"3","value":"YmFy"}],"count":"1"})");
+  ASSERT_TRUE(range.ok()) << range.error();
+  ASSERT_EQ(range->kvs.size(), 1u);
+  EXPECT_EQ(range->kvs[0].key, "foo");
+  EXPECT_EQ(range->kvs[0].value, "bar");
+  EXPECT_EQ(range->kvs[0].create_revision, 2u);
+  EXPECT_EQ(range->kvs[0].mod_revision, 7u);
+  EXPECT_EQ(range->kvs[0].version, 3u);
+  EXPECT_EQ(range->count, 1u);
+  auto empty = DecodeRange(R"({"header":{"revision":"7"}})");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->kvs.empty());
+  EXPECT_EQ(DecodeRange(R"({"kvs":[{"key":"!!!"}]})").error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(EtcdCodec, DefragmentAnswersEmptyObjectOrHeader) {
+  EXPECT_TRUE(DecodeHeaderOnly("{}").ok());
+  auto h = DecodeHeaderOnly(R"({"header":{"member_id":"5"}})");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->member_id, 5u);
+}
+
+// ---- Errors: the catalogue of anchors.md section 8 -------------------------------------------
+
+struct ErrorCase {
+  unsigned http;
+  const char* body;
+  ErrorCode code;
+  const char* text;
+};
+
+TEST(EtcdCodec, ErrorCatalogueIsClassified) {
+  const ErrorCase cases[] = {
+      {412,
+       R"({"error":"etcdserver: too many learner members in cluster","message":"etcdserver: too many learner members in cluster","code":9})",
+       ErrorCode::kRefused, "too many learner members in cluster"},
+      {412,
+       R"({"error":"etcdserver: can only promote a learner member which is in sync with leader","message":"etcdserver: can only promote a learner member which is in sync with leader","code":9})",
+       ErrorCode::kRefused, "in sync with leader"},
+      {412, R"({"error":"etcdserver: can only promote a learner member","code":9})",
+       ErrorCode::kRefused, "can only promote a learner member"},
+      {404,
+       R"({"error":"etcdserver: member not found","message":"etcdserver: member not found","code":5})",
+       ErrorCode::kNotFound, "member not found"},
+      {503,
+       R"({"error":"etcdserver: rpc not supported for learner","message":"etcdserver: rpc not supported for learner","code":14})",
+       ErrorCode::kUnavailable, "rpc not supported for learner"},
+      {503,
+       R"({"error":"etcdserver: unhealthy cluster","message":"etcdserver: unhealthy cluster","code":14})",
+       ErrorCode::kUnavailable, "unhealthy cluster"},
+      {503, R"({"error":"etcdserver: no leader","code":14})", ErrorCode::kUnavailable, "no leader"},
+      {429,
+       R"({"error":"etcdserver: mvcc: database space exceeded","message":"etcdserver: mvcc: database space exceeded","code":8})",
+       ErrorCode::kRefused, "database space exceeded"},
+      // Without a gRPC code, the HTTP status decides.
+      {503, "upstream down", ErrorCode::kUnavailable, "upstream down"},
+      {412, "", ErrorCode::kRefused, "empty body"},
+      {404, "404 page not found\n", ErrorCode::kNotFound, "404 page not found"},
+      {400, R"({"error":"bad"})", ErrorCode::kInvalidArgument, "bad"},
+      {500, R"({"error":"boom","code":2})", ErrorCode::kUnavailable, "boom"},
+      {302, "", ErrorCode::kInvalidArgument, "HTTP 302"},
+      // The form a streaming call uses mid-stream.
+      {200,
+       R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}})",
+       ErrorCode::kUnavailable, "no leader"},
+  };
+  for (const auto& c : cases) {
+    Error e = DecodeError(c.http, c.body);
+    EXPECT_EQ(e.code, c.code) << c.http << " " << c.body << " -> " << e;
+    EXPECT_THAT(e.message, HasSubstr(c.text)) << e;
+  }
+}
+
+TEST(EtcdCodec, DecodeResponseRoutesNon200ToErrors) {
+  auto r =
+      DecodeResponse(412, R"({"error":"etcdserver: too many learner members in cluster","code":9})",
+                     DecodeMemberList);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kRefused);
+  EXPECT_TRUE(DecodeResponse(200, R"({"members":[]})", DecodeMemberList).ok());
+}
+
+// ---- Hostile input ---------------------------------------------------------------------------
+
+TEST(EtcdCodec, MalformedInputIsInvalidArgumentNeverACrash) {
+  const char* bad_member_lists[] = {
+      "",
+      "not json",
+      "[]",
+      "null",
+      "\"members\"",
+      R"({"members":{}})",
+      R"({"members":[1]})",
+      R"({"members":[{}]})",          // no ID
+      R"({"members":[{"ID":"0"}]})",  // ID 0 is nobody
+      R"({"members":[{"ID":"-1"}]})",
+      R"({"members":[{"ID":"18446744073709551616"}]})",  // 2^64
+      R"({"members":[{"ID":"99999999999999999999999999"}]})",
+      R"({"members":[{"ID":1e30}]})",
+      R"({"members":[{"ID":1.5}]})",
+      R"({"members":[{"ID":-3}]})",
+      R"({"members":[{"ID":" 12"}]})",
+      R"({"members":[{"ID":"12abc"}]})",
+      R"({"members":[{"ID":"+12"}]})",
+      R"({"members":[{"ID":""}]})",
+      R"({"members":[{"ID":true}]})",
+      R"({"members":[{"ID":"1","name":7}]})",
+      R"({"members":[{"ID":"1","peerURLs":"http://x"}]})",
+      R"({"members":[{"ID":"1","peerURLs":[1]}]})",
+      R"({"members":[{"ID":"1","isLearner":"true"}]})",
+      R"({"header":[],"members":[]})",
+      R"({"header":{"cluster_id":{}}})",
+      R"({"members":[{"ID":"1"}])",  // truncated
+  };
+  for (const char* text : bad_member_lists) {
+    auto r = DecodeMemberList(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << text << " -> " << r.error();
+  }
+  const char* bad_statuses[] = {
+      R"({})",  // no version: not a status
+      R"({"version":3})",
+      R"({"version":"3.4.23","dbSize":-1})",
+      R"({"version":"3.4.23","leader":"x"})",
+      R"({"version":"3.4.23","errors":"etcdserver: no leader"})",
+      R"({"version":"3.4.23","errors":[null]})",
+      R"({"version":"3.4.23","raftIndex":1e400})",
+  };
+  for (const char* text : bad_statuses) {
+    auto r = DecodeStatus(text);
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << text << " -> " << r.error();
+  }
+  // Bare numbers are accepted for IDs (etcd accepts both), nulls are absent fields.
+  auto numeric = DecodeMemberList(R"({"members":[{"ID":12,"name":null,"isLearner":null}]})");
+  ASSERT_TRUE(numeric.ok()) << numeric.error();
+  EXPECT_EQ(numeric->members[0].id, 12u);
+  auto max = DecodeMemberList(R"({"members":[{"ID":"18446744073709551615"}]})");
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(max->members[0].id, 18446744073709551615ull);
+}
+
+TEST(EtcdCodec, ErrorMessagesNameTheFieldAndStayShort) {
+  auto r = DecodeStatus(R"({"version":"3.4.23","dbSize":")" + std::string(100000, '9') + R"("})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message, HasSubstr("dbSize"));
+  EXPECT_LT(r.error().message.size(), 400u);
+  Error e = DecodeError(503, std::string(100000, 'x'));
+  EXPECT_LT(e.message.size(), 400u);
+}
+
+TEST(EtcdCodec, DeeplyNestedJsonDoesNotCrash) {
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_FALSE(DecodeStatus(deep).ok());
+  EXPECT_FALSE(DecodeMemberList(R"({"members":)" + deep + "}").ok());
+  Error e = DecodeError(503, deep);
+  EXPECT_EQ(e.code, ErrorCode::kUnavailable);
+}
+
+// ---- Snapshot stream -------------------------------------------------------------------------
+
+std::string Sha256(std::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+std::string Message(std::string_view blob, uint64_t remaining) {
+  json result = {{"blob", Base64Encode(blob)}};
+  if (remaining != 0) result["remaining_bytes"] = std::to_string(remaining);
+  return json{{"result", result}}.dump() + "\n";
+}
+
+// The stream etcd sends for `db`: chunks of `chunk` bytes, then the SHA-256 message.
+std::string Stream(const std::string& db, size_t chunk) {
+  std::string out;
+  for (size_t at = 0; at < db.size(); at += chunk) {
+    size_t n = std::min(chunk, db.size() - at);
+    out += Message(db.substr(at, n), db.size() - at - n);
+  }
+  return out + Message(Sha256(db), 0);
+}
+
+std::string TestDatabase(size_t size) {
+  std::string db(size, '\0');
+  for (size_t i = 0; i < size; ++i) db[i] = static_cast<char>((i * 7919) >> 3);
+  return db;
+}
+
+struct Decoded {
+  Result<SnapshotInfo> info = Error{};
+  std::string bytes;
+};
+
+// Feeds `stream` in pieces of `piece` bytes (0: all at once).
+Decoded DecodeStream(std::string_view stream, size_t piece = 0) {
+  Decoded out;
+  SnapshotStreamDecoder decoder([&](std::string_view b) {
+    out.bytes.append(b);
+    return OkStatus();
+  });
+  if (piece == 0) piece = stream.size() + 1;
+  for (size_t at = 0; at < stream.size(); at += piece) {
+    if (auto fed = decoder.Feed(stream.substr(at, piece)); !fed.ok()) {
+      out.info = fed.error();
+      return out;
+    }
+  }
+  out.info = decoder.Finish();
+  return out;
+}
+
+TEST(EtcdSnapshotStream, DecodesAndVerifiesWhateverThePieceSizes) {
+  std::string db = TestDatabase(100000);
+  std::string stream = Stream(db, 32768);
+  for (size_t piece : {0, 1, 7, 4096, 44000, 50000}) {
+    auto d = DecodeStream(stream, piece);
+    ASSERT_TRUE(d.info.ok()) << "piece " << piece << ": " << d.info.error();
+    EXPECT_EQ(d.bytes, db);
+    EXPECT_EQ(d.info->size, db.size());
+    EXPECT_EQ(d.info->sha256_hex, HexEncode(Sha256(db)));
+  }
+}
+
+TEST(EtcdSnapshotStream, OneChunkDatabaseAndCrLfAndMissingLastNewline) {
+  std::string db = TestDatabase(1000);
+  std::string stream = Stream(db, 32768);
+  ASSERT_TRUE(DecodeStream(stream).info.ok());
+  std::string no_final_newline = stream.substr(0, stream.size() - 1);
+  auto d = DecodeStream(no_final_newline);
+  ASSERT_TRUE(d.info.ok()) << d.info.error();
+  std::string crlf;
+  for (char c : stream) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  ASSERT_TRUE(DecodeStream(crlf).info.ok());
+}
+
+void ExpectDataLoss(const std::string& stream, std::string_view text) {
+  auto d = DecodeStream(stream);
+  ASSERT_FALSE(d.info.ok()) << "accepted a bad stream, expected: " << text;
+  EXPECT_EQ(d.info.error().code, ErrorCode::kDataLoss) << d.info.error();
+  EXPECT_THAT(d.info.error().message, HasSubstr(text));
+}
+
+TEST(EtcdSnapshotStream, CorruptionAndTruncationAreDataLoss) {
+  std::string db = TestDatabase(100000);
+  std::string good = Stream(db, 32768);
+
+  std::string flipped = db;
+  flipped[5000] ^= 1;
+  std::string wrong_sum = Stream(flipped, 32768);
+  // Keep the original checksum with the altered data.
+  wrong_sum = wrong_sum.substr(0, wrong_sum.rfind("{\"result\"")) + Message(Sha256(db), 0);
+  ExpectDataLoss(wrong_sum, "checksum mismatch");
+
+  std::string short_sum = good.substr(0, good.rfind("{\"result\"")) + Message("0123456789", 0);
+  ExpectDataLoss(short_sum, "has 10 bytes");
+
+  ExpectDataLoss(good.substr(0, good.rfind("{\"result\"")), "without the SHA-256");
+
+  // Only the first two chunks: remaining_bytes never reached 0.
+  size_t second = good.find('\n', good.find('\n') + 1);
+  ExpectDataLoss(good.substr(0, second + 1), "still to come");
+
+  // Cut inside a line.
+  ExpectDataLoss(good.substr(0, good.size() / 2), "ended inside a message");
+
+  ExpectDataLoss("", "before any data");
+
+  // A chunk lost in the middle: remaining_bytes jumps.
+  size_t first = good.find('\n');
+  ExpectDataLoss(good.substr(0, first + 1) + good.substr(second + 1), "took remaining_bytes");
+
+  ExpectDataLoss(good + Message("extra", 0), "after the checksum");
+  ExpectDataLoss("this is not json\n", "malformed message");
+  ExpectDataLoss(R"({"nothing":1})"
+                 "\n",
+                 "without a result");
+  ExpectDataLoss(R"({"result":{"blob":"***"}})"
+                 "\n",
+                 "blob");
+  ExpectDataLoss(R"({"result":{"blob":5}})"
+                 "\n",
+                 "blob");
+  ExpectDataLoss(R"({"result":{"blob":"","remaining_bytes":"10"}})"
+                 "\n",
+                 "empty database chunk");
+  ExpectDataLoss(R"({"result":{"blob":"QUJD","remaining_bytes":"x"}})"
+                 "\n",
+                 "remaining_bytes");
+}
+
+TEST(EtcdSnapshotStream, ErrorLineIsEtcdsError) {
+  auto d =
+      DecodeStream(Message("abc", 10) +
+                   R"({"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}})"
+                   "\n");
+  ASSERT_FALSE(d.info.ok());
+  EXPECT_EQ(d.info.error().code, ErrorCode::kUnavailable);
+  EXPECT_THAT(d.info.error().message, HasSubstr("no leader"));
+}
+
+TEST(EtcdSnapshotStream, LongLinesAreRefusedAndSinkErrorsStop) {
+  SnapshotStreamDecoder small([](std::string_view) { return OkStatus(); }, 100);
+  auto fed = small.Feed(std::string(101, 'x'));
+  ASSERT_FALSE(fed.ok());
+  EXPECT_EQ(fed.error().code, ErrorCode::kDataLoss);
+  EXPECT_FALSE(small.Feed("{}\n").ok());  // stays failed
+
+  SnapshotStreamDecoder failing(
+      [](std::string_view) { return Status(MakeError(ErrorCode::kInternal, "disk full")); });
+  auto r = failing.Feed(Message("abc", 0));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message, HasSubstr("disk full"));
+  EXPECT_FALSE(failing.Finish().ok());
+}
+
+// ---- Command line ------------------------------------------------------------------------------
+
+TEST(EtcdLaunch, CommandLineForNewAndJoiningMembers) {
+  MemberConfig c;
+  c.name = "n2";
+  c.ip = "127.0.0.3";
+  c.client_port = 2379;
+  c.peer_port = 2380;
+  c.data_dir = "/tmp/d";
+  c.initial_cluster = "n1=http://127.0.0.2:2380,n2=http://127.0.0.3:2380";
+  c.new_cluster = false;
+  auto argv = MemberCommandLine(c);
+  EXPECT_EQ(argv[0], "etcd");
+  EXPECT_THAT(argv,
+              ::testing::IsSupersetOf(
+                  {"--name=n2", "--data-dir=/tmp/d", "--listen-client-urls=http://127.0.0.3:2379",
+                   "--advertise-client-urls=http://127.0.0.3:2379",
+                   "--listen-peer-urls=http://127.0.0.3:2380",
+                   "--initial-advertise-peer-urls=http://127.0.0.3:2380",
+                   "--initial-cluster=n1=http://127.0.0.2:2380,n2=http://127.0.0.3:2380",
+                   "--initial-cluster-state=existing", "--enable-v2=true"}));
+  c.new_cluster = true;
+  c.initial_cluster.clear();
+  c.enable_v2 = false;
+  argv = MemberCommandLine(c);
+  EXPECT_THAT(argv, ::testing::Contains("--initial-cluster=n2=http://127.0.0.3:2380"));
+  EXPECT_THAT(argv, ::testing::Contains("--initial-cluster-state=new"));
+  EXPECT_THAT(argv, ::testing::Not(::testing::Contains("--enable-v2=true")));
+}
+
+}  // namespace
+}  // namespace etcd_mesos::etcd

@@ -1,4 +1,6 @@
 // Client side of net/http.h.
+#include <limits>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -139,7 +141,9 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
  public:
   StreamOp(asio::io_context& io, HttpRequest request, Callbacks callbacks)
       : resolver_(io), stream_(io), request_(std::move(request)), cb_(std::move(callbacks)) {
-    parser_.body_limit(boost::none);  // the body of an event stream never ends
+    // The body of an event stream never ends. (Not boost::none: Boost 1.74 compares a known
+    // Content-Length against an empty limit as if it were exceeded.)
+    parser_.body_limit(std::numeric_limits<uint64_t>::max());
     parser_.header_limit(64 << 10);
   }
 

@@ -1,0 +1,144 @@
+// Master: the master of etcd-mesos-local. It serves the v1 scheduler API
+// (`/api/v1/scheduler`, `/master/api/v1/scheduler`) with the status codes, stream-id rules and
+// events of real Mesos 1.11; allocates each agent's free resources as offers every allocation
+// interval, honouring decline filters, SUPPRESS and REVIVE; validates and forwards launches, kills
+// and acknowledgements to agents; forwards status updates; answers reconciliation; keeps tasks of
+// a disconnected framework for its failover timeout; marks agents that fall silent unreachable
+// (TASK_UNREACHABLE for PARTITION_AWARE frameworks, TASK_LOST otherwise); and renders
+// `/master/state` with the field shapes tools read. Faults are injected elsewhere (LocalCluster);
+// the master only sees their consequences, as a real one would.
+//
+// Threading: runs on the cluster's io_context thread; not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "local/links.h"
+#include "local/resources.h"
+#include "mesos/codec.h"
+#include "mesos/v1.h"
+#include "net/http.h"
+
+namespace etcd_mesos::local {
+
+struct MasterOptions {
+  std::string ip = "127.0.0.1";
+  uint16_t port = 5050;
+  std::string hostname;  // defaults to ip
+  std::chrono::milliseconds heartbeat_interval{15'000};
+  std::chrono::milliseconds allocation_interval{1'000};
+  // An agent silent for this long is unreachable (real Mesos: 15 s pings x 5 = 75 s).
+  std::chrono::milliseconds agent_unreachable_timeout{75'000};
+  // principal -> secret; when non-empty, HTTP Basic framework authentication is required.
+  std::map<std::string, std::string> credentials;
+};
+
+class Master : public MasterApi {
+ public:
+  Master(boost::asio::io_context& io, MasterOptions options);
+  ~Master() override;
+
+  // Binds the HTTP server. `extra` handles paths the master does not own (fault injection,
+  // agent endpoints sharing the port); it may be empty.
+  Result<HostPort> Start(
+      std::function<bool(const net::ServerRequest&, std::shared_ptr<net::Responder>&)> extra =
+          nullptr);
+  void Stop();
+
+  // Agents join through a Link; the master addresses them by id.
+  struct AgentHandle {
+    mesos::AgentInfo info;  // id, hostname, port, resources
+    std::string pid;        // "slave(N)@ip:port"
+    Link* link = nullptr;
+    std::function<std::string(const std::string& framework_id, const std::string& executor_id)>
+        sandbox_of;
+  };
+  void AddAgent(AgentHandle agent);
+  // The agent's id is gone for good (host replaced): as if its work dir was wiped.
+  void RemoveAgent(const std::string& agent_id);
+
+  const std::string& id() const { return id_; }
+  std::string pid() const;
+  HostPort address() const { return address_; }
+  nlohmann::json StateJson() const;
+  mesos::MasterInfo info() const;
+
+  // MasterApi
+  void StatusUpdate(const mesos::AgentID& agent_id, const mesos::FrameworkID& framework_id,
+                    const mesos::TaskStatus& status, mesos::TaskState latest_state) override;
+  void ExecutorExited(const mesos::AgentID& agent_id, const mesos::FrameworkID& framework_id,
+                      const mesos::ExecutorID& executor_id, int wait_status) override;
+  void ExecutorMessage(const mesos::AgentID& agent_id, const mesos::FrameworkID& framework_id,
+                       const mesos::ExecutorID& executor_id, const std::string& data) override;
+  void AgentPing(const mesos::AgentID& agent_id) override;
+  void ReregisterAgent(const mesos::AgentInfo& agent,
+                       const std::vector<mesos::FrameworkInfo>& frameworks,
+                       const std::vector<mesos::Task>& tasks,
+                       const std::vector<mesos::ExecutorInfo>& executors) override;
+
+ private:
+  struct Framework;
+  struct AgentState;
+  struct TaskRecord;
+
+  void Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
+  void HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
+  void Subscribe(const mesos::scheduler::Call& call, mesos_codec::ContentType stream_type,
+                 std::shared_ptr<net::Responder> responder);
+  net::HttpResponse Dispatch(Framework& framework, const mesos::scheduler::Call& call);
+  void Accept(Framework& framework, const mesos::scheduler::Call::Accept& accept);
+  void Decline(Framework& framework, const google::protobuf::RepeatedPtrField<mesos::OfferID>& ids,
+               const mesos::Filters* filters);
+  void Kill(Framework& framework, const mesos::scheduler::Call::Kill& kill);
+  net::HttpResponse Acknowledge(Framework& framework,
+                                const mesos::scheduler::Call::Acknowledge& ack);
+  void Reconcile(Framework& framework, const mesos::scheduler::Call::Reconcile& reconcile);
+
+  void Send(Framework& framework, const mesos::scheduler::Event& event);
+  void SendUpdate(Framework& framework, const mesos::TaskStatus& status);
+  mesos::TaskStatus MasterStatus(const std::string& task_id, const std::string& agent_id,
+                                 mesos::TaskState state, mesos::TaskStatus::Reason reason,
+                                 const std::string& message) const;
+  void Disconnected(const std::string& framework_id, const std::string& stream_id);
+  void RemoveFramework(const std::string& framework_id, const std::string& why);
+  void RescindOffers(Framework& framework, const std::function<bool(const mesos::Offer&)>& which,
+                     bool notify);
+  void Allocate();
+  void CheckAgents();
+  void MarkUnreachable(AgentState& agent);
+  ResourceBag Used(const std::string& agent_id) const;
+  ResourceBag Offered(const std::string& agent_id) const;
+  void ScheduleHeartbeat(const std::string& framework_id);
+  double Now() const;
+
+  boost::asio::io_context& io_;
+  MasterOptions options_;
+  std::string id_;
+  HostPort address_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::function<bool(const net::ServerRequest&, std::shared_ptr<net::Responder>&)> extra_;
+  std::map<std::string, std::unique_ptr<Framework>> frameworks_;
+  std::vector<nlohmann::json> completed_frameworks_;
+  std::set<std::string> removed_frameworks_;
+  std::map<std::string, std::unique_ptr<AgentState>> agents_;
+  uint64_t next_framework_ = 0;
+  uint64_t next_offer_ = 0;
+  boost::asio::steady_timer allocation_timer_;
+  boost::asio::steady_timer agent_check_timer_;
+  double start_time_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace etcd_mesos::local

@@ -1,0 +1,611 @@
+// The local master against our real scheduler client and raw HTTP, with recording agents behind
+// real Links: the scheduler API's status codes and stream rules, offers and filters, launch
+// validation, status update forwarding, reconciliation, failover and unreachable agents.
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/encoding.h"
+#include "local/master.h"
+#include "mesos/codec.h"
+#include "mesos/json_codec.h"
+#include "mesos/scheduler_client.h"
+
+namespace etcd_mesos::local {
+namespace {
+
+using mesos::scheduler::Call;
+using mesos::scheduler::Event;
+
+// Records what the master asks of it; pings the master while "alive".
+class RecordingAgent : public AgentApi {
+ public:
+  RecordingAgent(boost::asio::io_context& io, int n) : link(io), timer(io) {
+    info.mutable_id()->set_value("S" + std::to_string(n));
+    info.set_hostname("127.0.0." + std::to_string(n + 1));
+    info.set_port(5051);
+    for (const auto& [name, value] : {std::pair{"cpus", 4.0}, {"mem", 4096.0}, {"disk", 4096.0}}) {
+      auto* r = info.add_resources();
+      r->set_name(name);
+      r->set_type(mesos::Value::SCALAR);
+      r->mutable_scalar()->set_value(value);
+    }
+    auto* ports = info.add_resources();
+    ports->set_name("ports");
+    ports->set_type(mesos::Value::RANGES);
+    auto* range = ports->mutable_ranges()->add_range();
+    range->set_begin(31000);
+    range->set_end(31999);
+  }
+
+  void Join(Master& master) {
+    link.Connect(this, &master);
+    master.AddAgent({info, "slave(1)@" + info.hostname() + ":5051", &link, nullptr});
+    Ping();
+  }
+  void Ping() {
+    if (pinging) link.ToMaster([id = info.id()](MasterApi& m) { m.AgentPing(id); });
+    timer.expires_after(std::chrono::milliseconds(50));
+    timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec) Ping();
+    });
+  }
+  void Update(const mesos::FrameworkID& fid, const std::string& task_id, mesos::TaskState state) {
+    mesos::TaskStatus status;
+    status.mutable_task_id()->set_value(task_id);
+    status.set_state(state);
+    status.set_source(mesos::TaskStatus::SOURCE_EXECUTOR);
+    status.set_uuid(NewUuidBytes());
+    link.ToMaster([id = info.id(), fid, status](MasterApi& m) {
+      m.StatusUpdate(id, fid, status, status.state());
+    });
+  }
+
+  void RunTask(const mesos::FrameworkInfo& fw, const mesos::TaskInfo& task) override {
+    launched.push_back(task);
+    framework_id = fw.id();
+  }
+  void KillTask(const mesos::FrameworkID&, const mesos::TaskID& t,
+                const std::optional<mesos::KillPolicy>&) override {
+    killed.push_back(t.value());
+  }
+  void ShutdownExecutor(const mesos::FrameworkID&, const mesos::ExecutorID&) override {}
+  void ShutdownFramework(const mesos::FrameworkID& f) override { shutdown.push_back(f.value()); }
+  void UpdateFramework(const mesos::FrameworkInfo&) override { ++framework_updates; }
+  void AcknowledgeUpdate(const mesos::FrameworkID&, const mesos::TaskID&,
+                         const std::string& uuid) override {
+    acks.push_back(uuid);
+  }
+  void FrameworkMessage(const mesos::FrameworkID&, const mesos::ExecutorID&,
+                        const std::string& data) override {
+    messages.push_back(data);
+  }
+  void RequestReregistration() override {
+    ++reregistration_requests;
+    std::vector<mesos::Task> tasks;
+    for (const auto& t : launched) {
+      mesos::Task task;
+      task.set_name(t.name());
+      *task.mutable_task_id() = t.task_id();
+      *task.mutable_framework_id() = framework_id;
+      *task.mutable_agent_id() = info.id();
+      task.set_state(mesos::TASK_RUNNING);
+      tasks.push_back(task);
+    }
+    link.ToMaster([info = info, tasks](MasterApi& m) { m.ReregisterAgent(info, {}, tasks, {}); });
+  }
+
+  mesos::AgentInfo info;
+  Link link;
+  boost::asio::steady_timer timer;
+  bool pinging = true;
+  mesos::FrameworkID framework_id;
+  std::vector<mesos::TaskInfo> launched;
+  std::vector<std::string> killed, shutdown, acks, messages;
+  int framework_updates = 0;
+  int reregistration_requests = 0;
+};
+
+class MasterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MasterOptions options;
+    options.port = 0;
+    options.allocation_interval = std::chrono::milliseconds(50);
+    options.heartbeat_interval = std::chrono::milliseconds(200);
+    options.agent_unreachable_timeout = std::chrono::milliseconds(600);
+    options.credentials = credentials_;
+    master_ = std::make_unique<Master>(io_, options);
+    auto bound = master_->Start();
+    ASSERT_TRUE(bound.ok()) << bound.error();
+    for (int i = 1; i <= 3; ++i) {
+      agents_.push_back(std::make_unique<RecordingAgent>(io_, i));
+      agents_.back()->Join(*master_);
+    }
+  }
+
+  void RunUntil(const std::function<bool()>& done, int seconds = 10) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(done()) << "timed out";
+  }
+
+  mesos::FrameworkInfo Framework(bool partition_aware = true, double failover = 3600) {
+    mesos::FrameworkInfo info;
+    info.set_user("root");
+    info.set_name("etcd-test");
+    info.set_failover_timeout(failover);
+    info.set_checkpoint(true);
+    info.add_roles("etcd");
+    info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::MULTI_ROLE);
+    if (partition_aware) {
+      info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::PARTITION_AWARE);
+    }
+    return info;
+  }
+
+  void Connect(mesos::FrameworkInfo info = {}, bool json = true) {
+    if (!info.has_user()) info = Framework();
+    mesos_client::SchedulerClient::Options options;
+    options.content_type =
+        json ? mesos_codec::ContentType::kJson : mesos_codec::ContentType::kProtobuf;
+    options.backoff_min = std::chrono::milliseconds(20);
+    options.backoff_max = std::chrono::milliseconds(100);
+    client_ = std::make_unique<mesos_client::SchedulerClient>(
+        io_, options,
+        mesos_client::SchedulerClient::Callbacks{nullptr,
+                                                 [this](const Event& e) {
+                                                   if (e.type() == Event::OFFERS) {
+                                                     for (const auto& o : e.offers().offers())
+                                                       offers_.push_back(o);
+                                                   } else if (e.type() == Event::UPDATE) {
+                                                     updates_.push_back(e.update().status());
+                                                   } else {
+                                                     others_.push_back(e);
+                                                   }
+                                                 },
+                                                 nullptr});
+    client_->Start(master_->address(), info);
+    RunUntil([&] { return client_->subscribed(); });
+  }
+
+  Status SendCall(Call call) {
+    std::optional<Status> result;
+    client_->Send(std::move(call), [&](Status s) { result = s; });
+    RunUntil([&] { return result.has_value(); });
+    return *result;
+  }
+
+  net::HttpResponse Post(const std::string& body, net::Headers headers) {
+    net::HttpRequest req;
+    req.method = net::Verb::post;
+    req.endpoint = master_->address();
+    req.target = "/api/v1/scheduler";
+    req.headers = std::move(headers);
+    req.body = body;
+    req.timeout = std::chrono::milliseconds(2000);
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+    RunUntil([&] { return got.has_value(); });
+    EXPECT_TRUE(got->ok());
+    return got->ok() ? **got : net::HttpResponse{};
+  }
+
+  mesos::TaskInfo Task(const mesos::Offer& offer, const std::string& id, double cpus = 1) {
+    mesos::TaskInfo task;
+    task.set_name(id);
+    task.mutable_task_id()->set_value(id);
+    *task.mutable_agent_id() = offer.agent_id();
+    task.mutable_command()->set_value("sleep 1000");
+    auto* r = task.add_resources();
+    r->set_name("cpus");
+    r->set_type(mesos::Value::SCALAR);
+    r->mutable_scalar()->set_value(cpus);
+    return task;
+  }
+
+  Call Launch(const mesos::Offer& offer, std::vector<mesos::TaskInfo> tasks) {
+    Call call;
+    call.set_type(Call::ACCEPT);
+    *call.mutable_accept()->add_offer_ids() = offer.id();
+    auto* op = call.mutable_accept()->add_operations();
+    op->set_type(mesos::Offer::Operation::LAUNCH);
+    for (auto& t : tasks) *op->mutable_launch()->add_task_infos() = t;
+    return call;
+  }
+
+  std::map<std::string, std::string> credentials_;
+  boost::asio::io_context io_;
+  std::unique_ptr<Master> master_;
+  std::vector<std::unique_ptr<RecordingAgent>> agents_;
+  std::unique_ptr<mesos_client::SchedulerClient> client_;
+  std::vector<mesos::Offer> offers_;
+  std::vector<mesos::TaskStatus> updates_;
+  std::vector<Event> others_;
+};
+
+TEST_F(MasterTest, OffersFromEveryAgentWithRoleAndSlavePath) {
+  Connect();
+  RunUntil([&] { return offers_.size() >= 3; });
+  std::set<std::string> agents;
+  for (const auto& o : offers_) {
+    agents.insert(o.agent_id().value());
+    EXPECT_EQ(o.allocation_info().role(), "etcd");
+    EXPECT_EQ(o.url().path(), "/slave(1)");
+    EXPECT_TRUE(o.id().value().starts_with(master_->id() + "-O"));
+  }
+  EXPECT_EQ(agents.size(), 3u);
+}
+
+TEST_F(MasterTest, LaunchReachesTheAgentAndUpdatesFlowBackAndAcksReachTheAgent) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "t1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  ASSERT_NE(agent, nullptr);
+  RunUntil([&] { return !agent->launched.empty(); });
+  EXPECT_EQ(agent->launched[0].task_id().value(), "t1");
+
+  agent->Update(agent->framework_id, "t1", mesos::TASK_RUNNING);
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_RUNNING);
+  EXPECT_EQ(updates_[0].agent_id().value(), offer.agent_id().value());
+  ASSERT_TRUE(updates_[0].has_uuid());
+
+  Call ack;
+  ack.set_type(Call::ACKNOWLEDGE);
+  *ack.mutable_acknowledge()->mutable_agent_id() = updates_[0].agent_id();
+  *ack.mutable_acknowledge()->mutable_task_id() = updates_[0].task_id();
+  ack.mutable_acknowledge()->set_uuid(updates_[0].uuid());
+  ASSERT_TRUE(SendCall(ack).ok());
+  RunUntil([&] { return !agent->acks.empty(); });
+  EXPECT_EQ(agent->acks[0], updates_[0].uuid());
+
+  auto state = master_->StateJson();
+  auto task = state["frameworks"][0]["tasks"][0];
+  EXPECT_EQ(task["state"], "TASK_RUNNING");
+  EXPECT_EQ(task["name"], "t1");
+  EXPECT_EQ(task["resources"]["cpus"], 1.0);
+}
+
+TEST_F(MasterTest, UsedOfferIsInvalidAndItsTasksAreDropped) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "a")})).ok());
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "b")})).ok());
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].task_id().value(), "b");
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_DROPPED);
+  EXPECT_EQ(updates_[0].reason(), mesos::TaskStatus::REASON_INVALID_OFFERS);
+  EXPECT_EQ(updates_[0].source(), mesos::TaskStatus::SOURCE_MASTER);
+  EXPECT_FALSE(updates_[0].has_uuid());
+}
+
+TEST_F(MasterTest, InvalidTasksGetTaskError) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  auto too_big = Task(offer, "big", 64);
+  auto bad_id = Task(offer, "a/b");
+  ASSERT_TRUE(SendCall(Launch(offer, {too_big, bad_id})).ok());
+  RunUntil([&] { return updates_.size() >= 2; });
+  for (const auto& u : updates_) {
+    EXPECT_EQ(u.state(), mesos::TASK_ERROR);
+    EXPECT_EQ(u.reason(), mesos::TaskStatus::REASON_TASK_INVALID);
+  }
+}
+
+TEST_F(MasterTest, DeclineFilterKeepsTheAgentAwayUntilReviveClearsIt) {
+  Connect();
+  RunUntil([&] { return offers_.size() >= 3; });
+  Call decline;
+  decline.set_type(Call::DECLINE);
+  for (const auto& o : offers_) *decline.mutable_decline()->add_offer_ids() = o.id();
+  decline.mutable_decline()->mutable_filters()->set_refuse_seconds(60);
+  ASSERT_TRUE(SendCall(decline).ok());
+  offers_.clear();
+  io_.run_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(offers_.empty()) << "declined agents must be filtered for refuse_seconds";
+  Call revive;
+  revive.set_type(Call::REVIVE);
+  ASSERT_TRUE(SendCall(revive).ok());
+  RunUntil([&] { return offers_.size() >= 3; });
+}
+
+TEST_F(MasterTest, DeclineWithoutFiltersStillFiltersFiveSeconds) {
+  Connect();
+  RunUntil([&] { return offers_.size() >= 3; });
+  Call decline;
+  decline.set_type(Call::DECLINE);
+  for (const auto& o : offers_) *decline.mutable_decline()->add_offer_ids() = o.id();
+  ASSERT_TRUE(SendCall(decline).ok());
+  offers_.clear();
+  io_.run_for(std::chrono::milliseconds(1000));
+  EXPECT_TRUE(offers_.empty());
+}
+
+TEST_F(MasterTest, SuppressStopsOffers) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  Call suppress;
+  suppress.set_type(Call::SUPPRESS);
+  ASSERT_TRUE(SendCall(suppress).ok());
+  Call decline;
+  decline.set_type(Call::DECLINE);
+  for (const auto& o : offers_) *decline.mutable_decline()->add_offer_ids() = o.id();
+  decline.mutable_decline()->mutable_filters()->set_refuse_seconds(0);
+  ASSERT_TRUE(SendCall(decline).ok());
+  offers_.clear();
+  io_.run_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(offers_.empty());
+}
+
+TEST_F(MasterTest, ImplicitAndExplicitReconciliation) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "r1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  agent->Update(agent->framework_id, "r1", mesos::TASK_RUNNING);
+  RunUntil([&] { return !updates_.empty(); });
+  updates_.clear();
+
+  Call implicit;
+  implicit.set_type(Call::RECONCILE);
+  implicit.mutable_reconcile();
+  ASSERT_TRUE(SendCall(implicit).ok());
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].task_id().value(), "r1");
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_RUNNING);
+  EXPECT_EQ(updates_[0].reason(), mesos::TaskStatus::REASON_RECONCILIATION);
+  EXPECT_FALSE(updates_[0].has_uuid());
+  updates_.clear();
+
+  Call explicit_call;
+  explicit_call.set_type(Call::RECONCILE);
+  auto* known = explicit_call.mutable_reconcile()->add_tasks();
+  known->mutable_task_id()->set_value("r1");
+  auto* unknown = explicit_call.mutable_reconcile()->add_tasks();
+  unknown->mutable_task_id()->set_value("never-launched");
+  *unknown->mutable_agent_id() = offer.agent_id();
+  ASSERT_TRUE(SendCall(explicit_call).ok());
+  RunUntil([&] { return updates_.size() >= 2; });
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_RUNNING);
+  EXPECT_EQ(updates_[1].task_id().value(), "never-launched");
+  EXPECT_EQ(updates_[1].state(), mesos::TASK_GONE);
+}
+
+TEST_F(MasterTest, SilentAgentBecomesUnreachableThenRunningAgainWhenItReturns) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "u1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  agent->Update(agent->framework_id, "u1", mesos::TASK_RUNNING);
+  RunUntil([&] { return !updates_.empty(); });
+  updates_.clear();
+  others_.clear();
+
+  agent->link.set_partitioned(true);
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_UNREACHABLE);
+  EXPECT_EQ(updates_[0].reason(), mesos::TaskStatus::REASON_AGENT_REMOVED);
+  EXPECT_TRUE(updates_[0].has_unreachable_time());
+  RunUntil([&] {
+    return std::any_of(others_.begin(), others_.end(),
+                       [](const Event& e) { return e.type() == Event::FAILURE; });
+  });
+
+  agent->link.set_partitioned(false);
+  RunUntil([&] { return agent->reregistration_requests > 0; });
+  io_.run_for(std::chrono::milliseconds(200));
+  updates_.clear();
+  Call reconcile;
+  reconcile.set_type(Call::RECONCILE);
+  reconcile.mutable_reconcile();
+  ASSERT_TRUE(SendCall(reconcile).ok());
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_RUNNING);
+}
+
+TEST_F(MasterTest, NonPartitionAwareFrameworkSeesTaskLost) {
+  Connect(Framework(/*partition_aware=*/false));
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "l1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  agent->link.set_partitioned(true);
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_LOST);
+}
+
+TEST_F(MasterTest, ResubscribeWithinFailoverKeepsTasksAndResendsUpdates) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "f1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  std::string fid = *client_->framework_id();
+  client_.reset();  // the scheduler dies
+  io_.run_for(std::chrono::milliseconds(200));
+  auto info = Framework();
+  info.mutable_id()->set_value(fid);
+  int before = agent->framework_updates;
+  Connect(info);
+  EXPECT_EQ(*client_->framework_id(), fid);
+  RunUntil([&] { return agent->framework_updates > before; });
+  EXPECT_TRUE(agent->shutdown.empty());
+  EXPECT_EQ(master_->StateJson()["frameworks"][0]["tasks"].size(), 1u);
+}
+
+TEST_F(MasterTest, PastFailoverTimeoutTheFrameworkIsRemovedAndItsExecutorsShutDown) {
+  Connect(Framework(true, /*failover=*/0.3));
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "x1")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  std::string fid = *client_->framework_id();
+  client_.reset();
+  RunUntil([&] { return !agent->shutdown.empty(); });
+  EXPECT_EQ(agent->shutdown[0], fid);
+  auto state = master_->StateJson();
+  EXPECT_TRUE(state["frameworks"].empty());
+  EXPECT_EQ(state["completed_frameworks"][0]["id"], fid);
+  // A later SUBSCRIBE with that id gets ERROR "Framework has been removed".
+  auto info = Framework();
+  info.mutable_id()->set_value(fid);
+  Call subscribe;
+  subscribe.set_type(Call::SUBSCRIBE);
+  subscribe.mutable_framework_id()->set_value(fid);
+  *subscribe.mutable_subscribe()->mutable_framework_info() = info;
+  auto r =
+      Post(mesos_codec::MessageToJsonString(subscribe), {{"Content-Type", "application/json"}});
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_NE(r.body.find("Framework has been removed"), std::string::npos) << r.body;
+}
+
+TEST_F(MasterTest, SchedulerEndpointStatusCodes) {
+  Connect();
+  std::string fid = *client_->framework_id();
+  Call revive;
+  revive.set_type(Call::REVIVE);
+  revive.mutable_framework_id()->set_value(fid);
+  std::string body = mesos_codec::MessageToJsonString(revive);
+  EXPECT_EQ(Post(body, {{"Content-Type", "application/json; charset=utf-8"}}).status, 415u);
+  EXPECT_EQ(Post(body, {}).status, 400u);
+  auto malformed = Post("{\"type\": [", {{"Content-Type", "application/json"}});
+  EXPECT_EQ(malformed.status, 400u);
+  EXPECT_FALSE(malformed.body.empty());
+  EXPECT_EQ(Post(body, {{"Content-Type", "application/json"}}).status, 400u) << "no stream id";
+  EXPECT_EQ(Post(body, {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "stale"}}).status,
+            400u);
+  Call subscribe;
+  subscribe.set_type(Call::SUBSCRIBE);
+  *subscribe.mutable_subscribe()->mutable_framework_info() = Framework();
+  EXPECT_EQ(Post(mesos_codec::MessageToJsonString(subscribe),
+                 {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "x"}})
+                .status,
+            400u);
+  EXPECT_EQ(Post(mesos_codec::MessageToJsonString(subscribe),
+                 {{"Content-Type", "application/json"}, {"Accept", "text/html"}})
+                .status,
+            406u);
+  Call unknown_fw = revive;
+  unknown_fw.mutable_framework_id()->set_value("nope");
+  EXPECT_EQ(Post(mesos_codec::MessageToJsonString(unknown_fw),
+                 {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "x"}})
+                .status,
+            400u);
+  net::HttpRequest get;
+  get.endpoint = master_->address();
+  get.target = "/api/v1/scheduler";
+  std::optional<Result<net::HttpResponse>> got;
+  net::HttpFetch(io_, get, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+  RunUntil([&] { return got.has_value(); });
+  EXPECT_EQ((*got)->status, 405u);
+  // And after all that, the master still serves the framework.
+  ASSERT_TRUE(SendCall(revive).ok());
+}
+
+TEST_F(MasterTest, DisconnectedFrameworkGets403) {
+  Connect(Framework(true, 3600));
+  std::string fid = *client_->framework_id();
+  client_.reset();
+  io_.run_for(std::chrono::milliseconds(200));
+  Call revive;
+  revive.set_type(Call::REVIVE);
+  revive.mutable_framework_id()->set_value(fid);
+  auto r = Post(mesos_codec::MessageToJsonString(revive),
+                {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "x"}});
+  EXPECT_EQ(r.status, 403u);
+}
+
+TEST_F(MasterTest, TeardownRemovesTheFrameworkAtOnce) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "td")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  Call teardown;
+  teardown.set_type(Call::TEARDOWN);
+  ASSERT_TRUE(SendCall(teardown).ok());
+  RunUntil([&] { return !agent->shutdown.empty(); });
+  EXPECT_TRUE(master_->StateJson()["frameworks"].empty());
+}
+
+TEST_F(MasterTest, StateHasTheShapesToolsRead) {
+  Connect();
+  auto state = master_->StateJson();
+  EXPECT_EQ(state["leader"], master_->pid());
+  EXPECT_TRUE(state["leader_info"].contains("hostname"));
+  ASSERT_EQ(state["slaves"].size(), 3u);
+  EXPECT_EQ(state["slaves"][0]["resources"]["ports"], "[31000-31999]");
+  EXPECT_TRUE(state["slaves"][0]["pid"].get<std::string>().starts_with("slave(1)@"));
+  EXPECT_EQ(state["frameworks"][0]["name"], "etcd-test");
+  EXPECT_FALSE(state["frameworks"][0].contains("pid")) << "HTTP frameworks have no pid";
+  EXPECT_EQ(state["frameworks"][0]["capabilities"][0], "MULTI_ROLE");
+}
+
+class AuthenticatedMasterTest : public MasterTest {
+ protected:
+  void SetUp() override {
+    credentials_ = {{"etcd", "s3cret"}};
+    MasterTest::SetUp();
+  }
+};
+
+TEST_F(AuthenticatedMasterTest, RequiresBasicCredentials) {
+  Call subscribe;
+  subscribe.set_type(Call::SUBSCRIBE);
+  *subscribe.mutable_subscribe()->mutable_framework_info() = Framework();
+  std::string body = mesos_codec::MessageToJsonString(subscribe);
+  auto none = Post(body, {{"Content-Type", "application/json"}});
+  EXPECT_EQ(none.status, 401u);
+  EXPECT_EQ(none.Header("WWW-Authenticate"), "Basic realm=\"mesos-master-scheduler\"");
+  auto wrong = Post(body, {{"Content-Type", "application/json"},
+                           {"Authorization", net::BasicAuthorization("etcd", "nope")}});
+  EXPECT_EQ(wrong.status, 401u);
+  mesos_client::SchedulerClient::Options options;
+  options.credential = mesos_client::Credential{"etcd", "s3cret"};
+  client_ = std::make_unique<mesos_client::SchedulerClient>(
+      io_, options, mesos_client::SchedulerClient::Callbacks{});
+  client_->Start(master_->address(), Framework());
+  RunUntil([&] { return client_->subscribed(); });
+  EXPECT_EQ(master_->StateJson()["frameworks"][0]["principal"], "etcd");
+}
+
+}  // namespace
+}  // namespace etcd_mesos::local

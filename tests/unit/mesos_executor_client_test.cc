@@ -552,6 +552,28 @@ TEST_P(ExecutorClientTest, MalformedUpdateIsReportedAndDropped) {
   EXPECT_EQ(agent_->CallsOfType(Call::UPDATE).size(), 1u);
 }
 
+TEST_P(ExecutorClientTest, KeepsTryingTheFirstSubscriptionWhileTheAgentRecovers) {
+  agent_->subscribe_status = 503;
+  StartClient(Env(/*checkpoint=*/false));
+  RunUntil([&] { return agent_->CallsOfType(Call::SUBSCRIBE).size() >= 3; });
+  EXPECT_EQ(subscribed_, 0);
+  EXPECT_FALSE(lost_.has_value());
+  agent_->subscribe_status = 200;
+  RunUntil([&] { return subscribed_ == 1; });
+  EXPECT_EQ(disconnects_, 0);  // never subscribed before, so nothing was lost
+  EXPECT_FALSE(lost_.has_value());
+}
+
+TEST_P(ExecutorClientTest, FirstSubscriptionGivesUpAfterTheRecoveryTimeout) {
+  auto env = Env(true);
+  env.recovery_timeout = std::chrono::milliseconds(500);
+  agent_->StopListening();
+  StartClient(env);
+  RunUntil([&] { return lost_.has_value(); });
+  EXPECT_NE(lost_->message.find("recovery timed out"), std::string::npos) << *lost_;
+  EXPECT_EQ(subscribed_, 0);
+}
+
 TEST_P(ExecutorClientTest, RefusedSubscriptionIsFinal) {
   agent_->subscribe_status = 400;
   StartClient(Env(true));

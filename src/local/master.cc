@@ -217,7 +217,7 @@ void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responde
   }
   if (path == "/master/state" || path == "/state") {
     if (req.method != net::Verb::get) return r->Respond(net::TextResponse(405, "use GET"));
-    return r->Respond(net::JsonResponse(200, StateJson().dump()));
+    return r->Respond(net::JsonResponse(200, mesos_codec::DumpJson(StateJson())));
   }
   if (path == "/master/redirect" || path == "/redirect") {
     return r->Respond({307, {{"Location", "//" + address_.ToString()}}, ""});

@@ -20,6 +20,9 @@
 namespace etcd_mesos::mesos_codec {
 
 nlohmann::json MessageToJson(const google::protobuf::Message& message);
+// Serializes JSON built from untrusted strings: proto2 `string` fields may hold invalid UTF-8
+// (protobuf only logs it), which nlohmann's plain dump() throws on; such bytes become U+FFFD.
+std::string DumpJson(const nlohmann::json& json);
 std::string MessageToJsonString(const google::protobuf::Message& message);
 
 // Fills `message` (cleared first) from JSON. Errors name the offending field path, e.g.

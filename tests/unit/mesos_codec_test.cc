@@ -132,6 +132,17 @@ TEST(JsonCodec, HostileNestingIsRefusedNotACrash) {
   EXPECT_TRUE(MessageFromJsonString(nested, &call).ok());
 }
 
+TEST(JsonCodec, InvalidUtf8FromProtobufIsWrittenNotThrown) {
+  // proto2 parsing keeps invalid UTF-8 in `string` fields (found by fuzz_mesos_protobuf).
+  mesos::TaskID id;
+  id.set_value(std::string("etcd-\xff\xfe", 7));
+  std::string text;
+  ASSERT_NO_THROW(text = MessageToJsonString(id));
+  EXPECT_NE(text.find("etcd-"), std::string::npos);
+  mesos::TaskID back;
+  EXPECT_TRUE(MessageFromJsonString(text, &back).ok());
+}
+
 TEST(JsonCodec, DefaultsAreWrittenLikeStout) {
   mesos::Filters filters;
   json out = MessageToJson(filters);

@@ -202,10 +202,32 @@ void Master::AddAgent(AgentHandle handle) {
 
 void Master::RemoveAgent(const std::string& agent_id) {
   auto it = agents_.find(agent_id);
-  if (it == agents_.end()) return;
-  if (it->second->reachable) MarkUnreachable(*it->second);
-  it->second->removed = true;
-  it->second->handle.link = nullptr;
+  if (it == agents_.end() || it->second->removed) return;
+  AgentState& agent = *it->second;
+  // Its host came back as a new agent (work dir lost): what ran there is gone for good.
+  spdlog::warn("agent {} is gone (its host re-registered with a new identity)", agent_id);
+  agent.removed = true;
+  agent.reachable = false;
+  agent.handle.link = nullptr;
+  for (auto& [fid, fw] : frameworks_) {
+    for (auto& [tid, task] : fw->tasks) {
+      if (task.agent_id != agent_id || IsTerminal(task.state)) continue;
+      task.state = fw->partition_aware() ? mesos::TASK_GONE : mesos::TASK_LOST;
+      task.unreachable = false;
+      task.released = true;
+      if (fw->connected) {
+        SendUpdate(*fw, MasterStatus(tid, agent_id, task.state, TaskStatus::REASON_AGENT_REMOVED,
+                                     "Agent " + agent_id + " was removed"));
+      }
+    }
+    fw->executors.erase(agent_id);
+    RescindOffers(
+        *fw, [&](const mesos::Offer& o) { return o.agent_id().value() == agent_id; }, true);
+    Event failure;
+    failure.set_type(Event::FAILURE);
+    failure.mutable_failure()->mutable_agent_id()->set_value(agent_id);
+    Send(*fw, failure);
+  }
 }
 
 // ---- HTTP ---------------------------------------------------------------------------------

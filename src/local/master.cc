@@ -9,6 +9,7 @@
 #include "common/encoding.h"
 #include "mesos/json_codec.h"
 #include "mesos/recordio.h"
+#include "mesos/task_state.h"
 
 namespace etcd_mesos::local {
 
@@ -91,20 +92,7 @@ struct Master::AgentState {
 
 namespace {
 
-bool IsTerminal(TaskState s) {
-  switch (s) {
-    case mesos::TASK_FINISHED:
-    case mesos::TASK_FAILED:
-    case mesos::TASK_KILLED:
-    case mesos::TASK_ERROR:
-    case mesos::TASK_DROPPED:
-    case mesos::TASK_GONE:
-    case mesos::TASK_GONE_BY_OPERATOR:
-      return true;
-    default:
-      return false;
-  }
-}
+using mesos_facts::IsTerminalState;
 
 // Mesos's rule for every id: non-empty, at most NAME_MAX bytes, not '.'/'..', no control
 // characters, no slashes [src/common/validation.cpp validateID].
@@ -211,7 +199,7 @@ void Master::RemoveAgent(const std::string& agent_id) {
   agent.handle.link = nullptr;
   for (auto& [fid, fw] : frameworks_) {
     for (auto& [tid, task] : fw->tasks) {
-      if (task.agent_id != agent_id || IsTerminal(task.state)) continue;
+      if (task.agent_id != agent_id || IsTerminalState(task.state)) continue;
       task.state = fw->partition_aware() ? mesos::TASK_GONE : mesos::TASK_LOST;
       task.unreachable = false;
       task.released = true;
@@ -522,7 +510,7 @@ void Master::RemoveFramework(const std::string& framework_id, const std::string&
   json completed = json::array();
   for (const auto& [tid, task] : fw.tasks) {
     completed.push_back(TaskJson(task.info, framework_id,
-                                 IsTerminal(task.state) ? task.state : mesos::TASK_KILLED,
+                                 IsTerminalState(task.state) ? task.state : mesos::TASK_KILLED,
                                  task.statuses, fw.role(), task.resources));
   }
   record["completed_tasks"] = std::move(completed);
@@ -805,7 +793,7 @@ net::HttpResponse Master::Acknowledge(Framework& fw, const Call::Acknowledge& ac
   if (it != fw.tasks.end()) {
     auto state = it->second.forwarded.find(ack.uuid());
     if (state != it->second.forwarded.end()) {
-      bool terminal = IsTerminal(state->second);
+      bool terminal = IsTerminalState(state->second);
       it->second.forwarded.erase(state);
       if (terminal) {
         fw.completed_tasks.push_back(TaskJson(it->second.info, fw.id, it->second.state,
@@ -846,7 +834,7 @@ void Master::Reconcile(Framework& fw, const Call::Reconcile& reconcile) {
   };
   auto known = [&](const TaskRecord& task, const std::string& tid) {
     TaskState state = task.state;
-    if (task.unreachable && !IsTerminal(state)) {
+    if (task.unreachable && !IsTerminalState(state)) {
       state = fw.partition_aware() ? mesos::TASK_UNREACHABLE : mesos::TASK_LOST;
     }
     answer(tid, task.agent_id, state, task.statuses.empty() ? nullptr : &task.statuses.back());
@@ -896,7 +884,7 @@ void Master::StatusUpdate(const mesos::AgentID& agent_id, const mesos::Framework
     task.unreachable = false;
     task.statuses.push_back(status);
     if (task.statuses.size() > 10) task.statuses.erase(task.statuses.begin());
-    if (!task.released && (IsTerminal(latest_state) || IsTerminal(status.state()))) {
+    if (!task.released && (IsTerminalState(latest_state) || IsTerminalState(status.state()))) {
       task.released = true;  // resources go back to the pool at once, as in Mesos
     }
     if (status.has_uuid()) task.forwarded[status.uuid()] = status.state();
@@ -970,7 +958,7 @@ void Master::ReregisterAgent(const mesos::AgentInfo& info,
   // Tasks the master placed on this agent that the agent no longer has are gone.
   for (auto& [fid, fw] : frameworks_) {
     for (auto& [tid, task] : fw->tasks) {
-      if (task.agent_id != agent.id || IsTerminal(task.state) || reported.count({fid, tid})) {
+      if (task.agent_id != agent.id || IsTerminalState(task.state) || reported.count({fid, tid})) {
         continue;
       }
       if (task.state == mesos::TASK_STAGING && !task.unreachable) continue;  // still in flight
@@ -1007,7 +995,7 @@ void Master::MarkUnreachable(AgentState& agent) {
   spdlog::warn("agent {} ({}) is unreachable", agent.id, agent.handle.info.hostname());
   for (auto& [fid, fw] : frameworks_) {
     for (auto& [tid, task] : fw->tasks) {
-      if (task.agent_id != agent.id || IsTerminal(task.state)) continue;
+      if (task.agent_id != agent.id || IsTerminalState(task.state)) continue;
       task.unreachable = true;
       TaskStatus status = MasterStatus(
           tid, agent.id, fw->partition_aware() ? mesos::TASK_UNREACHABLE : mesos::TASK_LOST,

@@ -23,7 +23,9 @@
 #include "local/process.h"
 #include "local/status_update_manager.h"
 #include "mesos/codec.h"
+#include "mesos/json_codec.h"
 #include "mesos/recordio.h"
+#include "mesos/task_state.h"
 #include "net/http.h"
 
 namespace etcd_mesos::local {
@@ -46,22 +48,6 @@ constexpr auto kTermToKill = std::chrono::milliseconds(1000);
 constexpr size_t kMaxCompletedExecutors = 100;
 constexpr size_t kMaxCompletedFrameworks = 50;
 constexpr size_t kMaxCompletedTasks = 1000;
-
-bool IsTerminal(mesos::TaskState state) {
-  switch (state) {
-    case mesos::TASK_FINISHED:
-    case mesos::TASK_FAILED:
-    case mesos::TASK_KILLED:
-    case mesos::TASK_ERROR:
-    case mesos::TASK_LOST:
-    case mesos::TASK_DROPPED:
-    case mesos::TASK_GONE:
-    case mesos::TASK_GONE_BY_OPERATOR:
-      return true;
-    default:
-      return false;
-  }
-}
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -821,7 +807,7 @@ struct Agent::Impl {
       Framework* fw = FindFramework(e.framework_id.value());
       bool send = fw != nullptr && !fw->terminating;
       for (auto& [tid, task] : e.tasks) {
-        if (IsTerminal(task.state()) || !send) continue;
+        if (mesos_facts::IsTerminalState(task.state()) || !send) continue;
         mesos::TaskState state;
         std::string message;
         if (WIFEXITED(wait_status)) {
@@ -869,7 +855,7 @@ struct Agent::Impl {
                                    : "Executor " + DescribeWaitStatus(wait_status));
       std::vector<mesos::TaskID> failing;
       for (const auto& [tid, task] : e.tasks) {
-        if (!IsTerminal(task.state())) failing.push_back(task.task_id());
+        if (!mesos_facts::IsTerminalState(task.state())) failing.push_back(task.task_id());
       }
       for (const auto& task : e.queued) failing.push_back(task.task_id());
       for (const auto& tid : failing) AgentUpdate(e, tid, mesos::TASK_FAILED, reason, message);
@@ -932,9 +918,10 @@ struct Agent::Impl {
       AgentUpdate(*e, task_id, mesos::TASK_KILLED,
                   mesos::TaskStatus::REASON_TASK_KILLED_DURING_LAUNCH,
                   "Task killed before it was launched");
-      bool idle = e->queued.empty() &&
-                  std::none_of(e->tasks.begin(), e->tasks.end(),
-                               [](const auto& t) { return !IsTerminal(t.second.state()); });
+      bool idle =
+          e->queued.empty() && std::none_of(e->tasks.begin(), e->tasks.end(), [](const auto& t) {
+            return !mesos_facts::IsTerminalState(t.second.state());
+          });
       if (idle && (e->state == ExecState::kFetching || e->state == ExecState::kRegistering)) {
         // An executor whose every task was killed before it started has nothing to do: Mesos
         // destroys it rather than leave an idle process behind.
@@ -971,7 +958,7 @@ struct Agent::Impl {
     if (fw && HasCapability(fw->info, mesos::FrameworkInfo::Capability::TASK_KILLING_STATE)) {
       std::vector<mesos::TaskID> live;
       for (const auto& [tid, task] : e.tasks) {
-        if (!IsTerminal(task.state())) live.push_back(task.task_id());
+        if (!mesos_facts::IsTerminalState(task.state())) live.push_back(task.task_id());
       }
       for (const auto& tid : live) {
         TakeUpdate(e, NewStatus(e, tid, mesos::TASK_KILLING, mesos::TaskStatus::SOURCE_EXECUTOR,
@@ -1099,7 +1086,7 @@ struct Agent::Impl {
         return r->Respond(std::move(resp));
       }
       if (path == "/health") return r->Respond(net::TextResponse(200, ""));
-      return r->Respond(net::JsonResponse(200, StateJson().dump()));
+      return r->Respond(net::JsonResponse(200, mesos_codec::DumpJson(StateJson())));
     }
     r->Respond(net::TextResponse(404, fmt::format("no such endpoint: {}", req.path)));
   }
@@ -1528,7 +1515,7 @@ void Agent::AcknowledgeUpdate(const mesos::FrameworkID& framework_id, const meso
     SPDLOG_WARN("agent {}: {}", impl_->id.value(), acked.error().message);
     return;
   }
-  if (!IsTerminal(acked->state())) return;
+  if (!mesos_facts::IsTerminalState(acked->state())) return;
   // The terminal update is acknowledged: the task is complete (Mesos: completeTask).
   auto* e = impl_->ExecutorOfTask(framework_id.value(), task_id.value());
   if (e == nullptr) return;

@@ -5,28 +5,11 @@
 #include <spdlog/spdlog.h>
 
 #include "common/encoding.h"
+#include "mesos/task_state.h"
 
 namespace etcd_mesos::local {
 
-namespace {
-
-bool IsTerminal(mesos::TaskState state) {
-  switch (state) {
-    case mesos::TASK_FINISHED:
-    case mesos::TASK_FAILED:
-    case mesos::TASK_KILLED:
-    case mesos::TASK_ERROR:
-    case mesos::TASK_LOST:
-    case mesos::TASK_DROPPED:
-    case mesos::TASK_GONE:
-    case mesos::TASK_GONE_BY_OPERATOR:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 StatusUpdateManager::StatusUpdateManager(boost::asio::io_context& io, Options options,
                                          Forward forward)
@@ -77,7 +60,7 @@ Result<mesos::TaskStatus> StatusUpdateManager::Acknowledge(const mesos::Framewor
   mesos::TaskStatus acked = stream.pending.front();
   stream.pending.erase(stream.pending.begin());
   stream.timer.cancel();
-  if (IsTerminal(acked.state())) {
+  if (mesos_facts::IsTerminalState(acked.state())) {
     if (!stream.pending.empty()) {
       SPDLOG_WARN(
           "agent: terminal update of task {} acknowledged with {} updates still pending; "

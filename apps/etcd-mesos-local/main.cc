@@ -1,0 +1,248 @@
+// etcd-mesos-local: a single-machine Mesos (one master, N agents on 127.0.0.2, .3, ...) speaking
+// the real v1 scheduler and executor HTTP APIs, with fault injection. Flags and wiring only; see
+// src/local/cluster.h.
+#include <sys/prctl.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/duration.h"
+#include "common/logging.h"
+#include "local/cluster.h"
+#include "net/http.h"
+
+namespace {
+
+using namespace etcd_mesos;  // NOLINT: main() wiring
+
+constexpr int kUsageError = 2;
+
+Result<std::chrono::milliseconds> Millis(const std::string& flag, const std::string& value) {
+  auto d = ParseDuration(value);
+  if (!d.ok()) return d.error().Context("--" + flag);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+}
+
+Result<std::map<std::string, std::string>> ReadCredentials(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, "--credentials: cannot read {}", path);
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("credentials") || !j["credentials"].is_array()) {
+    return MakeError(
+        ErrorCode::kInvalidArgument,
+        "--credentials {}: expected {{\"credentials\":[{{\"principal\":..,\"secret\":..}}]}}",
+        path);
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& c : j["credentials"]) {
+    if (!c.is_object() || !c.contains("principal") || !c["principal"].is_string() ||
+        !c.contains("secret") || !c["secret"].is_string()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "--credentials {}: every entry needs string 'principal' and 'secret'", path);
+    }
+    out[c["principal"]] = c["secret"];
+  }
+  return out;
+}
+
+// `etcd-mesos-local fault ...`: the fault endpoints from the command line.
+int RunFault(const std::string& master, const std::vector<std::string>& words) {
+  auto hp = ParseHostPort(master);
+  if (!hp.ok()) {
+    std::cerr << "etcd-mesos-local fault: --master: " << hp.error().message << "\n";
+    return kUsageError;
+  }
+  std::string target;
+  if (words.size() >= 2 &&
+      (words[0] == "stop-agent" || words[0] == "partition-agent" || words[0] == "heal-agent")) {
+    std::string action = words[0].substr(0, words[0].find('-'));
+    target = "/faults/agents/" + words[1] + "/" + action;
+  } else if (words.size() >= 2 && words[0] == "restart-agent") {
+    bool wipe = words.size() >= 3 && words[2] == "--wipe";
+    target = "/faults/agents/" + words[1] + "/restart" + (wipe ? "?wipe=1" : "");
+  } else if (words.size() >= 2 && words[0] == "kill-executor") {
+    target = "/faults/executors/" + words[1] + "/kill";
+  } else {
+    std::cerr << "usage: etcd-mesos-local fault [--master=HOST:PORT] "
+                 "stop-agent N | restart-agent N [--wipe] | partition-agent N | heal-agent N | "
+                 "kill-executor ID\n";
+    return kUsageError;
+  }
+  net::HttpRequest req;
+  req.method = net::Verb::post;
+  req.endpoint = *hp;
+  req.target = target;
+  auto r = net::HttpFetchSync(req);
+  if (!r.ok()) {
+    std::cerr << "etcd-mesos-local fault: " << r.error().message << "\n";
+    return 1;
+  }
+  std::cout << r->body << (r->body.ends_with('\n') ? "" : "\n");
+  return r->status == 200 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "etcd-mesos-local: a single-machine Mesos (one master and N agents, each agent its own host "
+      "on 127.0.0.2, 127.0.0.3, ...) speaking the real Mesos v1 scheduler and executor HTTP APIs, "
+      "with fault injection at POST /faults/... . Put a command after `--` (e.g. the scheduler) to "
+      "start it once the cluster is up, with MESOS_MASTER set.",
+      "etcd-mesos-local"};
+  app.set_version_flag("--version", "etcd-mesos-local 0.1.0 (Mesos API 1.11)");
+  int agents = 3;
+  std::string resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]";
+  std::string work_dir;
+  std::string ip = "127.0.0.1";
+  uint16_t port = 5050;
+  std::string heartbeat = "15s";
+  std::string allocation = "1s";
+  std::string unreachable = "75s";
+  std::string update_retry = "10s";
+  std::string registration_timeout = "1m";
+  std::string grace = "5s";
+  std::string credentials;
+  std::string log_level = "info";
+  std::vector<std::string> command;
+  app.add_option("--agents", agents, "Number of agents (1..250)")->capture_default_str();
+  app.add_option("--resources", resources,
+                 "Each agent's resources, e.g. cpus:4;mem:4096;disk:4096;ports:[31000-31999]")
+      ->capture_default_str();
+  app.add_option("--work-dir", work_dir,
+                 "Work dir for the master and the agents' sandboxes (default: a new directory "
+                 "under $TMPDIR)");
+  app.add_option("--ip", ip, "Master's IP address")->capture_default_str();
+  app.add_option("--port", port, "Master's HTTP port")->capture_default_str();
+  app.add_option("--heartbeat-interval", heartbeat, "HEARTBEAT event interval")
+      ->capture_default_str();
+  app.add_option("--allocation-interval", allocation, "How often offers are made")
+      ->capture_default_str();
+  app.add_option("--agent-unreachable-timeout", unreachable,
+                 "Silence after which an agent is unreachable (Mesos: 15s x 5 pings)")
+      ->capture_default_str();
+  app.add_option("--status-update-retry", update_retry,
+                 "First resend delay of an unacknowledged status update (doubles to 10m)")
+      ->capture_default_str();
+  app.add_option("--executor-registration-timeout", registration_timeout,
+                 "Time an executor has to subscribe")
+      ->capture_default_str();
+  app.add_option("--executor-shutdown-grace-period", grace, "SIGTERM to SIGKILL grace")
+      ->capture_default_str();
+  app.add_option("--credentials", credentials,
+                 "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP "
+                 "Basic framework authentication");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  app.add_option("command", command, "Command to start once the cluster is up (after --)");
+
+  std::string fault_master = "127.0.0.1:5050";
+  std::vector<std::string> fault_words;
+  auto* fault = app.add_subcommand(
+      "fault",
+      "Inject a fault into a running etcd-mesos-local: stop-agent N | restart-agent N "
+      "[--wipe] | partition-agent N | heal-agent N | kill-executor ID");
+  fault->add_option("--master", fault_master, "The etcd-mesos-local master")->capture_default_str();
+  fault->add_option("words", fault_words, "The fault and its argument")->required();
+  fault->allow_extras(false);
+  fault->prefix_command(false);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kUsageError;
+  }
+  if (fault->parsed()) return RunFault(fault_master, fault_words);
+
+  if (Status s = SetUpLogging("etcd-mesos-local", log_level); !s.ok()) {
+    std::cerr << "etcd-mesos-local: " << s.error().message << "\n";
+    return kUsageError;
+  }
+  auto fail = [](const Error& e) {
+    std::cerr << "etcd-mesos-local: " << e.message << "\n";
+    return kUsageError;
+  };
+  if (agents < 1 || agents > 250) {
+    return fail(MakeError(ErrorCode::kInvalidArgument, "--agents {} is not in 1..250", agents));
+  }
+  local::LocalClusterOptions options;
+  options.agents = agents;
+  auto parsed = local::ParseResources(resources);
+  if (!parsed.ok()) return fail(parsed.error().Context("--resources"));
+  options.resources = *parsed;
+  if (work_dir.empty()) {
+    std::string templ =
+        (std::filesystem::temp_directory_path() / "etcd-mesos-local-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) {
+      return fail(MakeError(ErrorCode::kUnavailable, "cannot create a work dir in $TMPDIR"));
+    }
+    work_dir = templ;
+  }
+  options.work_dir = std::filesystem::absolute(work_dir);
+  options.master.ip = ip;
+  options.master.port = port;
+  for (auto [flag, value, out] :
+       {std::tuple{"heartbeat-interval", &heartbeat, &options.master.heartbeat_interval},
+        std::tuple{"allocation-interval", &allocation, &options.master.allocation_interval},
+        std::tuple{"agent-unreachable-timeout", &unreachable,
+                   &options.master.agent_unreachable_timeout},
+        std::tuple{"status-update-retry", &update_retry, &options.agent.status_update_retry_min},
+        std::tuple{"executor-registration-timeout", &registration_timeout,
+                   &options.agent.executor_registration_timeout},
+        std::tuple{"executor-shutdown-grace-period", &grace,
+                   &options.agent.executor_shutdown_grace_period}}) {
+    auto ms = Millis(flag, *value);
+    if (!ms.ok()) return fail(ms.error());
+    if (ms->count() <= 0) {
+      return fail(MakeError(ErrorCode::kInvalidArgument, "--{} must be positive", flag));
+    }
+    *out = *ms;
+  }
+  if (!credentials.empty()) {
+    auto creds = ReadCredentials(credentials);
+    if (!creds.ok()) return fail(creds.error());
+    options.master.credentials = *creds;
+  }
+
+  boost::asio::io_context io;
+  local::LocalCluster cluster(io, options);
+  auto bound = cluster.Start();
+  if (!bound.ok()) {
+    cluster.Shutdown();
+    return fail(bound.error());
+  }
+  std::cout << "etcd-mesos-local: master at http://" << bound->ToString() << " with " << agents
+            << " agents; work dir " << options.work_dir.string() << "\n"
+            << "  frameworks: --master=" << bound->ToString() << "\n"
+            << "  web page:   http://" << bound->ToString() << "/\n"
+            << "  faults:     etcd-mesos-local fault --master=" << bound->ToString()
+            << " stop-agent 1\n"
+            << std::flush;
+  if (!command.empty()) {
+    if (Status s = cluster.StartCommand(command); !s.ok()) {
+      cluster.Shutdown();
+      return fail(s.error());
+    }
+  }
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    spdlog::info("{}: shutting down: stopping the command, every executor and its etcd",
+                 signal == SIGINT ? "SIGINT" : "SIGTERM");
+    cluster.Shutdown();
+    io.stop();
+  });
+  io.run();
+  return 0;
+}

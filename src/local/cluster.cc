@@ -1,0 +1,461 @@
+#include "local/cluster.h"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "mesos/json_codec.h"
+
+extern char** environ;
+
+namespace etcd_mesos::local {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct LocalCluster::AgentSlot {
+  int n = 0;
+  std::string ip;
+  uint16_t port = 0;  // kept across restarts: a restarted agent comes back on its old port
+  fs::path work_dir;
+  std::unique_ptr<Link> link;
+  std::unique_ptr<Agent> agent;
+  bool running = false;
+};
+
+namespace {
+
+std::string Html(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string UrlEncode(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+std::string UrlDecode(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      int v = 0;
+      auto [p, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == text.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+    }
+    out += text[i] == '+' ? ' ' : text[i];
+  }
+  return out;
+}
+
+std::string QueryParam(const std::string& query, std::string_view name) {
+  size_t start = 0;
+  while (start <= query.size()) {
+    size_t amp = query.find('&', start);
+    std::string_view part(query.data() + start,
+                          (amp == std::string::npos ? query.size() : amp) - start);
+    if (part.starts_with(name) && part.size() > name.size() && part[name.size()] == '=') {
+      return UrlDecode(part.substr(name.size() + 1));
+    }
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+  return "";
+}
+
+net::HttpResponse FaultAnswer(const Status& s, const std::string& done) {
+  if (s.ok()) return net::JsonResponse(200, json{{"ok", true}, {"message", done}}.dump());
+  unsigned code = s.error().code == ErrorCode::kNotFound ? 404 : 400;
+  return net::JsonResponse(code, json{{"ok", false}, {"message", s.error().message}}.dump());
+}
+
+}  // namespace
+
+LocalCluster::LocalCluster(boost::asio::io_context& io, LocalClusterOptions options)
+    : io_(io), options_(std::move(options)), reaper_(io) {}
+
+LocalCluster::~LocalCluster() { Shutdown(); }
+
+Result<HostPort> LocalCluster::Start() {
+  std::error_code ec;
+  fs::create_directories(options_.work_dir, ec);
+  if (ec) {
+    return MakeError(ErrorCode::kInvalidArgument, "cannot create work dir {}: {}",
+                     options_.work_dir.string(), ec.message());
+  }
+  master_ = std::make_unique<Master>(io_, options_.master);
+  auto bound =
+      master_->Start([this](const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {
+        return HandleExtra(req, r);
+      });
+  if (!bound.ok()) return bound.error();
+  for (int i = 0; i < options_.agents; ++i) {
+    auto slot = std::make_unique<AgentSlot>();
+    slot->n = i + 1;
+    slot->ip = fmt::format("127.0.0.{}", options_.first_agent_host + i);
+    slot->port = options_.agent.port;
+    slot->work_dir = options_.work_dir / "agents" / std::to_string(slot->n);
+    Status s = LaunchAgent(*slot, true);
+    if (!s.ok()) return s.error();
+    agents_.push_back(std::move(slot));
+  }
+  return bound;
+}
+
+Status LocalCluster::LaunchAgent(AgentSlot& slot, bool new_identity) {
+  (void)new_identity;
+  AgentOptions options = options_.agent;
+  options.index = slot.n;
+  options.ip = slot.ip;
+  options.port = slot.port;
+  options.work_dir = slot.work_dir;
+  options.resources = options_.resources;
+  options.master_pid = master_->pid();
+  mesos::AgentID id;
+  id.set_value(fmt::format("{}-S{}", master_->id(), next_agent_id_++));
+  slot.link = std::make_unique<Link>(io_);
+  slot.agent = std::make_unique<Agent>(io_, options, id, *slot.link);
+  slot.link->Connect(slot.agent.get(), master_.get());
+  auto bound = slot.agent->Start();
+  if (!bound.ok()) {
+    return bound.error().Context(fmt::format("agent {} on {}", slot.n, slot.ip));
+  }
+  slot.port = bound->port;
+  slot.running = true;
+  Agent* agent = slot.agent.get();
+  master_->AddAgent({agent->info(), agent->pid(), slot.link.get(),
+                     [agent](const std::string& fid, const std::string& eid) {
+                       return agent->SandboxOf(fid, eid);
+                     }});
+  spdlog::info("agent {} ({}) is up at http://{} with work dir {}", slot.n, id.value(),
+               bound->ToString(), slot.work_dir.string());
+  return OkStatus();
+}
+
+void LocalCluster::Shutdown() {
+  if (command_pid_ > 0) {
+    reaper_.TerminateAllNow(std::chrono::seconds(10));
+    command_pid_ = -1;
+  }
+  for (auto& slot : agents_) {
+    if (slot->agent) slot->agent->Stop(Agent::StopMode::kLoseHost);
+    slot->agent.reset();
+    if (slot->link) slot->link->Disconnect();
+    slot->running = false;
+  }
+  if (master_) master_->Stop();
+}
+
+Result<LocalCluster::AgentSlot*> LocalCluster::Slot(int n) {
+  if (n < 1 || n > static_cast<int>(agents_.size())) {
+    return MakeError(ErrorCode::kNotFound, "there is no agent {} (agents are 1..{})", n,
+                     agents_.size());
+  }
+  return agents_[n - 1].get();
+}
+
+Agent* LocalCluster::agent(int n) {
+  auto slot = Slot(n);
+  return slot.ok() ? (*slot)->agent.get() : nullptr;
+}
+
+Status LocalCluster::StopAgent(int n) {
+  auto slot = Slot(n);
+  if (!slot.ok()) return slot.error();
+  AgentSlot& s = **slot;
+  if (!s.running) return MakeError(ErrorCode::kRefused, "agent {} is already stopped", n);
+  spdlog::warn("fault: stopping agent {} ({}) and everything on it", n, s.ip);
+  s.agent->Stop(Agent::StopMode::kLoseHost);
+  s.link->set_partitioned(true);  // a dead host neither hears nor answers
+  s.running = false;
+  return OkStatus();
+}
+
+Status LocalCluster::RestartAgent(int n, bool wipe) {
+  auto slot = Slot(n);
+  if (!slot.ok()) return slot.error();
+  AgentSlot& s = **slot;
+  if (wipe) {
+    spdlog::warn("fault: restarting agent {} ({}) with a wiped work dir (a new agent id)", n, s.ip);
+    std::string old_id = s.agent->id().value();
+    s.agent->Stop(Agent::StopMode::kLoseHost);
+    s.link->Disconnect();
+    s.agent.reset();
+    master_->RemoveAgent(old_id);
+    std::error_code ec;
+    fs::remove_all(s.work_dir, ec);
+    return LaunchAgent(s, true);
+  }
+  spdlog::warn("fault: restarting agent {} ({}) keeping its work dir and executors", n, s.ip);
+  if (s.running) s.agent->Stop(Agent::StopMode::kKeepExecutors);
+  s.link->set_partitioned(false);
+  auto bound = s.agent->Start();
+  if (!bound.ok()) return bound.error();
+  s.running = true;
+  return OkStatus();
+}
+
+Status LocalCluster::PartitionAgent(int n) {
+  auto slot = Slot(n);
+  if (!slot.ok()) return slot.error();
+  spdlog::warn("fault: partitioning agent {} ({}) from the master", n, (*slot)->ip);
+  (*slot)->link->set_partitioned(true);
+  return OkStatus();
+}
+
+Status LocalCluster::HealAgent(int n) {
+  auto slot = Slot(n);
+  if (!slot.ok()) return slot.error();
+  if (!(*slot)->running) {
+    return MakeError(ErrorCode::kRefused, "agent {} is stopped; restart it instead", n);
+  }
+  spdlog::warn("fault: healing the partition of agent {} ({})", n, (*slot)->ip);
+  (*slot)->link->set_partitioned(false);
+  return OkStatus();
+}
+
+Status LocalCluster::KillExecutor(const std::string& executor_id) {
+  for (auto& slot : agents_) {
+    if (!slot->agent || !slot->running) continue;
+    Status s = slot->agent->KillExecutor(executor_id);
+    if (s.ok()) {
+      spdlog::warn("fault: killed executor {} on agent {}", executor_id, slot->n);
+      return s;
+    }
+    if (s.error().code != ErrorCode::kNotFound) return s;
+  }
+  return MakeError(ErrorCode::kNotFound, "no running executor '{}' on any agent", executor_id);
+}
+
+Status LocalCluster::StartCommand(const std::vector<std::string>& argv) {
+  if (argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command");
+  ProcessSpec spec;
+  spec.program = argv[0];
+  spec.argv = argv;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos) spec.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  spec.env["MESOS_MASTER"] = master_->address().ToString();
+  spec.cwd = fs::current_path();
+  spec.stdout_path = "/dev/stdout";
+  spec.stderr_path = "/dev/stderr";
+  auto pid = SpawnProcess(spec);
+  if (!pid.ok()) return pid.error();
+  command_pid_ = *pid;
+  spdlog::info("started '{}' (pid {}) with MESOS_MASTER={}", fmt::join(argv, " "), *pid,
+               spec.env["MESOS_MASTER"]);
+  reaper_.Watch(*pid, [this, name = argv[0]](int status) {
+    spdlog::warn("'{}' {}", name, DescribeWaitStatus(status));
+    command_pid_ = -1;
+  });
+  return OkStatus();
+}
+
+std::vector<int> LocalCluster::ProcessIds() const {
+  std::vector<int> pids;
+  for (const auto& slot : agents_) {
+    if (!slot->agent) continue;
+    auto more = slot->agent->ProcessIds();
+    pids.insert(pids.end(), more.begin(), more.end());
+  }
+  if (command_pid_ > 0) pids.push_back(command_pid_);
+  return pids;
+}
+
+// ---- HTTP: faults, index page, sandbox browser ------------------------------------------------
+
+bool LocalCluster::HandleExtra(const net::ServerRequest& req,
+                               std::shared_ptr<net::Responder>& responder) {
+  if (req.path.starts_with("/faults")) {
+    HandleFault(req, responder);
+    return true;
+  }
+  if (req.path == "/" || req.path == "/index.html") {
+    ServeIndex(responder);
+    return true;
+  }
+  if (req.path == "/sandbox") {
+    ServeSandbox(req, responder);
+    return true;
+  }
+  return false;
+}
+
+void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {
+  static constexpr std::string_view kHelp =
+      "Fault injection (POST):\n"
+      "  /faults/agents/N/stop              the host dies with every executor and etcd on it\n"
+      "  /faults/agents/N/restart[?wipe=1]  the agent restarts; wipe=1 loses its work dir\n"
+      "  /faults/agents/N/partition         the master stops hearing from it\n"
+      "  /faults/agents/N/heal              ends the partition\n"
+      "  /faults/executors/ID/kill          SIGKILL one executor\n";
+  if (req.path == "/faults" || req.path == "/faults/") {
+    return r->Respond(net::TextResponse(200, std::string(kHelp)));
+  }
+  if (req.method != net::Verb::post) {
+    return r->Respond(
+        net::TextResponse(405, "faults are injected with POST\n" + std::string(kHelp)));
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(req.path);
+  for (std::string part; std::getline(ss, part, '/');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  if (parts.size() == 4 && parts[1] == "agents") {
+    int n = 0;
+    auto [p, ec] = std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), n);
+    if (ec != std::errc() || p != parts[2].data() + parts[2].size()) {
+      return r->Respond(net::TextResponse(400, "agent number '" + parts[2] + "' is not a number"));
+    }
+    const std::string& action = parts[3];
+    if (action == "stop") return r->Respond(FaultAnswer(StopAgent(n), "agent stopped"));
+    if (action == "restart") {
+      std::string wipe = QueryParam(req.query, "wipe");
+      bool w = wipe == "1" || wipe == "true";
+      return r->Respond(FaultAnswer(
+          RestartAgent(n, w), w ? "agent restarted with a wiped work dir" : "agent restarted"));
+    }
+    if (action == "partition") return r->Respond(FaultAnswer(PartitionAgent(n), "partitioned"));
+    if (action == "heal") return r->Respond(FaultAnswer(HealAgent(n), "partition healed"));
+  }
+  if (parts.size() == 4 && parts[1] == "executors" && parts[3] == "kill") {
+    return r->Respond(FaultAnswer(KillExecutor(UrlDecode(parts[2])), "executor killed"));
+  }
+  r->Respond(net::TextResponse(404, "unknown fault " + req.path + "\n" + std::string(kHelp)));
+}
+
+void LocalCluster::ServeIndex(std::shared_ptr<net::Responder>& r) {
+  json state = master_->StateJson();
+  std::map<std::string, std::string> hosts;
+  for (const auto& s : state["slaves"]) hosts[s["id"]] = s["hostname"];
+  std::string page =
+      "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>"
+      "<title>etcd-mesos-local</title><style>body{font-family:sans-serif;margin:2em}"
+      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+      "</style></head><body><h1>etcd-mesos-local</h1>";
+  page += fmt::format(
+      "<p>Master {} at {} &middot; {} agents active, {} unreachable &middot; "
+      "<a href=/master/state>/master/state</a> &middot; <a href=/faults>faults</a></p>",
+      Html(state["id"].get<std::string>()), Html(master_->address().ToString()),
+      state["activated_slaves"].get<int>(), state["unreachable_slaves"].get<int>());
+  page += "<h2 id=frameworks>Frameworks</h2>";
+  for (const auto& f : state["frameworks"]) {
+    page += fmt::format("<h3>{} <small>({}, {})</small></h3>", Html(f["name"].get<std::string>()),
+                        Html(f["id"].get<std::string>()),
+                        f["connected"].get<bool>() ? "connected" : "disconnected");
+    if (!f["webui_url"].get<std::string>().empty()) {
+      page += fmt::format("<p>Web UI: <a href=\"{0}\">{0}</a></p>",
+                          Html(f["webui_url"].get<std::string>()));
+    }
+    page += "<table><tr><th>Task</th><th>State</th><th>Agent host</th><th>Sandbox</th></tr>";
+    std::map<std::string, std::string> sandboxes;
+    for (const auto& e : f["executors"]) {
+      if (e.contains("directory")) sandboxes[e["executor_id"]["value"]] = e["directory"];
+    }
+    for (const char* list : {"tasks", "unreachable_tasks"}) {
+      for (const auto& t : f[list]) {
+        std::string sandbox = sandboxes[t["executor_id"].get<std::string>()];
+        if (sandbox.empty()) {
+          auto* agent_ptr = static_cast<Agent*>(nullptr);
+          for (auto& slot : agents_) {
+            if (slot->agent && slot->agent->id().value() == t["slave_id"])
+              agent_ptr = slot->agent.get();
+          }
+          if (agent_ptr) sandbox = agent_ptr->SandboxOf(f["id"], t["id"]);
+        }
+        page +=
+            fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        Html(t["name"].get<std::string>()), Html(t["state"].get<std::string>()),
+                        Html(hosts.count(t["slave_id"]) ? hosts[t["slave_id"]]
+                                                        : t["slave_id"].get<std::string>()),
+                        sandbox.empty() ? ""
+                                        : fmt::format("<a href=\"/sandbox?path={}\">sandbox</a> {}",
+                                                      UrlEncode(sandbox), Html(sandbox)));
+      }
+    }
+    page += "</table>";
+  }
+  page += "<h2>Agents</h2><table><tr><th>#</th><th>Id</th><th>Host</th><th>Resources</th></tr>";
+  for (const auto& slot : agents_) {
+    if (!slot->agent) continue;
+    page += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", slot->n,
+                        Html(slot->agent->id().value()),
+                        Html(slot->ip + (slot->running ? "" : " (stopped)")),
+                        Html(ResourceBag::From(slot->agent->resources()).Summary().dump()));
+  }
+  page += "</table></body></html>";
+  r->Respond({200, {{"Content-Type", "text/html; charset=utf-8"}}, std::move(page)});
+}
+
+void LocalCluster::ServeSandbox(const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {
+  std::error_code ec;
+  fs::path asked = fs::weakly_canonical(QueryParam(req.query, "path"), ec);
+  fs::path root = fs::weakly_canonical(options_.work_dir, ec);
+  auto rel = asked.lexically_relative(root);
+  if (ec || asked.empty() || rel.empty() || rel.native().starts_with("..")) {
+    return r->Respond(net::TextResponse(
+        403, "only paths inside the work dir " + root.string() + " can be browsed"));
+  }
+  if (fs::is_directory(asked, ec)) {
+    std::string page = fmt::format(
+        "<!doctype html><html><head><meta charset=utf-8><title>{0}</title></head><body>"
+        "<p><a href=/>etcd-mesos-local</a></p><h2>Sandbox: {0}</h2><ul>",
+        Html(asked.string()));
+    std::vector<fs::directory_entry> entries;
+    for (const auto& e : fs::directory_iterator(asked, ec)) entries.push_back(e);
+    std::sort(entries.begin(), entries.end());
+    for (const auto& e : entries) {
+      page += fmt::format("<li><a href=\"/sandbox?path={}\">{}</a>{}</li>",
+                          UrlEncode(e.path().string()), Html(e.path().filename().string()),
+                          e.is_directory() ? "/" : fmt::format(" ({} bytes)", e.file_size(ec)));
+    }
+    page += "</ul></body></html>";
+    return r->Respond({200, {{"Content-Type", "text/html; charset=utf-8"}}, std::move(page)});
+  }
+  std::ifstream in(asked, std::ios::binary);
+  if (!in) return r->Respond(net::TextResponse(404, "no such file " + asked.string()));
+  // Logs can be large: serve the last MiB, which is what an operator reads.
+  constexpr std::streamoff kMax = 1 << 20;
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  in.seekg(size > kMax ? size - kMax : 0);
+  std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  r->Respond({200, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(body)});
+}
+
+}  // namespace etcd_mesos::local

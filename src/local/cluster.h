@@ -1,0 +1,77 @@
+// LocalCluster: everything etcd-mesos-local runs in one process: the master, N agents (each a
+// host of its own on 127.0.0.2, 127.0.0.3, ...), the links between them, the web page at `/`,
+// a read-only sandbox browser, and the fault injection endpoints under `/faults/` that do to a
+// framework what a real cluster does (lose a host, restart an agent with or without its work
+// dir, partition an agent from the master, kill an executor). Frameworks only ever see the
+// consequences through the normal v1 events.
+//
+// Threading: runs on one io_context thread; not thread-safe.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/result.h"
+#include "local/agent.h"
+#include "local/master.h"
+#include "local/process.h"
+
+namespace etcd_mesos::local {
+
+struct LocalClusterOptions {
+  int agents = 3;
+  std::vector<mesos::Resource> resources;  // every agent's, as on identical hosts
+  std::filesystem::path work_dir;
+  int first_agent_host = 2;  // agents live on 127.0.0.<first_agent_host + i>
+  MasterOptions master;
+  AgentOptions agent;  // template: index, ip, port, work_dir and resources are filled per agent
+};
+
+class LocalCluster {
+ public:
+  LocalCluster(boost::asio::io_context& io, LocalClusterOptions options);
+  ~LocalCluster();
+
+  Result<HostPort> Start();
+  // Stops every agent (killing every process they started), the master, and the child command.
+  void Shutdown();
+
+  // Fault injection (also at POST /faults/...). Agents are numbered from 1.
+  Status StopAgent(int n);                // the host dies with everything on it
+  Status RestartAgent(int n, bool wipe);  // agent process restarts; wipe = new host identity
+  Status PartitionAgent(int n);           // master stops hearing from it; it keeps running
+  Status HealAgent(int n);
+  Status KillExecutor(const std::string& executor_id);
+
+  // Starts `argv` (e.g. the scheduler) as a child once the cluster is up; it is stopped at
+  // shutdown. MESOS_MASTER=ip:port is added to its environment.
+  Status StartCommand(const std::vector<std::string>& argv);
+
+  Master& master() { return *master_; }
+  int agent_count() const { return static_cast<int>(agents_.size()); }
+  Agent* agent(int n);  // nullptr when out of range or stopped for good
+  std::vector<int> ProcessIds() const;
+
+ private:
+  struct AgentSlot;
+  bool HandleExtra(const net::ServerRequest& req, std::shared_ptr<net::Responder>& responder);
+  void HandleFault(const net::ServerRequest& req, std::shared_ptr<net::Responder>& responder);
+  void ServeIndex(std::shared_ptr<net::Responder>& responder);
+  void ServeSandbox(const net::ServerRequest& req, std::shared_ptr<net::Responder>& responder);
+  Result<AgentSlot*> Slot(int n);
+  Status LaunchAgent(AgentSlot& slot, bool new_identity);
+
+  boost::asio::io_context& io_;
+  LocalClusterOptions options_;
+  std::unique_ptr<Master> master_;
+  std::vector<std::unique_ptr<AgentSlot>> agents_;
+  int next_agent_id_ = 0;
+  ChildReaper reaper_;
+  pid_t command_pid_ = -1;
+};
+
+}  // namespace etcd_mesos::local

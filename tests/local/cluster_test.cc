@@ -1,0 +1,361 @@
+// etcd-mesos-local end to end, in process: a framework on our real scheduler client against the
+// real master and agents, with real executor processes (tests/local/test_executor.cc) and
+// command tasks. These are the "done when" cases of the local Mesos.
+#include <signal.h>
+
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+
+#include "local/cluster.h"
+#include "mesos/codec.h"
+#include "mesos/json_codec.h"
+#include "mesos/scheduler_client.h"
+#include "testing/tempdir.h"
+
+namespace etcd_mesos::local {
+namespace {
+
+using mesos::scheduler::Call;
+using mesos::scheduler::Event;
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LocalClusterOptions options;
+    options.agents = 3;
+    options.resources = *ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.work_dir = dir_.path();
+    options.master.port = 0;
+    options.master.allocation_interval = std::chrono::milliseconds(100);
+    options.master.heartbeat_interval = std::chrono::milliseconds(500);
+    options.master.agent_unreachable_timeout = std::chrono::milliseconds(1500);
+    options.agent.status_update_retry_min = std::chrono::milliseconds(300);
+    options.agent.ping_interval = std::chrono::milliseconds(200);
+    options.agent.executor_shutdown_grace_period = std::chrono::milliseconds(1000);
+    cluster_ = std::make_unique<LocalCluster>(io_, options);
+    auto bound = cluster_->Start();
+    ASSERT_TRUE(bound.ok()) << bound.error();
+  }
+
+  void TearDown() override {
+    client_.reset();
+    cluster_->Shutdown();
+    io_.run_for(std::chrono::milliseconds(100));
+  }
+
+  void RunUntil(const std::function<bool()>& done, int seconds = 20) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(done()) << "timed out";
+  }
+
+  void Connect(double failover = 3600, std::optional<std::string> id = std::nullopt,
+               bool ack = true) {
+    mesos::FrameworkInfo info;
+    info.set_user("root");
+    info.set_name("cluster-test");
+    info.set_failover_timeout(failover);
+    info.set_checkpoint(true);
+    info.add_roles("etcd");
+    info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::MULTI_ROLE);
+    info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::PARTITION_AWARE);
+    if (id) info.mutable_id()->set_value(*id);
+    mesos_client::SchedulerClient::Options options;
+    options.backoff_min = std::chrono::milliseconds(50);
+    options.backoff_max = std::chrono::milliseconds(200);
+    auto_ack_ = ack;
+    client_ = std::make_unique<mesos_client::SchedulerClient>(
+        io_, options,
+        mesos_client::SchedulerClient::Callbacks{
+            nullptr,
+            [this](const Event& e) {
+              if (e.type() == Event::OFFERS) {
+                for (const auto& o : e.offers().offers()) offers_.push_back(o);
+              } else if (e.type() == Event::UPDATE) {
+                updates_.push_back(e.update().status());
+                if (auto_ack_ && e.update().status().has_uuid()) Ack(e.update().status());
+              } else if (e.type() == Event::RESCIND) {
+                rescinded_.push_back(e.rescind().offer_id().value());
+              }
+            },
+            nullptr});
+    client_->Start(cluster_->master().address(), info);
+    RunUntil([&] { return client_->subscribed(); });
+  }
+
+  void Ack(const mesos::TaskStatus& status) {
+    Call ack;
+    ack.set_type(Call::ACKNOWLEDGE);
+    *ack.mutable_acknowledge()->mutable_agent_id() = status.agent_id();
+    *ack.mutable_acknowledge()->mutable_task_id() = status.task_id();
+    ack.mutable_acknowledge()->set_uuid(status.uuid());
+    client_->Send(ack);
+  }
+
+  Status SendCall(Call call) {
+    std::optional<Status> result;
+    client_->Send(std::move(call), [&](Status s) { result = s; });
+    RunUntil([&] { return result.has_value(); });
+    return *result;
+  }
+
+  static mesos::Resource Scalar(const std::string& name, double v) {
+    mesos::Resource r;
+    r.set_name(name);
+    r.set_type(mesos::Value::SCALAR);
+    r.mutable_scalar()->set_value(v);
+    return r;
+  }
+
+  mesos::TaskInfo ExecutorTask(const mesos::Offer& offer, const std::string& id,
+                               const std::string& data = "") {
+    mesos::TaskInfo task;
+    task.set_name(id);
+    task.mutable_task_id()->set_value(id);
+    *task.mutable_agent_id() = offer.agent_id();
+    *task.add_resources() = Scalar("cpus", 0.5);
+    *task.add_resources() = Scalar("mem", 64);
+    task.set_data(data);
+    auto* exec = task.mutable_executor();
+    exec->set_type(mesos::ExecutorInfo::CUSTOM);
+    exec->mutable_executor_id()->set_value("exec-" + id);
+    exec->mutable_command()->set_value("./test_executor");
+    auto* uri = exec->mutable_command()->add_uris();
+    uri->set_value(TEST_EXECUTOR_PATH);
+    uri->set_executable(true);
+    *exec->add_resources() = Scalar("cpus", 0.1);
+    *exec->add_resources() = Scalar("mem", 32);
+    return task;
+  }
+
+  mesos::TaskInfo CommandTask(const mesos::Offer& offer, const std::string& id,
+                              const std::string& command) {
+    mesos::TaskInfo task;
+    task.set_name(id);
+    task.mutable_task_id()->set_value(id);
+    *task.mutable_agent_id() = offer.agent_id();
+    *task.add_resources() = Scalar("cpus", 0.5);
+    task.mutable_command()->set_value(command);
+    return task;
+  }
+
+  Status Launch(const mesos::Offer& offer, std::vector<mesos::TaskInfo> tasks) {
+    Call call;
+    call.set_type(Call::ACCEPT);
+    *call.mutable_accept()->add_offer_ids() = offer.id();
+    auto* op = call.mutable_accept()->add_operations();
+    op->set_type(mesos::Offer::Operation::LAUNCH);
+    for (auto& t : tasks) *op->mutable_launch()->add_task_infos() = t;
+    return SendCall(call);
+  }
+
+  bool HasUpdate(const std::string& task, mesos::TaskState state) const {
+    return std::any_of(updates_.begin(), updates_.end(), [&](const mesos::TaskStatus& s) {
+      return s.task_id().value() == task && s.state() == state;
+    });
+  }
+
+  Status Kill(const std::string& task, const mesos::AgentID& agent) {
+    Call kill;
+    kill.set_type(Call::KILL);
+    kill.mutable_kill()->mutable_task_id()->set_value(task);
+    *kill.mutable_kill()->mutable_agent_id() = agent;
+    return SendCall(kill);
+  }
+
+  int AgentNumber(const mesos::AgentID& id) {
+    for (int n = 1; n <= cluster_->agent_count(); ++n) {
+      if (cluster_->agent(n) && cluster_->agent(n)->id().value() == id.value()) return n;
+    }
+    return -1;
+  }
+
+  test::TempDir dir_{"em-local"};
+  boost::asio::io_context io_;
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<mesos_client::SchedulerClient> client_;
+  std::vector<mesos::Offer> offers_;
+  std::vector<mesos::TaskStatus> updates_;
+  std::vector<std::string> rescinded_;
+  bool auto_ack_ = true;
+};
+
+TEST_F(ClusterTest, CommandAndCustomExecutorTasksRunAndAreKilled) {
+  Connect();
+  RunUntil([&] {
+    std::set<std::string> agents;
+    for (const auto& o : offers_) agents.insert(o.agent_id().value());
+    return agents.size() == 3;
+  });
+  mesos::Offer a = offers_[0];
+  mesos::Offer b;
+  for (const auto& o : offers_) {
+    if (o.agent_id().value() != a.agent_id().value()) b = o;
+  }
+  ASSERT_TRUE(Launch(a, {CommandTask(a, "cmd", "sleep 600")}).ok());
+  ASSERT_TRUE(Launch(b, {ExecutorTask(b, "custom")}).ok());
+  RunUntil([&] {
+    return HasUpdate("cmd", mesos::TASK_RUNNING) && HasUpdate("custom", mesos::TASK_RUNNING);
+  });
+  for (const auto& u : updates_) {
+    if (u.state() == mesos::TASK_RUNNING) {
+      EXPECT_TRUE(u.has_uuid());
+      EXPECT_EQ(u.source(), mesos::TaskStatus::SOURCE_EXECUTOR);
+    }
+  }
+  auto pids = cluster_->ProcessIds();
+  EXPECT_GE(pids.size(), 2u);
+  ASSERT_TRUE(Kill("cmd", a.agent_id()).ok());
+  ASSERT_TRUE(Kill("custom", b.agent_id()).ok());
+  RunUntil([&] {
+    return HasUpdate("cmd", mesos::TASK_KILLED) && HasUpdate("custom", mesos::TASK_KILLED);
+  });
+  // The state endpoint agrees, and the sandbox of the custom executor is listed.
+  RunUntil([&] {
+    auto state = cluster_->master().StateJson();
+    return state["frameworks"][0]["tasks"].empty() &&
+           state["frameworks"][0]["completed_tasks"].size() == 2;
+  });
+}
+
+TEST_F(ClusterTest, ImplicitAndExplicitReconciliationAnswerRealStates) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "r")}).ok());
+  RunUntil([&] { return HasUpdate("r", mesos::TASK_RUNNING); });
+  updates_.clear();
+  Call implicit;
+  implicit.set_type(Call::RECONCILE);
+  implicit.mutable_reconcile();
+  ASSERT_TRUE(SendCall(implicit).ok());
+  RunUntil([&] { return HasUpdate("r", mesos::TASK_RUNNING); });
+  EXPECT_EQ(updates_[0].reason(), mesos::TaskStatus::REASON_RECONCILIATION);
+  updates_.clear();
+  Call explicit_call;
+  explicit_call.set_type(Call::RECONCILE);
+  auto* t = explicit_call.mutable_reconcile()->add_tasks();
+  t->mutable_task_id()->set_value("r");
+  *t->mutable_agent_id() = a.agent_id();
+  auto* gone = explicit_call.mutable_reconcile()->add_tasks();
+  gone->mutable_task_id()->set_value("ghost");
+  *gone->mutable_agent_id() = a.agent_id();
+  ASSERT_TRUE(SendCall(explicit_call).ok());
+  RunUntil(
+      [&] { return HasUpdate("r", mesos::TASK_RUNNING) && HasUpdate("ghost", mesos::TASK_GONE); });
+}
+
+TEST_F(ClusterTest, ResubscribingWithinTheFailoverTimeoutKeepsTasksPastItTheyAreKilled) {
+  Connect(/*failover=*/1.0);
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "keep")}).ok());
+  RunUntil([&] { return HasUpdate("keep", mesos::TASK_RUNNING); });
+  std::string fid = *client_->framework_id();
+  auto pids = cluster_->ProcessIds();
+  ASSERT_FALSE(pids.empty());
+  client_.reset();
+  io_.run_for(std::chrono::milliseconds(300));
+  Connect(1.0, fid);
+  io_.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(cluster_->master().StateJson()["frameworks"][0]["tasks"].size(), 1u);
+  for (int pid : pids) EXPECT_EQ(::kill(pid, 0), 0) << "executor " << pid << " must survive";
+
+  client_.reset();  // now stay away past the timeout
+  RunUntil([&] { return cluster_->ProcessIds().empty(); });
+  for (int pid : pids) {
+    RunUntil([&] { return ::kill(pid, 0) != 0; });
+  }
+  EXPECT_TRUE(cluster_->master().StateJson()["frameworks"].empty());
+}
+
+TEST_F(ClusterTest, StoppedAgentYieldsUnreachableAndRescindsItsOffers) {
+  Connect();
+  RunUntil([&] { return offers_.size() >= 3; });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "lost")}).ok());
+  RunUntil([&] { return HasUpdate("lost", mesos::TASK_RUNNING); });
+  // An offer of another agent is still outstanding (never declined); we will stop that agent.
+  mesos::Offer other;
+  for (const auto& o : offers_) {
+    if (o.agent_id().value() != a.agent_id().value()) other = o;
+  }
+  ASSERT_TRUE(other.has_id());
+  auto pids = cluster_->agent(AgentNumber(a.agent_id()))->ProcessIds();
+  ASSERT_TRUE(cluster_->StopAgent(AgentNumber(a.agent_id())).ok());
+  ASSERT_TRUE(cluster_->StopAgent(AgentNumber(other.agent_id())).ok());
+  for (int pid : pids) EXPECT_NE(::kill(pid, 0), 0) << "a lost host takes its executors with it";
+  RunUntil([&] { return HasUpdate("lost", mesos::TASK_UNREACHABLE); });
+  RunUntil(
+      [&] { return std::count(rescinded_.begin(), rescinded_.end(), other.id().value()) == 1; });
+}
+
+TEST_F(ClusterTest, UnacknowledgedUpdateIsSentAgainWithTheSameUuid) {
+  Connect(3600, std::nullopt, /*ack=*/false);
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "resend")}).ok());
+  RunUntil([&] {
+    return std::count_if(updates_.begin(), updates_.end(), [](const mesos::TaskStatus& s) {
+             return s.task_id().value() == "resend" && s.state() == mesos::TASK_RUNNING;
+           }) >= 2;
+  });
+  std::vector<std::string> uuids;
+  for (const auto& u : updates_) {
+    if (u.task_id().value() == "resend") uuids.push_back(u.uuid());
+  }
+  EXPECT_EQ(uuids[0], uuids[1]);
+  Ack(updates_[0]);
+  size_t seen = updates_.size();
+  io_.run_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(updates_.size(), seen) << "acknowledged updates are not resent";
+}
+
+TEST_F(ClusterTest, PartitionedAgentComesBackRunning) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "part")}).ok());
+  RunUntil([&] { return HasUpdate("part", mesos::TASK_RUNNING); });
+  int n = AgentNumber(a.agent_id());
+  ASSERT_TRUE(cluster_->PartitionAgent(n).ok());
+  RunUntil([&] { return HasUpdate("part", mesos::TASK_UNREACHABLE); });
+  ASSERT_TRUE(cluster_->HealAgent(n).ok());
+  io_.run_for(std::chrono::milliseconds(800));
+  updates_.clear();
+  Call reconcile;
+  reconcile.set_type(Call::RECONCILE);
+  reconcile.mutable_reconcile();
+  ASSERT_TRUE(SendCall(reconcile).ok());
+  RunUntil([&] { return HasUpdate("part", mesos::TASK_RUNNING); });
+}
+
+TEST_F(ClusterTest, FaultEndpointsAnswerAndRefuseNonsense) {
+  auto post = [&](const std::string& target) {
+    net::HttpRequest req;
+    req.method = net::Verb::post;
+    req.endpoint = cluster_->master().address();
+    req.target = target;
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+    RunUntil([&] { return got.has_value(); });
+    return got->ok() ? (*got)->status : 0u;
+  };
+  EXPECT_EQ(post("/faults/agents/9/stop"), 404u);
+  EXPECT_EQ(post("/faults/agents/x/stop"), 400u);
+  EXPECT_EQ(post("/faults/agents/1/explode"), 404u);
+  EXPECT_EQ(post("/faults/executors/nope/kill"), 404u);
+  EXPECT_EQ(post("/faults/agents/2/partition"), 200u);
+  EXPECT_EQ(post("/faults/agents/2/heal"), 200u);
+  EXPECT_EQ(post("/faults/agents/3/stop"), 200u);
+  EXPECT_EQ(post("/faults/agents/3/stop"), 400u) << "already stopped";
+  EXPECT_EQ(post("/faults/agents/3/restart"), 200u);
+  EXPECT_EQ(post("/faults/agents/1/restart?wipe=1"), 200u);
+}
+
+}  // namespace
+}  // namespace etcd_mesos::local

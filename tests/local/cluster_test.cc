@@ -357,5 +357,33 @@ TEST_F(ClusterTest, FaultEndpointsAnswerAndRefuseNonsense) {
   EXPECT_EQ(post("/faults/agents/1/restart?wipe=1"), 200u);
 }
 
+TEST_F(ClusterTest, AgentRestartKeepingItsWorkDirKeepsTasksWipingItLosesThem) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "survivor")}).ok());
+  RunUntil([&] { return HasUpdate("survivor", mesos::TASK_RUNNING); });
+  int n = AgentNumber(a.agent_id());
+  auto pids = cluster_->agent(n)->ProcessIds();
+  ASSERT_FALSE(pids.empty());
+
+  ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/false).ok());
+  io_.run_for(std::chrono::milliseconds(1000));
+  for (int pid : pids) EXPECT_EQ(::kill(pid, 0), 0) << "executors survive an agent restart";
+  updates_.clear();
+  Call reconcile;
+  reconcile.set_type(Call::RECONCILE);
+  reconcile.mutable_reconcile();
+  ASSERT_TRUE(SendCall(reconcile).ok());
+  RunUntil([&] { return HasUpdate("survivor", mesos::TASK_RUNNING); });
+
+  ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
+  RunUntil([&] { return HasUpdate("survivor", mesos::TASK_GONE); });
+  for (int pid : pids) {
+    RunUntil([&] { return ::kill(pid, 0) != 0; });
+  }
+  EXPECT_NE(cluster_->agent(n)->id().value(), a.agent_id().value()) << "a wiped agent is new";
+}
+
 }  // namespace
 }  // namespace etcd_mesos::local

@@ -1,0 +1,892 @@
+#include "scheduler/core/scheduler_core.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "mesos/task_state.h"
+
+namespace etcd_mesos::scheduler {
+
+namespace {
+
+constexpr size_t kMaxNotes = 100;
+constexpr double kTransientRefuseSeconds = 1;  // we will want this agent again shortly
+
+// A task that may still be running somewhere: Mesos is not sure it is gone. After a master
+// failover reconciliation can answer TASK_LOST for live tasks, so LOST is "maybe" here, never
+// proof of loss.
+bool MaybeAlive(mesos::TaskState s) {
+  switch (s) {
+    case mesos::TASK_LOST:
+    case mesos::TASK_UNREACHABLE:
+    case mesos::TASK_UNKNOWN:
+      return true;
+    default:
+      return !mesos_facts::IsTerminalState(s);
+  }
+}
+
+bool Gone(mesos::TaskState s) { return !MaybeAlive(s); }
+
+bool Uncertain(mesos::TaskState s) {
+  return s == mesos::TASK_LOST || s == mesos::TASK_UNREACHABLE || s == mesos::TASK_UNKNOWN;
+}
+
+double ScalarOf(const mesos::Offer& offer, const std::string& name) {
+  double total = 0;
+  for (const auto& r : offer.resources()) {
+    if (r.name() == name && r.type() == mesos::Value::SCALAR) total += r.scalar().value();
+  }
+  return total;
+}
+
+// Three distinct ports from any of the offered ranges (never outside them).
+std::optional<std::array<uint16_t, 3>> PickPorts(const mesos::Offer& offer) {
+  std::array<uint16_t, 3> ports{};
+  size_t got = 0;
+  for (const auto& r : offer.resources()) {
+    if (r.name() != "ports" || r.type() != mesos::Value::RANGES) continue;
+    for (const auto& range : r.ranges().range()) {
+      for (uint64_t p = range.begin(); p <= range.end() && got < 3; ++p) {
+        if (p == 0 || p > 65535) continue;
+        ports[got++] = static_cast<uint16_t>(p);
+      }
+      if (got == 3) return ports;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string HostOf(const mesos::Offer& offer) {
+  if (offer.has_url() && offer.url().address().has_ip() && !offer.url().address().ip().empty()) {
+    return offer.url().address().ip();
+  }
+  return offer.hostname();
+}
+
+template <typename Duration>
+bool Elapsed(const std::optional<Time>& since, Time now, Duration d) {
+  return since && now - *since >= d;
+}
+
+}  // namespace
+
+SchedulerCore::SchedulerCore(CoreConfig config) : config_(std::move(config)) {}
+
+Actions SchedulerCore::Handle(const Event& event) {
+  Actions out;
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, Started>)
+          OnStarted(e, out);
+        else if constexpr (std::is_same_v<E, Subscribed>)
+          OnSubscribed(e, out);
+        else if constexpr (std::is_same_v<E, Disconnected>)
+          OnDisconnected(e, out);
+        else if constexpr (std::is_same_v<E, OffersReceived>)
+          OnOffers(e, out);
+        else if constexpr (std::is_same_v<E, OfferRescinded>)
+          OnRescinded(e, out);
+        else if constexpr (std::is_same_v<E, TaskUpdate>)
+          OnTaskUpdate(e, out);
+        else if constexpr (std::is_same_v<E, Tick>)
+          OnTick(e, out);
+        else if constexpr (std::is_same_v<E, ProbeResult>)
+          OnProbe(e, out);
+        else if constexpr (std::is_same_v<E, ClusterProbeResult>)
+          OnClusterProbe(e, out);
+        else if constexpr (std::is_same_v<E, MembershipResult>)
+          OnMembership(e, out);
+        else if constexpr (std::is_same_v<E, ReseedResult>)
+          OnReseed(e, out);
+        else if constexpr (std::is_same_v<E, PersistResult>)
+          OnPersist(e, out);
+        else if constexpr (std::is_same_v<E, AdminReseed>)
+          OnAdminReseed(e, out);
+        else if constexpr (std::is_same_v<E, AdminStartFresh>)
+          OnAdminStartFresh(e, out);
+      },
+      event);
+  return out;
+}
+
+void SchedulerCore::Say(std::string level, std::string message, Actions& out) {
+  Note note{std::move(level), std::move(message)};
+  notes_.push_back(note);
+  while (notes_.size() > kMaxNotes) notes_.pop_front();
+  out.push_back(std::move(note));
+}
+
+void SchedulerCore::Persisted(Actions& out) { out.push_back(Persist{state_}); }
+
+// ---- Session ------------------------------------------------------------------------------
+
+void SchedulerCore::OnStarted(const Started& e, Actions& out) {
+  state_ = e.state;
+  started_ = true;
+  for (auto& [name, m] : state_.members) {
+    m.reachable = false;
+    m.healthy = false;
+    m.launched_at = e.now;  // staging timeouts count from now, not from before the restart
+    if (m.learner) m.learner_since = e.now;
+  }
+  Say("info",
+      fmt::format("loaded state: framework {}, generation {}, {} members",
+                  state_.framework_id.value_or("(none yet)"), state_.generation,
+                  state_.members.size()),
+      out);
+}
+
+void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
+  connected_ = true;
+  bool new_id = state_.framework_id != e.framework_id;
+  state_.framework_id = e.framework_id;
+  if (new_id) Persisted(out);
+  reconciling_ = false;
+  unanswered_.clear();
+  ReconcileTasks explicit_tasks;
+  for (const auto& [name, m] : state_.members) {
+    if (Gone(m.task_state)) continue;
+    unanswered_.insert(m.task_id);
+    explicit_tasks.tasks.emplace_back(m.task_id, m.agent_id);
+  }
+  if (!explicit_tasks.tasks.empty()) {
+    reconciling_ = true;
+    reconcile_started_ = e.now;
+    out.push_back(std::move(explicit_tasks));
+  }
+  out.push_back(ReconcileTasks{});  // implicit: also learn of tasks we do not know
+  last_reconcile_ = e.now;
+  Say("info",
+      fmt::format("subscribed as framework {}; reconciling {} stored tasks", e.framework_id,
+                  unanswered_.size()),
+      out);
+  wants_offers_ = !wants_offers_;  // force the next interest update to speak
+  UpdateOfferInterest(out);
+}
+
+void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
+  connected_ = false;
+  reconciling_ = false;
+  gathered_.clear();  // offers die with the subscription
+  gather_started_.reset();
+  if (pending_add_) pending_add_->offer_id.clear();
+  Say("warn", "disconnected from the master: " + e.reason + "; no launches or changes until back",
+      out);
+}
+
+bool SchedulerCore::MayAct() const {
+  return started_ && connected_ && !reconciling_ && !reseed_.has_value();
+}
+
+// ---- Offers -------------------------------------------------------------------------------
+
+std::optional<Member> SchedulerCore::Place(const mesos::Offer& offer) const {
+  if (ScalarOf(offer, "cpus") + 1e-9 < config_.task_cpus + config_.executor_cpus) return {};
+  if (ScalarOf(offer, "mem") + 1e-9 < config_.task_mem + config_.executor_mem) return {};
+  if (ScalarOf(offer, "disk") + 1e-9 < config_.task_disk) return {};
+  if (config_.single_member_per_agent) {
+    for (const auto& [name, m] : state_.members) {
+      if (m.agent_id == offer.agent_id().value() && MaybeAlive(m.task_state)) return {};
+    }
+    if (pending_add_ && pending_add_->member.agent_id == offer.agent_id().value()) return {};
+  }
+  auto ports = PickPorts(offer);
+  if (!ports) return {};
+  Member m;
+  m.agent_id = offer.agent_id().value();
+  m.host = HostOf(offer);
+  m.peer_port = (*ports)[0];
+  m.client_port = (*ports)[1];
+  m.reseed_port = (*ports)[2];
+  m.generation = state_.generation;
+  return m;
+}
+
+std::string SchedulerCore::InitialCluster(const std::vector<const Member*>& members) const {
+  std::string out;
+  for (const Member* m : members) {
+    if (!out.empty()) out += ',';
+    out += m->name + "=" + m->PeerUrl();
+  }
+  return out;
+}
+
+std::string SchedulerCore::ClusterToken() const {
+  return fmt::format("{}-{}", config_.framework_name, state_.generation);
+}
+
+int SchedulerCore::LiveMembers() const {
+  int n = 0;
+  for (const auto& [name, m] : state_.members) n += MaybeAlive(m.task_state) ? 1 : 0;
+  return n;
+}
+
+int SchedulerCore::Voters() const {
+  if (view_) {
+    return static_cast<int>(std::count_if(view_->members.begin(), view_->members.end(),
+                                          [](const EtcdMember& m) { return !m.is_learner; }));
+  }
+  int n = 0;
+  for (const auto& [name, m] : state_.members) n += (!m.learner && MaybeAlive(m.task_state));
+  return n;
+}
+
+bool SchedulerCore::NeedsMember() const {
+  if (!state_.bootstrapped) return !total_loss_;
+  return !total_loss_ && LiveMembers() < config_.cluster_size;
+}
+
+void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
+  std::vector<mesos::Offer> offers = e.offers;
+  if (!MayAct() || total_loss_ || !NeedsMember()) {
+    double refuse = (!MayAct() || NeedsMember()) ? kTransientRefuseSeconds : config_.refuse_seconds;
+    for (const auto& o : offers) out.push_back(DeclineOffer{o.id().value(), refuse});
+    UpdateOfferInterest(out);
+    return;
+  }
+  if (!state_.bootstrapped) return HandleOffersForBootstrap(std::move(offers), e.now, out);
+  HandleOffersForGrowth(std::move(offers), e.now, out);
+}
+
+void SchedulerCore::HandleOffersForBootstrap(std::vector<mesos::Offer> offers, Time now,
+                                             Actions& out) {
+  for (auto& o : offers) {
+    bool usable = Place(o).has_value();
+    bool duplicate_agent = std::any_of(
+        gathered_.begin(), gathered_.end(),
+        [&](const mesos::Offer& g) { return g.agent_id().value() == o.agent_id().value(); });
+    if (!usable || (duplicate_agent && config_.single_member_per_agent)) {
+      out.push_back(DeclineOffer{o.id().value(), kTransientRefuseSeconds});
+      continue;
+    }
+    gathered_.push_back(std::move(o));
+  }
+  if (gathered_.empty()) return;
+  if (!gather_started_) gather_started_ = now;
+  bool enough = static_cast<int>(gathered_.size()) >= config_.cluster_size;
+  if (!enough && !Elapsed(gather_started_, now, config_.bootstrap_gather)) return;  // hold briefly
+
+  // Launch every member we can place at once, as one static initial cluster: etcd's own
+  // bootstrap is the fastest safe way (no membership change needs the 5 s quorum wait).
+  int count = std::min<int>(config_.cluster_size, static_cast<int>(gathered_.size()));
+  std::vector<Member> members;
+  for (int i = 0; i < count; ++i) {
+    Member m = *Place(gathered_[i]);
+    m.name = fmt::format("etcd-{}", state_.next_member++);
+    m.initial = true;
+    m.task_id = FormatTaskId(m);
+    m.launched_at = now;
+    members.push_back(m);
+  }
+  std::vector<const Member*> refs;
+  for (const auto& m : members) refs.push_back(&m);
+  std::string initial_cluster = InitialCluster(refs);
+  state_.bootstrapped = true;
+  for (const auto& m : members) state_.members[m.name] = m;
+  state_.counters.launched_servers += members.size();
+  Persisted(out);  // on record before launch
+  for (int i = 0; i < count; ++i) {
+    out.push_back(
+        LaunchMember{gathered_[i].id().value(), members[i], initial_cluster, true, ClusterToken()});
+  }
+  for (size_t i = count; i < gathered_.size(); ++i) {
+    out.push_back(DeclineOffer{gathered_[i].id().value(), kTransientRefuseSeconds});
+  }
+  Say("info",
+      fmt::format("bootstrapping generation {} with {} of {} members at once: {}",
+                  state_.generation, count, config_.cluster_size, initial_cluster),
+      out);
+  gathered_.clear();
+  gather_started_.reset();
+  UpdateOfferInterest(out);
+}
+
+void SchedulerCore::HandleOffersForGrowth(std::vector<mesos::Offer> offers, Time now,
+                                          Actions& out) {
+  std::string blocked;
+  if (pending_add_ || in_flight_)
+    blocked = "a membership change is in flight";
+  else if (!healthy_)
+    blocked = "the cluster is not healthy";
+  else if (view_ && std::any_of(view_->members.begin(), view_->members.end(),
+                                [](const EtcdMember& m) { return m.is_learner; })) {
+    blocked = "a learner is still catching up";
+  } else if (view_ && static_cast<int>(view_->members.size()) >= config_.cluster_size) {
+    blocked = "dead members must be removed first";
+  } else if (!view_) {
+    blocked = "etcd's member list is not known yet";
+  }
+  std::optional<size_t> chosen;
+  std::optional<Member> member;
+  if (blocked.empty()) {
+    for (size_t i = 0; i < offers.size() && !member; ++i) {
+      member = Place(offers[i]);
+      if (member) chosen = i;
+    }
+  }
+  for (size_t i = 0; i < offers.size(); ++i) {
+    if (chosen && i == *chosen) continue;
+    out.push_back(DeclineOffer{offers[i].id().value(), kTransientRefuseSeconds});
+  }
+  if (!member) return;
+  member->name = fmt::format("etcd-{}", state_.next_member++);
+  member->learner = true;
+  member->task_id = FormatTaskId(*member);
+  pending_add_ = PendingAdd{offers[*chosen].id().value(), *member};
+  in_flight_ = InFlight{MembershipOp::kAddLearner, member->name, now};
+  out.push_back(ChangeMembership{MembershipOp::kAddLearner, member->name, 0, member->PeerUrl(),
+                                 ClientUrlsOfHealthy()});
+  Say("info",
+      fmt::format("adding {} as a learner ({}) before launching it on {}", member->name,
+                  member->PeerUrl(), member->host),
+      out);
+}
+
+void SchedulerCore::OnRescinded(const OfferRescinded& e, Actions& out) {
+  (void)out;
+  std::erase_if(gathered_, [&](const mesos::Offer& o) { return o.id().value() == e.offer_id; });
+  if (pending_add_ && pending_add_->offer_id == e.offer_id) pending_add_->offer_id.clear();
+}
+
+void SchedulerCore::UpdateOfferInterest(Actions& out) {
+  bool wants = started_ && connected_ && !total_loss_ && NeedsMember();
+  if (wants == wants_offers_) return;
+  wants_offers_ = wants;
+  if (wants) {
+    out.push_back(Revive{});
+  } else {
+    out.push_back(Suppress{});
+  }
+}
+
+std::vector<std::string> SchedulerCore::ClientUrlsOfHealthy() const {
+  std::vector<std::pair<int, std::string>> ranked;
+  for (const auto& [name, m] : state_.members) {
+    if (!MaybeAlive(m.task_state) || m.learner) continue;
+    int rank = m.reachable ? (m.member_id != 0 && m.member_id == m.leader ? 0 : 1) : 2;
+    ranked.emplace_back(rank, m.ClientUrl());
+  }
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::string> urls;
+  for (auto& [rank, url] : ranked) urls.push_back(std::move(url));
+  return urls;
+}
+
+// ---- Tasks --------------------------------------------------------------------------------
+
+void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
+  const auto& status = e.status;
+  const std::string& task_id = status.task_id().value();
+  auto parsed = ParseTaskId(task_id);
+  Member* member = nullptr;
+  if (parsed.ok()) {
+    auto it = state_.members.find(parsed->name);
+    if (it != state_.members.end() && it->second.task_id == task_id) member = &it->second;
+  }
+  if (unanswered_.erase(task_id) > 0 && unanswered_.empty() && reconciling_) {
+    reconciling_ = false;
+    Say("info", "reconciliation settled: every stored task has an answer", out);
+  }
+  if (member == nullptr) {
+    if (MaybeAlive(status.state()) && !Uncertain(status.state()) && status.has_agent_id()) {
+      out.push_back(KillTask{task_id, status.agent_id().value(),
+                             "a task this scheduler does not know (older generation?)"});
+    }
+    return;
+  }
+  mesos::TaskState before = member->task_state;
+  member->task_state = status.state();
+  if (status.has_agent_id() && member->agent_id.empty())
+    member->agent_id = status.agent_id().value();
+  if (MaybeAlive(before) && Gone(status.state())) {
+    ++state_.counters.failed_servers;
+    Say("warn",
+        fmt::format("{} ended: {} ({}{})", member->name, mesos::TaskState_Name(status.state()),
+                    status.has_reason() ? mesos::TaskStatus::Reason_Name(status.reason()) : "",
+                    status.has_message() ? ": " + status.message() : ""),
+        out);
+    if (member->member_id == 0 &&
+        (!view_ || std::none_of(view_->members.begin(), view_->members.end(),
+                                [&](const EtcdMember& em) { return em.name == member->name; }))) {
+      // Never joined etcd: nothing to remove from the membership.
+      state_.members.erase(member->name);
+    }
+    Persisted(out);
+  } else if (!Uncertain(before) && Uncertain(status.state())) {
+    ++state_.counters.lost_servers;
+    Say("warn",
+        fmt::format("{} is {}: its agent may come back", member->name,
+                    mesos::TaskState_Name(status.state())),
+        out);
+  }
+  UpdateOfferInterest(out);
+}
+
+// ---- Probes and health ----------------------------------------------------------------------
+
+void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
+  auto it = state_.members.find(e.name);
+  if (it == state_.members.end()) return;
+  Member& m = it->second;
+  if (!e.probe.ok()) {
+    m.reachable = false;
+    m.healthy = false;
+    return;
+  }
+  const MemberProbe& p = *e.probe;
+  m.reachable = true;
+  m.healthy = p.healthy;
+  m.leader = p.leader;
+  m.raft_index = p.raft_index;
+  m.raft_term = p.raft_term;
+  m.last_reachable = e.now;
+  if (p.member_id != 0 && m.member_id != p.member_id) {
+    m.member_id = p.member_id;
+    Persisted(out);
+  }
+  if (m.learner && !p.is_learner && m.member_id != 0) {
+    m.learner = false;  // promoted (perhaps by a previous incarnation of the scheduler)
+    Persisted(out);
+  }
+}
+
+void SchedulerCore::OnClusterProbe(const ClusterProbeResult& e, Actions& out) {
+  if (!e.view.ok()) {
+    read_ok_ = false;
+    return;
+  }
+  view_ = *e.view;
+  read_ok_ = e.view->linearizable_read_ok;
+  for (const auto& em : view_->members) {
+    for (auto& [name, m] : state_.members) {
+      bool same =
+          (m.member_id != 0 && m.member_id == em.id) || (!em.name.empty() && em.name == name) ||
+          std::find(em.peer_urls.begin(), em.peer_urls.end(), m.PeerUrl()) != em.peer_urls.end();
+      if (!same) continue;
+      if (m.member_id != em.id) {
+        m.member_id = em.id;
+        Persisted(out);
+      }
+      if (m.learner != em.is_learner) {
+        m.learner = em.is_learner;
+        if (m.learner && !m.learner_since) m.learner_since = e.now;
+        Persisted(out);
+      }
+    }
+  }
+}
+
+void SchedulerCore::UpdateHealth(Time now, Actions& out) {
+  // Healthy: a majority of voters agree on one leader, and a linearizable read succeeded.
+  int voters = Voters();
+  std::map<uint64_t, int> votes;
+  for (const auto& [name, m] : state_.members) {
+    if (m.reachable && !m.learner && m.leader != 0) ++votes[m.leader];
+  }
+  int best = 0;
+  for (const auto& [leader, n] : votes) best = std::max(best, n);
+  bool agreed = voters > 0 && best > voters / 2;
+  bool was = healthy_;
+  healthy_ = agreed && read_ok_;
+  if (healthy_) {
+    health_reason_ = fmt::format("{} of {} voters agree on a leader", best, voters);
+  } else if (voters == 0) {
+    health_reason_ = "no members";
+  } else if (!agreed) {
+    health_reason_ = fmt::format("only {} of {} voters agree on a leader", best, voters);
+  } else {
+    health_reason_ = "a linearizable read failed";
+  }
+  if (was != healthy_) {
+    Say(healthy_ ? "info" : "warn",
+        "cluster is " + std::string(healthy_ ? "healthy: " : "unhealthy: ") + health_reason_, out);
+  }
+  // Livelock: unhealthy once the cluster should be up (some member has run), counted once per
+  // episode whatever the tasks report.
+  bool ran = std::any_of(state_.members.begin(), state_.members.end(), [](const auto& kv) {
+    return kv.second.task_state == mesos::TASK_RUNNING || Uncertain(kv.second.task_state);
+  });
+  if (!healthy_ && ran && state_.bootstrapped && connected_ && !reconciling_ && !reseed_) {
+    if (!livelock_since_) {
+      livelock_since_ = now;
+      ++state_.counters.cluster_livelocks;
+      Say("warn", "livelock episode started: " + health_reason_, out);
+      Persisted(out);
+    }
+  } else if (healthy_ && livelock_since_) {
+    livelock_since_.reset();
+    Say("info", "livelock episode ended", out);
+  }
+}
+
+void SchedulerCore::OnTick(const Tick& e, Actions& out) {
+  if (!started_) return;
+  Time now = e.now;
+  if (connected_ && reconciling_ && Elapsed(reconcile_started_, now, config_.reconcile_timeout)) {
+    ReconcileTasks again;
+    for (const auto& [name, m] : state_.members) {
+      if (unanswered_.count(m.task_id)) again.tasks.emplace_back(m.task_id, m.agent_id);
+    }
+    reconcile_started_ = now;
+    Say("warn",
+        fmt::format("{} tasks still unanswered by reconciliation; asking again",
+                    unanswered_.size()),
+        out);
+    out.push_back(std::move(again));
+  }
+  if (connected_ && !reconciling_ && Elapsed(last_reconcile_, now, config_.reconcile_interval)) {
+    last_reconcile_ = now;
+    out.push_back(ReconcileTasks{});
+  }
+  if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) {
+    last_probe_ = now;
+    std::vector<std::string> urls;
+    for (const auto& [name, m] : state_.members) {
+      if (!MaybeAlive(m.task_state)) continue;
+      out.push_back(ProbeMember{name, m.ClientUrl()});
+    }
+    urls = ClientUrlsOfHealthy();
+    if (!urls.empty()) out.push_back(ProbeCluster{urls});
+  }
+  // A bootstrap gather that waited long enough launches what it has.
+  if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
+    HandleOffersForBootstrap({}, now, out);
+  }
+  Evaluate(now, out);
+}
+
+void SchedulerCore::Evaluate(Time now, Actions& out) {
+  UpdateHealth(now, out);
+  // Total loss: a cluster existed and no member can be running any more.
+  if (state_.bootstrapped && connected_ && !reconciling_ && !reseed_ && !total_loss_ &&
+      LiveMembers() == 0 && !pending_add_) {
+    total_loss_ = true;
+    Say("error",
+        "TOTAL CLUSTER LOSS: no member is left. Nothing will be started by itself; restore from a "
+        "backup, or POST /start-fresh to start an empty cluster",
+        out);
+    UpdateOfferInterest(out);
+  }
+  ExpireStuck(now, out);
+  if (!MayAct()) return;
+  if (livelock_since_ && config_.auto_reseed &&
+      Elapsed(livelock_since_, now, config_.reseed_timeout)) {
+    MaybeStartReseed(now, /*manual=*/false, out);
+    return;
+  }
+  MaybeRemoveDead(now, out);
+  MaybePromote(now, out);
+  UpdateOfferInterest(out);
+}
+
+void SchedulerCore::ExpireStuck(Time now, Actions& out) {
+  for (auto& [name, m] : state_.members) {
+    bool staging = m.task_state == mesos::TASK_STAGING || m.task_state == mesos::TASK_STARTING;
+    if (staging && Elapsed(m.launched_at, now, config_.staging_timeout)) {
+      out.push_back(KillTask{m.task_id, m.agent_id, "not RUNNING within the staging timeout"});
+      m.launched_at = now;  // ask once per timeout, not every tick
+      Say("warn", name + " stuck in " + mesos::TaskState_Name(m.task_state) + "; killing it", out);
+    }
+  }
+}
+
+void SchedulerCore::MaybeRemoveDead(Time now, Actions& out) {
+  if (!healthy_ || in_flight_ || pending_add_ || !view_) return;
+  for (const auto& em : view_->members) {
+    const Member* ours = nullptr;
+    for (const auto& [name, m] : state_.members) {
+      if (m.member_id == em.id || (!em.name.empty() && em.name == name)) ours = &m;
+    }
+    bool dead = false;
+    std::string why;
+    if (ours == nullptr) {
+      dead = true;
+      why = "no task of ours runs it";
+    } else if (Gone(ours->task_state)) {
+      dead = true;
+      why = "its task ended (" + mesos::TaskState_Name(ours->task_state) + ")";
+    } else if (Uncertain(ours->task_state) && !ours->reachable &&
+               (!ours->last_reachable ||
+                now - *ours->last_reachable >= config_.dead_member_grace)) {
+      dead = true;
+      why = "its task is " + mesos::TaskState_Name(ours->task_state) + " and it does not answer";
+    } else if (ours->learner && Elapsed(ours->learner_since, now, config_.learner_timeout)) {
+      dead = true;
+      why = "it stayed a learner past the learner timeout";
+    }
+    if (!dead) continue;
+    // Removing a voter must leave a quorum of the remaining voters alive.
+    if (!em.is_learner) {
+      int voters = Voters();
+      int alive_voters = 0;
+      for (const auto& [name, m] : state_.members) {
+        alive_voters += (!m.learner && m.reachable && m.leader != 0) ? 1 : 0;
+      }
+      if (alive_voters <= (voters - 1) / 2) continue;
+    }
+    std::string name = ours ? ours->name : em.name;
+    in_flight_ = InFlight{MembershipOp::kRemove, name, now};
+    out.push_back(ChangeMembership{MembershipOp::kRemove, name, em.id, "", ClientUrlsOfHealthy()});
+    if (ours && MaybeAlive(ours->task_state)) {
+      out.push_back(KillTask{ours->task_id, ours->agent_id, "removed from etcd: " + why});
+    }
+    Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
+        out);
+    return;  // one change at a time
+  }
+  // Records of members that are gone and no longer in etcd.
+  bool dropped = false;
+  for (auto it = state_.members.begin(); it != state_.members.end();) {
+    const Member& m = it->second;
+    bool in_etcd =
+        std::any_of(view_->members.begin(), view_->members.end(), [&](const EtcdMember& em) {
+          return em.id == m.member_id || (!em.name.empty() && em.name == m.name);
+        });
+    if (Gone(m.task_state) && !in_etcd) {
+      it = state_.members.erase(it);
+      dropped = true;
+    } else {
+      ++it;
+    }
+  }
+  if (dropped) Persisted(out);
+}
+
+void SchedulerCore::MaybePromote(Time now, Actions& out) {
+  if (!healthy_ || in_flight_ || pending_add_) return;
+  uint64_t leader_index = 0;
+  for (const auto& [name, m] : state_.members) {
+    if (m.reachable && m.member_id != 0 && m.member_id == m.leader) leader_index = m.raft_index;
+  }
+  for (const auto& [name, m] : state_.members) {
+    if (!m.learner || m.member_id == 0 || !m.reachable || m.task_state != mesos::TASK_RUNNING) {
+      continue;
+    }
+    // etcd refuses to promote a learner that is not in sync; asking early only costs a refusal.
+    if (leader_index > 0 && m.raft_index * 10 < leader_index * 9) continue;
+    in_flight_ = InFlight{MembershipOp::kPromote, name, now};
+    out.push_back(
+        ChangeMembership{MembershipOp::kPromote, name, m.member_id, "", ClientUrlsOfHealthy()});
+    return;
+  }
+}
+
+void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
+  in_flight_.reset();
+  switch (e.op) {
+    case MembershipOp::kAddLearner: {
+      if (!pending_add_ || pending_add_->member.name != e.name) return;
+      PendingAdd add = std::move(*pending_add_);
+      pending_add_.reset();
+      if (!e.status.ok()) {
+        if (!add.offer_id.empty()) {
+          out.push_back(DeclineOffer{add.offer_id, kTransientRefuseSeconds});
+        }
+        Say("warn", "adding " + add.member.name + " failed: " + e.status.error().message, out);
+        return;
+      }
+      if (add.offer_id.empty()) {
+        // The offer went away meanwhile: take the learner out again rather than leave a member
+        // that nothing will ever start.
+        in_flight_ = InFlight{MembershipOp::kRemove, add.member.name, e.now};
+        out.push_back(ChangeMembership{MembershipOp::kRemove, add.member.name, e.member_id, "",
+                                       ClientUrlsOfHealthy()});
+        Say("warn", "the offer for " + add.member.name + " is gone; removing the learner", out);
+        return;
+      }
+      Member m = add.member;
+      m.member_id = e.member_id;
+      m.learner = true;
+      m.learner_since = e.now;
+      m.launched_at = e.now;
+      ++state_.counters.members_added;
+      ++state_.counters.launched_servers;
+      // The new member's initial cluster: every started member etcd knows, plus itself.
+      std::vector<const Member*> refs;
+      std::vector<Member> strangers;
+      if (view_) {
+        for (const auto& em : view_->members) {
+          if (em.name.empty() || em.peer_urls.empty()) continue;
+          auto it = state_.members.find(em.name);
+          if (it != state_.members.end()) {
+            refs.push_back(&it->second);
+          }
+        }
+      }
+      state_.members[m.name] = m;
+      refs.push_back(&state_.members[m.name]);
+      std::string initial_cluster = InitialCluster(refs);
+      Persisted(out);
+      out.push_back(LaunchMember{add.offer_id, m, initial_cluster, false, ClusterToken()});
+      Say("info", fmt::format("launching {} to join as a learner: {}", m.name, initial_cluster),
+          out);
+      return;
+    }
+    case MembershipOp::kPromote: {
+      auto it = state_.members.find(e.name);
+      if (!e.status.ok()) {
+        if (e.status.error().code != ErrorCode::kRefused) {
+          Say("warn", "promoting " + e.name + " failed: " + e.status.error().message, out);
+        }
+        return;  // retried on a later tick
+      }
+      if (it != state_.members.end()) {
+        it->second.learner = false;
+        it->second.learner_since.reset();
+      }
+      ++state_.counters.members_promoted;
+      Persisted(out);
+      Say("info", e.name + " promoted to voter", out);
+      return;
+    }
+    case MembershipOp::kRemove: {
+      if (!e.status.ok() && e.status.error().code != ErrorCode::kNotFound) {
+        Say("warn", "removing " + e.name + " failed: " + e.status.error().message, out);
+        return;
+      }
+      ++state_.counters.members_removed;
+      if (view_) {
+        std::erase_if(view_->members, [&](const EtcdMember& em) { return em.id == e.member_id; });
+      }
+      auto it = state_.members.find(e.name);
+      if (it != state_.members.end() && it->second.member_id == e.member_id) {
+        state_.members.erase(it);
+      }
+      Persisted(out);
+      return;
+    }
+  }
+}
+
+// ---- Reseed -------------------------------------------------------------------------------
+
+void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
+  std::vector<const Member*> survivors;
+  for (const auto& [name, m] : state_.members) {
+    if (m.reachable && MaybeAlive(m.task_state)) survivors.push_back(&m);
+  }
+  std::sort(survivors.begin(), survivors.end(), [](const Member* a, const Member* b) {
+    if (a->raft_index != b->raft_index) return a->raft_index > b->raft_index;
+    return a->name < b->name;
+  });
+  ++state_.counters.reseed_attempts;
+  if (survivors.empty()) {
+    Say("error", "reseed needed but no survivor can be reseeded (none answers); killing nothing",
+        out);
+    livelock_since_ = now;  // wait another full timeout before trying again
+    Persisted(out);
+    return;
+  }
+  ReseedRun run;
+  run.manual = manual;
+  for (const Member* m : survivors) run.candidates.push_back(m->name);
+  reseed_ = run;
+  ++state_.counters.cluster_reseeds;
+  Say("warn",
+      fmt::format("{} reseed: candidates by raft index: {}", manual ? "manual" : "automatic",
+                  fmt::join(run.candidates, ", ")),
+      out);
+  Persisted(out);
+  NextReseedCandidate(now, out);
+}
+
+void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
+  (void)now;
+  while (reseed_ && reseed_->next < reseed_->candidates.size()) {
+    const std::string& name = reseed_->candidates[reseed_->next++];
+    auto it = state_.members.find(name);
+    if (it == state_.members.end()) continue;
+    out.push_back(TriggerReseed{name, it->second.ReseedUrl(), state_.reseed_token});
+    return;
+  }
+  Say("error", "reseed failed: no candidate came up alone; nothing was killed", out);
+  reseed_.reset();
+  livelock_since_ = now;
+}
+
+void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
+  if (!reseed_) return;
+  if (!e.raft_index.ok()) {
+    Say("warn", "reseed of " + e.name + " failed: " + e.raft_index.error().message, out);
+    NextReseedCandidate(e.now, out);
+    return;
+  }
+  ++state_.generation;
+  for (auto it = state_.members.begin(); it != state_.members.end();) {
+    Member& m = it->second;
+    if (m.name == e.name) {
+      m.learner = false;
+      m.generation = state_.generation;
+      ++it;
+      continue;
+    }
+    if (MaybeAlive(m.task_state)) {
+      out.push_back(KillTask{m.task_id, m.agent_id, "reseeded from " + e.name});
+    }
+    it = state_.members.erase(it);
+  }
+  view_.reset();
+  reseed_.reset();
+  livelock_since_.reset();
+  Persisted(out);
+  Say("warn",
+      fmt::format("reseeded from {} at raft index {}; generation {}; growing back with learners",
+                  e.name, *e.raft_index, state_.generation),
+      out);
+  UpdateOfferInterest(out);
+}
+
+void SchedulerCore::OnPersist(const PersistResult& e, Actions& out) {
+  if (!e.status.ok()) Say("error", "writing state failed: " + e.status.error().message, out);
+}
+
+// ---- Admin --------------------------------------------------------------------------------
+
+void SchedulerCore::OnAdminReseed(const AdminReseed& e, Actions& out) {
+  auto answer = [&](int code, std::string message) {
+    out.push_back(AnswerAdmin{e.request, code, std::move(message)});
+  };
+  if (!connected_) return answer(503, "not connected to the Mesos master; try again later");
+  if (reconciling_) return answer(503, "reconciliation has not settled yet; try again shortly");
+  if (reseed_) return answer(409, "a reseed is already running");
+  if (total_loss_) return answer(409, "no member is left to reseed from; see /start-fresh");
+  if (healthy_ && !e.force) {
+    return answer(409,
+                  "the cluster is healthy (" + health_reason_ + "); add force=1 to reseed anyway");
+  }
+  MaybeStartReseed(e.now, /*manual=*/true, out);
+  if (reseed_) {
+    answer(202, "reseeding from " + reseed_->candidates.front());
+  } else {
+    answer(409, "no survivor answers; nothing can be reseeded");
+  }
+}
+
+void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
+  if (!total_loss_) {
+    out.push_back(AnswerAdmin{e.request, 409,
+                              "refused: members may still be alive; /start-fresh is only for "
+                              "total cluster loss"});
+    return;
+  }
+  ++state_.generation;
+  for (const auto& [name, m] : state_.members) {
+    if (MaybeAlive(m.task_state)) out.push_back(KillTask{m.task_id, m.agent_id, "start fresh"});
+  }
+  state_.members.clear();
+  state_.bootstrapped = false;
+  total_loss_ = false;
+  view_.reset();
+  livelock_since_.reset();
+  Persisted(out);
+  Say("warn",
+      fmt::format("operator asked for a fresh, EMPTY cluster: generation {}", state_.generation),
+      out);
+  out.push_back(AnswerAdmin{e.request, 202, "starting a fresh, empty cluster"});
+  UpdateOfferInterest(out);
+}
+
+}  // namespace etcd_mesos::scheduler

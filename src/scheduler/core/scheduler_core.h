@@ -1,0 +1,121 @@
+// SchedulerCore: every decision of etcd-mesos-scheduler, as a pure state machine.
+//
+// It bootstraps the cluster (all members at once as one static initial cluster when offers from
+// enough distinct agents are in hand, else what it can place, then grows), keeps it at its size
+// one membership change at a time (remove the dead, add a learner, launch it, promote it once in
+// sync), watches health through probes, counts livelock episodes, reseeds from the survivor with
+// the highest raft index after --reseed-timeout of continuous livelock (or when the operator
+// asks), and refuses to invent an empty cluster after total loss. While disconnected from the
+// master, or until reconciliation has settled, it launches nothing, changes no membership and
+// reseeds nothing.
+//
+// Threading: a plain object; not thread-safe; owned by one event loop (the shell's or the
+// simulator's).
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "scheduler/core/types.h"
+
+namespace etcd_mesos::scheduler {
+
+class SchedulerCore {
+ public:
+  explicit SchedulerCore(CoreConfig config);
+
+  Actions Handle(const Event& event);
+
+  // Read-only views for the admin API and the tests.
+  const CoreConfig& config() const { return config_; }
+  const PersistentState& state() const { return state_; }
+  bool connected() const { return connected_; }
+  bool reconciling() const { return reconciling_; }
+  bool healthy() const { return healthy_; }
+  bool livelocked() const { return livelock_since_.has_value(); }
+  bool total_loss() const { return total_loss_; }
+  bool reseeding() const { return reseed_.has_value(); }
+  const std::string& health_reason() const { return health_reason_; }
+  // Recent notes (newest last), for the status page.
+  const std::deque<Note>& notes() const { return notes_; }
+
+ private:
+  struct ReseedRun {
+    std::vector<std::string> candidates;  // best first
+    size_t next = 0;
+    bool manual = false;
+  };
+  struct PendingAdd {  // a learner being added for an offer we hold meanwhile
+    std::string offer_id;
+    Member member;
+  };
+  struct InFlight {  // the one membership change allowed at a time
+    MembershipOp op;
+    std::string name;
+    Time since;
+  };
+
+  void OnStarted(const Started& e, Actions& out);
+  void OnSubscribed(const Subscribed& e, Actions& out);
+  void OnDisconnected(const Disconnected& e, Actions& out);
+  void OnOffers(const OffersReceived& e, Actions& out);
+  void OnRescinded(const OfferRescinded& e, Actions& out);
+  void OnTaskUpdate(const TaskUpdate& e, Actions& out);
+  void OnTick(const Tick& e, Actions& out);
+  void OnProbe(const ProbeResult& e, Actions& out);
+  void OnClusterProbe(const ClusterProbeResult& e, Actions& out);
+  void OnMembership(const MembershipResult& e, Actions& out);
+  void OnReseed(const ReseedResult& e, Actions& out);
+  void OnPersist(const PersistResult& e, Actions& out);
+  void OnAdminReseed(const AdminReseed& e, Actions& out);
+  void OnAdminStartFresh(const AdminStartFresh& e, Actions& out);
+
+  // Decisions.
+  bool MayAct() const;  // connected, reconciled, not reseeding
+  int LiveMembers() const;
+  int Voters() const;
+  bool NeedsMember() const;
+  void Evaluate(Time now, Actions& out);  // health, livelock, heal, total loss
+  void UpdateHealth(Time now, Actions& out);
+  void MaybeStartReseed(Time now, bool manual, Actions& out);
+  void NextReseedCandidate(Time now, Actions& out);
+  void MaybeRemoveDead(Time now, Actions& out);
+  void MaybePromote(Time now, Actions& out);
+  void ExpireStuck(Time now, Actions& out);
+  void HandleOffersForBootstrap(std::vector<mesos::Offer> offers, Time now, Actions& out);
+  void HandleOffersForGrowth(std::vector<mesos::Offer> offers, Time now, Actions& out);
+  std::optional<Member> Place(const mesos::Offer& offer) const;
+  std::string InitialCluster(const std::vector<const Member*>& members) const;
+  std::string ClusterToken() const;
+  std::vector<std::string> ClientUrlsOfHealthy() const;
+  void UpdateOfferInterest(Actions& out);
+  void Persisted(Actions& out);
+  void Say(std::string level, std::string message, Actions& out);
+
+  CoreConfig config_;
+  PersistentState state_;
+  bool started_ = false;
+  bool connected_ = false;
+  bool reconciling_ = false;
+  std::set<std::string> unanswered_;  // stored tasks reconciliation has not answered yet
+  std::optional<Time> reconcile_started_;
+  std::optional<Time> last_reconcile_;
+  std::optional<Time> last_probe_;
+  bool healthy_ = false;
+  std::string health_reason_ = "not started";
+  std::optional<ClusterView> view_;
+  bool read_ok_ = false;
+  std::optional<Time> livelock_since_;
+  bool total_loss_ = false;
+  std::optional<ReseedRun> reseed_;
+  std::optional<PendingAdd> pending_add_;
+  std::optional<InFlight> in_flight_;
+  std::vector<mesos::Offer> gathered_;  // offers held briefly for a one-shot bootstrap
+  std::optional<Time> gather_started_;
+  bool wants_offers_ = true;
+  std::deque<Note> notes_;
+};
+
+}  // namespace etcd_mesos::scheduler

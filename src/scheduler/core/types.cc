@@ -1,0 +1,49 @@
+#include "scheduler/core/types.h"
+
+#include <charconv>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace etcd_mesos::scheduler {
+
+std::string Member::PeerUrl() const { return fmt::format("http://{}:{}", host, peer_port); }
+std::string Member::ClientUrl() const { return fmt::format("http://{}:{}", host, client_port); }
+std::string Member::ReseedUrl() const { return fmt::format("http://{}:{}", host, reseed_port); }
+
+std::string FormatTaskId(const Member& m) {
+  return fmt::format("{} {} {} {} {}", m.name, m.host, m.peer_port, m.client_port, m.reseed_port);
+}
+
+Result<Member> ParseTaskId(std::string_view task_id) {
+  std::vector<std::string_view> fields;
+  size_t i = 0;
+  while (i < task_id.size()) {
+    while (i < task_id.size() && task_id[i] == ' ') ++i;
+    size_t start = i;
+    while (i < task_id.size() && task_id[i] != ' ') ++i;
+    if (i > start) fields.push_back(task_id.substr(start, i - start));
+  }
+  if (fields.size() != 5) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "task id '{}' is not '<name> <host> <peer> <client> <reseed>'", task_id);
+  }
+  Member m;
+  m.name = std::string(fields[0]);
+  m.host = std::string(fields[1]);
+  uint16_t* ports[] = {&m.peer_port, &m.client_port, &m.reseed_port};
+  for (int k = 0; k < 3; ++k) {
+    std::string_view f = fields[2 + k];
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
+    if (ec != std::errc() || p != f.data() + f.size() || v == 0 || v > 65535) {
+      return MakeError(ErrorCode::kInvalidArgument, "task id '{}': port '{}' is not 1..65535",
+                       task_id, f);
+    }
+    *ports[k] = static_cast<uint16_t>(v);
+  }
+  m.task_id = std::string(task_id);
+  return m;
+}
+
+}  // namespace etcd_mesos::scheduler

@@ -1,0 +1,261 @@
+// The vocabulary of the scheduler core: its configuration, the state it persists, the events it
+// is told (facts) and the actions it asks for (intentions). The core is a plain object,
+// `Handle(Event) -> Actions`: it does no I/O, reads no clock (time arrives in events), starts no
+// threads and never blocks. The shell (src/scheduler/shell) turns the world into events and
+// carries out the actions; the simulator (sim/) does the same with a simulated world.
+//
+// Threading: plain values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+#include "mesos/v1.h"
+
+namespace etcd_mesos::scheduler {
+
+using Clock = std::chrono::steady_clock;
+using Time = Clock::time_point;  // the shell's monotonic clock; only differences matter
+using Millis = std::chrono::milliseconds;
+
+struct CoreConfig {
+  std::string framework_name = "etcd-default";  // etcd-<cluster-name>
+  int cluster_size = 3;
+  std::string role = "*";
+  bool single_member_per_agent = true;
+  bool auto_reseed = true;
+  Millis reseed_timeout{240'000};      // continuous livelock before an automatic reseed
+  Millis probe_interval{1'000};        // health probes of every member
+  Millis reconcile_interval{900'000};  // periodic implicit reconciliation
+  Millis reconcile_timeout{30'000};    // explicit reconciliation must settle within this
+  Millis bootstrap_gather{3'000};      // wait for offers from enough agents to bootstrap at once
+  Millis staging_timeout{180'000};     // a task not RUNNING by then is killed
+  Millis learner_timeout{120'000};     // a learner not promoted by then is removed and killed
+  Millis dead_member_grace{10'000};    // a member unreachable this long with its task gone is dead
+  double refuse_seconds = 15;          // decline filter when nothing is needed
+  // Resources of one member's task, and of its executor (both must fit in one offer).
+  double task_cpus = 1, task_mem = 1024, task_disk = 4096;
+  double executor_cpus = 0.1, executor_mem = 32;
+};
+
+// One etcd member as the scheduler knows it: its task and what etcd says about it.
+struct Member {
+  std::string name;     // etcd-<n>
+  std::string task_id;  // "<name> <host> <peer port> <client port> <reseed port>"
+  std::string agent_id;
+  std::string host;  // the agent's address (an IP, as etcd 3.4 needs)
+  uint16_t peer_port = 0, client_port = 0, reseed_port = 0;
+  uint64_t member_id = 0;   // etcd's id, 0 until known
+  uint64_t generation = 0;  // the reseed generation it was launched in
+  bool learner = false;
+  bool initial = false;  // launched as part of a static bootstrap (not added as a learner)
+  mesos::TaskState task_state = mesos::TASK_STAGING;
+  // Not persisted: what the latest probes said.
+  bool reachable = false;
+  bool healthy = false;
+  uint64_t leader = 0;
+  uint64_t raft_index = 0;
+  uint64_t raft_term = 0;
+  std::optional<Time> launched_at;
+  std::optional<Time> last_reachable;
+  std::optional<Time> learner_since;
+
+  std::string PeerUrl() const;
+  std::string ClientUrl() const;
+  std::string ReseedUrl() const;
+};
+
+struct Counters {
+  uint64_t launched_servers = 0;
+  uint64_t failed_servers = 0;
+  uint64_t lost_servers = 0;
+  uint64_t cluster_livelocks = 0;
+  uint64_t cluster_reseeds = 0;
+  uint64_t reseed_attempts = 0;
+  uint64_t members_added = 0;
+  uint64_t members_promoted = 0;
+  uint64_t members_removed = 0;
+};
+
+// What the scheduler writes to its store (ZooKeeper or a directory) and reads after a restart.
+struct PersistentState {
+  std::optional<std::string> framework_id;
+  std::map<std::string, Member> members;  // by name
+  uint64_t next_member = 1;
+  uint64_t generation = 0;    // advanced by every reseed and every fresh start
+  bool bootstrapped = false;  // a cluster was ever started in this generation
+  std::string reseed_token;
+  Counters counters;
+};
+
+// ---- Events: facts the shell reports ---------------------------------------------------------
+
+struct Started {
+  PersistentState state;
+  Time now;
+};
+struct Subscribed {
+  std::string framework_id;
+  Time now;
+};
+struct Disconnected {
+  std::string reason;
+  Time now;
+};
+struct OffersReceived {
+  std::vector<mesos::Offer> offers;
+  Time now;
+};
+struct OfferRescinded {
+  std::string offer_id;
+  Time now;
+};
+struct TaskUpdate {
+  mesos::TaskStatus status;
+  Time now;
+};
+struct Tick {
+  Time now;
+};
+
+// What one member said to a probe (maintenance status + health), or why it could not be asked.
+struct MemberProbe {
+  uint64_t member_id = 0;
+  uint64_t leader = 0;
+  uint64_t raft_index = 0;
+  uint64_t raft_term = 0;
+  bool is_learner = false;
+  bool healthy = false;
+};
+struct ProbeResult {
+  std::string name;
+  Result<MemberProbe> probe;
+  Time now;
+};
+
+// etcd's member list and whether a linearizable read succeeded, asked of one member.
+struct EtcdMember {
+  uint64_t id = 0;
+  std::string name;
+  std::vector<std::string> peer_urls;
+  bool is_learner = false;
+};
+struct ClusterView {
+  std::vector<EtcdMember> members;
+  bool linearizable_read_ok = false;
+};
+struct ClusterProbeResult {
+  Result<ClusterView> view;
+  Time now;
+};
+
+enum class MembershipOp { kAddLearner, kPromote, kRemove };
+struct MembershipResult {
+  MembershipOp op;
+  std::string name;        // our member's name ("" for a removal of a stranger)
+  uint64_t member_id = 0;  // the id added (kAddLearner) or acted on
+  Status status;
+  Time now;
+};
+struct ReseedResult {
+  std::string name;
+  Result<uint64_t> raft_index;
+  Time now;
+};
+struct PersistResult {
+  Status status;
+  Time now;
+};
+
+// Operator commands from the admin API. Each carries an id that the answer echoes.
+struct AdminReseed {
+  uint64_t request = 0;
+  bool force = false;
+  Time now;
+};
+struct AdminStartFresh {
+  uint64_t request = 0;
+  Time now;
+};
+
+using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
+                           TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
+                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh>;
+
+// ---- Actions: intentions the shell carries out, in order -----------------------------------
+
+// Launch one member's task on an offer. The shell builds the TaskInfo (name = task_id, executor,
+// artifacts, resources of the config, ports) and the executor's task config from these fields.
+struct LaunchMember {
+  std::string offer_id;
+  Member member;
+  std::string initial_cluster;  // "name=http://ip:port,..."
+  bool new_cluster = false;     // --initial-cluster-state new (bootstrap) or existing (join)
+  std::string cluster_token;
+};
+struct DeclineOffer {
+  std::string offer_id;
+  double refuse_seconds = 5;
+};
+struct KillTask {
+  std::string task_id;
+  std::string agent_id;
+  std::string why;
+};
+struct ReconcileTasks {
+  std::vector<std::pair<std::string, std::string>> tasks;
+};  // id, agent; empty = implicit
+struct Revive {};
+struct Suppress {};
+struct ProbeMember {
+  std::string name;
+  std::string client_url;
+};
+struct ProbeCluster {
+  std::vector<std::string> client_urls;
+};  // ask any of them, in order
+struct ChangeMembership {
+  MembershipOp op;
+  std::string name;
+  uint64_t member_id = 0;                // promote/remove
+  std::string peer_url;                  // add
+  std::vector<std::string> client_urls;  // members to send the request to, in order
+};
+struct TriggerReseed {
+  std::string name;
+  std::string reseed_url;
+  std::string token;
+};
+// Writes the whole persistent state; the shell runs no later action of the same batch until the
+// write is done (write-ahead: a launch is on record before it happens).
+struct Persist {
+  PersistentState state;
+};
+struct AnswerAdmin {
+  uint64_t request = 0;
+  int http_status = 200;
+  std::string message;
+};
+struct Note {
+  std::string level;
+  std::string message;
+};  // for the log and the status page
+
+using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
+                            ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
+                            AnswerAdmin, Note>;
+using Actions = std::vector<Action>;
+
+// TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the
+// on-call guide reads them.
+std::string FormatTaskId(const Member& member);
+// The inverse; kInvalidArgument for anything that is not five fields with valid ports.
+Result<Member> ParseTaskId(std::string_view task_id);
+
+}  // namespace etcd_mesos::scheduler

@@ -1,0 +1,535 @@
+// Scenario tests of the scheduler core: a script of events, and the exact actions expected.
+#include <gtest/gtest.h>
+
+#include "scheduler/core/scheduler_core.h"
+
+namespace etcd_mesos::scheduler {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <typename T>
+std::vector<T> All(const Actions& actions) {
+  std::vector<T> out;
+  for (const auto& a : actions) {
+    if (const T* t = std::get_if<T>(&a)) out.push_back(*t);
+  }
+  return out;
+}
+
+template <typename T>
+bool Has(const Actions& actions) {
+  return !All<T>(actions).empty();
+}
+
+mesos::Offer MakeOffer(int agent,
+                       std::vector<std::pair<uint64_t, uint64_t>> ranges = {{31000, 31999}},
+                       double cpus = 4, double mem = 4096, double disk = 8192) {
+  static int next = 0;
+  mesos::Offer o;
+  o.mutable_id()->set_value("O" + std::to_string(next++));
+  o.mutable_framework_id()->set_value("F");
+  o.mutable_agent_id()->set_value("S" + std::to_string(agent));
+  o.set_hostname("host" + std::to_string(agent));
+  o.mutable_url()->mutable_address()->set_ip("127.0.0." + std::to_string(agent + 1));
+  for (auto [name, v] : {std::pair{"cpus", cpus}, {"mem", mem}, {"disk", disk}}) {
+    auto* r = o.add_resources();
+    r->set_name(name);
+    r->set_type(mesos::Value::SCALAR);
+    r->mutable_scalar()->set_value(v);
+  }
+  auto* ports = o.add_resources();
+  ports->set_name("ports");
+  ports->set_type(mesos::Value::RANGES);
+  for (auto [b, e] : ranges) {
+    auto* range = ports->mutable_ranges()->add_range();
+    range->set_begin(b);
+    range->set_end(e);
+  }
+  return o;
+}
+
+class CoreTest : public ::testing::Test {
+ protected:
+  CoreTest() : core_(Config()) {}
+
+  static CoreConfig Config() {
+    CoreConfig c;
+    c.framework_name = "etcd-test";
+    c.cluster_size = 3;
+    c.reseed_timeout = 60s;
+    c.bootstrap_gather = 3s;
+    c.task_cpus = 1;
+    c.task_mem = 256;
+    c.task_disk = 256;
+    return c;
+  }
+
+  Actions On(Event e) { return core_.Handle(e); }
+
+  Actions Start(PersistentState state = {}) {
+    if (state.reseed_token.empty()) state.reseed_token = "tok";
+    return On(Started{state, now_});
+  }
+
+  Actions Subscribe() { return On(Subscribed{"F", now_}); }
+
+  Actions Offers(std::vector<mesos::Offer> offers) { return On(OffersReceived{offers, now_}); }
+
+  Actions Update(const std::string& task_id, mesos::TaskState state,
+                 const std::string& agent = "") {
+    mesos::TaskStatus s;
+    s.mutable_task_id()->set_value(task_id);
+    s.set_state(state);
+    if (!agent.empty()) s.mutable_agent_id()->set_value(agent);
+    return On(TaskUpdate{s, now_});
+  }
+
+  Actions Advance(Millis by) {
+    now_ += by;
+    return On(Tick{now_});
+  }
+
+  // Launches a bootstrapped 3-member cluster and makes it healthy, with member ids 1..3 and
+  // leader 1.
+  std::vector<LaunchMember> Bootstrap() {
+    Start();
+    Subscribe();
+    auto actions = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+    auto launches = All<LaunchMember>(actions);
+    EXPECT_EQ(launches.size(), 3u);
+    uint64_t id = 1;
+    for (const auto& l : launches) {
+      Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
+      ids_[l.member.name] = id++;
+    }
+    ProbeAll(/*leader=*/1, 100);
+    return launches;
+  }
+
+  void ProbeAll(uint64_t leader, uint64_t index, std::set<std::string> unreachable = {}) {
+    ClusterView view;
+    for (const auto& [name, m] : core_.state().members) {
+      uint64_t id = ids_.count(name) ? ids_[name] : m.member_id;
+      if (unreachable.count(name)) {
+        On(ProbeResult{name, Error{ErrorCode::kUnavailable, "refused"}, now_});
+      } else {
+        On(ProbeResult{name, MemberProbe{id, leader, index, 2, m.learner, true}, now_});
+      }
+      if (id != 0) view.members.push_back({id, name, {m.PeerUrl()}, m.learner});
+    }
+    view.linearizable_read_ok = leader != 0;
+    On(ClusterProbeResult{view, now_});
+  }
+
+  SchedulerCore core_;
+  Time now_ = Time() + 1000s;
+  std::map<std::string, uint64_t> ids_;
+};
+
+TEST(TaskId, FormatsAndParsesTheGuidesFiveFields) {
+  Member m;
+  m.name = "etcd-7";
+  m.host = "127.0.0.3";
+  m.peer_port = 31000;
+  m.client_port = 31001;
+  m.reseed_port = 31002;
+  EXPECT_EQ(FormatTaskId(m), "etcd-7 127.0.0.3 31000 31001 31002");
+  auto back = ParseTaskId(FormatTaskId(m));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->name, "etcd-7");
+  EXPECT_EQ(back->reseed_port, 31002);
+  for (const char* bad : {"", "etcd-1 h 1 2", "etcd-1 h 1 2 3 4", "etcd-1 h 0 2 3",
+                          "etcd-1 h 1 2 70000", "etcd-1 h a 2 3"}) {
+    EXPECT_FALSE(ParseTaskId(bad).ok()) << bad;
+  }
+}
+
+TEST_F(CoreTest, BootstrapsAllMembersAtOnceAsOneStaticClusterOnDistinctAgents) {
+  Start();
+  Subscribe();
+  auto actions = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3), MakeOffer(4)});
+  // Persist comes first: the launch is on record before it happens.
+  size_t persist = actions.size(), first_launch = actions.size();
+  for (size_t i = 0; i < actions.size(); ++i) {
+    if (std::holds_alternative<Persist>(actions[i]) && persist == actions.size()) persist = i;
+    if (std::holds_alternative<LaunchMember>(actions[i]) && first_launch == actions.size()) {
+      first_launch = i;
+    }
+  }
+  ASSERT_LT(persist, first_launch);
+  auto launches = All<LaunchMember>(actions);
+  ASSERT_EQ(launches.size(), 3u);
+  std::set<std::string> agents;
+  for (const auto& l : launches) {
+    EXPECT_TRUE(l.new_cluster);
+    EXPECT_EQ(l.initial_cluster, launches[0].initial_cluster);
+    EXPECT_NE(l.initial_cluster.find(l.member.name + "=http://" + l.member.host),
+              std::string::npos);
+    EXPECT_EQ(l.member.task_id, FormatTaskId(l.member));
+    EXPECT_GE(l.member.peer_port, 31000);
+    EXPECT_LE(l.member.reseed_port, 31999);
+    agents.insert(l.member.agent_id);
+  }
+  EXPECT_EQ(agents.size(), 3u);
+  auto declines = All<DeclineOffer>(actions);
+  ASSERT_EQ(declines.size(), 1u) << "the fourth agent's offer is not held";
+}
+
+TEST_F(CoreTest, TooFewAgentsAreHeldBrieflyThenWhatFitsIsLaunched) {
+  Start();
+  Subscribe();
+  auto first = Offers({MakeOffer(1)});
+  EXPECT_FALSE(Has<LaunchMember>(first));
+  EXPECT_FALSE(Has<DeclineOffer>(first)) << "held for the bootstrap gather";
+  auto later = Advance(3s);
+  auto launches = All<LaunchMember>(later);
+  ASSERT_EQ(launches.size(), 1u);
+  EXPECT_TRUE(launches[0].new_cluster);
+}
+
+TEST_F(CoreTest, PortsComeFromAnyOfferedRangeAndNeverOutside) {
+  Start();
+  Subscribe();
+  auto actions =
+      Offers({MakeOffer(1, {{31000, 31000}, {32000, 32001}}), MakeOffer(2), MakeOffer(3)});
+  auto launches = All<LaunchMember>(actions);
+  ASSERT_EQ(launches.size(), 3u);
+  for (const auto& l : launches) {
+    if (l.member.agent_id != "S1") continue;
+    EXPECT_EQ(l.member.peer_port, 31000);
+    EXPECT_EQ(l.member.client_port, 32000);
+    EXPECT_EQ(l.member.reseed_port, 32001);
+  }
+  Start();
+}
+
+TEST_F(CoreTest, OffersThatCannotHoldTaskAndExecutorAreDeclined) {
+  Start();
+  Subscribe();
+  auto actions = Offers({MakeOffer(1, {{31000, 31001}}), MakeOffer(2, {{31000, 31999}}, 1.05),
+                         MakeOffer(3, {{31000, 31999}}, 4, 270)});
+  EXPECT_FALSE(Has<LaunchMember>(actions));
+  EXPECT_EQ(All<DeclineOffer>(actions).size(), 3u);
+}
+
+TEST_F(CoreTest, NothingHappensWhileDisconnectedOrReconciling) {
+  PersistentState stored;
+  stored.framework_id = "F";
+  stored.bootstrapped = true;
+  Member m;
+  m.name = "etcd-1";
+  m.host = "127.0.0.2";
+  m.agent_id = "S1";
+  m.peer_port = 1;
+  m.client_port = 2;
+  m.reseed_port = 3;
+  m.task_id = FormatTaskId(m);
+  m.task_state = mesos::TASK_RUNNING;
+  stored.members[m.name] = m;
+  Start(stored);
+  auto before = Offers({MakeOffer(2)});
+  EXPECT_EQ(All<DeclineOffer>(before).size(), 1u) << "not connected";
+  auto sub = Subscribe();
+  auto reconciles = All<ReconcileTasks>(sub);
+  ASSERT_EQ(reconciles.size(), 2u);
+  ASSERT_EQ(reconciles[0].tasks.size(), 1u) << "explicit for the stored task";
+  EXPECT_EQ(reconciles[0].tasks[0].first, m.task_id);
+  EXPECT_TRUE(reconciles[1].tasks.empty()) << "plus implicit";
+  EXPECT_TRUE(core_.reconciling());
+  auto during = Offers({MakeOffer(2)});
+  EXPECT_FALSE(Has<LaunchMember>(during));
+  EXPECT_FALSE(Has<ChangeMembership>(during));
+  EXPECT_FALSE(Has<ChangeMembership>(On(AdminReseed{1, true, now_})));
+  Update(m.task_id, mesos::TASK_RUNNING, "S1");
+  EXPECT_FALSE(core_.reconciling());
+}
+
+TEST_F(CoreTest, UnansweredReconciliationIsAskedAgain) {
+  PersistentState stored;
+  stored.bootstrapped = true;
+  Member m;
+  m.name = "etcd-1";
+  m.host = "127.0.0.2";
+  m.agent_id = "S1";
+  m.peer_port = 1;
+  m.client_port = 2;
+  m.reseed_port = 3;
+  m.task_id = FormatTaskId(m);
+  m.task_state = mesos::TASK_RUNNING;
+  stored.members[m.name] = m;
+  Start(stored);
+  Subscribe();
+  auto again = Advance(31s);
+  auto reconciles = All<ReconcileTasks>(again);
+  ASSERT_EQ(reconciles.size(), 1u);
+  EXPECT_EQ(reconciles[0].tasks.size(), 1u);
+}
+
+TEST_F(CoreTest, HealthyWhenAMajorityAgreesOnALeaderAndReadsWork) {
+  Bootstrap();
+  Advance(1s);
+  EXPECT_TRUE(core_.healthy()) << core_.health_reason();
+  ProbeAll(0, 100);
+  Advance(1s);
+  EXPECT_FALSE(core_.healthy());
+  EXPECT_TRUE(core_.livelocked());
+  EXPECT_EQ(core_.state().counters.cluster_livelocks, 1u);
+  ProbeAll(0, 100);
+  Advance(1s);
+  EXPECT_EQ(core_.state().counters.cluster_livelocks, 1u) << "counted once per episode";
+  ProbeAll(1, 101);
+  Advance(1s);
+  EXPECT_TRUE(core_.healthy());
+  EXPECT_FALSE(core_.livelocked());
+}
+
+TEST_F(CoreTest, DeadMemberIsRemovedThenALearnerAddedLaunchedAndPromoted) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  const Member dead = launches[2].member;
+  auto failed = Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  EXPECT_EQ(core_.state().counters.failed_servers, 1u);
+  ProbeAll(1, 120, {dead.name});
+  auto tick = Advance(1s);
+  auto changes = All<ChangeMembership>(tick);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(changes[0].member_id, ids_[dead.name]);
+  // A second change waits for the first.
+  EXPECT_FALSE(Has<ChangeMembership>(Advance(1s)));
+  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
+  ids_.erase(dead.name);
+  EXPECT_EQ(core_.state().members.count(dead.name), 0u);
+  ProbeAll(1, 121);
+  Advance(1s);
+
+  // An offer from the dead member's agent: add a learner first, holding the offer.
+  auto offer = MakeOffer(3);
+  auto add = Offers({offer});
+  auto adds = All<ChangeMembership>(add);
+  ASSERT_EQ(adds.size(), 1u);
+  EXPECT_EQ(adds[0].op, MembershipOp::kAddLearner);
+  EXPECT_FALSE(Has<LaunchMember>(add));
+  EXPECT_FALSE(Has<DeclineOffer>(add));
+  std::string name = adds[0].name;
+  auto added = On(MembershipResult{MembershipOp::kAddLearner, name, 99, OkStatus(), now_});
+  auto launched = All<LaunchMember>(added);
+  ASSERT_EQ(launched.size(), 1u);
+  EXPECT_FALSE(launched[0].new_cluster);
+  EXPECT_EQ(launched[0].offer_id, offer.id().value());
+  EXPECT_NE(launched[0].initial_cluster.find(name + "="), std::string::npos);
+  EXPECT_NE(launched[0].initial_cluster.find(launches[0].member.name + "="), std::string::npos);
+  EXPECT_EQ(launched[0].initial_cluster.find(dead.name + "="), std::string::npos);
+  EXPECT_TRUE(Has<Persist>(added));
+  EXPECT_EQ(core_.state().counters.members_added, 1u);
+
+  ids_[name] = 99;
+  Update(launched[0].member.task_id, mesos::TASK_RUNNING, "S3");
+  ProbeAll(1, 130);
+  auto promote = All<ChangeMembership>(Advance(1s));
+  ASSERT_EQ(promote.size(), 1u);
+  EXPECT_EQ(promote[0].op, MembershipOp::kPromote);
+  EXPECT_EQ(promote[0].member_id, 99u);
+  // A refusal (not in sync yet) is retried later.
+  On(MembershipResult{
+      MembershipOp::kPromote, name, 99,
+      Error{ErrorCode::kRefused, "can only promote a learner member which is in sync"}, now_});
+  ProbeAll(1, 131);
+  auto retry = All<ChangeMembership>(Advance(1s));
+  ASSERT_EQ(retry.size(), 1u);
+  On(MembershipResult{MembershipOp::kPromote, name, 99, OkStatus(), now_});
+  EXPECT_FALSE(core_.state().members.at(name).learner);
+  EXPECT_EQ(core_.state().counters.members_promoted, 1u);
+}
+
+TEST_F(CoreTest, NoVoterIsRemovedWhenThatWouldCostQuorum) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  // Two of three fail: removing either voter would leave one live voter of two: no quorum.
+  Update(launches[1].member.task_id, mesos::TASK_FAILED, launches[1].member.agent_id);
+  Update(launches[2].member.task_id, mesos::TASK_FAILED, launches[2].member.agent_id);
+  ProbeAll(1, 150, {launches[1].member.name, launches[2].member.name});
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(Has<ChangeMembership>(Advance(1s)));
+  }
+  EXPECT_FALSE(core_.healthy());
+}
+
+TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  // Leader lost with one follower: the survivors disagree / no leader.
+  std::map<std::string, uint64_t> index = {{launches[0].member.name, 500},
+                                           {launches[1].member.name, 700}};
+  for (auto& [name, idx] : index) {
+    On(ProbeResult{name, MemberProbe{ids_[name], 0, idx, 3, false, false}, now_});
+  }
+  On(ProbeResult{launches[2].member.name, Error{ErrorCode::kUnavailable, "down"}, now_});
+  On(ClusterProbeResult{Error{ErrorCode::kUnavailable, "no leader"}, now_});
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  EXPECT_FALSE(Has<TriggerReseed>(Advance(30s)));
+  for (auto& [name, idx] : index) {
+    On(ProbeResult{name, MemberProbe{ids_[name], 0, idx, 3, false, false}, now_});
+  }
+  auto reseed = Advance(31s);
+  auto triggers = All<TriggerReseed>(reseed);
+  ASSERT_EQ(triggers.size(), 1u);
+  EXPECT_EQ(triggers[0].name, launches[1].member.name) << "highest raft index first";
+  EXPECT_EQ(triggers[0].token, "tok");
+  EXPECT_EQ(core_.state().counters.cluster_reseeds, 1u);
+  // The best fails; the next is tried.
+  auto next = On(ReseedResult{launches[1].member.name, Error{ErrorCode::kUnavailable, "x"}, now_});
+  auto second = All<TriggerReseed>(next);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].name, launches[0].member.name);
+  uint64_t gen = core_.state().generation;
+  auto done = On(ReseedResult{launches[0].member.name, uint64_t{500}, now_});
+  auto kills = All<KillTask>(done);
+  ASSERT_EQ(kills.size(), 2u) << "every other task";
+  EXPECT_EQ(core_.state().members.size(), 1u);
+  EXPECT_EQ(core_.state().generation, gen + 1);
+  EXPECT_FALSE(core_.reseeding());
+}
+
+TEST_F(CoreTest, NoReseedWithAutoReseedOffButTheOperatorCanAskForOne) {
+  CoreConfig c = Config();
+  c.auto_reseed = false;
+  core_ = SchedulerCore(c);
+  auto launches = Bootstrap();
+  Advance(1s);
+  ProbeAll(0, 100);
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  for (int i = 0; i < 10; ++i) {
+    ProbeAll(0, 100);
+    EXPECT_FALSE(Has<TriggerReseed>(Advance(30s)));
+  }
+  auto manual = On(AdminReseed{7, false, now_});
+  auto answers = All<AnswerAdmin>(manual);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].request, 7u);
+  EXPECT_EQ(answers[0].http_status, 202);
+  EXPECT_TRUE(Has<TriggerReseed>(manual));
+}
+
+TEST_F(CoreTest, ManualReseedOfAHealthyClusterNeedsForce) {
+  Bootstrap();
+  Advance(1s);
+  auto refused = All<AnswerAdmin>(On(AdminReseed{1, false, now_}));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].http_status, 409);
+  EXPECT_NE(refused[0].message.find("healthy"), std::string::npos);
+  auto forced = On(AdminReseed{2, true, now_});
+  EXPECT_EQ(All<AnswerAdmin>(forced)[0].http_status, 202);
+}
+
+TEST_F(CoreTest, NoSurvivorMeansNothingIsKilled) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) {
+    On(ProbeResult{l.member.name, Error{ErrorCode::kUnavailable, "down"}, now_});
+  }
+  On(ClusterProbeResult{Error{ErrorCode::kUnavailable, "down"}, now_});
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  for (int i = 0; i < 4; ++i) {
+    for (const auto& l : launches) {
+      On(ProbeResult{l.member.name, Error{ErrorCode::kUnavailable, "down"}, now_});
+    }
+    auto actions = Advance(30s);
+    EXPECT_FALSE(Has<KillTask>(actions));
+    EXPECT_FALSE(Has<TriggerReseed>(actions));
+  }
+  EXPECT_GE(core_.state().counters.reseed_attempts, 1u);
+}
+
+TEST_F(CoreTest, TotalLossNeverStartsAnEmptyClusterUntilTheOperatorAsks) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  ProbeAll(0, 0, {launches[0].member.name, launches[1].member.name, launches[2].member.name});
+  auto tick = Advance(1s);
+  EXPECT_TRUE(core_.total_loss());
+  EXPECT_TRUE(Has<Suppress>(tick));
+  auto offers = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  EXPECT_FALSE(Has<LaunchMember>(offers));
+  EXPECT_FALSE(Has<ChangeMembership>(offers));
+  auto fresh = On(AdminStartFresh{3, now_});
+  EXPECT_EQ(All<AnswerAdmin>(fresh)[0].http_status, 202);
+  EXPECT_TRUE(Has<Revive>(fresh));
+  auto relaunch = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  EXPECT_EQ(All<LaunchMember>(relaunch).size(), 3u);
+}
+
+TEST_F(CoreTest, StartFreshIsRefusedWhileMembersMayLive) {
+  Bootstrap();
+  auto answer = All<AnswerAdmin>(On(AdminStartFresh{1, now_}));
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].http_status, 409);
+}
+
+TEST_F(CoreTest, TaskLostFromReconciliationIsNotTotalLoss) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_LOST, l.member.agent_id);
+  ProbeAll(1, 200);  // the members still answer: they are alive whatever Mesos says
+  Advance(1s);
+  EXPECT_FALSE(core_.total_loss());
+  EXPECT_TRUE(core_.healthy());
+  EXPECT_FALSE(Has<KillTask>(Advance(1s)));
+  EXPECT_EQ(core_.state().counters.lost_servers, 3u);
+}
+
+TEST_F(CoreTest, TaskStuckInStagingIsKilled) {
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(launches.size(), 3u);
+  auto early = Advance(60s);
+  EXPECT_FALSE(Has<KillTask>(early));
+  auto late = Advance(121s);
+  EXPECT_EQ(All<KillTask>(late).size(), 3u);
+}
+
+TEST_F(CoreTest, UnknownRunningTaskIsKilled) {
+  Bootstrap();
+  auto actions = Update("etcd-999 127.0.0.9 1 2 3", mesos::TASK_RUNNING, "S9");
+  auto kills = All<KillTask>(actions);
+  ASSERT_EQ(kills.size(), 1u);
+  EXPECT_EQ(kills[0].agent_id, "S9");
+}
+
+TEST_F(CoreTest, SuppressWhenFullReviveWhenAMemberIsNeeded) {
+  auto launches = Bootstrap();
+  auto tick = Advance(1s);
+  (void)tick;
+  auto full = Offers({MakeOffer(4)});
+  auto declines = All<DeclineOffer>(full);
+  ASSERT_EQ(declines.size(), 1u);
+  EXPECT_EQ(declines[0].refuse_seconds, 15) << "nothing needed: the configured refuse seconds";
+  auto failed = Update(launches[0].member.task_id, mesos::TASK_FAILED, launches[0].member.agent_id);
+  EXPECT_TRUE(Has<Revive>(failed));
+}
+
+TEST_F(CoreTest, OneMemberPerAgent) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  Update(launches[2].member.task_id, mesos::TASK_FAILED, launches[2].member.agent_id);
+  ProbeAll(1, 120, {launches[2].member.name});
+  Advance(1s);
+  On(MembershipResult{MembershipOp::kRemove, launches[2].member.name, ids_[launches[2].member.name],
+                      OkStatus(), now_});
+  ids_.erase(launches[2].member.name);
+  ProbeAll(1, 121);
+  Advance(1s);
+  // Agents 1 and 2 already host members: their offers are declined, no add.
+  auto actions = Offers({MakeOffer(1), MakeOffer(2)});
+  EXPECT_FALSE(Has<ChangeMembership>(actions));
+  EXPECT_EQ(All<DeclineOffer>(actions).size(), 2u);
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler

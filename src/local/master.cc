@@ -1,5 +1,7 @@
 #include "local/master.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -135,7 +137,10 @@ std::string Master::pid() const { return fmt::format("master@{}:{}", options_.ip
 mesos::MasterInfo Master::info() const {
   mesos::MasterInfo info;
   info.set_id(id_);
-  info.set_ip(0);
+  // MasterInfo.ip is the IPv4 address packed in network order, read as a uint32
+  // (127.0.0.1 -> 16777343), as Mesos writes it into ZooKeeper and /master/state.
+  in_addr packed{};
+  info.set_ip(::inet_pton(AF_INET, options_.ip.c_str(), &packed) == 1 ? packed.s_addr : 0);
   info.set_port(address_.port);
   info.set_pid(pid());
   info.set_hostname(options_.hostname);

@@ -571,6 +571,7 @@ TEST_F(MasterTest, StateHasTheShapesToolsRead) {
   auto state = master_->StateJson();
   EXPECT_EQ(state["leader"], master_->pid());
   EXPECT_TRUE(state["leader_info"].contains("hostname"));
+  EXPECT_EQ(state["leader_info"]["ip"], 16777343u) << "127.0.0.1 packed as Mesos packs it";
   ASSERT_EQ(state["slaves"].size(), 3u);
   EXPECT_EQ(state["slaves"][0]["resources"]["ports"], "[31000-31999]");
   EXPECT_TRUE(state["slaves"][0]["pid"].get<std::string>().starts_with("slave(1)@"));

@@ -529,5 +529,37 @@ TEST_F(ExecutorTest, ThreeMembersServeAndTheSurvivorOfTwoKilledIsReseeded) {
   EXPECT_EQ(LastFacts("e1").cluster_id, cluster_id);
 }
 
+TEST_F(ExecutorTest, AgentRestartKeepsEtcdRunningAndTheExecutorReconnects) {
+  auto offer = Offers()[0];
+  TaskConfig c = Member("steady", offer.hostname());
+  ASSERT_NO_FATAL_FAILURE(Launch(offer, MemberTask(offer, "steady", EncodeTaskConfig(c))));
+  ASSERT_TRUE(WaitHealthy("steady"));
+  auto pids = EtcdPids("--name=steady");
+  ASSERT_EQ(pids.size(), 1u);
+  int agent = 0;
+  for (int n = 1; n <= cluster_->agent_count(); ++n) {
+    if (cluster_->agent(n)->id().value() == offer.agent_id().value()) agent = n;
+  }
+  ASSERT_GT(agent, 0);
+  // The agent process restarts, keeping its work dir: etcd must not notice.
+  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+  RunFor(std::chrono::milliseconds(1500));
+  EXPECT_EQ(EtcdPids("--name=steady"), pids) << "etcd kept running through the agent restart";
+  EXPECT_EQ(Etcdctl(c.ClientUrl(), "endpoint health").status, 0);
+  // The executor re-subscribed: a new update (after an etcd crash) reaches the framework.
+  size_t before = updates_.size();
+  ASSERT_EQ(::kill(pids[0], SIGKILL), 0);
+  ASSERT_TRUE(RunUntil([&] {
+    for (size_t i = before; i < updates_.size(); ++i) {
+      if (updates_[i].second.task_id().value() == "steady" && !updates_[i].second.healthy()) {
+        return true;
+      }
+    }
+    return false;
+  })) << "no update from the executor after the agent restart";
+  ASSERT_TRUE(WaitHealthy("steady"));
+  EXPECT_EQ(Find("steady", mesos::TASK_FAILED), nullptr);
+}
+
 }  // namespace
 }  // namespace etcd_mesos::executor

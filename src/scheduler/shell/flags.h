@@ -1,0 +1,72 @@
+// The command line and environment of etcd-mesos-scheduler, parsed into the core's CoreConfig and
+// the shell's ShellConfig. Flags keep the original's names where they still make sense (reference
+// section 1.1; Go-style `-name=value` is accepted too) and the environment variables of its
+// container image still work (FRAMEWORK_NAME, MESOS_MASTER, ZK_PERSIST, CLUSTER_SIZE, ...). A flag
+// given on the command line wins over its environment variable, which wins over the default.
+//
+// ParseFlags is a pure function of argv and an environment map: it checks every value and answers
+// kInvalidArgument naming the flag (and the variable, when the value came from one). LoadFiles
+// then does the little I/O that configuration needs (binaries exist, secret and token files
+// read), with errors that name the flag too. main() turns either error into exit code 2 before
+// anything starts.
+//
+// Threading: plain functions on values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/uri.h"
+#include "scheduler/core/types.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+struct ShellConfig {
+  std::string cluster_name = "default";  // framework name etcd-<cluster-name>
+  std::string master_spec = "127.0.0.1:5050";
+  MasterAddress master;
+  // Where the state lives: a zk:// URL (--zk-framework-persist) or a directory (--state-dir).
+  std::string store_spec = "./etcd-mesos-state";
+  std::string address = "127.0.0.1";  // the scheduler's own IP: admin server, artifacts, webui
+  uint16_t admin_port = 12300;
+  bool admin_bind_all = false;  // bind 0.0.0.0 instead of --address
+  std::string webui_url;        // default http://<address>:<admin-port>/
+  std::string user = "root";
+  double failover_timeout_s = 7 * 24 * 3600;
+  std::optional<std::string> principal;
+  std::string secret_file;
+  std::string secret;  // read by LoadFiles
+  std::string executor_bin, etcd_bin, etcdctl_bin;
+  std::string reseed_token_file;
+  std::string admin_token;  // read by LoadFiles; empty: /reseed and /start-fresh unguarded
+  std::chrono::milliseconds probe_timeout{1'000};
+  std::string log_level = "info";
+};
+
+struct SchedulerFlags {
+  CoreConfig core;
+  ShellConfig shell;
+};
+
+struct ParsedFlags {
+  bool help = false;  // --help was asked: print `text` and exit 0
+  std::string text;
+  SchedulerFlags flags;
+};
+
+// `args` without the program name. `program_dir` is where the scheduler binary lives (the
+// default --executor-bin is etcd-mesos-executor beside it).
+Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env,
+                               const std::string& program_dir);
+
+// Checks that the three artifacts exist and are regular files, reads --secret-file (trailing
+// newline trimmed: the original kept it and failed authentication) and --reseed-token-file.
+Status LoadFiles(ShellConfig& config);
+
+}  // namespace etcd_mesos::scheduler::shell

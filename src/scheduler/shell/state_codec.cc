@@ -1,0 +1,255 @@
+#include "scheduler/shell/state_codec.h"
+
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace etcd_mesos::scheduler::shell {
+
+namespace {
+
+using json = nlohmann::json;
+
+Error Corrupt(std::string_view field, std::string_view what) {
+  return MakeError(ErrorCode::kDataLoss, "state record: field \"{}\": {}", field, what);
+}
+
+// Field readers: each names the field in its error. `path` is the field's full name
+// ("members[2].peer_port") so that an operator can find it in the record.
+Result<const json*> Field(const json& object, std::string_view key, std::string_view path,
+                          bool required) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    if (required) return Corrupt(path, "missing");
+    return static_cast<const json*>(nullptr);
+  }
+  return &*it;
+}
+
+Result<std::string> String(const json& object, std::string_view key, std::string_view path,
+                           bool required = true) {
+  auto f = Field(object, key, path, required);
+  if (!f.ok()) return f.error();
+  if (*f == nullptr) return std::string();
+  if (!(*f)->is_string()) return Corrupt(path, "must be a string");
+  return (*f)->get<std::string>();
+}
+
+Result<uint64_t> Unsigned(const json& object, std::string_view key, std::string_view path,
+                          uint64_t max = std::numeric_limits<uint64_t>::max(),
+                          bool required = true) {
+  auto f = Field(object, key, path, required);
+  if (!f.ok()) return f.error();
+  if (*f == nullptr) return uint64_t{0};
+  if (!(*f)->is_number_unsigned() || (*f)->get<uint64_t>() > max) {
+    return Corrupt(path, fmt::format("must be an integer in 0..{}", max));
+  }
+  return (*f)->get<uint64_t>();
+}
+
+Result<bool> Bool(const json& object, std::string_view key, std::string_view path,
+                  bool required = true) {
+  auto f = Field(object, key, path, required);
+  if (!f.ok()) return f.error();
+  if (*f == nullptr) return false;
+  if (!(*f)->is_boolean()) return Corrupt(path, "must be true or false");
+  return (*f)->get<bool>();
+}
+
+// A 64-bit id as a decimal string ("0" when unknown).
+Result<uint64_t> DecimalString(const json& object, std::string_view key, std::string_view path) {
+  auto s = String(object, key, path);
+  if (!s.ok()) return s.error();
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+  if (s->empty() || ec != std::errc() || p != s->data() + s->size()) {
+    return Corrupt(path, "must be a decimal string of a 64-bit unsigned integer");
+  }
+  return v;
+}
+
+Result<uint16_t> Port(const json& object, std::string_view key, std::string_view path) {
+  auto f = Field(object, key, path, true);
+  if (!f.ok()) return f.error();
+  if (!(*f)->is_number_unsigned() || (*f)->get<uint64_t>() == 0 || (*f)->get<uint64_t>() > 65535) {
+    return Corrupt(path, "must be an integer in 1..65535");
+  }
+  return static_cast<uint16_t>((*f)->get<uint64_t>());
+}
+
+json EncodeMember(const Member& m) {
+  return json{
+      {"name", m.name},
+      {"task_id", m.task_id},
+      {"agent_id", m.agent_id},
+      {"host", m.host},
+      {"peer_port", m.peer_port},
+      {"client_port", m.client_port},
+      {"reseed_port", m.reseed_port},
+      {"member_id", std::to_string(m.member_id)},
+      {"generation", m.generation},
+      {"learner", m.learner},
+      {"initial", m.initial},
+      {"task_state", mesos::TaskState_Name(m.task_state)},
+  };
+}
+
+Result<Member> DecodeMember(const json& j, size_t index) {
+  std::string at = fmt::format("members[{}]", index);
+  auto path = [&](std::string_view field) { return fmt::format("{}.{}", at, field); };
+  if (!j.is_object()) return Corrupt(at, "must be an object");
+  Member m;
+  auto name = String(j, "name", path("name"));
+  if (!name.ok()) return name.error();
+  if (name->empty()) return Corrupt(path("name"), "must not be empty");
+  m.name = *name;
+  auto task_id = String(j, "task_id", path("task_id"));
+  if (!task_id.ok()) return task_id.error();
+  m.task_id = *task_id;
+  auto agent_id = String(j, "agent_id", path("agent_id"));
+  if (!agent_id.ok()) return agent_id.error();
+  m.agent_id = *agent_id;
+  auto host = String(j, "host", path("host"));
+  if (!host.ok()) return host.error();
+  if (host->empty()) return Corrupt(path("host"), "must not be empty");
+  m.host = *host;
+  uint16_t* ports[] = {&m.peer_port, &m.client_port, &m.reseed_port};
+  const char* port_keys[] = {"peer_port", "client_port", "reseed_port"};
+  for (int k = 0; k < 3; ++k) {
+    auto p = Port(j, port_keys[k], path(port_keys[k]));
+    if (!p.ok()) return p.error();
+    *ports[k] = *p;
+  }
+  auto member_id = DecimalString(j, "member_id", path("member_id"));
+  if (!member_id.ok()) return member_id.error();
+  m.member_id = *member_id;
+  auto generation = Unsigned(j, "generation", path("generation"));
+  if (!generation.ok()) return generation.error();
+  m.generation = *generation;
+  auto learner = Bool(j, "learner", path("learner"));
+  if (!learner.ok()) return learner.error();
+  m.learner = *learner;
+  auto initial = Bool(j, "initial", path("initial"), /*required=*/false);
+  if (!initial.ok()) return initial.error();
+  m.initial = *initial;
+  auto state = String(j, "task_state", path("task_state"));
+  if (!state.ok()) return state.error();
+  if (!mesos::TaskState_Parse(*state, &m.task_state)) {
+    return Corrupt(path("task_state"), fmt::format("'{}' is not a Mesos task state", *state));
+  }
+  // The task id carries the member's identity (the on-call guide reads it); a record whose id
+  // disagrees with its fields would make us kill or reconcile the wrong task.
+  auto parsed = ParseTaskId(m.task_id);
+  if (!parsed.ok()) return Corrupt(path("task_id"), parsed.error().message);
+  if (parsed->name != m.name || parsed->host != m.host || parsed->peer_port != m.peer_port ||
+      parsed->client_port != m.client_port || parsed->reseed_port != m.reseed_port) {
+    return Corrupt(path("task_id"),
+                   fmt::format("'{}' disagrees with the member's name, host or ports", m.task_id));
+  }
+  return m;
+}
+
+const std::pair<const char*, uint64_t Counters::*> kCounterFields[] = {
+    {"launched_servers", &Counters::launched_servers},
+    {"failed_servers", &Counters::failed_servers},
+    {"lost_servers", &Counters::lost_servers},
+    {"cluster_livelocks", &Counters::cluster_livelocks},
+    {"cluster_reseeds", &Counters::cluster_reseeds},
+    {"reseed_attempts", &Counters::reseed_attempts},
+    {"members_added", &Counters::members_added},
+    {"members_promoted", &Counters::members_promoted},
+    {"members_removed", &Counters::members_removed},
+};
+
+}  // namespace
+
+std::string StatePath(std::string_view framework_name) {
+  return fmt::format("/{}/state", framework_name);
+}
+
+std::string FrameworkIdPath(std::string_view framework_name) {
+  return fmt::format("/{}_framework_id", framework_name);
+}
+
+std::string EncodeState(const PersistentState& state) {
+  json counters = json::object();
+  for (const auto& [key, field] : kCounterFields) counters[key] = state.counters.*field;
+  json members = json::array();
+  for (const auto& [name, m] : state.members) members.push_back(EncodeMember(m));
+  json j = {
+      {"format", kStateFormat},
+      {"framework_id", state.framework_id ? json(*state.framework_id) : json(nullptr)},
+      {"next_member", state.next_member},
+      {"generation", state.generation},
+      {"bootstrapped", state.bootstrapped},
+      {"reseed_token", state.reseed_token},
+      {"counters", counters},
+      {"members", members},
+  };
+  return j.dump();
+}
+
+Result<PersistentState> DecodeState(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return MakeError(ErrorCode::kDataLoss, "state record: not valid JSON ({} bytes)", text.size());
+  }
+  if (!j.is_object()) return Corrupt("(record)", "must be a JSON object");
+  auto format = Unsigned(j, "format", "format");
+  if (!format.ok()) return format.error();
+  if (*format != kStateFormat) {
+    return Corrupt("format",
+                   fmt::format("{} is not a format this scheduler reads (it reads {}); was the "
+                               "state written by a newer etcd-mesos?",
+                               *format, kStateFormat));
+  }
+  PersistentState state;
+  auto fid = Field(j, "framework_id", "framework_id", false);
+  if (!fid.ok()) return fid.error();
+  if (*fid != nullptr) {
+    if (!(*fid)->is_string() || (*fid)->get<std::string>().empty()) {
+      return Corrupt("framework_id", "must be a non-empty string or null");
+    }
+    state.framework_id = (*fid)->get<std::string>();
+  }
+  auto next = Unsigned(j, "next_member", "next_member");
+  if (!next.ok()) return next.error();
+  if (*next == 0) return Corrupt("next_member", "must be at least 1");
+  state.next_member = *next;
+  auto generation = Unsigned(j, "generation", "generation");
+  if (!generation.ok()) return generation.error();
+  state.generation = *generation;
+  auto bootstrapped = Bool(j, "bootstrapped", "bootstrapped");
+  if (!bootstrapped.ok()) return bootstrapped.error();
+  state.bootstrapped = *bootstrapped;
+  auto token = String(j, "reseed_token", "reseed_token");
+  if (!token.ok()) return token.error();
+  state.reseed_token = *token;
+  auto counters = Field(j, "counters", "counters", true);
+  if (!counters.ok()) return counters.error();
+  if (!(*counters)->is_object()) return Corrupt("counters", "must be an object");
+  for (const auto& [key, field] : kCounterFields) {
+    auto v = Unsigned(**counters, key, fmt::format("counters.{}", key),
+                      std::numeric_limits<uint64_t>::max(), /*required=*/false);
+    if (!v.ok()) return v.error();
+    state.counters.*field = *v;
+  }
+  auto members = Field(j, "members", "members", true);
+  if (!members.ok()) return members.error();
+  if (!(*members)->is_array()) return Corrupt("members", "must be an array");
+  for (size_t i = 0; i < (*members)->size(); ++i) {
+    auto m = DecodeMember((**members)[i], i);
+    if (!m.ok()) return m.error();
+    if (state.members.count(m->name)) {
+      return Corrupt(fmt::format("members[{}].name", i),
+                     fmt::format("'{}' appears twice", m->name));
+    }
+    std::string name = m->name;
+    state.members.emplace(std::move(name), std::move(*m));
+  }
+  return state;
+}
+
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,192 @@
+// The stored form of the scheduler's state: round trips, and corrupt records refused with an
+// error that names the field (never a crash, never a half-read state).
+#include "scheduler/shell/state_codec.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace etcd_mesos::scheduler::shell {
+namespace {
+
+using json = nlohmann::json;
+
+Member SampleMember(std::string name, uint16_t base) {
+  Member m;
+  m.name = std::move(name);
+  m.host = "10.0.0.7";
+  m.peer_port = base;
+  m.client_port = base + 1;
+  m.reseed_port = base + 2;
+  m.task_id = FormatTaskId(m);
+  m.agent_id = "agent-" + m.name;
+  m.member_id = 18446744073709551557ull;  // above 2^53: must survive as a string
+  m.generation = 4;
+  m.learner = true;
+  m.initial = false;
+  m.task_state = mesos::TASK_RUNNING;
+  return m;
+}
+
+PersistentState Sample() {
+  PersistentState s;
+  s.framework_id = "fw-1234-0001";
+  s.members["etcd-3"] = SampleMember("etcd-3", 31000);
+  s.members["etcd-4"] = SampleMember("etcd-4", 31100);
+  s.members["etcd-4"].learner = false;
+  s.members["etcd-4"].initial = true;
+  s.members["etcd-4"].task_state = mesos::TASK_UNREACHABLE;
+  s.next_member = 5;
+  s.generation = 4;
+  s.bootstrapped = true;
+  s.reseed_token = "tok-abc";
+  s.counters.launched_servers = 1;
+  s.counters.failed_servers = 2;
+  s.counters.lost_servers = 3;
+  s.counters.cluster_livelocks = 4;
+  s.counters.cluster_reseeds = 5;
+  s.counters.reseed_attempts = 6;
+  s.counters.members_added = 7;
+  s.counters.members_promoted = 8;
+  s.counters.members_removed = 9;
+  return s;
+}
+
+void ExpectSameMember(const Member& a, const Member& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.task_id, b.task_id);
+  EXPECT_EQ(a.agent_id, b.agent_id);
+  EXPECT_EQ(a.host, b.host);
+  EXPECT_EQ(a.peer_port, b.peer_port);
+  EXPECT_EQ(a.client_port, b.client_port);
+  EXPECT_EQ(a.reseed_port, b.reseed_port);
+  EXPECT_EQ(a.member_id, b.member_id);
+  EXPECT_EQ(a.generation, b.generation);
+  EXPECT_EQ(a.learner, b.learner);
+  EXPECT_EQ(a.initial, b.initial);
+  EXPECT_EQ(a.task_state, b.task_state);
+}
+
+TEST(SchedulerStateCodec, RoundTripsEveryPersistedField) {
+  PersistentState s = Sample();
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->framework_id, s.framework_id);
+  EXPECT_EQ(decoded->next_member, 5u);
+  EXPECT_EQ(decoded->generation, 4u);
+  EXPECT_TRUE(decoded->bootstrapped);
+  EXPECT_EQ(decoded->reseed_token, "tok-abc");
+  EXPECT_EQ(decoded->counters.launched_servers, 1u);
+  EXPECT_EQ(decoded->counters.failed_servers, 2u);
+  EXPECT_EQ(decoded->counters.lost_servers, 3u);
+  EXPECT_EQ(decoded->counters.cluster_livelocks, 4u);
+  EXPECT_EQ(decoded->counters.cluster_reseeds, 5u);
+  EXPECT_EQ(decoded->counters.reseed_attempts, 6u);
+  EXPECT_EQ(decoded->counters.members_added, 7u);
+  EXPECT_EQ(decoded->counters.members_promoted, 8u);
+  EXPECT_EQ(decoded->counters.members_removed, 9u);
+  ASSERT_EQ(decoded->members.size(), 2u);
+  for (const auto& [name, m] : s.members) ExpectSameMember(decoded->members.at(name), m);
+}
+
+TEST(SchedulerStateCodec, EmptyStateRoundTripsWithoutFrameworkId) {
+  PersistentState s;
+  std::string text = EncodeState(s);
+  EXPECT_TRUE(json::parse(text)["framework_id"].is_null());
+  auto decoded = DecodeState(text);
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_FALSE(decoded->framework_id.has_value());
+  EXPECT_TRUE(decoded->members.empty());
+  EXPECT_EQ(decoded->next_member, 1u);
+}
+
+TEST(SchedulerStateCodec, MemberIdIsADecimalString) {
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_EQ(j["members"][0]["member_id"], "18446744073709551557");
+  EXPECT_EQ(j["members"][0]["task_state"], "TASK_RUNNING");
+  EXPECT_EQ(j["members"][0]["task_id"], "etcd-3 10.0.0.7 31000 31001 31002");
+}
+
+TEST(SchedulerStateCodec, PathsAreUnderTheFrameworkName) {
+  EXPECT_EQ(StatePath("etcd-prod"), "/etcd-prod/state");
+  EXPECT_EQ(FrameworkIdPath("etcd-prod"), "/etcd-prod_framework_id");
+}
+
+// Each corruption names the field it found wrong, with kDataLoss.
+struct Corruption {
+  std::string what;
+  std::function<void(json&)> mutate;
+  std::string field;  // expected in the message
+};
+
+class CorruptState : public ::testing::TestWithParam<Corruption> {};
+
+TEST_P(CorruptState, IsDataLossNamingTheField) {
+  json j = json::parse(EncodeState(Sample()));
+  GetParam().mutate(j);
+  auto decoded = DecodeState(j.dump());
+  ASSERT_FALSE(decoded.ok()) << GetParam().what;
+  EXPECT_EQ(decoded.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(decoded.error().message.find("\"" + GetParam().field + "\""), std::string::npos)
+      << decoded.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, CorruptState,
+    ::testing::Values(
+        Corruption{"format", [](json& j) { j["format"] = 99; }, "format"},
+        Corruption{"no format", [](json& j) { j.erase("format"); }, "format"},
+        Corruption{"framework id", [](json& j) { j["framework_id"] = 7; }, "framework_id"},
+        Corruption{"next_member", [](json& j) { j["next_member"] = -1; }, "next_member"},
+        Corruption{"next_member 0", [](json& j) { j["next_member"] = 0; }, "next_member"},
+        Corruption{"generation", [](json& j) { j["generation"] = "x"; }, "generation"},
+        Corruption{"bootstrapped", [](json& j) { j["bootstrapped"] = 1; }, "bootstrapped"},
+        Corruption{"token", [](json& j) { j.erase("reseed_token"); }, "reseed_token"},
+        Corruption{"counters", [](json& j) { j["counters"] = json::array(); }, "counters"},
+        Corruption{"a counter", [](json& j) { j["counters"]["failed_servers"] = 1.5; },
+                   "counters.failed_servers"},
+        Corruption{"members", [](json& j) { j["members"] = json::object(); }, "members"},
+        Corruption{"member", [](json& j) { j["members"][1] = 3; }, "members[1]"},
+        Corruption{"port 0", [](json& j) { j["members"][0]["peer_port"] = 0; },
+                   "members[0].peer_port"},
+        Corruption{"port big", [](json& j) { j["members"][1]["client_port"] = 70000; },
+                   "members[1].client_port"},
+        Corruption{"member id number", [](json& j) { j["members"][0]["member_id"] = 12; },
+                   "members[0].member_id"},
+        Corruption{"member id text", [](json& j) { j["members"][0]["member_id"] = "12x"; },
+                   "members[0].member_id"},
+        Corruption{"task state", [](json& j) { j["members"][0]["task_state"] = "TASK_SLEEPING"; },
+                   "members[0].task_state"},
+        Corruption{"task id", [](json& j) { j["members"][0]["task_id"] = "etcd-3"; },
+                   "members[0].task_id"},
+        Corruption{"task id disagrees",
+                   [](json& j) { j["members"][0]["task_id"] = "etcd-3 10.0.0.7 31000 31001 1"; },
+                   "members[0].task_id"},
+        Corruption{"empty name", [](json& j) { j["members"][0]["name"] = ""; }, "members[0].name"},
+        Corruption{"no host", [](json& j) { j["members"][0].erase("host"); }, "members[0].host"},
+        Corruption{"duplicate", [](json& j) { j["members"][1] = j["members"][0]; },
+                   "members[1].name"}),
+    [](const auto& info) {
+      std::string n = info.param.what;
+      for (char& c : n) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return n;
+    });
+
+TEST(SchedulerStateCodec, GarbageIsDataLossNotACrash) {
+  for (std::string text : {"", "{", "null", "[]", "\"x\"", "{\"format\":1}", "\xff\xfe"}) {
+    auto decoded = DecodeState(text);
+    ASSERT_FALSE(decoded.ok()) << text;
+    EXPECT_EQ(decoded.error().code, ErrorCode::kDataLoss) << text;
+  }
+}
+
+TEST(SchedulerStateCodec, UnknownFieldsAreIgnored) {
+  json j = json::parse(EncodeState(Sample()));
+  j["added_later"] = {1, 2};
+  j["members"][0]["also_later"] = true;
+  EXPECT_TRUE(DecodeState(j.dump()).ok());
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler::shell

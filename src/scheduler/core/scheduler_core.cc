@@ -240,20 +240,23 @@ bool SchedulerCore::NeedsMember() const {
 }
 
 void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
-  std::vector<mesos::Offer> offers = e.offers;
+  // Offers are only read here (a 10,000-agent OFFERS event must not be copied); what is kept is
+  // copied one offer at a time.
+  const std::vector<mesos::Offer>& offers = e.offers;
   if (!MayAct() || total_loss_ || !NeedsMember()) {
     double refuse = (!MayAct() || NeedsMember()) ? kTransientRefuseSeconds : config_.refuse_seconds;
+    out.reserve(out.size() + offers.size() + 1);
     for (const auto& o : offers) out.push_back(DeclineOffer{o.id().value(), refuse});
     UpdateOfferInterest(out);
     return;
   }
-  if (!state_.bootstrapped) return HandleOffersForBootstrap(std::move(offers), e.now, out);
-  HandleOffersForGrowth(std::move(offers), e.now, out);
+  if (!state_.bootstrapped) return HandleOffersForBootstrap(offers, e.now, out);
+  HandleOffersForGrowth(offers, e.now, out);
 }
 
-void SchedulerCore::HandleOffersForBootstrap(std::vector<mesos::Offer> offers, Time now,
+void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& offers, Time now,
                                              Actions& out) {
-  for (auto& o : offers) {
+  for (const auto& o : offers) {
     bool usable = Place(o).has_value();
     bool duplicate_agent = std::any_of(
         gathered_.begin(), gathered_.end(),
@@ -262,7 +265,7 @@ void SchedulerCore::HandleOffersForBootstrap(std::vector<mesos::Offer> offers, T
       out.push_back(DeclineOffer{o.id().value(), kTransientRefuseSeconds});
       continue;
     }
-    gathered_.push_back(std::move(o));
+    gathered_.push_back(o);
   }
   if (gathered_.empty()) return;
   if (!gather_started_) gather_started_ = now;
@@ -304,7 +307,7 @@ void SchedulerCore::HandleOffersForBootstrap(std::vector<mesos::Offer> offers, T
   UpdateOfferInterest(out);
 }
 
-void SchedulerCore::HandleOffersForGrowth(std::vector<mesos::Offer> offers, Time now,
+void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offers, Time now,
                                           Actions& out) {
   std::string blocked;
   if (pending_add_ || in_flight_)

@@ -84,8 +84,8 @@ class SchedulerCore {
   void MaybeRemoveDead(Time now, Actions& out);
   void MaybePromote(Time now, Actions& out);
   void ExpireStuck(Time now, Actions& out);
-  void HandleOffersForBootstrap(std::vector<mesos::Offer> offers, Time now, Actions& out);
-  void HandleOffersForGrowth(std::vector<mesos::Offer> offers, Time now, Actions& out);
+  void HandleOffersForBootstrap(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
+  void HandleOffersForGrowth(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
   std::optional<Member> Place(const mesos::Offer& offer) const;
   std::string InitialCluster(const std::vector<const Member*>& members) const;
   std::string ClusterToken() const;

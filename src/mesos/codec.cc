@@ -55,7 +55,9 @@ std::optional<ContentType> NegotiateAccept(std::optional<std::string_view> accep
 
 std::string Encode(const google::protobuf::Message& message, ContentType type) {
   if (type == ContentType::kJson) return MessageToJsonString(message);
-  return message.SerializeAsString();
+  // Partial: a message missing a required field is the peer's to refuse; protobuf's checked
+  // serializer would abort the whole process instead.
+  return message.SerializePartialAsString();
 }
 
 Status Decode(std::string_view body, ContentType type, google::protobuf::Message* message) {

@@ -392,6 +392,15 @@ TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   EXPECT_EQ(core_.state().members.size(), 1u);
   EXPECT_EQ(core_.state().generation, gen + 1);
   EXPECT_FALSE(core_.reseeding());
+  // Until etcd's view of the reseeded cluster is known, no new livelock episode opens.
+  uint64_t livelocks = core_.state().counters.cluster_livelocks;
+  On(ProbeResult{launches[0].member.name,
+                 MemberProbe{ids_[launches[0].member.name], ids_[launches[0].member.name], 501, 4,
+                             false, true},
+                 now_});
+  Advance(1s);
+  EXPECT_EQ(core_.state().counters.cluster_livelocks, livelocks);
+  EXPECT_FALSE(core_.livelocked());
 }
 
 TEST_F(CoreTest, NoReseedWithAutoReseedOffButTheOperatorCanAskForOne) {

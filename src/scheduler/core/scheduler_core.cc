@@ -512,7 +512,10 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   bool ran = std::any_of(state_.members.begin(), state_.members.end(), [](const auto& kv) {
     return kv.second.task_state == mesos::TASK_RUNNING || Uncertain(kv.second.task_state);
   });
-  if (!healthy_ && ran && state_.bootstrapped && connected_ && !reconciling_ && !reseed_) {
+  // Evidence first: right after a reseed or a fresh start etcd's view is not known yet, and a
+  // stale failed read must not open a spurious episode.
+  if (!healthy_ && ran && state_.bootstrapped && connected_ && !reconciling_ && !reseed_ &&
+      view_.has_value()) {
     if (!livelock_since_) {
       livelock_since_ = now;
       ++state_.counters.cluster_livelocks;

@@ -1,0 +1,95 @@
+// etcd-mesos-scheduler: the Mesos framework that runs one etcd cluster. Flags and wiring only;
+// see src/scheduler/shell/shell.h (the I/O) and src/scheduler/core/scheduler_core.h (every
+// decision). Exit codes: 0 after SIGINT/SIGTERM, 1 when it cannot go on (a busy admin port, an
+// unreadable state record), 2 for bad flags.
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "common/logging.h"
+#include "scheduler/shell/flags.h"
+#include "scheduler/shell/shell.h"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  using namespace etcd_mesos;                    // NOLINT: main() wiring
+  using namespace etcd_mesos::scheduler::shell;  // NOLINT
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string program_dir = ec ? "." : self.parent_path().string();
+
+  auto parsed = ParseFlags(args, env, program_dir);
+  if (!parsed.ok()) {
+    std::cerr << "etcd-mesos-scheduler: " << parsed.error().message << "\n";
+    return 2;
+  }
+  if (parsed->help) {
+    std::cout << parsed->text;
+    return 0;
+  }
+  SchedulerFlags flags = std::move(parsed->flags);
+  if (auto s = SetUpLogging("etcd-mesos-scheduler", flags.shell.log_level); !s.ok()) {
+    std::cerr << "etcd-mesos-scheduler: --log-level: " << s.error().message << "\n";
+    return 2;
+  }
+  if (auto s = LoadFiles(flags.shell); !s.ok()) {
+    std::cerr << "etcd-mesos-scheduler: " << s.error().message << "\n";
+    return 2;
+  }
+  if (!flags.core.single_member_per_agent) {
+    spdlog::warn(
+        "--single-instance-per-slave=false: one host loss may take several members and "
+        "the quorum with them");
+  }
+
+  boost::asio::io_context io;
+  int code = 0;
+  SchedulerShell::Options options;
+  options.on_fatal = [&](const Error& error) {
+    std::cerr << "etcd-mesos-scheduler: " << error.ToString() << "\n";
+    code = 1;
+    io.stop();
+  };
+  SchedulerShell shell(io, flags, options);
+  if (auto s = shell.Start(); !s.ok()) {
+    std::cerr << "etcd-mesos-scheduler: " << s.error().ToString() << "\n";
+    return 1;
+  }
+  HostPort admin = shell.admin_address();
+  std::string host = flags.shell.admin_bind_all ? flags.shell.address : admin.host;
+  std::cerr << "etcd-mesos-scheduler: framework " << flags.core.framework_name << ", master "
+            << flags.shell.master_spec << "\n  status page  http://" << host << ":" << admin.port
+            << "/\n  members      http://" << host << ":" << admin.port << "/members\n"
+            << "  stats        http://" << host << ":" << admin.port << "/stats\n";
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& e, int signal) {
+    if (e) return;
+    // No TEARDOWN: Mesos keeps the members running for the failover timeout, and a restarted
+    // scheduler takes them back.
+    spdlog::info("signal {}: stopping; the members keep running (failover timeout {} s)", signal,
+                 flags.shell.failover_timeout_s);
+    shell.Stop();
+    io.stop();
+  });
+  io.run();
+  shell.Stop();
+  return code;
+}

@@ -1,0 +1,449 @@
+#include "scheduler/shell/admin.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "mesos/task_state.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+namespace {
+
+using json = nlohmann::json;
+// nlohmann's ordered_json keeps insertion order: /stats keeps the original's key order.
+using ordered_json = nlohmann::ordered_json;
+
+bool MaybeRunning(mesos::TaskState s) {
+  return !mesos_facts::IsTerminalState(s) || s == mesos::TASK_LOST;
+}
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && Hex(s[i + 1]) >= 0 && Hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(Hex(s[i + 1]) * 16 + Hex(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Compares without an early exit, so that response timing does not reveal a token prefix.
+bool SameToken(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
+  return diff == 0 && !b.empty();
+}
+
+std::string Html(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+net::HttpResponse Text(unsigned status, std::string text) {
+  return net::TextResponse(status, std::move(text));
+}
+
+net::HttpResponse MethodNotAllowed(const net::ServerRequest& req, std::string allow) {
+  auto r = Text(405, fmt::format("405 method not allowed: {} {} (allowed: {})\n", req.method_string,
+                                 req.path, allow));
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
+}  // namespace
+
+void NoteLog::Add(Note note) {
+  notes_.push_back(TimedNote{std::chrono::system_clock::now(), std::move(note)});
+  while (notes_.size() > kKeep) notes_.pop_front();
+}
+
+std::string RenderMembers(const SchedulerCore& core) {
+  json out = json::array();
+  for (const auto& [name, m] : core.state().members) {
+    out.push_back(json{
+        {"name", m.name},
+        {"host", m.host},
+        {"rpcPort", m.peer_port},
+        {"clientPort", m.client_port},
+        {"httpPort", m.reseed_port},
+        {"type", m.initial ? "new" : "existing"},
+        {"slaveID", m.agent_id},
+        {"taskId", m.task_id},
+        {"agentId", m.agent_id},
+        {"taskState", mesos::TaskState_Name(m.task_state)},
+        {"memberId", std::to_string(m.member_id)},
+        {"learner", m.learner},
+        {"healthy", m.healthy},
+        {"reachable", m.reachable},
+        {"raftIndex", m.raft_index},
+    });
+  }
+  return out.dump() + "\n";
+}
+
+std::string RenderStats(const SchedulerCore& core) {
+  const Counters& c = core.state().counters;
+  uint64_t running = 0;
+  for (const auto& [name, m] : core.state().members) {
+    running += m.task_state == mesos::TASK_RUNNING ? 1 : 0;
+  }
+  ordered_json out;
+  out["running_servers"] = running;
+  out["launched_servers"] = c.launched_servers;
+  out["failed_servers"] = c.failed_servers;
+  out["cluster_livelocks"] = c.cluster_livelocks;
+  out["cluster_reseeds"] = c.cluster_reseeds;
+  out["healthy"] = core.healthy() ? 1 : 0;
+  out["lost_servers"] = c.lost_servers;
+  out["reseed_attempts"] = c.reseed_attempts;
+  out["members_added"] = c.members_added;
+  out["members_promoted"] = c.members_promoted;
+  out["members_removed"] = c.members_removed;
+  out["livelocked"] = core.livelocked() ? 1 : 0;
+  out["total_loss"] = core.total_loss() ? 1 : 0;
+  out["reseeding"] = core.reseeding() ? 1 : 0;
+  out["connected"] = core.connected() ? 1 : 0;
+  out["reconciling"] = core.reconciling() ? 1 : 0;
+  return out.dump() + "\n";
+}
+
+std::string RenderMetrics(const SchedulerCore& core) {
+  const Counters& c = core.state().counters;
+  std::string out;
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                    uint64_t value) {
+    out += fmt::format("# HELP etcd_mesos_{0} {1}\n# TYPE etcd_mesos_{0} {2}\netcd_mesos_{0} {3}\n",
+                       name, help, type, value);
+  };
+  uint64_t running = 0, voters = 0, learners = 0, reachable = 0;
+  for (const auto& [name, m] : core.state().members) {
+    running += m.task_state == mesos::TASK_RUNNING;
+    bool alive = MaybeRunning(m.task_state);
+    voters += alive && !m.learner;
+    learners += alive && m.learner;
+    reachable += m.reachable;
+  }
+  metric("members", "gauge", "Members the scheduler knows of (any task state).",
+         core.state().members.size());
+  metric("running_servers", "gauge", "Members whose task is TASK_RUNNING.", running);
+  metric("voters", "gauge", "Members that are (or are launched as) voters.", voters);
+  metric("learners", "gauge", "Members that are learners.", learners);
+  metric("reachable_members", "gauge", "Members that answered the latest probe.", reachable);
+  metric("cluster_size", "gauge", "The configured cluster size.",
+         static_cast<uint64_t>(core.config().cluster_size));
+  metric("generation", "gauge", "The reseed generation (advanced by reseeds and fresh starts).",
+         core.state().generation);
+  metric("healthy", "gauge",
+         "1 when a majority of voters agree on a leader and a linearizable "
+         "read succeeds.",
+         core.healthy());
+  metric("livelocked", "gauge", "1 during a livelock episode.", core.livelocked());
+  metric("total_loss", "gauge", "1 after total cluster loss, until the operator acts.",
+         core.total_loss());
+  metric("reseeding", "gauge", "1 while a reseed runs.", core.reseeding());
+  metric("connected", "gauge", "1 while subscribed to the Mesos master.", core.connected());
+  metric("reconciling", "gauge", "1 until reconciliation settles after a subscription.",
+         core.reconciling());
+  metric("launched_servers_total", "counter", "Member tasks launched.", c.launched_servers);
+  metric("failed_servers_total", "counter", "Member tasks that ended.", c.failed_servers);
+  metric("lost_servers_total", "counter", "Member tasks that became lost or unreachable.",
+         c.lost_servers);
+  metric("cluster_livelocks_total", "counter", "Livelock episodes.", c.cluster_livelocks);
+  metric("cluster_reseeds_total", "counter", "Reseeds started.", c.cluster_reseeds);
+  metric("reseed_attempts_total", "counter", "Reseeds attempted (started or not).",
+         c.reseed_attempts);
+  metric("members_added_total", "counter", "Learners added to etcd.", c.members_added);
+  metric("members_promoted_total", "counter", "Learners promoted to voters.", c.members_promoted);
+  metric("members_removed_total", "counter", "Members removed from etcd.", c.members_removed);
+  return out;
+}
+
+std::string RenderEndpoints(const SchedulerCore& core) {
+  std::string out;
+  for (const auto& [name, m] : core.state().members) {
+    if (!MaybeRunning(m.task_state)) continue;
+    if (!out.empty()) out += ',';
+    out += m.ClientUrl();
+  }
+  return out + "\n";
+}
+
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes) {
+  std::string rows;
+  for (const auto& [name, m] : core.state().members) {
+    rows += fmt::format(
+        "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+        m.healthy ? "ok" : "bad", Html(m.name), Html(m.host), m.peer_port, m.client_port,
+        m.reseed_port, Html(mesos::TaskState_Name(m.task_state)), m.learner ? "learner" : "voter",
+        m.member_id == 0 ? "-" : fmt::format("{:x}", m.member_id), m.raft_index,
+        m.healthy ? "yes" : (m.reachable ? "reachable" : "no"));
+  }
+  if (rows.empty()) rows = "<tr><td colspan=\"10\">no members</td></tr>\n";
+  std::string note_rows;
+  for (auto it = notes.notes().rbegin(); it != notes.notes().rend(); ++it) {
+    note_rows += fmt::format(
+        "<tr class=\"{}\"><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td>{}</td>"
+        "</tr>\n",
+        Html(it->note.level), fmt::localtime(std::chrono::system_clock::to_time_t(it->at)),
+        Html(it->note.level), Html(it->note.message));
+  }
+  const Counters& c = core.state().counters;
+  std::string status;
+  if (core.total_loss()) {
+    status =
+        "TOTAL CLUSTER LOSS: no member is left. Restore from a backup, or POST /start-fresh "
+        "for an empty cluster.";
+  } else {
+    status = std::string(core.healthy() ? "healthy" : "NOT healthy") + ": " + core.health_reason();
+  }
+  return fmt::format(
+      R"(<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<title>etcd-mesos: {0}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+.ok {{ background: #dff0d8; }} .bad, .error {{ background: #f2dede; }} .warn {{ background: #fcf8e3; }}
+</style></head><body>
+<h1>etcd-mesos: {0}</h1>
+<p class="{1}"><b>{2}</b></p>
+<p>master: {3}; reconciliation: {4}; livelock: {5}; reseed: {6}; generation {7};
+cluster size {8}</p>
+<h2>members</h2>
+<table><tr><th>name</th><th>host</th><th>peer port</th><th>client port</th><th>reseed port</th>
+<th>task state</th><th>role</th><th>member id</th><th>raft index</th><th>healthy</th></tr>
+{9}</table>
+<h2>counters</h2>
+<table><tr><th>running</th><th>launched</th><th>failed</th><th>lost</th><th>livelocks</th>
+<th>reseeds</th><th>reseed attempts</th><th>added</th><th>promoted</th><th>removed</th></tr>
+<tr><td>{10}</td><td>{11}</td><td>{12}</td><td>{13}</td><td>{14}</td><td>{15}</td><td>{16}</td>
+<td>{17}</td><td>{18}</td><td>{19}</td></tr></table>
+<p><a href="/members">/members</a> <a href="/stats">/stats</a> <a href="/healthz">/healthz</a>
+<a href="/metrics">/metrics</a> <a href="/endpoints">/endpoints</a></p>
+<h2>recent events</h2>
+<table><tr><th>time</th><th>level</th><th>message</th></tr>
+{20}</table>
+</body></html>
+)",
+      Html(core.config().framework_name), core.healthy() ? "ok" : "bad", Html(status),
+      core.connected() ? "connected" : "DISCONNECTED",
+      core.reconciling() ? "in progress" : "settled", core.livelocked() ? "YES" : "no",
+      core.reseeding() ? "RUNNING" : "none", core.state().generation, core.config().cluster_size,
+      rows,
+      std::count_if(core.state().members.begin(), core.state().members.end(),
+                    [](const auto& kv) { return kv.second.task_state == mesos::TASK_RUNNING; }),
+      c.launched_servers, c.failed_servers, c.lost_servers, c.cluster_livelocks, c.cluster_reseeds,
+      c.reseed_attempts, c.members_added, c.members_promoted, c.members_removed, note_rows);
+}
+
+std::optional<std::string> QueryValue(std::string_view query, std::string_view key) {
+  size_t i = 0;
+  while (i <= query.size()) {
+    size_t end = query.find('&', i);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view pair = query.substr(i, end - i);
+    size_t eq = pair.find('=');
+    std::string name = PercentDecode(pair.substr(0, eq));
+    if (name == key) {
+      return eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1));
+    }
+    i = end + 1;
+  }
+  return std::nullopt;
+}
+
+bool Authorized(const net::ServerRequest& request, const std::string& token) {
+  if (token.empty()) return true;
+  if (auto auth = request.Header("Authorization")) {
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth->size() > kBearer.size() && auth->compare(0, kBearer.size(), kBearer) == 0 &&
+        SameToken(std::string_view(*auth).substr(kBearer.size()), token)) {
+      return true;
+    }
+  }
+  auto q = QueryValue(request.query, "token");
+  return q && SameToken(*q, token);
+}
+
+AdminServer::AdminServer(boost::asio::io_context& io, Options options, const SchedulerCore& core,
+                         const NoteLog& notes, Submit submit)
+    : options_(std::move(options)),
+      core_(core),
+      notes_(notes),
+      submit_(std::move(submit)),
+      server_(io,
+              net::HttpServer::Options{.max_body_bytes = 64 << 10,
+                                       .max_header_bytes = 16 << 10,
+                                       .idle_timeout = std::chrono::seconds(30),
+                                       .server_name = "etcd-mesos-scheduler"},
+              [this](const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
+                Handle(req, std::move(r));
+              }) {}
+
+AdminServer::~AdminServer() { Stop(); }
+
+Result<HostPort> AdminServer::Start() {
+  auto bound = server_.Listen(options_.listen);
+  if (!bound.ok()) return bound.error().Context("admin server on " + options_.listen.ToString());
+  return bound;
+}
+
+void AdminServer::Stop() {
+  for (auto& [id, responder] : pending_) {
+    responder->Respond(Text(503, "503 the scheduler is stopping\n"));
+  }
+  pending_.clear();
+  server_.Stop();
+}
+
+HostPort AdminServer::address() const { return server_.address(); }
+
+void AdminServer::Answer(const AnswerAdmin& answer) {
+  auto it = pending_.find(answer.request);
+  if (it == pending_.end()) return;
+  auto responder = std::move(it->second);
+  pending_.erase(it);
+  responder->Respond(Text(answer.http_status, answer.message + "\n"));
+}
+
+void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder) {
+  const std::string& path = req.path;
+  bool get = req.method == net::Verb::get;
+  auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
+
+  if (path == "/reseed" || path == "/start-fresh") return Command(req, std::move(responder));
+  if (path.starts_with("/artifacts/")) {
+    if (!get) return reply(MethodNotAllowed(req, "GET"));
+    return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);
+  }
+  static const char* kReadOnly[] = {"/",        "/members", "/stats",
+                                    "/healthz", "/metrics", "/endpoints"};
+  if (std::none_of(std::begin(kReadOnly), std::end(kReadOnly),
+                   [&](const char* p) { return path == p; })) {
+    return reply(Text(404, fmt::format("404 not found: {} (try /, /members, /stats, /healthz, "
+                                       "/metrics, /endpoints, /reseed)\n",
+                                       path.substr(0, 200))));
+  }
+  if (!get) return reply(MethodNotAllowed(req, "GET"));
+  if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
+  if (path == "/stats") return reply(net::JsonResponse(200, RenderStats(core_)));
+  if (path == "/healthz") {
+    return reply(core_.healthy() ? Text(200, "cluster is healthy\n")
+                                 : Text(500, "500 internal server error: cluster not healthy.\n"));
+  }
+  if (path == "/metrics") {
+    auto r = Text(200, RenderMetrics(core_));
+    for (auto& [k, v] : r.headers) {
+      if (k == "Content-Type") v = "text/plain; version=0.0.4; charset=utf-8";
+    }
+    return reply(std::move(r));
+  }
+  if (path == "/endpoints") return reply(Text(200, RenderEndpoints(core_)));
+  net::HttpResponse page{
+      200, {{"Content-Type", "text/html; charset=utf-8"}}, RenderStatusPage(core_, notes_)};
+  reply(std::move(page));
+}
+
+void AdminServer::Command(const net::ServerRequest& req,
+                          std::shared_ptr<net::Responder> responder) {
+  bool reseed = req.path == "/reseed";
+  // GET /reseed stays because the on-call guide tells people to GET it.
+  bool method_ok = req.method == net::Verb::post || (reseed && req.method == net::Verb::get);
+  if (!method_ok) return responder->Respond(MethodNotAllowed(req, reseed ? "GET, POST" : "POST"));
+  if (!Authorized(req, options_.token)) {
+    spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string,
+                 req.path, req.remote);
+    auto r = Text(401,
+                  "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
+                  "--reseed-token-file) or ?token=<token>\n");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
+    return responder->Respond(std::move(r));
+  }
+  if (pending_.size() >= options_.max_pending) {
+    return responder->Respond(Text(503, "503 too many admin commands in flight; try again\n"));
+  }
+  bool force = false;
+  if (auto f = QueryValue(req.query, "force")) {
+    if (*f == "1" || *f == "true" || f->empty()) {
+      force = true;
+    } else if (*f != "0" && *f != "false") {
+      return responder->Respond(Text(400, "400 bad request: force must be 1 or 0\n"));
+    }
+  }
+  uint64_t id = next_request_++;
+  pending_[id] = std::move(responder);
+  spdlog::info("admin: {} {}{} from {}", req.method_string, req.path, force ? " (forced)" : "",
+               req.remote);
+  if (reseed) {
+    submit_(AdminReseed{id, force, Clock::now()});
+  } else {
+    submit_(AdminStartFresh{id, Clock::now()});
+  }
+}
+
+void AdminServer::ServeArtifact(const std::string& name,
+                                std::shared_ptr<net::Responder> responder) {
+  auto it = options_.artifacts.find(name);
+  if (it == options_.artifacts.end()) {
+    return responder->Respond(
+        Text(404, "404 not found: the artifacts are etcd-mesos-executor, etcd and etcdctl\n"));
+  }
+  // Read whole: these are a few tens of MB and fetched once per launch; the fetcher on the agent
+  // side takes them in one body.
+  std::ifstream in(it->second, std::ios::binary);
+  if (!in) {
+    spdlog::error("admin: cannot read artifact {} at {}", name, it->second);
+    return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
+  }
+  std::error_code ec;
+  auto size = std::filesystem::file_size(it->second, ec);
+  std::string data(ec ? 0 : size, '\0');
+  if (ec || !in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
+    return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
+  }
+  responder->Respond(
+      net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)});
+}
+
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,115 @@
+// AdminServer: the scheduler's HTTP surface on <address>:<admin-port>, for operators (the on-call
+// guide's /members, /stats and /reseed), for Marathon (/healthz), for monitoring (/metrics), for
+// people (the status page at /), for clients (/endpoints) and for the Mesos fetcher (/artifacts/:
+// the executor, etcd and etcdctl binaries).
+//
+//   GET  /members        JSON array, one object per member, with the original's keys (name, host,
+//                        rpcPort = peer, clientPort, httpPort = reseed, type, slaveID) and ours
+//                        (taskId, agentId, taskState, memberId as a decimal string, learner,
+//                        healthy, reachable, raftIndex).
+//   GET  /stats          one JSON object: the original's keys first, in its order (running_servers,
+//                        launched_servers, failed_servers, cluster_livelocks, cluster_reseeds,
+//                        healthy as 1/0), then ours.
+//   GET|POST /reseed     asks the core for a manual reseed (?force=1 even when healthy); 202 or
+//                        409/503 with the core's reason. Guarded by the token when one is
+//                        configured (Authorization: Bearer <token>, or ?token=<token>): else 401.
+//   POST /start-fresh    after total loss only, the operator's explicit request for an EMPTY
+//                        cluster. Token-guarded like /reseed.
+//   GET  /healthz        200 "cluster is healthy\n" or 500 "500 internal server error: cluster not
+//                        healthy.\n", exactly as the original (Marathon health checks).
+//   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
+//   GET  /endpoints      the client URLs of the members that may be running, comma-separated.
+//   GET  /               the status page (members, health, counters, recent notes; refreshes).
+//   GET  /artifacts/<n>  n = etcd-mesos-executor, etcd or etcdctl; nothing else.
+// Unknown paths get 404, wrong methods 405 (with Allow), both with a message.
+//
+// Every answer comes from the core's in-memory views; no request ever waits on etcd, ZooKeeper or
+// the master (the original's /stats held a lock across etcd calls and hung ~90 s). The only
+// requests answered later are /reseed and /start-fresh, which the core answers through an
+// AnswerAdmin action in the same event-loop turn (after a state write at most); their number in
+// flight is bounded.
+//
+// Threading: on the shell's io_context thread; not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/result.h"
+#include "common/uri.h"
+#include "net/http.h"
+#include "scheduler/core/scheduler_core.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+// The last notes of the core and of the shell, with wall-clock time, for the status page.
+struct TimedNote {
+  std::chrono::system_clock::time_point at;
+  Note note;
+};
+class NoteLog {
+ public:
+  static constexpr size_t kKeep = 100;
+  void Add(Note note);
+  const std::deque<TimedNote>& notes() const { return notes_; }
+
+ private:
+  std::deque<TimedNote> notes_;
+};
+
+// Pure renderings of the core's views (tested directly).
+std::string RenderMembers(const SchedulerCore& core);
+std::string RenderStats(const SchedulerCore& core);
+std::string RenderMetrics(const SchedulerCore& core);
+std::string RenderEndpoints(const SchedulerCore& core);
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes);
+// True when no token is configured, or the request carries it (Bearer header or ?token=).
+bool Authorized(const net::ServerRequest& request, const std::string& token);
+// The value of `key` in a query string, percent-decoded; nullopt when absent.
+std::optional<std::string> QueryValue(std::string_view query, std::string_view key);
+
+class AdminServer {
+ public:
+  struct Options {
+    HostPort listen;                               // --address (or 0.0.0.0) : --admin-port
+    std::string token;                             // guards /reseed and /start-fresh; "" = open
+    std::map<std::string, std::string> artifacts;  // served name -> local path
+    size_t max_pending = 16;                       // admin commands awaiting the core's answer
+  };
+  // Hands an operator command (AdminReseed, AdminStartFresh) to the core.
+  using Submit = std::function<void(Event)>;
+
+  AdminServer(boost::asio::io_context& io, Options options, const SchedulerCore& core,
+              const NoteLog& notes, Submit submit);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  Result<HostPort> Start();
+  void Stop();
+  HostPort address() const;
+  // Completes the pending request the core answered; unknown ids are ignored (the client left).
+  void Answer(const AnswerAdmin& answer);
+
+ private:
+  void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
+  void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
+  void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
+
+  Options options_;
+  const SchedulerCore& core_;
+  const NoteLog& notes_;
+  Submit submit_;
+  net::HttpServer server_;
+  uint64_t next_request_ = 1;
+  std::map<uint64_t, std::shared_ptr<net::Responder>> pending_;
+};
+
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,907 @@
+#include "scheduler/shell/shell.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/encoding.h"
+#include "etcd/client.h"
+#include "executor/task_config.h"
+#include "net/http.h"
+#include "scheduler/shell/state_codec.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+namespace {
+
+using mesos::scheduler::Call;
+using MesosEvent = mesos::scheduler::Event;
+using json = nlohmann::json;
+
+constexpr int kStoreAttempts = 6;
+constexpr std::chrono::milliseconds kStoreBackoff{250};
+constexpr std::chrono::milliseconds kMembershipTimeout{5000};
+constexpr std::chrono::seconds kReseedTimeout{150};  // the executor answers when it is done
+constexpr double kLaunchRefuseSeconds = 1;
+constexpr const char* kProbeKey = "etcd-mesos/health-probe";
+
+// ---- Resources carved from an offer ----------------------------------------------------------
+
+using Pool = google::protobuf::RepeatedPtrField<mesos::Resource>;
+
+// A resource's identity without its value: name, role, reservations, allocation.
+std::string Metadata(const mesos::Resource& r) {
+  mesos::Resource copy = r;
+  copy.clear_scalar();
+  copy.clear_ranges();
+  copy.clear_set();
+  return copy.SerializeAsString();
+}
+
+void AddTo(std::vector<mesos::Resource>& out, const mesos::Resource& piece) {
+  for (auto& r : out) {
+    if (Metadata(r) != Metadata(piece)) continue;
+    if (piece.type() == mesos::Value::SCALAR) {
+      r.mutable_scalar()->set_value(r.scalar().value() + piece.scalar().value());
+    } else {
+      for (const auto& range : piece.ranges().range()) *r.mutable_ranges()->add_range() = range;
+    }
+    return;
+  }
+  out.push_back(piece);
+}
+
+// Takes `amount` of scalar `name` from the pool, piece by piece, keeping each piece's metadata.
+// Falls back to an unreserved resource for the role when the pool runs short (the master then
+// refuses the launch, which reports the truth).
+void TakeScalar(Pool& pool, const std::string& name, double amount, const std::string& role,
+                std::vector<mesos::Resource>& out) {
+  for (auto& r : pool) {
+    if (amount <= 1e-9) return;
+    if (r.name() != name || r.type() != mesos::Value::SCALAR || r.scalar().value() <= 1e-9) {
+      continue;
+    }
+    double take = std::min(amount, r.scalar().value());
+    mesos::Resource piece = r;
+    piece.mutable_scalar()->set_value(take);
+    r.mutable_scalar()->set_value(r.scalar().value() - take);
+    amount -= take;
+    AddTo(out, piece);
+  }
+  if (amount > 1e-9) {
+    mesos::Resource piece;
+    piece.set_name(name);
+    piece.set_type(mesos::Value::SCALAR);
+    piece.mutable_scalar()->set_value(amount);
+    piece.mutable_allocation_info()->set_role(role);
+    AddTo(out, piece);
+  }
+}
+
+void TakePort(const Pool& pool, uint16_t port, const std::string& role,
+              std::vector<mesos::Resource>& out) {
+  mesos::Resource piece;
+  bool found = false;
+  for (const auto& r : pool) {
+    if (r.name() != "ports" || r.type() != mesos::Value::RANGES) continue;
+    for (const auto& range : r.ranges().range()) {
+      if (range.begin() <= port && port <= range.end()) {
+        piece = r;
+        found = true;
+        break;
+      }
+    }
+    if (found) break;
+  }
+  if (!found) {
+    piece.set_name("ports");
+    piece.set_type(mesos::Value::RANGES);
+    piece.mutable_allocation_info()->set_role(role);
+  }
+  piece.clear_ranges();
+  auto* range = piece.mutable_ranges()->add_range();
+  range->set_begin(port);
+  range->set_end(port);
+  AddTo(out, piece);
+}
+
+mesos::Resource* AddTaskResources(std::vector<mesos::Resource>& pieces,
+                                  google::protobuf::RepeatedPtrField<mesos::Resource>* out) {
+  for (auto& p : pieces) *out->Add() = p;
+  return nullptr;
+}
+
+Error HttpError(const net::HttpResponse& r, std::string_view what) {
+  std::string message;
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_object()) {
+    for (const char* key : {"message", "error", "outcome"}) {
+      if (j.contains(key) && j[key].is_string()) {
+        message = j[key].get<std::string>();
+        break;
+      }
+    }
+  }
+  if (message.empty()) message = r.body.substr(0, 200);
+  ErrorCode code = ErrorCode::kInternal;
+  if (r.status == 401 || r.status == 403) code = ErrorCode::kUnauthenticated;
+  if (r.status == 409) code = ErrorCode::kRefused;
+  if (r.status == 404) code = ErrorCode::kNotFound;
+  if (r.status == 503) code = ErrorCode::kUnavailable;
+  return MakeError(code, "{}: HTTP {}: {}", what, r.status, message);
+}
+
+Result<uint64_t> JsonUnsigned(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    uint64_t out = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (!s.empty() && ec == std::errc() && p == s.data() + s.size()) return out;
+  }
+  return MakeError(ErrorCode::kInvalidArgument, "not an unsigned integer");
+}
+
+}  // namespace
+
+// ---- Pure builders --------------------------------------------------------------------------
+
+mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
+                              const LaunchContext& context) {
+  const CoreConfig& config = *context.core;
+  const Member& m = launch.member;
+  mesos::TaskInfo task;
+  std::string id = FormatTaskId(m);
+  task.mutable_task_id()->set_value(id);
+  task.set_name(id);
+  task.mutable_agent_id()->set_value(offer ? offer->agent_id().value() : m.agent_id);
+
+  Pool pool;
+  std::string role = config.role;
+  if (offer) {
+    pool = offer->resources();
+    for (const auto& r : pool) {
+      if (r.has_allocation_info() && r.allocation_info().has_role()) {
+        role = r.allocation_info().role();
+        break;
+      }
+    }
+  }
+  std::vector<mesos::Resource> task_resources;
+  TakeScalar(pool, "cpus", config.task_cpus, role, task_resources);
+  TakeScalar(pool, "mem", config.task_mem, role, task_resources);
+  TakeScalar(pool, "disk", config.task_disk, role, task_resources);
+  for (uint16_t port : {m.peer_port, m.client_port, m.reseed_port}) {
+    TakePort(pool, port, role, task_resources);
+  }
+  AddTaskResources(task_resources, task.mutable_resources());
+
+  auto* exec = task.mutable_executor();
+  exec->set_type(mesos::ExecutorInfo::CUSTOM);
+  exec->mutable_executor_id()->set_value(fmt::format("{}.{}", m.name, m.generation));
+  if (!context.framework_id.empty()) {
+    exec->mutable_framework_id()->set_value(context.framework_id);
+  }
+  exec->set_name("etcd");
+  auto* command = exec->mutable_command();
+  command->set_value("./etcd-mesos-executor");
+  for (const char* artifact : {"etcd-mesos-executor", "etcd", "etcdctl"}) {
+    auto* uri = command->add_uris();
+    uri->set_value(context.artifact_base + artifact);
+    uri->set_executable(true);
+    uri->set_extract(false);
+    uri->set_cache(false);
+  }
+  std::vector<mesos::Resource> exec_resources;
+  TakeScalar(pool, "cpus", config.executor_cpus, role, exec_resources);
+  TakeScalar(pool, "mem", config.executor_mem, role, exec_resources);
+  AddTaskResources(exec_resources, exec->mutable_resources());
+
+  auto* discovery = task.mutable_discovery();
+  discovery->set_visibility(mesos::DiscoveryInfo::FRAMEWORK);
+  discovery->set_name(config.framework_name);
+  auto* peer = discovery->mutable_ports()->add_ports();
+  peer->set_number(m.peer_port);
+  peer->set_name("peer");
+  peer->set_protocol("tcp");
+  auto* client = discovery->mutable_ports()->add_ports();
+  client->set_number(m.client_port);
+  client->set_name("client");
+  client->set_protocol("tcp");
+
+  executor::TaskConfig tc;
+  tc.name = m.name;
+  tc.address = m.host;
+  tc.peer_port = m.peer_port;
+  tc.client_port = m.client_port;
+  tc.reseed_port = m.reseed_port;
+  tc.initial_cluster = launch.initial_cluster;
+  tc.initial_cluster_state = launch.new_cluster ? executor::InitialClusterState::kNew
+                                                : executor::InitialClusterState::kExisting;
+  tc.cluster_token = launch.cluster_token;
+  tc.reseed_token = context.reseed_token;
+  task.set_data(executor::EncodeTaskConfig(tc));
+  return task;
+}
+
+mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
+                                        const std::optional<std::string>& framework_id) {
+  mesos::FrameworkInfo info;
+  info.set_user(flags.shell.user);
+  info.set_name(flags.core.framework_name);
+  info.add_roles(flags.core.role);
+  info.set_checkpoint(true);
+  info.set_failover_timeout(flags.shell.failover_timeout_s);
+  info.set_webui_url(flags.shell.webui_url);
+  info.set_hostname(flags.shell.address);
+  if (flags.shell.principal) info.set_principal(*flags.shell.principal);
+  for (auto type : {mesos::FrameworkInfo::Capability::MULTI_ROLE,
+                    mesos::FrameworkInfo::Capability::PARTITION_AWARE,
+                    mesos::FrameworkInfo::Capability::TASK_KILLING_STATE}) {
+    info.add_capabilities()->set_type(type);
+  }
+  if (framework_id) info.mutable_id()->set_value(*framework_id);
+  return info;
+}
+
+Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body) {
+  json j = json::parse(body, nullptr, false);
+  if (status != 200) {
+    net::HttpResponse r;
+    r.status = status;
+    r.body = std::string(body);
+    return HttpError(r, "the executor refused the reseed");
+  }
+  if (!j.is_object()) {
+    return MakeError(ErrorCode::kInvalidArgument, "the executor's reseed answer is not JSON: {}",
+                     body.substr(0, 200));
+  }
+  if (j.contains("outcome") && j["outcome"].is_string() && j["outcome"] != "reseeded") {
+    return MakeError(ErrorCode::kRefused, "the executor's reseed outcome is {}",
+                     j["outcome"].get<std::string>());
+  }
+  // {"facts":{"raft_index":"42",...}} today; a flat {"raft_index":...} is taken too.
+  for (const json* where : {j.contains("facts") ? &j["facts"] : nullptr, &j}) {
+    if (where == nullptr || !where->is_object() || !where->contains("raft_index")) continue;
+    auto index = JsonUnsigned((*where)["raft_index"]);
+    if (index.ok()) return index;
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "the executor's reseed answer has no raft_index: {}", body.substr(0, 200));
+}
+
+// ---- The shell ------------------------------------------------------------------------------
+
+SchedulerShell::SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags, Options options)
+    : io_(io),
+      flags_(std::move(flags)),
+      options_(std::move(options)),
+      core_(flags_.core),
+      tick_timer_(io),
+      retry_timer_(io) {}
+
+SchedulerShell::~SchedulerShell() { Stop(); }
+
+HostPort SchedulerShell::admin_address() const { return admin_ ? admin_->address() : HostPort{}; }
+
+Status SchedulerShell::Start() {
+  auto store = store::OpenStateStore(io_, flags_.shell.store_spec);
+  if (!store.ok()) return store.error().Context("opening the state store");
+  store_ = std::move(*store);
+
+  AdminServer::Options admin;
+  admin.listen = HostPort{flags_.shell.admin_bind_all ? "0.0.0.0" : flags_.shell.address,
+                          flags_.shell.admin_port};
+  admin.token = flags_.shell.admin_token;
+  admin.artifacts = {{"etcd-mesos-executor", flags_.shell.executor_bin},
+                     {"etcd", flags_.shell.etcd_bin},
+                     {"etcdctl", flags_.shell.etcdctl_bin}};
+  admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
+                                         [this](Event e) { Feed(std::move(e)); });
+  auto bound = admin_->Start();
+  if (!bound.ok()) return bound.error();
+  artifact_base_ = fmt::format("http://{}:{}/artifacts/", flags_.shell.address, bound->port);
+  if (admin.token.empty()) {
+    spdlog::warn(
+        "no --reseed-token-file: /reseed and /start-fresh are open to anyone who can "
+        "reach {}",
+        bound->ToString());
+  }
+  spdlog::info("admin server on http://{}/ ; state in {}", bound->ToString(), store_->Describe());
+  LoadState(0);
+  return OkStatus();
+}
+
+void SchedulerShell::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  tick_timer_.cancel();
+  retry_timer_.cancel();
+  detector_.reset();             // closes its ZooKeeper session; no callback afterwards
+  if (client_) client_->Stop();  // no TEARDOWN: the tasks keep running for the failover timeout
+  if (admin_) admin_->Stop();
+  alive_.reset();
+}
+
+void SchedulerShell::Fatal(const Error& error) {
+  spdlog::critical("{}", error.ToString());
+  notes_.Add(Note{"error", error.ToString()});
+  if (options_.on_fatal) options_.on_fatal(error);
+}
+
+void SchedulerShell::LoadState(int attempt) {
+  std::string path = StatePath(flags_.core.framework_name);
+  store_->Get(path, Guarded([this, path, attempt](Result<store::Record> r) {
+                if (r.ok()) {
+                  auto state = DecodeState(r->data);
+                  if (!state.ok()) {
+                    return Fatal(state.error().Context(fmt::format(
+                        "the stored state at {}{} is unreadable; fix or remove it (the "
+                        "framework id is also at {})",
+                        store_->Describe(), path, FrameworkIdPath(flags_.core.framework_name))));
+                  }
+                  state_version_ = r->version;
+                  return OnLoaded(std::move(*state));
+                }
+                if (r.error().code == ErrorCode::kNotFound) {
+                  // First start, or state written by the original etcd-mesos: take its framework
+                  // id.
+                  std::string id_path = FrameworkIdPath(flags_.core.framework_name);
+                  store_->Get(id_path, Guarded([this](Result<store::Record> id) {
+                                PersistentState state;
+                                if (id.ok() && !id->data.empty()) {
+                                  state.framework_id = id->data;
+                                  written_framework_id_ = id->data;
+                                  spdlog::info(
+                                      "no stored state; re-using the stored framework id {}",
+                                      id->data);
+                                }
+                                OnLoaded(std::move(state));
+                              }));
+                  return;
+                }
+                auto delay = std::min<std::chrono::milliseconds>(
+                    kStoreBackoff * (1 << std::min(attempt, 5)), std::chrono::seconds(8));
+                spdlog::warn("reading the state from {} failed ({}); retrying in {} ms",
+                             store_->Describe(), r.error().ToString(), delay.count());
+                retry_timer_.expires_after(delay);
+                retry_timer_.async_wait(Guarded([this, attempt](boost::system::error_code ec) {
+                  if (!ec) LoadState(attempt + 1);
+                }));
+              }));
+}
+
+void SchedulerShell::OnLoaded(PersistentState state) {
+  if (state.reseed_token.empty()) {
+    // The executors' reseed token: a secret between this framework and its executors, kept with
+    // the state so that a restarted scheduler can still reseed the members it launched.
+    state.reseed_token = HexEncode(NewUuidBytes()) + HexEncode(NewUuidBytes());
+  }
+  loaded_ = true;
+  Feed(Started{std::move(state), Clock::now()});
+  ArmTick();
+  StartMaster();
+}
+
+void SchedulerShell::ArmTick() {
+  auto period = std::max<std::chrono::milliseconds>(flags_.core.probe_interval / 2,
+                                                    std::chrono::milliseconds(50));
+  tick_timer_.expires_after(period);
+  tick_timer_.async_wait(Guarded([this](boost::system::error_code ec) {
+    if (ec) return;
+    Feed(Tick{Clock::now()});
+    ArmTick();
+  }));
+}
+
+void SchedulerShell::StartMaster() {
+  mesos_client::SchedulerClient::Options client_options = options_.client;
+  if (flags_.shell.principal && !flags_.shell.secret.empty()) {
+    client_options.credential =
+        mesos_client::Credential{*flags_.shell.principal, flags_.shell.secret};
+  }
+  client_ = std::make_unique<mesos_client::SchedulerClient>(
+      io_, client_options,
+      mesos_client::SchedulerClient::Callbacks{
+          Guarded([this](const MesosEvent::Subscribed& s) {
+            spdlog::info("subscribed to {} as framework {}", client_->master().ToString(),
+                         s.framework_id().value());
+            Feed(Subscribed{s.framework_id().value(), Clock::now()});
+          }),
+          Guarded([this](const MesosEvent& e) { OnMesosEvent(e); }),
+          Guarded([this](const Error& error) {
+            offers_.clear();
+            if (core_.connected()) {
+              Feed(Disconnected{error.ToString(), Clock::now()});
+            } else {
+              spdlog::debug("subscription attempt failed: {}", error.ToString());
+            }
+          })});
+  detector_ = std::make_unique<mesos_client::MasterDetector>(
+      io_, flags_.shell.master, mesos_client::MasterDetector::Options{},
+      Guarded([this](const std::optional<HostPort>& leader) { OnLeader(leader); }));
+  if (auto s = detector_->Start(); !s.ok()) {
+    Fatal(s.error().Context("detecting the Mesos master " + flags_.shell.master_spec));
+  }
+}
+
+void SchedulerShell::OnLeader(const std::optional<HostPort>& leader) {
+  if (!leader) {
+    spdlog::warn("no leading Mesos master at {} right now", flags_.shell.master_spec);
+    return;
+  }
+  if (!client_started_) {
+    client_started_ = true;
+    spdlog::info("leading Mesos master: {}; subscribing as {}", leader->ToString(),
+                 flags_.core.framework_name);
+    client_->Start(*leader, BuildFrameworkInfo(flags_, core_.state().framework_id));
+  } else {
+    spdlog::info("the leading Mesos master is now {}", leader->ToString());
+    client_->SetMaster(*leader);
+  }
+}
+
+void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
+  Time now = Clock::now();
+  switch (e.type()) {
+    case MesosEvent::OFFERS: {
+      OffersReceived event;
+      event.now = now;
+      for (const auto& o : e.offers().offers()) {
+        offers_[o.id().value()] = o;
+        event.offers.push_back(o);
+      }
+      Feed(std::move(event));
+      break;
+    }
+    case MesosEvent::RESCIND:
+      offers_.erase(e.rescind().offer_id().value());
+      Feed(OfferRescinded{e.rescind().offer_id().value(), now});
+      break;
+    case MesosEvent::UPDATE: {
+      const auto& status = e.update().status();
+      Feed(TaskUpdate{status, now});
+      // Acknowledge after the core has seen it (and after any write it asked for has been
+      // queued); only updates with a uuid want one.
+      if (status.has_uuid() && !status.uuid().empty()) {
+        Call call;
+        call.set_type(Call::ACKNOWLEDGE);
+        auto* ack = call.mutable_acknowledge();
+        *ack->mutable_agent_id() = status.agent_id();
+        *ack->mutable_task_id() = status.task_id();
+        ack->set_uuid(status.uuid());
+        Send(std::move(call), "acknowledging " + status.task_id().value());
+      }
+      break;
+    }
+    case MesosEvent::FAILURE:
+      spdlog::warn("master reports a failure: agent {} executor {} status {}",
+                   e.failure().agent_id().value(), e.failure().executor_id().value(),
+                   e.failure().status());
+      break;
+    case MesosEvent::ERROR:
+      DoNote(Note{"error", "the master says: " + e.error().message() +
+                               " (if the framework was removed, delete " +
+                               FrameworkIdPath(flags_.core.framework_name) + " and the state)"});
+      break;
+    case MesosEvent::MESSAGE:
+      spdlog::debug("message from executor {} on {}", e.message().executor_id().value(),
+                    e.message().agent_id().value());
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- Events in, actions out -----------------------------------------------------------------
+
+void SchedulerShell::Feed(Event event) {
+  if (stopped_) return;
+  Enqueue(core_.Handle(event));
+}
+
+void SchedulerShell::Enqueue(Actions actions) {
+  if (actions.empty()) return;
+  uint64_t batch = ++next_batch_;
+  for (auto& a : actions) queue_.push_back(Queued{std::move(a), batch});
+  Drain();
+}
+
+void SchedulerShell::Drain() {
+  if (draining_) return;  // the outer loop goes on with what was added
+  draining_ = true;
+  while (!blocked_ && !queue_.empty() && !stopped_) {
+    Queued q = std::move(queue_.front());
+    queue_.pop_front();
+    Execute(std::move(q));
+  }
+  draining_ = false;
+}
+
+void SchedulerShell::Execute(Queued q) {
+  std::visit(
+      [&](auto& a) {
+        using A = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<A, LaunchMember>) {
+          DoLaunch(a, q.batch);
+        } else if constexpr (std::is_same_v<A, DeclineOffer>) {
+          DoDecline(a.offer_id, a.refuse_seconds);
+        } else if constexpr (std::is_same_v<A, KillTask>) {
+          DoKill(a);
+        } else if constexpr (std::is_same_v<A, ReconcileTasks>) {
+          DoReconcile(a);
+        } else if constexpr (std::is_same_v<A, Revive>) {
+          DoReviveOrSuppress(true);
+        } else if constexpr (std::is_same_v<A, Suppress>) {
+          DoReviveOrSuppress(false);
+        } else if constexpr (std::is_same_v<A, ProbeMember>) {
+          DoProbe(a);
+        } else if constexpr (std::is_same_v<A, ProbeCluster>) {
+          DoProbeCluster(a);
+        } else if constexpr (std::is_same_v<A, ChangeMembership>) {
+          DoMembership(a);
+        } else if constexpr (std::is_same_v<A, TriggerReseed>) {
+          DoReseed(a);
+        } else if constexpr (std::is_same_v<A, Persist>) {
+          // Two writes in a row: the later one carries everything the earlier one did.
+          if (!queue_.empty() && std::holds_alternative<Persist>(queue_.front().action)) return;
+          DoPersist(a.state, q.batch);
+        } else if constexpr (std::is_same_v<A, AnswerAdmin>) {
+          if (admin_) admin_->Answer(a);
+        } else if constexpr (std::is_same_v<A, Note>) {
+          DoNote(a);
+        }
+      },
+      q.action);
+}
+
+void SchedulerShell::Send(Call call, std::string what) {
+  if (!client_) return;
+  client_->Send(std::move(call), Guarded([what = std::move(what)](Status s) {
+                  if (!s.ok()) spdlog::warn("{} failed: {}", what, s.error().ToString());
+                }));
+}
+
+void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
+  auto it = offers_.find(launch.offer_id);
+  if (failed_batches_.count(batch)) {
+    // Its state write failed: a task that is not on record must not start.
+    DoNote(Note{"error",
+                "not launching " + launch.member.name + ": the state write before it failed"});
+    DoDecline(launch.offer_id, kLaunchRefuseSeconds);
+    return;
+  }
+  const mesos::Offer* offer = it == offers_.end() ? nullptr : &it->second;
+  if (offer == nullptr) {
+    spdlog::warn("launching {} on offer {} that is no longer outstanding; the master will say",
+                 launch.member.name, launch.offer_id);
+  }
+  LaunchContext context{&flags_.core, client_ ? client_->framework_id().value_or("") : "",
+                        artifact_base_, core_.state().reseed_token};
+  mesos::TaskInfo task = BuildTaskInfo(launch, offer, context);
+  Call call;
+  call.set_type(Call::ACCEPT);
+  auto* accept = call.mutable_accept();
+  accept->add_offer_ids()->set_value(launch.offer_id);
+  auto* op = accept->add_operations();
+  op->set_type(mesos::Offer::Operation::LAUNCH);
+  *op->mutable_launch()->add_task_infos() = std::move(task);
+  accept->mutable_filters()->set_refuse_seconds(kLaunchRefuseSeconds);
+  if (it != offers_.end()) offers_.erase(it);
+  spdlog::info("launching {} ({}) on agent {}", launch.member.name, FormatTaskId(launch.member),
+               launch.member.agent_id);
+  Send(std::move(call), "launching " + launch.member.name);
+}
+
+void SchedulerShell::DoDecline(const std::string& offer_id, double refuse_seconds) {
+  offers_.erase(offer_id);
+  Call call;
+  call.set_type(Call::DECLINE);
+  call.mutable_decline()->add_offer_ids()->set_value(offer_id);
+  call.mutable_decline()->mutable_filters()->set_refuse_seconds(refuse_seconds);
+  Send(std::move(call), "declining offer " + offer_id);
+}
+
+void SchedulerShell::DoKill(const KillTask& kill) {
+  spdlog::info("killing {}: {}", kill.task_id, kill.why);
+  Call call;
+  call.set_type(Call::KILL);
+  call.mutable_kill()->mutable_task_id()->set_value(kill.task_id);
+  if (!kill.agent_id.empty()) call.mutable_kill()->mutable_agent_id()->set_value(kill.agent_id);
+  Send(std::move(call), "killing " + kill.task_id);
+}
+
+void SchedulerShell::DoReconcile(const ReconcileTasks& reconcile) {
+  Call call;
+  call.set_type(Call::RECONCILE);
+  auto* r = call.mutable_reconcile();
+  for (const auto& [task, agent] : reconcile.tasks) {
+    auto* t = r->add_tasks();
+    t->mutable_task_id()->set_value(task);
+    if (!agent.empty()) t->mutable_agent_id()->set_value(agent);
+  }
+  Send(std::move(call), fmt::format("reconciling {} tasks", reconcile.tasks.size()));
+}
+
+void SchedulerShell::DoReviveOrSuppress(bool revive) {
+  Call call;
+  if (revive) {
+    call.set_type(Call::REVIVE);
+    call.mutable_revive()->add_roles(flags_.core.role);
+  } else {
+    call.set_type(Call::SUPPRESS);
+    call.mutable_suppress()->add_roles(flags_.core.role);
+  }
+  Send(std::move(call), revive ? "reviving offers" : "suppressing offers");
+}
+
+void SchedulerShell::DoProbe(const ProbeMember& probe) {
+  if (probing_.count(probe.name)) return;  // the previous probe is still out
+  auto url = ParseHttpUrl(probe.client_url);
+  if (!url.ok()) {
+    boost::asio::post(io_, Guarded([this, name = probe.name, error = url.error()] {
+                        Feed(ProbeResult{name, error, Clock::now()});
+                      }));
+    return;
+  }
+  probing_.insert(probe.name);
+  etcd::Client::Options options;
+  options.request_timeout = flags_.shell.probe_timeout;
+  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  struct Join {
+    std::optional<Result<etcd::StatusResponse>> status;
+    std::optional<Result<etcd::HealthResponse>> health;
+  };
+  auto join = std::make_shared<Join>();
+  auto finish = Guarded([this, name = probe.name, join, client]() {
+    if (!join->status || !join->health) return;
+    probing_.erase(name);
+    if (!join->status->ok()) {
+      return Feed(ProbeResult{name, join->status->error(), Clock::now()});
+    }
+    const etcd::StatusResponse& s = **join->status;
+    MemberProbe p;
+    p.member_id = s.header.member_id;
+    p.leader = s.leader;
+    p.raft_index = s.raft_index;
+    p.raft_term = s.raft_term;
+    p.is_learner = s.is_learner;
+    bool health_ok = join->health->ok() && (*join->health)->healthy;
+    // etcd's /health refuses learners; for them the status says enough.
+    p.healthy = s.leader != 0 && s.errors.empty() && (health_ok || s.is_learner);
+    Feed(ProbeResult{name, p, Clock::now()});
+  });
+  client->Status([join, finish](Result<etcd::StatusResponse> r) mutable {
+    join->status = std::move(r);
+    finish();
+  });
+  client->Health([join, finish](Result<etcd::HealthResponse> r) mutable {
+    join->health = std::move(r);
+    finish();
+  });
+}
+
+void SchedulerShell::DoProbeCluster(const ProbeCluster& probe) {
+  if (probing_cluster_) return;
+  probing_cluster_ = true;
+  auto urls = std::make_shared<std::vector<std::string>>(probe.client_urls);
+  auto attempt = std::make_shared<std::function<void(size_t, Error)>>();
+  // Tries the members in order; the first that answers the member list also does the read.
+  *attempt = [this, urls, weak = std::weak_ptr<std::function<void(size_t, Error)>>(attempt)](
+                 size_t i, Error last) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (i >= urls->size()) {
+      probing_cluster_ = false;
+      return Feed(
+          ClusterProbeResult{last.Context("no member answered the member list"), Clock::now()});
+    }
+    auto url = ParseHttpUrl((*urls)[i]);
+    if (!url.ok()) return (*self)(i + 1, url.error());
+    etcd::Client::Options options;
+    options.request_timeout = flags_.shell.probe_timeout;
+    auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+    client->MemberList(Guarded([this, self, client, i](Result<etcd::MemberListResponse> list) {
+      if (!list.ok()) return (*self)(i + 1, list.error());
+      ClusterView view;
+      for (const auto& m : list->members) {
+        view.members.push_back(EtcdMember{m.id, m.name, m.peer_urls, m.is_learner});
+      }
+      client->Get(kProbeKey, /*serializable=*/false,
+                  Guarded([this, self, client, view](Result<etcd::RangeResponse> read) mutable {
+                    view.linearizable_read_ok = read.ok();
+                    probing_cluster_ = false;
+                    Feed(ClusterProbeResult{std::move(view), Clock::now()});
+                  }));
+    }));
+  };
+  // The chain keeps itself alive through the callbacks that hold `self`; it starts from the
+  // loop, never inside Execute.
+  boost::asio::post(io_, Guarded([attempt] {
+                      (*attempt)(0, MakeError(ErrorCode::kUnavailable, "no member to ask"));
+                    }));
+}
+
+void SchedulerShell::DoMembership(const ChangeMembership& change) {
+  auto urls = std::make_shared<std::vector<std::string>>(change.client_urls);
+  auto attempt = std::make_shared<std::function<void(size_t, Error)>>();
+  auto weak = std::weak_ptr<std::function<void(size_t, Error)>>(attempt);
+  *attempt = [this, urls, change, weak](size_t i, Error last) {
+    auto self = weak.lock();
+    if (!self) return;
+    auto deliver = [this, change](Status status, uint64_t id) {
+      Feed(MembershipResult{change.op, change.name, id, std::move(status), Clock::now()});
+    };
+    if (i >= urls->size()) {
+      return deliver(last.Context("no member accepted the membership change"), change.member_id);
+    }
+    auto url = ParseHttpUrl((*urls)[i]);
+    if (!url.ok()) return (*self)(i + 1, url.error());
+    etcd::Client::Options options;
+    options.request_timeout = kMembershipTimeout;
+    auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+    // kUnavailable: try the next member; anything else (done, refused, not found) is the answer.
+    auto next_or = [self, i, deliver](const Error& e, uint64_t id) {
+      if (e.code == ErrorCode::kUnavailable) return (*self)(i + 1, e);
+      deliver(e, id);
+    };
+    switch (change.op) {
+      case MembershipOp::kAddLearner:
+        client->MemberAdd({change.peer_url}, /*as_learner=*/true,
+                          Guarded([client, next_or, deliver](Result<etcd::MemberAddResponse> r) {
+                            if (!r.ok()) return next_or(r.error(), 0);
+                            deliver(OkStatus(), r->member.id);
+                          }));
+        break;
+      case MembershipOp::kPromote:
+        client->MemberPromote(change.member_id,
+                              Guarded([client, next_or, deliver,
+                                       id = change.member_id](Result<etcd::MemberListResponse> r) {
+                                if (!r.ok()) return next_or(r.error(), id);
+                                deliver(OkStatus(), id);
+                              }));
+        break;
+      case MembershipOp::kRemove:
+        client->MemberRemove(change.member_id,
+                             Guarded([client, next_or, deliver,
+                                      id = change.member_id](Result<etcd::MemberListResponse> r) {
+                               if (!r.ok()) return next_or(r.error(), id);
+                               deliver(OkStatus(), id);
+                             }));
+        break;
+    }
+  };
+  spdlog::info("membership change {} {} ({:x})",
+               change.op == MembershipOp::kAddLearner ? "add learner"
+               : change.op == MembershipOp::kPromote  ? "promote"
+                                                      : "remove",
+               change.name, change.member_id);
+  // Delivered from the loop, never inside Execute (the core must not be re-entered mid-batch).
+  boost::asio::post(io_, Guarded([attempt] {
+                      (*attempt)(0, MakeError(ErrorCode::kUnavailable, "no member to ask"));
+                    }));
+}
+
+void SchedulerShell::DoReseed(const TriggerReseed& reseed) {
+  auto url = ParseHttpUrl(reseed.reseed_url);
+  if (!url.ok()) {
+    boost::asio::post(io_, Guarded([this, name = reseed.name, error = url.error()] {
+                        Feed(ReseedResult{name, error, Clock::now()});
+                      }));
+    return;
+  }
+  net::HttpRequest request;
+  request.method = net::Verb::post;
+  request.endpoint = url->endpoint;
+  request.target = "/reseed";
+  request.headers.emplace_back("Authorization", "Bearer " + reseed.token);
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.timeout = kReseedTimeout;
+  spdlog::warn("asking {} to reseed the cluster alone ({})", reseed.name, reseed.reseed_url);
+  net::HttpFetch(io_, std::move(request),
+                 Guarded([this, name = reseed.name](Result<net::HttpResponse> r) {
+                   Result<uint64_t> index =
+                       r.ok() ? ParseReseedAnswer(r->status, r->body) : Result<uint64_t>(r.error());
+                   Feed(ReseedResult{name, std::move(index), Clock::now()});
+                 }));
+}
+
+void SchedulerShell::DoPersist(const PersistentState& state, uint64_t batch) {
+  blocked_ = true;
+  std::optional<std::string> framework_id = state.framework_id;
+  WriteState(EncodeState(state), 0, Guarded([this, batch, framework_id](Status s) {
+               blocked_ = false;
+               if (!s.ok()) {
+                 failed_batches_.insert(batch);
+                 while (failed_batches_.size() > 16) failed_batches_.erase(failed_batches_.begin());
+               } else if (framework_id && *framework_id != written_framework_id_) {
+                 WriteFrameworkId(*framework_id);
+               }
+               Feed(PersistResult{s, Clock::now()});
+               Drain();
+             }));
+}
+
+void SchedulerShell::WriteState(std::string data, int attempt, std::function<void(Status)> done) {
+  std::string path = StatePath(flags_.core.framework_name);
+  auto retry = [this, data, attempt, done](const Error& e) {
+    if (attempt + 1 >= kStoreAttempts) {
+      return done(e.Context(
+          fmt::format("writing the state to {} ({} attempts)", store_->Describe(), attempt + 1)));
+    }
+    auto delay = kStoreBackoff * (1 << attempt);
+    spdlog::warn("writing the state failed ({}); retrying in {} ms", e.ToString(), delay.count());
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+    timer->async_wait(Guarded([this, timer, data, attempt, done](boost::system::error_code) {
+      WriteState(data, attempt + 1, done);
+    }));
+  };
+  auto written = Guarded([this, retry, done, path](Result<store::Record> r) {
+    if (r.ok()) {
+      state_version_ = r->version;
+      return done(OkStatus());
+    }
+    ErrorCode code = r.error().code;
+    if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
+        code == ErrorCode::kNotFound) {
+      // Someone else wrote the state (another scheduler with this name?), or the node went away:
+      // learn the current version and write again; the log says so loudly.
+      spdlog::error(
+          "the stored state at {} changed under this scheduler ({}); is another "
+          "scheduler running as {}?",
+          path, r.error().ToString(), flags_.core.framework_name);
+      store_->Get(path, Guarded([this, retry, error = r.error()](Result<store::Record> cur) {
+                    state_version_ = cur.ok() ? cur->version : -1;
+                    retry(error);
+                  }));
+      return;
+    }
+    retry(r.error());
+  });
+  if (state_version_ < 0) {
+    store_->Create(path, data, written);
+  } else {
+    store_->Set(path, data, state_version_, written);
+  }
+}
+
+void SchedulerShell::WriteFrameworkId(const std::string& id) {
+  std::string path = FrameworkIdPath(flags_.core.framework_name);
+  written_framework_id_ = id;
+  store_->Set(path, id, store::kAnyVersion, Guarded([this, path, id](Result<store::Record> r) {
+                if (r.ok()) return;
+                if (r.error().code != ErrorCode::kNotFound) {
+                  spdlog::warn("writing {} failed: {}", path, r.error().ToString());
+                  written_framework_id_.clear();
+                  return;
+                }
+                store_->Create(path, id, Guarded([this, path](Result<store::Record> c) {
+                                 if (!c.ok()) {
+                                   spdlog::warn("creating {} failed: {}", path,
+                                                c.error().ToString());
+                                   written_framework_id_.clear();
+                                 }
+                               }));
+              }));
+}
+
+void SchedulerShell::DoNote(const Note& note) {
+  if (note.level == "error") {
+    spdlog::error("{}", note.message);
+  } else if (note.level == "warn") {
+    spdlog::warn("{}", note.message);
+  } else if (note.level == "debug") {
+    spdlog::debug("{}", note.message);
+  } else {
+    spdlog::info("{}", note.message);
+  }
+  notes_.Add(note);
+}
+
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,162 @@
+// SchedulerShell: the I/O around SchedulerCore, on one io_context. It loads the persisted state
+// (the Started event), finds the leading master (MasterDetector) and subscribes (SchedulerClient)
+// with the framework's FrameworkInfo, turns every completion into an event for the core, and
+// carries out the core's actions in order: launches (ACCEPT with a TaskInfo built here), declines,
+// kills, reconciliation, revive/suppress, etcd probes and membership changes, reseed requests to
+// executors, state writes and admin answers. It also runs the admin HTTP server (admin.h).
+//
+// Order and write-ahead: actions run strictly in the order the core gave them; a Persist blocks
+// every later action (of any batch) until the store has answered, so a launch is on record before
+// it happens. When a write fails for good, the launches of the same batch are not made (their
+// offers are declined) and the core is told through PersistResult.
+//
+// Bounds: one probe per member and one cluster probe in flight at a time; store writes retry a
+// few times with backoff; every etcd and executor request has a deadline.
+//
+// Stop() leaves the framework registered: Mesos keeps the tasks running for the failover timeout,
+// and a restarted scheduler re-subscribes with the stored framework id.
+//
+// Threading: everything runs on the io_context's one thread (ZooKeeper threads only post back);
+// not thread-safe.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/result.h"
+#include "mesos/master_detector.h"
+#include "mesos/scheduler_client.h"
+#include "scheduler/core/scheduler_core.h"
+#include "scheduler/shell/admin.h"
+#include "scheduler/shell/flags.h"
+#include "store/state_store.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+// What a TaskInfo needs besides the LaunchMember action (pure inputs, for tests).
+struct LaunchContext {
+  const CoreConfig* core = nullptr;
+  std::string framework_id;
+  std::string artifact_base;  // http://<address>:<admin-port>/artifacts/
+  std::string reseed_token;   // the executors' token (PersistentState::reseed_token)
+};
+// The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
+// carved from `offer` (keeping each piece's role and allocation) with ports exactly
+// [peer],[client],[reseed], the custom executor fetching the three artifacts, DiscoveryInfo
+// naming the peer and client ports, and the executor's task config in data. `offer` may be null
+// (an offer that went away): the master then refuses the launch, as it should.
+mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
+                              const LaunchContext& context);
+// The FrameworkInfo this scheduler subscribes with.
+mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
+                                        const std::optional<std::string>& framework_id);
+// The raft index in an executor's answer to POST /reseed (tolerant of the shapes it may take).
+Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body);
+
+class SchedulerShell {
+ public:
+  struct Options {
+    // Called once if the scheduler cannot go on (a corrupt state record); main() exits.
+    std::function<void(const Error&)> on_fatal;
+    // Client tuning (tests shorten backoffs).
+    mesos_client::SchedulerClient::Options client;
+  };
+
+  SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags, Options options);
+  ~SchedulerShell();
+  SchedulerShell(const SchedulerShell&) = delete;
+  SchedulerShell& operator=(const SchedulerShell&) = delete;
+
+  // Opens the store and the admin server (errors are returned: a busy port must not be silent),
+  // then loads the state and subscribes in the background.
+  Status Start();
+  // Stops everything without tearing the framework down.
+  void Stop();
+
+  const SchedulerCore& core() const { return core_; }
+  HostPort admin_address() const;
+  bool loaded() const { return loaded_; }
+
+ private:
+  struct Queued {
+    Action action;
+    uint64_t batch;
+  };
+
+  void LoadState(int attempt);
+  void OnLoaded(PersistentState state);
+  void Fatal(const Error& error);
+  void StartMaster();
+  void OnLeader(const std::optional<HostPort>& leader);
+  void OnMesosEvent(const mesos::scheduler::Event& event);
+
+  void Feed(Event event);
+  void Enqueue(Actions actions);
+  void Drain();
+  void Execute(Queued queued);
+
+  void DoLaunch(const LaunchMember& launch, uint64_t batch);
+  void DoDecline(const std::string& offer_id, double refuse_seconds);
+  void DoKill(const KillTask& kill);
+  void DoReconcile(const ReconcileTasks& reconcile);
+  void DoReviveOrSuppress(bool revive);
+  void DoProbe(const ProbeMember& probe);
+  void DoProbeCluster(const ProbeCluster& probe);
+  void DoMembership(const ChangeMembership& change);
+  void DoReseed(const TriggerReseed& reseed);
+  void DoPersist(const PersistentState& state, uint64_t batch);
+  void WriteState(std::string data, int attempt, std::function<void(Status)> done);
+  void WriteFrameworkId(const std::string& id);
+  void DoNote(const Note& note);
+  void Send(mesos::scheduler::Call call, std::string what);
+  void ArmTick();
+
+  // A guard for callbacks that may complete after the shell is gone.
+  template <typename F>
+  auto Guarded(F f) {
+    return [alive = std::weak_ptr<bool>(alive_), f = std::move(f)](auto&&... args) mutable {
+      if (alive.expired()) return;
+      f(std::forward<decltype(args)>(args)...);
+    };
+  }
+
+  boost::asio::io_context& io_;
+  SchedulerFlags flags_;
+  Options options_;
+  SchedulerCore core_;
+  NoteLog notes_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<mesos_client::MasterDetector> detector_;
+  std::unique_ptr<mesos_client::SchedulerClient> client_;
+  bool client_started_ = false;
+  boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer retry_timer_;
+  bool loaded_ = false;
+  bool stopped_ = false;
+  std::string artifact_base_;
+
+  std::deque<Queued> queue_;
+  uint64_t next_batch_ = 0;
+  bool blocked_ = false;   // a Persist is being written
+  bool draining_ = false;  // Drain() is on the stack
+  std::set<uint64_t> failed_batches_;
+  int64_t state_version_ = -1;  // -1: the state node does not exist yet
+  std::string written_framework_id_;
+
+  std::map<std::string, mesos::Offer> offers_;  // outstanding, by id
+  std::set<std::string> probing_;               // members with a probe in flight
+  bool probing_cluster_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,458 @@
+// The scheduler's admin HTTP surface, and the scheduler end to end.
+//
+// AdminApi: the admin server over real HTTP on loopback, answering from a real SchedulerCore fed
+// synthetic events (no master): the original's JSON shapes and /healthz texts, the token guard
+// on /reseed and /start-fresh, 404/405/400 with messages, hostile bytes, and the artifacts.
+//
+// SchedulerEndToEnd: SchedulerShell against etcd-mesos-local (in process) with the real executor
+// and real etcd 3.4: bootstrap of three members to three healthy voters, checked through the
+// admin API and with etcdctl; a manual reseed of a healthy cluster is refused with the reason.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "local/cluster.h"
+#include "net/http.h"
+#include "scheduler/core/scheduler_core.h"
+#include "scheduler/shell/admin.h"
+#include "scheduler/shell/shell.h"
+#include "testing/ports.h"
+#include "testing/tempdir.h"
+
+namespace etcd_mesos::scheduler::shell {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---- Admin API over a core fed synthetic events ---------------------------------------------
+
+Member M(std::string name, uint16_t base, mesos::TaskState state) {
+  Member m;
+  m.name = std::move(name);
+  m.host = "127.0.0.9";
+  m.peer_port = base;
+  m.client_port = base + 1;
+  m.reseed_port = base + 2;
+  m.task_id = FormatTaskId(m);
+  m.agent_id = "agent-" + m.name;
+  m.member_id = 12345678901234567890ull;
+  m.initial = true;
+  m.task_state = state;
+  return m;
+}
+
+class AdminApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_.path() / "etcd-mesos-executor") << "#!/bin/sh\necho executor\n";
+    PersistentState state;
+    state.framework_id = "fw-1";
+    state.bootstrapped = true;
+    state.members["etcd-1"] = M("etcd-1", 31000, mesos::TASK_RUNNING);
+    state.members["etcd-2"] = M("etcd-2", 31100, mesos::TASK_STAGING);
+    state.counters.launched_servers = 2;
+    state.counters.failed_servers = 1;
+    state.counters.cluster_livelocks = 3;
+    state.counters.cluster_reseeds = 4;
+    state.counters.lost_servers = 5;
+    for (const auto& a : core_.Handle(Started{state, Clock::now()})) Record(a);
+    Start("");
+  }
+  void Start(std::string token) {
+    if (server_) server_->Stop();
+    AdminServer::Options options;
+    options.listen = HostPort{"127.0.0.1", 0};
+    options.token = std::move(token);
+    options.artifacts = {{"etcd-mesos-executor", (dir_.path() / "etcd-mesos-executor").string()},
+                         {"etcd", "/usr/bin/etcd"},
+                         {"etcdctl", (dir_.path() / "missing").string()}};
+    server_ = std::make_unique<AdminServer>(io_, options, core_, notes_, [this](Event e) {
+      submitted_++;
+      for (const auto& a : core_.Handle(e)) Record(a);
+    });
+    auto bound = server_->Start();
+    ASSERT_TRUE(bound.ok()) << bound.error();
+    address_ = *bound;
+  }
+  void Record(const Action& a) {
+    if (auto* answer = std::get_if<AnswerAdmin>(&a)) server_->Answer(*answer);
+    if (auto* note = std::get_if<Note>(&a)) notes_.Add(*note);
+  }
+  net::HttpResponse Call(net::Verb verb, std::string target, net::Headers headers = {}) {
+    net::HttpRequest req;
+    req.method = verb;
+    req.endpoint = address_;
+    req.target = std::move(target);
+    req.headers = std::move(headers);
+    req.max_body_bytes = 64ull << 20;
+    std::optional<Result<net::HttpResponse>> out;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { out.emplace(std::move(r)); });
+    io_.restart();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!out && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(out.has_value()) << "no answer to " << req.target;
+    if (!out) return {};
+    EXPECT_TRUE(out->ok()) << out->error();
+    return out->ok() ? std::move(**out) : net::HttpResponse{};
+  }
+  net::HttpResponse Get(std::string target) { return Call(net::Verb::get, std::move(target)); }
+
+  test::TempDir dir_;
+  boost::asio::io_context io_;
+  SchedulerCore core_{CoreConfig{}};
+  NoteLog notes_;
+  std::unique_ptr<AdminServer> server_;
+  HostPort address_;
+  int submitted_ = 0;
+};
+
+TEST_F(AdminApi, MembersHaveTheOriginalsKeysAndOurs) {
+  auto r = Get("/members");
+  ASSERT_EQ(r.status, 200u);
+  json j = json::parse(r.body);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 2u);
+  const json& m = j[0];
+  EXPECT_EQ(m["name"], "etcd-1");
+  EXPECT_EQ(m["host"], "127.0.0.9");
+  EXPECT_EQ(m["rpcPort"], 31000);
+  EXPECT_EQ(m["clientPort"], 31001);
+  EXPECT_EQ(m["httpPort"], 31002);
+  EXPECT_EQ(m["type"], "new");
+  EXPECT_EQ(m["slaveID"], "agent-etcd-1");
+  EXPECT_EQ(m["agentId"], "agent-etcd-1");
+  EXPECT_EQ(m["taskId"], "etcd-1 127.0.0.9 31000 31001 31002");
+  EXPECT_EQ(m["taskState"], "TASK_RUNNING");
+  EXPECT_EQ(m["memberId"], "12345678901234567890");
+  EXPECT_EQ(m["learner"], false);
+  EXPECT_EQ(m["healthy"], false);
+  EXPECT_EQ(m["raftIndex"], 0);
+  EXPECT_EQ(j[1]["taskState"], "TASK_STAGING");
+}
+
+TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
+  auto r = Get("/stats");
+  ASSERT_EQ(r.status, 200u);
+  std::vector<std::string> keys;
+  json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && event == json::parse_event_t::key) keys.push_back(parsed);
+    return true;
+  };
+  json j = json::parse(r.body, cb);
+  std::vector<std::string> expected = {
+      "running_servers", "launched_servers", "failed_servers",  "cluster_livelocks",
+      "cluster_reseeds", "healthy",          "lost_servers",    "reseed_attempts",
+      "members_added",   "members_promoted", "members_removed", "livelocked",
+      "total_loss",      "reseeding",        "connected",       "reconciling"};
+  EXPECT_EQ(keys, expected);
+  EXPECT_EQ(j["running_servers"], 1);
+  EXPECT_EQ(j["launched_servers"], 2);
+  EXPECT_EQ(j["failed_servers"], 1);
+  EXPECT_EQ(j["cluster_livelocks"], 3);
+  EXPECT_EQ(j["cluster_reseeds"], 4);
+  EXPECT_EQ(j["healthy"], 0);
+  EXPECT_EQ(j["lost_servers"], 5);
+  EXPECT_EQ(j["connected"], 0);
+}
+
+TEST_F(AdminApi, HealthzAnswersLikeTheOriginal) {
+  auto r = Get("/healthz");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_EQ(r.body, "500 internal server error: cluster not healthy.\n");
+}
+
+TEST_F(AdminApi, MetricsArePrometheusText) {
+  auto r = Get("/metrics");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_NE(r.Header("Content-Type").value_or("").find("text/plain"), std::string::npos);
+  EXPECT_NE(r.body.find("# TYPE etcd_mesos_healthy gauge\netcd_mesos_healthy 0\n"),
+            std::string::npos);
+  EXPECT_NE(r.body.find("# TYPE etcd_mesos_cluster_reseeds_total counter\n"
+                        "etcd_mesos_cluster_reseeds_total 4\n"),
+            std::string::npos);
+  EXPECT_NE(r.body.find("# HELP etcd_mesos_running_servers "), std::string::npos);
+  EXPECT_NE(r.body.find("etcd_mesos_running_servers 1\n"), std::string::npos);
+}
+
+TEST_F(AdminApi, StatusPageAndEndpoints) {
+  auto page = Get("/");
+  ASSERT_EQ(page.status, 200u);
+  EXPECT_NE(page.Header("Content-Type").value_or("").find("text/html"), std::string::npos);
+  EXPECT_NE(page.body.find("etcd-1"), std::string::npos);
+  EXPECT_NE(page.body.find("http-equiv=\"refresh\""), std::string::npos);
+  EXPECT_NE(page.body.find("loaded state"), std::string::npos);  // the core's note
+  auto endpoints = Get("/endpoints");
+  EXPECT_EQ(endpoints.body, "http://127.0.0.9:31001,http://127.0.0.9:31101\n");
+}
+
+TEST_F(AdminApi, ReseedGoesToTheCoreWhichSaysWhyNot) {
+  auto r = Get("/reseed");  // GET, as the on-call guide does it
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(r.body.find("not connected"), std::string::npos) << r.body;
+  EXPECT_EQ(submitted_, 1);
+  auto fresh = Call(net::Verb::post, "/start-fresh");
+  EXPECT_EQ(fresh.status, 409u);
+  EXPECT_NE(fresh.body.find("total cluster loss"), std::string::npos) << fresh.body;
+  EXPECT_EQ(submitted_, 2);
+}
+
+TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
+  Start("s3cret");
+  EXPECT_EQ(Get("/reseed").status, 401u);
+  EXPECT_EQ(Get("/reseed?token=wrong").status, 401u);
+  EXPECT_EQ(Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cre"}}).status, 401u);
+  EXPECT_EQ(Call(net::Verb::post, "/start-fresh", {{"Authorization", "Basic s3cret"}}).status,
+            401u);
+  EXPECT_EQ(submitted_, 0) << "an unauthenticated request reached the core";
+  EXPECT_EQ(Get("/reseed?token=s3cret&force=1").status, 503u);
+  EXPECT_EQ(Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}}).status, 503u);
+  EXPECT_EQ(Call(net::Verb::post, "/start-fresh", {{"Authorization", "Bearer s3cret"}}).status,
+            409u);
+  EXPECT_EQ(submitted_, 3);
+  // Reading stays open.
+  EXPECT_EQ(Get("/stats").status, 200u);
+}
+
+TEST_F(AdminApi, WrongMethodsUnknownPathsAndBadQueries) {
+  auto r = Call(net::Verb::post, "/stats");
+  EXPECT_EQ(r.status, 405u);
+  EXPECT_EQ(r.Header("Allow").value_or(""), "GET");
+  EXPECT_EQ(Call(net::Verb::delete_, "/reseed").status, 405u);
+  EXPECT_EQ(Get("/start-fresh").status, 405u);
+  auto nf = Get("/membership");  // the original's docs' wrong name
+  EXPECT_EQ(nf.status, 404u);
+  EXPECT_NE(nf.body.find("/members"), std::string::npos);
+  EXPECT_EQ(Get("/reseed?force=maybe").status, 400u);
+  EXPECT_EQ(submitted_, 0);
+}
+
+TEST_F(AdminApi, ArtifactsAreServedByNameOnly) {
+  auto exec = Get("/artifacts/etcd-mesos-executor");
+  EXPECT_EQ(exec.status, 200u);
+  EXPECT_EQ(exec.body, "#!/bin/sh\necho executor\n");
+  auto etcd = Get("/artifacts/etcd");
+  ASSERT_EQ(etcd.status, 200u);
+  EXPECT_EQ(etcd.body.size(), fs::file_size("/usr/bin/etcd"));
+  EXPECT_EQ(Get("/artifacts/etcdctl").status, 500u);  // configured but unreadable
+  EXPECT_EQ(Get("/artifacts/../../etc/passwd").status, 404u);
+  EXPECT_EQ(Get("/artifacts/%2e%2e%2fetc%2fpasswd").status, 404u);
+  EXPECT_EQ(Get("/artifacts/").status, 404u);
+  EXPECT_EQ(Call(net::Verb::post, "/artifacts/etcd").status, 405u);
+}
+
+// Raw bytes on a socket: the answer's status line, or "" if the server just closed.
+std::string Raw(const HostPort& to, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(to.port);
+  ::inet_pton(AF_INET, to.host.c_str(), &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  (void)!::write(fd, bytes.data(), bytes.size());
+  ::shutdown(fd, SHUT_WR);
+  std::string out;
+  std::array<char, 512> buf;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ssize_t n;
+  while ((n = ::read(fd, buf.data(), buf.size())) > 0) out.append(buf.data(), n);
+  ::close(fd);
+  return out.substr(0, out.find("\r\n"));
+}
+
+TEST_F(AdminApi, HostileRequestsGet4xxAndDisturbNothing) {
+  std::atomic<bool> done{false};
+  std::vector<std::string> answers;
+  std::thread client([&] {
+    answers.push_back(Raw(address_, "GARBAGE\r\n\r\n"));
+    answers.push_back(Raw(
+        address_, "GET /stats HTTP/1.1\r\nHost: x\r\nX: " + std::string(100000, 'a') + "\r\n\r\n"));
+    answers.push_back(
+        Raw(address_, "POST /reseed HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nabc"));
+    answers.push_back(Raw(address_, "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"));
+    done = true;
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    io_.run_for(std::chrono::milliseconds(20));
+  }
+  client.join();
+  ASSERT_EQ(answers.size(), 4u);
+  for (const auto& a : answers) {
+    // Either a 4xx status line or a closed connection; never 2xx or 5xx.
+    if (!a.empty()) {
+      EXPECT_NE(a.find(" 4"), std::string::npos) << a;
+    }
+  }
+  EXPECT_NE(answers[3].find("404"), std::string::npos) << answers[3];
+  EXPECT_EQ(submitted_, 0);
+  EXPECT_EQ(Get("/stats").status, 200u);  // still serving
+}
+
+// ---- End to end through etcd-mesos-local ----------------------------------------------------
+
+class SchedulerEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    local::LocalClusterOptions options;
+    options.agents = 3;
+    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:8192;ports:[32000-32099]");
+    options.work_dir = dir_.path() / "mesos";
+    options.master.port = 0;
+    options.master.allocation_interval = std::chrono::milliseconds(100);
+    options.master.heartbeat_interval = std::chrono::milliseconds(500);
+    options.agent.status_update_retry_min = std::chrono::milliseconds(300);
+    options.agent.ping_interval = std::chrono::milliseconds(200);
+    options.agent.executor_shutdown_grace_period = std::chrono::milliseconds(2000);
+    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
+    auto bound = cluster_->Start();
+    ASSERT_TRUE(bound.ok()) << bound.error();
+    master_ = *bound;
+  }
+  void TearDown() override {
+    if (shell_) shell_->Stop();
+    shell_.reset();
+    cluster_->Shutdown();
+    io_.run_for(std::chrono::milliseconds(200));
+  }
+  SchedulerFlags Flags() {
+    // A tiny wrapper stands for the executor so that the agents do not each fetch the
+    // sanitizer build's ~170 MB binary; what runs is the real executor.
+    fs::path wrapper = dir_.path() / "etcd-mesos-executor";
+    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+    fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
+    std::vector<std::string> args = {"--cluster-name=e2e",
+                                     "--master=" + master_.ToString(),
+                                     "--state-dir=" + (dir_.path() / "state").string(),
+                                     "--cluster-size=3",
+                                     "--admin-port=" + std::to_string(test::FreePort()),
+                                     "--cpu-limit=0.5",
+                                     "--mem-limit=128",
+                                     "--disk-limit=256",
+                                     "--executor-bin=" + wrapper.string(),
+                                     "--probe-interval=500ms",
+                                     "--bootstrap-gather=2s"};
+    auto parsed = ParseFlags(args, {{"USER", "root"}}, ".");
+    EXPECT_TRUE(parsed.ok()) << parsed.error();
+    EXPECT_TRUE(LoadFiles(parsed->flags.shell).ok());
+    return parsed->flags;
+  }
+  bool RunUntil(const std::function<bool()>& done, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  }
+  net::HttpResponse Admin(net::Verb verb, const std::string& target) {
+    net::HttpRequest req;
+    req.method = verb;
+    req.endpoint = shell_->admin_address();
+    req.target = target;
+    std::optional<Result<net::HttpResponse>> out;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { out.emplace(std::move(r)); });
+    RunUntil([&] { return out.has_value(); }, std::chrono::seconds(10));
+    if (!out || !out->ok()) return {};
+    return std::move(**out);
+  }
+
+  test::TempDir dir_;
+  boost::asio::io_context io_;
+  std::unique_ptr<local::LocalCluster> cluster_;
+  HostPort master_;
+  std::unique_ptr<SchedulerShell> shell_;
+};
+
+int HealthyVoters(const SchedulerCore& core) {
+  int n = 0;
+  for (const auto& [name, m] : core.state().members) {
+    n += (m.task_state == mesos::TASK_RUNNING && !m.learner && m.healthy && m.member_id != 0);
+  }
+  return n;
+}
+
+TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {
+  std::optional<Error> fatal;
+  SchedulerShell::Options options;
+  options.on_fatal = [&](const Error& e) { fatal = e; };
+  options.client.backoff_min = std::chrono::milliseconds(100);
+  options.client.backoff_max = std::chrono::milliseconds(500);
+  shell_ = std::make_unique<SchedulerShell>(io_, Flags(), options);
+  ASSERT_TRUE(shell_->Start().ok());
+  bool ok = RunUntil(
+      [&] { return fatal || (shell_->core().healthy() && HealthyVoters(shell_->core()) == 3); },
+      std::chrono::seconds(120));
+  ASSERT_FALSE(fatal) << fatal->ToString();
+  ASSERT_TRUE(ok) << "not 3 healthy voters; /members: " << Admin(net::Verb::get, "/members").body;
+
+  json stats = json::parse(Admin(net::Verb::get, "/stats").body);
+  EXPECT_EQ(stats["healthy"], 1);
+  EXPECT_EQ(stats["running_servers"], 3);
+  EXPECT_EQ(stats["launched_servers"], 3);
+  EXPECT_EQ(Admin(net::Verb::get, "/healthz").body, "cluster is healthy\n");
+  json members = json::parse(Admin(net::Verb::get, "/members").body);
+  ASSERT_EQ(members.size(), 3u);
+  std::set<std::string> hosts;
+  for (const auto& m : members) {
+    hosts.insert(m["host"]);
+    EXPECT_EQ(m["learner"], false);
+    // The task name is what the on-call guide reads.
+    EXPECT_EQ(m["taskId"], fmt::format("{} {} {} {} {}", m["name"].get<std::string>(),
+                                       m["host"].get<std::string>(), m["rpcPort"].get<int>(),
+                                       m["clientPort"].get<int>(), m["httpPort"].get<int>()));
+  }
+  EXPECT_EQ(hosts.size(), 3u) << "one member per agent";
+
+  // etcdctl agrees: three started voters.
+  std::string endpoint = fmt::format("http://{}:{}", members[0]["host"].get<std::string>(),
+                                     members[0]["clientPort"].get<int>());
+  std::string cmd =
+      "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + endpoint + " member list -w json 2>&1";
+  std::string out;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  ::pclose(pipe);
+  json list = json::parse(out, nullptr, false);
+  ASSERT_TRUE(list.is_object()) << out;
+  ASSERT_EQ(list["members"].size(), 3u) << out;
+  for (const auto& m : list["members"]) EXPECT_FALSE(m.value("isLearner", false)) << out;
+
+  // A manual reseed of a healthy cluster is refused with the reason.
+  auto reseed = Admin(net::Verb::get, "/reseed");
+  EXPECT_EQ(reseed.status, 409u);
+  EXPECT_NE(reseed.body.find("healthy"), std::string::npos) << reseed.body;
+
+  // The state is on record: framework id both in the state and as plain text.
+  EXPECT_TRUE(shell_->core().state().framework_id.has_value());
+  std::ifstream id_file(dir_.path() / "state");
+  bool found_id = false;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_.path() / "state")) {
+    if (entry.path().string().find("etcd-e2e_framework_id") != std::string::npos) found_id = true;
+  }
+  EXPECT_TRUE(found_id);
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler::shell

@@ -1,0 +1,178 @@
+// The pure builders of the scheduler shell: the TaskInfo of a member (resources carved from the
+// offer with its role, exact ports, executor, discovery, task config), the FrameworkInfo, and the
+// executor's reseed answer.
+#include "scheduler/shell/shell.h"
+
+#include <gtest/gtest.h>
+
+#include "executor/task_config.h"
+
+namespace etcd_mesos::scheduler::shell {
+namespace {
+
+mesos::Resource Scalar(const std::string& name, double v, const std::string& role) {
+  mesos::Resource r;
+  r.set_name(name);
+  r.set_type(mesos::Value::SCALAR);
+  r.mutable_scalar()->set_value(v);
+  r.mutable_allocation_info()->set_role(role);
+  return r;
+}
+
+mesos::Offer TwoRangeOffer() {
+  mesos::Offer o;
+  o.mutable_id()->set_value("o1");
+  o.mutable_agent_id()->set_value("a1");
+  o.set_hostname("127.0.0.2");
+  *o.add_resources() = Scalar("cpus", 4, "etcd");
+  *o.add_resources() = Scalar("mem", 4096, "etcd");
+  *o.add_resources() = Scalar("disk", 8192, "etcd");
+  mesos::Resource ports;
+  ports.set_name("ports");
+  ports.set_type(mesos::Value::RANGES);
+  ports.mutable_allocation_info()->set_role("etcd");
+  auto* r1 = ports.mutable_ranges()->add_range();
+  r1->set_begin(1026);
+  r1->set_end(1027);
+  auto* r2 = ports.mutable_ranges()->add_range();
+  r2->set_begin(1038);
+  r2->set_end(1040);
+  *o.add_resources() = ports;
+  return o;
+}
+
+LaunchMember Launch() {
+  LaunchMember l;
+  l.offer_id = "o1";
+  l.member.name = "etcd-7";
+  l.member.host = "127.0.0.2";
+  l.member.agent_id = "a1";
+  l.member.peer_port = 1026;
+  l.member.client_port = 1027;
+  l.member.reseed_port = 1038;
+  l.member.generation = 2;
+  l.member.task_id = FormatTaskId(l.member);
+  l.initial_cluster = "etcd-7=http://127.0.0.2:1026";
+  l.new_cluster = true;
+  l.cluster_token = "etcd-x-2";
+  return l;
+}
+
+double Sum(const google::protobuf::RepeatedPtrField<mesos::Resource>& rs, const std::string& n) {
+  double total = 0;
+  for (const auto& r : rs) {
+    if (r.name() == n) total += r.scalar().value();
+  }
+  return total;
+}
+
+TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
+  CoreConfig config;
+  config.framework_name = "etcd-x";
+  config.task_cpus = 1;
+  config.task_mem = 256;
+  config.task_disk = 512;
+  config.executor_cpus = 0.1;
+  config.executor_mem = 32;
+  mesos::Offer offer = TwoRangeOffer();
+  LaunchContext ctx{&config, "fw-1", "http://10.0.0.1:12300/artifacts/", "tok"};
+  mesos::TaskInfo t = BuildTaskInfo(Launch(), &offer, ctx);
+
+  EXPECT_EQ(t.task_id().value(), "etcd-7 127.0.0.2 1026 1027 1038");
+  EXPECT_EQ(t.name(), t.task_id().value());
+  EXPECT_EQ(t.agent_id().value(), "a1");
+  EXPECT_DOUBLE_EQ(Sum(t.resources(), "cpus"), 1);
+  EXPECT_DOUBLE_EQ(Sum(t.resources(), "mem"), 256);
+  EXPECT_DOUBLE_EQ(Sum(t.resources(), "disk"), 512);
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const auto& r : t.resources()) {
+    EXPECT_EQ(r.allocation_info().role(), "etcd") << r.name();
+    if (r.name() != "ports") continue;
+    for (const auto& range : r.ranges().range()) ranges.emplace_back(range.begin(), range.end());
+  }
+  // Exactly [peer],[client],[reseed], across the offer's two ranges.
+  std::vector<std::pair<uint64_t, uint64_t>> want = {{1026, 1026}, {1027, 1027}, {1038, 1038}};
+  EXPECT_EQ(ranges, want);
+
+  const auto& e = t.executor();
+  EXPECT_EQ(e.type(), mesos::ExecutorInfo::CUSTOM);
+  EXPECT_EQ(e.executor_id().value(), "etcd-7.2");
+  EXPECT_EQ(e.framework_id().value(), "fw-1");
+  EXPECT_EQ(e.command().value(), "./etcd-mesos-executor");
+  ASSERT_EQ(e.command().uris_size(), 3);
+  EXPECT_EQ(e.command().uris(0).value(), "http://10.0.0.1:12300/artifacts/etcd-mesos-executor");
+  EXPECT_EQ(e.command().uris(1).value(), "http://10.0.0.1:12300/artifacts/etcd");
+  EXPECT_EQ(e.command().uris(2).value(), "http://10.0.0.1:12300/artifacts/etcdctl");
+  for (const auto& u : e.command().uris()) EXPECT_TRUE(u.executable());
+  EXPECT_DOUBLE_EQ(Sum(e.resources(), "cpus"), 0.1);
+  EXPECT_DOUBLE_EQ(Sum(e.resources(), "mem"), 32);
+  for (const auto& r : e.resources()) EXPECT_EQ(r.allocation_info().role(), "etcd");
+
+  ASSERT_TRUE(t.has_discovery());
+  EXPECT_EQ(t.discovery().visibility(), mesos::DiscoveryInfo::FRAMEWORK);
+  EXPECT_EQ(t.discovery().name(), "etcd-x");
+  ASSERT_EQ(t.discovery().ports().ports_size(), 2);
+  EXPECT_EQ(t.discovery().ports().ports(0).number(), 1026u);
+  EXPECT_EQ(t.discovery().ports().ports(0).name(), "peer");
+  EXPECT_EQ(t.discovery().ports().ports(0).protocol(), "tcp");
+  EXPECT_EQ(t.discovery().ports().ports(1).number(), 1027u);
+  EXPECT_EQ(t.discovery().ports().ports(1).name(), "client");
+
+  auto tc = executor::ParseTaskConfig(t.data());
+  ASSERT_TRUE(tc.ok()) << tc.error();
+  EXPECT_EQ(tc->name, "etcd-7");
+  EXPECT_EQ(tc->address, "127.0.0.2");
+  EXPECT_EQ(tc->peer_port, 1026);
+  EXPECT_EQ(tc->client_port, 1027);
+  EXPECT_EQ(tc->reseed_port, 1038);
+  EXPECT_EQ(tc->initial_cluster, "etcd-7=http://127.0.0.2:1026");
+  EXPECT_EQ(tc->initial_cluster_state, executor::InitialClusterState::kNew);
+  EXPECT_EQ(tc->cluster_token, "etcd-x-2");
+  EXPECT_EQ(tc->reseed_token, "tok");
+}
+
+TEST(SchedulerShellBuild, FrameworkInfo) {
+  SchedulerFlags f;
+  f.core.framework_name = "etcd-x";
+  f.core.role = "etcd";
+  f.shell.user = "u";
+  f.shell.failover_timeout_s = 300;
+  f.shell.webui_url = "http://10.0.0.1:12300/";
+  f.shell.principal = "p";
+  mesos::FrameworkInfo info = BuildFrameworkInfo(f, std::string("fw-9"));
+  EXPECT_EQ(info.name(), "etcd-x");
+  EXPECT_EQ(info.user(), "u");
+  ASSERT_EQ(info.roles_size(), 1);
+  EXPECT_EQ(info.roles(0), "etcd");
+  EXPECT_TRUE(info.checkpoint());
+  EXPECT_EQ(info.failover_timeout(), 300);
+  EXPECT_EQ(info.webui_url(), "http://10.0.0.1:12300/");
+  EXPECT_EQ(info.principal(), "p");
+  EXPECT_EQ(info.id().value(), "fw-9");
+  std::set<int> caps;
+  for (const auto& c : info.capabilities()) caps.insert(c.type());
+  EXPECT_TRUE(caps.count(mesos::FrameworkInfo::Capability::MULTI_ROLE));
+  EXPECT_TRUE(caps.count(mesos::FrameworkInfo::Capability::PARTITION_AWARE));
+  EXPECT_TRUE(caps.count(mesos::FrameworkInfo::Capability::TASK_KILLING_STATE));
+  EXPECT_FALSE(BuildFrameworkInfo(f, std::nullopt).has_id());
+}
+
+TEST(SchedulerShellBuild, ReseedAnswer) {
+  auto ok = ParseReseedAnswer(
+      200, R"({"outcome":"reseeded","message":"ok","took_ms":5,"facts":{"raft_index":"42"}})");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(*ok, 42u);
+  EXPECT_EQ(*ParseReseedAnswer(200, R"({"raft_index":7})"), 7u);
+  auto busy = ParseReseedAnswer(409, R"({"outcome":"busy","message":"another reseed runs"})");
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.error().code, ErrorCode::kRefused);
+  EXPECT_NE(busy.error().message.find("another reseed runs"), std::string::npos);
+  EXPECT_EQ(ParseReseedAnswer(401, R"({"error":"wrong reseed token"})").error().code,
+            ErrorCode::kUnauthenticated);
+  EXPECT_FALSE(ParseReseedAnswer(200, "ok").ok());  // the original's answer carries no index
+  EXPECT_FALSE(ParseReseedAnswer(200, R"({"facts":{"raft_index":"x"}})").ok());
+  EXPECT_FALSE(ParseReseedAnswer(200, R"({"outcome":"failed","facts":{"raft_index":"1"}})").ok());
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler::shell

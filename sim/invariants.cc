@@ -1,0 +1,125 @@
+#include "sim/invariants.h"
+
+#include <fmt/format.h>
+
+namespace etcd_mesos::sim {
+
+std::vector<Violation> CheckWorld(const WorldFacts& facts) {
+  std::vector<Violation> out;
+  for (const auto& c : facts.clusters) {
+    if (c.live_processes > 0 && c.voters > facts.cluster_size) {
+      out.push_back({"too-many-voters",
+                     fmt::format("live cluster {:x} has {} voters; the cluster size is {}", c.uid,
+                                 c.voters, facts.cluster_size)});
+    }
+  }
+  for (const auto& [name, n] : facts.live_tasks_by_member) {
+    if (n > 1) {
+      out.push_back(
+          {"two-live-tasks-for-one-member", fmt::format("{} live tasks run member {}", n, name)});
+    }
+  }
+  // Two clusters with quorum can both accept writes: a split brain. The only excuse is a
+  // deliberate reseed whose old generation is on its way out (every process ordered killed).
+  int with_quorum = 0;
+  std::string which;
+  bool excused = true;
+  for (const auto& c : facts.clusters) {
+    if (!c.quorum || c.live_processes == 0) continue;
+    ++with_quorum;
+    which += fmt::format(" {:x}{}", c.uid, c.reseed_survivor ? "(reseed survivor)" : "");
+    if (!c.reseed_survivor && !c.all_ordered_killed) excused = false;
+  }
+  if (with_quorum > 1 && !excused) {
+    out.push_back({"two-live-clusters-with-quorum",
+                   fmt::format("{} clusters have quorum:{}; an old generation was not ordered "
+                               "killed",
+                               with_quorum, which)});
+  }
+  return out;
+}
+
+std::optional<Violation> CheckStoreWrite(const std::optional<scheduler::PersistentState>& before,
+                                         const scheduler::PersistentState& after) {
+  if (!before) return std::nullopt;
+  if (after.generation < before->generation) {
+    return Violation{"stored-state-went-backwards",
+                     fmt::format("generation {} was stored after generation {}", after.generation,
+                                 before->generation)};
+  }
+  if (before->framework_id && after.framework_id != before->framework_id) {
+    return Violation{"stored-state-went-backwards",
+                     fmt::format("framework id changed from {} to {}", *before->framework_id,
+                                 after.framework_id.value_or("(none)"))};
+  }
+  if (after.next_member < before->next_member) {
+    return Violation{"stored-state-went-backwards",
+                     fmt::format("next member number {} was stored after {} (names reused)",
+                                 after.next_member, before->next_member)};
+  }
+  if (before->bootstrapped && !after.bootstrapped && after.generation == before->generation) {
+    return Violation{"stored-state-went-backwards",
+                     "bootstrapped was cleared without a new generation"};
+  }
+  return std::nullopt;
+}
+
+std::optional<Violation> CheckMembershipChange(const ChangeFacts& f) {
+  if (f.op == scheduler::MembershipOp::kAddLearner) return std::nullopt;  // learners never vote
+  if (f.op == scheduler::MembershipOp::kRemove && !f.target_is_voter) return std::nullopt;
+  if (!f.had_quorum) return std::nullopt;
+  bool quorum_after = f.voters_after > 0 && f.running_voters_after * 2 > f.voters_after;
+  if (quorum_after) return std::nullopt;
+  return Violation{
+      "membership-change-breaks-quorum",
+      fmt::format("{} of {} leaves {} running voters of {}: the cluster had quorum and loses it",
+                  f.op == scheduler::MembershipOp::kRemove ? "removal" : "promotion", f.name,
+                  f.running_voters_after, f.voters_after)};
+}
+
+std::optional<Violation> CheckReseedTrigger(const ReseedFacts& f) {
+  if (!f.manual) {
+    if (!f.auto_reseed) {
+      return Violation{"reseed-without-cause",
+                       fmt::format("automatic reseed from {} with auto-reseed off", f.chosen)};
+    }
+    if (f.livelocked_for < f.reseed_timeout) {
+      return Violation{"reseed-without-cause",
+                       fmt::format("automatic reseed from {} after {} ms of livelock; the reseed "
+                                   "timeout is {} ms",
+                                   f.chosen, f.livelocked_for.count(), f.reseed_timeout.count())};
+    }
+  }
+  auto chosen = f.frozen_indexes.find(f.chosen);
+  if (chosen == f.frozen_indexes.end()) return std::nullopt;
+  for (const auto& [name, index] : f.frozen_indexes) {
+    if (index > chosen->second) {
+      return Violation{"reseed-not-highest-index",
+                       fmt::format("reseed picked {} at raft index {}, but {} is reachable at {}",
+                                   f.chosen, chosen->second, name, index)};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Violation> CheckAdminReseed(const AdminFacts& f) {
+  auto wrong = [&](std::string why) {
+    return Violation{"admin-reseed-answer",
+                     fmt::format("answered {} ({} answers, trigger {}): {}", f.answer, f.answers,
+                                 f.triggered, why)};
+  };
+  if (f.answers != 1) return wrong("every request gets exactly one answer");
+  if (!f.connected || f.reconciling) {
+    if (f.answer != 503) return wrong("not ready (disconnected or reconciling) must be 503");
+  } else if (f.reseeding || f.total_loss) {
+    if (f.answer != 409) return wrong("a running reseed or total loss must be 409");
+  } else if (f.healthy && !f.force) {
+    if (f.answer != 409) return wrong("a healthy cluster without force must be 409");
+  } else if (f.answer != 202 && f.answer != 409) {
+    return wrong("an accepted request is 202, or 409 when no survivor answers");
+  }
+  if ((f.answer == 202) != f.triggered) return wrong("202 if and only if a reseed was triggered");
+  return std::nullopt;
+}
+
+}  // namespace etcd_mesos::sim

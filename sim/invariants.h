@@ -1,0 +1,96 @@
+// The simulator's invariants, as pure checks over plain facts.
+//
+// The world (world.h) gathers facts from its ground truth (which etcd clusters exist, which
+// processes run, what the store holds) and from what the scheduler core asked for; these
+// functions decide whether a rule was broken. Keeping them apart from the world lets the tests
+// feed them fabricated facts, so the checker itself is tested: a checker that never fires would
+// let every seed "pass".
+//
+// Each violation carries a stable invariant name (for the failure report and for grepping) and a
+// sentence that says what was seen.
+//
+// Threading: pure functions over values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scheduler/core/types.h"
+
+namespace etcd_mesos::sim {
+
+struct Violation {
+  std::string invariant;  // e.g. "too-many-voters"
+  std::string detail;
+};
+
+// One etcd cluster (one raft group identity) as the world sees it.
+struct ClusterFacts {
+  uint64_t uid = 0;
+  int voters = 0;          // voters in its membership
+  int live_processes = 0;  // member processes of it that run (connected or not)
+  bool quorum = false;     // a quorum of its voters run and can reach each other
+  // The cluster that the latest deliberate reseed (TriggerReseed) created.
+  bool reseed_survivor = false;
+  // Every running process of it is one the scheduler ordered killed (old generation).
+  bool all_ordered_killed = false;
+};
+
+struct WorldFacts {
+  int cluster_size = 0;
+  std::vector<ClusterFacts> clusters;
+  // Member name -> tasks of that name that are not terminal on their agent.
+  std::map<std::string, int> live_tasks_by_member;
+};
+
+// Voters, tasks per member and live clusters with quorum.
+std::vector<Violation> CheckWorld(const WorldFacts& facts);
+
+// A write that reached the store, against the one before it (none for the first write).
+std::optional<Violation> CheckStoreWrite(const std::optional<scheduler::PersistentState>& before,
+                                         const scheduler::PersistentState& after);
+
+// A membership change as etcd received it, with the ground truth of its cluster at that moment.
+struct ChangeFacts {
+  scheduler::MembershipOp op = scheduler::MembershipOp::kRemove;
+  std::string name;
+  bool target_is_voter = false;
+  bool had_quorum = false;
+  int voters_after = 0;            // voters once the change is applied
+  int running_voters_after = 0;    // of those, how many run and are connected
+};
+std::optional<Violation> CheckMembershipChange(const ChangeFacts& facts);
+
+// The first TriggerReseed of a reseed run, as the core emitted it.
+struct ReseedFacts {
+  std::string chosen;
+  bool manual = false;  // the operator asked (AdminReseed answered 202 in the same step)
+  bool auto_reseed = false;
+  scheduler::Millis livelocked_for{0};  // continuous core livelock seen by the world
+  scheduler::Millis reseed_timeout{0};
+  // Raft indexes of the survivors the scheduler could reach, when indexes were frozen (no
+  // leader anywhere among them); empty when they were moving (a forced reseed of a healthy
+  // cluster), where "highest" is only approximate.
+  std::map<std::string, uint64_t> frozen_indexes;
+};
+std::optional<Violation> CheckReseedTrigger(const ReseedFacts& facts);
+
+// The answer to an operator's AdminReseed, against the core's state just before it.
+struct AdminFacts {
+  bool connected = false;
+  bool reconciling = false;
+  bool reseeding = false;
+  bool total_loss = false;
+  bool force = false;
+  bool healthy = false;
+  int answer = 0;        // the HTTP status answered, 0 if none
+  int answers = 0;       // how many answers the request got
+  bool triggered = false;  // a TriggerReseed came with it
+};
+std::optional<Violation> CheckAdminReseed(const AdminFacts& facts);
+
+}  // namespace etcd_mesos::sim

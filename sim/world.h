@@ -1,0 +1,66 @@
+// The simulated world in which the real SchedulerCore runs: a Mesos master and its agents, etcd
+// members modelled as raft membership, a store with latency, and a scheduler that may crash and
+// restart from what it stored. It replaces the scheduler's shell (src/scheduler/shell), the way
+// FoundationDB's sim2 and TigerBeetle's VOPR replace the network, the disk and the clock.
+//
+// One run is a function of its seed: one thread, one std::mt19937_64, simulated time (no clock is
+// ever read), and an event queue ordered by (time, sequence). A run has two phases:
+//   chaos  faults at random for SimOptions::chaos of simulated time; the invariants
+//          (invariants.h) are checked after every step;
+//   calm   faults stop and partitions heal; the cluster must reach cluster_size healthy voters
+//          within SimOptions::calm_budget, unless the chaos destroyed every member's data, in
+//          which case the core must report total loss and launch nothing.
+// The first broken invariant ends the run; RunResult carries its name, the seed, and the last
+// events before it.
+//
+// The models are simple but honest about what the core relies on: Mesos's per-task FIFO of
+// reliable status updates (delayed, duplicated, reordered across tasks), reconciliation answers
+// that report the agent's latest state at any time, PARTITION_AWARE unreachable tasks that come
+// back; etcd's rules for learners (one at a time, promotion only in sync), quorum for a leader and
+// for progress, membership changes only through a leader, the strict reconfiguration check, and
+// force-new-cluster.
+//
+// Threading: RunSeed is a pure function of its arguments; each call builds its own world, so
+// different seeds may run on different threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scheduler/core/types.h"
+#include "sim/invariants.h"
+
+namespace etcd_mesos::sim {
+
+struct SimOptions {
+  uint64_t max_steps = 5'000'000;  // a bound on one run, chaos and calm together
+  scheduler::Millis chaos{300'000};
+  scheduler::Millis calm_budget{900'000};
+  int agents = 5;
+  int cluster_size = 3;
+  // Mean simulated time between two faults in the chaos phase.
+  scheduler::Millis fault_interval_mean{20'000};
+  bool keep_trace = false;  // keep every trace line (for determinism tests), not only the tail
+};
+
+struct RunResult {
+  uint64_t seed = 0;
+  bool ok = true;
+  std::optional<Violation> violation;
+  std::vector<std::string> last_events;  // the tail of the trace, oldest first
+  std::vector<std::string> trace;        // every line, when SimOptions::keep_trace
+  uint64_t trace_hash = 0;               // FNV-1a over every trace line
+  uint64_t steps = 0;
+  scheduler::Millis simulated{0};
+  bool total_loss = false;  // the run ended, as expected, in reported total loss
+  // Coverage: how often each fault and each interesting path was hit.
+  std::map<std::string, uint64_t> coverage;
+};
+
+RunResult RunSeed(const SimOptions& options, uint64_t seed);
+
+}  // namespace etcd_mesos::sim

@@ -360,7 +360,10 @@ TEST_F(CoreTest, NoVoterIsRemovedWhenThatWouldCostQuorum) {
 TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   auto launches = Bootstrap();
   Advance(1s);
-  // Leader lost with one follower: the survivors disagree / no leader.
+  // Leader lost with one follower: the survivors disagree / no leader. The third member's task
+  // failed, so the two survivors alone could never form a quorum again: the second is kept as a
+  // fallback candidate rather than stopped first.
+  Update(launches[2].member.task_id, mesos::TASK_FAILED, launches[2].member.agent_id);
   std::map<std::string, uint64_t> index = {{launches[0].member.name, 500},
                                            {launches[1].member.name, 700}};
   for (auto& [name, idx] : index) {
@@ -388,7 +391,7 @@ TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   uint64_t gen = core_.state().generation;
   auto done = On(ReseedResult{launches[0].member.name, uint64_t{500}, now_});
   auto kills = All<KillTask>(done);
-  ASSERT_EQ(kills.size(), 2u) << "every other task";
+  ASSERT_EQ(kills.size(), 1u) << "every other task that may still run";
   EXPECT_EQ(core_.state().members.size(), 1u);
   EXPECT_EQ(core_.state().generation, gen + 1);
   EXPECT_FALSE(core_.reseeding());
@@ -538,6 +541,118 @@ TEST_F(CoreTest, OneMemberPerAgent) {
   auto actions = Offers({MakeOffer(1), MakeOffer(2)});
   EXPECT_FALSE(Has<ChangeMembership>(actions));
   EXPECT_EQ(All<DeclineOffer>(actions).size(), 2u);
+}
+
+// Found by the simulator (sim seeds 24, 227, 294 and 5502 before the fix): a reseed while the
+// other members could still form a quorum (a forced reseed of a healthy cluster, a cluster still
+// bootstrapping, a promotion on its way) left two clusters taking writes until the result came
+// back. The others are now stopped in the same batch, before the survivor stands alone.
+TEST_F(CoreTest, AReseedStopsTheOthersFirstWhenTheyCouldStillFormAQuorum) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  auto forced = On(AdminReseed{1, true, now_});
+  auto triggers = All<TriggerReseed>(forced);
+  ASSERT_EQ(triggers.size(), 1u);
+  auto kills = All<KillTask>(forced);
+  ASSERT_EQ(kills.size(), 2u) << "both others";
+  size_t first_kill = forced.size(), trigger = forced.size();
+  for (size_t i = 0; i < forced.size(); ++i) {
+    if (std::holds_alternative<KillTask>(forced[i]) && first_kill == forced.size()) first_kill = i;
+    if (std::holds_alternative<TriggerReseed>(forced[i])) trigger = i;
+  }
+  EXPECT_LT(first_kill, trigger) << "stopped before the survivor is asked";
+  for (const auto& k : kills) EXPECT_NE(k.task_id.rfind(triggers[0].name + " ", 0), 0u);
+  // The others are on their way out: no fallback candidate is tried.
+  auto failed = On(ReseedResult{triggers[0].name, Error{ErrorCode::kUnavailable, "x"}, now_});
+  EXPECT_FALSE(Has<TriggerReseed>(failed));
+  EXPECT_FALSE(core_.reseeding());
+}
+
+// Found by the simulator (sim seeds 222 and 368 before the fix): a terminal update lost with its
+// agent (wiped before the update was acknowledged) left a dead member looking RUNNING forever,
+// because periodic reconciliation was implicit only, and implicit answers name only tasks the
+// master thinks non-terminal. The cluster stayed one voter short.
+TEST_F(CoreTest, PeriodicReconciliationAsksExplicitlyAboutTasksThatMayLive) {
+  Bootstrap();
+  Actions tick;
+  for (int i = 0; i < 20 && !Has<ReconcileTasks>(tick); ++i) {
+    ProbeAll(1, 100 + i);
+    tick = Advance(60s);
+  }
+  auto reconciles = All<ReconcileTasks>(tick);
+  ASSERT_EQ(reconciles.size(), 2u);
+  EXPECT_EQ(reconciles[0].tasks.size(), 3u) << "explicit: every task that may live";
+  EXPECT_TRUE(reconciles[1].tasks.empty()) << "plus implicit, for tasks we do not know";
+}
+
+// Found by the simulator (sim seed 600 before the fix): when every voter was gone and a learner
+// survived, no member was asked for etcd's member list (only voters were), so etcd's view stayed
+// unknown, no livelock episode could open, and no reseed (automatic or asked for) ever came.
+TEST_F(CoreTest, ALearnerIsAskedForEtcdsViewWhenNoVoterIsLeft) {
+  PersistentState stored;
+  stored.framework_id = "F";
+  stored.bootstrapped = true;
+  ClusterView view;
+  for (int i = 1; i <= 3; ++i) {
+    Member m;
+    m.name = "etcd-" + std::to_string(i);
+    m.host = "127.0.0." + std::to_string(i + 1);
+    m.agent_id = "S" + std::to_string(i);
+    m.peer_port = 1;
+    m.client_port = 2;
+    m.reseed_port = 3;
+    m.member_id = i;
+    m.task_id = FormatTaskId(m);
+    m.task_state = i < 3 ? mesos::TASK_GONE : mesos::TASK_RUNNING;
+    m.learner = i == 3;
+    stored.members[m.name] = m;
+    view.members.push_back({m.member_id, m.name, {m.PeerUrl()}, m.learner});
+  }
+  const Member learner = stored.members["etcd-3"];
+  Start(stored);
+  Subscribe();
+  Update(learner.task_id, mesos::TASK_RUNNING, learner.agent_id);
+  auto probes = All<ProbeCluster>(Advance(1s));
+  ASSERT_EQ(probes.size(), 1u);
+  EXPECT_EQ(probes[0].client_urls, std::vector<std::string>{learner.ClientUrl()});
+  On(ProbeResult{learner.name, MemberProbe{3, 0, 90, 2, true, false}, now_});
+  On(ClusterProbeResult{view, now_});
+  Advance(1s);
+  EXPECT_TRUE(core_.livelocked()) << "two voters, neither answers: a reseed can follow";
+}
+
+// Found by the simulator (sim seed 230 before the fix): the scheduler restarted in the middle of
+// a reseed and never heard the result. The survivor went on as a one-member cluster and grew; an
+// old member kept running outside it, answering probes but following no leader, and since it
+// held a place of the cluster size the cluster stayed one voter short forever.
+TEST_F(CoreTest, AMemberOutsideEtcdsListThatFollowsNoLeaderIsStopped) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member stray = launches[2].member;
+  auto probe = [&] {
+    ClusterView view;
+    for (int i = 0; i < 2; ++i) {
+      const Member& m = launches[i].member;
+      On(ProbeResult{m.name, MemberProbe{ids_[m.name], 1, 300, 5, false, true}, now_});
+      view.members.push_back({ids_[m.name], m.name, {m.PeerUrl()}, false});
+    }
+    On(ProbeResult{stray.name, MemberProbe{ids_[stray.name], 0, 250, 3, false, false}, now_});
+    view.linearizable_read_ok = true;
+    On(ClusterProbeResult{view, now_});
+  };
+  probe();
+  EXPECT_FALSE(Has<KillTask>(Advance(1s))) << "not within the grace period";
+  Actions later;
+  for (int i = 0; i < 12 && !Has<KillTask>(later); ++i) {
+    probe();
+    later = Advance(1s);
+  }
+  auto kills = All<KillTask>(later);
+  ASSERT_EQ(kills.size(), 1u);
+  EXPECT_EQ(kills[0].task_id, stray.task_id);
+  EXPECT_TRUE(core_.healthy());
+  EXPECT_FALSE(Has<ChangeMembership>(later)) << "it is in no member list: nothing to remove";
 }
 
 }  // namespace

@@ -545,6 +545,14 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   }
   if (connected_ && !reconciling_ && Elapsed(last_reconcile_, now, config_.reconcile_interval)) {
     last_reconcile_ = now;
+    // Explicitly for the tasks we think may live: implicit reconciliation names only tasks the
+    // master thinks non-terminal, so a terminal update lost with its agent (removed before the
+    // update was acknowledged) would otherwise leave a dead member looking alive forever.
+    ReconcileTasks explicit_tasks;
+    for (const auto& [name, m] : state_.members) {
+      if (!Gone(m.task_state)) explicit_tasks.tasks.emplace_back(m.task_id, m.agent_id);
+    }
+    if (!explicit_tasks.tasks.empty()) out.push_back(std::move(explicit_tasks));
     out.push_back(ReconcileTasks{});
   }
   if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) {
@@ -555,6 +563,11 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
       out.push_back(ProbeMember{name, m.ClientUrl()});
     }
     urls = ClientUrlsOfHealthy();
+    // Learners last: when no voter is left to ask, a learner's member list is the only evidence
+    // of etcd's view, and without a view no livelock episode (and so no reseed) can start.
+    for (const auto& [name, m] : state_.members) {
+      if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
+    }
     if (!urls.empty()) out.push_back(ProbeCluster{urls});
   }
   // A bootstrap gather that waited long enough launches what it has.
@@ -642,6 +655,36 @@ void SchedulerCore::MaybeRemoveDead(Time now, Actions& out) {
     Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
         out);
     return;  // one change at a time
+  }
+  // Strays: a member of ours that runs and answers, but is not in etcd's member list and
+  // follows no leader the cluster agrees on (for instance the rest of an old generation when the
+  // scheduler restarted in the middle of a reseed, before it heard the result). It will never
+  // rejoin and it holds a place of the cluster size: stop it (once per grace period).
+  std::map<uint64_t, int> votes;
+  for (const auto& [name, m] : state_.members) {
+    if (m.reachable && !m.learner && m.leader != 0) ++votes[m.leader];
+  }
+  uint64_t agreed = 0;
+  for (const auto& [leader, n] : votes) {
+    if (agreed == 0 || n > votes[agreed]) agreed = leader;
+  }
+  for (auto& [name, m] : state_.members) {
+    bool in_etcd =
+        std::any_of(view_->members.begin(), view_->members.end(), [&](const EtcdMember& em) {
+          return em.id == m.member_id || (!em.name.empty() && em.name == name);
+        });
+    bool stray = MaybeAlive(m.task_state) && m.reachable && m.member_id != 0 && !in_etcd &&
+                 m.leader != agreed;
+    if (!stray) {
+      m.stray_since.reset();
+      continue;
+    }
+    if (!m.stray_since) m.stray_since = now;
+    if (now - *m.stray_since < config_.dead_member_grace) continue;
+    m.stray_since = now;
+    out.push_back(
+        KillTask{m.task_id, m.agent_id, "not in etcd's member list and follows no leader"});
+    Say("warn", name + " is not a member of the cluster; stopping it", out);
   }
   // Records of members that are gone and no longer in etcd.
   bool dropped = false;
@@ -789,6 +832,17 @@ void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
   ReseedRun run;
   run.manual = manual;
   for (const Member* m : survivors) run.candidates.push_back(m->name);
+  // Once the chosen survivor stands alone, the rest of the old cluster must not be able to
+  // form a quorum without it, or two clusters would take writes. Every member that is not a
+  // candidate is stopped now, but a kill takes time (or waits for a partition to heal), so the
+  // other candidates stay as fallbacks only if all the other members that may still run (a
+  // learner counts: a promotion may be on its way), together, are no quorum of the old voters;
+  // otherwise they are stopped too and only the best is tried.
+  int others = 0;
+  for (const auto& [name, m] : state_.members) {
+    others += (name != run.candidates.front() && MaybeAlive(m.task_state)) ? 1 : 0;
+  }
+  if (others * 2 > Voters()) run.candidates.resize(1);
   reseed_ = run;
   ++state_.counters.cluster_reseeds;
   Say("warn",
@@ -796,6 +850,13 @@ void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
                   fmt::join(run.candidates, ", ")),
       out);
   Persisted(out);
+  for (const auto& [name, m] : state_.members) {
+    bool candidate =
+        std::find(run.candidates.begin(), run.candidates.end(), name) != run.candidates.end();
+    if (candidate || !MaybeAlive(m.task_state)) continue;
+    out.push_back(
+        KillTask{m.task_id, m.agent_id, "stopped before reseeding from " + run.candidates.front()});
+  }
   NextReseedCandidate(now, out);
 }
 
@@ -808,7 +869,7 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
     out.push_back(TriggerReseed{name, it->second.ReseedUrl(), state_.reseed_token});
     return;
   }
-  Say("error", "reseed failed: no candidate came up alone; nothing was killed", out);
+  Say("error", "reseed failed: no candidate came up alone; no candidate was killed", out);
   reseed_.reset();
   livelock_since_ = now;
 }

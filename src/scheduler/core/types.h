@@ -65,6 +65,7 @@ struct Member {
   std::optional<Time> launched_at;
   std::optional<Time> last_reachable;
   std::optional<Time> learner_since;
+  std::optional<Time> stray_since;  // answering, but neither in etcd's list nor following
 
   std::string PeerUrl() const;
   std::string ClientUrl() const;

@@ -245,7 +245,10 @@ void Session::Send(HttpResponse response, bool keep_alive) {
   response_.keep_alive(keep_alive && !state_->stopped);
   response_.prepare_payload();
   bool again = response_.keep_alive();
-  stream_.expires_after(state_->options.idle_timeout);
+  // The deadline bounds a stuck peer, not a slow link: a large body (the scheduler serves ~20 MB
+  // artifacts to several fetchers at once) gets time in proportion, at 256 KiB/s at worst.
+  auto body_allowance = std::chrono::seconds(response_.body().size() / (256 << 10));
+  stream_.expires_after(state_->options.idle_timeout + body_allowance);
   bhttp::async_write(stream_, response_,
                      [self = shared_from_this(), again](beast::error_code ec, size_t) {
                        if (ec || !again) return self->Shutdown();

@@ -8,9 +8,9 @@ std::vector<Violation> CheckWorld(const WorldFacts& facts) {
   std::vector<Violation> out;
   for (const auto& c : facts.clusters) {
     if (c.live_processes > 0 && c.voters > facts.cluster_size) {
-      out.push_back({"too-many-voters",
-                     fmt::format("live cluster {:x} has {} voters; the cluster size is {}", c.uid,
-                                 c.voters, facts.cluster_size)});
+      out.push_back(
+          {"too-many-voters", fmt::format("live cluster {:x} has {} voters; the cluster size is {}",
+                                          c.uid, c.voters, facts.cluster_size)});
     }
   }
   for (const auto& [name, n] : facts.live_tasks_by_member) {
@@ -104,9 +104,8 @@ std::optional<Violation> CheckReseedTrigger(const ReseedFacts& f) {
 
 std::optional<Violation> CheckAdminReseed(const AdminFacts& f) {
   auto wrong = [&](std::string why) {
-    return Violation{"admin-reseed-answer",
-                     fmt::format("answered {} ({} answers, trigger {}): {}", f.answer, f.answers,
-                                 f.triggered, why)};
+    return Violation{"admin-reseed-answer", fmt::format("answered {} ({} answers, trigger {}): {}",
+                                                        f.answer, f.answers, f.triggered, why)};
   };
   if (f.answers != 1) return wrong("every request gets exactly one answer");
   if (!f.connected || f.reconciling) {

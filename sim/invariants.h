@@ -60,8 +60,8 @@ struct ChangeFacts {
   std::string name;
   bool target_is_voter = false;
   bool had_quorum = false;
-  int voters_after = 0;            // voters once the change is applied
-  int running_voters_after = 0;    // of those, how many run and are connected
+  int voters_after = 0;          // voters once the change is applied
+  int running_voters_after = 0;  // of those, how many run and are connected
 };
 std::optional<Violation> CheckMembershipChange(const ChangeFacts& facts);
 
@@ -87,8 +87,8 @@ struct AdminFacts {
   bool total_loss = false;
   bool force = false;
   bool healthy = false;
-  int answer = 0;        // the HTTP status answered, 0 if none
-  int answers = 0;       // how many answers the request got
+  int answer = 0;          // the HTTP status answered, 0 if none
+  int answers = 0;         // how many answers the request got
   bool triggered = false;  // a TriggerReseed came with it
 };
 std::optional<Violation> CheckAdminReseed(const AdminFacts& facts);

@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <map>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "sim/world.h"
 
@@ -55,13 +55,13 @@ int main(int argc, char** argv) {
     fmt::print("  replay: sim --seed={} --chaos-ms={} --calm-budget-ms={}\n", s, chaos_ms,
                calm_budget_ms);
   }
-  double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   if (coverage) {
     for (const auto& [k, v] : hits) fmt::print("  {:<45} {}\n", k, v);
   }
-  fmt::print("{} runs, {} failed, {} ended in reported total loss; {} steps in {:.1f} s ({:.1f} "
-             "runs/s)\n",
-             runs, failures, total_loss, steps_total, secs, runs / std::max(secs, 1e-9));
+  fmt::print(
+      "{} runs, {} failed, {} ended in reported total loss; {} steps in {:.1f} s ({:.1f} "
+      "runs/s)\n",
+      runs, failures, total_loss, steps_total, secs, runs / std::max(secs, 1e-9));
   return failures == 0 ? 0 : 1;
 }

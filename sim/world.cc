@@ -30,6 +30,9 @@ constexpr Millis kAgentPingTimeout{15'000};  // an agent silent this long is unr
 constexpr uint16_t kPortBegin = 31000;
 constexpr uint16_t kPortEnd = 31099;
 constexpr uint64_t kLearnerCatchUpPerStep = 400;
+// Long enough for the scheduler to see a change: a probe interval, a failed probe's timeout and
+// one more probe interval.
+constexpr Millis kSettle{3'000};
 
 bool Terminal(mesos::TaskState s) { return mesos_facts::IsTerminalState(s); }
 
@@ -86,9 +89,9 @@ class World {
     std::string id;
     std::string ip;
     int incarnation = 0;
-    bool up = true;           // the machine runs
-    bool master_cut = false;  // the agent cannot reach the master (agent restart, partition)
-    bool net_cut = false;     // the machine reaches nobody (master, peers, the scheduler)
+    bool up = true;            // the machine runs
+    bool master_cut = false;   // the agent cannot reach the master (agent restart, partition)
+    bool net_cut = false;      // the machine reaches nobody (master, peers, the scheduler)
     bool unreachable = false;  // the master marked its tasks TASK_UNREACHABLE
     uint64_t outage = 0;
     double cpus = 4, mem = 4096, disk = 8192;
@@ -106,7 +109,7 @@ class World {
     int agent = -1;
     mesos::TaskState agent_state = mesos::TASK_STAGING;   // the truth on the agent
     mesos::TaskState master_state = mesos::TASK_STAGING;  // what the master knows
-    std::deque<PendingUpdate> pending;                     // reliable updates, per-task FIFO
+    std::deque<PendingUpdate> pending;                    // reliable updates, per-task FIFO
     bool in_flight = false;
     int process = -1;
     bool kill_ordered = false;
@@ -124,6 +127,7 @@ class World {
     bool alive = true;
     std::string host;
     uint16_t peer_port = 0, client_port = 0, reseed_port = 0;
+    Time changed_at;  // it started, died, moved or its connectivity changed
     std::string PeerUrl() const { return fmt::format("http://{}:{}", host, peer_port); }
   };
   struct Entry {
@@ -182,6 +186,11 @@ class World {
   // ---- Mesos ------------------------------------------------------------------------------
   bool Visible(const Agent& a) const { return a.up && !a.master_cut && !a.net_cut; }
   void SetCut(int agent, bool master_cut, bool net_cut);
+  void Touch(int agent) {
+    for (auto& p : processes_) {
+      if (p.agent == agent) p.changed_at = now_;
+    }
+  }
   void BecameInvisible(int agent);
   void BecameVisible(int agent);
   void Reboot(int agent);
@@ -244,6 +253,7 @@ class World {
   uint64_t latest_reseed_uid_ = 0;
   std::map<std::string, int> offers_;  // outstanding offer id -> agent
   uint64_t next_offer_ = 1;
+  Time stream_free_at_;  // the master's stream to the scheduler is busy until then
 
   // The master's view of the framework.
   bool connected_ = false;
@@ -314,8 +324,23 @@ void World::Trace(std::string line) {
   while (tail_.size() > kTailLines) tail_.pop_front();
 }
 
+std::string CoreSummary(const core::SchedulerCore& c) {
+  std::string s = fmt::format(
+      "core: connected={} reconciling={} healthy={} livelocked={} "
+      "reseeding={} total_loss={} generation={} bootstrapped={};",
+      c.connected(), c.reconciling(), c.healthy(), c.livelocked(), c.reseeding(), c.total_loss(),
+      c.state().generation, c.state().bootstrapped);
+  for (const auto& [name, m] : c.state().members) {
+    s += fmt::format(" {}[{}{}{} id={:x} index={}]", name, mesos::TaskState_Name(m.task_state),
+                     m.learner ? " learner" : "", m.reachable ? " reachable" : "", m.member_id,
+                     m.raft_index);
+  }
+  return s;
+}
+
 void World::Fail(Violation v) {
   if (done_ && !result_.ok) return;
+  if (core_) Trace(CoreSummary(*core_));
   Trace("VIOLATION " + v.invariant + ": " + v.detail);
   result_.ok = false;
   result_.violation = std::move(v);
@@ -383,8 +408,8 @@ std::string Describe(const core::Event& event) {
       [](const auto& e) -> std::string {
         using E = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<E, core::Started>) {
-          return fmt::format("core <- Started generation {} with {} members",
-                             e.state.generation, e.state.members.size());
+          return fmt::format("core <- Started generation {} with {} members", e.state.generation,
+                             e.state.members.size());
         } else if constexpr (std::is_same_v<E, core::Subscribed>) {
           return "core <- Subscribed " + e.framework_id;
         } else if constexpr (std::is_same_v<E, core::Disconnected>) {
@@ -435,8 +460,8 @@ std::string Describe(const core::Action& action) {
         } else if constexpr (std::is_same_v<A, core::TriggerReseed>) {
           return "core -> TriggerReseed " + a.name;
         } else if constexpr (std::is_same_v<A, core::Persist>) {
-          return fmt::format("core -> Persist generation {} members {} next {}",
-                             a.state.generation, a.state.members.size(), a.state.next_member);
+          return fmt::format("core -> Persist generation {} members {} next {}", a.state.generation,
+                             a.state.members.size(), a.state.next_member);
         } else if constexpr (std::is_same_v<A, core::AnswerAdmin>) {
           return fmt::format("core -> AnswerAdmin #{} {} {}", a.request, a.http_status, a.message);
         } else if constexpr (std::is_same_v<A, core::Note>) {
@@ -461,6 +486,7 @@ void World::Deliver(const core::Event& event) {
   admin.total_loss = core_->total_loss();
   admin.healthy = core_->healthy();
   core::Actions out = core_->Handle(event);
+  if (options_.tamper) options_.tamper(*core_, out);
   CheckBatch(event, out, was_reseeding, admin);
   for (auto& a : out) {
     Hash(a.index());
@@ -608,6 +634,7 @@ void World::Execute(const core::Action& action) {
 
 void World::SetCut(int i, bool master_cut, bool net_cut) {
   Agent& a = agents_[i];
+  if (a.net_cut != net_cut) Touch(i);
   bool was = Visible(a);
   a.master_cut = master_cut;
   a.net_cut = net_cut;
@@ -735,6 +762,12 @@ bool World::CanDeliver(const Task& t) const {
 void World::MesosStep() {
   After(kMesosStep, [this] { MesosStep(); });
   for (auto& [id, t] : tasks_) {
+    // A connected agent tells the master its tasks' latest states whether or not the
+    // framework is connected (Mesos's latest_state).
+    const Agent& a = agents_[t.agent];
+    if (a.id == t.agent_id && Visible(a)) {
+      t.master_state = t.agent_state;
+    }
     if (t.in_flight || !CanDeliver(t)) continue;
     t.in_flight = true;
     // Delays differ per task, so updates of different tasks overtake each other.
@@ -746,10 +779,15 @@ void World::DeliverUpdate(const std::string& task_id) {
   Task& t = tasks_.at(task_id);
   t.in_flight = false;
   if (!CanDeliver(t)) return;  // retried when the path is back
+  // One stream carries everything the master tells the scheduler, in order: an update waits
+  // behind reconciliation answers already on it.
+  if (stream_free_at_ > now_) {
+    t.in_flight = true;
+    At(stream_free_at_, [this, task_id] { DeliverUpdate(task_id); });
+    return;
+  }
+  stream_free_at_ = now_;
   PendingUpdate u = t.pending.front();
-  // The master records the latest state the agent knows, which may be newer than the update
-  // it forwards (Mesos's latest_state); reconciliation answers with it.
-  t.master_state = u.from_master ? u.state : t.agent_state;
   bool duplicate = !calm_ && Chance(0.08);
   if (duplicate) {
     Hit("mesos.update_duplicated");
@@ -772,8 +810,10 @@ void World::Answer(const std::string& task_id, const std::string& agent_id,
   s.set_reason(mesos::TaskStatus::REASON_RECONCILIATION);
   if (!agent_id.empty()) s.mutable_agent_id()->set_value(agent_id);
   uint64_t session = session_;
-  // Not reliable and not ordered with the task's reliable updates: any time, or never.
-  After(Ms(5, 3000), [this, s, session] {
+  // Not reliable: lost with the session. Its content is the master's latest knowledge, which
+  // may be newer than reliable updates the scheduler has not yet acknowledged.
+  stream_free_at_ = std::max(stream_free_at_, now_ + Ms(1, 300));
+  At(stream_free_at_, [this, s, session] {
     if (session == session_) Deliver(core::TaskUpdate{s, now_});
   });
 }
@@ -830,7 +870,8 @@ void World::Launch(const core::LaunchMember& launch, uint64_t session) {
   offers_.erase(offer);
   a.offer.reset();
   for (uint16_t p : {m.peer_port, m.client_port, m.reseed_port}) {
-    if (!a.ports.erase(p)) return Fail({"launch-outside-offer", fmt::format("port {} of {}", p, t.id)});
+    if (!a.ports.erase(p))
+      return Fail({"launch-outside-offer", fmt::format("port {} of {}", p, t.id)});
     t.ports.push_back(p);
   }
   t.cpus = config_.task_cpus + config_.executor_cpus;
@@ -977,6 +1018,7 @@ void World::StartProcess(Task& t) {
     return;
   }
   Process& mine = processes_.back();
+  mine.changed_at = now_;
   mine.cluster = joined->uid;
   mine.member_id = entry->id;
   entry->name = mine.name;
@@ -985,7 +1027,10 @@ void World::StartProcess(Task& t) {
 void World::ProcessDies(const std::string& task_id, mesos::TaskState state,
                         const std::string& why) {
   Task& t = tasks_.at(task_id);
-  if (t.process >= 0) processes_[t.process].alive = false;
+  if (t.process >= 0 && processes_[t.process].alive) {
+    processes_[t.process].alive = false;
+    processes_[t.process].changed_at = now_;
+  }
   if (Terminal(t.agent_state)) return;
   const Agent& a = agents_[t.agent];
   if (a.id != t.agent_id || !a.up) return;  // the machine is gone; the master says GONE later
@@ -1009,8 +1054,8 @@ int World::RunningVoters(const Cluster& c, uint64_t except) const {
 }
 
 bool World::HasQuorum(const Cluster& c) const {
-  int voters = static_cast<int>(std::count_if(c.members.begin(), c.members.end(),
-                                              [](const Entry& e) { return !e.learner; }));
+  int voters = static_cast<int>(
+      std::count_if(c.members.begin(), c.members.end(), [](const Entry& e) { return !e.learner; }));
   return voters > 0 && RunningVoters(c) * 2 > voters;
 }
 
@@ -1113,8 +1158,11 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
     via = nullptr;
   }
   auto answer = [&] {
-    if (!status.ok()) Hit("etcd.change_" + OpName(change.op) + "_" + std::string(ErrorCodeName(status.error().code)));
-    else Hit("etcd.change_" + OpName(change.op) + "_ok");
+    if (!status.ok())
+      Hit("etcd.change_" + OpName(change.op) + "_" +
+          std::string(ErrorCodeName(status.error().code)));
+    else
+      Hit("etcd.change_" + OpName(change.op) + "_ok");
     ToCore(Ms(5, 100), [this, change, member_id, status] {
       return core::MembershipResult{change.op, change.name, member_id, status, now_};
     });
@@ -1130,13 +1178,38 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
   }
   auto entry = std::find_if(c.members.begin(), c.members.end(),
                             [&](const Entry& e) { return e.id == change.member_id; });
-  int voters = static_cast<int>(std::count_if(c.members.begin(), c.members.end(),
-                                              [](const Entry& e) { return !e.learner; }));
+  int voters = static_cast<int>(
+      std::count_if(c.members.begin(), c.members.end(), [](const Entry& e) { return !e.learner; }));
   // A removal is judged as the scheduler asked for it, whatever etcd would then say: the
   // scheduler removes only members it has reason to think dead, and a member that runs and is
   // connected answers its probes. A promotion is judged as etcd applies it: the scheduler's view
   // of a learner may be a probe interval old, and etcd refuses a learner that is not in sync.
-  if (change.op == core::MembershipOp::kRemove && entry != c.members.end()) {
+  // The scheduler learns of a death, a start or a partition through probes. A removal is not
+  // judged when the scheduler's belief about one of the voters (answers and its task may live)
+  // is wrong because of a change less than one settle period old: no scheduler could know yet,
+  // and only etcd's own check (below) stands between such a removal and the cluster.
+  bool settled = true;
+  for (const auto& e : c.members) {
+    if (e.learner) continue;
+    std::optional<Time> changed;
+    bool running = false;
+    for (const auto& p : processes_) {
+      if (p.cluster != c.uid || p.member_id != e.id) continue;
+      if (!changed || p.changed_at > *changed) changed = p.changed_at;
+      running = running || (p.alive && Connected(p));
+    }
+    if (!changed || now_ - *changed >= kSettle) continue;
+    std::optional<bool> believed;
+    if (core_) {
+      for (const auto& [name, m] : core_->state().members) {
+        if (m.member_id != e.id) continue;
+        believed = m.reachable && !Terminal(m.task_state);
+      }
+    }
+    if (!believed || *believed != running) settled = false;
+  }
+  if (!settled) Hit("invariant.removal_not_judged_world_unsettled");
+  if (settled && change.op == core::MembershipOp::kRemove && entry != c.members.end()) {
     ChangeFacts f;
     f.op = change.op;
     f.name = change.name;
@@ -1148,8 +1221,8 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
   }
   switch (change.op) {
     case core::MembershipOp::kAddLearner: {
-      bool learner = std::any_of(c.members.begin(), c.members.end(),
-                                 [](const Entry& e) { return e.learner; });
+      bool learner =
+          std::any_of(c.members.begin(), c.members.end(), [](const Entry& e) { return e.learner; });
       bool taken = std::any_of(c.members.begin(), c.members.end(),
                                [&](const Entry& e) { return e.peer_url == change.peer_url; });
       if (learner) {
@@ -1166,7 +1239,8 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
       if (entry == c.members.end()) {
         status = Error{ErrorCode::kNotFound, "etcdserver: member not found"};
       } else if (!entry->learner) {
-        status = Error{ErrorCode::kInvalidArgument, "etcdserver: can only promote a learner member"};
+        status =
+            Error{ErrorCode::kInvalidArgument, "etcdserver: can only promote a learner member"};
       } else {
         const Process* p = nullptr;
         for (const auto& q : processes_) {
@@ -1235,6 +1309,7 @@ void World::Reseed(const core::TriggerReseed& reseed) {
     c.commit = survivor.index;
     c.leader = survivor.member_id;
     survivor.cluster = c.uid;
+    survivor.changed_at = now_;
     latest_reseed_uid_ = c.uid;
     result = survivor.index;
     Hit("etcd.force_new_cluster");
@@ -1267,8 +1342,10 @@ void World::InjectFault() {
       if (!agent_ok) return;
       bool wipe = Chance(0.5);
       Hit(wipe ? "fault.agent_restart_wiped" : "fault.agent_lost");
-      Trace(fmt::format("FAULT agent {} {}", a.id, wipe ? "restarts without its work dir" : "lost"));
+      Trace(
+          fmt::format("FAULT agent {} {}", a.id, wipe ? "restarts without its work dir" : "lost"));
       a.up = false;
+      Touch(i);
       for (auto& p : processes_) {
         if (p.agent == i && p.alive && tasks_.at(p.task_id).agent_id == a.id) p.alive = false;
       }
@@ -1291,7 +1368,8 @@ void World::InjectFault() {
       if (!agent_ok) return;
       bool full = Chance(0.5);
       Hit(full ? "fault.partition_full" : "fault.partition_master");
-      Trace(fmt::format("FAULT agent {} partitioned from {}", a.id, full ? "everyone" : "the master"));
+      Trace(fmt::format("FAULT agent {} partitioned from {}", a.id,
+                        full ? "everyone" : "the master"));
       SetCut(i, true, full);
       After(Ms(5000, 90'000), [this, i] { SetCut(i, false, false); });
       return;
@@ -1436,7 +1514,8 @@ RunResult World::Run() {
       done_ = true;
     } else if (survivors_at_calm_ == 0 && core_ && core_->total_loss()) {
       if (launched_in_calm_) {
-        Fail({"launch-after-total-loss", "a member was launched after every member's data was gone"});
+        Fail({"launch-after-total-loss",
+              "a member was launched after every member's data was gone"});
       } else {
         Trace("CALM: total loss reported, as expected");
         result_.total_loss = true;
@@ -1444,10 +1523,9 @@ RunResult World::Run() {
       }
     } else if (now_ >= calm_end) {
       if (survivors_at_calm_ > 0) {
-        Fail({"calm-not-healed",
-              fmt::format("{} of budget passed without {} healthy voters ({})",
-                          options_.calm_budget.count(), options_.cluster_size,
-                          core_ ? core_->health_reason() : "scheduler down")});
+        Fail({"calm-not-healed", fmt::format("{} of budget passed without {} healthy voters ({})",
+                                             options_.calm_budget.count(), options_.cluster_size,
+                                             core_ ? core_->health_reason() : "scheduler down")});
       } else {
         Fail({"calm-total-loss-not-reported",
               "every member's data is gone but the core does not report total loss"});

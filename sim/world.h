@@ -26,11 +26,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "scheduler/core/scheduler_core.h"
 #include "scheduler/core/types.h"
 #include "sim/invariants.h"
 
@@ -45,6 +47,9 @@ struct SimOptions {
   // Mean simulated time between two faults in the chaos phase.
   scheduler::Millis fault_interval_mean{20'000};
   bool keep_trace = false;  // keep every trace line (for determinism tests), not only the tail
+  // Tests of the simulator itself: rewrites each batch of the core's actions, to stand in for a
+  // deliberately broken core that the invariants must catch. Unset in every real run.
+  std::function<void(const scheduler::SchedulerCore&, scheduler::Actions&)> tamper;
 };
 
 struct RunResult {

@@ -1,0 +1,225 @@
+// Tests of the deterministic simulator (sim/): that a seed replays exactly, that a range of seeds
+// passes against the real scheduler core, and that the checker catches broken rules, both from
+// fabricated facts and from a deliberately broken core running in the simulated world. A checker
+// that never fires would let every seed "pass", so the last two matter as much as the first.
+#include <gtest/gtest.h>
+
+#include "sim/invariants.h"
+#include "sim/world.h"
+
+namespace etcd_mesos::sim {
+namespace {
+
+using namespace std::chrono_literals;
+namespace core = etcd_mesos::scheduler;
+
+std::string Report(const RunResult& r) {
+  if (r.ok) return "ok";
+  std::string s = "seed " + std::to_string(r.seed) + ": " + r.violation->invariant + ": " +
+                  r.violation->detail + "\n";
+  for (const auto& line : r.last_events) s += "  " + line + "\n";
+  return s;
+}
+
+// A shorter chaos phase keeps a few hundred seeds within a minute under the sanitizers; the CTest
+// entry SimSeeds runs the full default length.
+SimOptions Short() {
+  SimOptions o;
+  o.chaos = 120s;
+  return o;
+}
+
+TEST(Sim, OneSeedReplaysExactly) {
+  SimOptions o = Short();
+  o.keep_trace = true;
+  RunResult a = RunSeed(o, 42);
+  RunResult b = RunSeed(o, 42);
+  ASSERT_FALSE(a.trace.empty());
+  EXPECT_EQ(a.trace, b.trace);
+  EXPECT_EQ(a.trace_hash, b.trace_hash);
+  EXPECT_EQ(a.steps, b.steps);
+  EXPECT_EQ(a.ok, b.ok);
+  RunResult c = RunSeed(o, 43);
+  EXPECT_NE(a.trace_hash, c.trace_hash) << "another seed is another run";
+}
+
+TEST(Sim, ARangeOfSeedsPasses) {
+  SimOptions o = Short();
+  std::map<std::string, uint64_t> coverage;
+  int total_loss = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r) << "replay: sim --seed=" << seed << " --chaos-ms=120000";
+    total_loss += r.total_loss ? 1 : 0;
+    for (const auto& [k, v] : r.coverage) coverage[k] += v;
+  }
+  // The seeds exercised what they are meant to: each fault, and the paths it leads to.
+  for (const char* path :
+       {"fault.agent_lost", "fault.agent_restart_wiped", "fault.agent_restart_kept",
+        "fault.partition_full", "fault.partition_master", "fault.etcd_crash",
+        "fault.scheduler_crash", "fault.master_disconnect", "fault.admin_reseed",
+        "mesos.agent_unreachable", "mesos.agent_reregistered", "mesos.update_duplicated",
+        "mesos.reconcile_explicit", "etcd.change_add-learner_ok", "etcd.change_promote_ok",
+        "etcd.change_remove_ok", "etcd.force_new_cluster", "core.reseed_automatic",
+        "core.reseed_manual"}) {
+    EXPECT_GT(coverage[path], 0u) << path << " was never hit";
+  }
+  EXPECT_GT(total_loss, 0) << "some runs must end in (correctly reported) total loss";
+}
+
+// ---- The checker, from fabricated facts ---------------------------------------------------
+
+WorldFacts Healthy() {
+  WorldFacts f;
+  f.cluster_size = 3;
+  f.clusters.push_back({1, 3, 3, true, false, false});
+  f.live_tasks_by_member = {{"etcd-1", 1}, {"etcd-2", 1}, {"etcd-3", 1}};
+  return f;
+}
+
+TEST(SimInvariants, AHealthyWorldPasses) { EXPECT_TRUE(CheckWorld(Healthy()).empty()); }
+
+TEST(SimInvariants, TooManyVotersInALiveCluster) {
+  WorldFacts f = Healthy();
+  f.clusters[0].voters = 4;
+  auto v = CheckWorld(f);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].invariant, "too-many-voters");
+  f.clusters[0].live_processes = 0;  // a dead cluster's membership is history, not a breach
+  EXPECT_TRUE(CheckWorld(f).empty());
+}
+
+TEST(SimInvariants, TwoLiveTasksForOneMember) {
+  WorldFacts f = Healthy();
+  f.live_tasks_by_member["etcd-2"] = 2;
+  auto v = CheckWorld(f);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].invariant, "two-live-tasks-for-one-member");
+}
+
+TEST(SimInvariants, TwoClustersWithQuorumOnlyWhileTheOldGenerationIsOnItsWayOut) {
+  WorldFacts f = Healthy();
+  f.clusters.push_back({2, 1, 1, true, /*reseed_survivor=*/true, false});
+  auto v = CheckWorld(f);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].invariant, "two-live-clusters-with-quorum");
+  f.clusters[0].all_ordered_killed = true;
+  EXPECT_TRUE(CheckWorld(f).empty()) << "every old member ordered killed";
+  f.clusters[1].reseed_survivor = false;
+  EXPECT_FALSE(CheckWorld(f).empty()) << "two clusters and no deliberate reseed";
+}
+
+TEST(SimInvariants, StoredStateNeverGoesBackwards) {
+  core::PersistentState before;
+  before.framework_id = "F";
+  before.generation = 3;
+  before.next_member = 7;
+  core::PersistentState after = before;
+  EXPECT_FALSE(CheckStoreWrite(std::nullopt, after));
+  EXPECT_FALSE(CheckStoreWrite(before, after));
+  after.generation = 2;
+  ASSERT_TRUE(CheckStoreWrite(before, after));
+  EXPECT_EQ(CheckStoreWrite(before, after)->invariant, "stored-state-went-backwards");
+  after = before;
+  after.framework_id = "G";
+  EXPECT_TRUE(CheckStoreWrite(before, after));
+  after = before;
+  after.next_member = 6;
+  EXPECT_TRUE(CheckStoreWrite(before, after));
+}
+
+TEST(SimInvariants, ARemovalThatCostsQuorum) {
+  ChangeFacts f;
+  f.op = core::MembershipOp::kRemove;
+  f.name = "etcd-2";
+  f.target_is_voter = true;
+  f.had_quorum = true;
+  f.voters_after = 2;
+  f.running_voters_after = 1;
+  ASSERT_TRUE(CheckMembershipChange(f));
+  EXPECT_EQ(CheckMembershipChange(f)->invariant, "membership-change-breaks-quorum");
+  f.running_voters_after = 2;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "the dead one goes: quorum kept";
+  f.running_voters_after = 1;
+  f.had_quorum = false;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "nothing left to lose";
+  f.had_quorum = true;
+  f.target_is_voter = false;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "a learner never votes";
+}
+
+TEST(SimInvariants, AReseedNeedsItsCauseAndTheHighestIndex) {
+  ReseedFacts f;
+  f.chosen = "etcd-1";
+  f.auto_reseed = true;
+  f.reseed_timeout = 60s;
+  f.livelocked_for = 59s;
+  ASSERT_TRUE(CheckReseedTrigger(f));
+  EXPECT_EQ(CheckReseedTrigger(f)->invariant, "reseed-without-cause");
+  f.livelocked_for = 60s;
+  EXPECT_FALSE(CheckReseedTrigger(f));
+  f.auto_reseed = false;
+  EXPECT_TRUE(CheckReseedTrigger(f)) << "automatic with auto-reseed off";
+  f.manual = true;
+  EXPECT_FALSE(CheckReseedTrigger(f)) << "the operator may ask any time";
+  f.frozen_indexes = {{"etcd-1", 500}, {"etcd-2", 700}};
+  ASSERT_TRUE(CheckReseedTrigger(f));
+  EXPECT_EQ(CheckReseedTrigger(f)->invariant, "reseed-not-highest-index");
+  f.chosen = "etcd-2";
+  EXPECT_FALSE(CheckReseedTrigger(f));
+}
+
+TEST(SimInvariants, AdminReseedAnswers) {
+  AdminFacts f;
+  f.connected = true;
+  f.answers = 1;
+  f.answer = 202;
+  f.triggered = true;
+  EXPECT_FALSE(CheckAdminReseed(f));
+  f.triggered = false;
+  EXPECT_TRUE(CheckAdminReseed(f)) << "202 without a reseed";
+  f.answer = 409;
+  f.healthy = true;
+  EXPECT_FALSE(CheckAdminReseed(f));
+  f.answer = 202;
+  f.triggered = true;
+  EXPECT_TRUE(CheckAdminReseed(f)) << "a healthy cluster without force";
+  f.connected = false;
+  f.answer = 409;
+  f.triggered = false;
+  EXPECT_TRUE(CheckAdminReseed(f)) << "disconnected is 503";
+  f.answer = 503;
+  f.answers = 2;
+  EXPECT_TRUE(CheckAdminReseed(f)) << "one answer per request";
+}
+
+// ---- A deliberately broken core, caught in the simulated world ----------------------------
+
+// Stands in for a core that removes a member without checking quorum: whenever the real core
+// removes a voter that is gone, the broken one removes another voter that still answers.
+void RemoveTheWrongVoter(const core::SchedulerCore& c, core::Actions& actions) {
+  for (auto& a : actions) {
+    auto* change = std::get_if<core::ChangeMembership>(&a);
+    if (change == nullptr || change->op != core::MembershipOp::kRemove) continue;
+    for (const auto& [name, m] : c.state().members) {
+      if (name == change->name || m.learner || !m.reachable || m.member_id == 0) continue;
+      change->name = name;
+      change->member_id = m.member_id;
+      break;
+    }
+  }
+}
+
+TEST(Sim, ABrokenCoreThatRemovesWithoutCheckingQuorumIsCaught) {
+  SimOptions o = Short();
+  o.tamper = RemoveTheWrongVoter;
+  int caught = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    RunResult r = RunSeed(o, seed);
+    if (!r.ok && r.violation->invariant == "membership-change-breaks-quorum") ++caught;
+  }
+  EXPECT_GT(caught, 0) << "no seed of 20 caught a core that removes the wrong voter";
+}
+
+}  // namespace
+}  // namespace etcd_mesos::sim

@@ -29,28 +29,7 @@ struct LocalCluster::AgentSlot {
 
 namespace {
 
-std::string Html(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string Html(std::string_view text) { return net::HtmlEscape(text); }
 
 std::string UrlEncode(std::string_view text) {
   std::string out;

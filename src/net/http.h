@@ -153,6 +153,9 @@ class HttpServer {
   std::shared_ptr<Impl> impl_;
 };
 
+// Escapes text for HTML element content and attribute values (status pages).
+std::string HtmlEscape(std::string_view text);
+
 // Convenience responses.
 HttpResponse TextResponse(unsigned status, std::string text);
 HttpResponse JsonResponse(unsigned status, std::string json);

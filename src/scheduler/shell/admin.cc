@@ -52,31 +52,7 @@ bool SameToken(std::string_view a, std::string_view b) {
   return diff == 0 && !b.empty();
 }
 
-std::string Html(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string Html(std::string_view s) { return net::HtmlEscape(s); }
 
 net::HttpResponse Text(unsigned status, std::string text) {
   return net::TextResponse(status, std::move(text));

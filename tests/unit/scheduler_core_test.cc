@@ -655,5 +655,20 @@ TEST_F(CoreTest, AMemberOutsideEtcdsListThatFollowsNoLeaderIsStopped) {
   EXPECT_FALSE(Has<ChangeMembership>(later)) << "it is in no member list: nothing to remove";
 }
 
+// Found by the simulator (sim seed 467 on the core before the fixes above): a member whose task
+// ended kept its last probe answer ("reachable, follows leader 1") forever, because gone members
+// are no longer probed. It went on voting for health and counting as a live voter when deciding
+// whether a removal keeps quorum.
+TEST_F(CoreTest, AGoneMembersLastProbeNoLongerCounts) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  Update(launches[1].member.task_id, mesos::TASK_FAILED, launches[1].member.agent_id);
+  Update(launches[2].member.task_id, mesos::TASK_FAILED, launches[2].member.agent_id);
+  auto tick = Advance(1s);
+  EXPECT_FALSE(core_.healthy()) << "one of three voters is left: " << core_.health_reason();
+  EXPECT_FALSE(Has<ChangeMembership>(tick)) << "removing either voter would cost quorum";
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

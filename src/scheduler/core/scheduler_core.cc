@@ -406,6 +406,10 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     member->agent_id = status.agent_id().value();
   if (MaybeAlive(before) && Gone(status.state())) {
     ++state_.counters.failed_servers;
+    // Its last probe answer is history: a gone member is probed no more, and a stale "reachable,
+    // follows leader L" would still count as a vote for health and as a live voter for quorum.
+    member->reachable = false;
+    member->healthy = false;
     Say("warn",
         fmt::format("{} ended: {} ({}{})", member->name, mesos::TaskState_Name(status.state()),
                     status.has_reason() ? mesos::TaskStatus::Reason_Name(status.reason()) : "",

@@ -1411,9 +1411,16 @@ void World::InjectFault() {
 }
 
 int World::Survivors() const {
+  // A process ordered killed is an old generation's leftover, unless the scheduler still counts
+  // it as a member (the kill was lost, for instance with a removal etcd then refused).
+  std::set<std::string> stored_tasks;
+  if (stored_) {
+    for (const auto& [name, m] : stored_->members) stored_tasks.insert(m.task_id);
+  }
   int n = 0;
   for (const auto& p : processes_) {
-    if (!p.alive || p.cluster == 0 || tasks_.at(p.task_id).kill_ordered) continue;
+    if (!p.alive || p.cluster == 0) continue;
+    if (tasks_.at(p.task_id).kill_ordered && !stored_tasks.count(p.task_id)) continue;
     const Cluster& c = clusters_.at(p.cluster);
     n += std::any_of(c.members.begin(), c.members.end(),
                      [&](const Entry& e) { return e.id == p.member_id; });

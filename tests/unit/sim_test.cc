@@ -67,6 +67,19 @@ TEST(Sim, ARangeOfSeedsPasses) {
   EXPECT_GT(total_loss, 0) << "some runs must end in (correctly reported) total loss";
 }
 
+// Seeds that failed against the core as it was before the simulator's fixes (scheduler core
+// commit 2bb7e5c), at the default lengths they were found with: a reseed leaving two clusters
+// with quorum (1, 6), a dead member left RUNNING because periodic reconciliation was implicit
+// (368, 954), a learner-only survivor never reseeded (487, 600), and a 1-voter cluster that
+// stopped growing (467). They pass now and must keep passing.
+TEST(Sim, PinnedSeedsThatFoundCoreBugs) {
+  SimOptions o;
+  for (uint64_t seed : {1, 6, 368, 467, 487, 600, 954}) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r);
+  }
+}
+
 // ---- The checker, from fabricated facts ---------------------------------------------------
 
 WorldFacts Healthy() {

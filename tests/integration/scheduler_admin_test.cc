@@ -316,6 +316,7 @@ class SchedulerEndToEnd : public ::testing::Test {
     local::LocalClusterOptions options;
     options.agents = 3;
     options.resources = *local::ParseResources("cpus:4;mem:4096;disk:8192;ports:[32000-32099]");
+    options.first_agent_host = test::AgentHostBase();
     options.work_dir = dir_.path() / "mesos";
     options.master.port = 0;
     options.master.allocation_interval = std::chrono::milliseconds(100);

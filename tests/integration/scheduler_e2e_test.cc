@@ -38,6 +38,7 @@ class SchedulerHealing : public ::testing::Test {
     local::LocalClusterOptions options;
     options.agents = size + 1;
     options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.first_agent_host = test::AgentHostBase();
     options.work_dir = dir_.path() / "mesos";
     options.master.port = 0;
     options.master.allocation_interval = std::chrono::milliseconds(200);

@@ -36,4 +36,6 @@ uint16_t FreePort(const std::string& ip) {
   throw std::runtime_error("no free port found on " + ip);
 }
 
+int AgentHostBase() { return 10 + static_cast<int>(::getpid() % 40) * 6; }
+
 }  // namespace etcd_mesos::test

@@ -616,7 +616,9 @@ void World::Execute(const core::Action& action) {
         } else if constexpr (std::is_same_v<A, core::ProbeCluster>) {
           Result<core::ClusterView> r = ProbeCluster(a.client_urls);
           Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);
-          ToCore(d, [this, r] { return core::ClusterProbeResult{r, now_}; });
+          ToCore(d, [this, r, epoch = a.epoch] {
+            return core::ClusterProbeResult{r, now_, epoch};
+          });
         } else if constexpr (std::is_same_v<A, core::ChangeMembership>) {
           After(Ms(5, 100), [this, a] { ChangeMembership(a); });
         } else if constexpr (std::is_same_v<A, core::TriggerReseed>) {

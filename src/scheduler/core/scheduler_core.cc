@@ -465,6 +465,7 @@ void SchedulerCore::OnClusterProbe(const ClusterProbeResult& e, Actions& out) {
     read_ok_ = false;
     return;
   }
+  if (e.epoch != membership_epoch_) return;  // asked before the last change: stale
   view_ = *e.view;
   read_ok_ = e.view->linearizable_read_ok;
   for (const auto& em : view_->members) {
@@ -572,7 +573,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
     for (const auto& [name, m] : state_.members) {
       if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
     }
-    if (!urls.empty()) out.push_back(ProbeCluster{urls});
+    if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
   }
   // A bootstrap gather that waited long enough launches what it has.
   if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
@@ -729,6 +730,7 @@ void SchedulerCore::MaybePromote(Time now, Actions& out) {
 
 void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
   in_flight_.reset();
+  ++membership_epoch_;  // even a failed change may have been applied
   switch (e.op) {
     case MembershipOp::kAddLearner: {
       if (!pending_add_ || pending_add_->member.name != e.name) return;
@@ -800,7 +802,7 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
         Say("warn", "removing " + e.name + " failed: " + e.status.error().message, out);
         return;
       }
-      ++state_.counters.members_removed;
+      if (e.status.ok()) ++state_.counters.members_removed;  // not found: already gone
       if (view_) {
         std::erase_if(view_->members, [&](const EtcdMember& em) { return em.id == e.member_id; });
       }
@@ -900,6 +902,7 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
     it = state_.members.erase(it);
   }
   view_.reset();
+  ++membership_epoch_;
   reseed_.reset();
   livelock_since_.reset();
   Persisted(out);
@@ -951,6 +954,7 @@ void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
   state_.bootstrapped = false;
   total_loss_ = false;
   view_.reset();
+  ++membership_epoch_;
   livelock_since_.reset();
   Persisted(out);
   Say("warn",

@@ -38,6 +38,8 @@ class SchedulerCore {
   bool total_loss() const { return total_loss_; }
   bool reseeding() const { return reseed_.has_value(); }
   const std::string& health_reason() const { return health_reason_; }
+  // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
+  uint64_t membership_epoch() const { return membership_epoch_; }
   // Recent notes (newest last), for the status page.
   const std::deque<Note>& notes() const { return notes_; }
 
@@ -106,6 +108,7 @@ class SchedulerCore {
   bool healthy_ = false;
   std::string health_reason_ = "not started";
   std::optional<ClusterView> view_;
+  uint64_t membership_epoch_ = 0;
   bool read_ok_ = false;
   std::optional<Time> livelock_since_;
   bool total_loss_ = false;

@@ -154,6 +154,7 @@ struct ClusterView {
 struct ClusterProbeResult {
   Result<ClusterView> view;
   Time now;
+  uint64_t epoch = 0;  // echoes ProbeCluster::epoch
 };
 
 enum class MembershipOp { kAddLearner, kPromote, kRemove };
@@ -219,8 +220,12 @@ struct ProbeMember {
   std::string client_url;
 };
 struct ProbeCluster {
-  std::vector<std::string> client_urls;
-};  // ask any of them, in order
+  std::vector<std::string> client_urls;  // ask any of them, in order
+  // The core's membership epoch when it asked; the answer echoes it. A member list asked for
+  // before a membership change completed is stale (it may still list a member just removed)
+  // and is dropped, so that no change is made twice.
+  uint64_t epoch = 0;
+};
 struct ChangeMembership {
   MembershipOp op;
   std::string name;

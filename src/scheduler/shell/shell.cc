@@ -693,31 +693,33 @@ void SchedulerShell::DoProbeCluster(const ProbeCluster& probe) {
   auto urls = std::make_shared<std::vector<std::string>>(probe.client_urls);
   auto attempt = std::make_shared<std::function<void(size_t, Error)>>();
   // Tries the members in order; the first that answers the member list also does the read.
-  *attempt = [this, urls, weak = std::weak_ptr<std::function<void(size_t, Error)>>(attempt)](
-                 size_t i, Error last) {
+  *attempt = [this, urls, epoch = probe.epoch,
+              weak = std::weak_ptr<std::function<void(size_t, Error)>>(attempt)](size_t i,
+                                                                                 Error last) {
     auto self = weak.lock();
     if (!self) return;
     if (i >= urls->size()) {
       probing_cluster_ = false;
-      return Feed(
-          ClusterProbeResult{last.Context("no member answered the member list"), Clock::now()});
+      return Feed(ClusterProbeResult{last.Context("no member answered the member list"),
+                                     Clock::now(), epoch});
     }
     auto url = ParseHttpUrl((*urls)[i]);
     if (!url.ok()) return (*self)(i + 1, url.error());
     etcd::Client::Options options;
     options.request_timeout = flags_.shell.probe_timeout;
     auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
-    client->MemberList(Guarded([this, self, client, i](Result<etcd::MemberListResponse> list) {
+    client->MemberList(Guarded([this, self, client, i,
+                                epoch](Result<etcd::MemberListResponse> list) {
       if (!list.ok()) return (*self)(i + 1, list.error());
       ClusterView view;
       for (const auto& m : list->members) {
         view.members.push_back(EtcdMember{m.id, m.name, m.peer_urls, m.is_learner});
       }
       client->Get(kProbeKey, /*serializable=*/false,
-                  Guarded([this, self, client, view](Result<etcd::RangeResponse> read) mutable {
+                  Guarded([this, client, view, epoch](Result<etcd::RangeResponse> read) mutable {
                     view.linearizable_read_ok = read.ok();
                     probing_cluster_ = false;
-                    Feed(ClusterProbeResult{std::move(view), Clock::now()});
+                    Feed(ClusterProbeResult{std::move(view), Clock::now(), epoch});
                   }));
     }));
   };

@@ -1,12 +1,16 @@
 #include "testing/ports.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
+#include <string>
 
 namespace etcd_mesos::test {
 namespace {
@@ -36,6 +40,29 @@ uint16_t FreePort(const std::string& ip) {
   throw std::runtime_error("no free port found on " + ip);
 }
 
-int AgentHostBase() { return 10 + static_cast<int>(::getpid() % 40) * 6; }
+int AgentHostBase() {
+  // A block is leased with an exclusive flock on a file per block, held (the descriptor left
+  // open) until this process exits: two test processes running at once never share a block,
+  // whatever their pids. The search starts at a pid-based block to spread the leases.
+  static std::once_flag once;
+  static int base = 0;
+  std::call_once(once, [] {
+    constexpr int kBlocks = 40;
+    int first = static_cast<int>(::getpid() % kBlocks);
+    for (int i = 0; i < kBlocks; ++i) {
+      int block = (first + i) % kBlocks;
+      std::string path = "/tmp/em-test-agent-hosts." + std::to_string(block) + ".lock";
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+      if (fd < 0) continue;
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        base = 10 + block * 6;
+        return;  // fd stays open: the lease lasts as long as the process
+      }
+      ::close(fd);
+    }
+    throw std::runtime_error("every block of test agent addresses is leased by another process");
+  });
+  return base;
+}
 
 }  // namespace etcd_mesos::test

@@ -14,7 +14,8 @@ uint16_t FreePort(const std::string& ip = "127.0.0.1");
 
 // The last octet of the first loopback address (127.0.0.x) for this process's simulated agents.
 // Test binaries run in parallel and their agents offer the same port range, so each process
-// gets its own block of six addresses: two local clusters never bind the same ip:port.
+// gets its own block of six addresses, leased for the life of the process (a lock file per
+// block): two local clusters never bind the same ip:port.
 int AgentHostBase();
 
 }  // namespace etcd_mesos::test

@@ -109,14 +109,14 @@ TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
   for (const auto& r : e.resources()) EXPECT_EQ(r.allocation_info().role(), "etcd");
 
   ASSERT_TRUE(t.has_discovery());
-  EXPECT_EQ(t.discovery().visibility(), mesos::DiscoveryInfo::FRAMEWORK);
+  EXPECT_EQ(t.discovery().visibility(), mesos::DiscoveryInfo::EXTERNAL);
   EXPECT_EQ(t.discovery().name(), "etcd-x");
   ASSERT_EQ(t.discovery().ports().ports_size(), 2);
   EXPECT_EQ(t.discovery().ports().ports(0).number(), 1026u);
-  EXPECT_EQ(t.discovery().ports().ports(0).name(), "peer");
+  EXPECT_EQ(t.discovery().ports().ports(0).name(), "etcd-server");
   EXPECT_EQ(t.discovery().ports().ports(0).protocol(), "tcp");
   EXPECT_EQ(t.discovery().ports().ports(1).number(), 1027u);
-  EXPECT_EQ(t.discovery().ports().ports(1).name(), "client");
+  EXPECT_EQ(t.discovery().ports().ports(1).name(), "etcd-client");
 
   auto tc = executor::ParseTaskConfig(t.data());
   ASSERT_TRUE(tc.ok()) << tc.error();

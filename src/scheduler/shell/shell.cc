@@ -203,16 +203,19 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
   TakeScalar(pool, "mem", config.executor_mem, role, exec_resources);
   AddTaskResources(exec_resources, exec->mutable_resources());
 
+  // For DNS built on master state (mesos-dns): ports named with etcd's own SRV service labels,
+  // protocol tcp, so clients outside the framework (EXTERNAL) find `_etcd-client._..._tcp`
+  // records instead of the original's `_etcd-server._client` hack (its issue #126).
   auto* discovery = task.mutable_discovery();
-  discovery->set_visibility(mesos::DiscoveryInfo::FRAMEWORK);
+  discovery->set_visibility(mesos::DiscoveryInfo::EXTERNAL);
   discovery->set_name(config.framework_name);
   auto* peer = discovery->mutable_ports()->add_ports();
   peer->set_number(m.peer_port);
-  peer->set_name("peer");
+  peer->set_name("etcd-server");
   peer->set_protocol("tcp");
   auto* client = discovery->mutable_ports()->add_ports();
   client->set_number(m.client_port);
-  client->set_name("client");
+  client->set_name("etcd-client");
   client->set_protocol("tcp");
 
   executor::TaskConfig tc;

@@ -625,6 +625,18 @@ void World::Execute(const core::Action& action) {
           After(Ms(50, 2000), [this, a] { Reseed(a); });
         } else if constexpr (std::is_same_v<A, core::Persist>) {
           Persist(a.state);
+        } else if constexpr (std::is_same_v<A, core::TakeBackup>) {
+          // A snapshot streams from a member that answers; one that does not costs a timeout.
+          Hit("shell.backup");
+          Result<core::MemberProbe> r = Probe(a.client_url);
+          Millis d = r.ok() ? Ms(50, 2000) : Ms(300, 1000);
+          ToCore(d, [this, a, ok = r.ok()] {
+            Result<core::BackupDone> done =
+                ok ? Result<core::BackupDone>(core::BackupDone{"sim.db", 1, 1, a.member, "", 0})
+                   : Result<core::BackupDone>(
+                         Error{ErrorCode::kUnavailable, "snapshot: member unreachable"});
+            return core::BackupResult{a.id, done, now_};
+          });
         } else {
           // AnswerAdmin and Note: already in the trace.
         }

@@ -1,4 +1,5 @@
 // Scenario tests of the scheduler core: a script of events, and the exact actions expected.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "scheduler/core/scheduler_core.h"
@@ -475,6 +476,284 @@ TEST_F(CoreTest, TotalLossNeverStartsAnEmptyClusterUntilTheOperatorAsks) {
   EXPECT_TRUE(Has<Revive>(fresh));
   auto relaunch = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
   EXPECT_EQ(All<LaunchMember>(relaunch).size(), 3u);
+}
+
+// ---- Backups and restore ----------------------------------------------------------------------
+
+CoreConfig BackupConfig() {
+  CoreConfig c;
+  c.framework_name = "etcd-test";
+  c.cluster_size = 3;
+  c.reseed_timeout = 60s;
+  c.bootstrap_gather = 3s;
+  c.task_cpus = 1;
+  c.task_mem = 256;
+  c.task_disk = 256;
+  c.backups = true;
+  c.backup_interval = 600s;
+  c.backup_timeout = 20s;
+  return c;
+}
+
+BackupDone Done(const std::string& member, uint64_t revision = 10) {
+  return BackupDone{"etcd-test-20261124T000000Z-rev10-0000000000000001.db",
+                    1234,
+                    revision,
+                    member,
+                    "abc",
+                    1795996800};
+}
+
+TEST_F(CoreTest, PeriodicBackupsComeFromAHealthyFollowerOnSchedule) {
+  core_ = SchedulerCore(BackupConfig());
+  auto launches = Bootstrap();
+  auto first = All<TakeBackup>(Advance(1s));
+  ASSERT_EQ(first.size(), 1u) << "no backup yet: one at once";
+  EXPECT_NE(first[0].member, launches[0].member.name) << "member 1 leads: spare it";
+  EXPECT_EQ(first[0].reason, "periodic");
+  EXPECT_EQ(first[0].client_url, core_.state().members.at(first[0].member).ClientUrl());
+  // One at a time.
+  ProbeAll(1, 101);
+  EXPECT_FALSE(Has<TakeBackup>(Advance(1s)));
+  On(BackupResult{first[0].id, Done(first[0].member), now_});
+  EXPECT_EQ(core_.backups().taken, 1u);
+  ASSERT_TRUE(core_.backups().last.has_value());
+  EXPECT_EQ(core_.backups().last->member, first[0].member);
+  // Not again before the interval; then again.
+  for (int i = 0; i < 9; ++i) {
+    ProbeAll(1, 102);
+    EXPECT_FALSE(Has<TakeBackup>(Advance(60s))) << i;
+  }
+  ProbeAll(1, 103);
+  EXPECT_TRUE(Has<TakeBackup>(Advance(61s)));
+}
+
+TEST_F(CoreTest, AFailedOrHungBackupIsCountedAndRetriedWithinAMinute) {
+  core_ = SchedulerCore(BackupConfig());
+  Bootstrap();
+  auto first = All<TakeBackup>(Advance(1s));
+  ASSERT_EQ(first.size(), 1u);
+  // It hangs: given up after the backup timeout.
+  for (int i = 0; i < 3; ++i) {
+    ProbeAll(1, 101);
+    Advance(5s);
+  }
+  ProbeAll(1, 101);
+  Advance(6s);
+  EXPECT_EQ(core_.backups().failures, 1u);
+  EXPECT_NE(core_.backups().last_error.find("did not finish"), std::string::npos);
+  EXPECT_FALSE(core_.backups().running.has_value());
+  ProbeAll(1, 101);
+  EXPECT_FALSE(Has<TakeBackup>(Advance(30s)));
+  ProbeAll(1, 101);
+  auto retry = All<TakeBackup>(Advance(31s));
+  ASSERT_EQ(retry.size(), 1u);
+  On(BackupResult{retry[0].id, Error{ErrorCode::kDataLoss, "sha256 mismatch"}, now_});
+  EXPECT_EQ(core_.backups().failures, 2u);
+  EXPECT_NE(core_.backups().last_error.find("sha256 mismatch"), std::string::npos);
+  // A late answer of the hung one is ignored if it failed, counted if it wrote a file.
+  On(BackupResult{first[0].id, Error{ErrorCode::kUnavailable, "late"}, now_});
+  EXPECT_EQ(core_.backups().failures, 2u);
+}
+
+TEST_F(CoreTest, NoBackupsWhenTheyAreOffAndTheOperatorIsToldWhy) {
+  Bootstrap();
+  for (int i = 0; i < 5; ++i) {
+    ProbeAll(1, 100);
+    EXPECT_FALSE(Has<TakeBackup>(Advance(3600s)));
+  }
+  auto answer = All<AnswerAdmin>(On(AdminBackup{4, now_}));
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].http_status, 409);
+  EXPECT_NE(answer[0].message.find("--backup-dir"), std::string::npos);
+}
+
+TEST_F(CoreTest, OperatorBackupStartsAtOnceAndOnlyOneRuns) {
+  CoreConfig c = BackupConfig();
+  c.backup_interval = 0s;  // no periodic ones
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  EXPECT_FALSE(Has<TakeBackup>(Advance(1s)));
+  auto asked = On(AdminBackup{4, now_});
+  auto takes = All<TakeBackup>(asked);
+  ASSERT_EQ(takes.size(), 1u);
+  EXPECT_EQ(takes[0].reason, "operator");
+  EXPECT_EQ(All<AnswerAdmin>(asked)[0].http_status, 202);
+  auto again = All<AnswerAdmin>(On(AdminBackup{5, now_}));
+  EXPECT_EQ(again[0].http_status, 409);
+  EXPECT_NE(again[0].message.find("already running"), std::string::npos);
+}
+
+TEST_F(CoreTest, StartedWithARecentBackupWaitsForTheRestOfTheInterval) {
+  core_ = SchedulerCore(BackupConfig());
+  PersistentState state;
+  state.reseed_token = "tok";
+  On(Started{state, now_, Done("etcd-1"), Millis(300'000)});
+  EXPECT_EQ(core_.backups().last->member, "etcd-1");
+  Subscribe();
+  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  uint64_t id = 1;
+  for (const auto& l : launches) {
+    Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
+    ids_[l.member.name] = id++;
+  }
+  ProbeAll(1, 100);
+  EXPECT_FALSE(Has<TakeBackup>(Advance(290s)));
+  ProbeAll(1, 100);
+  EXPECT_TRUE(Has<TakeBackup>(Advance(11s)));
+}
+
+TEST_F(CoreTest, AReseedBacksUpTheBestSurvivorFirstAndWaitsBoundedForIt) {
+  CoreConfig c = BackupConfig();
+  c.backup_interval = 0s;
+  core_ = SchedulerCore(c);
+  auto launches = Bootstrap();
+  Advance(1s);
+  Update(launches[2].member.task_id, mesos::TASK_FAILED, launches[2].member.agent_id);
+  std::map<std::string, uint64_t> index = {{launches[0].member.name, 500},
+                                           {launches[1].member.name, 700}};
+  auto probe = [&] {
+    for (auto& [name, idx] : index) {
+      On(ProbeResult{name, MemberProbe{ids_[name], 0, idx, 3, false, false}, now_});
+    }
+    On(ClusterProbeResult{Error{ErrorCode::kUnavailable, "no leader"}, now_,
+                          core_.membership_epoch()});
+  };
+  probe();
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  probe();
+  Advance(30s);
+  probe();
+  auto due = Advance(31s);
+  EXPECT_FALSE(Has<TriggerReseed>(due)) << "the backup comes first";
+  auto takes = All<TakeBackup>(due);
+  ASSERT_EQ(takes.size(), 1u);
+  EXPECT_EQ(takes[0].member, launches[1].member.name) << "the survivor with the most data";
+  EXPECT_EQ(takes[0].reason, "before reseed");
+  // Nothing else meanwhile; an operator's reseed is told one is on its way.
+  probe();
+  EXPECT_FALSE(Has<TriggerReseed>(Advance(5s)));
+  EXPECT_EQ(All<AnswerAdmin>(On(AdminReseed{9, true, now_}))[0].http_status, 409);
+  // The backup hangs: the reseed goes ahead after the backup timeout, not later.
+  probe();
+  Advance(10s);
+  probe();
+  auto late = Advance(6s);
+  auto triggers = All<TriggerReseed>(late);
+  ASSERT_EQ(triggers.size(), 1u);
+  EXPECT_EQ(triggers[0].name, launches[1].member.name);
+  EXPECT_EQ(core_.backups().failures, 1u);
+}
+
+TEST_F(CoreTest, AManualReseedAnswersAtOnceAndReseedsWhenTheBackupIsWritten) {
+  CoreConfig c = BackupConfig();
+  c.backup_interval = 0s;
+  c.auto_reseed = false;
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  Advance(1s);
+  ProbeAll(0, 100);
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  auto asked = On(AdminReseed{7, false, now_});
+  auto answers = All<AnswerAdmin>(asked);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].http_status, 202);
+  EXPECT_NE(answers[0].message.find("backing up"), std::string::npos);
+  auto takes = All<TakeBackup>(asked);
+  ASSERT_EQ(takes.size(), 1u);
+  EXPECT_FALSE(Has<TriggerReseed>(asked));
+  auto written = On(BackupResult{takes[0].id, Done(takes[0].member), now_});
+  EXPECT_TRUE(Has<TriggerReseed>(written));
+}
+
+TEST_F(CoreTest, RemovingAVoterFromABareQuorumWaitsForABackup) {
+  CoreConfig c = BackupConfig();
+  c.backup_interval = 0s;
+  core_ = SchedulerCore(c);
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member dead = launches[2].member;
+  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  ProbeAll(1, 120, {dead.name});
+  auto tick = Advance(1s);
+  EXPECT_FALSE(Has<ChangeMembership>(tick)) << "two of three left: back up first";
+  auto takes = All<TakeBackup>(tick);
+  ASSERT_EQ(takes.size(), 1u);
+  EXPECT_EQ(takes[0].reason, "before removing voter " + dead.name);
+  ProbeAll(1, 121, {dead.name});
+  EXPECT_FALSE(Has<ChangeMembership>(Advance(1s)));
+  On(BackupResult{takes[0].id, Done(takes[0].member), now_});
+  ProbeAll(1, 122, {dead.name});
+  auto changes = All<ChangeMembership>(Advance(1s));
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+}
+
+TEST_F(CoreTest, RestoreIsRefusedWhileMembersMayLive) {
+  core_ = SchedulerCore(BackupConfig());
+  Bootstrap();
+  Advance(1s);
+  auto refused = On(AdminRestore{3, "b.db", now_});
+  auto answers = All<AnswerAdmin>(refused);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].http_status, 409);
+  EXPECT_NE(answers[0].message.find("may still be alive"), std::string::npos);
+  EXPECT_FALSE(Has<KillTask>(refused));
+  EXPECT_TRUE(core_.state().restore_snapshot.empty());
+}
+
+TEST_F(CoreTest, RestoreAfterTotalLossStartsOneMemberFromTheBackupThenGrows) {
+  core_ = SchedulerCore(BackupConfig());
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  ProbeAll(0, 0, {launches[0].member.name, launches[1].member.name, launches[2].member.name});
+  Advance(1s);
+  ASSERT_TRUE(core_.total_loss());
+  uint64_t generation = core_.state().generation;
+  auto restore = On(AdminRestore{5, "etcd-test-x.db", now_});
+  ASSERT_EQ(All<AnswerAdmin>(restore)[0].http_status, 202);
+  EXPECT_TRUE(Has<Persist>(restore));
+  EXPECT_TRUE(Has<Revive>(restore));
+  EXPECT_EQ(core_.state().generation, generation + 1) << "a fresh cluster token";
+  EXPECT_EQ(core_.state().restore_snapshot, "etcd-test-x.db");
+  EXPECT_FALSE(core_.total_loss());
+  EXPECT_EQ(All<AnswerAdmin>(On(AdminRestore{6, "other.db", now_}))[0].http_status, 409);
+  // One offer is enough: one member starts alone from the backup, on record first.
+  auto launch = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  auto launched = All<LaunchMember>(launch);
+  ASSERT_EQ(launched.size(), 1u);
+  EXPECT_EQ(launched[0].restore_snapshot, "etcd-test-x.db");
+  EXPECT_TRUE(launched[0].new_cluster);
+  EXPECT_EQ(launched[0].initial_cluster,
+            launched[0].member.name + "=" + launched[0].member.PeerUrl());
+  EXPECT_EQ(launched[0].cluster_token, fmt::format("etcd-test-{}", generation + 1));
+  EXPECT_EQ(All<DeclineOffer>(launch).size(), 2u);
+  EXPECT_TRUE(core_.state().restore_snapshot.empty()) << "launched: not again after a restart";
+  // It runs and is healthy alone: the rest join as learners.
+  Update(launched[0].member.task_id, mesos::TASK_RUNNING, launched[0].member.agent_id);
+  ids_.clear();
+  ids_[launched[0].member.name] = 42;
+  ProbeAll(42, 10);
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  auto grow = Offers({MakeOffer(2)});
+  auto adds = All<ChangeMembership>(grow);
+  ASSERT_EQ(adds.size(), 1u);
+  EXPECT_EQ(adds[0].op, MembershipOp::kAddLearner);
+}
+
+TEST_F(CoreTest, RestoreOfAClusterThatNeverStartedLaunchesOnlyTheRestoredMember) {
+  core_ = SchedulerCore(BackupConfig());
+  Start();
+  auto before = On(AdminRestore{1, "b.db", now_});  // --restore-from, before subscribing
+  EXPECT_EQ(All<AnswerAdmin>(before)[0].http_status, 202);
+  Subscribe();
+  auto launched = All<LaunchMember>(Offers({MakeOffer(1)}));
+  ASSERT_EQ(launched.size(), 1u) << "no gather wait for a restore";
+  EXPECT_EQ(launched[0].restore_snapshot, "b.db");
 }
 
 TEST_F(CoreTest, StartFreshIsRefusedWhileMembersMayLive) {

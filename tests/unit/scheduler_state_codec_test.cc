@@ -75,6 +75,7 @@ TEST(SchedulerStateCodec, RoundTripsEveryPersistedField) {
   EXPECT_EQ(decoded->generation, 4u);
   EXPECT_TRUE(decoded->bootstrapped);
   EXPECT_EQ(decoded->reseed_token, "tok-abc");
+  EXPECT_EQ(decoded->restore_snapshot, "");
   EXPECT_EQ(decoded->counters.launched_servers, 1u);
   EXPECT_EQ(decoded->counters.failed_servers, 2u);
   EXPECT_EQ(decoded->counters.lost_servers, 3u);
@@ -86,6 +87,18 @@ TEST(SchedulerStateCodec, RoundTripsEveryPersistedField) {
   EXPECT_EQ(decoded->counters.members_removed, 9u);
   ASSERT_EQ(decoded->members.size(), 2u);
   for (const auto& [name, m] : s.members) ExpectSameMember(decoded->members.at(name), m);
+}
+
+TEST(SchedulerStateCodec, APendingRestoreIsKept) {
+  PersistentState s = Sample();
+  s.restore_snapshot = "etcd-c-20261124T223005Z-rev9-00000000000000ab.db";
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->restore_snapshot, s.restore_snapshot);
+  auto bad = DecodeState(R"({"format":1,"next_member":1,"generation":0,"bootstrapped":false,
+      "reseed_token":"t","counters":{},"members":[],"restore_snapshot":7})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("restore_snapshot"), std::string::npos) << bad.error();
 }
 
 TEST(SchedulerStateCodec, EmptyStateRoundTripsWithoutFrameworkId) {

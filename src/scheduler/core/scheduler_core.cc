@@ -107,6 +107,12 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnAdminReseed(e, out);
         else if constexpr (std::is_same_v<E, AdminStartFresh>)
           OnAdminStartFresh(e, out);
+        else if constexpr (std::is_same_v<E, BackupResult>)
+          OnBackupResult(e, out);
+        else if constexpr (std::is_same_v<E, AdminBackup>)
+          OnAdminBackup(e, out);
+        else if constexpr (std::is_same_v<E, AdminRestore>)
+          OnAdminRestore(e, out);
       },
       event);
   return out;
@@ -131,6 +137,11 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     m.healthy = false;
     m.launched_at = e.now;  // staging timeouts count from now, not from before the restart
     if (m.learner) m.learner_since = e.now;
+  }
+  if (e.newest_backup) backup_status_.last = e.newest_backup;
+  if (e.newest_backup_age) {
+    last_backup_ok_ = e.now - *e.newest_backup_age;
+    last_backup_done_ = last_backup_ok_;
   }
   Say("info",
       fmt::format("loaded state: framework {}, generation {}, {} members",
@@ -178,7 +189,8 @@ void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
 }
 
 bool SchedulerCore::MayAct() const {
-  return started_ && connected_ && !reconciling_ && !reseed_.has_value();
+  return started_ && connected_ && !reconciling_ && !reseed_.has_value() &&
+         !reseed_waiting_.has_value();
 }
 
 // ---- Offers -------------------------------------------------------------------------------
@@ -269,12 +281,15 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   }
   if (gathered_.empty()) return;
   if (!gather_started_) gather_started_ = now;
-  bool enough = static_cast<int>(gathered_.size()) >= config_.cluster_size;
+  // A restore starts one member from the backup; the rest grow back as learners.
+  const bool restoring = !state_.restore_snapshot.empty();
+  const int wanted = restoring ? 1 : config_.cluster_size;
+  bool enough = static_cast<int>(gathered_.size()) >= wanted;
   if (!enough && !Elapsed(gather_started_, now, config_.bootstrap_gather)) return;  // hold briefly
 
   // Launch every member we can place at once, as one static initial cluster: etcd's own
   // bootstrap is the fastest safe way (no membership change needs the 5 s quorum wait).
-  int count = std::min<int>(config_.cluster_size, static_cast<int>(gathered_.size()));
+  int count = std::min<int>(wanted, static_cast<int>(gathered_.size()));
   std::vector<Member> members;
   for (int i = 0; i < count; ++i) {
     Member m = *Place(gathered_[i]);
@@ -290,10 +305,19 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   state_.bootstrapped = true;
   for (const auto& m : members) state_.members[m.name] = m;
   state_.counters.launched_servers += members.size();
+  std::string restore = std::move(state_.restore_snapshot);
+  state_.restore_snapshot.clear();
   Persisted(out);  // on record before launch
   for (int i = 0; i < count; ++i) {
-    out.push_back(
-        LaunchMember{gathered_[i].id().value(), members[i], initial_cluster, true, ClusterToken()});
+    out.push_back(LaunchMember{gathered_[i].id().value(), members[i], initial_cluster, true,
+                               ClusterToken(), restore});
+  }
+  if (!restore.empty()) {
+    Say("warn",
+        fmt::format("restoring generation {} from backup {}: {} starts alone from it, the others "
+                    "join as learners",
+                    state_.generation, restore, members.front().name),
+        out);
   }
   for (size_t i = count; i < gathered_.size(); ++i) {
     out.push_back(DeclineOffer{gathered_[i].id().value(), kTransientRefuseSeconds});
@@ -580,6 +604,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
     HandleOffersForBootstrap({}, now, out);
   }
   Evaluate(now, out);
+  MaybeBackup(now, out);  // after Evaluate: health is known
 }
 
 void SchedulerCore::Evaluate(Time now, Actions& out) {
@@ -598,7 +623,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   if (!MayAct()) return;
   if (livelock_since_ && config_.auto_reseed &&
       Elapsed(livelock_since_, now, config_.reseed_timeout)) {
-    MaybeStartReseed(now, /*manual=*/false, out);
+    BeginReseed(now, /*manual=*/false, out);
     return;
   }
   MaybeRemoveDead(now, out);
@@ -650,6 +675,17 @@ void SchedulerCore::MaybeRemoveDead(Time now, Actions& out) {
         alive_voters += (!m.learner && m.reachable && m.leader != 0) ? 1 : 0;
       }
       if (alive_voters <= (voters - 1) / 2) continue;
+      // Only a bare quorum is left: one more loss during the change costs the cluster. Back up
+      // first (bounded: a failed or timed-out backup lets the change go ahead).
+      bool bare_quorum = alive_voters <= voters / 2 + 1;
+      if (config_.backups && bare_quorum &&
+          !(last_backup_done_ && now - *last_backup_done_ <= config_.backup_fresh)) {
+        if (backup_) return;  // the change waits for it
+        std::string who = ours ? ours->name : em.name;
+        if (StartBackup(now, "before removing voter " + who, /*allow_unhealthy=*/false, out)) {
+          return;
+        }
+      }
     }
     std::string name = ours ? ours->name : em.name;
     in_flight_ = InFlight{MembershipOp::kRemove, name, now};
@@ -926,13 +962,16 @@ void SchedulerCore::OnAdminReseed(const AdminReseed& e, Actions& out) {
   if (!connected_) return answer(503, "not connected to the Mesos master; try again later");
   if (reconciling_) return answer(503, "reconciliation has not settled yet; try again shortly");
   if (reseed_) return answer(409, "a reseed is already running");
+  if (reseed_waiting_) return answer(409, "a reseed is already on its way (backing up first)");
   if (total_loss_) return answer(409, "no member is left to reseed from; see /start-fresh");
   if (healthy_ && !e.force) {
     return answer(409,
                   "the cluster is healthy (" + health_reason_ + "); add force=1 to reseed anyway");
   }
-  MaybeStartReseed(e.now, /*manual=*/true, out);
-  if (reseed_) {
+  BeginReseed(e.now, /*manual=*/true, out);
+  if (reseed_waiting_) {
+    answer(202, "backing up " + backup_->member + " first, then reseeding");
+  } else if (reseed_) {
     answer(202, "reseeding from " + reseed_->candidates.front());
   } else {
     answer(409, "no survivor answers; nothing can be reseeded");
@@ -961,6 +1000,168 @@ void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
       fmt::format("operator asked for a fresh, EMPTY cluster: generation {}", state_.generation),
       out);
   out.push_back(AnswerAdmin{e.request, 202, "starting a fresh, empty cluster"});
+  UpdateOfferInterest(out);
+}
+
+// ---- Backups and restore --------------------------------------------------------------------
+
+const Member* SchedulerCore::BackupSource(bool allow_unhealthy) const {
+  // A healthy follower first (a snapshot costs its member disk and network: spare the leader),
+  // then the healthy leader; when allowed, the reachable member with the highest raft index.
+  const Member* best = nullptr;
+  int best_rank = 99;
+  for (const auto& [name, m] : state_.members) {
+    if (!MaybeAlive(m.task_state) || !m.reachable || m.member_id == 0 || m.learner) continue;
+    int rank = 99;
+    if (m.healthy) {
+      rank = m.member_id != m.leader ? 0 : 1;
+    } else if (allow_unhealthy) {
+      rank = 2;
+    }
+    if (rank == 99) continue;
+    if (best == nullptr || rank < best_rank ||
+        (rank == best_rank && rank == 2 && m.raft_index > best->raft_index)) {
+      best = &m;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
+bool SchedulerCore::StartBackup(Time now, const std::string& reason, bool allow_unhealthy,
+                                Actions& out) {
+  if (!config_.backups || backup_) return false;
+  const Member* source = BackupSource(allow_unhealthy);
+  if (source == nullptr) return false;
+  backup_ = BackupRun{next_backup_id_++, source->name, reason, now};
+  backup_status_.running = source->name + " (" + reason + ")";
+  out.push_back(TakeBackup{backup_->id, source->name, source->ClientUrl(), reason});
+  Say("info", fmt::format("backing up from {} ({})", source->name, reason), out);
+  return true;
+}
+
+void SchedulerCore::MaybeBackup(Time now, Actions& out) {
+  if (!config_.backups) return;
+  if (backup_ && now - backup_->since >= config_.backup_timeout) {
+    ++backup_status_.failures;
+    backup_status_.last_error =
+        fmt::format("the backup from {} ({}) did not finish within {} s", backup_->member,
+                    backup_->reason, config_.backup_timeout.count() / 1000);
+    Say("error", backup_status_.last_error, out);
+    last_backup_failed_ = now;
+    last_backup_done_ = now;
+    BackupFinished(now, out);
+  }
+  if (backup_ || config_.backup_interval.count() == 0 || !healthy_ || reseed_) return;
+  bool due = !last_backup_ok_ || now - *last_backup_ok_ >= config_.backup_interval;
+  Millis retry = std::min<Millis>(config_.backup_interval, Millis(60'000));
+  bool may_retry = !last_backup_failed_ || now - *last_backup_failed_ >= retry;
+  if (due && may_retry) StartBackup(now, "periodic", /*allow_unhealthy=*/false, out);
+}
+
+void SchedulerCore::OnBackupResult(const BackupResult& e, Actions& out) {
+  bool current = backup_ && backup_->id == e.id;
+  if (e.backup.ok()) {
+    // A late success of a backup given up on still counts: its file is there.
+    ++backup_status_.taken;
+    backup_status_.last = *e.backup;
+    last_backup_ok_ = e.now;
+    last_backup_done_ = e.now;
+    Say("info",
+        fmt::format("backup {} written: {} bytes, revision {}, from {}", e.backup->name,
+                    e.backup->size, e.backup->revision, e.backup->member),
+        out);
+  } else if (current) {
+    ++backup_status_.failures;
+    backup_status_.last_error = fmt::format("the backup from {} ({}) failed: {}", backup_->member,
+                                            backup_->reason, e.backup.error().message);
+    last_backup_failed_ = e.now;
+    last_backup_done_ = e.now;
+    Say("error", backup_status_.last_error, out);
+  }
+  if (current) BackupFinished(e.now, out);
+}
+
+void SchedulerCore::BackupFinished(Time now, Actions& out) {
+  backup_.reset();
+  backup_status_.running.reset();
+  if (!reseed_waiting_) return;
+  bool manual = *reseed_waiting_;
+  reseed_waiting_.reset();
+  if (!manual && !livelock_since_) {
+    Say("info", "the livelock ended while backing up; no reseed", out);
+    return;
+  }
+  if (!connected_ || reconciling_ || reseed_ || total_loss_) {
+    Say("warn", "the reseed waiting for its backup cannot start now; it will be asked again", out);
+    return;
+  }
+  MaybeStartReseed(now, manual, out);
+}
+
+void SchedulerCore::BeginReseed(Time now, bool manual, Actions& out) {
+  if (config_.backups) {
+    if (backup_ || StartBackup(now, "before reseed", /*allow_unhealthy=*/true, out)) {
+      reseed_waiting_ = manual;
+      Say("warn",
+          fmt::format("reseed waits for the backup from {} (at most {} s)", backup_->member,
+                      config_.backup_timeout.count() / 1000),
+          out);
+      return;
+    }
+    Say("warn", "no member answers to be backed up before the reseed; reseeding without one", out);
+  }
+  MaybeStartReseed(now, manual, out);
+}
+
+void SchedulerCore::OnAdminBackup(const AdminBackup& e, Actions& out) {
+  auto answer = [&](int code, std::string message) {
+    out.push_back(AnswerAdmin{e.request, code, std::move(message)});
+  };
+  if (!config_.backups) {
+    return answer(409, "backups are off: start the scheduler with --backup-dir");
+  }
+  if (backup_) {
+    return answer(
+        409, "a backup is already running: from " + backup_->member + " (" + backup_->reason + ")");
+  }
+  if (!StartBackup(e.now, "operator", /*allow_unhealthy=*/true, out)) {
+    return answer(503, "no member answers with its member id; nothing to back up from");
+  }
+  answer(202, "backing up from " + backup_->member + "; GET /backups lists it when written");
+}
+
+void SchedulerCore::OnAdminRestore(const AdminRestore& e, Actions& out) {
+  auto answer = [&](int code, std::string message) {
+    out.push_back(AnswerAdmin{e.request, code, std::move(message)});
+  };
+  bool never_started = !state_.bootstrapped && state_.members.empty();
+  if (!state_.restore_snapshot.empty()) {
+    return answer(409, "a restore from " + state_.restore_snapshot + " is already on its way");
+  }
+  if (reconciling_) return answer(503, "reconciliation has not settled yet; try again shortly");
+  if (!total_loss_ && !never_started) {
+    return answer(409, fmt::format("refused: {} members may still be alive; a restore is only for "
+                                   "total cluster loss or a cluster that never started",
+                                   LiveMembers()));
+  }
+  ++state_.generation;  // a fresh cluster token: no member of an older generation can rejoin
+  for (const auto& [name, m] : state_.members) {
+    if (MaybeAlive(m.task_state)) out.push_back(KillTask{m.task_id, m.agent_id, "restore"});
+  }
+  state_.members.clear();
+  state_.bootstrapped = false;
+  state_.restore_snapshot = e.snapshot;
+  total_loss_ = false;
+  view_.reset();
+  ++membership_epoch_;
+  livelock_since_.reset();
+  Persisted(out);
+  Say("warn",
+      fmt::format("operator asked to restore from backup {}: generation {}", e.snapshot,
+                  state_.generation),
+      out);
+  answer(202, "restoring from " + e.snapshot + ": one member starts from it, the rest join");
   UpdateOfferInterest(out);
 }
 

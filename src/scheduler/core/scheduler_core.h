@@ -22,6 +22,15 @@
 
 namespace etcd_mesos::scheduler {
 
+// What the core knows of backups, for /stats, /metrics and the status page.
+struct BackupStatus {
+  uint64_t taken = 0;              // successful since the scheduler started
+  uint64_t failures = 0;           // failed or timed out since the scheduler started
+  std::optional<BackupDone> last;  // the newest successful one (also one found at start)
+  std::string last_error;
+  std::optional<std::string> running;  // "etcd-2 (periodic)" while one is in flight
+};
+
 class SchedulerCore {
  public:
   explicit SchedulerCore(CoreConfig config);
@@ -40,6 +49,7 @@ class SchedulerCore {
   const std::string& health_reason() const { return health_reason_; }
   // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
   uint64_t membership_epoch() const { return membership_epoch_; }
+  const BackupStatus& backups() const { return backup_status_; }
   // Recent notes (newest last), for the status page.
   const std::deque<Note>& notes() const { return notes_; }
 
@@ -73,6 +83,18 @@ class SchedulerCore {
   void OnPersist(const PersistResult& e, Actions& out);
   void OnAdminReseed(const AdminReseed& e, Actions& out);
   void OnAdminStartFresh(const AdminStartFresh& e, Actions& out);
+  void OnBackupResult(const BackupResult& e, Actions& out);
+  void OnAdminBackup(const AdminBackup& e, Actions& out);
+  void OnAdminRestore(const AdminRestore& e, Actions& out);
+
+  // Backups.
+  const Member* BackupSource(bool allow_unhealthy) const;
+  bool StartBackup(Time now, const std::string& reason, bool allow_unhealthy, Actions& out);
+  void MaybeBackup(Time now, Actions& out);
+  void BackupFinished(Time now, Actions& out);
+  // A reseed, after a backup of the best survivor when backups are on (bounded by the backup
+  // timeout: a failed or hung backup does not hold the reseed back for longer).
+  void BeginReseed(Time now, bool manual, Actions& out);
 
   // Decisions.
   bool MayAct() const;  // connected, reconciled, not reseeding
@@ -119,6 +141,20 @@ class SchedulerCore {
   std::optional<Time> gather_started_;
   bool wants_offers_ = true;
   std::deque<Note> notes_;
+
+  struct BackupRun {
+    uint64_t id = 0;
+    std::string member;
+    std::string reason;
+    Time since;
+  };
+  BackupStatus backup_status_;
+  std::optional<BackupRun> backup_;
+  uint64_t next_backup_id_ = 1;
+  std::optional<Time> last_backup_ok_;
+  std::optional<Time> last_backup_failed_;
+  std::optional<Time> last_backup_done_;  // success or failure
+  std::optional<bool> reseed_waiting_;    // a reseed (manual?) waits for the backup in flight
 };
 
 }  // namespace etcd_mesos::scheduler

@@ -42,6 +42,13 @@ struct CoreConfig {
   // Resources of one member's task, and of its executor (both must fit in one offer).
   double task_cpus = 1, task_mem = 1024, task_disk = 4096;
   double executor_cpus = 0.1, executor_mem = 32;
+  // Backups (--backup-dir set): periodic snapshots every backup_interval (0: none periodic), and
+  // one before every reseed and before removing a voter when only a quorum of voters is left.
+  bool backups = false;
+  Millis backup_interval{1'800'000};
+  Millis backup_timeout{120'000};  // a backup not answered by then counts as failed
+  // Before a risky membership change, a backup finished (or failed) within this long will do.
+  Millis backup_fresh{300'000};
 };
 
 // One etcd member as the scheduler knows it: its task and what etcd says about it.
@@ -93,6 +100,19 @@ struct PersistentState {
   bool bootstrapped = false;  // a cluster was ever started in this generation
   std::string reseed_token;
   Counters counters;
+  // A restore the operator asked for and that has not launched yet: the backup file's name in
+  // --backup-dir, launched as the first member of a fresh one-member cluster.
+  std::string restore_snapshot;
+};
+
+// One backup written to --backup-dir, as the shell reports it.
+struct BackupDone {
+  std::string name;  // file name in --backup-dir
+  uint64_t size = 0;
+  uint64_t revision = 0;
+  std::string member;
+  std::string sha256;     // of the whole file, as `sha256sum` prints it
+  int64_t unix_time = 0;  // UTC seconds, as in the name (data from the shell, not a clock read)
 };
 
 // ---- Events: facts the shell reports ---------------------------------------------------------
@@ -100,6 +120,10 @@ struct PersistentState {
 struct Started {
   PersistentState state;
   Time now;
+  // The newest backup already in --backup-dir and how old it is, so that a restarted scheduler
+  // does not back up at once (nor wait a full interval when the last one is old).
+  std::optional<BackupDone> newest_backup;
+  std::optional<Millis> newest_backup_age;
 };
 struct Subscribed {
   std::string framework_id;
@@ -174,6 +198,11 @@ struct PersistResult {
   Status status;
   Time now;
 };
+struct BackupResult {
+  uint64_t id = 0;  // echoes TakeBackup::id
+  Result<BackupDone> backup;
+  Time now;
+};
 
 // Operator commands from the admin API. Each carries an id that the answer echoes.
 struct AdminReseed {
@@ -185,10 +214,23 @@ struct AdminStartFresh {
   uint64_t request = 0;
   Time now;
 };
+// POST /backup: a snapshot now.
+struct AdminBackup {
+  uint64_t request = 0;
+  Time now;
+};
+// POST /restore?name= (or --restore-from at start): the shell has checked the file's checksums;
+// the core decides whether a restore is allowed (total loss, or nothing ever started).
+struct AdminRestore {
+  uint64_t request = 0;
+  std::string snapshot;  // file name in --backup-dir
+  Time now;
+};
 
 using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
                            TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
-                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh>;
+                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
+                           AdminBackup, AdminRestore>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 
@@ -200,6 +242,9 @@ struct LaunchMember {
   std::string initial_cluster;  // "name=http://ip:port,..."
   bool new_cluster = false;     // --initial-cluster-state new (bootstrap) or existing (join)
   std::string cluster_token;
+  // Non-empty: the backup (file name in --backup-dir) the member's data dir is restored from
+  // before etcd first starts, as a one-member new cluster.
+  std::string restore_snapshot;
 };
 struct DeclineOffer {
   std::string offer_id;
@@ -243,6 +288,13 @@ struct TriggerReseed {
 struct Persist {
   PersistentState state;
 };
+// Stream a v3 snapshot from one member into --backup-dir; answered by BackupResult.
+struct TakeBackup {
+  uint64_t id = 0;
+  std::string member;
+  std::string client_url;
+  std::string reason;
+};
 struct AnswerAdmin {
   uint64_t request = 0;
   int http_status = 200;
@@ -255,7 +307,7 @@ struct Note {
 
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
-                            AnswerAdmin, Note>;
+                            AnswerAdmin, Note, TakeBackup>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

@@ -188,6 +188,7 @@ std::string EncodeState(const PersistentState& state) {
       {"counters", counters},
       {"members", members},
   };
+  if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   return j.dump();
 }
 
@@ -227,6 +228,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto token = String(j, "reseed_token", "reseed_token");
   if (!token.ok()) return token.error();
   state.reseed_token = *token;
+  auto restore = String(j, "restore_snapshot", "restore_snapshot", /*required=*/false);
+  if (!restore.ok()) return restore.error();
+  state.restore_snapshot = *restore;
   auto counters = Field(j, "counters", "counters", true);
   if (!counters.ok()) return counters.error();
   if (!(*counters)->is_object()) return Corrupt("counters", "must be an object");

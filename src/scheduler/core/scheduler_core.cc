@@ -303,6 +303,8 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   for (const auto& m : members) refs.push_back(&m);
   std::string initial_cluster = InitialCluster(refs);
   state_.bootstrapped = true;
+  formed_ = false;
+  forming_since_ = now;
   for (const auto& m : members) state_.members[m.name] = m;
   state_.counters.launched_servers += members.size();
   std::string restore = std::move(state_.restore_snapshot);
@@ -541,10 +543,14 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   bool ran = std::any_of(state_.members.begin(), state_.members.end(), [](const auto& kv) {
     return kv.second.task_state == mesos::TASK_RUNNING || Uncertain(kv.second.task_state);
   });
+  // A bootstrap still forming its first quorum (members start one by one, slower on a loaded
+  // host) is not livelock; one that has not formed within the staging timeout is.
+  if (healthy_) formed_ = true;
+  bool forming = !formed_ && forming_since_ && now - *forming_since_ < config_.staging_timeout;
   // Evidence first: right after a reseed or a fresh start etcd's view is not known yet, and a
   // stale failed read must not open a spurious episode.
-  if (!healthy_ && ran && state_.bootstrapped && connected_ && !reconciling_ && !reseed_ &&
-      view_.has_value()) {
+  if (!healthy_ && ran && !forming && state_.bootstrapped && connected_ && !reconciling_ &&
+      !reseed_ && view_.has_value()) {
     if (!livelock_since_) {
       livelock_since_ = now;
       ++state_.counters.cluster_livelocks;

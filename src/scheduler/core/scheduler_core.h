@@ -133,6 +133,11 @@ class SchedulerCore {
   uint64_t membership_epoch_ = 0;
   bool read_ok_ = false;
   std::optional<Time> livelock_since_;
+  // The generation reached health once; until then (and for at most the staging timeout from
+  // forming_since_, the bootstrap's launch) unhealthy is a bootstrap forming, not livelock. A
+  // restarted scheduler does not know, so it assumes formed.
+  bool formed_ = true;
+  std::optional<Time> forming_since_;
   bool total_loss_ = false;
   std::optional<ReseedRun> reseed_;
   std::optional<PendingAdd> pending_add_;

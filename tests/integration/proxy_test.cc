@@ -1,0 +1,479 @@
+// etcd-mesos-proxy end to end: the built binary against the scheduler (shell + core) on
+// etcd-mesos-local with the real executor and real etcd, and etcdctl as the client.
+//   - A client that only knows the proxy's address keeps writing and reading while a member is
+//     killed and replaced and across a reseed; the same proxy process follows both.
+//   - /master/state carries each task's DiscoveryInfo (etcd-server and etcd-client ports), and
+//     `--once --master` reads the members from it.
+//   - Bad flags and unreachable sources end with a clear message and a non-zero exit.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "local/cluster.h"
+#include "net/http.h"
+#include "scheduler/shell/shell.h"
+#include "testing/ports.h"
+#include "testing/process.h"
+#include "testing/tempdir.h"
+
+namespace etcd_mesos::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+struct CommandResult {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
+  int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Etcdctl(const std::string& endpoint, const std::string& args) {
+  return "ETCDCTL_API=3 etcdctl --dial-timeout=2s --command-timeout=3s --endpoints=" + endpoint +
+         " " + args;
+}
+
+// A client that knows only the proxy: puts /px/<n> and reads it back, over and over, from its
+// own thread (the cluster and the scheduler run on the test's thread).
+class Client {
+ public:
+  explicit Client(std::string endpoint) : endpoint_(std::move(endpoint)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Client() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void Pause(bool paused) { paused_ = paused; }
+  std::vector<std::string> Acked() {
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  size_t AckedSince(Clock::time_point t) {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (auto at : acked_at_) n += at >= t ? 1 : 0;
+    return n;
+  }
+  // Reads that gave a wrong value, or none after a few seconds of retries.
+  std::vector<std::string> BadReads() {
+    std::lock_guard lock(mu_);
+    return bad_reads_;
+  }
+
+ private:
+  void Run() {
+    for (int i = 0; !stop_; ++i) {
+      if (paused_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      std::string key = "/px/" + std::to_string(i);
+      if (RunCommand(Etcdctl(endpoint_, "put " + key + " v" + std::to_string(i))).code == 0) {
+        {
+          std::lock_guard lock(mu_);
+          acked_.push_back(key);
+          acked_at_.push_back(Clock::now());
+        }
+        // Read it back at once, through the proxy (a linearizable read). A read may meet the
+        // moment the proxy restarts its grpc-proxy, so it is retried as a client would; a wrong
+        // value is never excused.
+        Read(key, "v" + std::to_string(i) + "\n");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  void Read(const std::string& key, const std::string& want) {
+    CommandResult got;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      got = RunCommand(Etcdctl(endpoint_, "get " + key + " --print-value-only"));
+      if (got.code == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    if (got.code == 0 && got.out == want) return;
+    std::lock_guard lock(mu_);
+    bad_reads_.push_back(key + ": " + got.out);
+  }
+
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
+  std::mutex mu_;
+  std::vector<std::string> acked_;
+  std::vector<Clock::time_point> acked_at_;
+  std::vector<std::string> bad_reads_;
+  std::thread thread_;
+};
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  void StartAll(std::chrono::milliseconds reseed_timeout) {
+    local::LocalClusterOptions options;
+    options.agents = 4;
+    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.first_agent_host = test::AgentHostBase();
+    options.work_dir = dir_.path() / "mesos";
+    options.master.port = 0;
+    options.master.allocation_interval = std::chrono::milliseconds(200);
+    options.master.agent_unreachable_timeout = std::chrono::seconds(5);
+    options.agent.status_update_retry_min = std::chrono::milliseconds(500);
+    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
+    auto master = cluster_->Start();
+    ASSERT_TRUE(master.ok()) << master.error();
+    master_ = *master;
+    // A tiny wrapper stands for the executor so that the agents do not each fetch the
+    // sanitizer build's large binary; what runs is the real executor.
+    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
+    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add);
+    auto parsed = scheduler::shell::ParseFlags(
+        {"--cluster-name=px", "--master=" + master_.ToString(),
+         "--state-dir=" + (dir_.path() / "state").string(), "--cluster-size=3",
+         "--admin-port=" + std::to_string(test::FreePort()), "--cpu-limit=0.5", "--mem-limit=128",
+         "--disk-limit=256", "--executor-bin=" + wrapper.string(), "--probe-interval=500ms",
+         "--bootstrap-gather=2s",
+         "--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"},
+        {{"USER", "root"}}, ".");
+    ASSERT_TRUE(parsed.ok()) << parsed.error();
+    ASSERT_TRUE(scheduler::shell::LoadFiles(parsed->flags.shell).ok());
+    scheduler::shell::SchedulerFlags flags = parsed->flags;
+    flags.core.dead_member_grace = std::chrono::seconds(3);
+    scheduler::shell::SchedulerShell::Options shell_options;
+    shell_options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+    shell_options.client.backoff_min = std::chrono::milliseconds(100);
+    shell_options.client.backoff_max = std::chrono::milliseconds(500);
+    scheduler_ = std::make_unique<scheduler::shell::SchedulerShell>(io_, flags, shell_options);
+    Status s = scheduler_->Start();
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+
+  void TearDown() override {
+    client_.reset();
+    proxy_.reset();
+    if (scheduler_) scheduler_->Stop();
+    scheduler_.reset();
+    if (cluster_) cluster_->Shutdown();
+    io_.run_for(std::chrono::milliseconds(200));
+  }
+
+  bool RunUntil(const std::function<bool()>& done, int seconds) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (!done() && Clock::now() < deadline) io_.run_for(std::chrono::milliseconds(20));
+    return done();
+  }
+
+  // A command that talks to the cluster or the scheduler, run off the test's thread so that
+  // they keep serving meanwhile.
+  CommandResult RunServing(const std::string& command) {
+    auto f = std::async(std::launch::async, [command] { return RunCommand(command); });
+    RunUntil([&] { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }, 120);
+    return f.get();
+  }
+
+  const scheduler::SchedulerCore& core() const { return scheduler_->core(); }
+
+  bool AtSize(int size) const {
+    if (!scheduler_ || !core().healthy()) return false;
+    int voters = 0;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
+    }
+    return voters == size;
+  }
+
+  // What the proxy should point at: the running voters' client URLs, sorted.
+  std::string Voters() const {
+    std::set<std::string> urls;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING && !m.learner) urls.insert(m.ClientUrl());
+    }
+    std::string out;
+    for (const auto& u : urls) out += (out.empty() ? "" : ",") + u;
+    return out;
+  }
+
+  void StartProxy() {
+    listen_ = "127.0.0.1:" + std::to_string(test::FreePort());
+    proxy_log_ = dir_.path() / "proxy.log";
+    proxy_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{PROXY_PATH,
+                                 "--scheduler=http://" + scheduler_->admin_address().ToString(),
+                                 "--listen-addr=" + listen_, "--poll-interval=300ms",
+                                 "--data-dir=" + (dir_.path() / "proxy").string()},
+        proxy_log_);
+  }
+
+  std::string ProxyLog() const {
+    std::ifstream in(proxy_log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // Every "grpc-proxy (pid N) on ADDR -> URLS" line the proxy logged: (pid, urls).
+  std::vector<std::pair<int, std::string>> GrpcProxies() const {
+    static const std::regex line(R"(grpc-proxy \(pid (\d+)\) on \S+ -> (\S+))");
+    std::vector<std::pair<int, std::string>> out;
+    std::string log = ProxyLog();
+    for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
+      out.emplace_back(std::stoi((*it)[1]), (*it)[2]);
+    }
+    return out;
+  }
+  std::string ProxyPointsAt() const {
+    auto all = GrpcProxies();
+    return all.empty() ? "" : all.back().second;
+  }
+
+  // SIGKILLs a member's executor (etcd dies with it), as when its container is lost.
+  void KillMember(const std::string& name) {
+    auto state = cluster_->master().StateJson();
+    for (const auto& t : state["frameworks"][0]["tasks"]) {
+      if (t["name"].get<std::string>().rfind(name + " ", 0) == 0) {
+        Status s = cluster_->KillExecutor(t["executor_id"].get<std::string>());
+        ASSERT_TRUE(s.ok()) << s.error();
+        return;
+      }
+    }
+    FAIL() << "no task for " << name;
+  }
+
+  test::TempDir dir_{"em-proxy"};
+  boost::asio::io_context io_;
+  HostPort master_;
+  std::unique_ptr<local::LocalCluster> cluster_;
+  std::unique_ptr<scheduler::shell::SchedulerShell> scheduler_;
+  std::string listen_;
+  std::filesystem::path proxy_log_;
+  std::unique_ptr<test::ChildProcess> proxy_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ProxyTest, AClientOfTheProxyKeepsWorkingAcrossAHealAndAReseed) {
+  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(5)));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
+  ASSERT_NO_FATAL_FAILURE(StartProxy());
+  ASSERT_TRUE(RunUntil([&] { return ProxyPointsAt() == Voters(); }, 30)) << ProxyLog();
+  client_ = std::make_unique<Client>(listen_);
+  ASSERT_TRUE(RunUntil([&] { return client_->Acked().size() >= 3; }, 30)) << ProxyLog();
+
+  // One member lost with its executor: writes go on through the proxy while it is replaced,
+  // and the proxy moves to the new member set.
+  std::string victim = core().state().members.begin()->first;
+  std::string victim_url = core().state().members.begin()->second.ClientUrl();
+  size_t proxies_before = GrpcProxies().size();
+  auto killed = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  auto healed = Clock::now();
+  EXPECT_GE(client_->AckedSince(killed) - client_->AckedSince(healed), 1u)
+      << "no write got through while a member was being replaced";
+  ASSERT_TRUE(RunUntil([&] { return ProxyPointsAt() == Voters(); }, 30))
+      << "the proxy did not follow the replacement: " << ProxyLog();
+  // The replacement may reuse the dead member's host and ports; in between, the proxy was
+  // pointed at the survivors alone.
+  bool followed_removal = false;
+  auto proxies = GrpcProxies();
+  for (size_t i = proxies_before; i < proxies.size(); ++i) {
+    followed_removal |= proxies[i].second.find(victim_url) == std::string::npos;
+  }
+  EXPECT_TRUE(followed_removal) << victim_url << " was never dropped: " << ProxyLog();
+  ASSERT_TRUE(RunUntil([&] { return client_->AckedSince(healed) >= 3; }, 30)) << ProxyLog();
+
+  // A majority lost: after the reseed the same proxy process serves the new cluster. The client
+  // pauses first so that what it was told is written has reached the survivor.
+  client_->Pause(true);
+  io_.run_for(std::chrono::milliseconds(1500));
+  std::vector<std::string> names;
+  for (const auto& [name, m] : core().state().members) names.push_back(name);
+  ASSERT_NO_FATAL_FAILURE(KillMember(names[0]));
+  ASSERT_NO_FATAL_FAILURE(KillMember(names[1]));
+  client_->Pause(false);
+  ASSERT_TRUE(RunUntil([&] { return core().state().counters.cluster_reseeds >= 1; }, 60))
+      << core().health_reason();
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
+  auto reseeded = Clock::now();
+  ASSERT_TRUE(RunUntil([&] { return ProxyPointsAt() == Voters(); }, 30))
+      << "the proxy did not follow the reseed: " << ProxyLog();
+  ASSERT_TRUE(RunUntil([&] { return client_->AckedSince(reseeded) >= 3; }, 60)) << ProxyLog();
+  client_->Stop();
+
+  // Every write the client was told succeeded is there, read through the proxy.
+  auto keys = RunServing(Etcdctl(listen_, "get /px/ --prefix --keys-only"));
+  ASSERT_EQ(keys.code, 0) << keys.out;
+  for (const auto& key : client_->Acked()) {
+    EXPECT_NE(keys.out.find(key + "\n"), std::string::npos) << key << " was lost";
+  }
+  EXPECT_EQ(client_->BadReads(), std::vector<std::string>{})
+      << "a read through the proxy missed a write just made";
+
+  // One proxy process all along, and it restarted its grpc-proxy for each change.
+  EXPECT_TRUE(proxy_->Running()) << ProxyLog();
+  auto children = GrpcProxies();
+  EXPECT_GE(children.size(), 3u) << ProxyLog();
+  for (const auto& [pid, urls] : children)
+    std::printf("[proxy] grpc-proxy %d -> %s\n", pid, urls.c_str());
+  EXPECT_NE(ProxyLog().find("members changed"), std::string::npos);
+
+  // SIGTERM stops it and its grpc-proxy; nothing is left behind.
+  int status = proxy_->Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << ProxyLog();
+  for (const auto& [pid, urls] : children) {
+    EXPECT_TRUE(::kill(pid, 0) != 0 && errno == ESRCH) << "grpc-proxy " << pid << " survived";
+  }
+}
+
+TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
+  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(240)));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
+
+  // /master/state over HTTP, as mesos-dns reads it.
+  std::optional<Result<net::HttpResponse>> got;
+  net::HttpRequest req;
+  req.endpoint = master_;
+  req.target = "/master/state";
+  net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+  ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 10));
+  ASSERT_TRUE(got->ok()) << got->error();
+  json state = json::parse((*got)->body);
+  ASSERT_EQ(state["frameworks"].size(), 1u);
+  const json& fw = state["frameworks"][0];
+  EXPECT_EQ(fw["name"], "etcd-px");
+  int checked = 0;
+  for (const auto& [name, m] : core().state().members) {
+    const json* task = nullptr;
+    for (const auto& t : fw["tasks"]) {
+      if (t["id"] == m.task_id) task = &t;
+    }
+    ASSERT_NE(task, nullptr) << name;
+    ASSERT_TRUE(task->contains("discovery")) << task->dump();
+    const json& d = (*task)["discovery"];
+    EXPECT_EQ(d["name"], "etcd-px");
+    EXPECT_EQ(d["visibility"], "EXTERNAL");
+    const json& ports = d["ports"]["ports"];
+    ASSERT_EQ(ports.size(), 2u) << d.dump();
+    EXPECT_EQ(ports[0],
+              json({{"number", m.peer_port}, {"name", "etcd-server"}, {"protocol", "tcp"}}));
+    EXPECT_EQ(ports[1],
+              json({{"number", m.client_port}, {"name", "etcd-client"}, {"protocol", "tcp"}}));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);
+
+  // --once reads the same members from the master as from the scheduler.
+  std::string proxy = PROXY_PATH;
+  auto from_master = RunServing(proxy + " --once --wait=10s --master=" + master_.ToString() +
+                                " --framework-name=etcd-px --log-level=error");
+  EXPECT_EQ(from_master.code, 0) << from_master.out;
+  EXPECT_EQ(from_master.out, Voters() + "\n");
+  auto from_scheduler = RunServing(proxy + " --once --wait=10s --log-level=error --scheduler=" +
+                                   scheduler_->admin_address().ToString());
+  EXPECT_EQ(from_scheduler.code, 0) << from_scheduler.out;
+  EXPECT_EQ(from_scheduler.out, Voters() + "\n");
+  // And what it prints is what etcdctl takes.
+  auto health =
+      RunServing("ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$(" + proxy +
+                 " --once --log-level=error --scheduler=" + scheduler_->admin_address().ToString() +
+                 ") etcdctl endpoint health");
+  EXPECT_EQ(health.code, 0) << health.out;
+  EXPECT_EQ(std::count(health.out.begin(), health.out.end(), '\n'), 3) << health.out;
+
+  // A framework that is not there is named, with what is.
+  auto missing = RunServing(proxy + " --once --wait=1s --master=" + master_.ToString() +
+                            " --framework-name=etcd-nope");
+  EXPECT_EQ(missing.code, 1) << missing.out;
+  EXPECT_NE(missing.out.find("no framework named 'etcd-nope'"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.out.find("etcd-px"), std::string::npos) << missing.out;
+}
+
+// A port nobody listens on, for "unreachable".
+uint16_t DeadPort() { return test::FreePort(); }
+
+TEST(ProxyCommandLine, BadFlagsAndUnreachableSourcesFailClearly) {
+  std::string proxy = PROXY_PATH;
+  struct Case {
+    std::string args;
+    int code;
+    std::vector<std::string> says;
+  };
+  std::string dead = "127.0.0.1:" + std::to_string(DeadPort());
+  std::vector<Case> cases = {
+      {"", 2, {"exactly one of --scheduler"}},
+      {"--scheduler=http://a:1 --master=b:2", 2, {"exactly one of"}},
+      {"--scheduler=" + dead + " --listen-addr=nowhere", 2, {"--listen-addr=nowhere"}},
+      {"--scheduler=" + dead + " --wait=soon", 2, {"--wait"}},
+      {"--scheduler=" + dead + " --frobnicate", 2, {"frobnicate"}},
+      {"--scheduler=" + dead + " --once --wait=1s",
+       1,
+       {"no etcd cluster found within --wait=1.0s", dead, "Connection refused"}},
+      {"--master=" + dead + " --framework-name=etcd-x --wait=1s",
+       1,
+       {"no etcd cluster found", "Mesos master " + dead, "Connection refused"}},
+      {"--scheduler=" + dead + " --etcd-bin=/nonexistent/etcd", 1, {"--etcd-bin", "not an"}},
+  };
+  for (const auto& c : cases) {
+    auto t0 = Clock::now();
+    auto r = RunCommand(proxy + " " + c.args);
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.out;
+    for (const auto& s : c.says) {
+      EXPECT_NE(r.out.find(s), std::string::npos) << c.args << " should say '" << s << "':\n"
+                                                  << r.out;
+    }
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(15)) << c.args << " took too long";
+  }
+
+  // A listen address already taken is named before anything starts.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  auto busy = RunCommand(proxy + " --scheduler=" + dead +
+                         " --listen-addr=127.0.0.1:" + std::to_string(ntohs(sa.sin_port)));
+  ::close(fd);
+  EXPECT_EQ(busy.code, 1) << busy.out;
+  EXPECT_NE(busy.out.find("cannot listen there"), std::string::npos) << busy.out;
+
+  auto help = RunCommand(proxy + " --help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("ETCDCTL_ENDPOINTS=$(etcd-mesos-proxy --once"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace etcd_mesos::proxy

@@ -12,6 +12,8 @@
 
 #include "mesos/task_state.h"
 #include "scheduler/core/scheduler_core.h"
+#include "sim/etcd_model.h"
+#include "sim/store_model.h"
 
 namespace etcd_mesos::sim {
 namespace {
@@ -29,10 +31,17 @@ constexpr Millis kAllocationInterval{1000};
 constexpr Millis kAgentPingTimeout{15'000};  // an agent silent this long is unreachable
 constexpr uint16_t kPortBegin = 31000;
 constexpr uint16_t kPortEnd = 31099;
-constexpr uint64_t kLearnerCatchUpPerStep = 400;
+constexpr uint64_t kLearnerCatchUpPerStep = 400;  // as MembershipModel's, in etcd_model.cc
 // Long enough for the scheduler to see a change: a probe interval, a failed probe's timeout and
 // one more probe interval.
 constexpr Millis kSettle{3'000};
+// The scheduler shell's use of its store (src/scheduler/shell/shell.cc): where the state lives,
+// how often and how patiently a write is retried, and the decline filter of a launch not made.
+constexpr char kStatePath[] = "/etcd-sim/state";
+constexpr int kStoreAttempts = 6;
+constexpr Millis kStoreBackoff{250};
+constexpr Millis kLoadBackoffMax{8'000};
+constexpr double kLaunchRefuseSeconds = 1;
 
 bool Terminal(mesos::TaskState s) { return mesos_facts::IsTerminalState(s); }
 
@@ -130,12 +139,7 @@ class World {
     Time changed_at;  // it started, died, moved or its connectivity changed
     std::string PeerUrl() const { return fmt::format("http://{}:{}", host, peer_port); }
   };
-  struct Entry {
-    uint64_t id = 0;
-    std::string name;  // empty until the member started
-    std::string peer_url;
-    bool learner = false;
-  };
+  using Entry = ModelMember;
   struct Cluster {
     uint64_t uid = 0;
     std::string key;  // token|initial-cluster of a static bootstrap; empty for a reseed
@@ -180,8 +184,23 @@ class World {
   void CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
                   const AdminFacts& admin);
   void RunActions();
-  void Execute(const core::Action& action);
-  void Persist(const core::PersistentState& state);
+  void Execute(const core::Action& action, uint64_t batch);
+
+  // ---- The store, and the shell's use of it ----------------------------------------------
+  // One store operation of the running scheduler: the request travels to the store, is applied
+  // there, and the answer travels back; either way the connection may be lost (the client then
+  // answers kUnavailable, and for a lost answer nobody knows whether the write was applied).
+  using StoreAnswer = std::function<void(Result<store::Record>)>;
+  void StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer answer);
+  bool StoreDown() const { return now_ < store_down_until_; }
+  Millis StoreLatency() { return now_ < store_slow_until_ ? Ms(100, 3000) : Ms(1, 40); }
+  // The store applies a write of the state node; the stored state must not go backwards.
+  Result<store::Record> ApplyStateWrite(bool create, std::string data, int64_t version);
+  std::optional<core::PersistentState> StoredState() const;
+  // The shell: LoadState at start, DoPersist/WriteState for a Persist action.
+  void LoadState(uint64_t epoch, int attempt);
+  void Persist(const core::PersistentState& state, uint64_t batch);
+  void WriteState(const std::string& data, int attempt, std::function<void(Status)> done);
 
   // ---- Mesos ------------------------------------------------------------------------------
   bool Visible(const Agent& a) const { return a.up && !a.master_cut && !a.net_cut; }
@@ -226,6 +245,7 @@ class World {
   // ---- Faults and phases ------------------------------------------------------------------
   void NextFault();
   void InjectFault();
+  void InjectStoreFault();
   void StartCalm();
   bool Healed() const;
   void CheckWorld();
@@ -265,11 +285,26 @@ class World {
   // The scheduler process and its shell.
   std::unique_ptr<core::SchedulerCore> core_;
   uint64_t epoch_ = 0;
-  std::deque<core::Action> actions_;
+  struct Queued {
+    core::Action action;
+    uint64_t batch = 0;  // the Handle call that asked for it
+  };
+  std::deque<Queued> actions_;
+  uint64_t next_batch_ = 0;
+  std::set<uint64_t> failed_batches_;  // batches whose state write failed: they launch nothing
   bool persist_in_flight_ = false;
-  uint64_t write_seq_ = 0;
-  std::set<uint64_t> lost_writes_;
-  std::optional<core::PersistentState> stored_;
+
+  // The store and its faults. Each state write's data names the state it encodes.
+  StoreModel store_;
+  std::map<std::string, core::PersistentState> encoded_;
+  uint64_t next_encoding_ = 0;
+  int64_t state_version_ = -1;  // the running shell's idea of the state node's version
+  uint64_t next_store_op_ = 0;
+  std::set<uint64_t> store_ops_in_flight_;  // requests sent and not yet at the store
+  std::set<uint64_t> store_ops_dropped_;    // of those, the ones a scheduler crash lost
+  Time store_down_since_;                   // the latest loss of connection or session began
+  Time store_down_until_;                   // and lasts until then
+  Time store_slow_until_;
   std::optional<Time> livelocked_since_;
   uint64_t admin_requests_ = 0;
   std::optional<Time> operator_asked_;
@@ -351,17 +386,36 @@ void World::Fail(Violation v) {
 
 void World::StartScheduler() {
   ++epoch_;
-  core_ = std::make_unique<core::SchedulerCore>(config_);
-  core::PersistentState state;
-  if (stored_) {
-    state = *stored_;
-  } else {
-    state.reseed_token = fmt::format("token-{}", seed_);
-  }
-  Trace(fmt::format("scheduler starts (epoch {})", epoch_));
-  Deliver(core::Started{state, now_});
-  uint64_t epoch = epoch_;
-  After(Ms(100, 2000), [this, epoch] { Subscribe(epoch); });
+  state_version_ = -1;
+  failed_batches_.clear();
+  Trace(fmt::format("scheduler starts (epoch {}) and reads its state", epoch_));
+  LoadState(epoch_, 0);
+}
+
+// As the shell's LoadState: read the state node; absent means a first start; any other failure
+// is retried with a growing delay. Only then does the core start and the master hear from us.
+void World::LoadState(uint64_t epoch, int attempt) {
+  StoreCall([this] { return store_.Get(kStatePath); },
+            [this, epoch, attempt](Result<store::Record> r) {
+              if (epoch != epoch_) return;
+              core::PersistentState state;
+              if (r.ok()) {
+                state = encoded_.at(r->data);
+                state_version_ = r->version;
+              } else if (r.error().code != ErrorCode::kNotFound) {
+                Hit("shell.load_retried");
+                Millis delay =
+                    std::min(kStoreBackoff * (1 << std::min(attempt, 5)), kLoadBackoffMax);
+                After(delay, [this, epoch, attempt] {
+                  if (epoch == epoch_) LoadState(epoch, attempt + 1);
+                });
+                return;
+              }
+              if (state.reseed_token.empty()) state.reseed_token = fmt::format("token-{}", seed_);
+              core_ = std::make_unique<core::SchedulerCore>(config_);
+              Deliver(core::Started{state, now_});
+              After(Ms(100, 2000), [this, epoch] { Subscribe(epoch); });
+            });
 }
 
 void World::CrashScheduler() {
@@ -370,9 +424,14 @@ void World::CrashScheduler() {
   core_.reset();
   ++epoch_;
   actions_.clear();
-  if (persist_in_flight_ && Chance(0.5)) {
-    lost_writes_.insert(write_seq_);  // died before the store took it
-    Hit("store.write_lost_in_crash");
+  // Requests on their way to the store either got there before the process died or not.
+  for (uint64_t op : store_ops_in_flight_) {
+    if (Chance(0.5)) {
+      store_ops_dropped_.insert(op);
+      Hit("store.request_lost_in_crash");
+    } else {
+      Hit("store.request_landed_after_crash");
+    }
   }
   persist_in_flight_ = false;
   livelocked_since_.reset();
@@ -488,11 +547,12 @@ void World::Deliver(const core::Event& event) {
   core::Actions out = core_->Handle(event);
   if (options_.tamper) options_.tamper(*core_, out);
   CheckBatch(event, out, was_reseeding, admin);
+  uint64_t batch = ++next_batch_;
   for (auto& a : out) {
     Hash(a.index());
     std::string what = Describe(a);
     if (!what.empty()) Trace(std::move(what));
-    actions_.push_back(std::move(a));
+    actions_.push_back({std::move(a), batch});
   }
   if (core_->livelocked()) {
     if (!livelocked_since_) livelocked_since_ = now_;
@@ -552,34 +612,161 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
 }
 
 void World::RunActions() {
-  while (!actions_.empty() && !persist_in_flight_ && !done_) {
-    core::Action a = std::move(actions_.front());
+  while (!actions_.empty() && !persist_in_flight_ && !done_ && core_) {
+    Queued q = std::move(actions_.front());
     actions_.pop_front();
-    Execute(a);
+    // As the shell: of two writes in a row, the later one carries everything the earlier did.
+    if (std::holds_alternative<core::Persist>(q.action) && !actions_.empty() &&
+        std::holds_alternative<core::Persist>(actions_.front().action)) {
+      Hit("shell.persist_coalesced");
+      continue;
+    }
+    Execute(q.action, q.batch);
   }
 }
 
-void World::Persist(const core::PersistentState& state) {
-  persist_in_flight_ = true;
-  uint64_t write = ++write_seq_;
+// ---- The store ----------------------------------------------------------------------------
+
+void World::StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer answer) {
   uint64_t epoch = epoch_;
-  After(Ms(1, 80), [this, write, epoch, state] {
-    if (lost_writes_.count(write)) return;
-    if (auto v = CheckStoreWrite(stored_, state)) return Fail(*v);
-    stored_ = state;
-    if (epoch != epoch_) return;  // the writer crashed; the write landed anyway
+  auto reply = [this, epoch, answer](Millis after, Result<store::Record> r,
+                                     std::optional<Time> applied_at = std::nullopt) {
+    After(after, [this, epoch, answer, r, applied_at] {
+      if (epoch != epoch_) return;
+      if (applied_at && store_down_since_ > *applied_at) {
+        // The connection broke while the answer travelled: the client cannot know the outcome.
+        Hit(r.ok() ? "store.answer_lost_applied" : "store.answer_lost");
+        return answer(Error{ErrorCode::kUnavailable, "store: connection loss, outcome unknown"});
+      }
+      answer(r);
+    });
+  };
+  if (StoreDown()) {
+    // No connection: the client waits its bounded time for one, then says "retry later".
+    Hit("store.op_without_connection");
+    return reply(Ms(200, 2000), Error{ErrorCode::kUnavailable, "store: connection loss"});
+  }
+  uint64_t op = ++next_store_op_;
+  store_ops_in_flight_.insert(op);
+  After(StoreLatency(), [this, op, apply, reply] {
+    store_ops_in_flight_.erase(op);
+    if (store_ops_dropped_.erase(op)) return;  // the scheduler died before sending it
+    if (StoreDown()) {
+      Hit("store.request_lost");
+      return reply(Ms(1, 500), Error{ErrorCode::kUnavailable, "store: connection loss"});
+    }
+    Result<store::Record> r = apply();
+    if (done_) return;
+    Time applied_at = now_;
+    if (!calm_ && Chance(0.01)) {
+      // The connection breaks just after the store applied the request.
+      Hit("fault.store_connection_loss_mid_op");
+      store_down_since_ = now_ + Millis(1);
+      store_down_until_ = std::max(store_down_until_, now_ + Ms(100, 2'000));
+    }
+    reply(StoreLatency(), r, applied_at);
+  });
+}
+
+std::optional<core::PersistentState> World::StoredState() const {
+  auto r = store_.Get(kStatePath);
+  if (!r.ok()) return std::nullopt;
+  return encoded_.at(r->data);
+}
+
+Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int64_t version) {
+  std::optional<core::PersistentState> before = StoredState();
+  Result<store::Record> r =
+      create ? store_.Create(kStatePath, data) : store_.Set(kStatePath, data, version);
+  if (!r.ok()) {
+    Hit("store.write_" + std::string(ErrorCodeName(r.error().code)));
+    return r;
+  }
+  Hit("store.write_applied");
+  if (auto v = CheckStoreWrite(before, encoded_.at(data))) Fail(*v);
+  return r;
+}
+
+void World::Persist(const core::PersistentState& state, uint64_t batch) {
+  persist_in_flight_ = true;
+  if (!calm_ && Chance(0.02)) {
+    // The scheduler dies with its write on the way (which then lands or not; CrashScheduler).
+    Hit("fault.scheduler_crash_mid_write");
+    uint64_t epoch = epoch_;
+    After(Ms(0, 30), [this, epoch] {
+      if (epoch == epoch_ && core_) CrashScheduler();
+    });
+  }
+  std::string data = fmt::format("state#{}", ++next_encoding_);
+  encoded_[data] = state;
+  WriteState(data, 0, [this, batch](Status s) {
     persist_in_flight_ = false;
-    Deliver(core::PersistResult{OkStatus(), now_});
+    if (!s.ok()) {
+      Hit("shell.persist_failed");
+      failed_batches_.insert(batch);
+    }
+    Deliver(core::PersistResult{s, now_});
     RunActions();
   });
 }
 
-void World::Execute(const core::Action& action) {
+// As the shell's WriteState: compare-and-set on the version it knows; a conflict (or a node
+// that is there when it thought not, or gone) means someone else wrote: learn the version and
+// write again; anything else is retried with backoff, up to kStoreAttempts in all.
+void World::WriteState(const std::string& data, int attempt, std::function<void(Status)> done) {
+  uint64_t epoch = epoch_;
+  auto retry = [this, data, attempt, done, epoch](const Error& e) {
+    if (attempt + 1 >= kStoreAttempts) return done(e);
+    Hit("shell.write_retried");
+    After(kStoreBackoff * (1 << attempt), [this, data, attempt, done, epoch] {
+      if (epoch == epoch_) WriteState(data, attempt + 1, done);
+    });
+  };
+  auto written = [this, retry, done](Result<store::Record> r) {
+    if (r.ok()) {
+      state_version_ = r->version;
+      return done(OkStatus());
+    }
+    ErrorCode code = r.error().code;
+    if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
+        code == ErrorCode::kNotFound) {
+      Hit("shell.write_conflict_reread");
+      StoreCall([this] { return store_.Get(kStatePath); },
+                [this, retry, error = r.error()](Result<store::Record> cur) {
+                  state_version_ = cur.ok() ? cur->version : -1;
+                  retry(error);
+                });
+      return;
+    }
+    retry(r.error());
+  };
+  bool create = state_version_ < 0;
+  int64_t version = state_version_;
+  StoreCall([this, create, data, version] { return ApplyStateWrite(create, data, version); },
+            written);
+}
+
+void World::Execute(const core::Action& action, uint64_t batch) {
   uint64_t session = session_;
   std::visit(
       [&](const auto& a) {
         using A = std::decay_t<decltype(a)>;
         if constexpr (std::is_same_v<A, core::LaunchMember>) {
+          if (failed_batches_.count(batch)) {
+            // As the shell: a task whose state write failed is not on record and must not start.
+            Hit("shell.launch_skipped_write_failed");
+            Trace("shell: not launching " + a.member.name + ": the state write before it failed");
+            After(Ms(1, 50), [this, offer = a.offer_id, session] {
+              if (session != session_) return;
+              auto it = offers_.find(offer);
+              if (it == offers_.end()) return;
+              agents_[it->second].offer.reset();
+              agents_[it->second].filtered_until =
+                  now_ + Millis(static_cast<int64_t>(kLaunchRefuseSeconds * 1000));
+              offers_.erase(it);
+            });
+            return;
+          }
           if (calm_) launched_in_calm_ = true;
           After(Ms(1, 50), [this, a, session] { Launch(a, session); });
         } else if constexpr (std::is_same_v<A, core::DeclineOffer>) {
@@ -624,7 +811,7 @@ void World::Execute(const core::Action& action) {
         } else if constexpr (std::is_same_v<A, core::TriggerReseed>) {
           After(Ms(50, 2000), [this, a] { Reseed(a); });
         } else if constexpr (std::is_same_v<A, core::Persist>) {
-          Persist(a.state);
+          Persist(a.state, batch);
         } else if constexpr (std::is_same_v<A, core::TakeBackup>) {
           // A snapshot streams from a member that answers; one that does not costs a timeout.
           Hit("shell.backup");
@@ -1233,66 +1420,42 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
     f.running_voters_after = RunningVoters(c, entry->id);
     if (auto v = CheckMembershipChange(f)) return Fail(*v);
   }
-  switch (change.op) {
-    case core::MembershipOp::kAddLearner: {
-      bool learner =
-          std::any_of(c.members.begin(), c.members.end(), [](const Entry& e) { return e.learner; });
-      bool taken = std::any_of(c.members.begin(), c.members.end(),
-                               [&](const Entry& e) { return e.peer_url == change.peer_url; });
-      if (learner) {
-        status = Error{ErrorCode::kRefused, "etcdserver: too many learner members in cluster"};
-      } else if (taken) {
-        status = Error{ErrorCode::kAlreadyExists, "etcdserver: Peer URLs already exists"};
-      } else {
-        member_id = next_member_id_++;
-        c.members.push_back({member_id, "", change.peer_url, true});
-      }
-      return answer();
+  // etcd's rules (etcd_model.h) decide the answer; the world adds what a change does to the
+  // processes, and judges a promotion as etcd applies it.
+  ChangeContext context;
+  context.commit = c.commit;
+  context.running_voters = [this, &c](uint64_t except) { return RunningVoters(c, except); };
+  context.learner_index = [this, &c](uint64_t id) -> uint64_t {
+    for (const auto& q : processes_) {
+      if (q.alive && q.cluster == c.uid && q.member_id == id && Connected(q)) return q.index;
     }
+    return 0;
+  };
+  bool had_quorum = HasQuorum(c);
+  int running_before = RunningVoters(c);
+  uint64_t new_id = change.op == core::MembershipOp::kAddLearner ? next_member_id_ : 0;
+  Result<uint64_t> applied = ApplyMembershipChange(c.members, change.op, change.member_id,
+                                                   change.peer_url, new_id, context);
+  if (!applied.ok()) {
+    status = applied.error();
+    return answer();
+  }
+  switch (change.op) {
+    case core::MembershipOp::kAddLearner:
+      member_id = next_member_id_++;
+      break;
     case core::MembershipOp::kPromote: {
-      if (entry == c.members.end()) {
-        status = Error{ErrorCode::kNotFound, "etcdserver: member not found"};
-      } else if (!entry->learner) {
-        status =
-            Error{ErrorCode::kInvalidArgument, "etcdserver: can only promote a learner member"};
-      } else {
-        const Process* p = nullptr;
-        for (const auto& q : processes_) {
-          if (q.alive && q.cluster == c.uid && q.member_id == entry->id && Connected(q)) p = &q;
-        }
-        if (p == nullptr || p->index * 10 < c.commit * 9) {
-          status = Error{ErrorCode::kRefused,
-                         "etcdserver: can only promote a learner member which is in sync with "
-                         "leader"};
-        } else {
-          ChangeFacts f;
-          f.op = change.op;
-          f.name = change.name;
-          f.had_quorum = HasQuorum(c);
-          f.voters_after = voters + 1;
-          f.running_voters_after = RunningVoters(c) + 1;
-          if (auto v = CheckMembershipChange(f)) return Fail(*v);
-          entry->learner = false;
-        }
-      }
-      return answer();
+      ChangeFacts f;
+      f.op = change.op;
+      f.name = change.name;
+      f.had_quorum = had_quorum;
+      f.voters_after = voters + 1;
+      f.running_voters_after = running_before + 1;
+      if (auto v = CheckMembershipChange(f)) return Fail(*v);
+      break;
     }
     case core::MembershipOp::kRemove: {
-      if (entry == c.members.end()) {
-        status = Error{ErrorCode::kNotFound, "etcdserver: member not found"};
-        return answer();
-      }
-      if (!entry->learner) {
-        // etcd's --strict-reconfig-check: never remove a voter if the rest would lack quorum.
-        int after = voters - 1;
-        if (after > 0 && RunningVoters(c, entry->id) * 2 <= after) {
-          status = Error{ErrorCode::kRefused,
-                         "etcdserver: re-configuration failed due to not enough started members"};
-          return answer();
-        }
-      }
-      uint64_t id = entry->id;
-      c.members.erase(entry);
+      uint64_t id = *applied;
       if (c.leader == id) c.leader = 0;
       // A removed member learns it and stops.
       for (const auto& p : processes_) {
@@ -1302,9 +1465,10 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
           ProcessDies(task, mesos::TASK_FAILED, "etcd: the member has been permanently removed");
         });
       }
-      return answer();
+      break;
     }
   }
+  return answer();
 }
 
 void World::Reseed(const core::TriggerReseed& reseed) {
@@ -1350,7 +1514,7 @@ void World::InjectFault() {
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
-  switch (Uniform(0, 9)) {
+  switch (Uniform(0, 10)) {
     case 0:
     case 1: {  // the machine dies; its processes with it; it reboots later as a new agent
       if (!agent_ok) return;
@@ -1413,6 +1577,9 @@ void World::InjectFault() {
       After(Ms(500, 10'000), [this, epoch] { Subscribe(epoch); });
       return;
     }
+    case 9:
+    case 10:
+      return InjectStoreFault();
     case 8: {  // the operator asks for a reseed
       if (!core_ || !Chance(0.3)) return;
       Hit("fault.admin_reseed");
@@ -1424,12 +1591,42 @@ void World::InjectFault() {
   }
 }
 
+void World::InjectStoreFault() {
+  switch (Uniform(0, 3)) {
+    case 0:  // the connection to the store is lost for a while; the client retries
+      Hit("fault.store_connection_loss");
+      Trace("FAULT the store connection is lost");
+      store_down_since_ = now_;
+      store_down_until_ = std::max(store_down_until_, now_ + Ms(500, 20'000));
+      return;
+    case 1:  // the session expires: what was in flight fails, a new session follows shortly
+      Hit("fault.store_session_expired");
+      Trace("FAULT the store session expires");
+      store_down_since_ = now_;
+      store_down_until_ = std::max(store_down_until_, now_ + Ms(100, 3'000));
+      return;
+    case 2:
+      Hit("fault.store_slow");
+      Trace("FAULT the store is slow");
+      store_slow_until_ = std::max(store_slow_until_, now_ + Ms(5'000, 60'000));
+      return;
+    default: {  // another writer touches the state node (same data, new version): a CAS conflict
+      auto r = store_.Get(kStatePath);
+      if (!r.ok()) return;
+      Hit("fault.store_foreign_write");
+      Trace("FAULT someone else writes the state node");
+      if (!store_.Set(kStatePath, r->data, store::kAnyVersion).ok()) Hit("store.foreign_failed");
+      return;
+    }
+  }
+}
+
 int World::Survivors() const {
   // A process ordered killed is an old generation's leftover, unless the scheduler still counts
   // it as a member (the kill was lost, for instance with a removal etcd then refused).
   std::set<std::string> stored_tasks;
-  if (stored_) {
-    for (const auto& [name, m] : stored_->members) stored_tasks.insert(m.task_id);
+  if (auto stored = StoredState()) {
+    for (const auto& [name, m] : stored->members) stored_tasks.insert(m.task_id);
   }
   int n = 0;
   for (const auto& p : processes_) {
@@ -1444,7 +1641,9 @@ int World::Survivors() const {
 
 void World::StartCalm() {
   calm_ = true;
-  Trace("CALM: faults stop, partitions heal, machines come back");
+  Trace("CALM: faults stop, partitions heal, machines come back, the store is well");
+  store_down_until_ = std::min(store_down_until_, now_);
+  store_slow_until_ = std::min(store_slow_until_, now_);
   for (int i = 0; i < static_cast<int>(agents_.size()); ++i) {
     if (!agents_[i].up) Reboot(i);
     SetCut(i, false, false);

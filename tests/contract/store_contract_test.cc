@@ -1,7 +1,8 @@
-// The StateStore contract, run against both implementations: the directory store and the
-// ZooKeeper store on a real ZooKeeper server. Then the cases only one of them has: damaged record
-// files and the state-dir lock; a ZooKeeper server that goes away and comes back, an expired
-// session, chroots and credentials.
+// The StateStore contract, run against both implementations, the directory store and the
+// ZooKeeper store on a real ZooKeeper server, and against the simulator's in-memory store
+// (sim/store_model.h), which the simulator may trust only because it passes the same cases. Then
+// the cases only one of them has: damaged record files and the state-dir lock; a ZooKeeper server
+// that goes away and comes back, an expired session, chroots and credentials.
 //
 // The io_context runs on a thread of its own and the test thread issues the operations, so a
 // callback run inline or from a foreign thread shows up as a wrong thread id.
@@ -25,6 +26,7 @@
 #include "store/zk_store.h"
 #include "testing/ports.h"
 #include "testing/process.h"
+#include "testing/sim_state_store.h"
 #include "testing/tempdir.h"
 #include "testing/zookeeper_server.h"
 
@@ -150,11 +152,14 @@ class StoreTestBase : public ::testing::Test {
 
 // --- the contract ------------------------------------------------------------------------------
 
-// Where an implementation keeps its data; Spec() names the same data every time it is called.
+// Where an implementation keeps its data; every Open() opens the same data.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual Status Prepare() { return OkStatus(); }
+  virtual Result<std::unique_ptr<StateStore>> Open(boost::asio::io_context& io) {
+    return OpenStateStore(io, Spec());
+  }
   virtual std::string Spec() const = 0;
 };
 
@@ -182,6 +187,18 @@ class ZooKeeperBackend : public Backend {
   std::string url_;
 };
 
+// The simulator's store: one model that outlives every adapter opened on it.
+class SimulatorBackend : public Backend {
+ public:
+  Result<std::unique_ptr<StateStore>> Open(boost::asio::io_context& io) override {
+    return std::unique_ptr<StateStore>(std::make_unique<test::SimStateStore>(io, model_));
+  }
+  std::string Spec() const override { return "sim:memory"; }
+
+ private:
+  std::shared_ptr<sim::StoreModel> model_ = std::make_shared<sim::StoreModel>();
+};
+
 struct Implementation {
   std::string name;
   std::function<std::unique_ptr<Backend>()> make;
@@ -198,7 +215,7 @@ class StoreContract : public StoreTestBase, public ::testing::WithParamInterface
   }
 
   void Open() {
-    auto opened = OpenStateStore(io_, backend_->Spec());
+    auto opened = backend_->Open(io_);
     ASSERT_OK(opened);
     store_ = std::move(*opened);
   }
@@ -541,7 +558,8 @@ INSTANTIATE_TEST_SUITE_P(
     Store, StoreContract,
     ::testing::Values(
         Implementation{"Directory", [] { return std::make_unique<DirectoryBackend>(); }},
-        Implementation{"ZooKeeper", [] { return std::make_unique<ZooKeeperBackend>(); }}),
+        Implementation{"ZooKeeper", [] { return std::make_unique<ZooKeeperBackend>(); }},
+        Implementation{"Simulator", [] { return std::make_unique<SimulatorBackend>(); }}),
     [](const ::testing::TestParamInfo<Implementation>& info) { return info.param.name; });
 
 // --- OpenStateStore -----------------------------------------------------------------------------

@@ -61,7 +61,13 @@ TEST(Sim, ARangeOfSeedsPasses) {
         "mesos.agent_unreachable", "mesos.agent_reregistered", "mesos.update_duplicated",
         "mesos.reconcile_explicit", "etcd.change_add-learner_ok", "etcd.change_promote_ok",
         "etcd.change_remove_ok", "etcd.force_new_cluster", "core.reseed_automatic",
-        "core.reseed_manual"}) {
+        "core.reseed_manual",
+        // The store's faults, and the shell's handling of them.
+        "fault.store_connection_loss", "fault.store_session_expired", "fault.store_slow",
+        "fault.store_foreign_write", "fault.store_connection_loss_mid_op",
+        "fault.scheduler_crash_mid_write", "store.answer_lost_applied",
+        "store.request_landed_after_crash", "store.request_lost_in_crash",
+        "shell.write_retried", "shell.write_conflict_reread", "shell.load_retried"}) {
     EXPECT_GT(coverage[path], 0u) << path << " was never hit";
   }
   EXPECT_GT(total_loss, 0) << "some runs must end in (correctly reported) total loss";

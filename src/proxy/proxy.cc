@@ -101,7 +101,11 @@ Status Discoverer::Start() {
 }
 
 std::string Discoverer::source() const {
-  if (flags_.scheduler) return "the scheduler at " + flags_.scheduler->ToString();
+  if (flags_.scheduler) {
+    std::string url = flags_.scheduler->ToString();
+    if (url.ends_with('/')) url.pop_back();
+    return "the scheduler at " + url;
+  }
   return fmt::format("the Mesos master {} (framework '{}')", flags_.master_text,
                      flags_.framework_name);
 }
@@ -337,8 +341,10 @@ void Proxy::OnChildExit(int wait_status) {
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   milliseconds delay =
       BackoffDelay(quick_deaths_, milliseconds(200), milliseconds(5'000), unit(random_));
-  spdlog::error("the grpc-proxy {}; starting it again in {}. Its last log lines:\n{}", how,
-                FormatDuration(delay), tail);
+  spdlog::error(
+      "the grpc-proxy ended on its own ({}); starting it again in {}. Its last log "
+      "lines:\n{}",
+      how, FormatDuration(delay), tail);
   child_timer_.expires_after(delay);
   child_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (!ec && *alive && !child_.pid()) StartChild();
@@ -347,6 +353,9 @@ void Proxy::OnChildExit(int wait_status) {
 
 void Proxy::Stop() {
   if (stopping_ || done_) return;
+  // A script waiting on `$(etcd-mesos-proxy --once ...)` must not take "interrupted" for "no
+  // members".
+  if (flags_.once) return Finish(1, "interrupted before the members were found");
   stopping_ = true;
   poll_timer_.cancel();
   child_timer_.cancel();

@@ -66,7 +66,8 @@ class Proxy {
   // Checks the etcd binary, the data dir and the listen address (not with --once), then starts
   // looking. Errors here are the operator's to fix; nothing is running afterwards.
   Status Start();
-  // Stops looking, stops the child (SIGTERM, SIGKILL after 5 s), then on_done(0).
+  // Stops looking, stops the child (SIGTERM, SIGKILL after 5 s), then on_done(0); with --once,
+  // on_done(1) at once (nothing was printed).
   void Stop();
 
  private:

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zookeeper.h>
 
 #include <atomic>
 #include <cstdio>
@@ -29,11 +30,13 @@
 #include <nlohmann/json.hpp>
 
 #include "local/cluster.h"
+#include "mesos/json_codec.h"
 #include "net/http.h"
 #include "scheduler/shell/shell.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
+#include "testing/zookeeper_server.h"
 
 namespace etcd_mesos::proxy {
 namespace {
@@ -356,7 +359,41 @@ TEST_F(ProxyTest, AClientOfTheProxyKeepsWorkingAcrossAHealAndAReseed) {
   }
 }
 
+// Announces `master` under `chroot` in ZooKeeper as a leading Mesos master does: a sequential
+// `json.info_` node holding its MasterInfo as JSON. (Persistent here, so that the announcing
+// session may end.)
+Status AnnounceMaster(const test::ZooKeeperServer& zk, const std::string& chroot,
+                      const HostPort& master) {
+  mesos::MasterInfo info;
+  info.set_id("px-master");
+  info.set_ip(0);
+  info.set_port(master.port);
+  info.set_hostname(master.host);
+  info.set_pid("master@" + master.ToString());
+  info.mutable_address()->set_ip(master.host);
+  info.mutable_address()->set_port(master.port);
+  std::string data = mesos_codec::MessageToJsonString(info);
+  zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+  zhandle_t* zh = zookeeper_init(zk.servers().c_str(), nullptr, 10000, nullptr, nullptr, 0);
+  if (zh == nullptr) return MakeError(ErrorCode::kUnavailable, "zookeeper_init failed");
+  test::WaitFor([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; }, std::chrono::seconds(20));
+  int rc = zoo_create(zh, chroot.c_str(), "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, nullptr, 0);
+  if (rc == ZOK || rc == ZNODEEXISTS) {
+    rc = zoo_create(zh, (chroot + "/json.info_").c_str(), data.data(),
+                    static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, ZOO_SEQUENCE, nullptr, 0);
+  }
+  zookeeper_close(zh);
+  if (rc != ZOK) return MakeError(ErrorCode::kUnavailable, "zoo_create: {}", zerror(rc));
+  return OkStatus();
+}
+
 TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
+  // ZooKeeper starts (a JVM) meanwhile; a zk:// --master is read through it below.
+  auto zk = std::async(std::launch::async, [] {
+    auto server = std::make_unique<test::ZooKeeperServer>();
+    Status s = server->Start();
+    return std::make_pair(std::move(server), s);
+  });
   ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(240)));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
 
@@ -410,6 +447,15 @@ TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
                  ") etcdctl endpoint health");
   EXPECT_EQ(health.code, 0) << health.out;
   EXPECT_EQ(std::count(health.out.begin(), health.out.end(), '\n'), 3) << health.out;
+
+  // The master found through ZooKeeper, as with --master=zk://... in production.
+  auto [zk_server, zk_started] = zk.get();
+  ASSERT_TRUE(zk_started.ok()) << zk_started.error();
+  ASSERT_TRUE(AnnounceMaster(*zk_server, "/mesos", master_).ok());
+  auto from_zk = RunServing(proxy + " --once --wait=20s --log-level=error --master=" +
+                            zk_server->Url("/mesos") + " --framework-name=etcd-px");
+  EXPECT_EQ(from_zk.code, 0) << from_zk.out;
+  EXPECT_EQ(from_zk.out, Voters() + "\n");
 
   // A framework that is not there is named, with what is.
   auto missing = RunServing(proxy + " --once --wait=1s --master=" + master_.ToString() +

@@ -1,6 +1,7 @@
 #include "proxy/flags.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -24,6 +25,8 @@ constexpr const char* kDescription =
     "      etcdctl member list\n"
     "  etcd-mesos-proxy --master=zk://zk1:2181/mesos --framework-name=etcd-prod\n"
     "\n"
+    "Flags may be written Go-style too (-master=...), as the original etcd-mesos-proxy took them.\n"
+    "\n"
     "Exit codes: 0 after --once or SIGINT/SIGTERM; 1 when no cluster was found within --wait,\n"
     "or the grpc-proxy cannot be kept running; 2 for bad flags.\n";
 
@@ -37,6 +40,29 @@ Result<std::chrono::milliseconds> Millis(const std::string& flag, const std::str
                      FormatDuration(min));
   }
   return ms;
+}
+
+// The original Go proxy's users wrote `-master=...`; CLI11 wants `--master=...`.
+std::vector<std::string> GoStyle(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const auto& a : args) {
+    bool go = a.size() > 2 && a[0] == '-' && std::isalpha(static_cast<unsigned char>(a[1])) &&
+              std::isalpha(static_cast<unsigned char>(a[2]));
+    out.push_back(go ? "-" + a : a);
+  }
+  return out;
+}
+
+// The original's --listen-client-urls (a list of URLs) as one grpc-proxy listen address.
+Result<std::string> ListenFromClientUrls(const std::string& urls) {
+  if (urls.find(',') != std::string::npos) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--listen-client-urls={}: the gRPC proxy listens on one address; give one",
+                     urls);
+  }
+  auto u = ParseHttpUrl(urls);
+  if (!u.ok()) return u.error().Context("--listen-client-urls");
+  return u->endpoint.ToString();
 }
 
 Error Bad(std::string message) {
@@ -62,8 +88,13 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   app.add_option("--framework-name", f.framework_name,
                  "With --master: the framework whose tasks are the members (etcd-<cluster-name>)")
       ->capture_default_str();
-  app.add_option("--listen-addr", listen, "Where the gRPC proxy listens, host:port")
-      ->capture_default_str();
+  CLI::Option* listen_opt =
+      app.add_option("--listen-addr", listen, "Where the gRPC proxy listens, host:port")
+          ->capture_default_str();
+  std::string listen_urls;
+  app.add_option("--listen-client-urls", listen_urls,
+                 "The original etcd-mesos-proxy's spelling of --listen-addr: one http://host:port")
+      ->excludes(listen_opt);
   app.add_option("--etcd-bin", f.etcd_bin,
                  "The etcd binary (3.4+) that runs `grpc-proxy start`: a path, or a name "
                  "searched in PATH")
@@ -84,7 +115,8 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
 
-  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  std::vector<std::string> go = GoStyle(args);
+  std::vector<std::string> reversed(go.rbegin(), go.rend());
   try {
     app.parse(reversed);
   } catch (const CLI::CallForHelp&) {
@@ -111,6 +143,11 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
     f.master = *m;
     f.master_text = master;
     if (f.framework_name.empty()) return Bad("--framework-name must not be empty");
+  }
+  if (!listen_urls.empty()) {
+    auto from_urls = ListenFromClientUrls(listen_urls);
+    if (!from_urls.ok()) return Bad(from_urls.error().message);
+    listen = *from_urls;
   }
   auto l = ParseHostPort(listen);
   if (!l.ok()) return Bad("--listen-addr=" + listen + ": " + l.error().message);

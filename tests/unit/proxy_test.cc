@@ -54,6 +54,17 @@ TEST(ProxyFlags, MasterSourcesDirectAndZooKeeper) {
   EXPECT_EQ(zk->flags.framework_name, "etcd-default") << "the scheduler's default framework";
 }
 
+TEST(ProxyFlags, TheOriginalsGoStyleFlagsWork) {
+  auto p = Parse({"-master=127.0.0.1:5050", "-framework-name=etcd", "-etcd-bin=./bin/etcd",
+                  "-listen-client-urls=http://127.0.0.1:2379", "-data-dir=proxy.etcd"});
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_EQ(*p->flags.master->direct, (HostPort{"127.0.0.1", 5050}));
+  EXPECT_EQ(p->flags.framework_name, "etcd");
+  EXPECT_EQ(p->flags.etcd_bin, "./bin/etcd");
+  EXPECT_EQ(p->flags.listen_addr, (HostPort{"127.0.0.1", 2379}));
+  EXPECT_EQ(p->flags.data_dir, "proxy.etcd");
+}
+
 TEST(ProxyFlags, HelpExplainsTheSourcesAndOnce) {
   auto p = Parse({"--help"});
   ASSERT_TRUE(p.ok());
@@ -87,6 +98,9 @@ TEST(ProxyFlags, BadFlagsNameTheProblem) {
   ExpectBad({"--scheduler=a:1", "--log-level=loud"}, "--log-level");
   ExpectBad({"--scheduler=a:1", "--no-such-flag"}, "no-such-flag");
   ExpectBad({"--scheduler=a:1", "stray"}, "stray");
+  ExpectBad({"--scheduler=a:1", "--listen-client-urls=http://a:1,http://b:2"}, "one address");
+  ExpectBad({"--scheduler=a:1", "--listen-client-urls=a:1"}, "--listen-client-urls");
+  ExpectBad({"--scheduler=a:1", "--listen-client-urls=http://a:1", "--listen-addr=b:2"}, "listen");
 }
 
 TEST(ClientUrlsFromMembers, RunningVotersOnlySortedAndUnique) {

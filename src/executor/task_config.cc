@@ -189,6 +189,23 @@ Status ValidateTaskConfig(const TaskConfig& c) {
   if (c.etcd_binary && c.etcd_binary->empty()) {
     return FieldError("etcd_binary", "must not be empty when present");
   }
+  if (c.restore_snapshot) {
+    const std::string& f = *c.restore_snapshot;
+    if (f.empty() || f.find('/') != std::string::npos || f == "." || f == ".." ||
+        f.find_first_of(" \t\n") != std::string::npos) {
+      return FieldError("restore_snapshot", "must be a plain file name in the sandbox");
+    }
+    if (c.initial_cluster_state != InitialClusterState::kNew ||
+        c.initial_cluster != c.name + "=" + c.PeerUrl()) {
+      return FieldError("restore_snapshot",
+                        "a restore starts a new one-member cluster: initial_cluster_state must "
+                        "be \"new\" and initial_cluster this member alone");
+    }
+    if (c.restore_sha256.size() != 64 ||
+        c.restore_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return FieldError("restore_sha256", "must be 64 lower-case hex digits with restore_snapshot");
+    }
+  }
   if (c.restart_max < 0 || c.restart_max > 1000) {
     return FieldError("restart_max", "must be an integer in 0..1000");
   }
@@ -218,6 +235,10 @@ std::string EncodeTaskConfig(const TaskConfig& c) {
       {"health_interval_ms", c.health_interval.count()},
   };
   if (c.etcd_binary) doc["etcd_binary"] = *c.etcd_binary;
+  if (c.restore_snapshot) {
+    doc["restore_snapshot"] = *c.restore_snapshot;
+    doc["restore_sha256"] = c.restore_sha256;
+  }
   return doc.dump();
 }
 
@@ -241,7 +262,9 @@ Result<TaskConfig> ParseTaskConfig(std::string_view text) {
                                                             "etcd_binary",
                                                             "restart_max",
                                                             "restart_window_s",
-                                                            "health_interval_ms"};
+                                                            "health_interval_ms",
+                                                            "restore_snapshot",
+                                                            "restore_sha256"};
   for (const auto& [key, value] : doc.items()) {
     if (kKnown.count(key) == 0) return FieldError(key, "is not a known field");
   }
@@ -276,6 +299,12 @@ Result<TaskConfig> ParseTaskConfig(std::string_view text) {
     std::string binary;
     if (s = ReadString(doc, "etcd_binary", false, binary); !s.ok()) return s.error();
     c.etcd_binary = binary;
+  }
+  if (doc.contains("restore_snapshot")) {
+    std::string file;
+    if (s = ReadString(doc, "restore_snapshot", false, file); !s.ok()) return s.error();
+    c.restore_snapshot = file;
+    if (s = ReadString(doc, "restore_sha256", true, c.restore_sha256); !s.ok()) return s.error();
   }
   if (s = ReadInt(doc, "restart_max", 0, 1000, false, c.restart_max); !s.ok()) return s.error();
   int64_t window = c.restart_window.count();

@@ -16,7 +16,8 @@
 //    "initial_cluster_state":"new"|"existing","cluster_token":"etcd-mycluster",
 //    "reseed_token":"<secret>","extra_flags":["--snapshot-count=10000"],
 //    "etcd_binary":"/usr/bin/etcd" (optional),"restart_max":5,"restart_window_s":60,
-//    "health_interval_ms":1000}
+//    "health_interval_ms":1000,"restore_snapshot":"etcd-c-...-rev42-....db" (optional),
+//    "restore_sha256":"<hex of the whole file>" (with restore_snapshot)}
 // TaskStatus.data (and GET /status):
 //   {"name":"etcd-3","member_id":"8455861066767519386","cluster_id":"...","raft_index":"42",
 //    "raft_term":"3","leader":"16110641917360169610","is_learner":false,"healthy":true,
@@ -62,6 +63,11 @@ struct TaskConfig {
   int restart_max = 5;
   std::chrono::seconds restart_window{60};
   std::chrono::milliseconds health_interval{1000};
+  // A restore: the snapshot file (fetched by Mesos into the sandbox; a plain file name) that
+  // `etcdctl snapshot restore` turns into the data dir before etcd first starts, and its SHA-256,
+  // checked first. Only with initial_cluster_state "new" and this member alone in the cluster.
+  std::optional<std::string> restore_snapshot;
+  std::string restore_sha256;
 
   std::string ClientUrl() const;  // http://address:client_port
   std::string PeerUrl() const;    // http://address:peer_port

@@ -9,6 +9,7 @@
 
 #include "common/duration.h"
 #include "executor/shell/command_line.h"
+#include "executor/shell/restore.h"
 
 namespace etcd_mesos::executor::shell {
 namespace {
@@ -183,6 +184,24 @@ void Executor::DoStartEtcd(const core::StartEtcd& start) {
         etcd::Client::Options{.request_timeout = options_.probe_timeout});
   }
   std::string binary = ResolveEtcdBinary(start.config, options_.etcd_binary, sandbox_);
+  std::error_code ec;
+  if (start.config.restore_snapshot && !std::filesystem::exists(sandbox_ / "data", ec)) {
+    // A restore after total loss: the data dir comes from the snapshot, once. (Blocks this thread
+    // for the restore's duration: nothing else is running yet.)
+    spdlog::warn("restoring the data dir from snapshot {} before etcd first starts",
+                 *start.config.restore_snapshot);
+    auto t0 = std::chrono::steady_clock::now();
+    Status restored = RestoreDataDir(start.config, sandbox_, sandbox_ / "data");
+    if (!restored.ok()) {
+      spdlog::error("restore failed: {}", restored.error().ToString());
+      Post(core::EtcdStartFailed{start.incarnation, restored.error().ToString(), "", Now()});
+      return;
+    }
+    spdlog::info(
+        "restored the data dir from {} in {} ms", *start.config.restore_snapshot,
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+  }
   auto argv = EtcdCommandLine(start, binary, sandbox_ / "data");
   std::string joined;
   for (const auto& a : argv) joined += (joined.empty() ? "" : " ") + a;

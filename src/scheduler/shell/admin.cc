@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mesos/task_state.h"
+#include "scheduler/shell/backups.h"
 
 namespace etcd_mesos::scheduler::shell {
 
@@ -65,6 +66,19 @@ net::HttpResponse MethodNotAllowed(const net::ServerRequest& req, std::string al
   return r;
 }
 
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Seconds since the newest backup was written; -1 when there is none.
+int64_t BackupAge(const SchedulerCore& core, int64_t now_unix) {
+  const auto& last = core.backups().last;
+  if (!last) return -1;
+  return std::max<int64_t>(0, now_unix - last->unix_time);
+}
+
 }  // namespace
 
 void NoteLog::Add(Note note) {
@@ -96,7 +110,7 @@ std::string RenderMembers(const SchedulerCore& core) {
   return out.dump() + "\n";
 }
 
-std::string RenderStats(const SchedulerCore& core) {
+std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   const Counters& c = core.state().counters;
   uint64_t running = 0;
   for (const auto& [name, m] : core.state().members) {
@@ -119,10 +133,23 @@ std::string RenderStats(const SchedulerCore& core) {
   out["reseeding"] = core.reseeding() ? 1 : 0;
   out["connected"] = core.connected() ? 1 : 0;
   out["reconciling"] = core.reconciling() ? 1 : 0;
+  const BackupStatus& b = core.backups();
+  out["backups_enabled"] = core.config().backups ? 1 : 0;
+  out["backups_taken"] = b.taken;
+  out["backup_failures"] = b.failures;
+  out["last_backup"] = b.last ? json(b.last->name) : json(nullptr);
+  out["last_backup_time"] =
+      b.last ? json(FormatWallTime(WallTime(std::chrono::seconds(b.last->unix_time))))
+             : json(nullptr);
+  out["last_backup_age_seconds"] = BackupAge(core, now_unix);
+  out["last_backup_size_bytes"] = b.last ? b.last->size : 0;
+  out["last_backup_revision"] = b.last ? b.last->revision : 0;
+  out["last_backup_error"] = b.last_error;
+  out["backup_running"] = b.running ? json(*b.running) : json(nullptr);
   return out.dump() + "\n";
 }
 
-std::string RenderMetrics(const SchedulerCore& core) {
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
   const Counters& c = core.state().counters;
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
@@ -170,6 +197,16 @@ std::string RenderMetrics(const SchedulerCore& core) {
   metric("members_added_total", "counter", "Learners added to etcd.", c.members_added);
   metric("members_promoted_total", "counter", "Learners promoted to voters.", c.members_promoted);
   metric("members_removed_total", "counter", "Members removed from etcd.", c.members_removed);
+  const BackupStatus& b = core.backups();
+  metric("backups_total", "counter", "Snapshots written since the scheduler started.", b.taken);
+  metric("backup_failures_total", "counter", "Snapshots that failed or timed out.", b.failures);
+  if (b.last) {
+    metric("last_backup_timestamp_seconds", "gauge", "Unix time of the newest snapshot.",
+           static_cast<uint64_t>(std::max<int64_t>(0, b.last->unix_time)));
+    metric("last_backup_age_seconds", "gauge", "Age of the newest snapshot.",
+           static_cast<uint64_t>(BackupAge(core, now_unix)));
+    metric("last_backup_size_bytes", "gauge", "Size of the newest snapshot.", b.last->size);
+  }
   return out;
 }
 
@@ -183,7 +220,7 @@ std::string RenderEndpoints(const SchedulerCore& core) {
   return out + "\n";
 }
 
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes) {
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix) {
   std::string rows;
   for (const auto& [name, m] : core.state().members) {
     rows += fmt::format(
@@ -211,6 +248,21 @@ std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes) {
         "for an empty cluster.";
   } else {
     status = std::string(core.healthy() ? "healthy" : "NOT healthy") + ": " + core.health_reason();
+  }
+  const BackupStatus& b = core.backups();
+  std::string backup_line;
+  if (!core.config().backups) {
+    backup_line = "backups: OFF (no --backup-dir)";
+  } else if (b.last) {
+    backup_line =
+        fmt::format("backups: newest {} ({} bytes, revision {}, {} s old); {} taken, {} failed{}{}",
+                    b.last->name, b.last->size, b.last->revision, BackupAge(core, now_unix),
+                    b.taken, b.failures, b.running ? "; running: " + *b.running : "",
+                    b.last_error.empty() ? "" : "; last error: " + b.last_error);
+  } else {
+    backup_line = fmt::format("backups: NONE yet; {} failed{}{}", b.failures,
+                              b.running ? "; running: " + *b.running : "",
+                              b.last_error.empty() ? "" : "; last error: " + b.last_error);
   }
   return fmt::format(
       R"(<!DOCTYPE html>
@@ -242,7 +294,10 @@ cluster size {8}</p>
 {20}</table>
 </body></html>
 )",
-      Html(core.config().framework_name), core.healthy() ? "ok" : "bad", Html(status),
+      Html(core.config().framework_name), core.healthy() ? "ok" : "bad",
+      Html(status) + "</b></p>\n<p class=\"" +
+          (core.config().backups && b.last && b.last_error.empty() ? "ok" : "warn") + "\"><b>" +
+          Html(backup_line),
       core.connected() ? "connected" : "DISCONNECTED",
       core.reconciling() ? "in progress" : "settled", core.livelocked() ? "YES" : "no",
       core.reseeding() ? "RUNNING" : "none", core.state().generation, core.config().cluster_size,
@@ -328,36 +383,55 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   bool get = req.method == net::Verb::get;
   auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
 
-  if (path == "/reseed" || path == "/start-fresh") return Command(req, std::move(responder));
+  if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore") {
+    return Command(req, std::move(responder));
+  }
   if (path.starts_with("/artifacts/")) {
     if (!get) return reply(MethodNotAllowed(req, "GET"));
     return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);
   }
-  static const char* kReadOnly[] = {"/",        "/members", "/stats",
-                                    "/healthz", "/metrics", "/endpoints"};
+  static const char* kReadOnly[] = {"/",        "/members",   "/stats",  "/healthz",
+                                    "/metrics", "/endpoints", "/backups"};
   if (std::none_of(std::begin(kReadOnly), std::end(kReadOnly),
                    [&](const char* p) { return path == p; })) {
     return reply(Text(404, fmt::format("404 not found: {} (try /, /members, /stats, /healthz, "
-                                       "/metrics, /endpoints, /reseed)\n",
+                                       "/metrics, /endpoints, /backups, /reseed)\n",
                                        path.substr(0, 200))));
   }
   if (!get) return reply(MethodNotAllowed(req, "GET"));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
-  if (path == "/stats") return reply(net::JsonResponse(200, RenderStats(core_)));
+  if (path == "/stats") return reply(net::JsonResponse(200, RenderStats(core_, NowUnix())));
+  if (path == "/backups") return reply(net::JsonResponse(200, RenderBackups()));
   if (path == "/healthz") {
-    return reply(core_.healthy() ? Text(200, "cluster is healthy\n")
-                                 : Text(500, "500 internal server error: cluster not healthy.\n"));
+    if (!core_.healthy()) {
+      return reply(Text(500, "500 internal server error: cluster not healthy.\n"));
+    }
+    auto max_age =
+        std::chrono::duration_cast<std::chrono::seconds>(options_.healthz_max_backup_age);
+    if (max_age.count() > 0) {
+      int64_t age = BackupAge(core_, NowUnix());
+      if (age < 0 || age > max_age.count()) {
+        return reply(
+            Text(500, fmt::format("500 internal server error: {} (--healthz-max-backup-age "
+                                  "{} s).\n",
+                                  age < 0 ? std::string("no backup yet")
+                                          : fmt::format("the newest backup is {} s old", age),
+                                  max_age.count())));
+      }
+    }
+    return reply(Text(200, "cluster is healthy\n"));
   }
   if (path == "/metrics") {
-    auto r = Text(200, RenderMetrics(core_));
+    auto r = Text(200, RenderMetrics(core_, NowUnix()));
     for (auto& [k, v] : r.headers) {
       if (k == "Content-Type") v = "text/plain; version=0.0.4; charset=utf-8";
     }
     return reply(std::move(r));
   }
   if (path == "/endpoints") return reply(Text(200, RenderEndpoints(core_)));
-  net::HttpResponse page{
-      200, {{"Content-Type", "text/html; charset=utf-8"}}, RenderStatusPage(core_, notes_)};
+  net::HttpResponse page{200,
+                         {{"Content-Type", "text/html; charset=utf-8"}},
+                         RenderStatusPage(core_, notes_, NowUnix())};
   reply(std::move(page));
 }
 
@@ -387,12 +461,39 @@ void AdminServer::Command(const net::ServerRequest& req,
       return responder->Respond(Text(400, "400 bad request: force must be 1 or 0\n"));
     }
   }
+  std::string restore_name;
+  if (req.path == "/restore") {
+    auto name = QueryValue(req.query, "name");
+    if (!name || name->empty()) {
+      return responder->Respond(
+          Text(400, "400 bad request: name=<backup> is required (GET /backups lists them)\n"));
+    }
+    if (options_.backup_dir.empty()) {
+      return responder->Respond(
+          Text(409, "409 backups are off: start the scheduler with --backup-dir\n"));
+    }
+    // Verified before the core hears of it: a corrupt or truncated file launches nothing.
+    auto verified = VerifyBackup(options_.backup_dir, *name);
+    if (!verified.ok()) {
+      spdlog::error("admin: refused POST /restore?name={}: {}", *name, verified.error().ToString());
+      unsigned code = verified.error().code == ErrorCode::kNotFound          ? 404
+                      : verified.error().code == ErrorCode::kInvalidArgument ? 400
+                                                                             : 422;
+      return responder->Respond(Text(code, fmt::format("{} refused: {}; nothing was launched\n",
+                                                       code, verified.error().message)));
+    }
+    restore_name = *name;
+  }
   uint64_t id = next_request_++;
   pending_[id] = std::move(responder);
   spdlog::info("admin: {} {}{} from {}", req.method_string, req.path, force ? " (forced)" : "",
                req.remote);
   if (reseed) {
     submit_(AdminReseed{id, force, Clock::now()});
+  } else if (req.path == "/backup") {
+    submit_(AdminBackup{id, Clock::now()});
+  } else if (req.path == "/restore") {
+    submit_(AdminRestore{id, restore_name, Clock::now()});
   } else {
     submit_(AdminStartFresh{id, Clock::now()});
   }
@@ -400,26 +501,54 @@ void AdminServer::Command(const net::ServerRequest& req,
 
 void AdminServer::ServeArtifact(const std::string& name,
                                 std::shared_ptr<net::Responder> responder) {
+  std::string path;
   auto it = options_.artifacts.find(name);
-  if (it == options_.artifacts.end()) {
+  if (it != options_.artifacts.end()) {
+    path = it->second;
+  } else if (name.starts_with("backups/") && !options_.backup_dir.empty() &&
+             ParseBackupName(name.substr(8)).ok()) {
+    // Only names that parse as backups: no path can reach outside the backup directory.
+    path = (std::filesystem::path(options_.backup_dir) / name.substr(8)).string();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      return responder->Respond(Text(404, "404 not found: no backup " + name.substr(8) + "\n"));
+    }
+    spdlog::info("admin: serving backup {} to an agent", name.substr(8));
+  } else {
     return responder->Respond(
         Text(404, "404 not found: the artifacts are etcd-mesos-executor, etcd and etcdctl\n"));
   }
   // Read whole: these are a few tens of MB and fetched once per launch; the fetcher on the agent
   // side takes them in one body.
-  std::ifstream in(it->second, std::ios::binary);
+  std::ifstream in(path, std::ios::binary);
   if (!in) {
-    spdlog::error("admin: cannot read artifact {} at {}", name, it->second);
+    spdlog::error("admin: cannot read artifact {} at {}", name, path);
     return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
   }
   std::error_code ec;
-  auto size = std::filesystem::file_size(it->second, ec);
+  auto size = std::filesystem::file_size(path, ec);
   std::string data(ec ? 0 : size, '\0');
   if (ec || !in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
     return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
   }
   responder->Respond(
       net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)});
+}
+
+std::string AdminServer::RenderBackups() const {
+  json out = json::array();
+  if (options_.backup_dir.empty()) return out.dump() + "\n";
+  for (const auto& b : ListBackups(options_.backup_dir)) {
+    out.push_back(json{{"name", b.name},
+                       {"size", b.size},
+                       {"sha256", b.sha256},
+                       {"revision", b.revision},
+                       {"cluster_id", fmt::format("{:016x}", b.cluster_id)},
+                       {"member", b.member},
+                       {"time", FormatWallTime(b.time)},
+                       {"verified", b.verified}});
+  }
+  return out.dump() + "\n";
 }
 
 }  // namespace etcd_mesos::scheduler::shell

@@ -16,18 +16,27 @@
 //   POST /start-fresh    after total loss only, the operator's explicit request for an EMPTY
 //                        cluster. Token-guarded like /reseed.
 //   GET  /healthz        200 "cluster is healthy\n" or 500 "500 internal server error: cluster not
-//                        healthy.\n", exactly as the original (Marathon health checks).
+//                        healthy.\n", exactly as the original (Marathon health checks); with
+//                        --healthz-max-backup-age also 500 when the newest backup is older.
+//   POST /backup         a snapshot now (token-guarded); 202 naming the member, or 409/503.
+//   GET  /backups        JSON array, newest first: name, size, sha256, revision, member, time,
+//                        verified (the sidecar is there and names the file's size).
+//   POST /restore?name=  after total loss (or before any start) only: the backup is verified
+//                        (etcd's trailer hash and the sidecar's SHA-256) here, before the core is
+//                        asked; a bad one gets 422 naming the problem and nothing is launched.
+//                        Token-guarded.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the members that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
-//   GET  /artifacts/<n>  n = etcd-mesos-executor, etcd or etcdctl; nothing else.
+//   GET  /artifacts/<n>  n = etcd-mesos-executor, etcd or etcdctl; or backups/<backup name> (the
+//                        agent of a restored member fetches its snapshot so).
 // Unknown paths get 404, wrong methods 405 (with Allow), both with a message.
 //
-// Every answer comes from the core's in-memory views; no request ever waits on etcd, ZooKeeper or
-// the master (the original's /stats held a lock across etcd calls and hung ~90 s). The only
-// requests answered later are /reseed and /start-fresh, which the core answers through an
-// AnswerAdmin action in the same event-loop turn (after a state write at most); their number in
-// flight is bounded.
+// Every answer comes from the core's in-memory views (and /backups, /restore from files in the
+// backup directory); no request ever waits on etcd, ZooKeeper or the master (the original's /stats
+// held a lock across etcd calls and hung ~90 s). The only requests answered later are /reseed and
+// /start-fresh, which the core answers through an AnswerAdmin action in the same event-loop turn
+// (after a state write at most); their number in flight is bounded.
 //
 // Threading: on the shell's io_context thread; not thread-safe.
 #pragma once
@@ -66,10 +75,11 @@ class NoteLog {
 
 // Pure renderings of the core's views (tested directly).
 std::string RenderMembers(const SchedulerCore& core);
-std::string RenderStats(const SchedulerCore& core);
-std::string RenderMetrics(const SchedulerCore& core);
+// `now_unix`: the wall clock (seconds), for the age of the newest backup.
+std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0);
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0);
 std::string RenderEndpoints(const SchedulerCore& core);
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes);
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix = 0);
 // True when no token is configured, or the request carries it (Bearer header or ?token=).
 bool Authorized(const net::ServerRequest& request, const std::string& token);
 // The value of `key` in a query string, percent-decoded; nullopt when absent.
@@ -82,6 +92,8 @@ class AdminServer {
     std::string token;                             // guards /reseed and /start-fresh; "" = open
     std::map<std::string, std::string> artifacts;  // served name -> local path
     size_t max_pending = 16;                       // admin commands awaiting the core's answer
+    std::string backup_dir;                        // "" = backups off
+    std::chrono::milliseconds healthz_max_backup_age{0};
   };
   // Hands an operator command (AdminReseed, AdminStartFresh) to the core.
   using Submit = std::function<void(Event)>;
@@ -102,6 +114,7 @@ class AdminServer {
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
+  std::string RenderBackups() const;
 
   Options options_;
   const SchedulerCore& core_;

@@ -242,6 +242,38 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
        {},
        "10s",
        "How long a member whose task is lost may stay unreachable before it is replaced"},
+      {"--backup-dir",
+       {"BACKUP_DIR"},
+       "",
+       "Directory (local or mounted) for etcd snapshots: periodic ones, one before every reseed "
+       "and risky membership change, and POST /backup. Empty: backups are off"},
+      {"--backup-interval",
+       {"BACKUP_INTERVAL"},
+       "30m",
+       "Time between periodic snapshots (0: none periodic; the others still happen)"},
+      {"--backup-timeout",
+       {},
+       "2m",
+       "A snapshot not written by then counts as failed (a reseed waiting for it goes ahead)"},
+      {"--backup-keep", {}, "5", "Retention: keep the last N snapshots (at least 1)"},
+      {"--backup-keep-hourly",
+       {},
+       "24h",
+       "Retention: also keep the newest snapshot of every hour within this span (0: none)"},
+      {"--backup-keep-daily",
+       {},
+       "7d",
+       "Retention: also keep the newest snapshot of every day within this span (0: none)"},
+      {"--healthz-max-backup-age",
+       {},
+       "0",
+       "/healthz fails when the newest snapshot is older than this (0: backups do not count)"},
+      {"--restore-from",
+       {},
+       "",
+       "At start, restore the cluster from this snapshot file (ours, or `etcdctl snapshot "
+       "save`'s); only allowed when no member may be alive or none ever started. The file is "
+       "verified and copied into --backup-dir first"},
       {"--log-level", {}, "info", "trace, debug, info, warn or error"},
   };
 
@@ -424,6 +456,36 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
   EM_TRY(grace, ToMillis(get("--dead-member-grace"), seconds(0), std::chrono::hours(1)));
   core.dead_member_grace = *grace;
 
+  shell.backup_dir = get("--backup-dir").text;
+  core.backups = !shell.backup_dir.empty();
+  EM_TRY(backup_interval,
+         ToMillis(get("--backup-interval"), milliseconds(0), std::chrono::hours(24 * 30)));
+  if (backup_interval->count() > 0 && *backup_interval < seconds(1)) {
+    return Bad(get("--backup-interval"), "is less than 1s (0 turns periodic snapshots off)");
+  }
+  core.backup_interval = *backup_interval;
+  EM_TRY(backup_timeout, ToMillis(get("--backup-timeout"), seconds(1), std::chrono::hours(6)));
+  core.backup_timeout = *backup_timeout;
+  EM_TRY(keep, ToInt(get("--backup-keep"), 1, 100000));
+  shell.retention.keep_last = static_cast<int>(*keep);
+  EM_TRY(hourly,
+         ToMillis(get("--backup-keep-hourly"), milliseconds(0), std::chrono::hours(24 * 3660)));
+  shell.retention.hourly_span = std::chrono::duration_cast<std::chrono::hours>(*hourly);
+  EM_TRY(daily,
+         ToMillis(get("--backup-keep-daily"), milliseconds(0), std::chrono::hours(24 * 3660)));
+  shell.retention.daily_span = std::chrono::duration_cast<std::chrono::hours>(*daily);
+  EM_TRY(max_age,
+         ToMillis(get("--healthz-max-backup-age"), milliseconds(0), std::chrono::hours(24 * 365)));
+  shell.healthz_max_backup_age = *max_age;
+  if (max_age->count() > 0 && !core.backups) {
+    return Bad(get("--healthz-max-backup-age"), "needs --backup-dir (backups are off)");
+  }
+  Value restore = get("--restore-from");
+  shell.restore_from = restore.text;
+  if (!restore.text.empty() && !core.backups) {
+    return Bad(restore, "needs --backup-dir (the snapshot is kept there and served to the agent)");
+  }
+
   Value level = get("--log-level");
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::none_of(std::begin(kLevels), std::end(kLevels),
@@ -487,6 +549,22 @@ Status LoadFiles(ShellConfig& config) {
                        config.reseed_token_file);
     }
     config.admin_token = *token;
+  }
+  if (!config.restore_from.empty()) {
+    std::error_code ec;
+    if (!fs::is_regular_file(config.restore_from, ec)) {
+      return MakeError(ErrorCode::kInvalidArgument, "--restore-from: '{}' is not a readable file",
+                       config.restore_from);
+    }
+  }
+  if (!config.backup_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(config.backup_dir, ec);
+    if (!fs::is_directory(config.backup_dir, ec)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "--backup-dir: '{}' is not a directory and cannot be created",
+                       config.backup_dir);
+    }
   }
   return OkStatus();
 }

@@ -22,6 +22,7 @@
 
 #include "common/result.h"
 #include "common/uri.h"
+#include "scheduler/core/backup_retention.h"
 #include "scheduler/core/types.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -45,6 +46,11 @@ struct ShellConfig {
   std::string reseed_token_file;
   std::string admin_token;  // read by LoadFiles; empty: /reseed and /start-fresh unguarded
   std::chrono::milliseconds probe_timeout{1'000};
+  // Backups: empty dir = off (CoreConfig::backups follows it).
+  std::string backup_dir;
+  RetentionPolicy retention;
+  std::chrono::milliseconds healthz_max_backup_age{0};  // 0: /healthz ignores backups
+  std::string restore_from;  // a snapshot file to restore from at start (total loss / empty)
   std::string log_level = "info";
 };
 

@@ -14,6 +14,7 @@
 #include "etcd/client.h"
 #include "executor/task_config.h"
 #include "net/http.h"
+#include "scheduler/shell/backups.h"
 #include "scheduler/shell/state_codec.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -198,6 +199,13 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
     uri->set_extract(false);
     uri->set_cache(false);
   }
+  if (!launch.restore_snapshot.empty()) {
+    auto* uri = command->add_uris();
+    uri->set_value(context.artifact_base + "backups/" + launch.restore_snapshot);
+    uri->set_executable(false);
+    uri->set_extract(false);
+    uri->set_cache(false);
+  }
   std::vector<mesos::Resource> exec_resources;
   TakeScalar(pool, "cpus", config.executor_cpus, role, exec_resources);
   TakeScalar(pool, "mem", config.executor_mem, role, exec_resources);
@@ -229,6 +237,10 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
                                                 : executor::InitialClusterState::kExisting;
   tc.cluster_token = launch.cluster_token;
   tc.reseed_token = context.reseed_token;
+  if (!launch.restore_snapshot.empty()) {
+    tc.restore_snapshot = launch.restore_snapshot;
+    tc.restore_sha256 = context.restore_sha256;
+  }
   task.set_data(executor::EncodeTaskConfig(tc));
   return task;
 }
@@ -302,6 +314,8 @@ Status SchedulerShell::Start() {
   admin.listen = HostPort{flags_.shell.admin_bind_all ? "0.0.0.0" : flags_.shell.address,
                           flags_.shell.admin_port};
   admin.token = flags_.shell.admin_token;
+  admin.backup_dir = flags_.shell.backup_dir;
+  admin.healthz_max_backup_age = flags_.shell.healthz_max_backup_age;
   admin.artifacts = {{"etcd-mesos-executor", flags_.shell.executor_bin},
                      {"etcd", flags_.shell.etcd_bin},
                      {"etcdctl", flags_.shell.etcdctl_bin}};
@@ -317,6 +331,26 @@ Status SchedulerShell::Start() {
         bound->ToString());
   }
   spdlog::info("admin server on http://{}/ ; state in {}", bound->ToString(), store_->Describe());
+  if (flags_.shell.backup_dir.empty()) {
+    spdlog::warn("no --backup-dir: backups are off (no periodic snapshots, none before reseeds)");
+  } else {
+    spdlog::info("backups in {}: every {} (0: none periodic), keep last {}",
+                 flags_.shell.backup_dir, flags_.core.backup_interval.count() / 1000.0,
+                 flags_.shell.retention.keep_last);
+  }
+  if (!flags_.shell.restore_from.empty()) {
+    // Verified and copied before anything starts: a corrupt file stops the scheduler here.
+    auto imported = ImportSnapshot(
+        flags_.shell.backup_dir, flags_.shell.restore_from, flags_.shell.cluster_name,
+        std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+    if (!imported.ok()) {
+      return imported.error().Context("--restore-from " + flags_.shell.restore_from +
+                                      ": refusing to restore from it; nothing was launched");
+    }
+    restore_from_name_ = imported->name;
+    spdlog::warn("--restore-from: {} verified (sha256 {}) and kept as backup {}",
+                 flags_.shell.restore_from, imported->sha256, imported->name);
+  }
   LoadState(0);
   return OkStatus();
 }
@@ -387,7 +421,23 @@ void SchedulerShell::OnLoaded(PersistentState state) {
     state.reseed_token = HexEncode(NewUuidBytes()) + HexEncode(NewUuidBytes());
   }
   loaded_ = true;
-  Feed(Started{std::move(state), Clock::now()});
+  Started started{std::move(state), Clock::now()};
+  if (!flags_.shell.backup_dir.empty()) {
+    auto backups = ListBackups(flags_.shell.backup_dir);
+    for (const auto& b : backups) {
+      if (!b.verified) continue;
+      BackupDone done{b.name,   b.size,   b.revision,
+                      b.member, b.sha256, b.time.time_since_epoch().count()};
+      auto age = std::chrono::system_clock::now() - b.time;
+      started.newest_backup = done;
+      started.newest_backup_age = std::max(Millis(0), std::chrono::duration_cast<Millis>(age));
+      break;
+    }
+  }
+  Feed(std::move(started));
+  if (!restore_from_name_.empty()) {
+    Feed(AdminRestore{0, restore_from_name_, Clock::now()});
+  }
   ArmTick();
   StartMaster();
 }
@@ -559,6 +609,8 @@ void SchedulerShell::Execute(Queued q) {
           if (admin_) admin_->Answer(a);
         } else if constexpr (std::is_same_v<A, Note>) {
           DoNote(a);
+        } else if constexpr (std::is_same_v<A, TakeBackup>) {
+          DoBackup(a);
         }
       },
       q.action);
@@ -587,6 +639,17 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
   }
   LaunchContext context{&flags_.core, client_ ? client_->framework_id().value_or("") : "",
                         artifact_base_, core_.state().reseed_token};
+  if (!launch.restore_snapshot.empty()) {
+    // Checked again right before the launch: nothing starts from a file that went bad.
+    auto verified = VerifyBackup(flags_.shell.backup_dir, launch.restore_snapshot);
+    if (!verified.ok()) {
+      DoNote(Note{"error", "not launching " + launch.member.name + " from backup " +
+                               launch.restore_snapshot + ": " + verified.error().ToString()});
+      DoDecline(launch.offer_id, kLaunchRefuseSeconds);
+      return;
+    }
+    context.restore_sha256 = verified->sha256;
+  }
   mesos::TaskInfo task = BuildTaskInfo(launch, offer, context);
   Call call;
   call.set_type(Call::ACCEPT);
@@ -894,6 +957,57 @@ void SchedulerShell::WriteFrameworkId(const std::string& id) {
                                  }
                                }));
               }));
+}
+
+void SchedulerShell::DoBackup(const TakeBackup& backup) {
+  auto url = ParseHttpUrl(backup.client_url);
+  auto fail = [this, id = backup.id](Error e) {
+    boost::asio::post(io_, Guarded([this, id, e] { Feed(BackupResult{id, e, Clock::now()}); }));
+  };
+  if (!url.ok()) return fail(url.error());
+  std::filesystem::path dir = flags_.shell.backup_dir;
+  std::filesystem::path partial = dir / fmt::format(".backup-{}-{}.partial", ::getpid(), backup.id);
+  etcd::Client::Options options;
+  options.request_timeout = std::chrono::seconds(30);  // for the snapshot: the longest silence
+  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  auto t0 = std::make_shared<Clock::time_point>(Clock::now());
+  spdlog::info("backup {}: streaming a snapshot from {} ({}) into {}", backup.id, backup.member,
+               backup.client_url, dir.string());
+  // The revision first: the snapshot holds at least it (the name says "rev<R>").
+  client->Status(Guarded([this, client, backup, dir, partial,
+                          t0](Result<etcd::StatusResponse> status) {
+    if (!status.ok()) {
+      return Feed(BackupResult{
+          backup.id, status.error().Context("backup: status of " + backup.member), Clock::now()});
+    }
+    BackupName name{flags_.shell.cluster_name,
+                    std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()),
+                    status->header.revision, status->header.cluster_id};
+    client->Snapshot(
+        partial,
+        Guarded([this, client, backup, dir, partial, name, t0](Result<etcd::SnapshotInfo> info) {
+          if (!info.ok()) {
+            std::error_code ec;
+            std::filesystem::remove(partial, ec);
+            return Feed(BackupResult{backup.id, info.error(), Clock::now()});
+          }
+          auto done = FinishBackup(dir, partial, info->sha256_hex, name, backup.member);
+          std::error_code ec;
+          std::filesystem::remove(partial, ec);
+          if (done.ok()) {
+            spdlog::info(
+                "backup {}: {} ({} bytes, revision {}, sha256 {}) in {} ms", backup.id, done->name,
+                done->size, done->revision, done->sha256,
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - *t0).count());
+          }
+          Feed(BackupResult{backup.id, done, Clock::now()});
+          if (!done.ok()) return;
+          auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+          for (const auto& pruned : PruneBackups(dir, flags_.shell.retention, now)) {
+            spdlog::info("retention: deleted backup {}", pruned);
+          }
+        }));
+  }));
 }
 
 void SchedulerShell::DoNote(const Note& note) {

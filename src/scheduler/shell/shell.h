@@ -48,12 +48,16 @@ struct LaunchContext {
   std::string framework_id;
   std::string artifact_base;  // http://<address>:<admin-port>/artifacts/
   std::string reseed_token;   // the executors' token (PersistentState::reseed_token)
+  // With LaunchMember::restore_snapshot: the backup's whole-file SHA-256 (from its sidecar,
+  // verified just before), which the executor checks again after the fetch.
+  std::string restore_sha256;
 };
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly
 // [peer],[client],[reseed], the custom executor fetching the three artifacts, DiscoveryInfo
-// naming the peer and client ports, and the executor's task config in data. `offer` may be null
-// (an offer that went away): the master then refuses the launch, as it should.
+// naming the peer and client ports, and the executor's task config in data. A restore adds the
+// backup as a fourth URI (<artifact_base>backups/<name>) and names it in the task config. `offer`
+// may be null (an offer that went away): the master then refuses the launch, as it should.
 mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
                               const LaunchContext& context);
 // The FrameworkInfo this scheduler subscribes with.
@@ -117,6 +121,7 @@ class SchedulerShell {
   void WriteState(std::string data, int attempt, std::function<void(Status)> done);
   void WriteFrameworkId(const std::string& id);
   void DoNote(const Note& note);
+  void DoBackup(const TakeBackup& backup);
   void Send(mesos::scheduler::Call call, std::string what);
   void ArmTick();
 
@@ -144,6 +149,7 @@ class SchedulerShell {
   bool loaded_ = false;
   bool stopped_ = false;
   std::string artifact_base_;
+  std::string restore_from_name_;  // --restore-from, imported into --backup-dir at Start
 
   std::deque<Queued> queue_;
   uint64_t next_batch_ = 0;

@@ -1,0 +1,361 @@
+// Backups and restore end to end: the scheduler (shell + core) against etcd-mesos-local, the real
+// executor and real etcd/etcdctl. Snapshots appear on schedule, verify with etcdctl, and are
+// pruned; POST /backup needs the token; after a total loss (every agent's host lost and wiped) a
+// restore brings the cluster back to its size with every key the snapshot held; a corrupt or
+// truncated snapshot is refused and nothing is launched from it.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "etcd/client.h"
+#include "local/cluster.h"
+#include "scheduler/shell/backups.h"
+#include "scheduler/shell/shell.h"
+#include "testing/ports.h"
+#include "testing/tempdir.h"
+
+namespace etcd_mesos::scheduler {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+std::pair<int, std::string> RunCommand(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, ""};
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+constexpr const char* kToken = "s3cret-token";
+
+class SchedulerBackups : public ::testing::Test {
+ protected:
+  fs::path BackupDir() const { return dir_.path() / "backups"; }
+
+  void StartAll(int size, std::vector<std::string> extra_flags) {
+    local::LocalClusterOptions options;
+    options.agents = size + 1;
+    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.first_agent_host = test::AgentHostBase();
+    options.work_dir = dir_.path() / "mesos";
+    options.master.port = 0;
+    options.master.allocation_interval = std::chrono::milliseconds(200);
+    options.master.agent_unreachable_timeout = std::chrono::seconds(5);
+    options.agent.status_update_retry_min = std::chrono::milliseconds(500);
+    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
+    auto master = cluster_->Start();
+    ASSERT_TRUE(master.ok()) << master.error();
+
+    fs::path wrapper = dir_.path() / "etcd-mesos-executor";
+    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+    fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
+    fs::path token = dir_.path() / "token";
+    std::ofstream(token) << kToken << "\n";
+    std::vector<std::string> args = {"--cluster-name=bk",
+                                     "--master=" + master->ToString(),
+                                     "--state-dir=" + (dir_.path() / "state").string(),
+                                     "--cluster-size=" + std::to_string(size),
+                                     "--admin-port=" + std::to_string(test::FreePort()),
+                                     "--cpu-limit=0.5",
+                                     "--mem-limit=128",
+                                     "--disk-limit=256",
+                                     "--executor-bin=" + wrapper.string(),
+                                     "--probe-interval=500ms",
+                                     "--bootstrap-gather=2s",
+                                     "--reseed-token-file=" + token.string(),
+                                     "--backup-dir=" + BackupDir().string()};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    auto parsed = shell::ParseFlags(args, {{"USER", "root"}}, ".");
+    ASSERT_TRUE(parsed.ok()) << parsed.error();
+    ASSERT_TRUE(shell::LoadFiles(parsed->flags.shell).ok());
+    flags_ = parsed->flags;
+    flags_.core.dead_member_grace = std::chrono::seconds(3);
+    shell::SchedulerShell::Options shell_options;
+    shell_options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+    shell_options.client.backoff_min = std::chrono::milliseconds(100);
+    shell_options.client.backoff_max = std::chrono::milliseconds(500);
+    scheduler_ = std::make_unique<shell::SchedulerShell>(io_, flags_, shell_options);
+    Status s = scheduler_->Start();
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+
+  void TearDown() override {
+    if (scheduler_) scheduler_->Stop();
+    scheduler_.reset();
+    if (cluster_) cluster_->Shutdown();
+    io_.run_for(std::chrono::milliseconds(200));
+  }
+
+  bool RunUntil(const std::function<bool()>& done, int seconds) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (!done() && Clock::now() < deadline) io_.run_for(std::chrono::milliseconds(20));
+    return done();
+  }
+
+  const SchedulerCore& core() const { return scheduler_->core(); }
+
+  bool AtSize(int size) const {
+    if (!scheduler_ || !core().healthy()) return false;
+    int voters = 0;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
+    }
+    return voters == size;
+  }
+
+  std::string Endpoints() const {
+    std::string out;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state != mesos::TASK_RUNNING) continue;
+      if (!out.empty()) out += ",";
+      out += m.ClientUrl();
+    }
+    return out;
+  }
+
+  std::pair<int, std::string> Etcdctl(const std::string& args) {
+    return RunCommand("ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=20s --endpoints=" +
+                      Endpoints() + " " + args);
+  }
+
+  net::HttpResponse Admin(net::Verb method, const std::string& target, bool with_token) {
+    net::HttpRequest req;
+    req.method = method;
+    req.endpoint = scheduler_->admin_address();
+    req.target = target;
+    req.timeout = std::chrono::seconds(30);
+    if (with_token) req.headers.emplace_back("Authorization", std::string("Bearer ") + kToken);
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+    RunUntil([&] { return got.has_value(); }, 40);
+    if (!got || !got->ok()) {
+      ADD_FAILURE() << "no answer to " << target;
+      return {};
+    }
+    return **got;
+  }
+
+  // Writes n keys /bk/key-0000 = value-0000 ... through the v3 API, one member at a time.
+  void PutKeys(int n) {
+    std::string first = core().state().members.begin()->second.ClientUrl();
+    auto url = ParseHttpUrl(first);
+    ASSERT_TRUE(url.ok());
+    etcd::Client client(io_, url->endpoint);
+    int done = 0;
+    std::function<void(int)> put = [&](int i) {
+      if (i == n) return;
+      client.Put(fmt::format("/bk/key-{:04}", i), fmt::format("value-{:04}", i),
+                 [&, i](Result<etcd::PutResponse> r) {
+                   ASSERT_TRUE(r.ok()) << r.error();
+                   ++done;
+                   put(i + 1);
+                 });
+    };
+    put(0);
+    ASSERT_TRUE(RunUntil([&] { return done == n; }, 60)) << done << " of " << n << " written";
+  }
+
+  test::TempDir dir_{"em-backup"};
+  boost::asio::io_context io_;
+  std::unique_ptr<local::LocalCluster> cluster_;
+  shell::SchedulerFlags flags_;
+  std::unique_ptr<shell::SchedulerShell> scheduler_;
+};
+
+TEST_F(SchedulerBackups, SnapshotsAppearOnScheduleVerifyAndArePruned) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll(3, {"--backup-interval=1s", "--backup-keep=2", "--backup-keep-hourly=0",
+                   "--backup-keep-daily=0", "--healthz-max-backup-age=1h"}));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  ASSERT_EQ(Etcdctl("put /bk/scheduled yes").first, 0);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(RunUntil([&] { return core().backups().taken >= 5; }, 40))
+      << core().backups().taken << " taken; " << core().backups().last_error;
+  double per_backup = Since(t0) / 5;
+  EXPECT_EQ(core().backups().failures, 0u) << core().backups().last_error;
+  io_.run_for(std::chrono::milliseconds(300));  // the retention of the latest one
+
+  // Pruned to the last two; each verifies, and etcdctl itself reads it as a snapshot.
+  auto backups = shell::ListBackups(BackupDir());
+  ASSERT_GE(backups.size(), 1u);
+  EXPECT_LE(backups.size(), 3u) << "keep 2 (plus perhaps one being written)";
+  auto status = Etcdctl("endpoint status -w json");
+  ASSERT_EQ(status.first, 0) << status.second;
+  uint64_t cluster_id = json::parse(status.second)[0]["Status"]["header"]["cluster_id"];
+  for (const auto& b : backups) {
+    SCOPED_TRACE(b.name);
+    EXPECT_TRUE(b.verified);
+    auto verified = shell::VerifyBackup(BackupDir(), b.name);
+    EXPECT_TRUE(verified.ok()) << verified.error();
+    EXPECT_EQ(b.cluster_id, cluster_id) << "the name carries etcd's cluster id";
+    EXPECT_GT(b.revision, 1u);
+    EXPECT_FALSE(b.member.empty());
+    auto snap = RunCommand("ETCDCTL_API=3 etcdctl snapshot status -w json " +
+                           (BackupDir() / b.name).string());
+    ASSERT_EQ(snap.first, 0) << snap.second;
+    EXPECT_GE(json::parse(snap.second)["revision"].get<uint64_t>(), b.revision);
+    auto sum = RunCommand("sha256sum " + (BackupDir() / b.name).string());
+    EXPECT_EQ(sum.second.substr(0, 64), b.sha256) << "the sidecar's sha256 is sha256sum's";
+  }
+  // The followers are preferred: the leader is spared.
+  std::printf("[figures] periodic backup every ~%.2fs; newest %s, %llu bytes\n", per_backup,
+              backups.front().name.c_str(), static_cast<unsigned long long>(backups.front().size));
+
+  // The admin surface tells the same.
+  auto list = Admin(net::Verb::get, "/backups", false);
+  EXPECT_EQ(list.status, 200u);
+  auto listed = json::parse(list.body);
+  ASSERT_TRUE(listed.is_array());
+  EXPECT_GE(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["sha256"].get<std::string>().size(), 64u);
+  auto stats = json::parse(Admin(net::Verb::get, "/stats", false).body);
+  EXPECT_GE(stats["backups_taken"].get<uint64_t>(), 5u);
+  EXPECT_EQ(stats["backup_failures"], 0);
+  EXPECT_LE(stats["last_backup_age_seconds"].get<int64_t>(), 5);
+  EXPECT_GT(stats["last_backup_size_bytes"].get<uint64_t>(), 0u);
+  auto metrics = Admin(net::Verb::get, "/metrics", false).body;
+  EXPECT_NE(metrics.find("etcd_mesos_backups_total "), std::string::npos);
+  EXPECT_NE(metrics.find("etcd_mesos_last_backup_age_seconds "), std::string::npos);
+  EXPECT_EQ(Admin(net::Verb::get, "/healthz", false).status, 200u);
+  EXPECT_NE(Admin(net::Verb::get, "/", false).body.find("backups: newest etcd-bk-"),
+            std::string::npos);
+}
+
+TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapshotsAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartAll(3, {"--backup-interval=0"}));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  ASSERT_NO_FATAL_FAILURE(PutKeys(200));
+
+  // On demand, with the token only.
+  EXPECT_EQ(Admin(net::Verb::post, "/backup", false).status, 401u);
+  auto t0 = Clock::now();
+  auto asked = Admin(net::Verb::post, "/backup", true);
+  EXPECT_EQ(asked.status, 202u) << asked.body;
+  ASSERT_TRUE(RunUntil([&] { return core().backups().taken == 1; }, 30))
+      << core().backups().last_error;
+  double backup_s = Since(t0);
+  auto backups = shell::ListBackups(BackupDir());
+  ASSERT_EQ(backups.size(), 1u);
+  const shell::BackupRecord good = backups[0];
+  std::printf("[figures] POST /backup -> %s written: %llu bytes in %.2fs\n", good.name.c_str(),
+              static_cast<unsigned long long>(good.size), backup_s);
+  ASSERT_EQ(Etcdctl("put /bk/after-backup lost").first, 0);
+
+  // A restore while the cluster lives is refused.
+  auto alive = Admin(net::Verb::post, "/restore?name=" + good.name, true);
+  EXPECT_EQ(alive.status, 409u) << alive.body;
+
+  // Total loss: every agent's host is lost and comes back wiped.
+  uint64_t generation = core().state().generation;
+  for (int n = 1; n <= cluster_->agent_count(); ++n) {
+    ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
+  }
+  ASSERT_TRUE(RunUntil([&] { return core().total_loss(); }, 40)) << core().health_reason();
+
+  // A truncated snapshot (its sidecar copied: the checksum differs) and a corrupt one (the
+  // sidecar rewritten to match: only etcd's trailer hash catches it) are refused.
+  auto copy = [&](const std::string& name, const std::function<void(std::string&)>& damage,
+                  bool fix_sidecar) {
+    std::ifstream in(BackupDir() / good.name, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), {});
+    damage(data);
+    std::ofstream(BackupDir() / name, std::ios::binary) << data;
+    std::ifstream side_in(BackupDir() / (good.name + ".json"));
+    json side = json::parse(side_in);
+    side["name"] = name;
+    side["size"] = data.size();
+    if (fix_sidecar) {
+      auto d = shell::DigestFile(BackupDir() / name);
+      side["sha256"] = d->sha256;
+    }
+    std::ofstream(BackupDir() / (name + ".json")) << side.dump();
+  };
+  std::string truncated = "etcd-bk-20200101T000000Z-rev1-0000000000000001.db";
+  std::string corrupt = "etcd-bk-20200101T000001Z-rev1-0000000000000001.db";
+  copy(
+      truncated, [](std::string& d) { d.resize(d.size() / 2); }, false);
+  copy(
+      corrupt, [](std::string& d) { d[d.size() / 3] ^= 0x5a; }, true);
+  uint64_t launched = core().state().counters.launched_servers;
+  for (const auto& bad : {truncated, corrupt}) {
+    auto refused = Admin(net::Verb::post, "/restore?name=" + bad, true);
+    EXPECT_EQ(refused.status, 422u) << refused.body;
+    EXPECT_NE(refused.body.find("nothing was launched"), std::string::npos) << refused.body;
+  }
+  EXPECT_EQ(Admin(net::Verb::post, "/restore?name=../../etc/passwd", true).status, 400u);
+  EXPECT_EQ(Admin(net::Verb::post, "/restore?name=" + good.name, false).status, 401u);
+  io_.run_for(std::chrono::seconds(2));
+  EXPECT_EQ(core().state().counters.launched_servers, launched) << "nothing launched";
+  EXPECT_TRUE(core().total_loss());
+  EXPECT_TRUE(core().state().restore_snapshot.empty());
+
+  // The good one: back to three voters with every key the snapshot held.
+  auto t1 = Clock::now();
+  auto restore = Admin(net::Verb::post, "/restore?name=" + good.name, true);
+  ASSERT_EQ(restore.status, 202u) << restore.body;
+  ASSERT_TRUE(RunUntil([&] { return AtSize(1) || AtSize(2) || AtSize(3); }, 60))
+      << core().health_reason();
+  double first_s = Since(t1);
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
+  std::printf("[figures] restore: first member healthy after %.1fs, 3 voters after %.1fs\n",
+              first_s, Since(t1));
+  EXPECT_GT(core().state().generation, generation);
+  auto keys = Etcdctl("get /bk/key- --prefix");
+  ASSERT_EQ(keys.first, 0) << keys.second;
+  for (int i = 0; i < 200; ++i) {
+    std::string kv = fmt::format("/bk/key-{:04}\nvalue-{:04}\n", i, i);
+    ASSERT_NE(keys.second.find(kv), std::string::npos) << "missing key " << i;
+  }
+  EXPECT_EQ(Etcdctl("get /bk/after-backup --print-value-only").second, "")
+      << "written after the snapshot: not in it";
+  auto list = Etcdctl("member list");
+  EXPECT_EQ(std::count(list.second.begin(), list.second.end(), '\n'), 3) << list.second;
+  EXPECT_EQ(list.second.find("true"), std::string::npos) << "no learner left: " << list.second;
+  // The restored cluster takes writes.
+  EXPECT_EQ(Etcdctl("put /bk/after-restore yes").first, 0);
+}
+
+TEST(SchedulerRestoreFrom, ACorruptSnapshotStopsTheSchedulerBeforeAnythingStarts) {
+  test::TempDir dir("em-restore-from");
+  fs::path bad = dir.path() / "snapshot.db";
+  std::ofstream(bad, std::ios::binary) << std::string(4096 + 32, 'x');
+  fs::path wrapper = dir.path() / "etcd-mesos-executor";
+  std::ofstream(wrapper) << "#!/bin/sh\n";
+  std::vector<std::string> args = {"--cluster-name=rf",
+                                   "--master=127.0.0.1:1",
+                                   "--state-dir=" + (dir.path() / "state").string(),
+                                   "--admin-port=" + std::to_string(test::FreePort()),
+                                   "--executor-bin=" + wrapper.string(),
+                                   "--backup-dir=" + (dir.path() / "backups").string(),
+                                   "--restore-from=" + bad.string()};
+  auto parsed = shell::ParseFlags(args, {{"USER", "root"}}, ".");
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  ASSERT_TRUE(shell::LoadFiles(parsed->flags.shell).ok());
+  boost::asio::io_context io;
+  shell::SchedulerShell scheduler(io, parsed->flags, {});
+  Status s = scheduler.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().ToString().find("corrupt or truncated"), std::string::npos) << s.error();
+  EXPECT_NE(s.error().ToString().find("nothing was launched"), std::string::npos) << s.error();
+  EXPECT_FALSE(scheduler.loaded());
+  EXPECT_TRUE(shell::ListBackups(dir.path() / "backups").empty()) << "nothing kept from it";
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,11 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::filesystem::path 
     ::setpgid(0, 0);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
+    // Nothing else of the test goes with it: a server that inherited, say, the listening socket
+    // of a scheduler under test would keep its port bound after the scheduler closed it.
+    if (::syscall(SYS_close_range, 3u, ~0u, 0) != 0) {
+      for (int other = 3; other < 4096; ++other) ::close(other);
+    }
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());

@@ -118,7 +118,8 @@ WorkloadReport CheckWorkload(const std::set<uint64_t>& acknowledged, const std::
 
 std::pair<int, std::string> RunShell(const std::string& command) {
   std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  // stderr joins stdout for the whole script (etcdctl prints some results on stderr).
+  FILE* pipe = ::popen(("exec 2>&1\n" + command).c_str(), "r");
   if (pipe == nullptr) return {-1, "popen failed"};
   char buf[4096];
   while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);

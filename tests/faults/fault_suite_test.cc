@@ -1,0 +1,605 @@
+// The end-to-end fault suite: every incident of the on-call guide, rehearsed with real processes.
+//
+// Each scenario runs etcd-mesos-local (master and agents in this process), the scheduler (shell
+// and core, in this process, so that it can be killed and restarted), the real executor fetched
+// by URI, real etcd, and a workload that writes sequenced keys and records which writes etcd
+// acknowledged. The store is a directory in some scenarios and a real ZooKeeper in others. After
+// a minority failure every acknowledged write must read back; after a reseed, every acknowledged
+// write the chosen survivor held must. The operator's view is checked through the commands of
+// docs/response.md itself (blocks tagged `# guide: <name>`), run with curl and etcdctl as an
+// operator would, so the guide cannot rot.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "local/cluster.h"
+#include "scheduler/shell/shell.h"
+#include "testing/ports.h"
+#include "testing/tempdir.h"
+#include "testing/workload.h"
+#include "testing/zookeeper_server.h"
+
+namespace etcd_mesos::scheduler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// The runnable blocks of docs/response.md: a fenced block (possibly indented in a list item)
+// whose first line is `# guide: <name>`; the block's indentation is taken off its lines.
+std::map<std::string, std::string> GuideCommands() {
+  std::ifstream in(GUIDE_PATH);
+  std::map<std::string, std::string> out;
+  std::string line, name, body;
+  size_t indent = 0;
+  bool in_block = false;
+  while (std::getline(in, line)) {
+    size_t first = line.find_first_not_of(' ');
+    std::string_view text = first == std::string::npos ? "" : std::string_view(line).substr(first);
+    if (text.starts_with("```")) {
+      if (in_block && !name.empty()) out[name] = body;
+      in_block = !in_block;
+      indent = first;
+      name.clear();
+      body.clear();
+      continue;
+    }
+    if (!in_block) continue;
+    if (body.empty() && name.empty() && text.starts_with("# guide: ")) {
+      name = std::string(text.substr(9));
+      continue;
+    }
+    body += (line.size() >= indent ? line.substr(indent) : std::string()) + "\n";
+  }
+  return out;
+}
+
+enum class Store { kDirectory, kZooKeeper };
+
+struct Scenario {
+  Store store = Store::kDirectory;
+  int size = 3;
+  int agents = 4;
+  milliseconds reseed_timeout = seconds(240);
+  std::vector<std::string> extra_flags;
+};
+
+class FaultSuite : public ::testing::Test {
+ protected:
+  void StartAll(const Scenario& scenario) {
+    scenario_ = scenario;
+    if (scenario.store == Store::kZooKeeper) {
+      zookeeper_ = std::make_unique<test::ZooKeeperServer>();
+      Status s = zookeeper_->Start();
+      ASSERT_TRUE(s.ok()) << s.error();
+    }
+    local::LocalClusterOptions options;
+    options.agents = scenario.agents;
+    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.first_agent_host = test::AgentHostBase();
+    options.work_dir = dir_.path() / "mesos";
+    options.master.port = 0;
+    options.master.allocation_interval = milliseconds(200);
+    options.master.agent_unreachable_timeout = seconds(5);
+    options.agent.status_update_retry_min = milliseconds(500);
+    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
+    auto master = cluster_->Start();
+    ASSERT_TRUE(master.ok()) << master.error();
+    master_ = *master;
+
+    // A tiny wrapper stands for the executor so that the agents do not each fetch the
+    // sanitizer build's large binary; what runs is the real executor.
+    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
+    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add);
+    token_file_ = dir_.path() / "reseed-token";
+    std::ofstream(token_file_) << "s3cret-token\n";
+    std::vector<std::string> args = {
+        "--cluster-name=faults",
+        "--master=" + master_.ToString(),
+        "--cluster-size=" + std::to_string(scenario.size),
+        "--admin-port=" + std::to_string(test::FreePort()),
+        "--cpu-limit=0.5",
+        "--mem-limit=128",
+        "--disk-limit=256",
+        "--executor-bin=" + wrapper.string(),
+        "--probe-interval=500ms",
+        "--bootstrap-gather=2s",
+        "--reseed-token-file=" + token_file_.string(),
+        "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms"};
+    if (scenario.store == Store::kZooKeeper) {
+      args.push_back("--zk-framework-persist=" + zookeeper_->Url("/etcd-mesos-faults"));
+    } else {
+      args.push_back("--state-dir=" + (dir_.path() / "state").string());
+    }
+    args.insert(args.end(), scenario.extra_flags.begin(), scenario.extra_flags.end());
+    auto parsed = shell::ParseFlags(args, {{"USER", "root"}}, ".");
+    ASSERT_TRUE(parsed.ok()) << parsed.error();
+    ASSERT_TRUE(shell::LoadFiles(parsed->flags.shell).ok());
+    flags_ = parsed->flags;
+    flags_.core.dead_member_grace = seconds(3);
+    ASSERT_NO_FATAL_FAILURE(StartScheduler());
+    auto t0 = Clock::now();
+    ASSERT_TRUE(RunUntil([&] { return AtSize(scenario.size); }, 120)) << core().health_reason();
+    std::printf("[timing] bootstrap of %d -> %d healthy voters: %.1fs\n", scenario.size,
+                scenario.size, Since(t0));
+    workload_ = std::make_unique<test::Workload>(
+        io_, [this] { return ClientEndpoints(); }, test::Workload::Options{.prefix = "/faults"});
+    workload_->Start();
+    ASSERT_TRUE(RunUntil([&] { return workload_->acknowledged().size() >= 20; }, 60))
+        << "the workload cannot write to a healthy cluster";
+  }
+
+  void StartScheduler() {
+    shell::SchedulerShell::Options options;
+    options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+    options.client.backoff_min = milliseconds(100);
+    options.client.backoff_max = milliseconds(500);
+    scheduler_ = std::make_unique<shell::SchedulerShell>(io_, flags_, options);
+    Status s = scheduler_->Start();
+    ASSERT_TRUE(s.ok()) << s.error();
+    admin_ = scheduler_->admin_address();
+  }
+
+  // The scheduler process dies: nothing of it is left but its store.
+  void KillScheduler() {
+    scheduler_->Stop();
+    scheduler_.reset();
+  }
+
+  void TearDown() override {
+    if (workload_) workload_->Stop();
+    if (scheduler_) scheduler_->Stop();
+    scheduler_.reset();
+    if (cluster_) cluster_->Shutdown();
+    io_.run_for(milliseconds(200));
+    workload_.reset();
+    if (zookeeper_) zookeeper_->Stop();
+  }
+
+  bool RunUntil(const std::function<bool()>& done, int seconds) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    while (!done() && Clock::now() < deadline) io_.run_for(milliseconds(20));
+    return done();
+  }
+  void RunFor(milliseconds d) {
+    auto deadline = Clock::now() + d;
+    while (Clock::now() < deadline) io_.run_for(milliseconds(20));
+  }
+
+  // Runs a blocking command on another thread while this one keeps serving the cluster and the
+  // scheduler (whose admin API the command may be talking to).
+  std::pair<int, std::string> Shell(const std::string& command) {
+    auto result = std::async(std::launch::async, [command] { return test::RunShell(command); });
+    while (result.wait_for(milliseconds(0)) != std::future_status::ready) {
+      io_.run_for(milliseconds(20));
+    }
+    return result.get();
+  }
+
+  // Runs the guide's command `name` with the operator's variables set.
+  std::pair<int, std::string> Guide(const std::string& name) {
+    static const auto commands = GuideCommands();
+    auto it = commands.find(name);
+    if (it == commands.end()) {
+      ADD_FAILURE() << "docs/response.md has no block tagged '# guide: " << name << "'";
+      return {-1, ""};
+    }
+    std::string env = "export ADMIN=" + admin_.ToString() + " MASTER=" + master_.ToString() +
+                      " TOKEN_FILE=" + token_file_.string() + " CLUSTER=faults\n";
+    return Shell(env + it->second);
+  }
+
+  // The workload's keys as `endpoints` hold them (serializable: what that member alone has).
+  Result<test::SequenceRead> Read(const std::string& endpoints, bool serializable) {
+    std::string prefix = workload_->prefix();
+    auto read = std::async(std::launch::async,
+                           [=] { return test::ReadSequences(endpoints, prefix, serializable); });
+    while (read.wait_for(milliseconds(0)) != std::future_status::ready) {
+      io_.run_for(milliseconds(20));
+    }
+    return read.get();
+  }
+
+  nlohmann::json GuideJson(const std::string& name) {
+    auto [code, out] = Guide(name);
+    EXPECT_EQ(code, 0) << out;
+    auto json = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_FALSE(json.is_discarded()) << name << " printed no JSON: " << out;
+    return json;
+  }
+
+  const SchedulerCore& core() const { return scheduler_->core(); }
+
+  bool AtSize(int size) const {
+    if (!scheduler_ || !core().healthy()) return false;
+    int voters = 0;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
+    }
+    return voters == size && static_cast<int>(core().state().members.size()) == size;
+  }
+
+  // What a client knows of the cluster: the scheduler's members, as /endpoints says (the last
+  // list is kept while the scheduler is away, as a client's would be).
+  std::vector<HostPort> ClientEndpoints() {
+    if (scheduler_) {
+      std::vector<HostPort> now;
+      for (const auto& [name, m] : core().state().members) {
+        if (m.task_state == mesos::TASK_RUNNING) now.push_back({m.host, m.client_port});
+      }
+      if (!now.empty()) known_endpoints_ = now;
+    }
+    return known_endpoints_;
+  }
+  std::string EndpointsLine() {
+    std::string out;
+    for (const auto& e : ClientEndpoints())
+      out += (out.empty() ? "http://" : ",http://") + e.ToString();
+    return out;
+  }
+
+  // Stops the workload, lets its last write finish, and checks every acknowledged write against
+  // a linearizable read of the whole prefix.
+  test::WorkloadReport CheckData(const std::optional<std::set<uint64_t>>& survivor = {}) {
+    workload_->Stop();
+    RunFor(milliseconds(2500));  // the write in flight times out or is answered
+    auto got = Read(EndpointsLine(), /*serializable=*/false);
+    EXPECT_TRUE(got.ok()) << got.error();
+    if (!got.ok()) return {};
+    auto report =
+        test::CheckWorkload(workload_->acknowledged(), workload_->prefix(), *got, survivor);
+    std::printf("[workload] %s (%llu attempted, %llu failed)\n", report.ToString().c_str(),
+                static_cast<unsigned long long>(workload_->attempted()),
+                static_cast<unsigned long long>(workload_->failed()));
+    EXPECT_TRUE(report.ok()) << report.ToString();
+    return report;
+  }
+
+  std::string ExecutorOf(const std::string& member) {
+    auto state = cluster_->master().StateJson();
+    for (const auto& t : state["frameworks"][0]["tasks"]) {
+      if (t["name"].get<std::string>().rfind(member + " ", 0) == 0) {
+        return t["executor_id"].get<std::string>();
+      }
+    }
+    return "";
+  }
+  void KillMember(const std::string& name) {
+    std::string executor = ExecutorOf(name);
+    ASSERT_FALSE(executor.empty()) << "no task for " << name;
+    Status s = cluster_->KillExecutor(executor);
+    ASSERT_TRUE(s.ok()) << s.error();
+  }
+  int AgentOf(const Member& m) {
+    for (int n = 1; n <= cluster_->agent_count(); ++n) {
+      if (cluster_->agent(n) && cluster_->agent(n)->id().value() == m.agent_id) return n;
+    }
+    return 0;
+  }
+  std::vector<Member> Members() const {
+    std::vector<Member> out;
+    for (const auto& [name, m] : core().state().members) out.push_back(m);
+    return out;
+  }
+
+  void ExpectGuideSeesHealthyCluster(int size) {
+    auto stats = GuideJson("stats");
+    EXPECT_EQ(stats.value("healthy", -1), 1) << stats.dump();
+    EXPECT_EQ(stats.value("running_servers", -1), size) << stats.dump();
+    auto health = Guide("health-v3");
+    EXPECT_EQ(health.first, 0) << health.second;
+    EXPECT_EQ(std::count(health.second.begin(), health.second.end(), '\n'), size) << health.second;
+    auto v2 = Guide("health-v2");
+    EXPECT_EQ(v2.first, 0) << v2.second;
+    EXPECT_NE(v2.second.find("cluster is healthy"), std::string::npos) << v2.second;
+    auto list = Guide("member-list-v3");
+    EXPECT_EQ(list.first, 0) << list.second;
+    auto members = GuideJson("members");
+    EXPECT_EQ(members.size(), static_cast<size_t>(size)) << members.dump();
+  }
+
+  test::TempDir dir_{"em-faults"};
+  boost::asio::io_context io_;
+  Scenario scenario_;
+  std::unique_ptr<test::ZooKeeperServer> zookeeper_;
+  std::unique_ptr<local::LocalCluster> cluster_;
+  HostPort master_;
+  HostPort admin_;
+  std::filesystem::path token_file_;
+  shell::SchedulerFlags flags_;
+  std::unique_ptr<shell::SchedulerShell> scheduler_;
+  std::unique_ptr<test::Workload> workload_;
+  std::vector<HostPort> known_endpoints_;
+};
+
+TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
+  auto commands = GuideCommands();
+  for (const char* name :
+       {"stats", "members", "endpoints", "healthz", "health-v3", "health-v2", "member-list-v3",
+        "member-list-v2", "reseed", "start-fresh", "master-tasks"}) {
+    EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
+  }
+}
+
+// Guide: "A member dies (kill -9 ...)": nothing to do; it is replaced.
+TEST_F(FaultSuite, KillNineOfOneMember) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  std::string victim = Members().front().name;
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] kill -9 of one member -> 3 healthy voters: %.1fs\n", Since(t0));
+  auto stats = GuideJson("stats");
+  EXPECT_GE(stats.value("failed_servers", 0), 1) << stats.dump();
+  EXPECT_EQ(stats.value("members_removed", 0), 1) << stats.dump();
+  EXPECT_EQ(stats.value("members_promoted", 0), 1) << stats.dump();
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: a host is lost with everything on it; the member moves to another agent.
+TEST_F(FaultSuite, AStoppedAgentWithZooKeeperState) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  Member victim = Members().front();
+  int agent = AgentOf(victim);
+  ASSERT_GT(agent, 0);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->StopAgent(agent).ok());
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim.name) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] agent stopped -> 3 healthy voters: %.1fs\n", Since(t0));
+  for (const auto& m : Members()) EXPECT_NE(m.agent_id, victim.agent_id);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// A member is lost while no scheduler runs; the scheduler returns (state from ZooKeeper) and
+// heals it.
+TEST_F(FaultSuite, MinorityLossWhileTheSchedulerIsDown) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  std::string victim = Members().back().name;
+  KillScheduler();
+  RunFor(milliseconds(500));
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  RunFor(seconds(3));
+  ASSERT_GE(workload_->acknowledged().size(), 20u);
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60))
+      << core().health_reason();
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] minority lost while the scheduler was down -> healed: %.1fs\n", Since(t0));
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: "Etcd livelock (a majority lost)": with auto-reseed, the survivor with the highest raft
+// index is reseeded after the timeout, keeping its data.
+TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.reseed_timeout = seconds(8)}));
+  auto members = Members();
+  ASSERT_NO_FATAL_FAILURE(KillMember(members[0].name));
+  ASSERT_NO_FATAL_FAILURE(KillMember(members[1].name));
+  auto t0 = Clock::now();
+  ASSERT_TRUE(RunUntil([&] { return core().livelocked(); }, 30)) << core().health_reason();
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("healthy", -1), 0) << stats.dump();
+  EXPECT_EQ(stats.value("livelocked", -1), 1) << stats.dump();
+  EXPECT_EQ(stats.value("cluster_livelocks", -1), 1) << stats.dump();
+  // What the survivor holds, read from it alone before it is reseeded.
+  auto held = Read(members[2].ClientUrl(), /*serializable=*/true);
+  ASSERT_TRUE(held.ok()) << held.error();
+  std::set<uint64_t> survivor_had = test::Sequences(workload_->prefix(), *held);
+  ASSERT_TRUE(RunUntil([&] { return core().state().counters.cluster_reseeds >= 1; }, 60))
+      << core().health_reason();
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
+  std::printf("[timing] majority lost -> reseeded (timeout 8s) -> 3 healthy voters: %.1fs\n",
+              Since(t0));
+  EXPECT_EQ(core().state().members.count(members[2].name), 1u) << "the survivor is the seed";
+  ExpectGuideSeesHealthyCluster(3);
+  auto report = CheckData(survivor_had);
+  std::printf(
+      "[reseed] %zu acknowledged writes lost to the reseed (the survivor never had "
+      "them), %zu lost that it had\n",
+      report.lost_to_reseed.size(), report.lost.size());
+}
+
+// Guide: with --auto-reseed=false nothing happens until the operator POSTs /reseed.
+TEST_F(FaultSuite, WithoutAutoReseedTheOperatorReseedsByTheGuide) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll({.reseed_timeout = seconds(2), .extra_flags = {"--auto-reseed=false"}}));
+  auto members = Members();
+  ASSERT_NO_FATAL_FAILURE(KillMember(members[0].name));
+  ASSERT_NO_FATAL_FAILURE(KillMember(members[1].name));
+  ASSERT_TRUE(RunUntil([&] { return core().livelocked(); }, 30));
+  RunFor(seconds(6));  // three reseed timeouts
+  EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
+  auto held = Read(members[2].ClientUrl(), /*serializable=*/true);
+  ASSERT_TRUE(held.ok()) << held.error();
+  auto t0 = Clock::now();
+  auto reseed = Guide("reseed");
+  EXPECT_EQ(reseed.first, 0) << reseed.second;
+  EXPECT_NE(reseed.second.find("202"), std::string::npos) << reseed.second;
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
+  std::printf("[timing] manual /reseed -> 3 healthy voters: %.1fs\n", Since(t0));
+  // A second reseed of the healthy cluster is refused with the reason, as the guide says.
+  auto again = Guide("reseed");
+  EXPECT_NE(again.second.find("409"), std::string::npos) << again.second;
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData(test::Sequences(workload_->prefix(), *held));
+}
+
+// Guide: "Total cluster loss": no empty cluster is started by itself; the operator decides.
+TEST_F(FaultSuite, TotalLossWaitsForTheOperator) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  for (const auto& m : Members()) ASSERT_NO_FATAL_FAILURE(KillMember(m.name));
+  ASSERT_TRUE(RunUntil([&] { return core().total_loss(); }, 60)) << core().health_reason();
+  workload_->Stop();  // its writes would land in the fresh cluster
+  RunFor(seconds(3));
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("total_loss", -1), 1) << stats.dump();
+  EXPECT_EQ(stats.value("healthy", -1), 0) << stats.dump();
+  EXPECT_EQ(stats.value("running_servers", -1), 0) << "nothing was started by itself";
+  auto healthz = Guide("healthz");
+  EXPECT_NE(healthz.second.find("500"), std::string::npos) << healthz.second;
+  auto t0 = Clock::now();
+  auto fresh = Guide("start-fresh");
+  EXPECT_NE(fresh.second.find("202"), std::string::npos) << fresh.second;
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
+  std::printf("[timing] start-fresh after total loss -> 3 healthy voters: %.1fs\n", Since(t0));
+  ExpectGuideSeesHealthyCluster(3);
+  auto read = Read(EndpointsLine(), /*serializable=*/false);
+  ASSERT_TRUE(read.ok()) << read.error();
+  EXPECT_TRUE(read->empty()) << "start-fresh is an empty cluster, as the guide says";
+}
+
+// Guide: "The scheduler restarts or fails over": members keep running, state from ZooKeeper.
+TEST_F(FaultSuite, SchedulerFailoverWithStateInZooKeeper) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  auto before = core().state().members;
+  KillScheduler();
+  size_t acked_before = workload_->acknowledged().size();
+  RunFor(seconds(3));
+  EXPECT_GT(workload_->acknowledged().size(), acked_before) << "etcd serves without a scheduler";
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  std::printf("[timing] scheduler restarted -> reconciled and healthy: %.1fs\n", Since(t0));
+  RunFor(seconds(3));
+  for (const auto& [name, m] : before) {
+    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
+  }
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// ZooKeeper goes away and comes back: a member lost meanwhile is replaced once the store can
+// record it (write-ahead), and the new state is what a restarted scheduler reads.
+TEST_F(FaultSuite, ZooKeeperRestartedWhileAMemberIsLost) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  zookeeper_->Stop();
+  std::string victim = Members().front().name;
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  RunFor(seconds(5));
+  ASSERT_TRUE(zookeeper_->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] member lost while ZooKeeper was down -> healed: %.1fs\n", Since(t0));
+  auto healed = core().state().members;
+  RunFor(seconds(2));  // the last write reaches the store
+  KillScheduler();
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  for (const auto& [name, m] : healed) {
+    EXPECT_EQ(core().state().members.count(name), 1u) << name << " not in the stored state";
+  }
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// An agent is cut off from the master but its member keeps serving: nothing is replaced while
+// it answers, and the cluster is whole again once the partition heals.
+TEST_F(FaultSuite, APartitionedAgentHeals) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  Member cut = Members().front();
+  int agent = AgentOf(cut);
+  ASSERT_GT(agent, 0);
+  ASSERT_TRUE(cluster_->PartitionAgent(agent).ok());
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        auto it = core().state().members.find(cut.name);
+        return it != core().state().members.end() &&
+               it->second.task_state == mesos::TASK_UNREACHABLE;
+      },
+      60));
+  RunFor(seconds(6));  // past the dead-member grace: it still answers, so it stays
+  EXPECT_EQ(core().state().members.count(cut.name), 1u);
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->HealAgent(agent).ok());
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        return AtSize(3) && core().state().members.count(cut.name) &&
+               core().state().members.at(cut.name).task_state == mesos::TASK_RUNNING;
+      },
+      60))
+      << core().health_reason();
+  std::printf("[timing] partition healed -> its task RUNNING again: %.1fs\n", Since(t0));
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Random minority faults for a bounded time, then calm: the cluster must converge to its size
+// with every acknowledged write.
+TEST_F(FaultSuite, RandomMinorityFaultsThenConvergence) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.agents = 6}));
+  uint32_t seed = std::random_device{}();
+  std::printf("[random] seed %u\n", seed);
+  std::mt19937 rng(seed);
+  std::set<int> stopped;
+  auto chaos_end = Clock::now() + seconds(45);
+  int faults = 0;
+  while (Clock::now() < chaos_end) {
+    // At most one fault outstanding, and only once the cluster is whole again: a minority.
+    if (!RunUntil([&] { return AtSize(3); }, 120)) break;
+    auto members = Members();
+    const Member& m = members[rng() % members.size()];
+    switch (rng() % 3) {
+      case 0:
+        std::printf("[random] kill -9 %s\n", m.name.c_str());
+        ASSERT_NO_FATAL_FAILURE(KillMember(m.name));
+        break;
+      case 1: {
+        int agent = AgentOf(m);
+        if (agent == 0 || static_cast<int>(stopped.size()) >= 2) continue;
+        std::printf("[random] stop agent %d (%s)\n", agent, m.name.c_str());
+        ASSERT_TRUE(cluster_->StopAgent(agent).ok());
+        stopped.insert(agent);
+        break;
+      }
+      default: {
+        int agent = AgentOf(m);
+        if (agent == 0) continue;
+        std::printf("[random] restart agent %d (%s), work dir kept\n", agent, m.name.c_str());
+        ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+        break;
+      }
+    }
+    ++faults;
+    RunFor(milliseconds(1500 + rng() % 3000));
+  }
+  auto t0 = Clock::now();
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
+  std::printf("[timing] %d random faults, then calm -> 3 healthy voters: %.1fs\n", faults,
+              Since(t0));
+  EXPECT_GE(faults, 2);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+}  // namespace
+}  // namespace etcd_mesos::scheduler

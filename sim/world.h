@@ -1,7 +1,11 @@
-// The simulated world in which the real SchedulerCore runs: a Mesos master and its agents, etcd
-// members modelled as raft membership, a store with latency, and a scheduler that may crash and
-// restart from what it stored. It replaces the scheduler's shell (src/scheduler/shell), the way
-// FoundationDB's sim2 and TigerBeetle's VOPR replace the network, the disk and the clock.
+// The simulated world in which the real SchedulerCore runs: a Mesos master and its agents, the
+// real executor core (src/executor/core Supervisor) for every task, etcd members modelled as raft
+// membership (the rules of etcd_model.h), a store (store_model.h) with latency, connection loss,
+// session expiry and compare-and-set conflicts, and a scheduler that may crash and restart from
+// what it stored. It replaces the scheduler's and the executor's shells, the way FoundationDB's
+// sim2 and TigerBeetle's VOPR replace the network, the disk and the clock; where the shells make
+// decisions of their own (the scheduler shell's store retries and its refusal to launch what a
+// failed write did not record), the world makes the same ones.
 //
 // One run is a function of its seed: one thread, one std::mt19937_64, simulated time (no clock is
 // ever read), and an event queue ordered by (time, sequence). A run has two phases:
@@ -18,7 +22,8 @@
 // that report the agent's latest state at any time, PARTITION_AWARE unreachable tasks that come
 // back; etcd's rules for learners (one at a time, promotion only in sync), quorum for a leader and
 // for progress, membership changes only through a leader, the strict reconfiguration check, and
-// force-new-cluster.
+// force-new-cluster. The store model and the membership rules pass the same contract suites as
+// ZooKeeper, the directory store and a real etcd (tests/contract).
 //
 // Threading: RunSeed is a pure function of its arguments; each call builds its own world, so
 // different seeds may run on different threads.

@@ -66,8 +66,13 @@ TEST(Sim, ARangeOfSeedsPasses) {
         "fault.store_connection_loss", "fault.store_session_expired", "fault.store_slow",
         "fault.store_foreign_write", "fault.store_connection_loss_mid_op",
         "fault.scheduler_crash_mid_write", "store.answer_lost_applied",
-        "store.request_landed_after_crash", "store.request_lost_in_crash",
-        "shell.write_retried", "shell.write_conflict_reread", "shell.load_retried"}) {
+        "store.request_landed_after_crash", "store.request_lost_in_crash", "shell.write_retried",
+        "shell.write_conflict_reread", "shell.load_retried",
+        // The executor core's own decisions: restart in place, the reseed steps, a crash loop
+        // or a removed member reported failed.
+        "executor.etcd_restarted", "executor.etcd_forced_new_cluster", "executor.reseed_reseeded",
+        "executor.sent_TASK_STARTING", "executor.sent_TASK_RUNNING", "executor.sent_TASK_FAILED",
+        "executor.sent_TASK_KILLED"}) {
     EXPECT_GT(coverage[path], 0u) << path << " was never hit";
   }
   EXPECT_GT(total_loss, 0) << "some runs must end in (correctly reported) total loss";

@@ -49,9 +49,11 @@ struct CommandResult {
   std::string out;  // stdout and stderr
 };
 
-CommandResult RunCommand(const std::string& command) {
+// Runs `command` through the shell; its stderr is captured too unless `stdout_only` (etcdctl
+// logs its own retries on stderr, which is not the value read).
+CommandResult RunCommand(const std::string& command, bool stdout_only = false) {
   CommandResult r;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = ::popen((command + (stdout_only ? " 2>/dev/null" : " 2>&1")).c_str(), "r");
   if (pipe == nullptr) return r;
   char buf[4096];
   while (size_t n = fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
@@ -120,7 +122,7 @@ class Client {
   void Read(const std::string& key, const std::string& want) {
     CommandResult got;
     for (int attempt = 0; attempt < 10; ++attempt) {
-      got = RunCommand(Etcdctl(endpoint_, "get " + key + " --print-value-only"));
+      got = RunCommand(Etcdctl(endpoint_, "get " + key + " --print-value-only"), true);
       if (got.code == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
@@ -359,6 +361,8 @@ TEST_F(ProxyTest, AClientOfTheProxyKeepsWorkingAcrossAHealAndAReseed) {
   }
 }
 
+void IgnoreZooKeeperEvents(zhandle_t*, int, int, const char*, void*) {}
+
 // Announces `master` under `chroot` in ZooKeeper as a leading Mesos master does: a sequential
 // `json.info_` node holding its MasterInfo as JSON. (Persistent here, so that the announcing
 // session may end.)
@@ -374,9 +378,14 @@ Status AnnounceMaster(const test::ZooKeeperServer& zk, const std::string& chroot
   info.mutable_address()->set_port(master.port);
   std::string data = mesos_codec::MessageToJsonString(info);
   zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-  zhandle_t* zh = zookeeper_init(zk.servers().c_str(), nullptr, 10000, nullptr, nullptr, 0);
+  zhandle_t* zh =
+      zookeeper_init(zk.servers().c_str(), &IgnoreZooKeeperEvents, 30000, nullptr, nullptr, 0);
   if (zh == nullptr) return MakeError(ErrorCode::kUnavailable, "zookeeper_init failed");
-  test::WaitFor([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; }, std::chrono::seconds(20));
+  if (!test::WaitFor([&] { return zoo_state(zh) == ZOO_CONNECTED_STATE; },
+                     std::chrono::seconds(60))) {
+    zookeeper_close(zh);
+    return MakeError(ErrorCode::kUnavailable, "no ZooKeeper session to {}", zk.servers());
+  }
   int rc = zoo_create(zh, chroot.c_str(), "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, nullptr, 0);
   if (rc == ZOK || rc == ZNODEEXISTS) {
     rc = zoo_create(zh, (chroot + "/json.info_").c_str(), data.data(),
@@ -388,12 +397,11 @@ Status AnnounceMaster(const test::ZooKeeperServer& zk, const std::string& chroot
 }
 
 TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
-  // ZooKeeper starts (a JVM) meanwhile; a zk:// --master is read through it below.
-  auto zk = std::async(std::launch::async, [] {
-    auto server = std::make_unique<test::ZooKeeperServer>();
-    Status s = server->Start();
-    return std::make_pair(std::move(server), s);
-  });
+  // A real ZooKeeper, for --master=zk://... below. Started from this thread: its process dies
+  // with the thread that started it.
+  test::ZooKeeperServer zk_server;
+  Status zk_started = zk_server.Start();
+  ASSERT_TRUE(zk_started.ok()) << zk_started.error();
   ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(240)));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
 
@@ -449,11 +457,10 @@ TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
   EXPECT_EQ(std::count(health.out.begin(), health.out.end(), '\n'), 3) << health.out;
 
   // The master found through ZooKeeper, as with --master=zk://... in production.
-  auto [zk_server, zk_started] = zk.get();
-  ASSERT_TRUE(zk_started.ok()) << zk_started.error();
-  ASSERT_TRUE(AnnounceMaster(*zk_server, "/mesos", master_).ok());
+  Status announced = AnnounceMaster(zk_server, "/mesos", master_);
+  ASSERT_TRUE(announced.ok()) << announced.error() << "\n" << zk_server.LogTail();
   auto from_zk = RunServing(proxy + " --once --wait=20s --log-level=error --master=" +
-                            zk_server->Url("/mesos") + " --framework-name=etcd-px");
+                            zk_server.Url("/mesos") + " --framework-name=etcd-px");
   EXPECT_EQ(from_zk.code, 0) << from_zk.out;
   EXPECT_EQ(from_zk.out, Voters() + "\n");
 

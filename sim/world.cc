@@ -263,6 +263,7 @@ class World {
 
   // ---- Faults and phases ------------------------------------------------------------------
   void NextFault();
+  bool Faulty() const { return !calm_ && options_.faults; }  // faults may happen now
   void InjectFault();
   void InjectStoreFault();
   void StartCalm();
@@ -692,7 +693,7 @@ void World::StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer 
     Result<store::Record> r = apply();
     if (done_) return;
     Time applied_at = now_;
-    if (!calm_ && Chance(0.01)) {
+    if (Faulty() && Chance(0.01)) {
       // The connection breaks just after the store applied the request.
       Hit("fault.store_connection_loss_mid_op");
       store_down_since_ = now_ + Millis(1);
@@ -723,7 +724,7 @@ Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int6
 
 void World::Persist(const core::PersistentState& state, uint64_t batch) {
   persist_in_flight_ = true;
-  if (!calm_ && Chance(0.02)) {
+  if (Faulty() && Chance(0.02)) {
     // The scheduler dies with its write on the way (which then lands or not; CrashScheduler).
     Hit("fault.scheduler_crash_mid_write");
     uint64_t epoch = epoch_;
@@ -1024,7 +1025,7 @@ void World::DeliverUpdate(const std::string& task_id) {
   }
   stream_free_at_ = now_;
   PendingUpdate u = t.pending.front();
-  bool duplicate = !calm_ && Chance(0.08);
+  bool duplicate = Faulty() && Chance(0.08);
   if (duplicate) {
     Hit("mesos.update_duplicated");
   } else {
@@ -1121,7 +1122,7 @@ void World::Launch(const core::LaunchMember& launch, uint64_t session) {
   a.disk -= t.disk;
   std::string id = t.id;
   tasks_.emplace(id, std::move(t));
-  if (!calm_ && Chance(0.03)) {
+  if (Faulty() && Chance(0.03)) {
     Hit("fault.task_hangs_in_staging");
     return;  // the fetch never finishes
   }
@@ -1943,7 +1944,7 @@ RunResult World::Run() {
   After(kRaftStep, [this] { RaftStep(); });
   After(kMesosStep, [this] { MesosStep(); });
   After(kAllocationInterval, [this] { Allocate(); });
-  NextFault();
+  if (options_.faults) NextFault();
   Time chaos_end = start_ + options_.chaos;
   Time calm_end = chaos_end + options_.calm_budget;
   while (!done_ && !queue_.empty() && result_.steps < options_.max_steps) {

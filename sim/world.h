@@ -51,6 +51,8 @@ struct SimOptions {
   int cluster_size = 3;
   // Mean simulated time between two faults in the chaos phase.
   scheduler::Millis fault_interval_mean{20'000};
+  // No faults at all (for the benchmark's floor): the chaos phase is then just time passing.
+  bool faults = true;
   bool keep_trace = false;  // keep every trace line (for determinism tests), not only the tail
   // Tests of the simulator itself: rewrites each batch of the core's actions, to stand in for a
   // deliberately broken core that the invariants must catch. Unset in every real run.

@@ -50,6 +50,8 @@ class SchedulerCore {
   // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
   uint64_t membership_epoch() const { return membership_epoch_; }
   const BackupStatus& backups() const { return backup_status_; }
+  // A reseed (started or asked for) waits for the backup in flight before it begins.
+  bool reseed_waiting_for_backup() const { return reseed_waiting_.has_value(); }
   // Recent notes (newest last), for the status page.
   const std::deque<Note>& notes() const { return notes_; }
 

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "executor/core/supervisor.h"
+#include "executor/task_config.h"
 #include "mesos/task_state.h"
 #include "scheduler/core/scheduler_core.h"
 #include "sim/etcd_model.h"
@@ -19,6 +21,7 @@ namespace etcd_mesos::sim {
 namespace {
 
 namespace core = etcd_mesos::scheduler;
+namespace exec = etcd_mesos::executor::core;
 using core::Millis;
 using core::Time;
 using namespace std::chrono_literals;
@@ -125,6 +128,10 @@ class World {
     double cpus = 0, mem = 0, disk = 0;
     std::vector<uint16_t> ports;
     core::LaunchMember launch;
+    // The real executor core, once the task's fetch is done; gone with its machine.
+    std::unique_ptr<exec::Supervisor> executor;
+    uint64_t executor_gen = 0;      // bumped when the executor dies; its pending events drop
+    uint64_t etcd_incarnation = 0;  // the executor's latest StartEtcd
   };
   struct Process {  // one etcd member process; its data lives and dies with it
     std::string task_id;
@@ -232,6 +239,18 @@ class World {
   Process* ProcessAt(const std::string& url, bool reseed_port);
   void StartProcess(Task& t);
   void ProcessDies(const std::string& task_id, mesos::TaskState state, const std::string& why);
+
+  // ---- The executor of each task: the real executor core (src/executor/core) ----------------
+  void StartExecutor(Task& t);
+  void KillExecutor(Task& t);
+  void ToExecutor(const std::string& task_id, const exec::Event& event);
+  void ToExecutorAfter(const std::string& task_id, Millis d, std::function<exec::Event()> make);
+  void ExecutorAction(const std::string& task_id, const exec::Action& action);
+  void StartEtcd(const std::string& task_id, uint64_t incarnation, bool force_new_cluster);
+  void EtcdExits(const std::string& task_id, uint64_t incarnation, const std::string& how);
+  std::optional<exec::ProbeFacts> LocalProbe(const Process& p) const;
+  bool Listed(const Process& p) const;
+  void ForceNewCluster(Process& p);
   void RaftStep();
   void TickCore();
   int RunningVoters(const Cluster& c, uint64_t except = 0) const;
@@ -244,6 +263,7 @@ class World {
 
   // ---- Faults and phases ------------------------------------------------------------------
   void NextFault();
+  bool Faulty() const { return !calm_ && options_.faults; }  // faults may happen now
   void InjectFault();
   void InjectStoreFault();
   void StartCalm();
@@ -307,6 +327,8 @@ class World {
   Time store_slow_until_;
   std::optional<Time> livelocked_since_;
   uint64_t admin_requests_ = 0;
+  uint64_t reseed_requests_ = 0;
+  std::map<uint64_t, std::string> reseeds_asked_;  // executor reseed request -> member name
   std::optional<Time> operator_asked_;
   bool manual_reseed_pending_ = false;  // an operator's reseed waits for its backup
 
@@ -671,7 +693,7 @@ void World::StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer 
     Result<store::Record> r = apply();
     if (done_) return;
     Time applied_at = now_;
-    if (!calm_ && Chance(0.01)) {
+    if (Faulty() && Chance(0.01)) {
       // The connection breaks just after the store applied the request.
       Hit("fault.store_connection_loss_mid_op");
       store_down_since_ = now_ + Millis(1);
@@ -702,7 +724,7 @@ Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int6
 
 void World::Persist(const core::PersistentState& state, uint64_t batch) {
   persist_in_flight_ = true;
-  if (!calm_ && Chance(0.02)) {
+  if (Faulty() && Chance(0.02)) {
     // The scheduler dies with its write on the way (which then lands or not; CrashScheduler).
     Hit("fault.scheduler_crash_mid_write");
     uint64_t epoch = epoch_;
@@ -914,6 +936,7 @@ void World::Reboot(int i) {
   for (auto& [id, t] : tasks_) {
     if (t.agent_id != old) continue;
     std::erase_if(t.pending, [](const PendingUpdate& u) { return !u.from_master; });
+    KillExecutor(t);
     if (!Terminal(t.agent_state)) t.agent_state = mesos::TASK_GONE;
     if (Terminal(t.master_state)) continue;
     t.master_state = mesos::TASK_GONE;
@@ -1002,7 +1025,7 @@ void World::DeliverUpdate(const std::string& task_id) {
   }
   stream_free_at_ = now_;
   PendingUpdate u = t.pending.front();
-  bool duplicate = !calm_ && Chance(0.08);
+  bool duplicate = Faulty() && Chance(0.08);
   if (duplicate) {
     Hit("mesos.update_duplicated");
   } else {
@@ -1099,7 +1122,7 @@ void World::Launch(const core::LaunchMember& launch, uint64_t session) {
   a.disk -= t.disk;
   std::string id = t.id;
   tasks_.emplace(id, std::move(t));
-  if (!calm_ && Chance(0.03)) {
+  if (Faulty() && Chance(0.03)) {
     Hit("fault.task_hangs_in_staging");
     return;  // the fetch never finishes
   }
@@ -1120,10 +1143,8 @@ void World::ReleaseResources(Task& t) {
 void World::StartTask(const std::string& task_id) {
   Task& t = tasks_.at(task_id);
   const Agent& a = agents_[t.agent];
-  if (t.agent_state != mesos::TASK_STAGING || a.id != t.agent_id || !a.up) return;
-  t.agent_state = mesos::TASK_RUNNING;
-  Enqueue(t, mesos::TASK_RUNNING, false);
-  StartProcess(t);
+  if (t.agent_state != mesos::TASK_STAGING || a.id != t.agent_id || !a.up || t.executor) return;
+  StartExecutor(t);
 }
 
 void World::Kill(const core::KillTask& kill, uint64_t session) {
@@ -1138,6 +1159,13 @@ void World::Kill(const core::KillTask& kill, uint64_t session) {
     return;
   }
   std::string id = t.id;
+  if (t.executor) {
+    ToExecutorAfter(id, Ms(10, 200), [this, id] {
+      return exec::KillRequested{id, std::nullopt, now_};
+    });
+    return;
+  }
+  // Still fetching: the agent kills it without an executor.
   After(Ms(100, 2000), [this, id] { ProcessDies(id, mesos::TASK_KILLED, "killed"); });
 }
 
@@ -1224,11 +1252,7 @@ void World::StartProcess(Task& t) {
   processes_.push_back(p);
   if (entry == nullptr) {
     Hit("etcd.join_refused");
-    std::string id = t.id;
-    After(Ms(500, 3000), [this, id] {
-      ProcessDies(id, mesos::TASK_FAILED, "etcd: member not in the cluster's membership");
-    });
-    processes_.back().cluster = 0;
+    processes_.back().cluster = 0;  // it exits (StartEtcd)
     return;
   }
   Process& mine = processes_.back();
@@ -1474,8 +1498,10 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
       for (const auto& p : processes_) {
         if (!p.alive || p.cluster != c.uid || p.member_id != id) continue;
         std::string task = p.task_id;
-        After(Ms(200, 2000), [this, task] {
-          ProcessDies(task, mesos::TASK_FAILED, "etcd: the member has been permanently removed");
+        uint64_t incarnation = tasks_.at(task).etcd_incarnation;
+        After(Ms(200, 2000), [this, task, incarnation] {
+          EtcdExits(task, incarnation,
+                    "exited with status 1 (the member has been permanently removed)");
         });
       }
       break;
@@ -1484,31 +1510,217 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
   return answer();
 }
 
+// The scheduler's POST /reseed reaches the member's reseed listener, that is its executor, which
+// stops etcd, starts it with --force-new-cluster (ForceNewCluster), then without, and answers.
 void World::Reseed(const core::TriggerReseed& reseed) {
   Process* p = ProcessAt(reseed.reseed_url, true);
-  Result<uint64_t> result = Error{ErrorCode::kUnavailable, "reseed listener does not answer"};
-  if (p != nullptr && p->cluster != 0) {
-    // --force-new-cluster: the member becomes a one-member cluster with its own data.
-    Process& survivor = *p;
-    Cluster& old = clusters_.at(survivor.cluster);
-    std::string name = survivor.name;
-    for (const auto& e : old.members) {
-      if (e.id == survivor.member_id && !e.name.empty()) name = e.name;
-    }
-    Cluster& c = NewCluster("");
-    c.members.push_back({survivor.member_id, name, survivor.PeerUrl(), false});
-    c.commit = survivor.index;
-    c.leader = survivor.member_id;
-    survivor.cluster = c.uid;
-    survivor.changed_at = now_;
-    latest_reseed_uid_ = c.uid;
-    result = survivor.index;
-    Hit("etcd.force_new_cluster");
-    Trace(fmt::format("{} is now cluster {:x} alone at index {}", name, c.uid, survivor.index));
+  if (p != nullptr && tasks_.at(p->task_id).executor) {
+    uint64_t request = ++reseed_requests_;
+    reseeds_asked_[request] = reseed.name;
+    Hit("executor.reseed_requested");
+    ToExecutor(p->task_id, exec::ReseedRequested{request, std::nullopt, now_});
+    return;
   }
+  Result<uint64_t> result = Error{ErrorCode::kUnavailable, "reseed listener does not answer"};
   ToCore(Ms(5, 100), [this, name = reseed.name, result] {
     return core::ReseedResult{name, result, now_};
   });
+}
+
+void World::ForceNewCluster(Process& survivor) {
+  Cluster& old = clusters_.at(survivor.cluster);
+  std::string name = survivor.name;
+  for (const auto& e : old.members) {
+    if (e.id == survivor.member_id && !e.name.empty()) name = e.name;
+  }
+  Cluster& c = NewCluster("");
+  c.members.push_back({survivor.member_id, name, survivor.PeerUrl(), false});
+  c.commit = survivor.index;
+  c.leader = survivor.member_id;
+  survivor.cluster = c.uid;
+  survivor.changed_at = now_;
+  latest_reseed_uid_ = c.uid;
+  Hit("etcd.force_new_cluster");
+  Trace(fmt::format("{} is now cluster {:x} alone at index {}", name, c.uid, survivor.index));
+}
+
+// ---- The executors ------------------------------------------------------------------------
+
+// The agent starts the task's executor with the TaskInfo the shell would build (the parts the
+// executor reads: the task id, and the task config in data).
+void World::StartExecutor(Task& t) {
+  const core::LaunchMember& l = t.launch;
+  executor::TaskConfig tc;
+  tc.name = l.member.name;
+  tc.address = l.member.host;
+  tc.peer_port = l.member.peer_port;
+  tc.client_port = l.member.client_port;
+  tc.reseed_port = l.member.reseed_port;
+  tc.initial_cluster = l.initial_cluster;
+  tc.initial_cluster_state = l.new_cluster ? executor::InitialClusterState::kNew
+                                           : executor::InitialClusterState::kExisting;
+  tc.cluster_token = l.cluster_token;
+  tc.reseed_token = fmt::format("token-{}", seed_);
+  mesos::TaskInfo task;
+  task.mutable_task_id()->set_value(t.id);
+  task.set_name(t.id);
+  task.mutable_agent_id()->set_value(t.agent_id);
+  task.set_data(executor::EncodeTaskConfig(tc));
+  t.executor = std::make_unique<exec::Supervisor>();
+  ++t.executor_gen;
+  Hit("executor.started");
+  ToExecutor(t.id, exec::Launched{task, now_});
+}
+
+void World::KillExecutor(Task& t) {
+  if (!t.executor) return;
+  t.executor.reset();
+  ++t.executor_gen;
+}
+
+void World::ToExecutor(const std::string& task_id, const exec::Event& event) {
+  Task& t = tasks_.at(task_id);
+  if (!t.executor || done_) return;
+  exec::Actions out = t.executor->Handle(event);
+  uint64_t gen = t.executor_gen;
+  for (const auto& a : out) {
+    if (tasks_.at(task_id).executor_gen != gen) return;
+    ExecutorAction(task_id, a);
+  }
+}
+
+void World::ToExecutorAfter(const std::string& task_id, Millis d,
+                            std::function<exec::Event()> make) {
+  uint64_t gen = tasks_.at(task_id).executor_gen;
+  After(d, [this, task_id, gen, make = std::move(make)] {
+    if (tasks_.at(task_id).executor_gen == gen) ToExecutor(task_id, make());
+  });
+}
+
+void World::ExecutorAction(const std::string& id, const exec::Action& action) {
+  Task& t = tasks_.at(id);
+  std::visit(
+      [&](const auto& a) {
+        using A = std::decay_t<decltype(a)>;
+        if constexpr (std::is_same_v<A, exec::StartEtcd>) {
+          uint64_t gen = t.executor_gen;
+          After(Ms(10, 300), [this, id, gen, a] {
+            if (tasks_.at(id).executor_gen == gen)
+              StartEtcd(id, a.incarnation, a.force_new_cluster);
+          });
+        } else if constexpr (std::is_same_v<A, exec::SignalEtcd>) {
+          bool term = a.signal == exec::Signal::kTerm;
+          uint64_t incarnation = t.etcd_incarnation;
+          After(term ? Ms(10, 500) : Ms(1, 10), [this, id, incarnation, term] {
+            EtcdExits(id, incarnation, term ? "exited with status 0" : "killed by signal 9");
+          });
+        } else if constexpr (std::is_same_v<A, exec::Probe>) {
+          std::optional<exec::ProbeFacts> facts;
+          if (t.process >= 0 && t.etcd_incarnation == a.incarnation) {
+            facts = LocalProbe(processes_[t.process]);
+          }
+          ToExecutorAfter(id, Ms(1, 30), [this, incarnation = a.incarnation, facts] {
+            return exec::ProbeResult{incarnation, facts, facts ? "" : "connection refused", now_};
+          });
+        } else if constexpr (std::is_same_v<A, exec::ArmTimer>) {
+          auto after = std::chrono::duration_cast<Millis>(a.after);
+          ToExecutorAfter(id, std::max(after, Millis(1)), [this, timer = a.id, token = a.token] {
+            return exec::TimerFired{timer, token, now_};
+          });
+        } else if constexpr (std::is_same_v<A, exec::SendStatus>) {
+          mesos::TaskState state = a.status.state();
+          if (Terminal(t.agent_state)) return;
+          const Agent& agent = agents_[t.agent];
+          if (agent.id != t.agent_id || !agent.up) return;
+          if (state != t.agent_state) Hit("executor.sent_" + mesos::TaskState_Name(state));
+          t.agent_state = state;
+          if (Terminal(state)) ReleaseResources(t);
+          Enqueue(t, state, false, a.status.message());
+        } else if constexpr (std::is_same_v<A, exec::AnswerReseed>) {
+          auto asked = reseeds_asked_.find(a.request_id);
+          if (asked == reseeds_asked_.end()) return;
+          std::string name = asked->second;
+          reseeds_asked_.erase(asked);
+          Hit("executor.reseed_" + std::string(exec::ReseedOutcomeName(a.outcome)));
+          Result<uint64_t> result = a.facts.raft_index;
+          if (a.outcome != exec::ReseedOutcome::kReseeded) {
+            result = Error{ErrorCode::kRefused,
+                           "the executor's reseed outcome is " +
+                               std::string(exec::ReseedOutcomeName(a.outcome)) + ": " + a.message};
+          }
+          ToCore(Ms(5, 100), [this, name, result] {
+            return core::ReseedResult{name, result, now_};
+          });
+        } else if constexpr (std::is_same_v<A, exec::Log>) {
+          if (a.level == exec::Log::Level::kError) Trace("executor of '" + id + "': " + a.message);
+        } else {
+          // StartReseedListener: it binds. Exit: the executor is done (done() says so).
+        }
+      },
+      action);
+}
+
+// The etcd process of the task starts: the first time it bootstraps or joins (StartProcess);
+// later on the same data, with --force-new-cluster when asked. A member its cluster does not
+// list (removed, or never admitted) exits soon after starting, as etcd does.
+void World::StartEtcd(const std::string& id, uint64_t incarnation, bool force_new_cluster) {
+  Task& t = tasks_.at(id);
+  const Agent& a = agents_[t.agent];
+  if (a.id != t.agent_id || !a.up) return;
+  t.etcd_incarnation = incarnation;
+  if (t.process < 0) {
+    StartProcess(t);
+  } else {
+    Process& p = processes_[t.process];
+    p.alive = true;
+    p.changed_at = now_;
+    Hit(force_new_cluster ? "executor.etcd_forced_new_cluster" : "executor.etcd_restarted");
+    if (force_new_cluster && p.cluster != 0) ForceNewCluster(p);
+  }
+  if (!Listed(processes_[t.process])) {
+    After(Ms(200, 2000), [this, id, incarnation] {
+      EtcdExits(id, incarnation, "exited with status 1 (not a member of the cluster)");
+    });
+  }
+  ToExecutor(id, exec::EtcdStarted{incarnation, static_cast<int>(1000 + incarnation), now_});
+}
+
+void World::EtcdExits(const std::string& id, uint64_t incarnation, const std::string& how) {
+  Task& t = tasks_.at(id);
+  if (t.process < 0 || t.etcd_incarnation != incarnation) return;
+  Process& p = processes_[t.process];
+  if (!p.alive) return;
+  p.alive = false;
+  p.changed_at = now_;
+  ToExecutor(id, exec::EtcdExited{incarnation, how, "", now_});
+}
+
+bool World::Listed(const Process& p) const {
+  if (p.cluster == 0) return false;
+  const Cluster& c = clusters_.at(p.cluster);
+  return std::any_of(c.members.begin(), c.members.end(),
+                     [&](const Entry& e) { return e.id == p.member_id; });
+}
+
+// What the executor's probes of its own member learn (maintenance status, /health, member list).
+std::optional<exec::ProbeFacts> World::LocalProbe(const Process& p) const {
+  if (!p.alive || !Listed(p)) return std::nullopt;
+  const Cluster& c = clusters_.at(p.cluster);
+  exec::ProbeFacts f;
+  f.member_id = p.member_id;
+  f.cluster_id = c.uid;
+  f.raft_index = p.index;
+  f.raft_term = c.term;
+  // A member cut off from its peers sees no leader.
+  bool cut = agents_[p.agent].net_cut;
+  f.leader = cut ? 0 : c.leader;
+  for (const auto& e : c.members) {
+    if (e.id == p.member_id) f.is_learner = e.learner;
+  }
+  if (f.leader == 0) f.errors.push_back("etcdserver: no leader");
+  f.health = f.leader != 0;
+  if (!f.is_learner) f.member_count = c.members.size();
+  return f;
 }
 
 // ---- Faults and phases --------------------------------------------------------------------
@@ -1539,6 +1751,9 @@ void World::InjectFault() {
       Touch(i);
       for (auto& p : processes_) {
         if (p.agent == i && p.alive && tasks_.at(p.task_id).agent_id == a.id) p.alive = false;
+      }
+      for (auto& [id, t] : tasks_) {
+        if (t.agent == i && t.agent_id == a.id) KillExecutor(t);
       }
       BecameInvisible(i);
       After(wipe ? Ms(1000, 10'000) : Ms(5000, 120'000), [this, i] {
@@ -1574,7 +1789,7 @@ void World::InjectFault() {
       std::string id = running[Uniform(0, static_cast<int64_t>(running.size()) - 1)];
       Hit("fault.etcd_crash");
       Trace("FAULT etcd of '" + id + "' exits");
-      ProcessDies(id, mesos::TASK_FAILED, "etcd exited");
+      EtcdExits(id, tasks_.at(id).etcd_incarnation, "exited with status 2");
       return;
     }
     case 6:
@@ -1710,8 +1925,9 @@ void World::CheckWorld() {
   }
   for (const auto& [id, t] : tasks_) {
     if (Terminal(t.agent_state)) continue;
-    bool runs = t.process >= 0 ? processes_[t.process].alive
-                               : agents_[t.agent].up && agents_[t.agent].id == t.agent_id;
+    bool runs = (t.process >= 0 && processes_[t.process].alive) ||
+                (t.executor ? !t.executor->done()
+                            : agents_[t.agent].up && agents_[t.agent].id == t.agent_id);
     if (runs) ++f.live_tasks_by_member[t.name];
   }
   auto violations = sim::CheckWorld(f);
@@ -1728,7 +1944,7 @@ RunResult World::Run() {
   After(kRaftStep, [this] { RaftStep(); });
   After(kMesosStep, [this] { MesosStep(); });
   After(kAllocationInterval, [this] { Allocate(); });
-  NextFault();
+  if (options_.faults) NextFault();
   Time chaos_end = start_ + options_.chaos;
   Time calm_end = chaos_end + options_.calm_budget;
   while (!done_ && !queue_.empty() && result_.steps < options_.max_steps) {

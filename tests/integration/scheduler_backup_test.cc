@@ -18,6 +18,7 @@
 #include "local/cluster.h"
 #include "scheduler/shell/backups.h"
 #include "scheduler/shell/shell.h"
+#include "testing/etcd_server.h"
 #include "testing/ports.h"
 #include "testing/tempdir.h"
 
@@ -329,6 +330,33 @@ TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapsho
   EXPECT_EQ(list.second.find("true"), std::string::npos) << "no learner left: " << list.second;
   // The restored cluster takes writes.
   EXPECT_EQ(Etcdctl("put /bk/after-restore yes").first, 0);
+}
+
+TEST_F(SchedulerBackups, RestoreFromAnEtcdctlSnapshotAtStartOnAnEmptyCluster) {
+  // A snapshot taken with plain `etcdctl snapshot save` from an etcd outside Mesos.
+  fs::path file = dir_.path() / "outside.db";
+  {
+    test::EtcdServer outside({.name = "outside", .ip = "127.0.0.1"}, dir_.path() / "outside");
+    ASSERT_TRUE(outside.StartNewCluster().ok());
+    std::string ep = "--endpoints=" + outside.client_url();
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_EQ(
+          RunCommand(fmt::format("ETCDCTL_API=3 etcdctl {} put /outside/k{:02} v{:02}", ep, i, i))
+              .first,
+          0);
+    }
+    auto saved = RunCommand("ETCDCTL_API=3 etcdctl " + ep + " snapshot save " + file.string());
+    ASSERT_EQ(saved.first, 0) << saved.second;
+  }
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(StartAll(3, {"--backup-interval=0", "--restore-from=" + file.string()}));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
+  std::printf("[figures] --restore-from at start -> 3 voters after %.1fs\n", Since(t0));
+  EXPECT_EQ(core().state().counters.members_added, 2u) << "one restored, two joined";
+  auto keys = Etcdctl("get /outside/ --prefix --print-value-only");
+  ASSERT_EQ(keys.first, 0) << keys.second;
+  EXPECT_EQ(std::count(keys.second.begin(), keys.second.end(), '\n'), 50) << keys.second;
+  EXPECT_EQ(shell::ListBackups(BackupDir()).size(), 1u) << "kept as a backup";
 }
 
 TEST(SchedulerRestoreFrom, ACorruptSnapshotStopsTheSchedulerBeforeAnythingStarts) {

@@ -70,12 +70,15 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
   } else if (words.size() >= 2 && words[0] == "restart-agent") {
     bool wipe = words.size() >= 3 && words[2] == "--wipe";
     target = "/faults/agents/" + words[1] + "/restart" + (wipe ? "?wipe=1" : "");
+  } else if (!words.empty() && words[0] == "restart-master") {
+    target = "/faults/master/restart";
+    if (words.size() >= 2) target += "?agents_after_ms=" + words[1];
   } else if (words.size() >= 2 && words[0] == "kill-executor") {
     target = "/faults/executors/" + words[1] + "/kill";
   } else {
     std::cerr << "usage: etcd-mesos-local fault [--master=HOST:PORT] "
                  "stop-agent N | restart-agent N [--wipe] | partition-agent N | heal-agent N | "
-                 "kill-executor ID\n";
+                 "kill-executor ID | restart-master [AGENTS_AFTER_MS]\n";
     return kUsageError;
   }
   net::HttpRequest req;
@@ -151,7 +154,8 @@ int main(int argc, char** argv) {
   auto* fault = app.add_subcommand(
       "fault",
       "Inject a fault into a running etcd-mesos-local: stop-agent N | restart-agent N "
-      "[--wipe] | partition-agent N | heal-agent N | kill-executor ID");
+      "[--wipe] | partition-agent N | heal-agent N | kill-executor ID | restart-master "
+      "[AGENTS_AFTER_MS]");
   fault->add_option("--master", fault_master, "The etcd-mesos-local master")->capture_default_str();
   fault->add_option("words", fault_words, "The fault and its argument")->required();
   fault->allow_extras(false);

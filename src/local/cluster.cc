@@ -1,5 +1,7 @@
 #include "local/cluster.h"
 
+#include <boost/asio/post.hpp>
+
 #include <unistd.h>
 
 #include <charconv>
@@ -155,6 +157,7 @@ void LocalCluster::Shutdown() {
     if (slot->link) slot->link->Disconnect();
     slot->running = false;
   }
+  if (reregistration_timer_) reregistration_timer_->cancel();
   if (master_) master_->Stop();
 }
 
@@ -223,6 +226,42 @@ Status LocalCluster::HealAgent(int n) {
   }
   spdlog::warn("fault: healing the partition of agent {} ({})", n, (*slot)->ip);
   (*slot)->link->set_partitioned(false);
+  return OkStatus();
+}
+
+Status LocalCluster::RestartMaster(std::chrono::milliseconds agents_back_after) {
+  if (!master_) return MakeError(ErrorCode::kRefused, "the master is not running");
+  HostPort address = master_->address();
+  spdlog::warn("fault: restarting the master on {} with no memory; agents re-register in {} ms",
+               address.ToString(), agents_back_after.count());
+  for (auto& slot : agents_) {
+    if (slot->link) slot->link->Disconnect();
+  }
+  master_->Stop();
+  retired_masters_.push_back(std::move(master_));
+  MasterOptions options = options_.master;
+  options.ip = address.host;
+  options.port = address.port;
+  master_ = std::make_unique<Master>(io_, options);
+  auto bound =
+      master_->Start([this](const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {
+        return HandleExtra(req, r);
+      });
+  if (!bound.ok()) return bound.error().Context("restarting the master");
+  reregistration_timer_ = std::make_unique<boost::asio::steady_timer>(io_, agents_back_after);
+  reregistration_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    for (auto& slot : agents_) {
+      if (!slot->agent || !slot->link) continue;
+      slot->link->Connect(slot->agent.get(), master_.get());
+      Agent* agent = slot->agent.get();
+      master_->AddAgent({agent->info(), agent->pid(), slot->link.get(),
+                         [agent](const std::string& fid, const std::string& eid) {
+                           return agent->SandboxOf(fid, eid);
+                         }},
+                        /*recovered=*/true);
+    }
+  });
   return OkStatus();
 }
 
@@ -302,7 +341,10 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
       "  /faults/agents/N/restart[?wipe=1]  the agent restarts; wipe=1 loses its work dir\n"
       "  /faults/agents/N/partition         the master stops hearing from it\n"
       "  /faults/agents/N/heal              ends the partition\n"
-      "  /faults/executors/ID/kill          SIGKILL one executor\n";
+      "  /faults/executors/ID/kill          SIGKILL one executor\n"
+      "  /faults/master/restart[?agents_after_ms=N]\n"
+      "                                     the master restarts with no memory; agents\n"
+      "                                     re-register after N ms (default 5000)\n";
   if (req.path == "/faults" || req.path == "/faults/") {
     return r->Respond(net::TextResponse(200, std::string(kHelp)));
   }
@@ -331,6 +373,24 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
     }
     if (action == "partition") return r->Respond(FaultAnswer(PartitionAgent(n), "partitioned"));
     if (action == "heal") return r->Respond(FaultAnswer(HealAgent(n), "partition healed"));
+  }
+  if (parts.size() == 3 && parts[1] == "master" && parts[2] == "restart") {
+    std::string after = QueryParam(req.query, "agents_after_ms");
+    int ms = 5000;
+    if (!after.empty()) {
+      auto [p, ec] = std::from_chars(after.data(), after.data() + after.size(), ms);
+      if (ec != std::errc() || p != after.data() + after.size() || ms < 0) {
+        return r->Respond(
+            net::TextResponse(400, "agents_after_ms '" + after + "' is not a number of ms"));
+      }
+    }
+    // Answer first: the restart closes the very server this request came in on.
+    r->Respond(net::TextResponse(200, "master restarting\n"));
+    boost::asio::post(io_, [this, ms] {
+      Status s = RestartMaster(std::chrono::milliseconds(ms));
+      if (!s.ok()) spdlog::error("restarting the master failed: {}", s.error().ToString());
+    });
+    return;
   }
   if (parts.size() == 4 && parts[1] == "executors" && parts[3] == "kill") {
     return r->Respond(FaultAnswer(KillExecutor(UrlDecode(parts[2])), "executor killed"));

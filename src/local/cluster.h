@@ -8,12 +8,14 @@
 // Threading: runs on one io_context thread; not thread-safe.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/result.h"
 #include "local/agent.h"
@@ -46,6 +48,12 @@ class LocalCluster {
   Status PartitionAgent(int n);           // master stops hearing from it; it keeps running
   Status HealAgent(int n);
   Status KillExecutor(const std::string& executor_id);
+  // The master process restarts on the same address with no memory (no registry): schedulers
+  // lose their stream and must re-subscribe with their framework id; each agent that is up
+  // re-registers with what it runs after `agents_back_after`, and until then the master neither
+  // offers its resources nor vouches for its tasks (reconciliation answers TASK_UNKNOWN, or
+  // TASK_LOST to frameworks that are not partition-aware), as real Mesos does after failover.
+  Status RestartMaster(std::chrono::milliseconds agents_back_after);
 
   // Starts `argv` (e.g. the scheduler) as a child once the cluster is up; it is stopped at
   // shutdown. MESOS_MASTER=ip:port is added to its environment.
@@ -68,6 +76,8 @@ class LocalCluster {
   boost::asio::io_context& io_;
   LocalClusterOptions options_;
   std::unique_ptr<Master> master_;
+  std::vector<std::unique_ptr<Master>> retired_masters_;  // stopped; kept until shutdown
+  std::unique_ptr<boost::asio::steady_timer> reregistration_timer_;
   std::vector<std::unique_ptr<AgentSlot>> agents_;
   int next_agent_id_ = 0;
   ChildReaper reaper_;

@@ -86,6 +86,7 @@ struct Master::AgentState {
   std::string id;
   bool reachable = true;
   bool removed = false;
+  bool recovered = false;  // known from before a master restart; not re-registered yet
   Clock::time_point last_ping = Clock::now();
   double registered_time = 0;
   double unreachable_time = 0;
@@ -182,14 +183,22 @@ void Master::Stop() {
   if (server_) server_->Stop();
 }
 
-void Master::AddAgent(AgentHandle handle) {
+void Master::AddAgent(AgentHandle handle, bool recovered) {
   auto agent = std::make_unique<AgentState>();
   agent->id = handle.info.id().value();
   agent->total = ResourceBag::From(handle.info.resources());
   agent->registered_time = Now();
   agent->handle = std::move(handle);
-  spdlog::info("agent {} registered at {} ({})", agent->id, agent->handle.pid,
-               agent->total.Summary().dump());
+  if (recovered) {
+    // Its first ping makes the master ask it to re-register (see AgentPing).
+    agent->recovered = true;
+    agent->reachable = false;
+    agent->unreachable_time = Now();
+    spdlog::info("agent {} at {} awaits re-registration", agent->id, agent->handle.pid);
+  } else {
+    spdlog::info("agent {} registered at {} ({})", agent->id, agent->handle.pid,
+                 agent->total.Summary().dump());
+  }
   agents_[agent->id] = std::move(agent);
 }
 
@@ -858,7 +867,7 @@ void Master::Reconcile(Framework& fw, const Call::Reconcile& reconcile) {
     std::string aid = t.has_agent_id() ? t.agent_id().value() : "";
     TaskState state = mesos::TASK_UNKNOWN;
     auto agent = agents_.find(aid);
-    if (agent != agents_.end()) {
+    if (agent != agents_.end() && !agent->second->recovered) {
       if (agent->second->removed) {
         state = mesos::TASK_GONE_BY_OPERATOR;
       } else {
@@ -938,13 +947,15 @@ void Master::ReregisterAgent(const mesos::AgentInfo& info,
                              const std::vector<mesos::FrameworkInfo>& frameworks,
                              const std::vector<mesos::Task>& tasks,
                              const std::vector<mesos::ExecutorInfo>& executors) {
-  (void)frameworks;
   auto it = agents_.find(info.id().value());
   if (it == agents_.end() || it->second->removed) return;
   AgentState& agent = *it->second;
   bool was_unreachable = !agent.reachable;
+  bool was_recovered = agent.recovered;
   agent.reachable = true;
+  agent.recovered = false;
   agent.last_ping = Clock::now();
+  if (was_recovered) RecoverFromAgent(agent, frameworks, tasks);
   std::set<std::pair<std::string, std::string>> reported;  // framework, task
   for (const auto& task : tasks) {
     reported.insert({task.framework_id().value(), task.task_id().value()});
@@ -976,6 +987,45 @@ void Master::ReregisterAgent(const mesos::AgentInfo& info,
   }
   spdlog::info("agent {} re-registered{} with {} tasks", agent.id,
                was_unreachable ? " after being unreachable" : "", tasks.size());
+}
+
+// After a master restart: the frameworks and tasks an agent reports are adopted, frameworks as
+// disconnected until their scheduler re-subscribes with its id.
+void Master::RecoverFromAgent(AgentState& agent,
+                              const std::vector<mesos::FrameworkInfo>& frameworks,
+                              const std::vector<mesos::Task>& tasks) {
+  for (const auto& info : frameworks) {
+    if (!info.has_id() || frameworks_.count(info.id().value()) ||
+        removed_frameworks_.count(info.id().value())) {
+      continue;
+    }
+    auto fw = std::make_unique<Framework>();
+    fw->id = info.id().value();
+    fw->info = info;
+    fw->registered_time = Now();
+    spdlog::info("framework {} ({}) recovered from agent {}; awaiting its scheduler", fw->id,
+                 info.name(), agent.id);
+    frameworks_[fw->id] = std::move(fw);
+  }
+  for (const auto& task : tasks) {
+    auto fit = frameworks_.find(task.framework_id().value());
+    if (fit == frameworks_.end() || fit->second->tasks.count(task.task_id().value())) continue;
+    TaskRecord record;
+    record.info.set_name(task.name());
+    *record.info.mutable_task_id() = task.task_id();
+    *record.info.mutable_agent_id() = task.agent_id();
+    *record.info.mutable_resources() = task.resources();
+    if (task.has_discovery()) *record.info.mutable_discovery() = task.discovery();
+    if (task.has_labels()) *record.info.mutable_labels() = task.labels();
+    if (task.has_executor_id()) {
+      record.info.mutable_executor()->mutable_executor_id()->CopyFrom(task.executor_id());
+    }
+    record.agent_id = agent.id;
+    record.state = task.state();
+    record.resources = ResourceBag::From(task.resources());
+    record.released = IsTerminalState(task.state());
+    fit->second->tasks[task.task_id().value()] = std::move(record);
+  }
 }
 
 void Master::CheckAgents() {

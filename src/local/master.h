@@ -65,7 +65,10 @@ class Master : public MasterApi {
     std::function<std::string(const std::string& framework_id, const std::string& executor_id)>
         sandbox_of;
   };
-  void AddAgent(AgentHandle agent);
+  // `recovered`: an agent of a previous master incarnation (the master restarted without a
+  // registry): unknown until it re-registers with what it runs, so it gets no offers and
+  // reconciliation cannot vouch for its tasks meanwhile, as on real Mesos.
+  void AddAgent(AgentHandle agent, bool recovered = false);
   // The agent's id is gone for good (host replaced): as if its work dir was wiped.
   void RemoveAgent(const std::string& agent_id);
 
@@ -117,6 +120,8 @@ class Master : public MasterApi {
                      bool notify);
   void Allocate();
   void CheckAgents();
+  void RecoverFromAgent(AgentState& agent, const std::vector<mesos::FrameworkInfo>& frameworks,
+                        const std::vector<mesos::Task>& tasks);
   void MarkUnreachable(AgentState& agent);
   ResourceBag Used(const std::string& agent_id) const;
   ResourceBag Offered(const std::string& agent_id) const;

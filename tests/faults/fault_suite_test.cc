@@ -520,6 +520,44 @@ TEST_F(FaultSuite, ZooKeeperRestartedWhileAMemberIsLost) {
   CheckData();
 }
 
+// The Mesos master restarts with no memory: the scheduler loses its stream and re-subscribes;
+// until the agents re-register, reconciliation cannot vouch for the members' tasks (real Mesos
+// 1.11 answered TASK_LOST for live tasks then). Nothing may be replaced, killed or reseeded.
+TEST_F(FaultSuite, MesosMasterRestartedAndTheSchedulerReconnects) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  auto before = core().state().members;
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->RestartMaster(seconds(6)).ok());
+  ASSERT_TRUE(RunUntil([&] { return !core().connected(); }, 30)) << "the stream did not end";
+  ASSERT_TRUE(RunUntil([&] { return core().connected(); }, 30)) << "no re-subscription";
+  RunFor(seconds(8));  // the agents re-register meanwhile
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        if (!AtSize(3)) return false;
+        for (const auto& [name, m] : core().state().members) {
+          if (m.task_state != mesos::TASK_RUNNING) return false;
+        }
+        return true;
+      },
+      90))
+      << core().health_reason();
+  std::printf("[timing] master restarted -> re-subscribed, agents back, all RUNNING: %.1fs\n",
+              Since(t0));
+  for (const auto& [name, m] : before) {
+    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
+  }
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
+  EXPECT_FALSE(core().total_loss());
+  auto tasks = Guide("master-tasks");
+  EXPECT_EQ(tasks.first, 0) << tasks.second;
+  EXPECT_EQ(std::count(tasks.second.begin(), tasks.second.end(), '\n'), 3) << tasks.second;
+  EXPECT_EQ(tasks.second.find("TASK_LOST"), std::string::npos) << tasks.second;
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
 // An agent is cut off from the master but its member keeps serving: nothing is replaced while
 // it answers, and the cluster is whole again once the partition heals.
 TEST_F(FaultSuite, APartitionedAgentHeals) {

@@ -334,6 +334,63 @@ TEST_F(ClusterTest, PartitionedAgentComesBackRunning) {
   RunUntil([&] { return HasUpdate("part", mesos::TASK_RUNNING); });
 }
 
+// The master restarts with no memory: until the agent re-registers, explicit reconciliation of a
+// live task answers TASK_UNKNOWN (not RUNNING, not GONE) and the agent gets no offers; then the
+// agent re-registers with its task, which is RUNNING again under the re-subscribed framework.
+TEST_F(ClusterTest, MasterRestartForgetsEverythingUntilTheAgentsReregister) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  ASSERT_TRUE(Launch(a, {ExecutorTask(a, "m")}).ok());
+  RunUntil([&] { return HasUpdate("m", mesos::TASK_RUNNING); });
+  std::string fid = *client_->framework_id();
+  auto pids = cluster_->ProcessIds();
+
+  net::HttpRequest req;
+  req.method = net::Verb::post;
+  req.endpoint = cluster_->master().address();
+  std::optional<Result<net::HttpResponse>> got;
+  req.target = "/faults/master/restart?agents_after_ms=soon";
+  net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+  RunUntil([&] { return got.has_value(); });
+  ASSERT_TRUE(got->ok());
+  EXPECT_EQ((*got)->status, 400u) << (*got)->body;
+  got.reset();
+  req.target = "/faults/master/restart?agents_after_ms=2000";
+  net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+  RunUntil([&] { return got.has_value(); });
+  ASSERT_TRUE(got->ok());
+  EXPECT_EQ((*got)->status, 200u) << (*got)->body;
+
+  client_.reset();
+  io_.run_for(std::chrono::milliseconds(300));
+  offers_.clear();
+  updates_.clear();
+  Connect(3600, fid);
+  Call reconcile;
+  reconcile.set_type(Call::RECONCILE);
+  auto* t = reconcile.mutable_reconcile()->add_tasks();
+  t->mutable_task_id()->set_value("m");
+  *t->mutable_agent_id() = a.agent_id();
+  ASSERT_TRUE(SendCall(reconcile).ok());
+  RunUntil([&] { return HasUpdate("m", mesos::TASK_UNKNOWN); });
+  EXPECT_TRUE(HasUpdate("m", mesos::TASK_UNKNOWN)) << "the new master cannot vouch for it yet";
+  for (const auto& o : offers_) {
+    EXPECT_NE(o.agent_id().value(), a.agent_id().value()) << "offered before re-registration";
+  }
+  for (int pid : pids) EXPECT_EQ(::kill(pid, 0), 0) << "executor " << pid << " must survive";
+
+  io_.run_for(std::chrono::milliseconds(3000));  // the agents re-register
+  updates_.clear();
+  ASSERT_TRUE(SendCall(reconcile).ok());
+  RunUntil([&] { return HasUpdate("m", mesos::TASK_RUNNING); });
+  EXPECT_TRUE(HasUpdate("m", mesos::TASK_RUNNING));
+  auto state = cluster_->master().StateJson();
+  ASSERT_EQ(state["frameworks"].size(), 1u);
+  EXPECT_EQ(state["frameworks"][0]["id"], fid);
+  EXPECT_EQ(state["frameworks"][0]["tasks"].size(), 1u);
+}
+
 TEST_F(ClusterTest, FaultEndpointsAnswerAndRefuseNonsense) {
   auto post = [&](const std::string& target) {
     net::HttpRequest req;

@@ -101,7 +101,8 @@ Result<ClientUrls> ClientUrlsFromMembers(std::string_view members_json) {
     }
     // A learner refuses most client requests, and a member whose task is not (yet, or any
     // more) running has no etcd to answer: neither belongs behind the proxy.
-    if (m.value("learner", false)) continue;
+    auto learner = m.find("learner");
+    if (learner != m.end() && learner->is_boolean() && learner->get<bool>()) continue;
     if (StringOr(m, "taskState", "TASK_RUNNING") != "TASK_RUNNING") continue;
     urls.insert(Url(m["host"].get<std::string>(), m["clientPort"].get<uint64_t>()));
   }

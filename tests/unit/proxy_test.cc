@@ -115,6 +115,11 @@ TEST(ClientUrlsFromMembers, RunningVotersOnlySortedAndUnique) {
   ASSERT_TRUE(urls.ok()) << urls.error();
   EXPECT_EQ(*urls, (ClientUrls{"http://127.0.0.2:31001", "http://127.0.0.4:31001"}));
   EXPECT_EQ(JoinUrls(*urls), "http://127.0.0.2:31001,http://127.0.0.4:31001");
+  // A field of an unexpected type is not a crash (nlohmann's value() would throw here).
+  auto odd =
+      ClientUrlsFromMembers(R"([{"host":"h","clientPort":1,"learner":"yes","taskState":7}])");
+  ASSERT_TRUE(odd.ok()) << odd.error();
+  EXPECT_EQ(*odd, (ClientUrls{"http://h:1"}));
   auto none = ClientUrlsFromMembers("[]\n");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());

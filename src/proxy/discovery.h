@@ -10,6 +10,9 @@
 //     RUNNING tasks of the framework with the given name. The client port comes from the task's
 //     DiscoveryInfo (port named `etcd-client`; the original Go etcd-mesos marked it with protocol
 //     `client`), else from the task ID `<name> <host> <peer> <client> <reseed>`.
+//     The master cannot tell a learner from a voter, so while a replacement is catching up its
+//     URL is listed too; etcd refuses most calls there, which clients see as a retryable error
+//     until it is promoted. Prefer --scheduler where it is reachable.
 //
 // Threading: pure functions on values.
 #pragma once

@@ -803,6 +803,16 @@ void World::Execute(const core::Action& action, uint64_t batch) {
             return;
           }
           if (calm_) launched_in_calm_ = true;
+          // Write-ahead: a task is on record in the store before it is launched, so that a
+          // scheduler restarted from the store knows every task it may find running.
+          std::optional<core::PersistentState> stored = StoredState();
+          auto on_record = stored ? stored->members.find(a.member.name)
+                                  : std::map<std::string, core::Member>::const_iterator();
+          if (!stored || on_record == stored->members.end() ||
+              on_record->second.task_id != a.member.task_id) {
+            return Fail({"launch-not-on-record",
+                         "launching '" + a.member.task_id + "' which the store does not hold"});
+          }
           After(Ms(1, 50), [this, a, session] { Launch(a, session); });
         } else if constexpr (std::is_same_v<A, core::DeclineOffer>) {
           After(Ms(1, 50), [this, a, session] {

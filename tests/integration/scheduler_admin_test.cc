@@ -207,6 +207,19 @@ TEST_F(AdminApi, StatusPageAndEndpoints) {
   EXPECT_EQ(endpoints.body, "http://127.0.0.9:31001,http://127.0.0.9:31101\n");
 }
 
+TEST(AdminEndpoints, ALearnerIsNoClientEndpoint) {
+  PersistentState state;
+  state.framework_id = "fw-1";
+  state.bootstrapped = true;
+  state.members["etcd-1"] = M("etcd-1", 31000, mesos::TASK_RUNNING);
+  state.members["etcd-3"] = M("etcd-3", 31200, mesos::TASK_RUNNING);
+  state.members["etcd-3"].learner = true;  // catching up
+  SchedulerCore core(CoreConfig{});
+  core.Handle(Started{state, Clock::now()});
+  EXPECT_EQ(RenderEndpoints(core), "http://127.0.0.9:31001\n")
+      << "a learner refuses linearizable requests ('rpc not supported for learner')";
+}
+
 TEST_F(AdminApi, ReseedGoesToTheCoreWhichSaysWhyNot) {
   auto r = Get("/reseed");  // GET, as the on-call guide does it
   EXPECT_EQ(r.status, 503u);

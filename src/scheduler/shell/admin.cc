@@ -213,7 +213,8 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
 std::string RenderEndpoints(const SchedulerCore& core) {
   std::string out;
   for (const auto& [name, m] : core.state().members) {
-    if (!MaybeRunning(m.task_state)) continue;
+    // A learner refuses a client's linearizable requests ("rpc not supported for learner").
+    if (!MaybeRunning(m.task_state) || m.learner) continue;
     if (!out.empty()) out += ',';
     out += m.ClientUrl();
   }

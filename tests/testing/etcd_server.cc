@@ -48,6 +48,16 @@ Status EtcdServer::Launch(const std::string& initial_cluster, bool new_cluster) 
   return OkStatus();
 }
 
+Status EtcdServer::RestartForcingNewCluster() {
+  if (process_ && process_->Running()) {
+    return MakeError(ErrorCode::kInternal, "etcd {} is still running", name());
+  }
+  std::vector<std::string> argv = etcd::MemberCommandLine(config_);
+  argv.push_back("--force-new-cluster");
+  process_ = std::make_unique<ChildProcess>(argv, log_file_);
+  return WaitUntilHealthy(options_.start_timeout);
+}
+
 Status EtcdServer::StartNewCluster() {
   if (auto s = Launch(config_.InitialClusterEntry(), true); !s.ok()) return s;
   return WaitUntilHealthy(options_.start_timeout);

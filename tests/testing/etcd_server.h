@@ -48,6 +48,9 @@ class EtcdServer {
   // Starts this member as already added (by the caller) to a running cluster whose members are
   // `initial_cluster`; waits until it answers /health.
   Status JoinExisting(const std::string& initial_cluster);
+  // Starts this (stopped) member again alone on its own data, with --force-new-cluster: what a
+  // reseed does to its survivor. Waits until healthy.
+  Status RestartForcingNewCluster();
   // Polls GET /health until it answers healthy; fails early if the process exited.
   Status WaitUntilHealthy(std::chrono::milliseconds timeout);
   // Waits until the member answers /health at all (healthy or not).

@@ -1,0 +1,570 @@
+// system_bench: how fast etcd-mesos bootstraps, heals and reseeds a cluster, each figure against
+// a floor measured in the same run on the same machine, and what supervising etcd costs.
+//
+//   bootstrap N   scheduler start -> N healthy voters, through etcd-mesos-local with default
+//                 scheduler flags; floor: N bare etcd processes started as one static cluster
+//                 until all are healthy.
+//   heal          kill -9 of one member's executor -> N healthy voters again; floor: the same
+//                 steps by hand on bare etcd (remove the dead member, add a learner, start it,
+//                 promote it once etcd agrees) until healthy.
+//   reseed        the reseed decision -> N healthy voters; floor: the survivor restarted with
+//                 --force-new-cluster, then N-1 learners joined and promoted one at a time.
+//   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
+//                 and under a write load.
+//
+// Prints a table (median of --runs, with min..max) and writes JSON (--out). Timings are never
+// judged here; CI runs `--runs=1 --quick` as a smoke pass.
+//
+// Threading: one thread drives one io_context (the local cluster, the scheduler and the
+// workload); blocking floor steps run on the same thread between figures.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "etcd/client.h"
+#include "local/cluster.h"
+#include "scheduler/shell/shell.h"
+#include "testing/etcd_server.h"
+#include "testing/ports.h"
+#include "testing/tempdir.h"
+#include "testing/workload.h"
+
+namespace etcd_mesos::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using scheduler::Member;
+using scheduler::SchedulerCore;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct Figure {
+  std::string name;
+  std::vector<double> runs;
+  std::vector<double> floors;
+  std::map<std::string, std::vector<double>> breakdown;  // phase -> seconds per run
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// ---- The system: etcd-mesos-local + the scheduler with default flags ------------------------
+
+class System {
+ public:
+  System(boost::asio::io_context& io, int size, milliseconds reseed_timeout) : io_(io) {
+    local::LocalClusterOptions options;
+    options.agents = size + 1;
+    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
+    options.first_agent_host = test::AgentHostBase();
+    options.work_dir = dir_.path() / "mesos";
+    options.master.port = 0;
+    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
+    auto master = cluster_->Start();
+    if (!master.ok()) throw std::runtime_error(master.error().ToString());
+    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
+    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add);
+    // Default flags, but for where things are and what a member may use on this machine.
+    std::vector<std::string> args = {
+        "--cluster-name=bench",
+        "--master=" + master->ToString(),
+        "--state-dir=" + (dir_.path() / "state").string(),
+        "--cluster-size=" + std::to_string(size),
+        "--admin-port=" + std::to_string(test::FreePort()),
+        "--cpu-limit=0.5",
+        "--mem-limit=256",
+        "--disk-limit=512",
+        "--executor-bin=" + wrapper.string(),
+        "--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"};
+    auto parsed = scheduler::shell::ParseFlags(args, {{"USER", "root"}}, ".");
+    if (!parsed.ok()) throw std::runtime_error(parsed.error().ToString());
+    if (auto s = scheduler::shell::LoadFiles(parsed->flags.shell); !s.ok()) {
+      throw std::runtime_error(s.error().ToString());
+    }
+    flags_ = parsed->flags;
+  }
+  ~System() {
+    if (scheduler_) scheduler_->Stop();
+    scheduler_.reset();
+    cluster_->Shutdown();
+    io_.run_for(milliseconds(300));
+  }
+
+  void StartScheduler() {
+    scheduler::shell::SchedulerShell::Options options;
+    options.on_fatal = [](const Error& e) {
+      spdlog::critical("scheduler fatal: {}", e.ToString());
+    };
+    scheduler_ = std::make_unique<scheduler::shell::SchedulerShell>(io_, flags_, options);
+    if (auto s = scheduler_->Start(); !s.ok()) throw std::runtime_error(s.error().ToString());
+  }
+
+  const SchedulerCore& core() const { return scheduler_->core(); }
+  local::LocalCluster& cluster() { return *cluster_; }
+
+  bool AtSize(int size) const {
+    if (!scheduler_ || !core().healthy()) return false;
+    int voters = 0;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
+    }
+    return voters == size && static_cast<int>(core().state().members.size()) == size;
+  }
+
+  bool RunUntil(const std::function<bool()>& done, int limit_seconds) {
+    auto deadline = Clock::now() + seconds(limit_seconds);
+    while (!done() && Clock::now() < deadline) io_.run_for(milliseconds(5));
+    return done();
+  }
+  void RunFor(milliseconds d) {
+    auto deadline = Clock::now() + d;
+    while (Clock::now() < deadline) io_.run_for(milliseconds(5));
+  }
+
+  void KillMember(const std::string& name) {
+    auto state = cluster_->master().StateJson();
+    for (const auto& t : state["frameworks"][0]["tasks"]) {
+      if (t["name"].get<std::string>().rfind(name + " ", 0) == 0) {
+        auto s = cluster_->KillExecutor(t["executor_id"].get<std::string>());
+        if (!s.ok()) throw std::runtime_error(s.error().ToString());
+        return;
+      }
+    }
+    throw std::runtime_error("no task for " + name);
+  }
+
+  std::vector<HostPort> ClientEndpoints() const {
+    std::vector<HostPort> out;
+    for (const auto& [name, m] : core().state().members) {
+      if (m.task_state == mesos::TASK_RUNNING) out.push_back({m.host, m.client_port});
+    }
+    return out;
+  }
+
+ private:
+  boost::asio::io_context& io_;
+  test::TempDir dir_{"em-bench"};
+  std::unique_ptr<local::LocalCluster> cluster_;
+  scheduler::shell::SchedulerFlags flags_;
+  std::unique_ptr<scheduler::shell::SchedulerShell> scheduler_;
+};
+
+double Bootstrap(boost::asio::io_context& io, int size) {
+  System system(io, size, seconds(240));
+  auto t0 = Clock::now();
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(size); }, 180)) {
+    throw std::runtime_error(
+        fmt::format("bootstrap of {} did not finish: {}", size, system.core().health_reason()));
+  }
+  return Since(t0);
+}
+
+// kill -9 -> healthy at size, with the phases: detection (the dead member removed), offer wait
+// (a learner added for an offer), launch (the learner's task RUNNING), join and promote.
+double Heal(boost::asio::io_context& io, std::map<std::string, double>& phases) {
+  System system(io, 3, seconds(240));
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster to heal");
+  }
+  system.RunFor(seconds(2));
+  std::string victim = system.core().state().members.begin()->first;
+  uint64_t promoted = system.core().state().counters.members_promoted;
+  auto t0 = Clock::now();
+  system.KillMember(victim);
+  std::optional<double> removed, added, running;
+  std::string learner;
+  auto done = [&] {
+    const auto& members = system.core().state().members;
+    if (!removed && !members.count(victim)) removed = Since(t0);
+    for (const auto& [name, m] : members) {
+      if (name == victim || !m.learner) continue;
+      if (!added) {
+        added = Since(t0);
+        learner = name;
+      }
+      if (!running && m.task_state == mesos::TASK_RUNNING) running = Since(t0);
+    }
+    return system.core().state().counters.members_promoted > promoted && system.AtSize(3);
+  };
+  if (!system.RunUntil(done, 180)) throw std::runtime_error("the lost member was not replaced");
+  double total = Since(t0);
+  double r = removed.value_or(0), a = added.value_or(r), run = running.value_or(a);
+  phases = {{"detect+remove", r},
+            {"offer+add learner", a - r},
+            {"launch", run - a},
+            {"join+promote", total - run}};
+  return total;
+}
+
+// The reseed decision (the core starts reseeding) -> healthy at size.
+double Reseed(boost::asio::io_context& io) {
+  System system(io, 3, seconds(5));
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster to reseed");
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, m] : system.core().state().members) names.push_back(name);
+  system.KillMember(names[0]);
+  system.KillMember(names[1]);
+  if (!system.RunUntil([&] { return system.core().reseeding(); }, 120)) {
+    throw std::runtime_error("no reseed decision");
+  }
+  auto t0 = Clock::now();
+  if (!system.RunUntil([&] { return !system.core().reseeding() && system.AtSize(3); }, 240)) {
+    throw std::runtime_error("the reseeded cluster did not grow back");
+  }
+  return Since(t0);
+}
+
+// ---- Floors: the same outcomes with bare etcd processes -------------------------------------
+
+std::vector<std::unique_ptr<test::EtcdServer>> StaticCluster(const std::filesystem::path& dir,
+                                                             int size, int first_host) {
+  std::vector<std::unique_ptr<test::EtcdServer>> servers;
+  std::vector<const test::EtcdServer*> refs;
+  for (int i = 0; i < size; ++i) {
+    servers.push_back(std::make_unique<test::EtcdServer>(
+        test::EtcdServer::Options{.name = fmt::format("f{}", i + 1),
+                                  .ip = fmt::format("127.0.0.{}", first_host + i)},
+        dir));
+    refs.push_back(servers.back().get());
+  }
+  std::string initial = test::EtcdServer::InitialCluster(refs);
+  for (auto& s : servers) {
+    if (auto st = s->Launch(initial, true); !st.ok()) throw std::runtime_error(st.error().message);
+  }
+  for (auto& s : servers) {
+    if (auto st = s->WaitUntilHealthy(seconds(60)); !st.ok()) {
+      throw std::runtime_error(st.error().message + "\n" + s->LogTail());
+    }
+  }
+  return servers;
+}
+
+double BootstrapFloor(int size) {
+  test::TempDir dir("em-bench-floor");
+  auto t0 = Clock::now();
+  auto servers = StaticCluster(dir.path(), size, test::AgentHostBase());
+  return Since(t0);
+}
+
+// Retries `call` (an etcd membership change) every 20 ms until it succeeds.
+template <typename T>
+T Retry(boost::asio::io_context& io, const std::function<void(etcd::Callback<T>)>& call) {
+  auto deadline = Clock::now() + seconds(120);
+  while (true) {
+    Result<T> r = etcd::Await<T>(io, call);
+    if (r.ok()) return *r;
+    if (Clock::now() > deadline) throw std::runtime_error(r.error().ToString());
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+// Adds a learner through `voter`, starts it, promotes it; returns when the promote succeeded.
+void JoinLearner(boost::asio::io_context& io, etcd::Client& voter, test::EtcdServer& joiner) {
+  auto added = Retry<etcd::MemberAddResponse>(
+      io, [&](auto cb) { voter.MemberAdd({joiner.peer_url()}, /*as_learner=*/true, cb); });
+  std::string initial;
+  for (const auto& m : added.members) {
+    if (m.id == added.member.id || m.name.empty() || m.peer_urls.empty()) continue;
+    initial += m.name + "=" + m.peer_urls.front() + ",";
+  }
+  initial += joiner.config().InitialClusterEntry();
+  if (auto s = joiner.JoinExisting(initial); !s.ok()) throw std::runtime_error(s.error().message);
+  Retry<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberPromote(added.member.id, cb); });
+}
+
+double WaitHealthy(std::vector<test::EtcdServer*> servers) {
+  for (auto* s : servers) {
+    if (auto st = s->WaitUntilHealthy(seconds(60)); !st.ok()) {
+      throw std::runtime_error(st.error().message);
+    }
+  }
+  return 0;
+}
+
+double HealFloor() {
+  test::TempDir dir("em-bench-floor");
+  int base = test::AgentHostBase();
+  auto servers = StaticCluster(dir.path(), 3, base);
+  std::this_thread::sleep_for(seconds(2));
+  boost::asio::io_context io;
+  etcd::Client voter(io, servers[0]->client_endpoint());
+  auto list = etcd::Await<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberList(cb); });
+  if (!list.ok()) throw std::runtime_error(list.error().ToString());
+  uint64_t dead_id = 0;
+  for (const auto& m : list->members) {
+    if (m.name == servers[2]->name()) dead_id = m.id;
+  }
+  servers[2]->Kill();
+  auto t0 = Clock::now();
+  Retry<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberRemove(dead_id, cb); });
+  test::EtcdServer joiner(
+      test::EtcdServer::Options{.name = "f4", .ip = fmt::format("127.0.0.{}", base + 3)},
+      dir.path());
+  JoinLearner(io, voter, joiner);
+  WaitHealthy({servers[0].get(), servers[1].get(), &joiner});
+  return Since(t0);
+}
+
+double ReseedFloor() {
+  test::TempDir dir("em-bench-floor");
+  int base = test::AgentHostBase();
+  auto servers = StaticCluster(dir.path(), 3, base);
+  servers[0]->Kill();
+  servers[1]->Kill();
+  auto t0 = Clock::now();
+  servers[2]->Stop();
+  if (auto s = servers[2]->RestartForcingNewCluster(); !s.ok()) {
+    throw std::runtime_error(s.error().message);
+  }
+  boost::asio::io_context io;
+  etcd::Client voter(io, servers[2]->client_endpoint());
+  std::vector<std::unique_ptr<test::EtcdServer>> joiners;
+  for (int i = 0; i < 2; ++i) {
+    joiners.push_back(std::make_unique<test::EtcdServer>(
+        test::EtcdServer::Options{.name = fmt::format("g{}", i + 1),
+                                  .ip = fmt::format("127.0.0.{}", base + 3 + i)},
+        dir.path()));
+    JoinLearner(io, voter, *joiners.back());
+  }
+  WaitHealthy({servers[2].get(), joiners[0].get(), joiners[1].get()});
+  return Since(t0);
+}
+
+// ---- Supervision overhead -------------------------------------------------------------------
+
+struct ProcessUse {
+  double cpu_seconds = 0;
+  double rss_mb = 0;
+};
+
+ProcessUse Use(int pid) {
+  ProcessUse use;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return use;
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> f{std::istream_iterator<std::string>(rest), {}};
+  if (f.size() > 22) {
+    double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    use.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;  // utime, stime
+    use.rss_mb = std::stod(f[21]) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / 1048576.0;
+  }
+  return use;
+}
+
+std::vector<int> ChildrenOf(int parent) {
+  std::vector<int> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+struct Supervision {
+  ProcessUse executor_idle, etcd_idle, executor_load, etcd_load;
+  uint64_t writes = 0;
+};
+
+std::string Comm(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+// Sums the CPU used over `window` and the RSS at its end of everything the agents started for
+// the members, split into etcd itself and the rest (the executors, and any shell Mesos put in
+// between): the cost of supervision.
+std::pair<ProcessUse, ProcessUse> Measure(System& system, milliseconds window) {
+  std::vector<int> supervisors, etcds, todo = system.cluster().ProcessIds();
+  while (!todo.empty()) {
+    int pid = todo.back();
+    todo.pop_back();
+    (Comm(pid) == "etcd" ? etcds : supervisors).push_back(pid);
+    for (int child : ChildrenOf(pid)) todo.push_back(child);
+  }
+  auto sum = [](const std::vector<int>& pids) {
+    ProcessUse total;
+    for (int pid : pids) {
+      ProcessUse u = Use(pid);
+      total.cpu_seconds += u.cpu_seconds;
+      total.rss_mb += u.rss_mb;
+    }
+    return total;
+  };
+  ProcessUse e0 = sum(supervisors), d0 = sum(etcds);
+  system.RunFor(window);
+  ProcessUse e1 = sum(supervisors), d1 = sum(etcds);
+  return {{e1.cpu_seconds - e0.cpu_seconds, e1.rss_mb},
+          {d1.cpu_seconds - d0.cpu_seconds, d1.rss_mb}};
+}
+
+Supervision MeasureSupervision(boost::asio::io_context& io, milliseconds window) {
+  System system(io, 3, seconds(240));
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster to measure");
+  }
+  system.RunFor(seconds(2));
+  Supervision out;
+  std::tie(out.executor_idle, out.etcd_idle) = Measure(system, window);
+  test::Workload workload(
+      io, [&] { return system.ClientEndpoints(); },
+      test::Workload::Options{.prefix = "/bench", .pause = milliseconds(0)});
+  workload.Start();
+  std::tie(out.executor_load, out.etcd_load) = Measure(system, window);
+  workload.Stop();
+  out.writes = workload.acknowledged().size();
+  system.RunFor(milliseconds(500));
+  return out;
+}
+
+}  // namespace
+}  // namespace etcd_mesos::bench
+
+int main(int argc, char** argv) {
+  using namespace etcd_mesos::bench;
+  CLI::App app{
+      "system_bench: bootstrap, heal and reseed through etcd-mesos-local with the real scheduler, "
+      "executor and etcd, each against a bare-etcd floor measured in the same run; and the "
+      "executors' CPU and memory against their etcds'."};
+  int runs = 3;
+  bool quick = false;
+  std::string out = "system_bench.json";
+  app.add_option("--runs", runs, "Runs of each figure and floor (the median is reported)")
+      ->check(CLI::Range(1, 50))
+      ->capture_default_str();
+  app.add_flag("--quick", quick, "Only bootstrap of 3 and heal, with short supervision windows");
+  app.add_option("--out", out, "Where to write the JSON results")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+
+  boost::asio::io_context io;
+  std::vector<Figure> figures;
+  try {
+    for (int size : quick ? std::vector<int>{3} : std::vector<int>{3, 5}) {
+      Figure f{fmt::format("bootstrap of {} -> {} healthy voters", size, size)};
+      for (int i = 0; i < runs; ++i) {
+        f.floors.push_back(BootstrapFloor(size));
+        f.runs.push_back(Bootstrap(io, size));
+      }
+      figures.push_back(f);
+    }
+    Figure heal{"kill -9 of a member -> 3 healthy voters"};
+    for (int i = 0; i < runs; ++i) {
+      heal.floors.push_back(HealFloor());
+      std::map<std::string, double> phases;
+      heal.runs.push_back(Heal(io, phases));
+      for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
+    }
+    figures.push_back(heal);
+    if (!quick) {
+      Figure reseed{"reseed decision -> 3 healthy voters"};
+      for (int i = 0; i < runs; ++i) {
+        reseed.floors.push_back(ReseedFloor());
+        reseed.runs.push_back(Reseed(io));
+      }
+      figures.push_back(reseed);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "system_bench: %s\n", e.what());
+    return 1;
+  }
+  Supervision sup;
+  try {
+    sup = MeasureSupervision(io, quick ? seconds(2) : seconds(10));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "system_bench: supervision: %s\n", e.what());
+    return 1;
+  }
+
+  nlohmann::json json;
+  std::printf("%-42s %9s %15s %9s %7s\n", "figure (seconds)", "median", "min..max", "floor",
+              "ratio");
+  for (const auto& f : figures) {
+    double m = Median(f.runs), fl = Median(f.floors);
+    auto [lo, hi] = std::minmax_element(f.runs.begin(), f.runs.end());
+    std::printf("%-42s %9.2f %7.2f..%-7.2f %9.2f %7.2f\n", f.name.c_str(), m, *lo, *hi, fl,
+                fl > 0 ? m / fl : 0);
+    nlohmann::json entry = {{"median_s", m},
+                            {"runs_s", f.runs},
+                            {"floor_median_s", fl},
+                            {"floor_runs_s", f.floors},
+                            {"ratio", fl > 0 ? m / fl : 0}};
+    for (const auto& [phase, v] : f.breakdown) {
+      std::printf("    %-38s %9.2f\n", phase.c_str(), Median(v));
+      entry["breakdown_median_s"][phase] = Median(v);
+    }
+    json[f.name] = entry;
+  }
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
+  std::printf("%-42s %9s %9s %7s\n", "supervision (3 members)", "executors", "etcds", "ratio");
+  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory idle, MB RSS", sup.executor_idle.rss_mb,
+              sup.etcd_idle.rss_mb, ratio(sup.executor_idle.rss_mb, sup.etcd_idle.rss_mb));
+  std::printf("%-42s %9.2f %9.2f %7.3f\n", "  CPU idle, s", sup.executor_idle.cpu_seconds,
+              sup.etcd_idle.cpu_seconds,
+              ratio(sup.executor_idle.cpu_seconds, sup.etcd_idle.cpu_seconds));
+  std::printf("%-42s %9.2f %9.2f %7.3f\n",
+              fmt::format("  CPU under load ({} writes), s", sup.writes).c_str(),
+              sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds,
+              ratio(sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds));
+  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory under load, MB RSS", sup.executor_load.rss_mb,
+              sup.etcd_load.rss_mb, ratio(sup.executor_load.rss_mb, sup.etcd_load.rss_mb));
+  json["supervision"] = {{"executor_idle_rss_mb", sup.executor_idle.rss_mb},
+                         {"etcd_idle_rss_mb", sup.etcd_idle.rss_mb},
+                         {"executor_idle_cpu_s", sup.executor_idle.cpu_seconds},
+                         {"etcd_idle_cpu_s", sup.etcd_idle.cpu_seconds},
+                         {"executor_load_cpu_s", sup.executor_load.cpu_seconds},
+                         {"etcd_load_cpu_s", sup.etcd_load.cpu_seconds},
+                         {"executor_load_rss_mb", sup.executor_load.rss_mb},
+                         {"etcd_load_rss_mb", sup.etcd_load.rss_mb},
+                         {"writes", sup.writes}};
+  std::ofstream(out) << json.dump(2) << "\n";
+  return 0;
+}

@@ -750,7 +750,11 @@ TEST_F(CoreTest, RestoreOfAClusterThatNeverStartedLaunchesOnlyTheRestoredMember)
   Start();
   auto before = On(AdminRestore{1, "b.db", now_});  // --restore-from, before subscribing
   EXPECT_EQ(All<AnswerAdmin>(before)[0].http_status, 202);
-  Subscribe();
+  // Nothing about offers before the subscription (a Suppress would reach the master after it,
+  // and offers would never come; seen end to end).
+  EXPECT_FALSE(Has<Suppress>(before));
+  EXPECT_FALSE(Has<Revive>(before));
+  EXPECT_FALSE(Has<Suppress>(Subscribe()));
   auto launched = All<LaunchMember>(Offers({MakeOffer(1)}));
   ASSERT_EQ(launched.size(), 1u) << "no gather wait for a restore";
   EXPECT_EQ(launched[0].restore_snapshot, "b.db");

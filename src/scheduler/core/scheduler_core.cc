@@ -381,6 +381,10 @@ void SchedulerCore::OnRescinded(const OfferRescinded& e, Actions& out) {
 }
 
 void SchedulerCore::UpdateOfferInterest(Actions& out) {
+  // Not while disconnected: a Suppress sent then would reach the master after the next
+  // subscription, which then (wants_offers_ flipped back) would never be revived. The
+  // subscription itself makes the interest speak again.
+  if (!connected_) return;
   bool wants = started_ && connected_ && !total_loss_ && NeedsMember();
   if (wants == wants_offers_) return;
   wants_offers_ = wants;

@@ -606,7 +606,13 @@ void SchedulerShell::Execute(Queued q) {
           if (!queue_.empty() && std::holds_alternative<Persist>(queue_.front().action)) return;
           DoPersist(a.state, q.batch);
         } else if constexpr (std::is_same_v<A, AnswerAdmin>) {
-          if (admin_) admin_->Answer(a);
+          if (a.request == 0) {
+            // Request 0 is --restore-from at start: no client waits; the log and page say it.
+            DoNote(Note{a.http_status < 300 ? "warn" : "error",
+                        fmt::format("--restore-from: {} ({})", a.message, a.http_status)});
+          } else if (admin_) {
+            admin_->Answer(a);
+          }
         } else if constexpr (std::is_same_v<A, Note>) {
           DoNote(a);
         } else if constexpr (std::is_same_v<A, TakeBackup>) {

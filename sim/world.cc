@@ -45,6 +45,7 @@ constexpr int kStoreAttempts = 6;
 constexpr Millis kStoreBackoff{250};
 constexpr Millis kLoadBackoffMax{8'000};
 constexpr double kLaunchRefuseSeconds = 1;
+constexpr Millis kReseedTimeout{150'000};  // the shell's deadline for an executor's reseed answer
 
 bool Terminal(mesos::TaskState s) { return mesos_facts::IsTerminalState(s); }
 
@@ -1175,8 +1176,15 @@ void World::Kill(const core::KillTask& kill, uint64_t session) {
     });
     return;
   }
-  // Still fetching: the agent kills it without an executor.
-  After(Ms(100, 2000), [this, id] { ProcessDies(id, mesos::TASK_KILLED, "killed"); });
+  // Still fetching: the agent kills it without an executor, unless the executor has started by
+  // the time the kill is carried out (then the kill goes to the executor).
+  After(Ms(100, 2000), [this, id] {
+    if (tasks_.at(id).executor) {
+      Hit("mesos.kill_reached_executor_started_meanwhile");
+      return ToExecutor(id, exec::KillRequested{id, std::nullopt, now_});
+    }
+    ProcessDies(id, mesos::TASK_KILLED, "killed");
+  });
 }
 
 // ---- etcd ---------------------------------------------------------------------------------
@@ -1528,6 +1536,19 @@ void World::Reseed(const core::TriggerReseed& reseed) {
     uint64_t request = ++reseed_requests_;
     reseeds_asked_[request] = reseed.name;
     Hit("executor.reseed_requested");
+    // As the shell's HTTP request: no answer (the executor died with its machine, or the
+    // connection broke) within the deadline is a failed reseed.
+    After(kReseedTimeout, [this, request] {
+      auto asked = reseeds_asked_.find(request);
+      if (asked == reseeds_asked_.end()) return;
+      Hit("shell.reseed_request_timed_out");
+      std::string name = asked->second;
+      reseeds_asked_.erase(asked);
+      ToCore(Millis(1), [this, name] {
+        return core::ReseedResult{
+            name, Error{ErrorCode::kUnavailable, "the reseed request timed out"}, now_};
+      });
+    });
     ToExecutor(p->task_id, exec::ReseedRequested{request, std::nullopt, now_});
     return;
   }
@@ -1676,7 +1697,7 @@ void World::ExecutorAction(const std::string& id, const exec::Action& action) {
 void World::StartEtcd(const std::string& id, uint64_t incarnation, bool force_new_cluster) {
   Task& t = tasks_.at(id);
   const Agent& a = agents_[t.agent];
-  if (a.id != t.agent_id || !a.up) return;
+  if (a.id != t.agent_id || !a.up || Terminal(t.agent_state)) return;
   t.etcd_incarnation = incarnation;
   if (t.process < 0) {
     StartProcess(t);
@@ -1868,7 +1889,11 @@ int World::Survivors() const {
   }
   int n = 0;
   for (const auto& p : processes_) {
-    if (!p.alive || p.cluster == 0) continue;
+    // Data survives with a process that runs, or that its executor will start again.
+    const Task& t = tasks_.at(p.task_id);
+    const Agent& a = agents_[p.agent];
+    bool restarts = t.executor && !t.executor->done() && a.up && a.id == t.agent_id;
+    if ((!p.alive && !restarts) || p.cluster == 0) continue;
     if (tasks_.at(p.task_id).kill_ordered && !stored_tasks.count(p.task_id)) continue;
     const Cluster& c = clusters_.at(p.cluster);
     n += std::any_of(c.members.begin(), c.members.end(),

@@ -792,6 +792,15 @@ void World::Execute(const core::Action& action, uint64_t batch) {
             // As the shell: a task whose state write failed is not on record and must not start.
             Hit("shell.launch_skipped_write_failed");
             Trace("shell: not launching " + a.member.name + ": the state write before it failed");
+            // As the shell: the core hears that the launch never reached Mesos.
+            ToCore(Millis(0), [this, task_id = a.member.task_id, agent_id = a.member.agent_id] {
+              mesos::TaskStatus dropped;
+              dropped.mutable_task_id()->set_value(task_id);
+              dropped.mutable_agent_id()->set_value(agent_id);
+              dropped.set_state(mesos::TASK_DROPPED);
+              dropped.set_message("not launched: the state write before it failed");
+              return core::TaskUpdate{dropped, now_};
+            });
             After(Ms(1, 50), [this, offer = a.offer_id, session] {
               if (session != session_) return;
               auto it = offers_.find(offer);

@@ -105,6 +105,20 @@ TEST(Sim, PinnedSeedsThatFoundSimulatorBugs) {
   }
 }
 
+// Seeds where a launch the shell refused to make (its state write had failed) stayed, in the
+// core's eyes, a task that might be alive: once its agent was gone, reconciliation answered
+// TASK_UNKNOWN for ever and a real total loss was never reported (so /start-fresh was refused
+// too). The shell now reports such a launch as TASK_DROPPED (shell.cc DoLaunch; the world does
+// the same). They must keep passing.
+TEST(Sim, PinnedSeedsThatFoundAShellBug) {
+  SimOptions o;
+  for (uint64_t seed : {5973, 6545, 10576}) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r);
+    EXPECT_TRUE(r.total_loss) << "seed " << seed << " ends in a total loss, reported";
+  }
+}
+
 // ---- The checker, from fabricated facts ---------------------------------------------------
 
 WorldFacts Healthy() {

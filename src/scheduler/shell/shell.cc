@@ -636,6 +636,16 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
     DoNote(Note{"error",
                 "not launching " + launch.member.name + ": the state write before it failed"});
     DoDecline(launch.offer_id, kLaunchRefuseSeconds);
+    // The core believes the task launched: tell it the launch never reached Mesos (as Mesos says
+    // of a launch it dropped), so that the member is replaced. Otherwise, once its agent is gone,
+    // reconciliation answers TASK_UNKNOWN for ever and the member counts as maybe alive, which
+    // kept a real total loss from being reported (simulator seeds 5973, 6545, 10576).
+    mesos::TaskStatus dropped;
+    dropped.mutable_task_id()->set_value(launch.member.task_id);
+    dropped.mutable_agent_id()->set_value(launch.member.agent_id);
+    dropped.set_state(mesos::TASK_DROPPED);
+    dropped.set_message("not launched: the state write before it failed");
+    Feed(TaskUpdate{std::move(dropped), Clock::now()});
     return;
   }
   const mesos::Offer* offer = it == offers_.end() ? nullptr : &it->second;

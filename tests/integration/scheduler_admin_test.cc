@@ -474,5 +474,81 @@ TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {
   EXPECT_TRUE(found_id);
 }
 
+// /healthz with --healthz-max-backup-age over a healthy core: a stale newest backup fails it, a
+// fresh one passes; backups are served to agents by name only.
+TEST(AdminBackups, HealthzFailsOnAStaleBackupAndOnlyBackupNamesAreServed) {
+  test::TempDir dir;
+  fs::create_directories(dir.path() / "backups");
+  std::string name = "etcd-x-20261124T100000Z-rev5-0000000000000001.db";
+  std::ofstream(dir.path() / "backups" / name) << "snapshot bytes";
+  std::ofstream(dir.path() / "secret") << "not a backup";
+  CoreConfig config;
+  config.cluster_size = 1;
+  config.backups = true;
+  config.backup_interval = std::chrono::hours(1);
+  SchedulerCore core(config);
+  auto now_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  PersistentState state;
+  state.bootstrapped = true;
+  state.members["etcd-1"] = M("etcd-1", 31000, mesos::TASK_RUNNING);
+  BackupDone stale{name, 14, 5, "etcd-1", std::string(64, 'a'), now_unix - 7200};
+  auto t = Clock::now();
+  core.Handle(Started{state, t, stale, std::chrono::hours(2)});
+  core.Handle(Subscribed{"fw", t});
+  mesos::TaskStatus running;
+  running.mutable_task_id()->set_value(state.members["etcd-1"].task_id);
+  running.set_state(mesos::TASK_RUNNING);
+  core.Handle(TaskUpdate{running, t});
+  uint64_t id = 12345678901234567890ull;
+  core.Handle(ProbeResult{"etcd-1", MemberProbe{id, id, 10, 2, false, true}, t});
+  core.Handle(ClusterProbeResult{ClusterView{{{id, "etcd-1", {}, false}}, true}, t, 0});
+  Actions tick = core.Handle(Tick{t});
+  ASSERT_TRUE(core.healthy()) << core.health_reason();
+
+  boost::asio::io_context io;
+  NoteLog notes;
+  AdminServer::Options options;
+  options.listen = HostPort{"127.0.0.1", 0};
+  options.backup_dir = (dir.path() / "backups").string();
+  options.healthz_max_backup_age = std::chrono::hours(1);
+  AdminServer server(io, options, core, notes, [](Event) {});
+  auto bound = server.Start();
+  ASSERT_TRUE(bound.ok()) << bound.error();
+  auto get = [&](const std::string& target) {
+    net::HttpRequest req;
+    req.endpoint = *bound;
+    req.target = target;
+    std::optional<Result<net::HttpResponse>> out;
+    net::HttpFetch(io, req, [&](Result<net::HttpResponse> r) { out.emplace(std::move(r)); });
+    io.restart();
+    while (!out) io.run_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(out->ok());
+    return out->ok() ? **out : net::HttpResponse{};
+  };
+  auto stale_health = get("/healthz");
+  EXPECT_EQ(stale_health.status, 500u);
+  EXPECT_NE(stale_health.body.find("the newest backup is"), std::string::npos) << stale_health.body;
+  // A backup written now: healthy again.
+  uint64_t backup_id = 0;
+  for (const auto& a : tick) {
+    if (auto* b = std::get_if<TakeBackup>(&a)) backup_id = b->id;
+  }
+  BackupDone fresh{name, 14, 6, "etcd-1", std::string(64, 'b'), now_unix};
+  core.Handle(BackupResult{backup_id, fresh, Clock::now()});
+  EXPECT_EQ(get("/healthz").status, 200u);
+  auto stats = json::parse(get("/stats").body);
+  EXPECT_EQ(stats["last_backup"], name);
+  EXPECT_LE(stats["last_backup_age_seconds"].get<int64_t>(), 5);
+
+  EXPECT_EQ(get("/artifacts/backups/" + name).body, "snapshot bytes");
+  EXPECT_EQ(get("/artifacts/backups/secret").status, 404u);
+  EXPECT_EQ(get("/artifacts/backups/..%2Fsecret").status, 404u);
+  EXPECT_EQ(get("/artifacts/backups/etcd-x-20261124T100000Z-rev5-0000000000000002.db").status,
+            404u);
+  server.Stop();
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler::shell

@@ -196,7 +196,7 @@ double Heal(boost::asio::io_context& io, std::map<std::string, double>& phases) 
   if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
     throw std::runtime_error("no cluster to heal");
   }
-  system.RunFor(seconds(2));
+  system.RunFor(seconds(6));  // past etcd's 5 s "connected to all peers" window after start
   std::string victim = system.core().state().members.begin()->first;
   uint64_t promoted = system.core().state().counters.members_promoted;
   auto t0 = Clock::now();
@@ -318,7 +318,7 @@ double HealFloor() {
   test::TempDir dir("em-bench-floor");
   int base = test::AgentHostBase();
   auto servers = StaticCluster(dir.path(), 3, base);
-  std::this_thread::sleep_for(seconds(2));
+  std::this_thread::sleep_for(seconds(6));  // as the system run: past etcd's 5 s window
   boost::asio::io_context io;
   etcd::Client voter(io, servers[0]->client_endpoint());
   auto list = etcd::Await<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberList(cb); });

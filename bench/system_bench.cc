@@ -422,12 +422,12 @@ std::string Comm(int pid) {
 // the members, split into etcd itself and the rest (the executors, and any shell Mesos put in
 // between): the cost of supervision.
 std::pair<ProcessUse, ProcessUse> Measure(System& system, milliseconds window) {
-  std::vector<int> supervisors, etcds, todo = system.cluster().ProcessIds();
-  while (!todo.empty()) {
-    int pid = todo.back();
-    todo.pop_back();
+  std::vector<int> supervisors, etcds, pending = system.cluster().ProcessIds();
+  while (!pending.empty()) {
+    int pid = pending.back();
+    pending.pop_back();
     (Comm(pid) == "etcd" ? etcds : supervisors).push_back(pid);
-    for (int child : ChildrenOf(pid)) todo.push_back(child);
+    for (int child : ChildrenOf(pid)) pending.push_back(child);
   }
   auto sum = [](const std::vector<int>& pids) {
     ProcessUse total;

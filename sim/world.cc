@@ -126,6 +126,7 @@ class World {
     bool in_flight = false;
     int process = -1;
     bool kill_ordered = false;
+    bool kill_delivered = false;  // its executor was told to kill it: its etcd is stopping
     double cpus = 0, mem = 0, disk = 0;
     std::vector<uint16_t> ports;
     core::LaunchMember launch;
@@ -612,6 +613,22 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
     }
     Hit(fmt::format("admin.reseed_answer_{}", f.answer));
     if (auto v = CheckAdminReseed(f)) return Fail(*v);
+  }
+  if (std::holds_alternative<core::Subscribed>(event) && core_->state().reseed) {
+    // A restarted scheduler finishing the reseed its predecessor started (and had written
+    // down): it asks only a survivor that was a candidate then.
+    for (const auto& a : out) {
+      const auto* t = std::get_if<core::TriggerReseed>(&a);
+      if (t == nullptr) continue;
+      Hit("core.reseed_resumed");
+      const auto& candidates = core_->state().reseed->candidates;
+      if (std::find(candidates.begin(), candidates.end(), t->name) == candidates.end()) {
+        return Fail({"reseed-resumed-elsewhere",
+                     "a restarted scheduler asked " + t->name +
+                         " to stand alone, which was no candidate of the reseed on record"});
+      }
+    }
+    return;
   }
   if (was_reseeding) return;
   const core::TriggerReseed* trigger = nullptr;
@@ -1621,6 +1638,7 @@ void World::KillExecutor(Task& t) {
 void World::ToExecutor(const std::string& task_id, const exec::Event& event) {
   Task& t = tasks_.at(task_id);
   if (!t.executor || done_) return;
+  if (std::holds_alternative<exec::KillRequested>(event)) t.kill_delivered = true;
   exec::Actions out = t.executor->Handle(event);
   uint64_t gen = t.executor_gen;
   for (const auto& a : out) {
@@ -1891,10 +1909,19 @@ void World::InjectStoreFault() {
 
 int World::Survivors() const {
   // A process ordered killed is an old generation's leftover, unless the scheduler still counts
-  // it as a member (the kill was lost, for instance with a removal etcd then refused).
+  // it as a member (the kill was lost, for instance with a removal etcd then refused). One whose
+  // kill reached its executor is stopping, whatever the scheduler counts: a reseed that stopped
+  // the others and then lost its survivor has lost the cluster (the backup taken before it is
+  // the way back).
   std::set<std::string> stored_tasks;
   if (auto stored = StoredState()) {
     for (const auto& [name, m] : stored->members) stored_tasks.insert(m.task_id);
+  }
+  // Kills the core has asked for that the shell has not sent yet (waiting for a state write):
+  // in the calm phase the scheduler no longer crashes, so they will be sent.
+  std::set<std::string> kills_queued;
+  for (const auto& q : actions_) {
+    if (const auto* k = std::get_if<core::KillTask>(&q.action)) kills_queued.insert(k->task_id);
   }
   int n = 0;
   for (const auto& p : processes_) {
@@ -1904,6 +1931,7 @@ int World::Survivors() const {
     bool restarts = t.executor && !t.executor->done() && a.up && a.id == t.agent_id;
     if ((!p.alive && !restarts) || p.cluster == 0) continue;
     if (tasks_.at(p.task_id).kill_ordered && !stored_tasks.count(p.task_id)) continue;
+    if (t.kill_delivered || kills_queued.count(p.task_id)) continue;  // its data is given up
     const Cluster& c = clusters_.at(p.cluster);
     n += std::any_of(c.members.begin(), c.members.end(),
                      [&](const Entry& e) { return e.id == p.member_id; });

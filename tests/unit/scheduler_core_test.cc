@@ -1018,5 +1018,79 @@ TEST_F(CoreTest, ABootstrapStillFormingIsNotLivelockUntilTheStagingTimeout) {
   EXPECT_EQ(core_.state().counters.cluster_livelocks, 1u);
 }
 
+// Found by the simulator (sim seeds 21969 and 23523 before the fix): the scheduler died just after
+// asking a survivor to stand alone. The restarted one did not know a reseed was under way: the
+// members it had stopped (their kills lost to partitioned agents) came back as the old cluster,
+// with a quorum, next to the reseeded survivor: two live clusters, and never healthy again.
+// The reseed is now on record before its first kill, and a restarted scheduler finishes it.
+TEST_F(CoreTest, AReseedInterruptedByARestartIsFinishedNotForgotten) {
+  Bootstrap();
+  Advance(1s);
+  auto forced = On(AdminReseed{1, true, now_});
+  auto triggers = All<TriggerReseed>(forced);
+  ASSERT_EQ(triggers.size(), 1u);
+  const std::string survivor = triggers[0].name;
+  // Every write before the trigger carries the reseed, and the first comes before the kills.
+  std::optional<PersistentState> written;
+  for (const auto& a : forced) {
+    if (const auto* p = std::get_if<Persist>(&a)) written = p->state;
+    if (std::holds_alternative<KillTask>(a) || std::holds_alternative<TriggerReseed>(a)) {
+      ASSERT_TRUE(written && written->reseed) << "a kill or trigger before the reseed is on record";
+    }
+  }
+  EXPECT_EQ(written->reseed->candidates, std::vector<std::string>{survivor});
+  EXPECT_EQ(written->reseed->next, 1u);
+
+  // The scheduler dies; its successor starts from what was written. Its kills may never have
+  // been sent: the survivor is asked again only once the others are stopped again.
+  SchedulerCore restarted(Config());
+  EXPECT_FALSE(Has<TriggerReseed>(restarted.Handle(Started{*written, now_})));
+  EXPECT_TRUE(restarted.reseeding());
+  auto subscribed = restarted.Handle(Subscribed{"F", now_});
+  auto again = All<TriggerReseed>(subscribed);
+  ASSERT_EQ(again.size(), 1u) << "the survivor is asked again";
+  EXPECT_EQ(again[0].name, survivor);
+  auto kills = All<KillTask>(subscribed);
+  EXPECT_EQ(kills.size(), 2u) << "the others are stopped again";
+  for (const auto& k : kills) EXPECT_NE(k.task_id.rfind(survivor + " ", 0), 0u);
+  bool killed = false;
+  for (const auto& a : subscribed) {
+    killed = killed || std::holds_alternative<KillTask>(a);
+    if (std::holds_alternative<TriggerReseed>(a)) {
+      EXPECT_TRUE(killed) << "kills come first";
+    }
+  }
+  // A reconnect later asks nobody again (the answer is on its way).
+  restarted.Handle(Disconnected{"x", now_});
+  EXPECT_FALSE(Has<TriggerReseed>(restarted.Handle(Subscribed{"F", now_})));
+  // While the outcome is unknown, nothing else is done: no launch on offers.
+  auto offers = restarted.Handle(OffersReceived{{MakeOffer(7)}, now_});
+  EXPECT_FALSE(Has<LaunchMember>(offers));
+  // The outcome: the old members leave the record, and the record of the reseed with them.
+  auto done = restarted.Handle(ReseedResult{survivor, uint64_t{700}, now_});
+  EXPECT_FALSE(restarted.reseeding());
+  EXPECT_EQ(restarted.state().members.size(), 1u);
+  EXPECT_EQ(restarted.state().generation, written->generation + 1);
+  auto persists = All<Persist>(done);
+  ASSERT_FALSE(persists.empty());
+  EXPECT_FALSE(persists.back().state.reseed.has_value());
+}
+
+// An answer to a trigger from before a restart (or for a candidate given up on) is not the
+// outcome of the reseed under way.
+TEST_F(CoreTest, AReseedAnswerFromAnotherCandidateIsIgnored) {
+  Bootstrap();
+  Advance(1s);
+  auto triggers = All<TriggerReseed>(On(AdminReseed{1, true, now_}));
+  ASSERT_EQ(triggers.size(), 1u);
+  std::string other;
+  for (const auto& [name, m] : core_.state().members) {
+    if (name != triggers[0].name) other = name;
+  }
+  On(ReseedResult{other, uint64_t{900}, now_});
+  EXPECT_TRUE(core_.reseeding());
+  EXPECT_EQ(core_.state().members.size(), 3u);
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

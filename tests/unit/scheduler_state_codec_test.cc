@@ -101,6 +101,33 @@ TEST(SchedulerStateCodec, APendingRestoreIsKept) {
   EXPECT_NE(bad.error().message.find("restore_snapshot"), std::string::npos) << bad.error();
 }
 
+TEST(SchedulerStateCodec, AReseedUnderWayIsKept) {
+  PersistentState s = Sample();
+  s.reseed = ReseedRun{{"etcd-4", "etcd-3"}, 1, true};
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  ASSERT_TRUE(decoded->reseed.has_value());
+  EXPECT_EQ(decoded->reseed->candidates, (std::vector<std::string>{"etcd-4", "etcd-3"}));
+  EXPECT_EQ(decoded->reseed->next, 1u);
+  EXPECT_TRUE(decoded->reseed->manual);
+  EXPECT_FALSE(DecodeState(EncodeState(Sample()))->reseed.has_value());
+}
+
+TEST(SchedulerStateCodec, ACorruptReseedRecordNamesItsField) {
+  json j = json::parse(EncodeState(Sample()));
+  auto refused = [&](json reseed, std::string_view field) {
+    j["reseed"] = std::move(reseed);
+    auto bad = DecodeState(j.dump());
+    ASSERT_FALSE(bad.ok()) << field;
+    EXPECT_NE(bad.error().message.find(field), std::string::npos) << bad.error();
+  };
+  refused(json::array(), "\"reseed\"");
+  refused(json{{"candidates", json::array()}, {"next", 0}}, "reseed.candidates");
+  refused(json{{"candidates", {"etcd-9"}}, {"next", 0}}, "reseed.candidates[0]");
+  refused(json{{"candidates", {"etcd-3"}}, {"next", 2}}, "reseed.next");
+  refused(json{{"candidates", {"etcd-3"}}, {"next", 1}, {"manual", "yes"}}, "reseed.manual");
+}
+
 TEST(SchedulerStateCodec, EmptyStateRoundTripsWithoutFrameworkId) {
   PersistentState s;
   std::string text = EncodeState(s);

@@ -119,6 +119,38 @@ TEST(Sim, PinnedSeedsThatFoundAShellBug) {
   }
 }
 
+// Seeds of a 10,000-seed sweep that found reseed bugs. A scheduler that died just after asking
+// a survivor to stand alone forgot the reseed: the members it had stopped came back as the old
+// cluster next to the reseeded one (21969, 23523); the reseed is now written down before its
+// first kill and finished by the restarted scheduler. And a forced reseed whose survivor was
+// lost with its machine after the others were stopped is a total loss, reported as one, not a
+// cluster that "should" heal from members the scheduler had already given up (27523; the
+// backup taken before the reseed is the way back).
+TEST(Sim, PinnedSeedsThatFoundReseedBugs) {
+  SimOptions o;
+  for (uint64_t seed : {21969, 23523}) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r);
+  }
+  RunResult lost = RunSeed(o, 27523);
+  EXPECT_TRUE(lost.ok) << Report(lost);
+  EXPECT_TRUE(lost.total_loss) << "seed 27523 ends in a total loss, reported";
+}
+
+// With the fix the seeds above take other paths (the core's actions changed), so these seeds,
+// where a restarted scheduler does finish a reseed its predecessor wrote down, keep that path
+// under the invariants. (scheduler_core_test's AReseedInterruptedByARestartIsFinishedNotForgotten
+// is the test that fails without the fix; seed 101536 failed with a first version of it, which
+// asked the survivor again before the others were stopped again.)
+TEST(Sim, SeedsWhereARestartedSchedulerFinishesAReseed) {
+  SimOptions o;
+  for (uint64_t seed : {16, 44, 64, 160, 213, 534, 557, 591, 101536}) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r);
+    EXPECT_GT(r.coverage["core.reseed_resumed"], 0u) << "seed " << seed;
+  }
+}
+
 // ---- The checker, from fabricated facts ---------------------------------------------------
 
 WorldFacts Healthy() {

@@ -148,6 +148,31 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
                   state_.framework_id.value_or("(none yet)"), state_.generation,
                   state_.members.size()),
       out);
+  if (state_.reseed) {
+    Say("warn",
+        fmt::format("a {} reseed from {} was under way when the previous scheduler stopped; it "
+                    "is finished once the master is back",
+                    state_.reseed->manual ? "manual" : "automatic",
+                    fmt::join(state_.reseed->candidates, ", ")),
+        out);
+    resume_reseed_ = true;
+  }
+}
+
+// The previous scheduler died during a reseed. The members it stopped may come back (a kill
+// does not reach a partitioned agent, and its kills may never have been sent) and form the old
+// cluster again next to the survivor it asked to stand alone, so the reseed is finished, not
+// forgotten: once subscribed, the others are stopped again (OnSubscribed), and then the survivor
+// it asked is asked again (a member already alone is simply forced alone once more).
+void SchedulerCore::ResumeReseed(Time now, Actions& out) {
+  resume_reseed_ = false;
+  ReseedRun& run = *state_.reseed;
+  if (run.next > 0) --run.next;  // the candidate in flight is asked again
+  Say("warn",
+      fmt::format("resuming the {} reseed that the previous scheduler started: candidates {}",
+                  run.manual ? "manual" : "automatic", fmt::join(run.candidates, ", ")),
+      out);
+  NextReseedCandidate(now, out);
 }
 
 void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
@@ -176,6 +201,12 @@ void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
       out);
   wants_offers_ = !wants_offers_;  // force the next interest update to speak
   UpdateOfferInterest(out);
+  // Kills sent before a disconnect (or by a scheduler that then died) may not have reached
+  // their agents; the old cluster's members stay stopped until the reseed has its outcome.
+  if (state_.reseed) {
+    StopNonCandidates("stopped: a reseed is under way", out);
+    if (resume_reseed_) ResumeReseed(e.now, out);
+  }
 }
 
 void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
@@ -189,7 +220,7 @@ void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
 }
 
 bool SchedulerCore::MayAct() const {
-  return started_ && connected_ && !reconciling_ && !reseed_.has_value() &&
+  return started_ && connected_ && !reconciling_ && !state_.reseed.has_value() &&
          !reseed_waiting_.has_value();
 }
 
@@ -554,7 +585,7 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   // Evidence first: right after a reseed or a fresh start etcd's view is not known yet, and a
   // stale failed read must not open a spurious episode.
   if (!healthy_ && ran && !forming && state_.bootstrapped && connected_ && !reconciling_ &&
-      !reseed_ && view_.has_value()) {
+      !state_.reseed && view_.has_value()) {
     if (!livelock_since_) {
       livelock_since_ = now;
       ++state_.counters.cluster_livelocks;
@@ -620,7 +651,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
 void SchedulerCore::Evaluate(Time now, Actions& out) {
   UpdateHealth(now, out);
   // Total loss: a cluster existed and no member can be running any more.
-  if (state_.bootstrapped && connected_ && !reconciling_ && !reseed_ && !total_loss_ &&
+  if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
       LiveMembers() == 0 && !pending_add_) {
     total_loss_ = true;
     Say("error",
@@ -895,39 +926,46 @@ void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
     others += (name != run.candidates.front() && MaybeAlive(m.task_state)) ? 1 : 0;
   }
   if (others * 2 > Voters()) run.candidates.resize(1);
-  reseed_ = run;
+  state_.reseed = run;
   ++state_.counters.cluster_reseeds;
   Say("warn",
       fmt::format("{} reseed: candidates by raft index: {}", manual ? "manual" : "automatic",
                   fmt::join(run.candidates, ", ")),
       out);
-  Persisted(out);
-  for (const auto& [name, m] : state_.members) {
-    bool candidate =
-        std::find(run.candidates.begin(), run.candidates.end(), name) != run.candidates.end();
-    if (candidate || !MaybeAlive(m.task_state)) continue;
-    out.push_back(
-        KillTask{m.task_id, m.agent_id, "stopped before reseeding from " + run.candidates.front()});
-  }
+  Persisted(out);  // write-ahead: a restarted scheduler knows whom it stopped, and finishes
+  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), out);
   NextReseedCandidate(now, out);
 }
 
+void SchedulerCore::StopNonCandidates(const std::string& why, Actions& out) {
+  const auto& candidates = state_.reseed->candidates;
+  for (const auto& [name, m] : state_.members) {
+    bool candidate = std::find(candidates.begin(), candidates.end(), name) != candidates.end();
+    if (candidate || !MaybeAlive(m.task_state)) continue;
+    out.push_back(KillTask{m.task_id, m.agent_id, why});
+  }
+}
+
 void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
-  (void)now;
-  while (reseed_ && reseed_->next < reseed_->candidates.size()) {
-    const std::string& name = reseed_->candidates[reseed_->next++];
+  while (state_.reseed && state_.reseed->next < state_.reseed->candidates.size()) {
+    const std::string& name = state_.reseed->candidates[state_.reseed->next++];
     auto it = state_.members.find(name);
     if (it == state_.members.end()) continue;
+    Persisted(out);  // which candidate was asked, before asking it
     out.push_back(TriggerReseed{name, it->second.ReseedUrl(), state_.reseed_token});
     return;
   }
   Say("error", "reseed failed: no candidate came up alone; no candidate was killed", out);
-  reseed_.reset();
+  state_.reseed.reset();
   livelock_since_ = now;
+  Persisted(out);
 }
 
 void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
-  if (!reseed_) return;
+  if (!state_.reseed || state_.reseed->next == 0 ||
+      state_.reseed->candidates[state_.reseed->next - 1] != e.name) {
+    return;  // not the survivor asked last (an answer from before a restart)
+  }
   if (!e.raft_index.ok()) {
     Say("warn", "reseed of " + e.name + " failed: " + e.raft_index.error().message, out);
     NextReseedCandidate(e.now, out);
@@ -949,7 +987,7 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
   }
   view_.reset();
   ++membership_epoch_;
-  reseed_.reset();
+  state_.reseed.reset();
   livelock_since_.reset();
   Persisted(out);
   Say("warn",
@@ -971,7 +1009,7 @@ void SchedulerCore::OnAdminReseed(const AdminReseed& e, Actions& out) {
   };
   if (!connected_) return answer(503, "not connected to the Mesos master; try again later");
   if (reconciling_) return answer(503, "reconciliation has not settled yet; try again shortly");
-  if (reseed_) return answer(409, "a reseed is already running");
+  if (state_.reseed) return answer(409, "a reseed is already running");
   if (reseed_waiting_) return answer(409, "a reseed is already on its way (backing up first)");
   if (total_loss_) return answer(409, "no member is left to reseed from; see /start-fresh");
   if (healthy_ && !e.force) {
@@ -981,8 +1019,8 @@ void SchedulerCore::OnAdminReseed(const AdminReseed& e, Actions& out) {
   BeginReseed(e.now, /*manual=*/true, out);
   if (reseed_waiting_) {
     answer(202, "backing up " + backup_->member + " first, then reseeding");
-  } else if (reseed_) {
-    answer(202, "reseeding from " + reseed_->candidates.front());
+  } else if (state_.reseed) {
+    answer(202, "reseeding from " + state_.reseed->candidates.front());
   } else {
     answer(409, "no survivor answers; nothing can be reseeded");
   }
@@ -1062,7 +1100,7 @@ void SchedulerCore::MaybeBackup(Time now, Actions& out) {
     last_backup_done_ = now;
     BackupFinished(now, out);
   }
-  if (backup_ || config_.backup_interval.count() == 0 || !healthy_ || reseed_) return;
+  if (backup_ || config_.backup_interval.count() == 0 || !healthy_ || state_.reseed) return;
   bool due = !last_backup_ok_ || now - *last_backup_ok_ >= config_.backup_interval;
   Millis retry = std::min<Millis>(config_.backup_interval, Millis(60'000));
   bool may_retry = !last_backup_failed_ || now - *last_backup_failed_ >= retry;
@@ -1102,7 +1140,7 @@ void SchedulerCore::BackupFinished(Time now, Actions& out) {
     Say("info", "the livelock ended while backing up; no reseed", out);
     return;
   }
-  if (!connected_ || reconciling_ || reseed_ || total_loss_) {
+  if (!connected_ || reconciling_ || state_.reseed || total_loss_) {
     Say("warn", "the reseed waiting for its backup cannot start now; it will be asked again", out);
     return;
   }

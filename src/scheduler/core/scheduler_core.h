@@ -45,7 +45,7 @@ class SchedulerCore {
   bool healthy() const { return healthy_; }
   bool livelocked() const { return livelock_since_.has_value(); }
   bool total_loss() const { return total_loss_; }
-  bool reseeding() const { return reseed_.has_value(); }
+  bool reseeding() const { return state_.reseed.has_value(); }
   const std::string& health_reason() const { return health_reason_; }
   // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
   uint64_t membership_epoch() const { return membership_epoch_; }
@@ -56,11 +56,6 @@ class SchedulerCore {
   const std::deque<Note>& notes() const { return notes_; }
 
  private:
-  struct ReseedRun {
-    std::vector<std::string> candidates;  // best first
-    size_t next = 0;
-    bool manual = false;
-  };
   struct PendingAdd {  // a learner being added for an offer we hold meanwhile
     std::string offer_id;
     Member member;
@@ -107,6 +102,8 @@ class SchedulerCore {
   void UpdateHealth(Time now, Actions& out);
   void MaybeStartReseed(Time now, bool manual, Actions& out);
   void NextReseedCandidate(Time now, Actions& out);
+  void StopNonCandidates(const std::string& why, Actions& out);
+  void ResumeReseed(Time now, Actions& out);
   void MaybeRemoveDead(Time now, Actions& out);
   void MaybePromote(Time now, Actions& out);
   void ExpireStuck(Time now, Actions& out);
@@ -141,7 +138,7 @@ class SchedulerCore {
   bool formed_ = true;
   std::optional<Time> forming_since_;
   bool total_loss_ = false;
-  std::optional<ReseedRun> reseed_;
+  bool resume_reseed_ = false;  // a reseed on record from before a restart, to finish
   std::optional<PendingAdd> pending_add_;
   std::optional<InFlight> in_flight_;
   std::vector<mesos::Offer> gathered_;  // offers held briefly for a one-shot bootstrap

@@ -91,6 +91,16 @@ struct Counters {
   uint64_t members_removed = 0;
 };
 
+// A reseed under way. It is written before the reseed's first kill and before each survivor is
+// asked to stand alone, so that a scheduler that dies mid-reseed finishes it after its restart
+// instead of forgetting which members it stopped (they may come back and form the old cluster
+// again next to the reseeded one).
+struct ReseedRun {
+  std::vector<std::string> candidates;  // survivors, best raft index first
+  size_t next = 0;                      // candidates[next - 1] is the one asked (when next > 0)
+  bool manual = false;                  // the operator asked for it
+};
+
 // What the scheduler writes to its store (ZooKeeper or a directory) and reads after a restart.
 struct PersistentState {
   std::optional<std::string> framework_id;
@@ -103,6 +113,7 @@ struct PersistentState {
   // A restore the operator asked for and that has not launched yet: the backup file's name in
   // --backup-dir, launched as the first member of a fresh one-member cluster.
   std::string restore_snapshot;
+  std::optional<ReseedRun> reseed;  // set from the reseed's start until its outcome
 };
 
 // One backup written to --backup-dir, as the shell reports it.

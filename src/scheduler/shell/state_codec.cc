@@ -79,6 +79,39 @@ Result<uint16_t> Port(const json& object, std::string_view key, std::string_view
   return static_cast<uint16_t>((*f)->get<uint64_t>());
 }
 
+// The reseed under way, if any: survivors by name (each must be a member of the record), and
+// how many of them were asked.
+Result<std::optional<ReseedRun>> DecodeReseed(const json& j,
+                                              const std::map<std::string, Member>& members) {
+  auto f = Field(j, "reseed", "reseed", false);
+  if (!f.ok()) return f.error();
+  if (*f == nullptr) return std::optional<ReseedRun>();
+  const json& r = **f;
+  if (!r.is_object()) return Corrupt("reseed", "must be an object");
+  ReseedRun run;
+  auto candidates = Field(r, "candidates", "reseed.candidates", true);
+  if (!candidates.ok()) return candidates.error();
+  if (!(*candidates)->is_array() || (*candidates)->empty()) {
+    return Corrupt("reseed.candidates", "must be a non-empty array of member names");
+  }
+  for (size_t i = 0; i < (*candidates)->size(); ++i) {
+    const json& c = (**candidates)[i];
+    std::string at = fmt::format("reseed.candidates[{}]", i);
+    if (!c.is_string()) return Corrupt(at, "must be a string");
+    if (!members.count(c.get<std::string>())) {
+      return Corrupt(at, fmt::format("'{}' is not a member of the record", c.get<std::string>()));
+    }
+    run.candidates.push_back(c.get<std::string>());
+  }
+  auto next = Unsigned(r, "next", "reseed.next", run.candidates.size());
+  if (!next.ok()) return next.error();
+  run.next = *next;
+  auto manual = Bool(r, "manual", "reseed.manual", /*required=*/false);
+  if (!manual.ok()) return manual.error();
+  run.manual = *manual;
+  return std::optional<ReseedRun>(std::move(run));
+}
+
 json EncodeMember(const Member& m) {
   return json{
       {"name", m.name},
@@ -189,6 +222,11 @@ std::string EncodeState(const PersistentState& state) {
       {"members", members},
   };
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
+  if (state.reseed) {
+    j["reseed"] = json{{"candidates", state.reseed->candidates},
+                       {"next", state.reseed->next},
+                       {"manual", state.reseed->manual}};
+  }
   return j.dump();
 }
 
@@ -253,6 +291,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
     std::string name = m->name;
     state.members.emplace(std::move(name), std::move(*m));
   }
+  auto reseed = DecodeReseed(j, state.members);
+  if (!reseed.ok()) return reseed.error();
+  state.reseed = std::move(*reseed);
   return state;
 }
 

@@ -556,6 +556,11 @@ net::HttpResponse Master::Dispatch(Framework& fw, const Call& call) {
     case Call::REVIVE:
       fw.suppressed = false;
       fw.filters.clear();
+      // As Mesos's allocator does (reviveOffers ends in an allocation): a framework that asks
+      // for offers again gets them now, not at the next allocation interval.
+      boost::asio::post(allocation_timer_.get_executor(), [this, alive = alive_] {
+        if (*alive) Allocate();
+      });
       return accepted;
     case Call::SUPPRESS:
       fw.suppressed = true;

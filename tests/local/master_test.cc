@@ -110,10 +110,12 @@ class RecordingAgent : public AgentApi {
 
 class MasterTest : public ::testing::Test {
  protected:
+  std::chrono::milliseconds allocation_interval_{50};
+
   void SetUp() override {
     MasterOptions options;
     options.port = 0;
-    options.allocation_interval = std::chrono::milliseconds(50);
+    options.allocation_interval = allocation_interval_;
     options.heartbeat_interval = std::chrono::milliseconds(200);
     options.agent_unreachable_timeout = std::chrono::milliseconds(600);
     options.credentials = credentials_;
@@ -319,6 +321,21 @@ TEST_F(MasterTest, DeclineFilterKeepsTheAgentAwayUntilReviveClearsIt) {
   revive.set_type(Call::REVIVE);
   ASSERT_TRUE(SendCall(revive).ok());
   RunUntil([&] { return offers_.size() >= 3; });
+}
+
+// Mesos's allocator allocates when a framework revives (reviveOffers ends in an allocation), so
+// a framework that needs resources again waits for no allocation interval.
+class SlowAllocationMasterTest : public MasterTest {
+ protected:
+  SlowAllocationMasterTest() { allocation_interval_ = std::chrono::milliseconds(60'000); }
+};
+
+TEST_F(SlowAllocationMasterTest, ReviveAllocatesAtOnce) {
+  Connect();
+  Call revive;
+  revive.set_type(Call::REVIVE);
+  ASSERT_TRUE(SendCall(revive).ok());
+  RunUntil([&] { return offers_.size() >= 3; }, /*seconds=*/5);
 }
 
 TEST_F(MasterTest, DeclineWithoutFiltersStillFiltersFiveSeconds) {

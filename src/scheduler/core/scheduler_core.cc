@@ -490,6 +490,12 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
                     mesos::TaskState_Name(status.state())),
         out);
   }
+  if (started_ && before != mesos::TASK_RUNNING && status.state() == mesos::TASK_RUNNING) {
+    ProbeNow(e.now, out);  // a learner's promotion waits on its first probe
+  }
+  if (MaybeAlive(before) && Gone(status.state())) {
+    Evaluate(e.now, out);  // a dead member is removed now, not at the next tick
+  }
   UpdateOfferInterest(out);
 }
 
@@ -519,6 +525,7 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
     m.learner = false;  // promoted (perhaps by a previous incarnation of the scheduler)
     Persisted(out);
   }
+  if (m.learner && MayAct()) MaybePromote(e.now, out);  // in sync now, perhaps
 }
 
 void SchedulerCore::OnClusterProbe(const ClusterProbeResult& e, Actions& out) {
@@ -598,6 +605,25 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   }
 }
 
+// Probes every member that may run and asks for etcd's member list. Besides every probe
+// interval, right after a member starts: the next step of a heal (promoting the learner) waits
+// on what it says, and a probe interval of waiting would be most of the heal.
+void SchedulerCore::ProbeNow(Time now, Actions& out) {
+  last_probe_ = now;
+  std::vector<std::string> urls;
+  for (const auto& [name, m] : state_.members) {
+    if (!MaybeAlive(m.task_state)) continue;
+    out.push_back(ProbeMember{name, m.ClientUrl()});
+  }
+  urls = ClientUrlsOfHealthy();
+  // Learners last: when no voter is left to ask, a learner's member list is the only evidence
+  // of etcd's view, and without a view no livelock episode (and so no reseed) can start.
+  for (const auto& [name, m] : state_.members) {
+    if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
+  }
+  if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
+}
+
 void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   if (!started_) return;
   Time now = e.now;
@@ -625,21 +651,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
     if (!explicit_tasks.tasks.empty()) out.push_back(std::move(explicit_tasks));
     out.push_back(ReconcileTasks{});
   }
-  if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) {
-    last_probe_ = now;
-    std::vector<std::string> urls;
-    for (const auto& [name, m] : state_.members) {
-      if (!MaybeAlive(m.task_state)) continue;
-      out.push_back(ProbeMember{name, m.ClientUrl()});
-    }
-    urls = ClientUrlsOfHealthy();
-    // Learners last: when no voter is left to ask, a learner's member list is the only evidence
-    // of etcd's view, and without a view no livelock episode (and so no reseed) can start.
-    for (const auto& [name, m] : state_.members) {
-      if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
-    }
-    if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
-  }
+  if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) ProbeNow(now, out);
   // A bootstrap gather that waited long enough launches what it has.
   if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
     HandleOffersForBootstrap({}, now, out);
@@ -888,6 +900,12 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
         state_.members.erase(it);
       }
       Persisted(out);
+      if (connected_ && NeedsMember()) {
+        // Offers that came while the removal was in flight were declined for a second; take
+        // those filters back so that the replacement's offer comes now.
+        wants_offers_ = true;
+        out.push_back(Revive{});
+      }
       return;
     }
   }

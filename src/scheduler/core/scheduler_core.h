@@ -100,6 +100,7 @@ class SchedulerCore {
   bool NeedsMember() const;
   void Evaluate(Time now, Actions& out);  // health, livelock, heal, total loss
   void UpdateHealth(Time now, Actions& out);
+  void ProbeNow(Time now, Actions& out);
   void MaybeStartReseed(Time now, bool manual, Actions& out);
   void NextReseedCandidate(Time now, Actions& out);
   void StopNonCandidates(const std::string& why, Actions& out);

@@ -1110,5 +1110,23 @@ TEST_F(CoreTest, AReseedAnswerFromAnotherCandidateIsIgnored) {
   EXPECT_EQ(core_.state().members.size(), 3u);
 }
 
+// Seen in the fault suite (majority loss) once the core acted on task updates at once: a probe
+// answer sent before a member died arrived after its TASK_FAILED, marked it reachable again, and
+// the cluster flapped back to "healthy" with one voter of three left.
+TEST_F(CoreTest, AProbeAnswerArrivingAfterTheTaskEndedIsHistory) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (int i = 0; i < 2; ++i) {
+    Update(launches[i].member.task_id, mesos::TASK_FAILED, launches[i].member.agent_id);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const Member& m = launches[i].member;
+    On(ProbeResult{m.name, MemberProbe{ids_[m.name], 1, 100, 2, false, true}, now_});
+  }
+  Advance(1s);
+  EXPECT_FALSE(core_.healthy()) << core_.health_reason();
+  EXPECT_FALSE(core_.state().members.at(launches[0].member.name).reachable);
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

@@ -505,6 +505,9 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   auto it = state_.members.find(e.name);
   if (it == state_.members.end()) return;
   Member& m = it->second;
+  // An answer that was on its way when the member's task ended is history: counted, it would
+  // vote for health (and for quorum) on behalf of a dead member.
+  if (Gone(m.task_state)) return;
   if (!e.probe.ok()) {
     m.reachable = false;
     m.healthy = false;

@@ -339,7 +339,9 @@ json MessageToJson(const pb::Message& m) {
   return out;
 }
 
-std::string DumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string DumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string MessageToJsonString(const pb::Message& m) { return DumpJson(MessageToJson(m)); }
 

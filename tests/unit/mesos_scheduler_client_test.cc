@@ -1,5 +1,6 @@
 // The scheduler client against a fake master served over real HTTP in the test: subscription,
 // calls with the stream id, a dropped stream, missed heartbeats, a 307 to another master.
+#include <set>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -263,14 +264,33 @@ INSTANTIATE_TEST_SUITE_P(BothContentTypes, SchedulerClientTest,
                          });
 
 TEST(Backoff, GrowsToTheCapWithJitter) {
-  Backoff b(std::chrono::milliseconds(100), std::chrono::milliseconds(1000), 1);
-  for (int i = 0; i < 50; ++i) {
-    auto d = b.Next();
-    EXPECT_GE(d.count(), 100);
-    EXPECT_LE(d.count(), 1000);
+  // Attempt n waits a random time in [min, min(min * 2^n, max)]: the ceiling doubles until the
+  // cap, and the jitter spreads reconnecting schedulers over the whole window.
+  constexpr int64_t kMin = 100, kMax = 1000;
+  constexpr int kAttempts = 8, kSeeds = 200;
+  std::vector<std::set<int64_t>> seen(kAttempts);
+  std::vector<int64_t> highest(kAttempts, 0);
+  for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
+    Backoff b(std::chrono::milliseconds(kMin), std::chrono::milliseconds(kMax), seed);
+    for (int n = 0; n < kAttempts; ++n) {
+      int64_t d = b.Next().count();
+      int64_t ceiling = std::min(kMin << n, kMax);
+      ASSERT_GE(d, kMin) << "attempt " << n;
+      ASSERT_LE(d, ceiling) << "attempt " << n;
+      seen[n].insert(d);
+      highest[n] = std::max(highest[n], d);
+    }
+    b.Reset();
+    EXPECT_EQ(b.Next().count(), kMin) << "a reset starts again from the minimum";
   }
-  b.Reset();
-  EXPECT_LE(b.Next().count(), 100);
+  EXPECT_EQ(seen[0], std::set<int64_t>{kMin}) << "the first retry waits the minimum";
+  // Growth: the highest wait seen rises with the attempts until it nears the cap, and stays there.
+  EXPECT_GT(highest[1], 150);
+  EXPECT_GT(highest[2], 300);
+  EXPECT_GT(highest[3], 700);
+  EXPECT_GT(highest[7], 950);
+  // Jitter: at each attempt past the first, waits are spread, not one fixed value.
+  for (int n = 1; n < kAttempts; ++n) EXPECT_GT(seen[n].size(), 20u) << "attempt " << n;
 }
 
 }  // namespace

@@ -253,7 +253,33 @@ void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responde
   r->Respond(net::TextResponse(404, "no such endpoint: " + path));
 }
 
+std::optional<std::string> Master::AuthenticatedPrincipal(std::string_view authorization) const {
+  if (!authorization.starts_with("Basic ")) return std::nullopt;
+  auto decoded = Base64Decode(authorization.substr(6));
+  if (!decoded.ok()) return std::nullopt;
+  size_t colon = decoded->find(':');
+  if (colon == std::string::npos || decoded->find(':', colon + 1) != std::string::npos) {
+    return std::nullopt;
+  }
+  std::string user = decoded->substr(0, colon);
+  auto it = options_.credentials.find(user);
+  if (it == options_.credentials.end() || it->second != decoded->substr(colon + 1)) {
+    return std::nullopt;
+  }
+  return user;
+}
+
 void Master::HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
+  // libprocess authenticates an endpoint's realm before its handler runs, so a request without
+  // valid credentials gets 401 whatever its method or Content-Type.
+  std::optional<std::string> principal;
+  if (!options_.credentials.empty()) {
+    principal = AuthenticatedPrincipal(req.Header("Authorization").value_or(""));
+    if (!principal) {
+      return r->Respond(
+          {401, {{"WWW-Authenticate", "Basic realm=\"mesos-master-scheduler\""}}, "Unauthorized"});
+    }
+  }
   if (req.method != net::Verb::post) {
     return r->Respond({405, {{"Allow", "POST"}}, "Expecting a 'POST' request"});
   }
@@ -266,32 +292,17 @@ void Master::HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net:
                          "got '{}'",
                          *content_type)));
   }
-  std::optional<std::string> principal;
-  if (!options_.credentials.empty()) {
-    auto auth = req.Header("Authorization").value_or("");
-    bool ok = false;
-    if (auth.starts_with("Basic ")) {
-      auto decoded = Base64Decode(auth.substr(6));
-      if (decoded.ok()) {
-        size_t colon = decoded->find(':');
-        if (colon != std::string::npos && decoded->find(':', colon + 1) == std::string::npos) {
-          std::string user = decoded->substr(0, colon);
-          auto it = options_.credentials.find(user);
-          ok = it != options_.credentials.end() && it->second == decoded->substr(colon + 1);
-          if (ok) principal = user;
-        }
-      }
-    }
-    if (!ok) {
-      return r->Respond(
-          {401, {{"WWW-Authenticate", "Basic realm=\"mesos-master-scheduler\""}}, "Unauthorized"});
-    }
-  }
   Call call;
   if (Status s = mesos_codec::Decode(req.body, *type, &call); !s.ok()) {
     return r->Respond(Status400("Failed to parse body into Call: " + s.error().message));
   }
-  if (call.type() == Call::UNKNOWN || !call.has_type()) {
+  // As Mesos: a call without a type fails validation (400); one that says UNKNOWN is a call
+  // Mesos does not implement (501).
+  if (!call.has_type()) {
+    return r->Respond(
+        Status400("Failed to validate scheduler::Call: Expecting 'type' to be present"));
+  }
+  if (call.type() == Call::UNKNOWN) {
     return r->Respond(net::TextResponse(501, "Received 'UNKNOWN' call"));
   }
   if (call.type() == Call::SUBSCRIBE) {

@@ -182,11 +182,13 @@ class MasterTest : public ::testing::Test {
     return *result;
   }
 
-  net::HttpResponse Post(const std::string& body, net::Headers headers) {
+  net::HttpResponse Post(const std::string& body, net::Headers headers,
+                         std::string target = "/api/v1/scheduler",
+                         net::Verb method = net::Verb::post) {
     net::HttpRequest req;
-    req.method = net::Verb::post;
+    req.method = method;
     req.endpoint = master_->address();
-    req.target = "/api/v1/scheduler";
+    req.target = std::move(target);
     req.headers = std::move(headers);
     req.body = body;
     req.timeout = std::chrono::milliseconds(2000);
@@ -549,6 +551,17 @@ TEST_F(MasterTest, SchedulerEndpointStatusCodes) {
   net::HttpFetch(io_, get, [&](Result<net::HttpResponse> r) { got = std::move(r); });
   RunUntil([&] { return got.has_value(); });
   EXPECT_EQ((*got)->status, 405u);
+  // A call without a type fails validation; one that says UNKNOWN is not implemented, as in Mesos.
+  auto untyped = Post("{}", {{"Content-Type", "application/json"}});
+  EXPECT_EQ(untyped.status, 400u);
+  EXPECT_NE(untyped.body.find("Expecting 'type' to be present"), std::string::npos) << untyped.body;
+  EXPECT_EQ(Post("{\"type\": \"UNKNOWN\"}", {{"Content-Type", "application/json"}}).status, 501u);
+  // The master's own path is an alias of the same endpoint.
+  EXPECT_EQ(Post(body, {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "stale"}},
+                 "/master/api/v1/scheduler")
+                .status,
+            400u);
+  EXPECT_EQ(Post(body, {{"Content-Type", "text/plain"}}, "/master/api/v1/scheduler").status, 415u);
   // And after all that, the master still serves the framework.
   ASSERT_TRUE(SendCall(revive).ok());
 }
@@ -616,6 +629,14 @@ TEST_F(AuthenticatedMasterTest, RequiresBasicCredentials) {
   auto wrong = Post(body, {{"Content-Type", "application/json"},
                            {"Authorization", net::BasicAuthorization("etcd", "nope")}});
   EXPECT_EQ(wrong.status, 401u);
+  // Authentication comes first, as libprocess does it: no method or Content-Type error is told
+  // to a caller without credentials.
+  EXPECT_EQ(Post(body, {{"Content-Type", "text/plain"}}).status, 401u);
+  EXPECT_EQ(Post("", {}, "/api/v1/scheduler", net::Verb::get).status, 401u);
+  EXPECT_EQ(Post(body, {{"Content-Type", "text/plain"},
+                        {"Authorization", net::BasicAuthorization("etcd", "s3cret")}})
+                .status,
+            415u);
   mesos_client::SchedulerClient::Options options;
   options.credential = mesos_client::Credential{"etcd", "s3cret"};
   client_ = std::make_unique<mesos_client::SchedulerClient>(

@@ -1,5 +1,6 @@
 // The etcd-mesos-local binary itself: bad flags are refused with exit code 2 and a clear
-// message, and SIGTERM leaves no process it started behind.
+// message, `etcd-mesos-local fault ...` injects faults into a running one, and SIGTERM or SIGINT
+// leaves no process it started behind, executors included.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -10,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mesos/scheduler_client.h"
 #include "net/http.h"
 #include "testing/ports.h"
 #include "testing/process.h"
@@ -121,6 +123,148 @@ TEST(EtcdMesosLocalCli, SigtermLeavesNoProcessBehind) {
         << "process " << pid << " outlived etcd-mesos-local";
   }
 }
+
+// A framework on the scheduler API of a running etcd-mesos-local that launches one task of the
+// tests' custom executor and waits for it to run.
+class OneTaskFramework {
+ public:
+  explicit OneTaskFramework(uint16_t port) {
+    mesos_client::SchedulerClient::Options options;
+    options.backoff_min = std::chrono::milliseconds(50);
+    options.backoff_max = std::chrono::milliseconds(200);
+    client_ = std::make_unique<mesos_client::SchedulerClient>(
+        io_, options,
+        mesos_client::SchedulerClient::Callbacks{
+            nullptr,
+            [this](const mesos::scheduler::Event& e) {
+              if (e.type() == mesos::scheduler::Event::OFFERS && e.offers().offers_size() > 0) {
+                offer_ = e.offers().offers(0);
+              } else if (e.type() == mesos::scheduler::Event::UPDATE) {
+                state_ = e.update().status().state();
+              }
+            },
+            nullptr});
+    mesos::FrameworkInfo info;
+    info.set_user("root");
+    info.set_name("cli-test");
+    info.set_failover_timeout(60);
+    client_->Start({"127.0.0.1", port}, info);
+  }
+
+  // Launches the task on the first agent offered; true once it reports TASK_RUNNING.
+  bool LaunchAndWaitUntilRunning() {
+    if (!RunUntil([&] { return offer_.has_value(); })) return false;
+    mesos::scheduler::Call call;
+    call.set_type(mesos::scheduler::Call::ACCEPT);
+    *call.mutable_accept()->add_offer_ids() = offer_->id();
+    auto* op = call.mutable_accept()->add_operations();
+    op->set_type(mesos::Offer::Operation::LAUNCH);
+    mesos::TaskInfo* task = op->mutable_launch()->add_task_infos();
+    task->set_name("t");
+    task->mutable_task_id()->set_value("t");
+    *task->mutable_agent_id() = offer_->agent_id();
+    *task->add_resources() = Cpus(0.1);
+    auto* exec = task->mutable_executor();
+    exec->set_type(mesos::ExecutorInfo::CUSTOM);
+    exec->mutable_executor_id()->set_value("exec-t");
+    exec->mutable_command()->set_value("./test_executor");
+    auto* uri = exec->mutable_command()->add_uris();
+    uri->set_value(TEST_EXECUTOR_PATH);
+    uri->set_executable(true);
+    *exec->add_resources() = Cpus(0.1);
+    client_->Send(std::move(call));
+    return RunUntil([&] { return state_ == mesos::TASK_RUNNING; });
+  }
+
+ private:
+  static mesos::Resource Cpus(double n) {
+    mesos::Resource r;
+    r.set_name("cpus");
+    r.set_type(mesos::Value::SCALAR);
+    r.mutable_scalar()->set_value(n);
+    return r;
+  }
+
+  bool RunUntil(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+    return done();
+  }
+
+  boost::asio::io_context io_;
+  std::unique_ptr<mesos_client::SchedulerClient> client_;
+  std::optional<mesos::Offer> offer_;
+  std::optional<mesos::TaskState> state_;
+};
+
+// Starts etcd-mesos-local with two agents and waits until it serves.
+std::unique_ptr<ChildProcess> StartLocal(const test::TempDir& work, uint16_t port) {
+  auto local =
+      std::make_unique<ChildProcess>(std::vector<std::string>{ETCD_MESOS_LOCAL_PATH, "--agents=2",
+                                                              "--port=" + std::to_string(port),
+                                                              "--work-dir=" + work.path().string()},
+                                     work.path() / "local.log");
+  bool up = test::WaitFor(
+      [&] {
+        auto r = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", port}, "/health"});
+        return r.ok() && r->status == 200;
+      },
+      std::chrono::seconds(20));
+  EXPECT_TRUE(up) << local->LogTail();
+  return local;
+}
+
+TEST(EtcdMesosLocalCli, FaultCommandInjectsIntoARunningCluster) {
+  test::TempDir work("em-cli-work");
+  uint16_t port = test::FreePort();
+  auto local = StartLocal(work, port);
+  std::string master = "--master=127.0.0.1:" + std::to_string(port);
+  std::string out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "partition-agent", "2"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("partitioned"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "heal-agent", "2"}, &out), 0) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "stop-agent", "1"}, &out), 0) << out;
+  EXPECT_NE(out.find("agent stopped"), std::string::npos) << out;
+  // The host really went: the cluster refuses to stop it twice.
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "stop-agent", "1"}, &out), 1);
+  EXPECT_NE(out.find("agent 1 is already stopped"), std::string::npos) << out;
+  // What the master refuses fails the command with the master's reason; nonsense is a usage error.
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "stop-agent", "x"}, &out), 1);
+  EXPECT_NE(out.find("'x' is not a number"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "explode"}, &out), 2);
+  EXPECT_NE(out.find("usage: etcd-mesos-local fault"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", "--master=nowhere", "restart-master"}, &out),
+            2);
+  EXPECT_NE(out.find("--master"), std::string::npos) << out;
+  EXPECT_EQ(local->Stop(), 0) << local->LogTail();
+}
+
+class EtcdMesosLocalSignal : public ::testing::TestWithParam<int> {};
+
+TEST_P(EtcdMesosLocalSignal, StopsItsRunningExecutorsToo) {
+  test::TempDir work("em-cli-work");
+  uint16_t port = test::FreePort();
+  auto local = StartLocal(work, port);
+  OneTaskFramework framework(port);
+  ASSERT_TRUE(framework.LaunchAndWaitUntilRunning()) << local->LogTail();
+  std::set<int> children = Descendants(local->pid());
+  ASSERT_FALSE(children.empty()) << "the executor runs as a child of etcd-mesos-local";
+  local->Kill(GetParam());
+  int status = local->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << local->LogTail();
+  for (int pid : children) {
+    EXPECT_TRUE(test::WaitFor([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5)))
+        << "process " << pid << " outlived etcd-mesos-local";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TermAndInt, EtcdMesosLocalSignal, ::testing::Values(SIGTERM, SIGINT),
+                         [](const auto& info) {
+                           return info.param == SIGTERM ? "Sigterm" : "Sigint";
+                         });
 
 }  // namespace
 }  // namespace etcd_mesos::local

@@ -3,6 +3,7 @@
 // command tasks. These are the "done when" cases of the local Mesos.
 #include <signal.h>
 
+#include <filesystem>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include "mesos/codec.h"
 #include "mesos/json_codec.h"
 #include "mesos/scheduler_client.h"
+#include "net/http.h"
 #include "testing/tempdir.h"
 
 namespace etcd_mesos::local {
@@ -80,6 +82,8 @@ class ClusterTest : public ::testing::Test {
                 if (auto_ack_ && e.update().status().has_uuid()) Ack(e.update().status());
               } else if (e.type() == Event::RESCIND) {
                 rescinded_.push_back(e.rescind().offer_id().value());
+              } else if (e.type() == Event::MESSAGE) {
+                messages_.push_back(e.message());
               }
             },
             nullptr});
@@ -167,6 +171,23 @@ class ClusterTest : public ::testing::Test {
     return SendCall(kill);
   }
 
+  // GET on the master's HTTP server, served by this same loop.
+  net::HttpResponse Get(const std::string& target) {
+    net::HttpRequest req;
+    req.endpoint = cluster_->master().address();
+    req.target = target;
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpFetch(io_, req, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+    RunUntil([&] { return got.has_value(); });
+    EXPECT_TRUE(got.has_value() && got->ok()) << target;
+    return got.has_value() && got->ok() ? **got : net::HttpResponse{};
+  }
+
+  bool HasMessage(const std::string& data) const {
+    return std::any_of(messages_.begin(), messages_.end(),
+                       [&](const Event::Message& m) { return m.data() == data; });
+  }
+
   int AgentNumber(const mesos::AgentID& id) {
     for (int n = 1; n <= cluster_->agent_count(); ++n) {
       if (cluster_->agent(n) && cluster_->agent(n)->id().value() == id.value()) return n;
@@ -181,6 +202,7 @@ class ClusterTest : public ::testing::Test {
   std::vector<mesos::Offer> offers_;
   std::vector<mesos::TaskStatus> updates_;
   std::vector<std::string> rescinded_;
+  std::vector<Event::Message> messages_;
   bool auto_ack_ = true;
 };
 
@@ -220,6 +242,66 @@ TEST_F(ClusterTest, CommandAndCustomExecutorTasksRunAndAreKilled) {
     return state["frameworks"][0]["tasks"].empty() &&
            state["frameworks"][0]["completed_tasks"].size() == 2;
   });
+}
+
+// Framework messages go both ways through the master; /master/state, the index page, the
+// sandbox browser and /master/redirect show a running task the way tools read them.
+TEST_F(ClusterTest, MessagesStateAndPagesOfARunningTask) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  mesos::TaskInfo task = ExecutorTask(a, "m", "message:hello-framework");
+  mesos::Resource* ports = task.add_resources();
+  ports->set_name("ports");
+  ports->set_type(mesos::Value::RANGES);
+  auto* range = ports->mutable_ranges()->add_range();
+  range->set_begin(31005);
+  range->set_end(31005);
+  ASSERT_TRUE(Launch(a, {task}).ok());
+  RunUntil([&] { return HasUpdate("m", mesos::TASK_RUNNING) && HasMessage("hello-framework"); });
+  EXPECT_EQ(messages_[0].agent_id().value(), a.agent_id().value());
+  EXPECT_EQ(messages_[0].executor_id().value(), "exec-m");
+
+  Call message;
+  message.set_type(Call::MESSAGE);
+  *message.mutable_message()->mutable_agent_id() = a.agent_id();
+  message.mutable_message()->mutable_executor_id()->set_value("exec-m");
+  message.mutable_message()->set_data("ping");
+  ASSERT_TRUE(SendCall(message).ok());
+  RunUntil([&] { return HasMessage("echo:ping"); });
+
+  auto state = nlohmann::json::parse(Get("/master/state").body);
+  const auto& fw = state["frameworks"][0];
+  ASSERT_EQ(fw["tasks"].size(), 1u);
+  const auto& t = fw["tasks"][0];
+  EXPECT_EQ(t["id"], "m");
+  EXPECT_EQ(t["slave_id"], a.agent_id().value());
+  EXPECT_EQ(t["executor_id"], "exec-m");
+  EXPECT_EQ(t["state"], "TASK_RUNNING");
+  EXPECT_EQ(t["resources"]["ports"], "[31005-31005]");
+  ASSERT_FALSE(t["statuses"].empty());
+  EXPECT_EQ(t["statuses"].back()["state"], "TASK_RUNNING");
+  ASSERT_EQ(fw["executors"].size(), 1u);
+  std::string sandbox = fw["executors"][0]["directory"];
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(sandbox) / "stderr")) << sandbox;
+  EXPECT_NE(sandbox.find("/frameworks/" + fw["id"].get<std::string>() + "/executors/exec-m/runs/"),
+            std::string::npos)
+      << "laid out as a Mesos agent lays out sandboxes: " << sandbox;
+
+  auto index = Get("/");
+  EXPECT_EQ(index.status, 200u);
+  EXPECT_NE(index.body.find("cluster-test"), std::string::npos);
+  EXPECT_NE(index.body.find("<td>m</td><td>TASK_RUNNING</td>"), std::string::npos) << index.body;
+  size_t link = index.body.find("/sandbox?path=");
+  ASSERT_NE(link, std::string::npos) << index.body;
+  auto listing = Get(index.body.substr(link, index.body.find('"', link) - link));
+  EXPECT_EQ(listing.status, 200u);
+  EXPECT_NE(listing.body.find(">stderr</a>"), std::string::npos) << listing.body;
+  EXPECT_EQ(Get("/sandbox?path=/etc").status, 403u) << "nothing outside the work dir";
+
+  auto redirect = Get("/master/redirect");
+  EXPECT_EQ(redirect.status, 307u);
+  EXPECT_EQ(redirect.Header("Location"), "//" + cluster_->master().address().ToString());
 }
 
 TEST_F(ClusterTest, ImplicitAndExplicitReconciliationAnswerRealStates) {

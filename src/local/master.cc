@@ -643,6 +643,19 @@ void Master::SendUpdate(Framework& fw, const TaskStatus& status) {
   Send(fw, event);
 }
 
+namespace {
+
+// How long resources a framework left unused stay away from it: Filters.refuse_seconds, 5 s when
+// no filter is given (Mesos's default), at most a year.
+Clock::time_point RefusedUntil(const mesos::Filters* filters) {
+  double refuse = filters ? filters->refuse_seconds() : 5.0;
+  if (refuse < 0) refuse = 5.0;
+  refuse = std::min(refuse, 31536000.0);
+  return Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(refuse * 1000));
+}
+
+}  // namespace
+
 void Master::Accept(Framework& fw, const Call::Accept& accept) {
   // Every offer must be outstanding for this framework and all on one agent.
   std::string agent_id;
@@ -767,24 +780,17 @@ void Master::Accept(Framework& fw, const Call::Accept& accept) {
     }
   }
   if (!invalid && !available.Empty()) {
-    double refuse = accept.has_filters() ? accept.filters().refuse_seconds() : 5.0;
-    if (refuse < 0) refuse = 5.0;
-    refuse = std::min(refuse, 31536000.0);
-    fw.filters[agent_id] =
-        Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(refuse * 1000));
+    fw.filters[agent_id] = RefusedUntil(accept.has_filters() ? &accept.filters() : nullptr);
   }
 }
 
 void Master::Decline(Framework& fw, const google::protobuf::RepeatedPtrField<mesos::OfferID>& ids,
                      const mesos::Filters* filters) {
-  double refuse = filters ? filters->refuse_seconds() : 5.0;
-  if (refuse < 0) refuse = 5.0;
-  refuse = std::min(refuse, 31536000.0);
+  Clock::time_point until = RefusedUntil(filters);
   for (const auto& oid : ids) {
     auto it = fw.offers.find(oid.value());
     if (it == fw.offers.end()) continue;
-    fw.filters[it->second.agent_id().value()] =
-        Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(refuse * 1000));
+    fw.filters[it->second.agent_id().value()] = until;
     fw.offers.erase(it);
   }
 }

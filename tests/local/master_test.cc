@@ -340,6 +340,8 @@ TEST_F(SlowAllocationMasterTest, ReviveAllocatesAtOnce) {
   RunUntil([&] { return offers_.size() >= 3; }, /*seconds=*/5);
 }
 
+// Mesos's default filter: resources declined or left unused without a filter stay away from the
+// framework for 5 s, and come back after that.
 TEST_F(MasterTest, DeclineWithoutFiltersStillFiltersFiveSeconds) {
   Connect();
   RunUntil([&] { return offers_.size() >= 3; });
@@ -348,8 +350,33 @@ TEST_F(MasterTest, DeclineWithoutFiltersStillFiltersFiveSeconds) {
   for (const auto& o : offers_) *decline.mutable_decline()->add_offer_ids() = o.id();
   ASSERT_TRUE(SendCall(decline).ok());
   offers_.clear();
-  io_.run_for(std::chrono::milliseconds(1000));
-  EXPECT_TRUE(offers_.empty());
+  io_.run_for(std::chrono::milliseconds(4500));
+  EXPECT_TRUE(offers_.empty()) << "declined agents came back within 4.5 s";
+  RunUntil([&] { return offers_.size() >= 3; }, 5);
+}
+
+TEST_F(MasterTest, ResourcesLeftUnusedByAnAcceptAreFilteredFiveSeconds) {
+  Connect();
+  RunUntil([&] { return offers_.size() >= 3; });
+  mesos::Offer used = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(used, {Task(used, "small", 0.5)})).ok());
+  Call decline;
+  decline.set_type(Call::DECLINE);
+  for (size_t i = 1; i < offers_.size(); ++i) {
+    *decline.mutable_decline()->add_offer_ids() = offers_[i].id();
+  }
+  decline.mutable_decline()->mutable_filters()->set_refuse_seconds(0);
+  ASSERT_TRUE(SendCall(decline).ok());
+  offers_.clear();
+  auto from_used_agent = [&] {
+    return std::any_of(offers_.begin(), offers_.end(), [&](const mesos::Offer& o) {
+      return o.agent_id().value() == used.agent_id().value();
+    });
+  };
+  io_.run_for(std::chrono::milliseconds(4500));
+  EXPECT_FALSE(offers_.empty()) << "agents declined with refuse_seconds 0 are offered again";
+  EXPECT_FALSE(from_used_agent()) << "the rest of the accepted agent came back within 4.5 s";
+  RunUntil(from_used_agent, 5);
 }
 
 TEST_F(MasterTest, SuppressStopsOffers) {

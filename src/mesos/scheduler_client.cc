@@ -224,9 +224,17 @@ void SchedulerClient::HandleEvent(const Event& event) {
     }
     case Event::HEARTBEAT:
       return;
-    case Event::ERROR:
-      spdlog::error("master {} sent ERROR: {}", master_.ToString(), event.error().message());
-      break;
+    case Event::ERROR: {
+      // Mesos sends ERROR when it is done with this subscription: another scheduler failed the
+      // framework over, or the framework was removed. Re-subscribing would fail the other
+      // instance over in turn, so the client stops; what to do next is its owner's decision.
+      spdlog::error("master {} sent ERROR: {}; not re-subscribing", master_.ToString(),
+                    event.error().message());
+      auto alive = alive_;
+      if (callbacks_.on_event) callbacks_.on_event(event);
+      if (*alive) Stop();
+      return;
+    }
     default:
       break;
   }

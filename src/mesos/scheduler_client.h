@@ -63,7 +63,8 @@ class SchedulerClient {
   struct Callbacks {
     // The master accepted the subscription; the framework id is known from here on.
     std::function<void(const mesos::scheduler::Event::Subscribed&)> on_subscribed;
-    // Every event except SUBSCRIBED and HEARTBEAT (which the client handles).
+    // Every event except SUBSCRIBED and HEARTBEAT (which the client handles). After an ERROR
+    // the client has stopped: Mesos is done with this subscription.
     std::function<void(const mesos::scheduler::Event&)> on_event;
     // The subscription ended (stream dropped, heartbeats missed, refused); the client will try
     // again after a backoff unless Stop() is called.

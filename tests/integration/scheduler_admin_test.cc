@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "local/cluster.h"
+#include "mesos/scheduler_client.h"
 #include "net/http.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/admin.h"
@@ -408,6 +409,35 @@ int HealthyVoters(const SchedulerCore& core) {
     n += (m.task_state == mesos::TASK_RUNNING && !m.learner && m.healthy && m.member_id != 0);
   }
   return n;
+}
+
+// Another scheduler subscribing as the same framework fails this one over: Mesos sends ERROR on
+// the old stream, and this scheduler stops with a reason instead of failing the other one over
+// in turn (two schedulers fighting over one etcd cluster).
+TEST_F(SchedulerEndToEnd, ASchedulerFailedOverByAnotherStops) {
+  std::optional<Error> fatal;
+  SchedulerShell::Options options;
+  options.on_fatal = [&](const Error& e) { fatal = e; };
+  options.client.backoff_min = std::chrono::milliseconds(50);
+  options.client.backoff_max = std::chrono::milliseconds(100);
+  shell_ = std::make_unique<SchedulerShell>(io_, Flags(), options);
+  ASSERT_TRUE(shell_->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return shell_->core().state().framework_id.has_value(); },
+                       std::chrono::seconds(30)));
+  mesos::FrameworkInfo info;
+  info.set_user("root");
+  info.set_name("etcd-e2e");
+  info.set_failover_timeout(60);
+  info.mutable_id()->set_value(*shell_->core().state().framework_id);
+  mesos_client::SchedulerClient other(io_, {}, {});
+  other.Start(master_, info);
+  ASSERT_TRUE(RunUntil([&] { return fatal.has_value(); }, std::chrono::seconds(10)));
+  EXPECT_NE(fatal->message.find("Framework failed over"), std::string::npos) << *fatal;
+  EXPECT_NE(fatal->message.find("must stay down"), std::string::npos) << *fatal;
+  // The newcomer keeps the framework: the stopped scheduler did not come back for it.
+  io_.run_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(other.subscribed());
+  other.Stop();
 }
 
 TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {

@@ -509,6 +509,33 @@ TEST_F(MasterTest, ResubscribeWithinFailoverKeepsTasksAndResendsUpdates) {
   EXPECT_EQ(master_->StateJson()["frameworks"][0]["tasks"].size(), 1u);
 }
 
+// A second scheduler subscribing with the framework's id while the first is still connected fails
+// it over: the old stream gets ERROR "Framework failed over" and ends, the new one serves.
+TEST_F(MasterTest, FailoverSendsErrorOnTheOldStream) {
+  Connect();
+  std::string fid = *client_->framework_id();
+  auto old_client = std::move(client_);
+  size_t old_events = others_.size();
+  auto info = Framework();
+  info.mutable_id()->set_value(fid);
+  Connect(info);
+  RunUntil([&] {
+    return std::any_of(others_.begin() + old_events, others_.end(),
+                       [](const Event& e) { return e.type() == Event::ERROR; });
+  });
+  auto error = std::find_if(others_.begin() + old_events, others_.end(),
+                            [](const Event& e) { return e.type() == Event::ERROR; });
+  EXPECT_EQ(error->error().message(), "Framework failed over");
+  EXPECT_FALSE(old_client->subscribed());
+  // The old scheduler does not fight back: the new subscription stays, and its calls work.
+  io_.run_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(client_->subscribed());
+  Call revive;
+  revive.set_type(Call::REVIVE);
+  EXPECT_TRUE(SendCall(revive).ok());
+  EXPECT_EQ(master_->StateJson()["frameworks"].size(), 1u);
+}
+
 TEST_F(MasterTest, PastFailoverTimeoutTheFrameworkIsRemovedAndItsExecutorsShutDown) {
   Connect(Framework(true, /*failover=*/0.3));
   RunUntil([&] { return !offers_.empty(); });

@@ -257,6 +257,23 @@ TEST_P(SchedulerClientTest, MalformedRecordIOEndsTheStreamAndResubscribes) {
   EXPECT_EQ(disconnects_[0].code, ErrorCode::kDataLoss);
 }
 
+TEST_P(SchedulerClientTest, AnErrorEventStopsTheClientForGood) {
+  StartClient();
+  RunUntil([&] { return client_->subscribed(); });
+  Event error;
+  error.set_type(Event::ERROR);
+  error.mutable_error()->set_message("Framework failed over");
+  master_.Send(error);
+  master_.stream->Close();
+  RunUntil([&] { return !events_.empty(); });
+  EXPECT_EQ(events_[0].type(), Event::ERROR);
+  EXPECT_EQ(events_[0].error().message(), "Framework failed over");
+  // Re-subscribing would fail the new scheduler over in turn: the client waits for its owner.
+  io_.run_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(master_.subscribes.size(), 1u);
+  EXPECT_FALSE(client_->subscribed());
+}
+
 INSTANTIATE_TEST_SUITE_P(BothContentTypes, SchedulerClientTest,
                          ::testing::Values(ContentType::kJson, ContentType::kProtobuf),
                          [](const auto& info) {

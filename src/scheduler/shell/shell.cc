@@ -539,10 +539,17 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
                    e.failure().status());
       break;
     case MesosEvent::ERROR:
-      DoNote(Note{"error", "the master says: " + e.error().message() +
-                               " (if the framework was removed, delete " +
-                               FrameworkIdPath(flags_.core.framework_name) + " and the state)"});
-      break;
+      // Mesos is done with this subscription and the client has stopped. Either another
+      // scheduler took the framework over (then two must not fight over it), or the framework
+      // was removed. Stop, so that a supervisor can restart us or the operator can look.
+      return Fatal(MakeError(
+          ErrorCode::kRefused,
+          "the master ended this scheduler's subscription: \"{}\". If another "
+          "etcd-mesos-scheduler took framework {} over, this one must stay down; if the "
+          "framework was removed (failover timeout passed, or TEARDOWN), its members are gone: "
+          "delete {} and the state to start afresh, then restore from a backup",
+          e.error().message(), flags_.core.framework_name,
+          FrameworkIdPath(flags_.core.framework_name)));
     case MesosEvent::MESSAGE:
       spdlog::debug("message from executor {} on {}", e.message().executor_id().value(),
                     e.message().agent_id().value());

@@ -135,7 +135,9 @@ class OneTaskFramework {
     client_ = std::make_unique<mesos_client::SchedulerClient>(
         io_, options,
         mesos_client::SchedulerClient::Callbacks{
-            nullptr,
+            [this](const mesos::scheduler::Event::Subscribed& s) {
+              heartbeat_seconds_ = s.heartbeat_interval_seconds();
+            },
             [this](const mesos::scheduler::Event& e) {
               if (e.type() == mesos::scheduler::Event::OFFERS && e.offers().offers_size() > 0) {
                 offer_ = e.offers().offers(0);
@@ -176,6 +178,9 @@ class OneTaskFramework {
     return RunUntil([&] { return state_ == mesos::TASK_RUNNING; });
   }
 
+  // The heartbeat interval the master announced in SUBSCRIBED.
+  std::optional<double> heartbeat_seconds() const { return heartbeat_seconds_; }
+
  private:
   static mesos::Resource Cpus(double n) {
     mesos::Resource r;
@@ -197,6 +202,7 @@ class OneTaskFramework {
   std::unique_ptr<mesos_client::SchedulerClient> client_;
   std::optional<mesos::Offer> offer_;
   std::optional<mesos::TaskState> state_;
+  std::optional<double> heartbeat_seconds_;
 };
 
 // Starts etcd-mesos-local with two agents and waits until it serves.
@@ -250,6 +256,7 @@ TEST_P(EtcdMesosLocalSignal, StopsItsRunningExecutorsToo) {
   auto local = StartLocal(work, port);
   OneTaskFramework framework(port);
   ASSERT_TRUE(framework.LaunchAndWaitUntilRunning()) << local->LogTail();
+  EXPECT_EQ(framework.heartbeat_seconds(), 15.0) << "Mesos's default heartbeat interval";
   std::set<int> children = Descendants(local->pid());
   ASSERT_FALSE(children.empty()) << "the executor runs as a child of etcd-mesos-local";
   local->Kill(GetParam());

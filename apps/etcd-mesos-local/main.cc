@@ -3,6 +3,7 @@
 // src/local/cluster.h.
 #include <sys/prctl.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -55,6 +56,24 @@ Result<std::map<std::string, std::string>> ReadCredentials(const std::string& pa
   return out;
 }
 
+// The last byte of --first-agent-ip: agents live on 127.0.0.<it>, 127.0.0.<it + 1>, ...
+Result<int> FirstAgentHost(const std::string& ip, int agents) {
+  constexpr std::string_view kPrefix = "127.0.0.";
+  int last = 0;
+  const char* begin = ip.data() + std::min(ip.size(), kPrefix.size());
+  auto [end, ec] = std::from_chars(begin, ip.data() + ip.size(), last);
+  if (!ip.starts_with(kPrefix) || ec != std::errc() || end != ip.data() + ip.size() || last < 2) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--first-agent-ip '{}' is not a loopback address 127.0.0.N with N >= 2", ip);
+  }
+  if (last + agents - 1 > 254) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--first-agent-ip {} leaves no room for {} agents below 127.0.0.255", ip,
+                     agents);
+  }
+  return last;
+}
+
 // `etcd-mesos-local fault ...`: the fault endpoints from the command line.
 int RunFault(const std::string& master, const std::vector<std::string>& words) {
   auto hp = ParseHostPort(master);
@@ -99,7 +118,8 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
 int main(int argc, char** argv) {
   CLI::App app{
       "etcd-mesos-local: a single-machine Mesos (one master and N agents, each agent its own host "
-      "on 127.0.0.2, 127.0.0.3, ...) speaking the real Mesos v1 scheduler and executor HTTP APIs, "
+      "on 127.0.0.2, 127.0.0.3, ... by default) speaking the real Mesos v1 scheduler and executor "
+      "HTTP APIs, "
       "with fault injection at POST /faults/... . Put a command after `--` (e.g. the scheduler) to "
       "start it once the cluster is up, with MESOS_MASTER set.",
       "etcd-mesos-local"};
@@ -108,6 +128,7 @@ int main(int argc, char** argv) {
   std::string resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]";
   std::string work_dir;
   std::string ip = "127.0.0.1";
+  std::string first_agent_ip = "127.0.0.2";
   uint16_t port = 5050;
   std::string heartbeat = "15s";
   std::string allocation = "1s";
@@ -127,6 +148,10 @@ int main(int argc, char** argv) {
                  "under $TMPDIR)");
   app.add_option("--ip", ip, "Master's IP address")->capture_default_str();
   app.add_option("--port", port, "Master's HTTP port")->capture_default_str();
+  app.add_option("--first-agent-ip", first_agent_ip,
+                 "Loopback address of agent 1; agent N is the N-1th address after it (two "
+                 "etcd-mesos-local on one machine need disjoint ranges)")
+      ->capture_default_str();
   app.add_option("--heartbeat-interval", heartbeat, "HEARTBEAT event interval")
       ->capture_default_str();
   app.add_option("--allocation-interval", allocation, "How often offers are made")
@@ -182,6 +207,9 @@ int main(int argc, char** argv) {
   }
   local::LocalClusterOptions options;
   options.agents = agents;
+  auto first_host = FirstAgentHost(first_agent_ip, agents);
+  if (!first_host.ok()) return fail(first_host.error());
+  options.first_agent_host = *first_host;
   auto parsed = local::ParseResources(resources);
   if (!parsed.ok()) return fail(parsed.error().Context("--resources"));
   options.resources = *parsed;

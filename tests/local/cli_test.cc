@@ -9,7 +9,9 @@
 #include <sstream>
 #include <utility>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
@@ -52,6 +54,10 @@ std::set<int> Descendants(int root) {
   return out;
 }
 
+// Agents on this test process's leased block of loopback addresses (tests run in parallel).
+std::string AgentIp(int n) { return fmt::format("127.0.0.{}", test::AgentHostBase() + n - 1); }
+std::string FirstAgentIpFlag() { return "--first-agent-ip=" + AgentIp(1); }
+
 int RunToExit(std::vector<std::string> argv, std::string* output) {
   test::TempDir dir("em-cli");
   ChildProcess p(std::move(argv), dir.path() / "out.log");
@@ -68,6 +74,12 @@ TEST(EtcdMesosLocalCli, BadFlagsExitTwoNamingTheProblem) {
   EXPECT_NE(out.find("--agents"), std::string::npos) << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--heartbeat-interval=soon"}, &out), 2);
   EXPECT_NE(out.find("--heartbeat-interval"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--first-agent-ip=10.0.0.2"}, &out), 2);
+  EXPECT_NE(out.find("--first-agent-ip '10.0.0.2' is not a loopback address"), std::string::npos)
+      << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--first-agent-ip=127.0.0.250", "--agents=6"}, &out),
+            2);
+  EXPECT_NE(out.find("no room for 6 agents"), std::string::npos) << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--no-such-flag"}, &out), 2);
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--help"}, &out), 0);
   EXPECT_NE(out.find("--agents"), std::string::npos);
@@ -84,7 +96,7 @@ TEST(EtcdMesosLocalCli, BusyPortIsAClearError) {
   test::TempDir work("em-cli-work");
   std::string out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--port=" + std::to_string(bound->port),
-                       "--work-dir=" + work.path().string()},
+                       "--work-dir=" + work.path().string(), FirstAgentIpFlag()},
                       &out),
             2);
   EXPECT_NE(out.find(std::to_string(bound->port)), std::string::npos) << out;
@@ -95,7 +107,8 @@ TEST(EtcdMesosLocalCli, SigtermLeavesNoProcessBehind) {
   uint16_t port = test::FreePort();
   // The started command stands for the scheduler; it makes a grandchild of its own too.
   ChildProcess local({ETCD_MESOS_LOCAL_PATH, "--agents=2", "--port=" + std::to_string(port),
-                      "--work-dir=" + work.path().string(), "--", "sh", "-c", "sleep 600 & wait"},
+                      "--work-dir=" + work.path().string(), FirstAgentIpFlag(), "--", "sh", "-c",
+                      "sleep 600 & wait"},
                      work.path() / "local.log");
   ASSERT_TRUE(test::WaitFor(
       [&] {
@@ -114,7 +127,7 @@ TEST(EtcdMesosLocalCli, SigtermLeavesNoProcessBehind) {
   // The master and the agents answer, and the state shows both agents.
   auto state = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", port}, "/master/state"});
   ASSERT_TRUE(state.ok());
-  EXPECT_NE(state->body.find("slave(2)@127.0.0.3"), std::string::npos);
+  EXPECT_NE(state->body.find("slave(2)@" + AgentIp(2)), std::string::npos) << state->body;
   local.Kill(SIGTERM);
   int status = local.Wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << local.LogTail();
@@ -272,6 +285,68 @@ INSTANTIATE_TEST_SUITE_P(TermAndInt, EtcdMesosLocalSignal, ::testing::Values(SIG
                          [](const auto& info) {
                            return info.param == SIGTERM ? "Sigterm" : "Sigint";
                          });
+
+// The README's main job, as scripts/run-local composes it: etcd-mesos-local with the scheduler
+// started after `--`, bootstrapping three members; SIGTERM then leaves no process behind (not the
+// scheduler, not an executor, not an etcd).
+TEST(MainJob, BringsUpAHealthyClusterAndSigtermStopsEverything) {
+  test::TempDir work("em-main-job");
+  uint16_t port = test::FreePort();
+  uint16_t admin = test::FreePort();
+  // A tiny wrapper stands for the executor so that the agents do not each fetch the sanitizer
+  // build's large binary; what runs is the real executor.
+  auto wrapper = work.path() / "etcd-mesos-executor";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::add);
+  ChildProcess local(
+      {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
+       "--work-dir=" + (work.path() / "mesos").string(), FirstAgentIpFlag(), "--", SCHEDULER_PATH,
+       "--master=127.0.0.1:" + std::to_string(port), "--cluster-name=main",
+       "--admin-port=" + std::to_string(admin),
+       "--state-dir=" + (work.path() / "scheduler-state").string(), "--cpu-limit=0.5",
+       "--mem-limit=256", "--disk-limit=512", "--executor-bin=" + wrapper.string()},
+      work.path() / "local.log");
+  nlohmann::json stats;
+  bool healthy = test::WaitFor(
+      [&] {
+        auto r = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", admin}, "/stats"});
+        if (!r.ok() || r->status != 200) return false;
+        stats = nlohmann::json::parse(r->body, nullptr, false);
+        return stats.is_object() && stats["healthy"] == 1 && stats["running_servers"] == 3;
+      },
+      std::chrono::seconds(120));
+  ASSERT_TRUE(healthy) << stats.dump() << "\n" << local.LogTail();
+  auto state = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", port}, "/master/state"});
+  ASSERT_TRUE(state.ok());
+  auto master = nlohmann::json::parse(state->body);
+  ASSERT_EQ(master["frameworks"].size(), 1u);
+  EXPECT_EQ(master["frameworks"][0]["name"], "etcd-main");
+  EXPECT_EQ(master["frameworks"][0]["tasks"].size(), 3u);
+
+  std::set<int> children = Descendants(local.pid());
+  EXPECT_GE(children.size(), 7u) << "the scheduler, and three executors with their etcd";
+  local.Kill(SIGTERM);
+  int status = local.Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << local.LogTail();
+  for (int pid : children) {
+    EXPECT_TRUE(test::WaitFor([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(15)))
+        << "process " << pid << " outlived etcd-mesos-local";
+  }
+}
+
+TEST(SchedulerCli, BadFlagsExitTwoNamingTheFlagBeforeAnythingStarts) {
+  std::string out;
+  EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--cluster-size=0"}, &out), 2);
+  EXPECT_NE(out.find("--cluster-size"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--master=zk://"}, &out), 2);
+  EXPECT_NE(out.find("--master"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--reseed-timeout=soon"}, &out), 2);
+  EXPECT_NE(out.find("--reseed-timeout"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--no-such-flag"}, &out), 2);
+  EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--help"}, &out), 0);
+  EXPECT_NE(out.find("--auto-reseed"), std::string::npos) << out;
+}
 
 }  // namespace
 }  // namespace etcd_mesos::local

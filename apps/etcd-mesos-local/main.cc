@@ -82,8 +82,8 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
     return kUsageError;
   }
   std::string target;
-  if (words.size() >= 2 &&
-      (words[0] == "stop-agent" || words[0] == "partition-agent" || words[0] == "heal-agent")) {
+  if (words.size() >= 2 && (words[0] == "stop-agent" || words[0] == "crash-agent" ||
+                            words[0] == "partition-agent" || words[0] == "heal-agent")) {
     std::string action = words[0].substr(0, words[0].find('-'));
     target = "/faults/agents/" + words[1] + "/" + action;
   } else if (words.size() >= 2 && words[0] == "restart-agent") {
@@ -96,8 +96,8 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
     target = "/faults/executors/" + words[1] + "/kill";
   } else {
     std::cerr << "usage: etcd-mesos-local fault [--master=HOST:PORT] "
-                 "stop-agent N | restart-agent N [--wipe] | partition-agent N | heal-agent N | "
-                 "kill-executor ID | restart-master [AGENTS_AFTER_MS]\n";
+                 "stop-agent N | crash-agent N | restart-agent N [--wipe] | partition-agent N | "
+                 "heal-agent N | kill-executor ID | restart-master [AGENTS_AFTER_MS]\n";
     return kUsageError;
   }
   net::HttpRequest req;
@@ -178,7 +178,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> fault_words;
   auto* fault = app.add_subcommand(
       "fault",
-      "Inject a fault into a running etcd-mesos-local: stop-agent N | restart-agent N "
+      "Inject a fault into a running etcd-mesos-local: stop-agent N | crash-agent N | "
+      "restart-agent N "
       "[--wipe] | partition-agent N | heal-agent N | kill-executor ID | restart-master "
       "[AGENTS_AFTER_MS]");
   fault->add_option("--master", fault_master, "The etcd-mesos-local master")->capture_default_str();

@@ -2,11 +2,16 @@
 
 #include <fmt/format.h>
 
+#include "common/uri.h"
+
 namespace etcd_mesos::etcd {
 
-std::string MemberConfig::ClientUrl() const { return fmt::format("http://{}:{}", ip, client_port); }
+// HostPort brackets an IPv6 literal, as a URL needs.
+std::string MemberConfig::ClientUrl() const {
+  return "http://" + HostPort{ip, client_port}.ToString();
+}
 
-std::string MemberConfig::PeerUrl() const { return fmt::format("http://{}:{}", ip, peer_port); }
+std::string MemberConfig::PeerUrl() const { return "http://" + HostPort{ip, peer_port}.ToString(); }
 
 std::vector<std::string> MemberCommandLine(const MemberConfig& c) {
   std::vector<std::string> argv = {

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/uri.h"
+
 namespace etcd_mesos::executor {
 namespace {
 
@@ -17,10 +19,9 @@ Error FieldError(std::string_view field, std::string_view problem) {
   return MakeError(ErrorCode::kInvalidArgument, "task data: field \"{}\": {}", field, problem);
 }
 
+// HostPort brackets an IPv6 literal, as a URL needs.
 std::string Url(const std::string& address, uint16_t port) {
-  // An IPv6 literal needs brackets in a URL.
-  if (address.find(':') != std::string::npos) return fmt::format("http://[{}]:{}", address, port);
-  return fmt::format("http://{}:{}", address, port);
+  return "http://" + HostPort{address, port}.ToString();
 }
 
 bool IsIpAddress(const std::string& text) {

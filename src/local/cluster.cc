@@ -186,6 +186,21 @@ Status LocalCluster::StopAgent(int n) {
   return OkStatus();
 }
 
+Status LocalCluster::CrashAgent(int n) {
+  auto slot = Slot(n);
+  if (!slot.ok()) return slot.error();
+  AgentSlot& s = **slot;
+  if (!s.running) return MakeError(ErrorCode::kRefused, "agent {} is already stopped", n);
+  spdlog::warn(
+      "fault: the agent process {} ({}) dies; its executors keep running until it comes "
+      "back or their recovery timeout passes",
+      n, s.ip);
+  s.agent->Stop(Agent::StopMode::kKeepExecutors);
+  s.link->set_partitioned(true);
+  s.running = false;
+  return OkStatus();
+}
+
 Status LocalCluster::RestartAgent(int n, bool wipe) {
   auto slot = Slot(n);
   if (!slot.ok()) return slot.error();
@@ -338,6 +353,9 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
   static constexpr std::string_view kHelp =
       "Fault injection (POST):\n"
       "  /faults/agents/N/stop              the host dies with every executor and etcd on it\n"
+      "  /faults/agents/N/crash             the agent process dies; executors run on, and\n"
+      "                                     reconnect when it restarts (or stop after their\n"
+      "                                     recovery timeout)\n"
       "  /faults/agents/N/restart[?wipe=1]  the agent restarts; wipe=1 loses its work dir\n"
       "  /faults/agents/N/partition         the master stops hearing from it\n"
       "  /faults/agents/N/heal              ends the partition\n"
@@ -365,6 +383,9 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
     }
     const std::string& action = parts[3];
     if (action == "stop") return r->Respond(FaultAnswer(StopAgent(n), "agent stopped"));
+    if (action == "crash") {
+      return r->Respond(FaultAnswer(CrashAgent(n), "agent process crashed; executors run on"));
+    }
     if (action == "restart") {
       std::string wipe = QueryParam(req.query, "wipe");
       bool w = wipe == "1" || wipe == "true";

@@ -43,7 +43,8 @@ class LocalCluster {
   void Shutdown();
 
   // Fault injection (also at POST /faults/...). Agents are numbered from 1.
-  Status StopAgent(int n);                // the host dies with everything on it
+  Status StopAgent(int n);   // the host dies with everything on it
+  Status CrashAgent(int n);  // the agent process dies; its executors run on, reconnecting
   Status RestartAgent(int n, bool wipe);  // agent process restarts; wipe = new host identity
   Status PartitionAgent(int n);           // master stops hearing from it; it keeps running
   Status HealAgent(int n);

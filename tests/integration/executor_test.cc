@@ -93,11 +93,15 @@ class ExecutorTest : public ::testing::Test {
     options.agent.status_update_retry_min = std::chrono::milliseconds(300);
     options.agent.ping_interval = std::chrono::milliseconds(200);
     options.agent.executor_shutdown_grace_period = std::chrono::milliseconds(3000);
+    Customize(options);
     cluster_ = std::make_unique<local::LocalCluster>(io_, options);
     auto bound = cluster_->Start();
     ASSERT_TRUE(bound.ok()) << bound.error();
     Connect();
   }
+
+  // Lets a test suite change the cluster before it starts.
+  virtual void Customize(local::LocalClusterOptions&) {}
 
   void TearDown() override {
     client_.reset();
@@ -334,6 +338,26 @@ TEST_F(ExecutorTest, OneMemberRunsOnceServingSurvivesKillNineAndIsKilledCleanly)
   auto status_facts = ParseMemberFacts(status.body);
   ASSERT_TRUE(status_facts.ok()) << status.body;
   EXPECT_EQ(status_facts->member_id, facts->member_id);
+  EXPECT_NE(status_facts->raft_index, 0u);
+  EXPECT_NE(status_facts->raft_term, 0u);
+  EXPECT_EQ(status_facts->leader, facts->member_id) << "a one-member cluster leads itself";
+  EXPECT_FALSE(status_facts->is_learner);
+  auto wrong_method = Http(net::Verb::post, c, "/status", std::nullopt);
+  EXPECT_EQ(wrong_method.status, 405u) << wrong_method.body;
+  EXPECT_EQ(wrong_method.Header("Allow"), "GET");
+  EXPECT_EQ(Http(net::Verb::get, c, "/nothing-here", std::nullopt).status, 404u);
+  // The data dir is inside the task's sandbox, where Mesos keeps (and garbage-collects) it.
+  std::string first_cmdline = Cmdline(EtcdPids("--name=m1").at(0));
+  size_t data_flag = first_cmdline.find("--data-dir=");
+  ASSERT_NE(data_flag, std::string::npos) << first_cmdline;
+  fs::path data_dir =
+      first_cmdline.substr(data_flag + 11, first_cmdline.find(' ', data_flag) - data_flag - 11);
+  EXPECT_EQ(data_dir.filename(), "data") << data_dir;
+  EXPECT_TRUE(fs::exists(data_dir / "member")) << data_dir;
+  EXPECT_NE(data_dir.string().find((dir_.path() / "mesos").string()), std::string::npos)
+      << data_dir << " is not under the agents' work dir";
+  EXPECT_NE(data_dir.string().find("/executors/"), std::string::npos) << data_dir;
+  fs::path sandbox = data_dir.parent_path();
 
   // kill -9 of etcd: restarted in place, same member, data kept.
   ASSERT_EQ(Etcdctl(c.ClientUrl(), "put /kept yes").status, 0);
@@ -370,6 +394,13 @@ TEST_F(ExecutorTest, OneMemberRunsOnceServingSurvivesKillNineAndIsKilledCleanly)
   ASSERT_NO_FATAL_FAILURE(Kill("m1", offer.agent_id()));
   ASSERT_TRUE(RunUntil([&] { return Find("m1", mesos::TASK_KILLED) != nullptr; }));
   EXPECT_TRUE(EtcdPids("--name=m1").empty());
+  // etcd was asked to stop (SIGTERM) and stopped itself, not SIGKILLed: it says so in its log.
+  std::string etcd_log = ReadFile(sandbox / "etcd.log");
+  EXPECT_NE(etcd_log.find("\"msg\":\"received signal; shutting down\",\"signal\":\"terminated\""),
+            std::string::npos)
+      << "no sign of a SIGTERM in " << sandbox / "etcd.log"
+      << ":\n"
+      << etcd_log.substr(etcd_log.size() > 3000 ? etcd_log.size() - 3000 : 0);
   ASSERT_TRUE(RunUntil([&] {
     return std::none_of(executor_pids.begin(), executor_pids.end(),
                         [](int pid) { return ::kill(pid, 0) == 0; });
@@ -541,14 +572,22 @@ TEST_F(ExecutorTest, AgentRestartKeepsEtcdRunningAndTheExecutorReconnects) {
     if (cluster_->agent(n)->id().value() == offer.agent_id().value()) agent = n;
   }
   ASSERT_GT(agent, 0);
-  // The agent process restarts, keeping its work dir: etcd must not notice.
-  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
-  RunFor(std::chrono::milliseconds(1500));
-  EXPECT_EQ(EtcdPids("--name=steady"), pids) << "etcd kept running through the agent restart";
+  // The agent process dies, keeping its work dir: etcd must not notice.
+  ASSERT_TRUE(cluster_->CrashAgent(agent).ok());
+  RunFor(std::chrono::milliseconds(1000));
+  EXPECT_EQ(EtcdPids("--name=steady"), pids) << "etcd kept running while the agent was down";
   EXPECT_EQ(Etcdctl(c.ClientUrl(), "endpoint health").status, 0);
-  // The executor re-subscribed: a new update (after an etcd crash) reaches the framework.
+  // etcd crashes while the agent is down: the executor restarts it and keeps the update about
+  // it until it can deliver it.
   size_t before = updates_.size();
   ASSERT_EQ(::kill(pids[0], SIGKILL), 0);
+  RunFor(std::chrono::milliseconds(1500));
+  for (size_t i = before; i < updates_.size(); ++i) {
+    EXPECT_NE(updates_[i].second.task_id().value(), "steady")
+        << "an update while the agent is down";
+  }
+  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+  // The executor re-subscribed with its unacknowledged update: the crash reaches the framework.
   ASSERT_TRUE(RunUntil([&] {
     for (size_t i = before; i < updates_.size(); ++i) {
       if (updates_[i].second.task_id().value() == "steady" && !updates_[i].second.healthy()) {
@@ -556,9 +595,39 @@ TEST_F(ExecutorTest, AgentRestartKeepsEtcdRunningAndTheExecutorReconnects) {
       }
     }
     return false;
-  })) << "no update from the executor after the agent restart";
+  })) << "the update sent while the agent was down never arrived";
   ASSERT_TRUE(WaitHealthy("steady"));
   EXPECT_EQ(Find("steady", mesos::TASK_FAILED), nullptr);
+}
+
+// As Mesos's checkpointing: an executor whose agent never comes back gives up after the recovery
+// timeout, stopping etcd first. Nothing is left running on a host whose agent is gone for good.
+class ExecutorRecoveryTest : public ExecutorTest {
+ protected:
+  void Customize(local::LocalClusterOptions& options) override {
+    options.agent.recovery_timeout = std::chrono::seconds(3);
+  }
+};
+
+TEST_F(ExecutorRecoveryTest, AnAgentGoneForGoodStopsEtcdAndTheExecutorAfterTheRecoveryTimeout) {
+  auto offer = Offers()[0];
+  TaskConfig c = Member("orphan", offer.hostname());
+  ASSERT_NO_FATAL_FAILURE(Launch(offer, MemberTask(offer, "orphan", EncodeTaskConfig(c))));
+  ASSERT_TRUE(WaitHealthy("orphan"));
+  auto executors = cluster_->ProcessIds();
+  ASSERT_EQ(executors.size(), 1u);
+  int agent = 0;
+  for (int n = 1; n <= cluster_->agent_count(); ++n) {
+    if (cluster_->agent(n)->id().value() == offer.agent_id().value()) agent = n;
+  }
+  ASSERT_GT(agent, 0);
+  ASSERT_TRUE(cluster_->CrashAgent(agent).ok());
+  RunFor(std::chrono::milliseconds(1500));
+  EXPECT_EQ(EtcdPids("--name=orphan").size(), 1u) << "within the recovery timeout etcd runs on";
+  EXPECT_TRUE(RunUntil([&] { return EtcdPids("--name=orphan").empty(); }, 20))
+      << "etcd still runs long after the recovery timeout";
+  EXPECT_TRUE(RunUntil([&] { return ::kill(executors[0], 0) != 0; }, 10))
+      << "the executor outlived its recovery timeout";
 }
 
 }  // namespace

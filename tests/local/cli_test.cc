@@ -245,6 +245,11 @@ TEST(EtcdMesosLocalCli, FaultCommandInjectsIntoARunningCluster) {
       << out;
   EXPECT_NE(out.find("partitioned"), std::string::npos) << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "heal-agent", "2"}, &out), 0) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "crash-agent", "2"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("executors run on"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "restart-agent", "2"}, &out), 0)
+      << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "fault", master, "stop-agent", "1"}, &out), 0) << out;
   EXPECT_NE(out.find("agent stopped"), std::string::npos) << out;
   // The host really went: the cluster refuses to stop it twice.

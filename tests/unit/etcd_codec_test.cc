@@ -518,6 +518,12 @@ TEST(EtcdLaunch, CommandLineForNewAndJoiningMembers) {
   EXPECT_THAT(argv, ::testing::Contains("--initial-cluster=n2=http://127.0.0.3:2380"));
   EXPECT_THAT(argv, ::testing::Contains("--initial-cluster-state=new"));
   EXPECT_THAT(argv, ::testing::Not(::testing::Contains("--enable-v2=true")));
+  // An IPv6 address is bracketed in every URL, as etcd's URL parsing needs.
+  c.ip = "fd00::3";
+  argv = MemberCommandLine(c);
+  EXPECT_THAT(argv, ::testing::IsSupersetOf({"--listen-client-urls=http://[fd00::3]:2379",
+                                             "--listen-peer-urls=http://[fd00::3]:2380",
+                                             "--initial-cluster=n2=http://[fd00::3]:2380"}));
 }
 
 }  // namespace

@@ -371,6 +371,25 @@ TEST_F(SupervisorTest, StatusIsResentOnChangesAndIndexOnlyChangesAreRateBounded)
   EXPECT_TRUE(Statuses(out)[0].healthy());
 }
 
+TEST_F(SupervisorTest, AnEtcdThatStopsAnsweringIsReportedOnceNotOnEveryProbe) {
+  Run();
+  Advance(1s);
+  auto out = Probe(std::nullopt);
+  ASSERT_EQ(Statuses(out).size(), 1u) << "the change to not serving goes out at once";
+  EXPECT_FALSE(Statuses(out)[0].healthy());
+  EXPECT_NE(Statuses(out)[0].message().find("etcd does not answer: refused"), std::string::npos);
+  int more = 0;
+  for (int i = 0; i < 30; ++i) {
+    Advance(1s);
+    more += static_cast<int>(Statuses(Probe(std::nullopt)).size());
+  }
+  EXPECT_EQ(more, 0) << "30 s of silence after the first report: nothing new to tell";
+  Advance(1s);
+  out = Probe(Serving());
+  ASSERT_EQ(Statuses(out).size(), 1u) << "answering again goes out at once";
+  EXPECT_TRUE(Statuses(out)[0].healthy());
+}
+
 TEST_F(SupervisorTest, ExistingStateWhenTheTaskSaysSo) {
   TaskConfig c = Config();
   c.initial_cluster_state = InitialClusterState::kExisting;
@@ -513,6 +532,21 @@ TEST_F(SupervisorTest, StartFailureCountsAsAnExit) {
   ASSERT_EQ(statuses.size(), 1u);
   EXPECT_EQ(statuses[0].state(), mesos::TASK_FAILED);
   EXPECT_NE(statuses[0].message().find("No such file"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, StartingIsReportedOnceEvenWhenTheFirstStartFailed) {
+  Launch();
+  auto out =
+      H(core::EtcdStartFailed{starts_.back().incarnation, "exec failed: Text file busy", "", now_});
+  EXPECT_TRUE(Statuses(out).empty());
+  Fire(core::TimerId::kRestart);
+  out = Started();
+  auto statuses = Statuses(out);
+  ASSERT_EQ(statuses.size(), 1u) << "the second attempt started etcd: TASK_STARTING";
+  EXPECT_EQ(statuses[0].state(), mesos::TASK_STARTING);
+  Exited();
+  Fire(core::TimerId::kRestart);
+  EXPECT_TRUE(Statuses(Started()).empty()) << "TASK_STARTING goes out once per task";
 }
 
 TEST_F(SupervisorTest, KillStopsEtcdWithTermThenReportsKilled) {

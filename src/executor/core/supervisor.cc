@@ -174,7 +174,9 @@ void Supervisor::OnStarted(const EtcdStarted& e, Actions& out) {
     Terminate(pending_grace_, out);
     return;
   }
-  if (!running_sent_ && incarnation_ == 1) {
+  // Once per task, on the first start that succeeds (an earlier attempt may have failed).
+  if (!running_sent_ && !starting_sent_) {
+    starting_sent_ = true;
     SendState(mesos::TASK_STARTING, fmt::format("etcd started (pid {})", e.pid), out);
   }
   ArmProbe(options_.fast_probe_interval, out);
@@ -332,7 +334,11 @@ void Supervisor::OnProbe(const ProbeResult& e, Actions& out) {
     running_sent_ = true;
     ReportFacts(e.now, "etcd serves on " + config_.ClientUrl(), out);
   } else if (running_sent_) {
-    ReportFacts(e.now, e.facts ? "" : "etcd does not answer: " + e.error, out);
+    // The reason goes with the update that says etcd stopped answering, once; a message on
+    // every failed probe would force an update per probe for as long as etcd stays silent.
+    bool newly_silent = !e.facts && last_sent_ && last_sent_->serving;
+    if (newly_silent) Say(out, Log::Level::kWarn, "etcd does not answer: " + e.error);
+    ReportFacts(e.now, newly_silent ? "etcd does not answer: " + e.error : "", out);
   }
   ArmProbe(served_once_ ? config_.health_interval : options_.fast_probe_interval, out);
 }

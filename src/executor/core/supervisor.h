@@ -276,9 +276,10 @@ class Supervisor {
   bool stop_when_started_ = false;  // a stop was decided while etcd was still being started
   Duration pending_grace_{};
 
-  bool served_once_ = false;   // the member has answered a probe at least once
-  bool running_sent_ = false;  // TASK_RUNNING went out
-  std::deque<Time> restarts_;  // restarts within the current window
+  bool served_once_ = false;    // the member has answered a probe at least once
+  bool running_sent_ = false;   // TASK_RUNNING went out
+  bool starting_sent_ = false;  // TASK_STARTING went out
+  std::deque<Time> restarts_;   // restarts within the current window
   std::string last_exit_;
 
   MemberFacts facts_;

@@ -91,6 +91,18 @@ class CoreTest : public ::testing::Test {
     return On(Tick{now_});
   }
 
+  // The master's answer to the periodic explicit reconciliation among `actions`: each task's
+  // state as the core has it.
+  void AnswerReconciliation(const Actions& actions) {
+    for (const auto& r : All<ReconcileTasks>(actions)) {
+      for (const auto& [task_id, agent_id] : r.tasks) {
+        for (const auto& [name, m] : core_.state().members) {
+          if (m.task_id == task_id) Update(task_id, m.task_state, agent_id);
+        }
+      }
+    }
+  }
+
   // Launches a bootstrapped 3-member cluster and makes it healthy, with member ids 1..3 and
   // leader 1.
   std::vector<LaunchMember> Bootstrap() {
@@ -110,7 +122,10 @@ class CoreTest : public ::testing::Test {
 
   // Every member answers a probe (but the unreachable), then etcd's member list; what the core
   // asked for in answer to all of them.
-  Actions ProbeAll(uint64_t leader, uint64_t index, std::set<std::string> unreachable = {}) {
+  // Every member answers (but `unreachable`); the linearizable read works when there is a leader,
+  // unless `reads_fail`.
+  Actions ProbeAll(uint64_t leader, uint64_t index, std::set<std::string> unreachable = {},
+                   bool reads_fail = false) {
     ClusterView view;
     Actions out;
     auto take = [&](Actions a) { out.insert(out.end(), a.begin(), a.end()); };
@@ -124,7 +139,7 @@ class CoreTest : public ::testing::Test {
       }
       if (id != 0) view.members.push_back({id, name, {m.PeerUrl()}, m.learner});
     }
-    view.linearizable_read_ok = leader != 0;
+    view.linearizable_read_ok = leader != 0 && !reads_fail;
     take(On(ClusterProbeResult{view, now_, core_.membership_epoch()}));
     return out;
   }
@@ -247,9 +262,42 @@ TEST_F(CoreTest, NothingHappensWhileDisconnectedOrReconciling) {
   auto during = Offers({MakeOffer(2)});
   EXPECT_FALSE(Has<LaunchMember>(during));
   EXPECT_FALSE(Has<ChangeMembership>(during));
-  EXPECT_FALSE(Has<ChangeMembership>(On(AdminReseed{1, true, now_})));
+  auto reseed = On(AdminReseed{1, true, now_});
+  EXPECT_FALSE(Has<TriggerReseed>(reseed));
+  EXPECT_FALSE(Has<KillTask>(reseed));
+  ASSERT_EQ(All<AnswerAdmin>(reseed).size(), 1u);
+  EXPECT_EQ(All<AnswerAdmin>(reseed)[0].http_status, 503);
   Update(m.task_id, mesos::TASK_RUNNING, "S1");
   EXPECT_FALSE(core_.reconciling());
+}
+
+// Disconnected after having been connected: whatever the probes say (a majority silent far past
+// the reseed timeout), no launch, no membership change, no kill and no reseed until the master is
+// back and reconciliation has settled. What Mesos knows may have changed meanwhile.
+TEST_F(CoreTest, NothingChangesWhileDisconnectedAfterBeingConnected) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  On(Disconnected{"stream dropped", now_});
+  std::set<std::string> silent = {launches[1].member.name, launches[2].member.name};
+  Actions seen;
+  for (int i = 0; i < 400; ++i) {
+    auto probe = ProbeAll(0, 100, silent);
+    auto tick = Advance(1s);
+    seen.insert(seen.end(), probe.begin(), probe.end());
+    seen.insert(seen.end(), tick.begin(), tick.end());
+  }
+  auto offers = Offers({MakeOffer(2)});
+  seen.insert(seen.end(), offers.begin(), offers.end());
+  EXPECT_FALSE(Has<LaunchMember>(seen));
+  EXPECT_FALSE(Has<ChangeMembership>(seen));
+  EXPECT_FALSE(Has<KillTask>(seen));
+  EXPECT_FALSE(Has<TriggerReseed>(seen));
+  EXPECT_EQ(All<DeclineOffer>(offers).size(), 1u);
+  auto reseed = On(AdminReseed{1, true, now_});
+  ASSERT_EQ(All<AnswerAdmin>(reseed).size(), 1u);
+  EXPECT_EQ(All<AnswerAdmin>(reseed)[0].http_status, 503);
+  EXPECT_NE(All<AnswerAdmin>(reseed)[0].message.find("not connected"), std::string::npos);
 }
 
 TEST_F(CoreTest, UnansweredReconciliationIsAskedAgain) {
@@ -289,6 +337,83 @@ TEST_F(CoreTest, HealthyWhenAMajorityAgreesOnALeaderAndReadsWork) {
   Advance(1s);
   EXPECT_TRUE(core_.healthy());
   EXPECT_FALSE(core_.livelocked());
+}
+
+// Reads that fail while a majority agrees on a leader (slow reads under load, say) make the
+// cluster unhealthy, but that is not livelock: no episode, and no reseed however long it lasts.
+TEST_F(CoreTest, FailingReadsWithAnAgreedLeaderAreUnhealthyButNeverLivelock) {
+  Bootstrap();
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy());
+  auto fail_reads = [&] { return ProbeAll(1, 100, {}, /*reads_fail=*/true); };
+  fail_reads();
+  Advance(1s);
+  EXPECT_FALSE(core_.healthy());
+  EXPECT_EQ(core_.health_reason(), "a linearizable read failed");
+  EXPECT_FALSE(core_.livelocked());
+  for (int i = 0; i < 400; ++i) {
+    auto out = fail_reads();
+    auto tick = Advance(1s);
+    out.insert(out.end(), tick.begin(), tick.end());
+    ASSERT_FALSE(Has<TriggerReseed>(out)) << "after " << i << " s";
+    ASSERT_FALSE(Has<KillTask>(out)) << "after " << i << " s";
+  }
+  EXPECT_EQ(core_.state().counters.cluster_livelocks, 0u);
+  EXPECT_EQ(core_.state().counters.cluster_reseeds, 0u);
+  ProbeAll(1, 101);
+  Advance(1s);
+  EXPECT_TRUE(core_.healthy());
+}
+
+// A learner that never catches up (etcd keeps refusing to promote it) is removed and its task
+// killed after the learner timeout: etcd allows one learner at a time, so a stuck one would block
+// every later heal.
+TEST_F(CoreTest, ALearnerStuckPastTheLearnerTimeoutIsRemovedAndKilled) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member dead = launches[2].member;
+  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
+  ids_.erase(dead.name);
+  ProbeAll(1, 121);
+  Advance(1s);
+  auto adds = All<ChangeMembership>(Offers({MakeOffer(3)}));
+  ASSERT_EQ(adds.size(), 1u);
+  std::string name = adds[0].name;
+  auto launched = All<LaunchMember>(
+      On(MembershipResult{MembershipOp::kAddLearner, name, 99, OkStatus(), now_}));
+  ASSERT_EQ(launched.size(), 1u);
+  ids_[name] = 99;
+  Update(launched[0].member.task_id, mesos::TASK_RUNNING, "S3");
+  Time added_at = now_;
+  std::optional<Time> removed_at;
+  bool killed = false;
+  // etcd refuses every promotion, whether a probe or a tick prompted it.
+  auto refuse_promotions = [&](Actions& out) {
+    for (const auto& c : All<ChangeMembership>(Actions(out))) {
+      if (c.op != MembershipOp::kPromote) continue;
+      auto refused = On(MembershipResult{
+          MembershipOp::kPromote, name, 99,
+          Error{ErrorCode::kRefused, "can only promote a learner member which is in sync"}, now_});
+      out.insert(out.end(), refused.begin(), refused.end());
+    }
+  };
+  for (int i = 0; i < 200 && !removed_at; ++i) {
+    Actions out = ProbeAll(1, 200 + i);
+    refuse_promotions(out);
+    Actions tick = Advance(1s);
+    refuse_promotions(tick);
+    out.insert(out.end(), tick.begin(), tick.end());
+    AnswerReconciliation(out);
+    for (const auto& c : All<ChangeMembership>(out)) {
+      if (c.op == MembershipOp::kRemove && c.member_id == 99u) removed_at = now_;
+    }
+    for (const auto& k : All<KillTask>(out)) killed |= k.task_id == launched[0].member.task_id;
+  }
+  ASSERT_TRUE(removed_at.has_value()) << "the stuck learner was never removed";
+  EXPECT_GE(*removed_at - added_at, Config().learner_timeout);
+  EXPECT_LE(*removed_at - added_at, Config().learner_timeout + 5s);
+  EXPECT_TRUE(killed) << "its task is killed with it";
 }
 
 TEST_F(CoreTest, DeadMemberIsRemovedThenALearnerAddedLaunchedAndPromoted) {

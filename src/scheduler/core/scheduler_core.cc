@@ -583,18 +583,20 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
     Say(healthy_ ? "info" : "warn",
         "cluster is " + std::string(healthy_ ? "healthy: " : "unhealthy: ") + health_reason_, out);
   }
-  // Livelock: unhealthy once the cluster should be up (some member has run), counted once per
-  // episode whatever the tasks report.
+  // Livelock: no majority of voters agrees on a leader (unreachable, or split) once the cluster
+  // should be up (some member has run), counted once per episode whatever the tasks report.
+  // Reads that fail while a majority agrees on a leader make the cluster unhealthy, not
+  // livelocked: slow reads under load must never lead to a reseed, which stops members.
   bool ran = std::any_of(state_.members.begin(), state_.members.end(), [](const auto& kv) {
     return kv.second.task_state == mesos::TASK_RUNNING || Uncertain(kv.second.task_state);
   });
   // A bootstrap still forming its first quorum (members start one by one, slower on a loaded
   // host) is not livelock; one that has not formed within the staging timeout is.
-  if (healthy_) formed_ = true;
+  if (agreed) formed_ = true;
   bool forming = !formed_ && forming_since_ && now - *forming_since_ < config_.staging_timeout;
   // Evidence first: right after a reseed or a fresh start etcd's view is not known yet, and a
   // stale failed read must not open a spurious episode.
-  if (!healthy_ && ran && !forming && state_.bootstrapped && connected_ && !reconciling_ &&
+  if (!agreed && ran && !forming && state_.bootstrapped && connected_ && !reconciling_ &&
       !state_.reseed && view_.has_value()) {
     if (!livelock_since_) {
       livelock_since_ = now;
@@ -602,7 +604,7 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
       Say("warn", "livelock episode started: " + health_reason_, out);
       Persisted(out);
     }
-  } else if (healthy_ && livelock_since_) {
+  } else if (agreed && livelock_since_) {
     livelock_since_.reset();
     Say("info", "livelock episode ended", out);
   }

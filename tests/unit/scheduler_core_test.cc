@@ -994,6 +994,14 @@ TEST_F(CoreTest, AReseedStopsTheOthersFirstWhenTheyCouldStillFormAQuorum) {
   auto failed = On(ReseedResult{triggers[0].name, Error{ErrorCode::kUnavailable, "x"}, now_});
   EXPECT_FALSE(Has<TriggerReseed>(failed));
   EXPECT_FALSE(core_.reseeding());
+  // The log says plainly who was stopped for the attempt, and that they stay stopped.
+  bool told = false;
+  for (const auto& n : All<Note>(failed)) {
+    told |= n.message.find("reseed failed: no candidate (" + triggers[0].name + ")") == 0 &&
+            n.message.find("the members stopped before the reseed (" + launches[1].member.name +
+                           ", " + launches[2].member.name + ") stay stopped") != std::string::npos;
+  }
+  EXPECT_TRUE(told);
 }
 
 // Found by the simulator (sim seeds 222 and 368 before the fix): a terminal update lost with its

@@ -978,7 +978,24 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
     out.push_back(TriggerReseed{name, it->second.ReseedUrl(), state_.reseed_token});
     return;
   }
-  Say("error", "reseed failed: no candidate came up alone; no candidate was killed", out);
+  // The candidates were never stopped; the members that were not candidates were stopped
+  // before the first candidate was asked (two clusters must never take writes), and stay so.
+  std::vector<std::string> stopped;
+  for (const auto& [name, m] : state_.members) {
+    const auto& candidates = state_.reseed->candidates;
+    if (std::find(candidates.begin(), candidates.end(), name) == candidates.end()) {
+      stopped.push_back(name);
+    }
+  }
+  Say("error",
+      fmt::format("reseed failed: no candidate ({}) came up alone; the candidates run on as "
+                  "they were{}; another attempt follows after a full reseed timeout",
+                  fmt::join(state_.reseed->candidates, ", "),
+                  stopped.empty() ? ""
+                                  : fmt::format(", and the members stopped before the reseed "
+                                                "({}) stay stopped",
+                                                fmt::join(stopped, ", "))),
+      out);
   state_.reseed.reset();
   livelock_since_ = now;
   Persisted(out);

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
     std::cerr << "etcd-mesos-scheduler: --log-level: " << s.error().message << "\n";
     return 2;
   }
+  for (const auto& warning : parsed->warnings) spdlog::warn("{}", warning);
   if (auto s = LoadFiles(flags.shell); !s.ok()) {
     std::cerr << "etcd-mesos-scheduler: " << s.error().message << "\n";
     return 2;

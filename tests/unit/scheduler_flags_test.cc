@@ -130,6 +130,30 @@ TEST(SchedulerFlags, TheOriginalsSpellingsWork) {
   EXPECT_EQ(f.shell.store_spec, "zk://z1:2181/etcd-mesos");  // zk:// was optional
 }
 
+// The original's command lines start us: -framework-name is the whole framework name, and its
+// flags with no use here (glog's, the driver's, the artifact server's) are ignored with a warning
+// that says why, whether their value follows '=' or comes as the next argument.
+TEST(SchedulerFlags, TheOriginalsLeftoverFlagsAreIgnoredWithAWarning) {
+  auto r = Parse({"-framework-name=etcd-orders", "-alsologtostderr=true", "-logtostderr", "-v=2",
+                  "-artifact-port", "12301", "-driver-port=0",
+                  "-mesos-authentication-provider=SASL", "-cluster-size=5"},
+                 {});
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->flags.core.framework_name, "etcd-orders");
+  EXPECT_EQ(r->flags.core.cluster_size, 5) << "the value after -artifact-port was not taken";
+  ASSERT_EQ(r->warnings.size(), 6u);
+  EXPECT_NE(r->warnings[3].find("--artifact-port (the original's) is ignored: artifacts are "
+                                "served by the admin server"),
+            std::string::npos)
+      << r->warnings[3];
+  // --cluster-name wins over the original's spelling; a framework name without the etcd- prefix
+  // is refused, naming the flag.
+  EXPECT_EQ(Ok({"--cluster-name=a", "-framework-name=etcd-b"}).core.framework_name, "etcd-a");
+  auto bad = Parse({"-framework-name=orders"}, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("--framework-name"), std::string::npos) << bad.error();
+}
+
 TEST(SchedulerFlags, EnvironmentOfTheContainerImage) {
   Env env = {{"FRAMEWORK_NAME", "etcd-orders"},
              {"MESOS_MASTER", "10.0.0.1:5050"},

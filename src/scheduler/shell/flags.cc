@@ -109,6 +109,49 @@ std::vector<std::string> GoStyle(const std::vector<std::string>& args) {
   return out;
 }
 
+// The original's flags with no use here, and why (reference etcd-mesos.md 1.1: its own, and
+// glog's). `takes_value` is false for the booleans, which take a value only after '='.
+struct Obsolete {
+  std::string_view name;
+  bool takes_value;
+  std::string_view why;
+};
+constexpr Obsolete kObsolete[] = {
+    {"--artifact-port", true, "artifacts are served by the admin server on --admin-port"},
+    {"--driver-port", true, "there is no libprocess driver: the v1 HTTP API needs no port"},
+    {"--mesos-authentication-provider", true,
+     "the v1 HTTP API authenticates with HTTP Basic (--principal, --secret-file)"},
+    {"--logtostderr", false, "the log always goes to stderr; --log-level sets its detail"},
+    {"--alsologtostderr", false, "the log always goes to stderr; --log-level sets its detail"},
+    {"--v", true, "glog's verbosity: use --log-level=debug"},
+    {"-v", true, "glog's verbosity: use --log-level=debug"},
+    {"--stderrthreshold", true, "glog's: use --log-level"},
+    {"--vmodule", true, "glog's: use --log-level"},
+    {"--log_backtrace_at", true, "glog's: not supported"},
+    {"--log_dir", true, "glog's: the log goes to stderr (redirect it)"},
+};
+
+// Takes the obsolete flags out of `args` (already in -- form), with a warning for each.
+std::vector<std::string> DropObsolete(const std::vector<std::string>& args,
+                                      std::vector<std::string>* warnings) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    std::string name = a.substr(0, a.find('='));
+    const Obsolete* hit = nullptr;
+    for (const auto& o : kObsolete) {
+      if (name == o.name) hit = &o;
+    }
+    if (hit == nullptr) {
+      out.push_back(a);
+      continue;
+    }
+    if (hit->takes_value && a.find('=') == std::string::npos && i + 1 < args.size()) ++i;
+    warnings->push_back(fmt::format("{} (the original's) is ignored: {}", name, hit->why));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
@@ -125,6 +168,10 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
        "Name of this etcd cluster: the framework is registered as etcd-<cluster-name> (one "
        "framework per cluster). Lower-case letters, digits, '-' and '_'. FRAMEWORK_NAME=etcd-x "
        "means cluster x."},
+      {"--framework-name",
+       {},
+       "",
+       "The original's spelling: the whole framework name. etcd-x means --cluster-name=x"},
       {"--master",
        {"MESOS_MASTER"},
        "127.0.0.1:5050",
@@ -283,7 +330,9 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
       "heals it and reseeds it after a majority loss.\n\n"
       "Every flag may also be written Go-style (-cluster-size=5). Environment variables (in\n"
       "brackets) apply when the flag is not given. Admin API on http://<address>:<admin-port>/:\n"
-      "/members, /stats, /healthz, /metrics, /reseed, /start-fresh, /endpoints, the status page.",
+      "/members, /stats, /healthz, /metrics, /reseed, /start-fresh, /endpoints, the status page.\n"
+      "The original's glog flags (-v, -logtostderr, ...), -artifact-port, -driver-port and\n"
+      "-mesos-authentication-provider are accepted and ignored, with a warning that says why.",
       "etcd-mesos-scheduler"};
   app.set_help_flag("-h,--help", "Print this help and exit");
   for (auto& s : specs) {
@@ -302,7 +351,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
   }
 
   ParsedFlags out;
-  std::vector<std::string> args = GoStyle(raw_args);
+  std::vector<std::string> args = DropObsolete(GoStyle(raw_args), &out.warnings);
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector reversed
   try {
     app.parse(args);
@@ -336,9 +385,20 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& raw_args,
   auto var = (expr);      \
   if (!var.ok()) return var.error();
 
-  // Cluster name. FRAMEWORK_NAME was the whole framework name in the original's image.
+  // Cluster name. FRAMEWORK_NAME and -framework-name were the whole framework name in the
+  // original.
   Value name = get("--cluster-name");
-  if (name.origin.find("FRAMEWORK_NAME") != std::string::npos && name.text.starts_with("etcd-")) {
+  if (Value whole = get("--framework-name"); whole.given && !name.given) {
+    if (!whole.text.starts_with("etcd-")) {
+      return Bad(whole,
+                 "must be etcd-<cluster-name> (the framework name the on-call guide "
+                 "looks for); or give --cluster-name");
+    }
+    name = whole;
+  }
+  if ((name.origin.find("FRAMEWORK_NAME") != std::string::npos ||
+       name.origin.starts_with("--framework-name")) &&
+      name.text.starts_with("etcd-")) {
     name.text = name.text.substr(5);
   }
   if (!ValidClusterName(name.text)) {

@@ -63,6 +63,10 @@ struct ParsedFlags {
   bool help = false;  // --help was asked: print `text` and exit 0
   std::string text;
   SchedulerFlags flags;
+  // The original's flags that have no use here (glog's, the libprocess driver's, the separate
+  // artifact server's): accepted so that its command lines still start us, each with a warning
+  // to log.
+  std::vector<std::string> warnings;
 };
 
 // `args` without the program name. `program_dir` is where the scheduler binary lives (the

@@ -140,7 +140,7 @@ TEST_F(AdminApi, MembersHaveTheOriginalsKeysAndOurs) {
   EXPECT_EQ(m["agentId"], "agent-etcd-1");
   EXPECT_EQ(m["taskId"], "etcd-1 127.0.0.9 31000 31001 31002");
   EXPECT_EQ(m["taskState"], "TASK_RUNNING");
-  EXPECT_EQ(m["memberId"], "12345678901234567890");
+  EXPECT_EQ(m["memberId"], "ab54a98ceb1f0ad2") << "hex, as etcdctl prints 12345678901234567890";
   EXPECT_EQ(m["learner"], false);
   EXPECT_EQ(m["healthy"], false);
   EXPECT_EQ(m["raftIndex"], 0);
@@ -206,6 +206,30 @@ TEST_F(AdminApi, StatusPageAndEndpoints) {
   EXPECT_NE(page.body.find("loaded state"), std::string::npos);  // the core's note
   auto endpoints = Get("/endpoints");
   EXPECT_EQ(endpoints.body, "http://127.0.0.9:31001,http://127.0.0.9:31101\n");
+}
+
+// Total loss (every member's task gone for good) is told on the page, in /stats and /metrics, and
+// by /healthz; nothing is started until the operator asks.
+TEST_F(AdminApi, TotalLossIsToldEverywhereTheOperatorLooks) {
+  auto feed = [&](Event e) {
+    for (const auto& a : core_.Handle(std::move(e))) Record(a);
+  };
+  feed(Subscribed{"fw-1", Clock::now()});
+  for (const auto& [name, m] : core_.state().members) {
+    mesos::TaskStatus gone;
+    gone.mutable_task_id()->set_value(m.task_id);
+    gone.mutable_agent_id()->set_value(m.agent_id);
+    gone.set_state(mesos::TASK_GONE);
+    feed(TaskUpdate{gone, Clock::now()});
+  }
+  feed(Tick{Clock::now() + std::chrono::seconds(1)});
+  ASSERT_TRUE(core_.total_loss());
+  auto page = Get("/");
+  EXPECT_NE(page.body.find("TOTAL CLUSTER LOSS: no member is left"), std::string::npos);
+  EXPECT_EQ(json::parse(Get("/stats").body)["total_loss"], 1);
+  EXPECT_NE(Get("/metrics").body.find("\netcd_mesos_total_loss 1\n"), std::string::npos)
+      << Get("/metrics").body;
+  EXPECT_EQ(Get("/healthz").status, 500u);
 }
 
 TEST(AdminEndpoints, ALearnerIsNoClientEndpoint) {

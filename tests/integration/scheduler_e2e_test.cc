@@ -179,6 +179,8 @@ TEST_F(SchedulerHealing, BootstrapsThreeHealsALostMemberAndSurvivesARestart) {
 
   // The scheduler dies and comes back: no member is disturbed.
   auto before = core().state().members;
+  auto framework_id = core().state().framework_id;
+  ASSERT_TRUE(framework_id.has_value());
   scheduler_->Stop();
   scheduler_.reset();
   io_.run_for(std::chrono::milliseconds(500));
@@ -191,6 +193,8 @@ TEST_F(SchedulerHealing, BootstrapsThreeHealsALostMemberAndSurvivesARestart) {
     EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
   }
   EXPECT_EQ(core().state().counters.members_removed, 1u);
+  EXPECT_EQ(core().state().framework_id, framework_id) << "re-subscribed as the same framework";
+  EXPECT_EQ(cluster_->master().StateJson()["frameworks"].size(), 1u);
 }
 
 TEST_F(SchedulerHealing, BootstrapsFiveMembersAtOnce) {

@@ -297,6 +297,9 @@ TEST_F(ClusterTest, MessagesStateAndPagesOfARunningTask) {
   auto listing = Get(index.body.substr(link, index.body.find('"', link) - link));
   EXPECT_EQ(listing.status, 200u);
   EXPECT_NE(listing.body.find(">stderr</a>"), std::string::npos) << listing.body;
+  // The on-call guide: "the path for the task's sandbox on the slave is visible near the top".
+  EXPECT_NE(listing.body.find("<h2>Sandbox: " + sandbox + "</h2>"), std::string::npos)
+      << listing.body;
   EXPECT_EQ(Get("/sandbox?path=/etc").status, 403u) << "nothing outside the work dir";
 
   auto redirect = Get("/master/redirect");

@@ -208,6 +208,16 @@ TEST_F(CoreTest, TooFewAgentsAreHeldBrieflyThenWhatFitsIsLaunched) {
   auto launches = All<LaunchMember>(later);
   ASSERT_EQ(launches.size(), 1u);
   EXPECT_TRUE(launches[0].new_cluster);
+  // Once that member serves, the cluster grows one learner at a time as agents turn up.
+  const Member first_member = launches[0].member;
+  ids_[first_member.name] = 1;
+  Update(first_member.task_id, mesos::TASK_RUNNING, first_member.agent_id);
+  ProbeAll(1, 10);
+  Advance(1s);
+  ASSERT_TRUE(core_.healthy()) << core_.health_reason();
+  auto grow = All<ChangeMembership>(Offers({MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(grow.size(), 1u) << "one membership change at a time";
+  EXPECT_EQ(grow[0].op, MembershipOp::kAddLearner);
 }
 
 TEST_F(CoreTest, PortsComeFromAnyOfferedRangeAndNeverOutside) {
@@ -943,14 +953,29 @@ TEST_F(CoreTest, UnknownRunningTaskIsKilled) {
 
 TEST_F(CoreTest, SuppressWhenFullReviveWhenAMemberIsNeeded) {
   auto launches = Bootstrap();
-  auto tick = Advance(1s);
-  (void)tick;
+  Advance(1s);
   auto full = Offers({MakeOffer(4)});
   auto declines = All<DeclineOffer>(full);
   ASSERT_EQ(declines.size(), 1u);
   EXPECT_EQ(declines[0].refuse_seconds, 15) << "nothing needed: the configured refuse seconds";
-  auto failed = Update(launches[0].member.task_id, mesos::TASK_FAILED, launches[0].member.agent_id);
+  const Member dead = launches[0].member;
+  auto failed = Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
   EXPECT_TRUE(Has<Revive>(failed));
+  EXPECT_FALSE(Has<Suppress>(failed));
+  // The replacement is launched: full again, so offers are suppressed until the next need.
+  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
+  ids_.erase(dead.name);
+  ProbeAll(ids_[launches[1].member.name], 121);
+  Advance(1s);
+  auto adds = All<ChangeMembership>(Offers({MakeOffer(4)}));
+  ASSERT_EQ(adds.size(), 1u);
+  auto launched =
+      On(MembershipResult{MembershipOp::kAddLearner, adds[0].name, 99, OkStatus(), now_});
+  ASSERT_TRUE(Has<LaunchMember>(launched));
+  auto tick = Advance(1s);
+  EXPECT_TRUE(Has<Suppress>(launched) || Has<Suppress>(tick))
+      << "a full cluster suppresses offers rather than declining them every interval";
+  EXPECT_FALSE(Has<Revive>(tick));
 }
 
 TEST_F(CoreTest, OneMemberPerAgent) {

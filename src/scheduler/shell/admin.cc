@@ -100,7 +100,8 @@ std::string RenderMembers(const SchedulerCore& core) {
         {"taskId", m.task_id},
         {"agentId", m.agent_id},
         {"taskState", mesos::TaskState_Name(m.task_state)},
-        {"memberId", std::to_string(m.member_id)},
+        // In hex, as etcdctl member list and etcd's own log print it ("" until known).
+        {"memberId", m.member_id == 0 ? "" : fmt::format("{:x}", m.member_id)},
         {"learner", m.learner},
         {"healthy", m.healthy},
         {"reachable", m.reachable},

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -601,6 +602,33 @@ TEST(AdminBackups, HealthzFailsOnAStaleBackupAndOnlyBackupNamesAreServed) {
   EXPECT_EQ(get("/artifacts/backups/..%2Fsecret").status, 404u);
   EXPECT_EQ(get("/artifacts/backups/etcd-x-20261124T100000Z-rev5-0000000000000002.db").status,
             404u);
+
+  // The backup directory hangs (a FIFO stands for a stuck network mount: opening it blocks until
+  // a writer comes). GET /backups waits for it; every other endpoint answers meanwhile.
+  std::string stuck = "etcd-x-20261124T110000Z-rev7-0000000000000001.db";
+  std::ofstream(dir.path() / "backups" / stuck) << "more bytes";
+  fs::path fifo = dir.path() / "backups" / (stuck + ".json");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  net::HttpRequest list_request;
+  list_request.endpoint = *bound;
+  list_request.target = "/backups";
+  std::optional<Result<net::HttpResponse>> listed;
+  net::HttpFetch(io, list_request,
+                 [&](Result<net::HttpResponse> r) { listed.emplace(std::move(r)); });
+  io.run_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(listed.has_value()) << "the listing cannot have finished: the directory hangs";
+  EXPECT_EQ(get("/stats").status, 200u) << "the admin API serves while the disk hangs";
+  EXPECT_EQ(get("/healthz").status, 200u);
+  {
+    std::ofstream unblock(fifo);  // the mount comes back
+    unblock << "{}";
+  }
+  while (!listed) io.run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(listed->ok()) << listed->error();
+  auto backups = json::parse((*listed)->body);
+  ASSERT_EQ(backups.size(), 2u) << (*listed)->body;
+  EXPECT_EQ(backups[0]["name"], stuck) << "newest first";
+  EXPECT_EQ(backups[1]["name"], name);
   server.Stop();
 }
 

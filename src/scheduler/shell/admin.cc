@@ -86,6 +86,26 @@ void NoteLog::Add(Note note) {
   while (notes_.size() > kKeep) notes_.pop_front();
 }
 
+namespace {
+
+// GET /backups: the backups in `dir`, newest first. Reads the disk: not on the event loop.
+std::string RenderBackupList(const std::string& dir) {
+  json out = json::array();
+  for (const auto& b : ListBackups(dir)) {
+    out.push_back(json{{"name", b.name},
+                       {"size", b.size},
+                       {"sha256", b.sha256},
+                       {"revision", b.revision},
+                       {"cluster_id", fmt::format("{:016x}", b.cluster_id)},
+                       {"member", b.member},
+                       {"time", FormatWallTime(b.time)},
+                       {"verified", b.verified}});
+  }
+  return out.dump() + "\n";
+}
+
+}  // namespace
+
 std::string RenderMembers(const SchedulerCore& core) {
   json out = json::array();
   for (const auto& [name, m] : core.state().members) {
@@ -341,7 +361,8 @@ bool Authorized(const net::ServerRequest& request, const std::string& token) {
 
 AdminServer::AdminServer(boost::asio::io_context& io, Options options, const SchedulerCore& core,
                          const NoteLog& notes, Submit submit)
-    : options_(std::move(options)),
+    : io_(io),
+      options_(std::move(options)),
       core_(core),
       notes_(notes),
       submit_(std::move(submit)),
@@ -354,7 +375,11 @@ AdminServer::AdminServer(boost::asio::io_context& io, Options options, const Sch
                 Handle(req, std::move(r));
               }) {}
 
-AdminServer::~AdminServer() { Stop(); }
+AdminServer::~AdminServer() {
+  Stop();
+  *alive_ = false;
+  disk_.join();
+}
 
 Result<HostPort> AdminServer::Start() {
   auto bound = server_.Listen(options_.listen);
@@ -403,7 +428,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   if (!get) return reply(MethodNotAllowed(req, "GET"));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
   if (path == "/stats") return reply(net::JsonResponse(200, RenderStats(core_, NowUnix())));
-  if (path == "/backups") return reply(net::JsonResponse(200, RenderBackups()));
+  if (path == "/backups") return ServeBackups(std::move(responder));
   if (path == "/healthz") {
     if (!core_.healthy()) {
       return reply(Text(500, "500 internal server error: cluster not healthy.\n"));
@@ -537,20 +562,14 @@ void AdminServer::ServeArtifact(const std::string& name,
       net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)});
 }
 
-std::string AdminServer::RenderBackups() const {
-  json out = json::array();
-  if (options_.backup_dir.empty()) return out.dump() + "\n";
-  for (const auto& b : ListBackups(options_.backup_dir)) {
-    out.push_back(json{{"name", b.name},
-                       {"size", b.size},
-                       {"sha256", b.sha256},
-                       {"revision", b.revision},
-                       {"cluster_id", fmt::format("{:016x}", b.cluster_id)},
-                       {"member", b.member},
-                       {"time", FormatWallTime(b.time)},
-                       {"verified", b.verified}});
-  }
-  return out.dump() + "\n";
+void AdminServer::ServeBackups(std::shared_ptr<net::Responder> responder) {
+  if (options_.backup_dir.empty()) return responder->Respond(net::JsonResponse(200, "[]\n"));
+  boost::asio::post(disk_, [dir = options_.backup_dir, responder, &io = io_, alive = alive_] {
+    std::string body = RenderBackupList(dir);
+    boost::asio::post(io, [responder, body = std::move(body), alive] {
+      if (*alive) responder->Respond(net::JsonResponse(200, body));
+    });
+  });
 }
 
 }  // namespace etcd_mesos::scheduler::shell

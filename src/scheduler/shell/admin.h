@@ -50,6 +50,8 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/result.h"
 #include "common/uri.h"
@@ -114,8 +116,11 @@ class AdminServer {
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
-  std::string RenderBackups() const;
+  // The backup directory may be a network mount that hangs: it is listed on disk_, never on
+  // the event loop that serves every other endpoint.
+  void ServeBackups(std::shared_ptr<net::Responder> responder);
 
+  boost::asio::io_context& io_;
   Options options_;
   const SchedulerCore& core_;
   const NoteLog& notes_;
@@ -123,6 +128,8 @@ class AdminServer {
   net::HttpServer server_;
   uint64_t next_request_ = 1;
   std::map<uint64_t, std::shared_ptr<net::Responder>> pending_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  boost::asio::thread_pool disk_{1};  // last: joined first, while the rest still exists
 };
 
 }  // namespace etcd_mesos::scheduler::shell

@@ -15,10 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "etcd/client.h"
-#include "local/cluster.h"
 #include "scheduler/shell/backups.h"
-#include "scheduler/shell/shell.h"
 #include "testing/etcd_server.h"
+#include "testing/local_system.h"
 #include "testing/ports.h"
 #include "testing/tempdir.h"
 
@@ -29,15 +28,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using test::RunCommand;
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -50,95 +41,32 @@ class SchedulerBackups : public ::testing::Test {
   fs::path BackupDir() const { return dir_.path() / "backups"; }
 
   void StartAll(int size, std::vector<std::string> extra_flags) {
-    local::LocalClusterOptions options;
-    options.agents = size + 1;
-    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
-    options.first_agent_host = test::AgentHostBase();
-    options.work_dir = dir_.path() / "mesos";
-    options.master.port = 0;
-    options.master.allocation_interval = std::chrono::milliseconds(200);
-    options.master.agent_unreachable_timeout = std::chrono::seconds(5);
-    options.agent.status_update_retry_min = std::chrono::milliseconds(500);
-    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
-    auto master = cluster_->Start();
-    ASSERT_TRUE(master.ok()) << master.error();
-
-    fs::path wrapper = dir_.path() / "etcd-mesos-executor";
-    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-    fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
     fs::path token = dir_.path() / "token";
     std::ofstream(token) << kToken << "\n";
-    std::vector<std::string> args = {"--cluster-name=bk",
-                                     "--master=" + master->ToString(),
-                                     "--state-dir=" + (dir_.path() / "state").string(),
-                                     "--cluster-size=" + std::to_string(size),
-                                     "--admin-port=" + std::to_string(test::FreePort()),
-                                     "--cpu-limit=0.5",
-                                     "--mem-limit=128",
-                                     "--disk-limit=256",
-                                     "--executor-bin=" + wrapper.string(),
-                                     "--probe-interval=500ms",
-                                     "--bootstrap-gather=2s",
-                                     "--reseed-token-file=" + token.string(),
-                                     "--backup-dir=" + BackupDir().string()};
-    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
-    auto parsed = shell::ParseFlags(args, {{"USER", "root"}}, ".");
-    ASSERT_TRUE(parsed.ok()) << parsed.error();
-    ASSERT_TRUE(shell::LoadFiles(parsed->flags.shell).ok());
-    flags_ = parsed->flags;
-    flags_.core.dead_member_grace = std::chrono::seconds(3);
-    shell::SchedulerShell::Options shell_options;
-    shell_options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
-    shell_options.client.backoff_min = std::chrono::milliseconds(100);
-    shell_options.client.backoff_max = std::chrono::milliseconds(500);
-    scheduler_ = std::make_unique<shell::SchedulerShell>(io_, flags_, shell_options);
-    Status s = scheduler_->Start();
-    ASSERT_TRUE(s.ok()) << s.error();
-  }
-
-  void TearDown() override {
-    if (scheduler_) scheduler_->Stop();
-    scheduler_.reset();
-    if (cluster_) cluster_->Shutdown();
-    io_.run_for(std::chrono::milliseconds(200));
+    test::LocalSystemOptions options;
+    options.size = size;
+    options.cluster_name = "bk";
+    options.executor_path = EXECUTOR_PATH;
+    options.extra_flags = {"--reseed-token-file=" + token.string(),
+                           "--backup-dir=" + BackupDir().string()};
+    options.extra_flags.insert(options.extra_flags.end(), extra_flags.begin(), extra_flags.end());
+    system_.Start(options);
   }
 
   bool RunUntil(const std::function<bool()>& done, int seconds) {
-    auto deadline = Clock::now() + std::chrono::seconds(seconds);
-    while (!done() && Clock::now() < deadline) io_.run_for(std::chrono::milliseconds(20));
-    return done();
+    return system_.RunUntil(done, seconds);
   }
-
-  const SchedulerCore& core() const { return scheduler_->core(); }
-
-  bool AtSize(int size) const {
-    if (!scheduler_ || !core().healthy()) return false;
-    int voters = 0;
-    for (const auto& [name, m] : core().state().members) {
-      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
-    }
-    return voters == size;
-  }
-
-  std::string Endpoints() const {
-    std::string out;
-    for (const auto& [name, m] : core().state().members) {
-      if (m.task_state != mesos::TASK_RUNNING) continue;
-      if (!out.empty()) out += ",";
-      out += m.ClientUrl();
-    }
-    return out;
-  }
-
+  const SchedulerCore& core() const { return system_.core(); }
+  bool AtSize(int size) const { return system_.AtSize(size); }
+  std::string Endpoints() const { return system_.Endpoints(); }
   std::pair<int, std::string> Etcdctl(const std::string& args) {
-    return RunCommand("ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=20s --endpoints=" +
-                      Endpoints() + " " + args);
+    return system_.Etcdctl(args, /*command_timeout_s=*/20);
   }
 
   net::HttpResponse Admin(net::Verb method, const std::string& target, bool with_token) {
     net::HttpRequest req;
     req.method = method;
-    req.endpoint = scheduler_->admin_address();
+    req.endpoint = system_.scheduler()->admin_address();
     req.target = target;
     req.timeout = std::chrono::seconds(30);
     if (with_token) req.headers.emplace_back("Authorization", std::string("Bearer ") + kToken);
@@ -174,9 +102,7 @@ class SchedulerBackups : public ::testing::Test {
 
   test::TempDir dir_{"em-backup"};
   boost::asio::io_context io_;
-  std::unique_ptr<local::LocalCluster> cluster_;
-  shell::SchedulerFlags flags_;
-  std::unique_ptr<shell::SchedulerShell> scheduler_;
+  test::LocalSystem system_{io_, dir_.path()};
 };
 
 TEST_F(SchedulerBackups, SnapshotsAppearOnScheduleVerifyAndArePruned) {
@@ -264,8 +190,8 @@ TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapsho
 
   // Total loss: every agent's host is lost and comes back wiped.
   uint64_t generation = core().state().generation;
-  for (int n = 1; n <= cluster_->agent_count(); ++n) {
-    ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
+  for (int n = 1; n <= system_.cluster().agent_count(); ++n) {
+    ASSERT_TRUE(system_.cluster().RestartAgent(n, /*wipe=*/true).ok());
   }
   ASSERT_TRUE(RunUntil([&] { return core().total_loss(); }, 40)) << core().health_reason();
 

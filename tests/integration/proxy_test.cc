@@ -29,10 +29,9 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
-#include "local/cluster.h"
 #include "mesos/json_codec.h"
 #include "net/http.h"
-#include "scheduler/shell/shell.h"
+#include "testing/local_system.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
@@ -144,59 +143,23 @@ class Client {
 class ProxyTest : public ::testing::Test {
  protected:
   void StartAll(std::chrono::milliseconds reseed_timeout) {
-    local::LocalClusterOptions options;
-    options.agents = 4;
-    options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
-    options.first_agent_host = test::AgentHostBase();
-    options.work_dir = dir_.path() / "mesos";
-    options.master.port = 0;
-    options.master.allocation_interval = std::chrono::milliseconds(200);
-    options.master.agent_unreachable_timeout = std::chrono::seconds(5);
-    options.agent.status_update_retry_min = std::chrono::milliseconds(500);
-    cluster_ = std::make_unique<local::LocalCluster>(io_, options);
-    auto master = cluster_->Start();
-    ASSERT_TRUE(master.ok()) << master.error();
-    master_ = *master;
-    // A tiny wrapper stands for the executor so that the agents do not each fetch the
-    // sanitizer build's large binary; what runs is the real executor.
-    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
-    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add);
-    auto parsed = scheduler::shell::ParseFlags(
-        {"--cluster-name=px", "--master=" + master_.ToString(),
-         "--state-dir=" + (dir_.path() / "state").string(), "--cluster-size=3",
-         "--admin-port=" + std::to_string(test::FreePort()), "--cpu-limit=0.5", "--mem-limit=128",
-         "--disk-limit=256", "--executor-bin=" + wrapper.string(), "--probe-interval=500ms",
-         "--bootstrap-gather=2s",
-         "--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"},
-        {{"USER", "root"}}, ".");
-    ASSERT_TRUE(parsed.ok()) << parsed.error();
-    ASSERT_TRUE(scheduler::shell::LoadFiles(parsed->flags.shell).ok());
-    scheduler::shell::SchedulerFlags flags = parsed->flags;
-    flags.core.dead_member_grace = std::chrono::seconds(3);
-    scheduler::shell::SchedulerShell::Options shell_options;
-    shell_options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
-    shell_options.client.backoff_min = std::chrono::milliseconds(100);
-    shell_options.client.backoff_max = std::chrono::milliseconds(500);
-    scheduler_ = std::make_unique<scheduler::shell::SchedulerShell>(io_, flags, shell_options);
-    Status s = scheduler_->Start();
-    ASSERT_TRUE(s.ok()) << s.error();
+    test::LocalSystemOptions options;
+    options.size = 3;
+    options.cluster_name = "px";
+    options.executor_path = EXECUTOR_PATH;
+    options.extra_flags = {"--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"};
+    system_.Start(options);
+    master_ = system_.cluster().master().address();
   }
 
   void TearDown() override {
     client_.reset();
     proxy_.reset();
-    if (scheduler_) scheduler_->Stop();
-    scheduler_.reset();
-    if (cluster_) cluster_->Shutdown();
-    io_.run_for(std::chrono::milliseconds(200));
+    system_.Stop();
   }
 
   bool RunUntil(const std::function<bool()>& done, int seconds) {
-    auto deadline = Clock::now() + std::chrono::seconds(seconds);
-    while (!done() && Clock::now() < deadline) io_.run_for(std::chrono::milliseconds(20));
-    return done();
+    return system_.RunUntil(done, seconds);
   }
 
   // A command that talks to the cluster or the scheduler, run off the test's thread so that
@@ -207,16 +170,8 @@ class ProxyTest : public ::testing::Test {
     return f.get();
   }
 
-  const scheduler::SchedulerCore& core() const { return scheduler_->core(); }
-
-  bool AtSize(int size) const {
-    if (!scheduler_ || !core().healthy()) return false;
-    int voters = 0;
-    for (const auto& [name, m] : core().state().members) {
-      if (m.task_state == mesos::TASK_RUNNING && !m.learner && m.reachable) ++voters;
-    }
-    return voters == size;
-  }
+  const scheduler::SchedulerCore& core() const { return system_.core(); }
+  bool AtSize(int size) const { return system_.AtSize(size); }
 
   // What the proxy should point at: the running voters' client URLs, sorted.
   std::string Voters() const {
@@ -233,10 +188,10 @@ class ProxyTest : public ::testing::Test {
     listen_ = "127.0.0.1:" + std::to_string(test::FreePort());
     proxy_log_ = dir_.path() / "proxy.log";
     proxy_ = std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{PROXY_PATH,
-                                 "--scheduler=http://" + scheduler_->admin_address().ToString(),
-                                 "--listen-addr=" + listen_, "--poll-interval=300ms",
-                                 "--data-dir=" + (dir_.path() / "proxy").string()},
+        std::vector<std::string>{
+            PROXY_PATH, "--scheduler=http://" + system_.scheduler()->admin_address().ToString(),
+            "--listen-addr=" + listen_, "--poll-interval=300ms",
+            "--data-dir=" + (dir_.path() / "proxy").string()},
         proxy_log_);
   }
 
@@ -262,24 +217,12 @@ class ProxyTest : public ::testing::Test {
     return all.empty() ? "" : all.back().second;
   }
 
-  // SIGKILLs a member's executor (etcd dies with it), as when its container is lost.
-  void KillMember(const std::string& name) {
-    auto state = cluster_->master().StateJson();
-    for (const auto& t : state["frameworks"][0]["tasks"]) {
-      if (t["name"].get<std::string>().rfind(name + " ", 0) == 0) {
-        Status s = cluster_->KillExecutor(t["executor_id"].get<std::string>());
-        ASSERT_TRUE(s.ok()) << s.error();
-        return;
-      }
-    }
-    FAIL() << "no task for " << name;
-  }
+  void KillMember(const std::string& name) { system_.KillMember(name); }
 
   test::TempDir dir_{"em-proxy"};
   boost::asio::io_context io_;
+  test::LocalSystem system_{io_, dir_.path()};
   HostPort master_;
-  std::unique_ptr<local::LocalCluster> cluster_;
-  std::unique_ptr<scheduler::shell::SchedulerShell> scheduler_;
   std::string listen_;
   std::filesystem::path proxy_log_;
   std::unique_ptr<test::ChildProcess> proxy_;
@@ -445,14 +388,13 @@ TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
   EXPECT_EQ(from_master.code, 0) << from_master.out;
   EXPECT_EQ(from_master.out, Voters() + "\n");
   auto from_scheduler = RunServing(proxy + " --once --wait=10s --log-level=error --scheduler=" +
-                                   scheduler_->admin_address().ToString());
+                                   system_.scheduler()->admin_address().ToString());
   EXPECT_EQ(from_scheduler.code, 0) << from_scheduler.out;
   EXPECT_EQ(from_scheduler.out, Voters() + "\n");
   // And what it prints is what etcdctl takes.
-  auto health =
-      RunServing("ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$(" + proxy +
-                 " --once --log-level=error --scheduler=" + scheduler_->admin_address().ToString() +
-                 ") etcdctl endpoint health");
+  auto health = RunServing(
+      "ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$(" + proxy + " --once --log-level=error --scheduler=" +
+      system_.scheduler()->admin_address().ToString() + ") etcdctl endpoint health");
   EXPECT_EQ(health.code, 0) << health.out;
   EXPECT_EQ(std::count(health.out.begin(), health.out.end(), '\n'), 3) << health.out;
 

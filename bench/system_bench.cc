@@ -44,6 +44,7 @@
 #include "scheduler/shell/shell.h"
 #include "testing/etcd_server.h"
 #include "testing/ports.h"
+#include "testing/process.h"
 #include "testing/tempdir.h"
 #include "testing/workload.h"
 
@@ -88,10 +89,7 @@ class System {
     cluster_ = std::make_unique<local::LocalCluster>(io_, options);
     auto master = cluster_->Start();
     if (!master.ok()) throw std::runtime_error(master.error().ToString());
-    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
-    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add);
+    std::filesystem::path wrapper = test::WriteExecutorWrapper(dir_.path(), EXECUTOR_PATH);
     // Default flags, but for where things are and what a member may use on this machine.
     std::vector<std::string> args = {
         "--cluster-name=bench",

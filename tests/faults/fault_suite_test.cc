@@ -27,6 +27,7 @@
 #include "local/cluster.h"
 #include "scheduler/shell/shell.h"
 #include "testing/ports.h"
+#include "testing/process.h"
 #include "testing/tempdir.h"
 #include "testing/workload.h"
 #include "testing/zookeeper_server.h"
@@ -104,12 +105,7 @@ class FaultSuite : public ::testing::Test {
     ASSERT_TRUE(master.ok()) << master.error();
     master_ = *master;
 
-    // A tiny wrapper stands for the executor so that the agents do not each fetch the
-    // sanitizer build's large binary; what runs is the real executor.
-    std::filesystem::path wrapper = dir_.path() / "etcd-mesos-executor";
-    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-    std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
-                                 std::filesystem::perm_options::add);
+    std::filesystem::path wrapper = test::WriteExecutorWrapper(dir_.path(), EXECUTOR_PATH);
     token_file_ = dir_.path() / "reseed-token";
     std::ofstream(token_file_) << "s3cret-token\n";
     std::vector<std::string> args = {

@@ -32,6 +32,7 @@
 #include "scheduler/shell/admin.h"
 #include "scheduler/shell/shell.h"
 #include "testing/ports.h"
+#include "testing/process.h"
 #include "testing/tempdir.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -381,11 +382,7 @@ class SchedulerEndToEnd : public ::testing::Test {
     io_.run_for(std::chrono::milliseconds(200));
   }
   SchedulerFlags Flags() {
-    // A tiny wrapper stands for the executor so that the agents do not each fetch the
-    // sanitizer build's ~170 MB binary; what runs is the real executor.
-    fs::path wrapper = dir_.path() / "etcd-mesos-executor";
-    std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-    fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
+    fs::path wrapper = test::WriteExecutorWrapper(dir_.path(), EXECUTOR_PATH);
     std::vector<std::string> args = {"--cluster-name=e2e",
                                      "--master=" + master_.ToString(),
                                      "--state-dir=" + (dir_.path() / "state").string(),

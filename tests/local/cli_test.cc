@@ -298,12 +298,7 @@ TEST(MainJob, BringsUpAHealthyClusterAndSigtermStopsEverything) {
   test::TempDir work("em-main-job");
   uint16_t port = test::FreePort();
   uint16_t admin = test::FreePort();
-  // A tiny wrapper stands for the executor so that the agents do not each fetch the sanitizer
-  // build's large binary; what runs is the real executor.
-  auto wrapper = work.path() / "etcd-mesos-executor";
-  std::ofstream(wrapper) << "#!/bin/sh\nexec " << EXECUTOR_PATH << " \"$@\"\n";
-  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
-                               std::filesystem::perm_options::add);
+  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
   ChildProcess local(
       {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
        "--work-dir=" + (work.path() / "mesos").string(), FirstAgentIpFlag(), "--", SCHEDULER_PATH,

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/ports.h"
+#include "testing/process.h"
 
 namespace etcd_mesos::test {
 
@@ -43,9 +44,7 @@ void LocalSystem::Start(const LocalSystemOptions& o) {
   auto master = cluster_->Start();
   ASSERT_TRUE(master.ok()) << master.error();
 
-  fs::path wrapper = dir_ / "etcd-mesos-executor";
-  std::ofstream(wrapper) << "#!/bin/sh\nexec " << o.executor_path << " \"$@\"\n";
-  fs::permissions(wrapper, fs::perms::owner_all, fs::perm_options::add);
+  fs::path wrapper = WriteExecutorWrapper(dir_, o.executor_path);
   std::vector<std::string> args = {"--cluster-name=" + o.cluster_name,
                                    "--master=" + master->ToString(),
                                    "--state-dir=" + (dir_ / "state").string(),

@@ -98,4 +98,13 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   }
 }
 
+std::filesystem::path WriteExecutorWrapper(const std::filesystem::path& dir,
+                                           const std::string& executor) {
+  std::filesystem::path wrapper = dir / "etcd-mesos-executor";
+  std::ofstream(wrapper) << "#!/bin/sh\nexec " << executor << " \"$@\"\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::add);
+  return wrapper;
+}
+
 }  // namespace etcd_mesos::test

@@ -40,6 +40,12 @@ class ChildProcess {
   std::filesystem::path log_file_;
 };
 
+// Writes `dir`/etcd-mesos-executor, a two-line script that execs `executor`, and returns its
+// path. Given as --executor-bin, it spares every agent fetching the sanitizer build's large
+// binary; what runs is still the real executor.
+std::filesystem::path WriteExecutorWrapper(const std::filesystem::path& dir,
+                                           const std::string& executor);
+
 // Polls `condition` every 50 ms until it is true or `timeout` passes; returns its last value.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

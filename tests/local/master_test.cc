@@ -605,7 +605,7 @@ TEST_F(MasterTest, SchedulerEndpointStatusCodes) {
   net::HttpFetch(io_, get, [&](Result<net::HttpResponse> r) { got = std::move(r); });
   RunUntil([&] { return got.has_value(); });
   EXPECT_EQ((*got)->status, 405u);
-  // A call without a type fails validation; one that says UNKNOWN is not implemented, as in Mesos.
+  // A call without a type fails validation (400); an explicit UNKNOWN gets 501, as in Mesos.
   auto untyped = Post("{}", {{"Content-Type", "application/json"}});
   EXPECT_EQ(untyped.status, 400u);
   EXPECT_NE(untyped.body.find("Expecting 'type' to be present"), std::string::npos) << untyped.body;

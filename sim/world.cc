@@ -10,9 +10,12 @@
 
 #include <fmt/format.h>
 
+#include "common/member_health.h"
+#include "common/overloaded.h"
 #include "executor/core/supervisor.h"
 #include "executor/task_config.h"
 #include "mesos/task_state.h"
+#include "scheduler/core/pipeline.h"
 #include "scheduler/core/scheduler_core.h"
 #include "sim/etcd_model.h"
 #include "sim/store_model.h"
@@ -38,13 +41,8 @@ constexpr uint64_t kLearnerCatchUpPerStep = 400;  // as MembershipModel's, in et
 // Long enough for the scheduler to see a change: a probe interval, a failed probe's timeout and
 // one more probe interval.
 constexpr Millis kSettle{3'000};
-// The scheduler shell's use of its store (src/scheduler/shell/shell.cc): where the state lives,
-// how often and how patiently a write is retried, and the decline filter of a launch not made.
+// Where the state lives (the shell's use of its store is scheduler/core/pipeline.h's, shared).
 constexpr char kStatePath[] = "/etcd-sim/state";
-constexpr int kStoreAttempts = 6;
-constexpr Millis kStoreBackoff{250};
-constexpr Millis kLoadBackoffMax{8'000};
-constexpr double kLaunchRefuseSeconds = 1;
 constexpr Millis kReseedTimeout{150'000};  // the shell's deadline for an executor's reseed answer
 
 bool Terminal(mesos::TaskState s) { return mesos_facts::IsTerminalState(s); }
@@ -193,7 +191,8 @@ class World {
   void CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
                   const AdminFacts& admin);
   void RunActions();
-  void Execute(const core::Action& action, uint64_t batch);
+  void Execute(core::Effect effect);
+  void Execute(const core::Action& action);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
   // One store operation of the running scheduler: the request travels to the store, is applied
@@ -206,10 +205,11 @@ class World {
   // The store applies a write of the state node; the stored state must not go backwards.
   Result<store::Record> ApplyStateWrite(bool create, std::string data, int64_t version);
   std::optional<core::PersistentState> StoredState() const;
-  // The shell: LoadState at start, DoPersist/WriteState for a Persist action.
+  // The shell: LoadState at start, DoPersist/WriteStep for a WriteState effect.
   void LoadState(uint64_t epoch, int attempt);
-  void Persist(const core::PersistentState& state, uint64_t batch);
-  void WriteState(const std::string& data, int attempt, std::function<void(Status)> done);
+  void Persist(const core::PersistentState& state);
+  void WriteStep(const std::string& data, core::StateWriter::Step step,
+                 std::function<void(Status)> done);
 
   // ---- Mesos ------------------------------------------------------------------------------
   bool Visible(const Agent& a) const { return a.up && !a.master_cut && !a.net_cut; }
@@ -307,20 +307,14 @@ class World {
   // The scheduler process and its shell.
   std::unique_ptr<core::SchedulerCore> core_;
   uint64_t epoch_ = 0;
-  struct Queued {
-    core::Action action;
-    uint64_t batch = 0;  // the Handle call that asked for it
-  };
-  std::deque<Queued> actions_;
-  uint64_t next_batch_ = 0;
-  std::set<uint64_t> failed_batches_;  // batches whose state write failed: they launch nothing
-  bool persist_in_flight_ = false;
+  // The shell's action pipeline and state writer: the shipped ones (scheduler/core/pipeline.h).
+  std::unique_ptr<core::ActionPipeline> pipeline_;
+  core::StateWriter writer_;
 
   // The store and its faults. Each state write's data names the state it encodes.
   StoreModel store_;
   std::map<std::string, core::PersistentState> encoded_;
   uint64_t next_encoding_ = 0;
-  int64_t state_version_ = -1;  // the running shell's idea of the state node's version
   uint64_t next_store_op_ = 0;
   std::set<uint64_t> store_ops_in_flight_;  // requests sent and not yet at the store
   std::set<uint64_t> store_ops_dropped_;    // of those, the ones a scheduler crash lost
@@ -416,8 +410,8 @@ void World::Fail(Violation v) {
 
 void World::StartScheduler() {
   ++epoch_;
-  state_version_ = -1;
-  failed_batches_.clear();
+  pipeline_ = std::make_unique<core::ActionPipeline>();
+  writer_ = core::StateWriter();
   Trace(fmt::format("scheduler starts (epoch {}) and reads its state", epoch_));
   LoadState(epoch_, 0);
 }
@@ -431,11 +425,10 @@ void World::LoadState(uint64_t epoch, int attempt) {
               core::PersistentState state;
               if (r.ok()) {
                 state = encoded_.at(r->data);
-                state_version_ = r->version;
+                writer_.Loaded(r->version);
               } else if (r.error().code != ErrorCode::kNotFound) {
                 Hit("shell.load_retried");
-                Millis delay =
-                    std::min(kStoreBackoff * (1 << std::min(attempt, 5)), kLoadBackoffMax);
+                Millis delay = core::StateWriter::LoadRetryDelay(attempt);
                 After(delay, [this, epoch, attempt] {
                   if (epoch == epoch_) LoadState(epoch, attempt + 1);
                 });
@@ -453,7 +446,7 @@ void World::CrashScheduler() {
   Trace("FAULT scheduler crashes");
   core_.reset();
   ++epoch_;
-  actions_.clear();
+  pipeline_.reset();
   // Requests on their way to the store either got there before the process died or not.
   for (uint64_t op : store_ops_in_flight_) {
     if (Chance(0.5)) {
@@ -463,7 +456,6 @@ void World::CrashScheduler() {
       Hit("store.request_landed_after_crash");
     }
   }
-  persist_in_flight_ = false;
   livelocked_since_.reset();
   manual_reseed_pending_ = false;
   DropSession();
@@ -578,13 +570,12 @@ void World::Deliver(const core::Event& event) {
   core::Actions out = core_->Handle(event);
   if (options_.tamper) options_.tamper(*core_, out);
   CheckBatch(event, out, was_reseeding, admin);
-  uint64_t batch = ++next_batch_;
   for (auto& a : out) {
     Hash(a.index());
     std::string what = Describe(a);
     if (!what.empty()) Trace(std::move(what));
-    actions_.push_back({std::move(a), batch});
   }
+  pipeline_->Add(std::move(out));
   if (core_->livelocked()) {
     if (!livelocked_since_) livelocked_since_ = now_;
   } else {
@@ -665,17 +656,29 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
 }
 
 void World::RunActions() {
-  while (!actions_.empty() && !persist_in_flight_ && !done_ && core_) {
-    Queued q = std::move(actions_.front());
-    actions_.pop_front();
-    // As the shell: of two writes in a row, the later one carries everything the earlier did.
-    if (std::holds_alternative<core::Persist>(q.action) && !actions_.empty() &&
-        std::holds_alternative<core::Persist>(actions_.front().action)) {
-      Hit("shell.persist_coalesced");
-      continue;
+  while (!done_ && core_ && pipeline_) {
+    core::ActionPipeline::Stats before = pipeline_->stats();
+    std::optional<core::Effect> effect = pipeline_->Next();
+    const core::ActionPipeline::Stats& after = pipeline_->stats();
+    if (after.writes_coalesced > before.writes_coalesced) Hit("shell.persist_coalesced");
+    if (after.launches_skipped > before.launches_skipped) {
+      Hit("shell.launch_skipped_write_failed");
+      Trace("shell: a launch is not made: the state write before it failed");
     }
-    Execute(q.action, q.batch);
+    if (!effect) return;
+    Execute(std::move(*effect));
   }
+}
+
+void World::Execute(core::Effect effect) {
+  std::visit(Overloaded{
+                 [&](core::Action& a) { Execute(a); },
+                 [&](core::WriteState& w) { Persist(w.state); },
+                 [&](core::FollowUp& f) {
+                   ToCore(Millis(0), [event = std::move(f.event)] { return event; });
+                 },
+             },
+             effect);
 }
 
 // ---- The store ----------------------------------------------------------------------------
@@ -740,8 +743,7 @@ Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int6
   return r;
 }
 
-void World::Persist(const core::PersistentState& state, uint64_t batch) {
-  persist_in_flight_ = true;
+void World::Persist(const core::PersistentState& state) {
   if (Faulty() && Chance(0.02)) {
     // The scheduler dies with its write on the way (which then lands or not; CrashScheduler).
     Hit("fault.scheduler_crash_mid_write");
@@ -752,83 +754,57 @@ void World::Persist(const core::PersistentState& state, uint64_t batch) {
   }
   std::string data = fmt::format("state#{}", ++next_encoding_);
   encoded_[data] = state;
-  WriteState(data, 0, [this, batch](Status s) {
-    persist_in_flight_ = false;
-    if (!s.ok()) {
-      Hit("shell.persist_failed");
-      failed_batches_.insert(batch);
-    }
-    Deliver(core::PersistResult{s, now_});
+  WriteStep(data, writer_.Begin(), [this](Status s) {
+    if (!s.ok()) Hit("shell.persist_failed");
+    Deliver(pipeline_->StateWritten(std::move(s), now_));
     RunActions();
   });
 }
 
-// As the shell's WriteState: compare-and-set on the version it knows; a conflict (or a node
-// that is there when it thought not, or gone) means someone else wrote: learn the version and
-// write again; anything else is retried with backoff, up to kStoreAttempts in all.
-void World::WriteState(const std::string& data, int attempt, std::function<void(Status)> done) {
+// One step of the shell's StateWriter against the store model; the answer goes back to it.
+void World::WriteStep(const std::string& data, core::StateWriter::Step step,
+                      std::function<void(Status)> done) {
   uint64_t epoch = epoch_;
-  auto retry = [this, data, attempt, done, epoch](const Error& e) {
-    if (attempt + 1 >= kStoreAttempts) return done(e);
-    Hit("shell.write_retried");
-    After(kStoreBackoff * (1 << attempt), [this, data, attempt, done, epoch] {
-      if (epoch == epoch_) WriteState(data, attempt + 1, done);
-    });
+  auto version = [](const Result<store::Record>& r) -> Result<int64_t> {
+    if (!r.ok()) return r.error();
+    return r->version;
   };
-  auto written = [this, retry, done](Result<store::Record> r) {
-    if (r.ok()) {
-      state_version_ = r->version;
-      return done(OkStatus());
-    }
-    ErrorCode code = r.error().code;
-    if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
-        code == ErrorCode::kNotFound) {
-      Hit("shell.write_conflict_reread");
-      StoreCall([this] { return store_.Get(kStatePath); },
-                [this, retry, error = r.error()](Result<store::Record> cur) {
-                  state_version_ = cur.ok() ? cur->version : -1;
-                  retry(error);
-                });
-      return;
-    }
-    retry(r.error());
+  auto written = [this, data, done, version](Result<store::Record> r) {
+    WriteStep(data, writer_.Written(version(r)), done);
   };
-  bool create = state_version_ < 0;
-  int64_t version = state_version_;
-  StoreCall([this, create, data, version] { return ApplyStateWrite(create, data, version); },
-            written);
+  std::visit(Overloaded{
+                 [&](core::StateWriter::Create&) {
+                   StoreCall([this, data] { return ApplyStateWrite(true, data, -1); }, written);
+                 },
+                 [&](core::StateWriter::Set& set) {
+                   StoreCall(
+                       [this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
+                       written);
+                 },
+                 [&](core::StateWriter::Reread&) {
+                   Hit("shell.write_conflict_reread");
+                   StoreCall([this] { return store_.Get(kStatePath); },
+                             [this, data, done, version](Result<store::Record> cur) {
+                               WriteStep(data, writer_.VersionRead(version(cur)), done);
+                             });
+                 },
+                 [&](core::StateWriter::Wait& wait) {
+                   Hit("shell.write_retried");
+                   After(wait.delay, [this, data, done, epoch] {
+                     if (epoch == epoch_) WriteStep(data, writer_.Waited(), done);
+                   });
+                 },
+                 [&](core::StateWriter::Done& d) { done(std::move(d.status)); },
+             },
+             step);
 }
 
-void World::Execute(const core::Action& action, uint64_t batch) {
+void World::Execute(const core::Action& action) {
   uint64_t session = session_;
   std::visit(
       [&](const auto& a) {
         using A = std::decay_t<decltype(a)>;
         if constexpr (std::is_same_v<A, core::LaunchMember>) {
-          if (failed_batches_.count(batch)) {
-            // As the shell: a task whose state write failed is not on record and must not start.
-            Hit("shell.launch_skipped_write_failed");
-            Trace("shell: not launching " + a.member.name + ": the state write before it failed");
-            // As the shell: the core hears that the launch never reached Mesos.
-            ToCore(Millis(0), [this, task_id = a.member.task_id, agent_id = a.member.agent_id] {
-              mesos::TaskStatus dropped;
-              dropped.mutable_task_id()->set_value(task_id);
-              dropped.mutable_agent_id()->set_value(agent_id);
-              dropped.set_state(mesos::TASK_DROPPED);
-              dropped.set_message("not launched: the state write before it failed");
-              return core::TaskUpdate{dropped, now_};
-            });
-            After(Ms(1, 50), [this, offer = a.offer_id, session] {
-              if (session != session_) return;
-              auto it = offers_.find(offer);
-              if (it == offers_.end()) return;
-              agents_[it->second].offer.reset();
-              agents_[it->second].filtered_until =
-                  now_ + Millis(static_cast<int64_t>(kLaunchRefuseSeconds * 1000));
-              offers_.erase(it);
-            });
-            return;
-          }
           if (calm_) launched_in_calm_ = true;
           // Write-ahead: a task is on record in the store before it is launched, so that a
           // scheduler restarted from the store knows every task it may find running.
@@ -883,7 +859,8 @@ void World::Execute(const core::Action& action, uint64_t batch) {
         } else if constexpr (std::is_same_v<A, core::TriggerReseed>) {
           After(Ms(50, 2000), [this, a] { Reseed(a); });
         } else if constexpr (std::is_same_v<A, core::Persist>) {
-          Persist(a.state, batch);
+          // The pipeline hands every Persist out as a WriteState: this would bypass write-ahead.
+          Fail({"persist-outside-pipeline", "a Persist reached the world as a plain action"});
         } else if constexpr (std::is_same_v<A, core::TakeBackup>) {
           // A snapshot streams from a member that answers; one that does not costs a timeout.
           Hit("shell.backup");
@@ -1411,7 +1388,8 @@ Result<core::MemberProbe> World::Probe(const std::string& url) {
   for (const auto& e : c.members) {
     if (e.id == p->member_id) probe.is_learner = e.learner;
   }
-  probe.healthy = c.leader != 0;
+  // The model's /health answers healthy whenever a leader is known (no alarms are modelled).
+  probe.healthy = MemberHealthy(c.leader, false, c.leader != 0, probe.is_learner);
   return probe;
 }
 
@@ -1920,8 +1898,10 @@ int World::Survivors() const {
   // Kills the core has asked for that the shell has not sent yet (waiting for a state write):
   // in the calm phase the scheduler no longer crashes, so they will be sent.
   std::set<std::string> kills_queued;
-  for (const auto& q : actions_) {
-    if (const auto* k = std::get_if<core::KillTask>(&q.action)) kills_queued.insert(k->task_id);
+  if (pipeline_) {
+    pipeline_->ForEachQueued([&](const core::Action& a) {
+      if (const auto* k = std::get_if<core::KillTask>(&a)) kills_queued.insert(k->task_id);
+    });
   }
   int n = 0;
   for (const auto& p : processes_) {

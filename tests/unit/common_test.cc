@@ -2,6 +2,7 @@
 
 #include "common/duration.h"
 #include "common/encoding.h"
+#include "common/member_health.h"
 #include "common/result.h"
 #include "common/uri.h"
 
@@ -118,6 +119,25 @@ TEST(Duration, ParsesStoutAndShortForms) {
   EXPECT_FALSE(ParseDuration("5 parsecs").ok());
   EXPECT_EQ(FormatStoutDuration(std::chrono::seconds(5)), "5secs");
   EXPECT_EQ(FormatStoutDuration(std::chrono::minutes(15)), "15mins");
+}
+
+// The one health rule of the scheduler's probes, the executor's updates and the simulator.
+TEST(MemberHealthy, AVoterNeedsALeaderNoErrorsAndAHealthyAnswer) {
+  EXPECT_TRUE(MemberHealthy(7, false, true, false));
+  EXPECT_FALSE(MemberHealthy(0, false, true, false)) << "no leader";
+  EXPECT_FALSE(MemberHealthy(7, true, true, false)) << "an alarm in the status";
+  EXPECT_FALSE(MemberHealthy(7, false, false, false)) << "/health said unhealthy";
+  EXPECT_FALSE(MemberHealthy(7, false, std::nullopt, false)) << "/health did not answer";
+}
+
+TEST(MemberHealthy, ForALearnerTheStatusAloneDecides) {
+  // A learner refuses the linearizable read behind /health: its answer says nothing.
+  for (std::optional<bool> health :
+       {std::optional<bool>(true), std::optional<bool>(false), std::optional<bool>()}) {
+    EXPECT_TRUE(MemberHealthy(7, false, health, true));
+    EXPECT_FALSE(MemberHealthy(0, false, health, true));
+    EXPECT_FALSE(MemberHealthy(7, true, health, true));
+  }
 }
 
 TEST(Result, CarriesValueOrError) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "common/member_health.h"
+
 namespace etcd_mesos::executor::core {
 namespace {
 
@@ -296,7 +298,7 @@ void Supervisor::OnProbe(const ProbeResult& e, Actions& out) {
     next.leader = p.leader;
     next.is_learner = p.is_learner;
     next.serving = true;
-    next.healthy = p.leader != 0 && p.errors.empty() && p.health.value_or(p.is_learner);
+    next.healthy = MemberHealthy(p.leader, !p.errors.empty(), p.health, p.is_learner);
   } else {
     next.serving = false;
     next.healthy = false;

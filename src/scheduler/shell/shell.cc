@@ -11,8 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/encoding.h"
+#include "common/member_health.h"
+#include "common/overloaded.h"
 #include "etcd/client.h"
-#include "executor/task_config.h"
 #include "net/http.h"
 #include "scheduler/shell/backups.h"
 #include "scheduler/shell/state_codec.h"
@@ -25,98 +26,9 @@ using mesos::scheduler::Call;
 using MesosEvent = mesos::scheduler::Event;
 using json = nlohmann::json;
 
-constexpr int kStoreAttempts = 6;
-constexpr std::chrono::milliseconds kStoreBackoff{250};
 constexpr std::chrono::milliseconds kMembershipTimeout{5000};
 constexpr std::chrono::seconds kReseedTimeout{150};  // the executor answers when it is done
-constexpr double kLaunchRefuseSeconds = 1;
 constexpr const char* kProbeKey = "etcd-mesos/health-probe";
-
-// ---- Resources carved from an offer ----------------------------------------------------------
-
-using Pool = google::protobuf::RepeatedPtrField<mesos::Resource>;
-
-// A resource's identity without its value: name, role, reservations, allocation.
-std::string Metadata(const mesos::Resource& r) {
-  mesos::Resource copy = r;
-  copy.clear_scalar();
-  copy.clear_ranges();
-  copy.clear_set();
-  return copy.SerializeAsString();
-}
-
-void AddTo(std::vector<mesos::Resource>& out, const mesos::Resource& piece) {
-  for (auto& r : out) {
-    if (Metadata(r) != Metadata(piece)) continue;
-    if (piece.type() == mesos::Value::SCALAR) {
-      r.mutable_scalar()->set_value(r.scalar().value() + piece.scalar().value());
-    } else {
-      for (const auto& range : piece.ranges().range()) *r.mutable_ranges()->add_range() = range;
-    }
-    return;
-  }
-  out.push_back(piece);
-}
-
-// Takes `amount` of scalar `name` from the pool, piece by piece, keeping each piece's metadata.
-// Falls back to an unreserved resource for the role when the pool runs short (the master then
-// refuses the launch, which reports the truth).
-void TakeScalar(Pool& pool, const std::string& name, double amount, const std::string& role,
-                std::vector<mesos::Resource>& out) {
-  for (auto& r : pool) {
-    if (amount <= 1e-9) return;
-    if (r.name() != name || r.type() != mesos::Value::SCALAR || r.scalar().value() <= 1e-9) {
-      continue;
-    }
-    double take = std::min(amount, r.scalar().value());
-    mesos::Resource piece = r;
-    piece.mutable_scalar()->set_value(take);
-    r.mutable_scalar()->set_value(r.scalar().value() - take);
-    amount -= take;
-    AddTo(out, piece);
-  }
-  if (amount > 1e-9) {
-    mesos::Resource piece;
-    piece.set_name(name);
-    piece.set_type(mesos::Value::SCALAR);
-    piece.mutable_scalar()->set_value(amount);
-    piece.mutable_allocation_info()->set_role(role);
-    AddTo(out, piece);
-  }
-}
-
-void TakePort(const Pool& pool, uint16_t port, const std::string& role,
-              std::vector<mesos::Resource>& out) {
-  mesos::Resource piece;
-  bool found = false;
-  for (const auto& r : pool) {
-    if (r.name() != "ports" || r.type() != mesos::Value::RANGES) continue;
-    for (const auto& range : r.ranges().range()) {
-      if (range.begin() <= port && port <= range.end()) {
-        piece = r;
-        found = true;
-        break;
-      }
-    }
-    if (found) break;
-  }
-  if (!found) {
-    piece.set_name("ports");
-    piece.set_type(mesos::Value::RANGES);
-    piece.mutable_allocation_info()->set_role(role);
-  }
-  piece.clear_ranges();
-  auto* range = piece.mutable_ranges()->add_range();
-  range->set_begin(port);
-  range->set_end(port);
-  AddTo(out, piece);
-}
-
-mesos::Resource* AddTaskResources(std::vector<mesos::Resource>& pieces,
-                                  google::protobuf::RepeatedPtrField<mesos::Resource>* out) {
-  for (auto& p : pieces) *out->Add() = p;
-  return nullptr;
-}
 
 Error HttpError(const net::HttpResponse& r, std::string_view what) {
   std::string message;
@@ -151,119 +63,7 @@ Result<uint64_t> JsonUnsigned(const json& v) {
 
 }  // namespace
 
-// ---- Pure builders --------------------------------------------------------------------------
-
-mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
-                              const LaunchContext& context) {
-  const CoreConfig& config = *context.core;
-  const Member& m = launch.member;
-  mesos::TaskInfo task;
-  std::string id = FormatTaskId(m);
-  task.mutable_task_id()->set_value(id);
-  task.set_name(id);
-  task.mutable_agent_id()->set_value(offer ? offer->agent_id().value() : m.agent_id);
-
-  Pool pool;
-  std::string role = config.role;
-  if (offer) {
-    pool = offer->resources();
-    for (const auto& r : pool) {
-      if (r.has_allocation_info() && r.allocation_info().has_role()) {
-        role = r.allocation_info().role();
-        break;
-      }
-    }
-  }
-  std::vector<mesos::Resource> task_resources;
-  TakeScalar(pool, "cpus", config.task_cpus, role, task_resources);
-  TakeScalar(pool, "mem", config.task_mem, role, task_resources);
-  TakeScalar(pool, "disk", config.task_disk, role, task_resources);
-  for (uint16_t port : {m.peer_port, m.client_port, m.reseed_port}) {
-    TakePort(pool, port, role, task_resources);
-  }
-  AddTaskResources(task_resources, task.mutable_resources());
-
-  auto* exec = task.mutable_executor();
-  exec->set_type(mesos::ExecutorInfo::CUSTOM);
-  exec->mutable_executor_id()->set_value(fmt::format("{}.{}", m.name, m.generation));
-  if (!context.framework_id.empty()) {
-    exec->mutable_framework_id()->set_value(context.framework_id);
-  }
-  exec->set_name("etcd");
-  auto* command = exec->mutable_command();
-  command->set_value("./etcd-mesos-executor");
-  for (const char* artifact : {"etcd-mesos-executor", "etcd", "etcdctl"}) {
-    auto* uri = command->add_uris();
-    uri->set_value(context.artifact_base + artifact);
-    uri->set_executable(true);
-    uri->set_extract(false);
-    uri->set_cache(false);
-  }
-  if (!launch.restore_snapshot.empty()) {
-    auto* uri = command->add_uris();
-    uri->set_value(context.artifact_base + "backups/" + launch.restore_snapshot);
-    uri->set_executable(false);
-    uri->set_extract(false);
-    uri->set_cache(false);
-  }
-  std::vector<mesos::Resource> exec_resources;
-  TakeScalar(pool, "cpus", config.executor_cpus, role, exec_resources);
-  TakeScalar(pool, "mem", config.executor_mem, role, exec_resources);
-  AddTaskResources(exec_resources, exec->mutable_resources());
-
-  // For DNS built on master state (mesos-dns): ports named with etcd's own SRV service labels,
-  // protocol tcp, so clients outside the framework (EXTERNAL) find `_etcd-client._..._tcp`
-  // records instead of the original's `_etcd-server._client` hack (its issue #126).
-  auto* discovery = task.mutable_discovery();
-  discovery->set_visibility(mesos::DiscoveryInfo::EXTERNAL);
-  discovery->set_name(config.framework_name);
-  auto* peer = discovery->mutable_ports()->add_ports();
-  peer->set_number(m.peer_port);
-  peer->set_name("etcd-server");
-  peer->set_protocol("tcp");
-  auto* client = discovery->mutable_ports()->add_ports();
-  client->set_number(m.client_port);
-  client->set_name("etcd-client");
-  client->set_protocol("tcp");
-
-  executor::TaskConfig tc;
-  tc.name = m.name;
-  tc.address = m.host;
-  tc.peer_port = m.peer_port;
-  tc.client_port = m.client_port;
-  tc.reseed_port = m.reseed_port;
-  tc.initial_cluster = launch.initial_cluster;
-  tc.initial_cluster_state = launch.new_cluster ? executor::InitialClusterState::kNew
-                                                : executor::InitialClusterState::kExisting;
-  tc.cluster_token = launch.cluster_token;
-  tc.reseed_token = context.reseed_token;
-  if (!launch.restore_snapshot.empty()) {
-    tc.restore_snapshot = launch.restore_snapshot;
-    tc.restore_sha256 = context.restore_sha256;
-  }
-  task.set_data(executor::EncodeTaskConfig(tc));
-  return task;
-}
-
-mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
-                                        const std::optional<std::string>& framework_id) {
-  mesos::FrameworkInfo info;
-  info.set_user(flags.shell.user);
-  info.set_name(flags.core.framework_name);
-  info.add_roles(flags.core.role);
-  info.set_checkpoint(true);
-  info.set_failover_timeout(flags.shell.failover_timeout_s);
-  info.set_webui_url(flags.shell.webui_url);
-  info.set_hostname(flags.shell.address);
-  if (flags.shell.principal) info.set_principal(*flags.shell.principal);
-  for (auto type : {mesos::FrameworkInfo::Capability::MULTI_ROLE,
-                    mesos::FrameworkInfo::Capability::PARTITION_AWARE,
-                    mesos::FrameworkInfo::Capability::TASK_KILLING_STATE}) {
-    info.add_capabilities()->set_type(type);
-  }
-  if (framework_id) info.mutable_id()->set_value(*framework_id);
-  return info;
-}
+// ---- Executor answers -----------------------------------------------------------------------
 
 Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body) {
   json j = json::parse(body, nullptr, false);
@@ -309,6 +109,7 @@ Status SchedulerShell::Start() {
   auto store = store::OpenStateStore(io_, flags_.shell.store_spec);
   if (!store.ok()) return store.error().Context("opening the state store");
   store_ = std::move(*store);
+  writer_.set_where(store_->Describe());
 
   AdminServer::Options admin;
   admin.listen = HostPort{flags_.shell.admin_bind_all ? "0.0.0.0" : flags_.shell.address,
@@ -383,7 +184,7 @@ void SchedulerShell::LoadState(int attempt) {
                         "framework id is also at {})",
                         store_->Describe(), path, FrameworkIdPath(flags_.core.framework_name))));
                   }
-                  state_version_ = r->version;
+                  writer_.Loaded(r->version);
                   return OnLoaded(std::move(*state));
                 }
                 if (r.error().code == ErrorCode::kNotFound) {
@@ -403,8 +204,7 @@ void SchedulerShell::LoadState(int attempt) {
                               }));
                   return;
                 }
-                auto delay = std::min<std::chrono::milliseconds>(
-                    kStoreBackoff * (1 << std::min(attempt, 5)), std::chrono::seconds(8));
+                auto delay = StateWriter::LoadRetryDelay(attempt);
                 spdlog::warn("reading the state from {} failed ({}); retrying in {} ms",
                              store_->Describe(), r.error().ToString(), delay.count());
                 retry_timer_.expires_after(delay);
@@ -563,70 +363,56 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
 
 void SchedulerShell::Feed(Event event) {
   if (stopped_) return;
-  Enqueue(core_.Handle(event));
-}
-
-void SchedulerShell::Enqueue(Actions actions) {
-  if (actions.empty()) return;
-  uint64_t batch = ++next_batch_;
-  for (auto& a : actions) queue_.push_back(Queued{std::move(a), batch});
+  pipeline_.Add(core_.Handle(event));
   Drain();
 }
 
 void SchedulerShell::Drain() {
   if (draining_) return;  // the outer loop goes on with what was added
   draining_ = true;
-  while (!blocked_ && !queue_.empty() && !stopped_) {
-    Queued q = std::move(queue_.front());
-    queue_.pop_front();
-    Execute(std::move(q));
+  while (!stopped_) {
+    std::optional<Effect> effect = pipeline_.Next();
+    if (!effect) break;
+    Execute(std::move(*effect));
   }
   draining_ = false;
 }
 
-void SchedulerShell::Execute(Queued q) {
-  std::visit(
-      [&](auto& a) {
-        using A = std::decay_t<decltype(a)>;
-        if constexpr (std::is_same_v<A, LaunchMember>) {
-          DoLaunch(a, q.batch);
-        } else if constexpr (std::is_same_v<A, DeclineOffer>) {
-          DoDecline(a.offer_id, a.refuse_seconds);
-        } else if constexpr (std::is_same_v<A, KillTask>) {
-          DoKill(a);
-        } else if constexpr (std::is_same_v<A, ReconcileTasks>) {
-          DoReconcile(a);
-        } else if constexpr (std::is_same_v<A, Revive>) {
-          DoReviveOrSuppress(true);
-        } else if constexpr (std::is_same_v<A, Suppress>) {
-          DoReviveOrSuppress(false);
-        } else if constexpr (std::is_same_v<A, ProbeMember>) {
-          DoProbe(a);
-        } else if constexpr (std::is_same_v<A, ProbeCluster>) {
-          DoProbeCluster(a);
-        } else if constexpr (std::is_same_v<A, ChangeMembership>) {
-          DoMembership(a);
-        } else if constexpr (std::is_same_v<A, TriggerReseed>) {
-          DoReseed(a);
-        } else if constexpr (std::is_same_v<A, Persist>) {
-          // Two writes in a row: the later one carries everything the earlier one did.
-          if (!queue_.empty() && std::holds_alternative<Persist>(queue_.front().action)) return;
-          DoPersist(a.state, q.batch);
-        } else if constexpr (std::is_same_v<A, AnswerAdmin>) {
-          if (a.request == 0) {
-            // Request 0 is --restore-from at start: no client waits; the log and page say it.
-            DoNote(Note{a.http_status < 300 ? "warn" : "error",
-                        fmt::format("--restore-from: {} ({})", a.message, a.http_status)});
-          } else if (admin_) {
-            admin_->Answer(a);
-          }
-        } else if constexpr (std::is_same_v<A, Note>) {
-          DoNote(a);
-        } else if constexpr (std::is_same_v<A, TakeBackup>) {
-          DoBackup(a);
-        }
-      },
-      q.action);
+void SchedulerShell::Execute(Effect effect) {
+  std::visit(Overloaded{
+                 [&](Action& a) { Carry(a); },
+                 [&](WriteState& w) { DoPersist(w.state); },
+                 [&](FollowUp& f) { Feed(std::move(f.event)); },
+             },
+             effect);
+}
+
+void SchedulerShell::Carry(Action& action) {
+  std::visit(Overloaded{
+                 [&](LaunchMember& a) { DoLaunch(a); },
+                 [&](DeclineOffer& a) { DoDecline(a.offer_id, a.refuse_seconds); },
+                 [&](KillTask& a) { DoKill(a); },
+                 [&](ReconcileTasks& a) { DoReconcile(a); },
+                 [&](Revive&) { DoReviveOrSuppress(true); },
+                 [&](Suppress&) { DoReviveOrSuppress(false); },
+                 [&](ProbeMember& a) { DoProbe(a); },
+                 [&](ProbeCluster& a) { DoProbeCluster(a); },
+                 [&](ChangeMembership& a) { DoMembership(a); },
+                 [&](TriggerReseed& a) { DoReseed(a); },
+                 // The pipeline hands every Persist out as a WriteState; one here would bypass
+                 // write-ahead, so it is refused loudly rather than written.
+                 [&](Persist&) {
+                   DoNote(Note{"error",
+                               "internal: a state write reached the shell outside the "
+                               "action pipeline; not written"});
+                 },
+                 [&](AnswerAdmin& a) {
+                   if (admin_) admin_->Answer(a);
+                 },
+                 [&](Note& a) { DoNote(a); },
+                 [&](TakeBackup& a) { DoBackup(a); },
+             },
+             action);
 }
 
 void SchedulerShell::Send(Call call, std::string what) {
@@ -636,25 +422,8 @@ void SchedulerShell::Send(Call call, std::string what) {
                 }));
 }
 
-void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
+void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   auto it = offers_.find(launch.offer_id);
-  if (failed_batches_.count(batch)) {
-    // Its state write failed: a task that is not on record must not start.
-    DoNote(Note{"error",
-                "not launching " + launch.member.name + ": the state write before it failed"});
-    DoDecline(launch.offer_id, kLaunchRefuseSeconds);
-    // The core believes the task launched: tell it the launch never reached Mesos (as Mesos says
-    // of a launch it dropped), so that the member is replaced. Otherwise, once its agent is gone,
-    // reconciliation answers TASK_UNKNOWN for ever and the member counts as maybe alive, which
-    // kept a real total loss from being reported (simulator seeds 5973, 6545, 10576).
-    mesos::TaskStatus dropped;
-    dropped.mutable_task_id()->set_value(launch.member.task_id);
-    dropped.mutable_agent_id()->set_value(launch.member.agent_id);
-    dropped.set_state(mesos::TASK_DROPPED);
-    dropped.set_message("not launched: the state write before it failed");
-    Feed(TaskUpdate{std::move(dropped), Clock::now()});
-    return;
-  }
   const mesos::Offer* offer = it == offers_.end() ? nullptr : &it->second;
   if (offer == nullptr) {
     spdlog::warn("launching {} on offer {} that is no longer outstanding; the master will say",
@@ -668,7 +437,7 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
     if (!verified.ok()) {
       DoNote(Note{"error", "not launching " + launch.member.name + " from backup " +
                                launch.restore_snapshot + ": " + verified.error().ToString()});
-      DoDecline(launch.offer_id, kLaunchRefuseSeconds);
+      DoDecline(launch.offer_id, ActionPipeline::kSkippedLaunchRefuseSeconds);
       return;
     }
     context.restore_sha256 = verified->sha256;
@@ -681,7 +450,7 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch, uint64_t batch) {
   auto* op = accept->add_operations();
   op->set_type(mesos::Offer::Operation::LAUNCH);
   *op->mutable_launch()->add_task_infos() = std::move(task);
-  accept->mutable_filters()->set_refuse_seconds(kLaunchRefuseSeconds);
+  accept->mutable_filters()->set_refuse_seconds(ActionPipeline::kSkippedLaunchRefuseSeconds);
   if (it != offers_.end()) offers_.erase(it);
   spdlog::info("launching {} ({}) on agent {}", launch.member.name, FormatTaskId(launch.member),
                launch.member.agent_id);
@@ -761,9 +530,9 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     p.raft_index = s.raft_index;
     p.raft_term = s.raft_term;
     p.is_learner = s.is_learner;
-    bool health_ok = join->health->ok() && (*join->health)->healthy;
-    // etcd's /health refuses learners; for them the status says enough.
-    p.healthy = s.leader != 0 && s.errors.empty() && (health_ok || s.is_learner);
+    std::optional<bool> health;
+    if (join->health->ok()) health = (*join->health)->healthy;
+    p.healthy = MemberHealthy(s.leader, !s.errors.empty(), health, s.is_learner);
     Feed(ProbeResult{name, p, Clock::now()});
   });
   client->Status([join, finish](Result<etcd::StatusResponse> r) mutable {
@@ -903,63 +672,52 @@ void SchedulerShell::DoReseed(const TriggerReseed& reseed) {
                  }));
 }
 
-void SchedulerShell::DoPersist(const PersistentState& state, uint64_t batch) {
-  blocked_ = true;
+void SchedulerShell::DoPersist(const PersistentState& state) {
   std::optional<std::string> framework_id = state.framework_id;
-  WriteState(EncodeState(state), 0, Guarded([this, batch, framework_id](Status s) {
-               blocked_ = false;
-               if (!s.ok()) {
-                 failed_batches_.insert(batch);
-                 while (failed_batches_.size() > 16) failed_batches_.erase(failed_batches_.begin());
-               } else if (framework_id && *framework_id != written_framework_id_) {
-                 WriteFrameworkId(*framework_id);
-               }
-               Feed(PersistResult{s, Clock::now()});
-               Drain();
-             }));
+  auto data = std::make_shared<const std::string>(EncodeState(state));
+  WriteStep(data, writer_.Begin(), Guarded([this, framework_id](Status s) {
+              if (s.ok() && framework_id && *framework_id != written_framework_id_) {
+                WriteFrameworkId(*framework_id);
+              }
+              Feed(pipeline_.StateWritten(std::move(s), Clock::now()));
+              Drain();
+            }));
 }
 
-void SchedulerShell::WriteState(std::string data, int attempt, std::function<void(Status)> done) {
+// Carries out one step of the StateWriter, and feeds it the answer.
+void SchedulerShell::WriteStep(std::shared_ptr<const std::string> data, StateWriter::Step step,
+                               std::function<void(Status)> done) {
   std::string path = StatePath(flags_.core.framework_name);
-  auto retry = [this, data, attempt, done](const Error& e) {
-    if (attempt + 1 >= kStoreAttempts) {
-      return done(e.Context(
-          fmt::format("writing the state to {} ({} attempts)", store_->Describe(), attempt + 1)));
-    }
-    auto delay = kStoreBackoff * (1 << attempt);
-    spdlog::warn("writing the state failed ({}); retrying in {} ms", e.ToString(), delay.count());
-    auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
-    timer->async_wait(Guarded([this, timer, data, attempt, done](boost::system::error_code) {
-      WriteState(data, attempt + 1, done);
-    }));
+  auto version = [](const Result<store::Record>& r) -> Result<int64_t> {
+    if (!r.ok()) return r.error();
+    return r->version;
   };
-  auto written = Guarded([this, retry, done, path](Result<store::Record> r) {
-    if (r.ok()) {
-      state_version_ = r->version;
-      return done(OkStatus());
-    }
-    ErrorCode code = r.error().code;
-    if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
-        code == ErrorCode::kNotFound) {
-      // Someone else wrote the state (another scheduler with this name?), or the node went away:
-      // learn the current version and write again; the log says so loudly.
-      spdlog::error(
-          "the stored state at {} changed under this scheduler ({}); is another "
-          "scheduler running as {}?",
-          path, r.error().ToString(), flags_.core.framework_name);
-      store_->Get(path, Guarded([this, retry, error = r.error()](Result<store::Record> cur) {
-                    state_version_ = cur.ok() ? cur->version : -1;
-                    retry(error);
-                  }));
-      return;
-    }
-    retry(r.error());
+  auto written = Guarded([this, data, done, version](Result<store::Record> r) {
+    WriteStep(data, writer_.Written(version(r)), done);
   });
-  if (state_version_ < 0) {
-    store_->Create(path, data, written);
-  } else {
-    store_->Set(path, data, state_version_, written);
-  }
+  std::visit(Overloaded{
+                 [&](StateWriter::Create&) { store_->Create(path, *data, written); },
+                 [&](StateWriter::Set& set) { store_->Set(path, *data, set.version, written); },
+                 [&](StateWriter::Reread& reread) {
+                   spdlog::error(
+                       "the stored state at {} changed under this scheduler ({}); is another "
+                       "scheduler running as {}?",
+                       path, reread.why.ToString(), flags_.core.framework_name);
+                   store_->Get(path, Guarded([this, data, done, version](Result<store::Record> r) {
+                                 WriteStep(data, writer_.VersionRead(version(r)), done);
+                               }));
+                 },
+                 [&](StateWriter::Wait& wait) {
+                   spdlog::warn("writing the state failed ({}); retrying in {} ms",
+                                wait.why.ToString(), wait.delay.count());
+                   auto timer = std::make_shared<boost::asio::steady_timer>(io_, wait.delay);
+                   timer->async_wait(Guarded([this, timer, data, done](boost::system::error_code) {
+                     WriteStep(data, writer_.Waited(), done);
+                   }));
+                 },
+                 [&](StateWriter::Done& d) { done(std::move(d.status)); },
+             },
+             step);
 }
 
 void SchedulerShell::WriteFrameworkId(const std::string& id) {

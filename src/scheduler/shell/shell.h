@@ -5,10 +5,10 @@
 // kills, reconciliation, revive/suppress, etcd probes and membership changes, reseed requests to
 // executors, state writes and admin answers. It also runs the admin HTTP server (admin.h).
 //
-// Order and write-ahead: actions run strictly in the order the core gave them; a Persist blocks
-// every later action (of any batch) until the store has answered, so a launch is on record before
-// it happens. When a write fails for good, the launches of the same batch are not made (their
-// offers are declined) and the core is told through PersistResult.
+// Order and write-ahead are the ActionPipeline's (scheduler/core/pipeline.h), which the simulator
+// drives too: actions run strictly in the order the core gave them; a Persist blocks every later
+// action until the store has answered, so a launch is on record before it happens; a launch whose
+// state write failed is not made. The state node is written as StateWriter says.
 //
 // Bounds: one probe per member and one cluster probe in flight at a time; store writes retry a
 // few times with backoff; every etcd and executor request has a deadline.
@@ -21,7 +21,6 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,34 +34,15 @@
 #include "common/result.h"
 #include "mesos/master_detector.h"
 #include "mesos/scheduler_client.h"
+#include "scheduler/core/pipeline.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/admin.h"
 #include "scheduler/shell/flags.h"
+#include "scheduler/shell/task_info.h"
 #include "store/state_store.h"
 
 namespace etcd_mesos::scheduler::shell {
 
-// What a TaskInfo needs besides the LaunchMember action (pure inputs, for tests).
-struct LaunchContext {
-  const CoreConfig* core = nullptr;
-  std::string framework_id;
-  std::string artifact_base;  // http://<address>:<admin-port>/artifacts/
-  std::string reseed_token;   // the executors' token (PersistentState::reseed_token)
-  // With LaunchMember::restore_snapshot: the backup's whole-file SHA-256 (from its sidecar,
-  // verified just before), which the executor checks again after the fetch.
-  std::string restore_sha256;
-};
-// The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
-// carved from `offer` (keeping each piece's role and allocation) with ports exactly
-// [peer],[client],[reseed], the custom executor fetching the three artifacts, DiscoveryInfo
-// naming the peer and client ports, and the executor's task config in data. A restore adds the
-// backup as a fourth URI (<artifact_base>backups/<name>) and names it in the task config. `offer`
-// may be null (an offer that went away): the master then refuses the launch, as it should.
-mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
-                              const LaunchContext& context);
-// The FrameworkInfo this scheduler subscribes with.
-mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
-                                        const std::optional<std::string>& framework_id);
 // The raft index in an executor's answer to POST /reseed (tolerant of the shapes it may take).
 Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body);
 
@@ -91,11 +71,6 @@ class SchedulerShell {
   bool loaded() const { return loaded_; }
 
  private:
-  struct Queued {
-    Action action;
-    uint64_t batch;
-  };
-
   void LoadState(int attempt);
   void OnLoaded(PersistentState state);
   void Fatal(const Error& error);
@@ -104,11 +79,11 @@ class SchedulerShell {
   void OnMesosEvent(const mesos::scheduler::Event& event);
 
   void Feed(Event event);
-  void Enqueue(Actions actions);
   void Drain();
-  void Execute(Queued queued);
+  void Execute(Effect effect);
+  void Carry(Action& action);
 
-  void DoLaunch(const LaunchMember& launch, uint64_t batch);
+  void DoLaunch(const LaunchMember& launch);
   void DoDecline(const std::string& offer_id, double refuse_seconds);
   void DoKill(const KillTask& kill);
   void DoReconcile(const ReconcileTasks& reconcile);
@@ -117,8 +92,9 @@ class SchedulerShell {
   void DoProbeCluster(const ProbeCluster& probe);
   void DoMembership(const ChangeMembership& change);
   void DoReseed(const TriggerReseed& reseed);
-  void DoPersist(const PersistentState& state, uint64_t batch);
-  void WriteState(std::string data, int attempt, std::function<void(Status)> done);
+  void DoPersist(const PersistentState& state);
+  void WriteStep(std::shared_ptr<const std::string> data, StateWriter::Step step,
+                 std::function<void(Status)> done);
   void WriteFrameworkId(const std::string& id);
   void DoNote(const Note& note);
   void DoBackup(const TakeBackup& backup);
@@ -151,12 +127,9 @@ class SchedulerShell {
   std::string artifact_base_;
   std::string restore_from_name_;  // --restore-from, imported into --backup-dir at Start
 
-  std::deque<Queued> queue_;
-  uint64_t next_batch_ = 0;
-  bool blocked_ = false;   // a Persist is being written
-  bool draining_ = false;  // Drain() is on the stack
-  std::set<uint64_t> failed_batches_;
-  int64_t state_version_ = -1;  // -1: the state node does not exist yet
+  ActionPipeline pipeline_;  // the order of the core's actions; write-ahead
+  StateWriter writer_;       // how the state node is written
+  bool draining_ = false;    // Drain() is on the stack
   std::string written_framework_id_;
 
   std::map<std::string, mesos::Offer> offers_;  // outstanding, by id

@@ -1,0 +1,150 @@
+// ActionPipeline and StateWriter: the policy between the core's actions and the world, shared by
+// the scheduler shell (src/scheduler/shell) and the simulator (sim/), so that the simulator runs
+// the rules we ship instead of a copy of them.
+//
+// ActionPipeline takes the core's actions one batch (one Handle call) at a time and hands out
+// effects in order:
+//   - write-ahead: a Persist becomes WriteState and blocks every later effect, of any batch,
+//     until the driver reports the write's outcome (StateWritten), so a launch is on record
+//     before it happens;
+//   - coalescing: of two Persists in a row, only the later is written (it carries everything the
+//     earlier did);
+//   - a launch whose batch's state write failed for good is not made: its offer is declined and
+//     the core hears, as a FollowUp event, that Mesos dropped it (TASK_DROPPED), so the member is
+//     replaced instead of counting as maybe alive for ever;
+//   - an answer to admin request 0 (--restore-from at start: nobody waits) becomes a Note.
+// Every other action passes through unchanged.
+//
+// StateWriter is how the state node is written: compare-and-set on the version last seen; a
+// conflict (or a node that is there when it thought not, or gone) means someone else wrote, so
+// the version is read again and the write retried; any other failure is retried with a doubling
+// backoff, kAttempts in all.
+//
+// Both are pure: no I/O, no clock (delays are handed to the driver to wait out), no threads.
+// Threading: plain objects; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+
+#include "common/result.h"
+#include "scheduler/core/types.h"
+
+namespace etcd_mesos::scheduler {
+
+// Write the state: the pipeline gives no other effect until StateWritten is called.
+struct WriteState {
+  PersistentState state;
+};
+// Feed this event to the core (through the driver's usual path for events).
+struct FollowUp {
+  Event event;
+};
+using Effect = std::variant<Action, WriteState, FollowUp>;
+
+class ActionPipeline {
+ public:
+  // A launch that is not made is declined with this filter, short: the member still needs a home.
+  static constexpr double kSkippedLaunchRefuseSeconds = 1;
+
+  // What the pipeline did besides passing actions on (for logs and the simulator's coverage).
+  struct Stats {
+    uint64_t writes = 0;
+    uint64_t writes_coalesced = 0;
+    uint64_t writes_failed = 0;
+    uint64_t launches_skipped = 0;
+  };
+
+  // One batch: the actions of one Handle call, in the core's order.
+  void Add(Actions actions);
+  // The next effect to carry out; nullopt while a state write is out, or when nothing is queued.
+  std::optional<Effect> Next();
+  // The outcome of the WriteState handed out last. Returns the PersistResult for the core; later
+  // effects flow again.
+  Event StateWritten(Status status, Time now);
+
+  // Each action queued and not handed out yet, in order (the simulator's invariants look ahead).
+  template <typename F>
+  void ForEachQueued(F&& f) const {
+    for (const auto& q : queue_) f(q.action);
+  }
+
+  bool writing() const { return writing_; }
+  bool empty() const { return queue_.empty() && pending_.empty(); }
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Queued {
+    Action action;
+    uint64_t batch;
+  };
+  std::optional<Effect> Transform(Queued queued);
+  void SkipLaunch(const LaunchMember& launch);
+
+  std::deque<Queued> queue_;
+  std::deque<Effect> pending_;  // effects one action turned into, handed out first
+  uint64_t next_batch_ = 0;
+  bool writing_ = false;
+  uint64_t writing_batch_ = 0;
+  std::set<uint64_t> failed_batches_;  // recent batches whose write failed: they launch nothing
+  Time failed_at_{};                   // when the latest write failed (a skipped launch's time)
+  Stats stats_;
+};
+
+// Writes of the state node, one at a time, by compare-and-set.
+class StateWriter {
+ public:
+  static constexpr int kAttempts = 6;
+  static constexpr Millis kBackoff{250};
+  static constexpr Millis kLoadBackoffMax{8'000};
+
+  // What the driver does next.
+  struct Create {};  // create the node with the data
+  struct Set {       // set the node's data if its version is still `version`
+    int64_t version;
+  };
+  struct Reread {  // read the node to learn its version (someone else wrote)
+    Error why;
+  };
+  struct Wait {  // wait, then call Waited()
+    Millis delay;
+    Error why;  // the failure being retried
+  };
+  struct Done {  // the write is over: written, or failed for good
+    Status status;
+  };
+  using Step = std::variant<Create, Set, Reread, Wait, Done>;
+
+  // Where the state lives, for error messages ("zk://.../etcd-mesos/...").
+  void set_where(std::string where) { where_ = std::move(where); }
+  // The version read at start (-1: the node does not exist yet).
+  void Loaded(int64_t version) { version_ = version; }
+  int64_t version() const { return version_; }
+
+  // Starts a write (the previous one must be Done).
+  Step Begin();
+  // The answer to Create or Set: the node's new version, or the error.
+  Step Written(Result<int64_t> version);
+  // The answer to Reread: the node's version, or the error (then it is created next).
+  Step VersionRead(Result<int64_t> version);
+  // The Wait is over.
+  Step Waited();
+
+  // The delay before reading the state again after the attempt-th failed read at start.
+  static Millis LoadRetryDelay(int attempt);
+
+ private:
+  Step Attempt();
+  Step Retry(Error error);
+
+  std::string where_;
+  int64_t version_ = -1;
+  int attempt_ = 0;
+  std::optional<Error> conflict_;  // the write error that led to the Reread under way
+};
+
+}  // namespace etcd_mesos::scheduler

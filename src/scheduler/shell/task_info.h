@@ -1,0 +1,41 @@
+// The Mesos messages the scheduler sends that are built from its configuration and the core's
+// actions: the TaskInfo that launches one member (resources carved from the offer, the custom
+// executor and its artifacts, DiscoveryInfo, the executor's task config) and the FrameworkInfo
+// the scheduler subscribes with. Pure functions of their inputs, kept out of the shell so that
+// they are tested without any I/O.
+//
+// Threading: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "mesos/v1.h"
+#include "scheduler/core/types.h"
+#include "scheduler/shell/flags.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+// What a TaskInfo needs besides the LaunchMember action (pure inputs, for tests).
+struct LaunchContext {
+  const CoreConfig* core = nullptr;
+  std::string framework_id;
+  std::string artifact_base;  // http://<address>:<admin-port>/artifacts/
+  std::string reseed_token;   // the executors' token (PersistentState::reseed_token)
+  // With LaunchMember::restore_snapshot: the backup's whole-file SHA-256 (from its sidecar,
+  // verified just before), which the executor checks again after the fetch.
+  std::string restore_sha256;
+};
+// The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
+// carved from `offer` (keeping each piece's role and allocation) with ports exactly
+// [peer],[client],[reseed], the custom executor fetching the three artifacts, DiscoveryInfo
+// naming the peer and client ports, and the executor's task config in data. A restore adds the
+// backup as a fourth URI (<artifact_base>backups/<name>) and names it in the task config. `offer`
+// may be null (an offer that went away): the master then refuses the launch, as it should.
+mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
+                              const LaunchContext& context);
+// The FrameworkInfo this scheduler subscribes with.
+mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
+                                        const std::optional<std::string>& framework_id);
+
+}  // namespace etcd_mesos::scheduler::shell

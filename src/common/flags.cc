@@ -138,17 +138,17 @@ void FlagSet::Claim(const std::string& what, const std::string& name) {
   }
 }
 
-void FlagSet::Register(std::unique_ptr<Flag> flag, const std::string& names, std::string help,
-                       bool is_bool) {
+void FlagSet::Register(std::unique_ptr<Flag> flag, const std::string& names, std::string help) {
   flag->names_ = SplitNames(names);
   for (const auto& name : flag->names_) Claim("the flag", name);
   flag->set_ = this;
   flag->help_ = std::move(help);
   flag->text_ = flag->DefaultText();
   // Every value reaches us as text, so that a bad one gets the same error from the command line
-  // as from a variable. A boolean given bare is true.
-  flag->option_ = is_bool ? app_->add_flag(names + "{true}", flag->cli_value_)
-                          : app_->add_option(names, flag->cli_value_);
+  // as from a variable. A boolean given bare is "true".
+  std::string type = flag->TypeName();
+  flag->option_ = type.empty() ? app_->add_flag(names, flag->cli_value_)
+                               : app_->add_option(names, flag->cli_value_)->type_name(type);
   flags_.push_back(std::move(flag));
 }
 

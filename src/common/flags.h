@@ -76,6 +76,7 @@ class Flag {
   virtual Problem Take(const std::string& text) = 0;  // a given value into the destination
   virtual Problem Check() const = 0;                  // the checks, on the destination
   virtual std::string DefaultText() const = 0;
+  virtual const char* TypeName() const = 0;  // what --help shows after the name
 
   FlagSet* set_ = nullptr;
   CLI::Option* option_ = nullptr;
@@ -188,6 +189,14 @@ class TypedFlag final : public Flag {
     }
   }
 
+  const char* TypeName() const override {
+    if constexpr (std::is_same_v<T, bool>) return "";  // --x alone is true; --x=false works too
+    if constexpr (std::is_integral_v<T>) return "INT";
+    if constexpr (std::is_floating_point_v<T>) return "NUMBER";
+    if constexpr (kDuration) return "DURATION";
+    return "TEXT";
+  }
+
   T* dest_;
   std::optional<T> lo_, hi_;
   std::vector<std::function<Problem(const T&)>> checks_;
@@ -219,7 +228,7 @@ class FlagSet {
   TypedFlag<T>& Add(std::string names, T* dest, std::string help) {
     auto flag = std::make_unique<TypedFlag<T>>(dest);
     TypedFlag<T>& ref = *flag;
-    Register(std::move(flag), names, std::move(help), std::is_same_v<T, bool>);
+    Register(std::move(flag), names, std::move(help));
     return ref;
   }
 
@@ -236,8 +245,7 @@ class FlagSet {
 
  private:
   friend class Flag;
-  void Register(std::unique_ptr<Flag> flag, const std::string& names, std::string help,
-                bool is_bool);
+  void Register(std::unique_ptr<Flag> flag, const std::string& names, std::string help);
   void Claim(const std::string& what, const std::string& name);  // throws on a second claim
 
   struct ObsoleteFlag {

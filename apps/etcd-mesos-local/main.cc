@@ -142,27 +142,21 @@ int main(int argc, char** argv) {
   flags.Add("--first-agent-ip", &first_agent_ip,
             "Loopback address of agent 1; agent N is the N-1th address after it (two "
             "etcd-mesos-local on one machine need disjoint ranges)");
-  const milliseconds positive(1);
-  flags.Add("--heartbeat-interval", &master.heartbeat_interval, "HEARTBEAT event interval")
-      .AtLeast(positive);
-  flags.Add("--allocation-interval", &master.allocation_interval, "How often offers are made")
-      .AtLeast(positive);
-  flags
-      .Add("--agent-unreachable-timeout", &master.agent_unreachable_timeout,
-           "Silence after which an agent is unreachable (Mesos: 15s x 5 pings)")
-      .AtLeast(positive);
-  flags
-      .Add("--status-update-retry", &agent.status_update_retry_min,
-           "First resend delay of an unacknowledged status update (doubles to 10m)")
-      .AtLeast(positive);
-  flags
-      .Add("--executor-registration-timeout", &agent.executor_registration_timeout,
-           "Time an executor has to subscribe")
-      .AtLeast(positive);
-  flags
-      .Add("--executor-shutdown-grace-period", &agent.executor_shutdown_grace_period,
-           "SIGTERM to SIGKILL grace")
-      .AtLeast(positive);
+  // The timers of the master and the agents; none may be zero.
+  for (auto [name, dest, help] :
+       {std::tuple{"--heartbeat-interval", &master.heartbeat_interval, "HEARTBEAT event interval"},
+        std::tuple{"--allocation-interval", &master.allocation_interval,
+                   "How often offers are made"},
+        std::tuple{"--agent-unreachable-timeout", &master.agent_unreachable_timeout,
+                   "Silence after which an agent is unreachable (Mesos: 15s x 5 pings)"},
+        std::tuple{"--status-update-retry", &agent.status_update_retry_min,
+                   "First resend delay of an unacknowledged status update (doubles to 10m)"},
+        std::tuple{"--executor-registration-timeout", &agent.executor_registration_timeout,
+                   "Time an executor has to subscribe"},
+        std::tuple{"--executor-shutdown-grace-period", &agent.executor_shutdown_grace_period,
+                   "SIGTERM to SIGKILL grace"}}) {
+    flags.Add(name, dest, help).AtLeast(milliseconds(1));
+  }
   flags.Add("--credentials", &credentials,
             "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP Basic "
             "framework authentication");

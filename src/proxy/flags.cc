@@ -49,30 +49,14 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   std::string scheduler, master, listen = f.listen_addr.ToString(), listen_urls;
 
   FlagSet flags("etcd-mesos-proxy", kDescription);
-  flags
-      .Add("--scheduler", &scheduler,
-           "The scheduler's admin address, http://host:port (its /members lists the members; the "
-           "cheapest and most exact source)")
-      .Check([&](const std::string& given) -> Problem {
-        if (given.empty()) return {};
-        auto u = ParseHttpUrl(given.find("://") == std::string::npos ? "http://" + given : given);
-        if (!u.ok()) return u.error().message;
-        if (u->scheme != "http") return "only http:// is supported";
-        f.scheduler = *u;
-        return {};
-      });
-  flags
-      .Add("--master", &master,
-           "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state lists the "
-           "framework's running tasks (use when the scheduler's address is not known)")
-      .Check([&](const std::string& given) -> Problem {
-        if (given.empty()) return {};
-        auto m = ParseMasterAddress(given);
-        if (!m.ok()) return m.error().message;
-        f.master = *m;
-        f.master_text = given;
-        return {};
-      });
+  Flag& scheduler_flag = flags.Add(
+      "--scheduler", &scheduler,
+      "The scheduler's admin address, http://host:port (its /members lists the members; the "
+      "cheapest and most exact source)");
+  Flag& master_flag = flags.Add(
+      "--master", &master,
+      "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state lists the "
+      "framework's running tasks (use when the scheduler's address is not known)");
   Flag& framework =
       flags.Add("--framework-name", &f.framework_name,
                 "With --master: the framework whose tasks are the members (etcd-<cluster-name>)");
@@ -116,7 +100,19 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   if (scheduler.empty() == master.empty()) {
     return Bad("give exactly one of --scheduler=http://host:port and --master=host:port|zk://...");
   }
-  if (f.master && f.framework_name.empty()) return framework.Bad("must not be empty");
+  if (!scheduler.empty()) {
+    auto u = ParseHttpUrl(scheduler.find("://") == std::string::npos ? "http://" + scheduler
+                                                                     : scheduler);
+    if (!u.ok()) return scheduler_flag.Bad(u.error().message);
+    if (u->scheme != "http") return scheduler_flag.Bad("only http:// is supported");
+    f.scheduler = *u;
+  } else {
+    auto m = ParseMasterAddress(master);
+    if (!m.ok()) return master_flag.Bad(m.error().message);
+    if (f.framework_name.empty()) return framework.Bad("must not be empty");
+    f.master = *m;
+    f.master_text = master;
+  }
   if (!listen_urls.empty()) {
     auto from_urls = ListenFromClientUrls(listen_urls);
     if (!from_urls.ok()) return Bad(from_urls.error().message);

@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 using std::chrono::hours;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using namespace std::chrono_literals;  // NOLINT: the timers' bounds read best as 100ms..60s
 
 constexpr const char* kDescription =
     "etcd-mesos-scheduler: the Mesos framework that runs one etcd cluster, keeps it at its "
@@ -163,7 +164,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--reseed-timeout", &core.reseed_timeout,
            "Continuous livelock before an automatic reseed (seconds, or with a unit)")
       .Env("RESEED_TIMEOUT")
-      .Range(seconds(1), hours(24 * 7));
+      .Range(1s, 24h * 7);
   flags.Add("--reseed-token-file", &shell.reseed_token_file,
             "File holding the token that guards /reseed and /start-fresh (Authorization: Bearer "
             "<token>, or ?token=). Empty: unguarded (a warning is logged)");
@@ -197,28 +198,24 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   flags.Add("--etcd-bin", &shell.etcd_bin, "The etcd binary served to the agents (must exist)");
   flags.Add("--etcdctl-bin", &shell.etcdctl_bin,
             "The etcdctl binary served to the agents (must exist)");
-  flags.Add("--probe-interval", &core.probe_interval, "How often every member's health is probed")
-      .Range(milliseconds(100), seconds(60));
-  flags
-      .Add("--reconcile-interval", &core.reconcile_interval,
-           "Period of implicit task reconciliation")
-      .Range(seconds(1), hours(24));
-  flags
-      .Add("--reconcile-timeout", &core.reconcile_timeout,
-           "Explicit reconciliation not answered by then is asked again")
-      .Range(seconds(1), hours(1));
-  flags
-      .Add("--bootstrap-gather", &core.bootstrap_gather,
-           "How long to gather offers from enough agents to bootstrap all members at once")
-      .Range(milliseconds(0), std::chrono::minutes(10));
-  flags.Add("--staging-timeout", &core.staging_timeout, "A task not RUNNING by then is killed")
-      .Range(seconds(5), hours(24));
-  flags.Add("--learner-timeout", &core.learner_timeout, "A learner not promoted by then is removed")
-      .Range(seconds(5), hours(24));
-  flags
-      .Add("--dead-member-grace", &core.dead_member_grace,
-           "How long a member whose task is lost may stay unreachable before it is replaced")
-      .Range(seconds(0), hours(1));
+  // The core's timers, each within bounds that keep it sane.
+  for (auto [name, dest, lo, hi, help] :
+       {std::tuple{"--probe-interval", &core.probe_interval, 100ms, 60s,
+                   "How often every member's health is probed"},
+        {"--reconcile-interval", &core.reconcile_interval, 1s, 24h,
+         "Period of implicit task reconciliation"},
+        {"--reconcile-timeout", &core.reconcile_timeout, 1s, 1h,
+         "Explicit reconciliation not answered by then is asked again"},
+        {"--bootstrap-gather", &core.bootstrap_gather, 0s, 10min,
+         "How long to gather offers from enough agents to bootstrap all members at once"},
+        {"--staging-timeout", &core.staging_timeout, 5s, 24h,
+         "A task not RUNNING by then is killed"},
+        {"--learner-timeout", &core.learner_timeout, 5s, 24h,
+         "A learner not promoted by then is removed"},
+        {"--dead-member-grace", &core.dead_member_grace, 0s, 1h,
+         "How long a member whose task is lost may stay unreachable before it is replaced"}}) {
+    flags.Add(name, dest, help).Range(lo, hi);
+  }
   flags
       .Add("--backup-dir", &shell.backup_dir,
            "Directory (local or mounted) for etcd snapshots: periodic ones, one before every "
@@ -238,7 +235,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   flags
       .Add("--backup-timeout", &core.backup_timeout,
            "A snapshot not written by then counts as failed (a reseed waiting for it goes ahead)")
-      .Range(seconds(1), hours(6));
+      .Range(1s, 6h);
   flags
       .Add("--backup-keep", &shell.retention.keep_last,
            "Retention: keep the last N snapshots (at least 1)")

@@ -4,6 +4,7 @@
 # caught when it is written, not when it has grown roots. Foreign libraries are not checked.
 #
 #   common <- net <- mesos clients, etcd <- shells <- proxy, apps
+#   common <- flags (CLI11) <- the scheduler's and the proxy's flags, apps
 #   common <- store;  mesos types <- the pure cores (which link nothing that does I/O)
 #   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries.
 #   The pure cores and the simulator link nothing that does I/O: their rows say so.

@@ -95,17 +95,13 @@ Problem ParseDurationIn(const std::string& text, std::optional<Duration> lo,
 // The value as --help shows it, in a form the flag takes back ("7d", not "168h").
 std::string ShowDuration(Duration d);
 
-template <typename T>
-struct IsDuration : std::false_type {};
-template <typename R, typename P>
-struct IsDuration<std::chrono::duration<R, P>> : std::true_type {};
 }  // namespace flags_internal
 
 // A flag of type T: std::string, bool, an integer, a floating-point number or a std::chrono
 // duration. The builder methods return the flag, so that a declaration is one statement.
 template <typename T>
 class TypedFlag final : public Flag {
-  static constexpr bool kDuration = flags_internal::IsDuration<T>::value;
+  static constexpr bool kDuration = requires { typename T::period; };  // a std::chrono one
   static_assert(std::is_same_v<T, std::string> || std::is_arithmetic_v<T> || kDuration,
                 "flags are strings, booleans, numbers or durations");
 

@@ -14,10 +14,8 @@ namespace etcd_mesos::scheduler::shell {
 namespace {
 
 namespace fs = std::filesystem;
-using std::chrono::hours;
 using std::chrono::milliseconds;
-using std::chrono::seconds;
-using namespace std::chrono_literals;  // NOLINT: the timers' bounds read best as 100ms..60s
+using namespace std::chrono_literals;  // NOLINT: bounds read best as 100ms..60s
 
 constexpr const char* kDescription =
     "etcd-mesos-scheduler: the Mesos framework that runs one etcd cluster, keeps it at its "
@@ -154,7 +152,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "How long Mesos keeps the tasks running when the scheduler is gone (seconds, or 30m, "
            "7d, ...); must be more than 0")
       .Env("FRAMEWORK_FAILOVER_TIMEOUT_SECONDS")
-      .Range(seconds(1), hours(24 * 365));
+      .Range(1s, 24h * 365);
   flags
       .Add("--auto-reseed", &core.auto_reseed,
            "Reseed the cluster from the best survivor after --reseed-timeout of livelock (a "
@@ -225,9 +223,9 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--backup-interval", &core.backup_interval,
            "Time between periodic snapshots (0: none periodic; the others still happen)")
       .Env("BACKUP_INTERVAL")
-      .Range(milliseconds(0), hours(24 * 30))
+      .Range(0ms, 24h * 30)
       .Check([](milliseconds d) -> Problem {
-        if (d.count() > 0 && d < seconds(1)) {
+        if (d.count() > 0 && d < 1s) {
           return "is less than 1s (0 turns periodic snapshots off)";
         }
         return {};
@@ -243,17 +241,17 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   flags
       .Add("--backup-keep-hourly", &shell.retention.hourly_span,
            "Retention: also keep the newest snapshot of every hour within this span (0: none)")
-      .Range(hours(0), hours(24 * 3660));
+      .Range(0h, 24h * 3660);
   flags
       .Add("--backup-keep-daily", &shell.retention.daily_span,
            "Retention: also keep the newest snapshot of every day within this span (0: none)")
-      .Range(hours(0), hours(24 * 3660));
+      .Range(0h, 24h * 3660);
   Flag& max_age =
       flags
           .Add("--healthz-max-backup-age", &shell.healthz_max_backup_age,
                "/healthz fails when the newest snapshot is older than this (0: backups do not "
                "count)")
-          .Range(milliseconds(0), hours(24 * 365));
+          .Range(0ms, 24h * 365);
   Flag& restore = flags.Add(
       "--restore-from", &shell.restore_from,
       "At start, restore the cluster from this snapshot file (ours, or `etcdctl snapshot "
@@ -306,7 +304,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
     return secret_file.Bad("needs --principal as well");
   }
   shell.failover_timeout_s = failover.count();
-  shell.probe_timeout = std::max(core.probe_interval, milliseconds(500));
+  shell.probe_timeout = std::max(core.probe_interval, 500ms);
   core.backups = !shell.backup_dir.empty();
   if (shell.healthz_max_backup_age.count() > 0 && !core.backups) {
     return max_age.Bad("needs --backup-dir (backups are off)");

@@ -17,7 +17,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/duration.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "local/cluster.h"
 #include "net/http.h"
@@ -27,12 +27,6 @@ namespace {
 using namespace etcd_mesos;  // NOLINT: main() wiring
 
 constexpr int kUsageError = 2;
-
-Result<std::chrono::milliseconds> Millis(const std::string& flag, const std::string& value) {
-  auto d = ParseDuration(value);
-  if (!d.ok()) return d.error().Context("--" + flag);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-}
 
 Result<std::map<std::string, std::string>> ReadCredentials(const std::string& path) {
   std::ifstream in(path);
@@ -116,104 +110,87 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
+  using std::chrono::milliseconds;
+  FlagSet flags(
+      "etcd-mesos-local",
       "etcd-mesos-local: a single-machine Mesos (one master and N agents, each agent its own host "
       "on 127.0.0.2, 127.0.0.3, ... by default) speaking the real Mesos v1 scheduler and executor "
-      "HTTP APIs, "
-      "with fault injection at POST /faults/... . Put a command after `--` (e.g. the scheduler) to "
-      "start it once the cluster is up, with MESOS_MASTER set.",
-      "etcd-mesos-local"};
-  app.set_version_flag("--version", "etcd-mesos-local 0.1.0 (Mesos API 1.11)");
-  int agents = 3;
+      "HTTP APIs, with fault injection at POST /faults/... . Put a command after `--` (e.g. the "
+      "scheduler) to start it once the cluster is up, with MESOS_MASTER set.");
+  flags.app().set_version_flag("--version", "etcd-mesos-local 0.1.0 (Mesos API 1.11)");
+  local::LocalClusterOptions options;
+  local::MasterOptions& master = options.master;
+  local::AgentOptions& agent = options.agent;
   std::string resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]";
-  std::string work_dir;
-  std::string ip = "127.0.0.1";
-  std::string first_agent_ip = "127.0.0.2";
-  uint16_t port = 5050;
-  std::string heartbeat = "15s";
-  std::string allocation = "1s";
-  std::string unreachable = "75s";
-  std::string update_retry = "10s";
-  std::string registration_timeout = "1m";
-  std::string grace = "5s";
-  std::string credentials;
-  std::string log_level = "info";
+  std::string work_dir, first_agent_ip = "127.0.0.2", credentials, log_level = "info";
   std::vector<std::string> command;
-  app.add_option("--agents", agents, "Number of agents (1..250)")->capture_default_str();
-  app.add_option("--resources", resources,
-                 "Each agent's resources, e.g. cpus:4;mem:4096;disk:4096;ports:[31000-31999]")
-      ->capture_default_str();
-  app.add_option("--work-dir", work_dir,
-                 "Work dir for the master and the agents' sandboxes (default: a new directory "
-                 "under $TMPDIR)");
-  app.add_option("--ip", ip, "Master's IP address")->capture_default_str();
-  app.add_option("--port", port, "Master's HTTP port")->capture_default_str();
-  app.add_option("--first-agent-ip", first_agent_ip,
-                 "Loopback address of agent 1; agent N is the N-1th address after it (two "
-                 "etcd-mesos-local on one machine need disjoint ranges)")
-      ->capture_default_str();
-  app.add_option("--heartbeat-interval", heartbeat, "HEARTBEAT event interval")
-      ->capture_default_str();
-  app.add_option("--allocation-interval", allocation, "How often offers are made")
-      ->capture_default_str();
-  app.add_option("--agent-unreachable-timeout", unreachable,
-                 "Silence after which an agent is unreachable (Mesos: 15s x 5 pings)")
-      ->capture_default_str();
-  app.add_option("--status-update-retry", update_retry,
-                 "First resend delay of an unacknowledged status update (doubles to 10m)")
-      ->capture_default_str();
-  app.add_option("--executor-registration-timeout", registration_timeout,
-                 "Time an executor has to subscribe")
-      ->capture_default_str();
-  app.add_option("--executor-shutdown-grace-period", grace, "SIGTERM to SIGKILL grace")
-      ->capture_default_str();
-  app.add_option("--credentials", credentials,
-                 "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP "
-                 "Basic framework authentication");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
-      ->capture_default_str();
-  app.add_option("command", command, "Command to start once the cluster is up (after --)");
+  flags.Add("--agents", &options.agents, "Number of agents (1..250)").Range(1, 250);
+  flags
+      .Add("--resources", &resources,
+           "Each agent's resources, e.g. cpus:4;mem:4096;disk:4096;ports:[31000-31999]")
+      .Check([&](const std::string& text) -> Problem {
+        auto parsed = local::ParseResources(text);
+        if (!parsed.ok()) return parsed.error().message;
+        options.resources = *parsed;
+        return {};
+      });
+  flags.Add("--work-dir", &work_dir,
+            "Work dir for the master and the agents' sandboxes (default: a new directory under "
+            "$TMPDIR)");
+  flags.Add("--ip", &master.ip, "Master's IP address");
+  flags.Add("--port", &master.port, "Master's HTTP port");
+  flags.Add("--first-agent-ip", &first_agent_ip,
+            "Loopback address of agent 1; agent N is the N-1th address after it (two "
+            "etcd-mesos-local on one machine need disjoint ranges)");
+  // The timers of the master and the agents; none may be zero.
+  for (auto [name, dest, help] :
+       {std::tuple{"--heartbeat-interval", &master.heartbeat_interval, "HEARTBEAT event interval"},
+        std::tuple{"--allocation-interval", &master.allocation_interval,
+                   "How often offers are made"},
+        std::tuple{"--agent-unreachable-timeout", &master.agent_unreachable_timeout,
+                   "Silence after which an agent is unreachable (Mesos: 15s x 5 pings)"},
+        std::tuple{"--status-update-retry", &agent.status_update_retry_min,
+                   "First resend delay of an unacknowledged status update (doubles to 10m)"},
+        std::tuple{"--executor-registration-timeout", &agent.executor_registration_timeout,
+                   "Time an executor has to subscribe"},
+        std::tuple{"--executor-shutdown-grace-period", &agent.executor_shutdown_grace_period,
+                   "SIGTERM to SIGKILL grace"}}) {
+    flags.Add(name, dest, help).AtLeast(milliseconds(1));
+  }
+  flags.Add("--credentials", &credentials,
+            "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP Basic "
+            "framework authentication");
+  flags.Add("--log-level", &log_level, "trace, debug, info, warn or error").Check(LogLevel);
+  flags.app().add_option("command", command, "Command to start once the cluster is up (after --)");
 
   std::string fault_master = "127.0.0.1:5050";
   std::vector<std::string> fault_words;
-  auto* fault = app.add_subcommand(
+  auto* fault = flags.app().add_subcommand(
       "fault",
       "Inject a fault into a running etcd-mesos-local: stop-agent N | crash-agent N | "
-      "restart-agent N "
-      "[--wipe] | partition-agent N | heal-agent N | kill-executor ID | restart-master "
-      "[AGENTS_AFTER_MS]");
+      "restart-agent N [--wipe] | partition-agent N | heal-agent N | kill-executor ID | "
+      "restart-master [AGENTS_AFTER_MS]");
   fault->add_option("--master", fault_master, "The etcd-mesos-local master")->capture_default_str();
   fault->add_option("words", fault_words, "The fault and its argument")->required();
   fault->allow_extras(false);
   fault->prefix_command(false);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kUsageError;
-  }
-  if (fault->parsed()) return RunFault(fault_master, fault_words);
-
-  if (Status s = SetUpLogging("etcd-mesos-local", log_level); !s.ok()) {
-    std::cerr << "etcd-mesos-local: " << s.error().message << "\n";
-    return kUsageError;
-  }
   auto fail = [](const Error& e) {
     std::cerr << "etcd-mesos-local: " << e.message << "\n";
     return kUsageError;
   };
-  if (agents < 1 || agents > 250) {
-    return fail(MakeError(ErrorCode::kInvalidArgument, "--agents {} is not in 1..250", agents));
+  auto parsed = flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) return fail(parsed.error());
+  if (parsed->exit) {
+    std::cout << parsed->text;
+    return 0;
   }
-  local::LocalClusterOptions options;
-  options.agents = agents;
-  auto first_host = FirstAgentHost(first_agent_ip, agents);
+  if (fault->parsed()) return RunFault(fault_master, fault_words);
+
+  if (Status s = SetUpLogging("etcd-mesos-local", log_level); !s.ok()) return fail(s.error());
+  auto first_host = FirstAgentHost(first_agent_ip, options.agents);
   if (!first_host.ok()) return fail(first_host.error());
   options.first_agent_host = *first_host;
-  auto parsed = local::ParseResources(resources);
-  if (!parsed.ok()) return fail(parsed.error().Context("--resources"));
-  options.resources = *parsed;
   if (work_dir.empty()) {
     std::string templ =
         (std::filesystem::temp_directory_path() / "etcd-mesos-local-XXXXXX").string();
@@ -223,29 +200,10 @@ int main(int argc, char** argv) {
     work_dir = templ;
   }
   options.work_dir = std::filesystem::absolute(work_dir);
-  options.master.ip = ip;
-  options.master.port = port;
-  for (auto [flag, value, out] :
-       {std::tuple{"heartbeat-interval", &heartbeat, &options.master.heartbeat_interval},
-        std::tuple{"allocation-interval", &allocation, &options.master.allocation_interval},
-        std::tuple{"agent-unreachable-timeout", &unreachable,
-                   &options.master.agent_unreachable_timeout},
-        std::tuple{"status-update-retry", &update_retry, &options.agent.status_update_retry_min},
-        std::tuple{"executor-registration-timeout", &registration_timeout,
-                   &options.agent.executor_registration_timeout},
-        std::tuple{"executor-shutdown-grace-period", &grace,
-                   &options.agent.executor_shutdown_grace_period}}) {
-    auto ms = Millis(flag, *value);
-    if (!ms.ok()) return fail(ms.error());
-    if (ms->count() <= 0) {
-      return fail(MakeError(ErrorCode::kInvalidArgument, "--{} must be positive", flag));
-    }
-    *out = *ms;
-  }
   if (!credentials.empty()) {
     auto creds = ReadCredentials(credentials);
     if (!creds.ok()) return fail(creds.error());
-    options.master.credentials = *creds;
+    master.credentials = *creds;
   }
 
   boost::asio::io_context io;
@@ -255,8 +213,8 @@ int main(int argc, char** argv) {
     cluster.Shutdown();
     return fail(bound.error());
   }
-  std::cout << "etcd-mesos-local: master at http://" << bound->ToString() << " with " << agents
-            << " agents; work dir " << options.work_dir.string() << "\n"
+  std::cout << "etcd-mesos-local: master at http://" << bound->ToString() << " with "
+            << options.agents << " agents; work dir " << options.work_dir.string() << "\n"
             << "  frameworks: --master=" << bound->ToString() << "\n"
             << "  web page:   http://" << bound->ToString() << "/\n"
             << "  faults:     etcd-mesos-local fault --master=" << bound->ToString()

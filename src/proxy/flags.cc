@@ -1,12 +1,6 @@
 #include "proxy/flags.h"
 
-#include <algorithm>
-#include <cctype>
-
-#include <fmt/format.h>
-#include <CLI/CLI.hpp>
-
-#include "common/duration.h"
+#include "common/flags.h"
 
 namespace etcd_mesos::proxy {
 namespace {
@@ -30,29 +24,6 @@ constexpr const char* kDescription =
     "Exit codes: 0 after --once or SIGINT/SIGTERM; 1 when no cluster was found within --wait,\n"
     "or the grpc-proxy cannot be kept running; 2 for bad flags.\n";
 
-Result<std::chrono::milliseconds> Millis(const std::string& flag, const std::string& value,
-                                         std::chrono::milliseconds min) {
-  auto d = ParseDuration(value);
-  if (!d.ok()) return d.error().Context(flag);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-  if (ms < min) {
-    return MakeError(ErrorCode::kInvalidArgument, "{}={}: must be at least {}", flag, value,
-                     FormatDuration(min));
-  }
-  return ms;
-}
-
-// The original Go proxy's users wrote `-master=...`; CLI11 wants `--master=...`.
-std::vector<std::string> GoStyle(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  for (const auto& a : args) {
-    bool go = a.size() > 2 && a[0] == '-' && std::isalpha(static_cast<unsigned char>(a[1])) &&
-              std::isalpha(static_cast<unsigned char>(a[2]));
-    out.push_back(go ? "-" + a : a);
-  }
-  return out;
-}
-
 // The original's --listen-client-urls (a list of URLs) as one grpc-proxy listen address.
 Result<std::string> ListenFromClientUrls(const std::string& urls) {
   if (urls.find(',') != std::string::npos) {
@@ -69,120 +40,87 @@ Error Bad(std::string message) {
   return Error{ErrorCode::kInvalidArgument, std::move(message) + " (see --help)"};
 }
 
-// Flag values as typed, before they are checked.
-struct RawFlags {
-  std::string scheduler, master, listen_urls;
-  std::string listen = "127.0.0.1:23790", poll = "5s", wait = "30s", timeout = "5s";
-};
+}  // namespace
 
-void AddOptions(CLI::App& app, RawFlags& raw, ProxyFlags& f) {
-  app.set_help_flag("-h,--help", "Print this help and exit");
-  app.add_option("--scheduler", raw.scheduler,
-                 "The scheduler's admin address, http://host:port (its /members lists the "
-                 "members; the cheapest and most exact source)");
-  app.add_option("--master", raw.master,
-                 "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state "
-                 "lists the framework's running tasks (use when the scheduler's address is not "
-                 "known)");
-  app.add_option("--framework-name", f.framework_name,
-                 "With --master: the framework whose tasks are the members (etcd-<cluster-name>)")
-      ->capture_default_str();
-  CLI::Option* listen =
-      app.add_option("--listen-addr", raw.listen, "Where the gRPC proxy listens, host:port")
-          ->capture_default_str();
-  app.add_option("--listen-client-urls", raw.listen_urls,
-                 "The original etcd-mesos-proxy's spelling of --listen-addr: one http://host:port")
-      ->excludes(listen);
-  app.add_option("--etcd-bin", f.etcd_bin,
-                 "The etcd binary (3.4+) that runs `grpc-proxy start`: a path, or a name "
-                 "searched in PATH")
-      ->capture_default_str();
-  app.add_option("--data-dir", f.data_dir,
-                 "Directory for the grpc-proxy's data and log (default: a fresh temporary "
-                 "directory, removed at exit)");
-  app.add_option("--poll-interval", raw.poll,
-                 "How often to ask for the members (jittered; failures back off up to 6x)")
-      ->capture_default_str();
-  app.add_option("--wait", raw.wait,
-                 "How long to keep looking for the cluster at start before giving up with an "
-                 "error (0: one try)")
-      ->capture_default_str();
-  app.add_option("--request-timeout", raw.timeout, "Deadline of one HTTP request")
-      ->capture_default_str();
-  app.add_flag("--once", f.once, "Print the client URLs comma-separated on stdout and exit");
-  app.add_option("--log-level", f.log_level, "trace, debug, info, warn or error")
-      ->capture_default_str();
-}
+Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
+  using std::chrono::milliseconds;
+  ParsedProxyFlags out;
+  ProxyFlags& f = out.flags;
+  std::string scheduler, master, listen = f.listen_addr.ToString(), listen_urls;
 
-// Exactly one source of truth about the members.
-Status CheckSource(const RawFlags& raw, ProxyFlags& f) {
-  if (raw.scheduler.empty() == raw.master.empty()) {
+  FlagSet flags("etcd-mesos-proxy", kDescription);
+  Flag& scheduler_flag = flags.Add(
+      "--scheduler", &scheduler,
+      "The scheduler's admin address, http://host:port (its /members lists the members; the "
+      "cheapest and most exact source)");
+  Flag& master_flag = flags.Add(
+      "--master", &master,
+      "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state lists the "
+      "framework's running tasks (use when the scheduler's address is not known)");
+  Flag& framework =
+      flags.Add("--framework-name", &f.framework_name,
+                "With --master: the framework whose tasks are the members (etcd-<cluster-name>)");
+  auto& listen_addr =
+      flags.Add("--listen-addr", &listen, "Where the gRPC proxy listens, host:port");
+  flags
+      .Add("--listen-client-urls", &listen_urls,
+           "The original etcd-mesos-proxy's spelling of --listen-addr: one http://host:port")
+      .Excludes(listen_addr);
+  flags
+      .Add("--etcd-bin", &f.etcd_bin,
+           "The etcd binary (3.4+) that runs `grpc-proxy start`: a path, or a name searched in "
+           "PATH")
+      .Check([](const std::string& bin) {
+        return bin.empty() ? Problem("must not be empty") : std::nullopt;
+      });
+  flags.Add("--data-dir", &f.data_dir,
+            "Directory for the grpc-proxy's data and log (default: a fresh temporary directory, "
+            "removed at exit)");
+  flags
+      .Add("--poll-interval", &f.poll_interval,
+           "How often to ask for the members (jittered; failures back off up to 6x)")
+      .AtLeast(milliseconds(100));
+  flags
+      .Add("--wait", &f.wait,
+           "How long to keep looking for the cluster at start before giving up with an error (0: "
+           "one try)")
+      .AtLeast(milliseconds(0));
+  flags.Add("--request-timeout", &f.request_timeout, "Deadline of one HTTP request")
+      .AtLeast(milliseconds(100));
+  flags.Add("--once", &f.once, "Print the client URLs comma-separated on stdout and exit");
+  flags.Add("--log-level", &f.log_level, "trace, debug, info, warn or error").Check(LogLevel);
+
+  auto parsed = flags.Parse(args);
+  if (!parsed.ok()) return parsed.error();
+  out.help = parsed->exit;
+  out.text = std::move(parsed->text);
+  if (out.help) return out;
+
+  // Exactly one source of truth about the members.
+  if (scheduler.empty() == master.empty()) {
     return Bad("give exactly one of --scheduler=http://host:port and --master=host:port|zk://...");
   }
-  if (!raw.scheduler.empty()) {
-    const std::string& given = raw.scheduler;
-    std::string url = given.find("://") == std::string::npos ? "http://" + given : given;
-    auto u = ParseHttpUrl(url);
-    if (!u.ok()) return Bad("--scheduler=" + given + ": " + u.error().message);
-    if (u->scheme != "http") return Bad("--scheduler=" + given + ": only http:// is supported");
+  if (!scheduler.empty()) {
+    auto u = ParseHttpUrl(scheduler.find("://") == std::string::npos ? "http://" + scheduler
+                                                                     : scheduler);
+    if (!u.ok()) return scheduler_flag.Bad(u.error().message);
+    if (u->scheme != "http") return scheduler_flag.Bad("only http:// is supported");
     f.scheduler = *u;
-    return OkStatus();
+  } else {
+    auto m = ParseMasterAddress(master);
+    if (!m.ok()) return master_flag.Bad(m.error().message);
+    if (f.framework_name.empty()) return framework.Bad("must not be empty");
+    f.master = *m;
+    f.master_text = master;
   }
-  auto m = ParseMasterAddress(raw.master);
-  if (!m.ok()) return Bad("--master=" + raw.master + ": " + m.error().message);
-  f.master = *m;
-  f.master_text = raw.master;
-  if (f.framework_name.empty()) return Bad("--framework-name must not be empty");
-  return OkStatus();
-}
-
-Status CheckTheRest(const RawFlags& raw, ProxyFlags& f) {
-  std::string listen = raw.listen;
-  if (!raw.listen_urls.empty()) {
-    auto from_urls = ListenFromClientUrls(raw.listen_urls);
+  if (!listen_urls.empty()) {
+    auto from_urls = ListenFromClientUrls(listen_urls);
     if (!from_urls.ok()) return Bad(from_urls.error().message);
     listen = *from_urls;
   }
   auto l = ParseHostPort(listen);
   if (!l.ok()) return Bad("--listen-addr=" + listen + ": " + l.error().message);
   f.listen_addr = *l;
-  if (f.etcd_bin.empty()) return Bad("--etcd-bin must not be empty");
-  auto p = Millis("--poll-interval", raw.poll, std::chrono::milliseconds(100));
-  if (!p.ok()) return Bad(p.error().message);
-  f.poll_interval = *p;
-  auto w = Millis("--wait", raw.wait, std::chrono::milliseconds(0));
-  if (!w.ok()) return Bad(w.error().message);
-  f.wait = *w;
-  auto t = Millis("--request-timeout", raw.timeout, std::chrono::milliseconds(100));
-  if (!t.ok()) return Bad(t.error().message);
-  f.request_timeout = *t;
-  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
-  if (std::find(std::begin(kLevels), std::end(kLevels), f.log_level) == std::end(kLevels)) {
-    return Bad("--log-level=" + f.log_level + ": expected trace, debug, info, warn or error");
-  }
-  return OkStatus();
-}
-
-}  // namespace
-
-Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
-  ParsedProxyFlags out;
-  RawFlags raw;
-  CLI::App app(kDescription, "etcd-mesos-proxy");
-  AddOptions(app, raw, out.flags);
-  std::vector<std::string> go = GoStyle(args);
-  std::vector<std::string> reversed(go.rbegin(), go.rend());  // CLI11 takes it reversed
-  try {
-    app.parse(reversed);
-  } catch (const CLI::CallForHelp&) {
-    out.help = true;
-    out.text = app.help();
-    return out;
-  } catch (const CLI::ParseError& e) {
-    return Bad(e.what());
-  }
-  if (auto s = CheckSource(raw, out.flags); !s.ok()) return s.error();
-  if (auto s = CheckTheRest(raw, out.flags); !s.ok()) return s.error();
   return out;
 }
 

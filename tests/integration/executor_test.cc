@@ -20,6 +20,7 @@
 
 #include "executor/task_config.h"
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
 #include "testing/ports.h"

@@ -41,6 +41,7 @@
 
 #include "etcd/client.h"
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "scheduler/shell/shell.h"
 #include "testing/etcd_server.h"
 #include "testing/ports.h"

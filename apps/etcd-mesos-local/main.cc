@@ -20,6 +20,7 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "net/http.h"
 
 namespace {

@@ -98,9 +98,4 @@ class Agent : public AgentApi {
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses an agent resources flag: `cpus:4;mem:4096;disk:4096;ports:[31000-31999]` (ranges may be
-// `[a-b,c-d]`; scalars may be fractional). Unknown names become scalar resources. Errors name the
-// offending part.
-Result<std::vector<mesos::Resource>> ParseResources(std::string_view spec);
-
 }  // namespace etcd_mesos::local

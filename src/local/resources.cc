@@ -1,7 +1,10 @@
 #include "local/resources.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -144,6 +147,105 @@ nlohmann::json ResourceBag::Summary() const {
     }
     out[name] = text + "]";
   }
+  return out;
+}
+
+Result<std::vector<mesos::Resource>> ParseResources(std::string_view spec) {
+  std::vector<mesos::Resource> out;
+  std::map<std::string, bool> seen;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(';', start);
+    if (end == std::string_view::npos) end = spec.size();
+    std::string_view part = spec.substr(start, end - start);
+    start = end + 1;
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (part.empty()) {
+      if (end == spec.size()) break;
+      continue;
+    }
+    size_t colon = part.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "resource '{}' is not name:value (e.g. cpus:4 or ports:[31000-31999])",
+                       part);
+    }
+    std::string name(part.substr(0, colon));
+    std::string_view value = part.substr(colon + 1);
+    for (char c : name) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) {
+        return MakeError(ErrorCode::kInvalidArgument, "resource name '{}' is not valid", name);
+      }
+    }
+    if (seen[name]) {
+      return MakeError(ErrorCode::kInvalidArgument, "resource '{}' is given twice", name);
+    }
+    seen[name] = true;
+    mesos::Resource r;
+    r.set_name(name);
+    if (!value.empty() && value.front() == '[') {
+      if (value.back() != ']') {
+        return MakeError(ErrorCode::kInvalidArgument, "resource '{}': range '{}' lacks ']'", name,
+                         value);
+      }
+      r.set_type(mesos::Value::RANGES);
+      std::string_view inner = value.substr(1, value.size() - 2);
+      std::vector<std::pair<uint64_t, uint64_t>> ranges;
+      size_t s = 0;
+      while (s <= inner.size()) {
+        size_t e = inner.find(',', s);
+        if (e == std::string_view::npos) e = inner.size();
+        std::string_view range = inner.substr(s, e - s);
+        s = e + 1;
+        while (!range.empty() && range.front() == ' ') range.remove_prefix(1);
+        while (!range.empty() && range.back() == ' ') range.remove_suffix(1);
+        size_t dash = range.find('-');
+        uint64_t begin = 0, endv = 0;
+        auto parse = [](std::string_view t, uint64_t* v) {
+          auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), *v);
+          return ec == std::errc() && p == t.data() + t.size() && !t.empty();
+        };
+        bool ok = dash == std::string_view::npos ? parse(range, &begin) && ((endv = begin), true)
+                                                 : parse(range.substr(0, dash), &begin) &&
+                                                       parse(range.substr(dash + 1), &endv);
+        if (!ok) {
+          return MakeError(ErrorCode::kInvalidArgument,
+                           "resource '{}': '{}' is not a range like 31000-31999", name, range);
+        }
+        if (begin > endv) {
+          return MakeError(ErrorCode::kInvalidArgument,
+                           "resource '{}': range '{}' ends before it begins", name, range);
+        }
+        ranges.emplace_back(begin, endv);
+        if (e == inner.size()) break;
+      }
+      std::sort(ranges.begin(), ranges.end());
+      for (size_t i = 1; i < ranges.size(); ++i) {
+        if (ranges[i].first <= ranges[i - 1].second) {
+          return MakeError(ErrorCode::kInvalidArgument, "resource '{}': ranges overlap", name);
+        }
+      }
+      for (const auto& [b, e] : ranges) {
+        auto* range = r.mutable_ranges()->add_range();
+        range->set_begin(b);
+        range->set_end(e);
+      }
+    } else {
+      double v = 0;
+      std::string text(value);
+      char* endp = nullptr;
+      if (!text.empty()) v = std::strtod(text.c_str(), &endp);
+      if (text.empty() || endp != text.c_str() + text.size() || !std::isfinite(v) || v < 0) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "resource '{}': '{}' is not a non-negative number", name, value);
+      }
+      r.set_type(mesos::Value::SCALAR);
+      r.mutable_scalar()->set_value(v);
+    }
+    out.push_back(std::move(r));
+  }
+  if (out.empty()) return MakeError(ErrorCode::kInvalidArgument, "no resources given");
   return out;
 }
 

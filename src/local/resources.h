@@ -1,6 +1,7 @@
-// Resource arithmetic for the local master's allocator: scalars (cpus, mem, disk, ...) and
-// ranges (ports), added, subtracted and compared the way Mesos does for unreserved resources.
-// Scalars keep Mesos's fixed point of three decimals so that repeated arithmetic cannot drift.
+// Resources of etcd-mesos-local: the parser of an agent's resources flag, and the arithmetic of
+// the local master's allocator: scalars (cpus, mem, disk, ...) and ranges (ports), added,
+// subtracted and compared the way Mesos does for unreserved resources. Scalars keep Mesos's fixed
+// point of three decimals so that repeated arithmetic cannot drift.
 //
 // Threading: values; pure functions.
 #pragma once
@@ -8,12 +9,14 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <google/protobuf/repeated_field.h>
 #include <nlohmann/json.hpp>
 
+#include "common/result.h"
 #include "mesos/v1.h"
 
 namespace etcd_mesos::local {
@@ -42,5 +45,10 @@ class ResourceBag {
   std::map<std::string, int64_t> scalars_;  // thousandths
   std::map<std::string, Ranges> ranges_;
 };
+
+// Parses an agent resources flag: `cpus:4;mem:4096;disk:4096;ports:[31000-31999]` (ranges may be
+// `[a-b,c-d]`; scalars may be fractional). Unknown names become scalar resources. Errors name the
+// offending part.
+Result<std::vector<mesos::Resource>> ParseResources(std::string_view spec);
 
 }  // namespace etcd_mesos::local

@@ -235,6 +235,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void ScheduleRetry() {
+    last_listing = listing;
     retry_timer.expires_after(options.retry_interval);
     retry_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->stopped) return;
@@ -284,6 +285,8 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
 
   void OnChildren(const ReadContext& ctx, int rc, const std::vector<std::string>& names) {
     if (Stale(ctx)) return;
+    const clientid_t* id = zh != nullptr ? zoo_client_id(zh) : nullptr;
+    listing = ListingForTesting{id != nullptr ? id->client_id : 0, rc, names};
     if (rc == ZNONODE) {
       SPDLOG_WARN("master detector: {} does not exist; no leading master", address.zk->path);
       Report(std::nullopt);
@@ -350,6 +353,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void Report(const std::optional<HostPort>& now) {
+    last_listing = listing;
     if (reported && now == leader) return;
     reported = true;
     leader = now;
@@ -377,6 +381,9 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
   uint64_t read = 0;        // counts listings; results of older ones are dropped
   bool reported = false;
   std::optional<HostPort> leader;
+  // The newest listing read, and the newest one finished with (reported on, or retried).
+  std::optional<ListingForTesting> listing;
+  std::optional<ListingForTesting> last_listing;
   asio::steady_timer retry_timer;
   // ZooKeeper's threads post onto io at any time: until closed, the loop must not run out of work.
   asio::executor_work_guard<asio::io_context::executor_type> work;
@@ -399,6 +406,10 @@ std::optional<std::pair<int64_t, std::string>> MasterDetector::ZooKeeperSessionF
   const clientid_t* id = zoo_client_id(impl_->zh);
   if (id == nullptr || id->client_id == 0) return std::nullopt;
   return std::make_pair(id->client_id, std::string(id->passwd, sizeof id->passwd));
+}
+
+std::optional<MasterDetector::ListingForTesting> MasterDetector::LastListingForTesting() const {
+  return impl_->last_listing;
 }
 
 }  // namespace etcd_mesos::mesos_client

@@ -67,6 +67,16 @@ class MasterDetector {
   // The current ZooKeeper session (id, 16-byte password), for tests that expire it.
   std::optional<std::pair<int64_t, std::string>> ZooKeeperSessionForTesting() const;
 
+  // The newest listing of the path that the detector has finished with: it has reported what the
+  // listing shows (or found it changes nothing), or given up on it and scheduled a retry. For
+  // tests that must know a change has been handled before they check what was (not) reported.
+  struct ListingForTesting {
+    int64_t session = 0;                // the ZooKeeper session it was read on
+    int rc = 0;                         // ZooKeeper's answer to the listing (ZOK, ZNOAUTH, ...)
+    std::vector<std::string> children;  // the path's children, as listed
+  };
+  std::optional<ListingForTesting> LastListingForTesting() const;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;

@@ -718,15 +718,14 @@ class ZkStoreTest : public StoreTestBase {
   // Retries `op` while it answers kUnavailable, up to `timeout`; answers the last result.
   template <typename T>
   T RetryWhileUnavailable(const std::function<T()>& op, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      T r = op();
-      if (r.ok() || r.error().code != ErrorCode::kUnavailable ||
-          std::chrono::steady_clock::now() > deadline) {
-        return r;
-      }
-      std::this_thread::sleep_for(200ms);
-    }
+    std::optional<T> r;
+    test::WaitFor(
+        [&] {
+          r = op();
+          return r->ok() || r->error().code != ErrorCode::kUnavailable;
+        },
+        timeout);
+    return std::move(*r);
   }
 };
 
@@ -837,6 +836,8 @@ TEST_F(ZkStoreTest, ServerDownLongerThanTheSessionTimeoutStillRecovers) {
   // The server keeps sessions across its restart (it may or may not expire this one, depending on
   // when the client gets back); either way the same store object must serve again.
   zk.Stop();
+  // The outage itself, not a wait for something to happen: the server must stay down for longer
+  // than the session timeout (2s), which only the passing of time can show.
   std::this_thread::sleep_for(5s);
   ASSERT_OK(zk.Start());
   auto after = RetryWhileUnavailable<Result<Record>>([&] { return Get("/n"); }, 40s);
@@ -896,7 +897,11 @@ TEST_F(ZkStoreTest, DestroyingTheStoreWithOperationsInFlightIsSafe) {
     }
     store_.reset();
   });
-  std::this_thread::sleep_for(500ms);
+  // A marker behind them on the io thread. The answers of the Sets can only run there, and all of
+  // them are queued before the marker: the Sets themselves were posted before the store was
+  // destroyed, and destroying it joined the ZooKeeper client's threads, so whatever those threads
+  // posted is queued too. Once the marker has run, every callback that was going to run has.
+  OnIo([] {});
   EXPECT_EQ(answered.load(), 0) << "callbacks ran after the store was destroyed";
 }
 

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "scheduler/shell/shell.h"
 #include "testing/ports.h"
 #include "testing/process.h"

@@ -4,7 +4,7 @@
 
 #include <chrono>
 #include <fstream>
-#include <thread>
+#include <optional>
 #include <utility>  // before asio: boost 1.74 uses std::exchange without it
 
 #include <gmock/gmock.h>
@@ -70,12 +70,14 @@ class EtcdClientTest : public ::testing::Test {
   template <typename T>
   Result<T> RetryUnavailable(const std::function<Result<T>()>& op,
                              std::chrono::seconds limit = std::chrono::seconds(30)) {
-    auto deadline = Clock::now() + limit;
-    while (true) {
-      Result<T> r = op();
-      if (r.ok() || !r.error().retryable() || Clock::now() > deadline) return r;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    std::optional<Result<T>> r;
+    test::WaitFor(
+        [&] {
+          r = op();
+          return r->ok() || !r->error().retryable();
+        },
+        limit);
+    return std::move(*r);
   }
 
   boost::asio::io_context io_;
@@ -225,15 +227,18 @@ TEST_F(EtcdClientTest, LearnerIsAddedStartedPromotedAndMembersRemoved) {
   // Promote once in sync: every refusal on the way must be the "not in sync" one.
   int refusals = 0;
   Result<MemberListResponse> promoted = Error{};
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (true) {
-    promoted = Promote(c1, id2);
-    if (promoted.ok() || Clock::now() > deadline) break;
-    ASSERT_EQ(promoted.error().code, ErrorCode::kRefused) << promoted.error();
-    ASSERT_THAT(promoted.error().message, HasSubstr("in sync with leader"));
-    ++refusals;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  test::WaitFor(
+      [&] {
+        promoted = Promote(c1, id2);
+        if (promoted.ok()) return true;
+        if (promoted.error().code != ErrorCode::kRefused ||
+            promoted.error().message.find("in sync with leader") == std::string::npos) {
+          return true;  // another refusal: stop, and fail below
+        }
+        ++refusals;
+        return false;
+      },
+      std::chrono::seconds(30));
   auto t_promoted = Clock::now();
   ASSERT_TRUE(promoted.ok()) << promoted.error();
   std::printf("learner add -> promoted %.3f s (process start -> promoted %.3f s, %d refusals)\n",

@@ -20,6 +20,7 @@
 
 #include "executor/task_config.h"
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
 #include "testing/ports.h"
@@ -80,6 +81,25 @@ std::string Cmdline(pid_t pid) {
   return cmdline;
 }
 
+// Where the executor of the running member `name` logs: its sandbox's stderr (the sandbox holds
+// the member's data dir, which etcd names on its command line). Empty if etcd is not running.
+fs::path ExecutorLogOf(const std::string& name) {
+  auto pids = EtcdPids("--name=" + name);
+  if (pids.empty()) return {};
+  std::string cmdline = Cmdline(pids[0]);
+  size_t flag = cmdline.find("--data-dir=");
+  if (flag == std::string::npos) return {};
+  size_t begin = flag + std::string("--data-dir=").size();
+  fs::path data_dir = cmdline.substr(begin, cmdline.find(' ', begin) - begin);
+  return data_dir.parent_path() / "stderr";
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 class ExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -108,8 +128,6 @@ class ExecutorTest : public ::testing::Test {
     cluster_->Shutdown();
     io_.run_for(std::chrono::milliseconds(100));
   }
-
-  void RunFor(std::chrono::milliseconds d) { io_.run_for(d); }
 
   bool RunUntil(const std::function<bool()>& done, int seconds = 30) {
     auto deadline = Clock::now() + std::chrono::seconds(seconds);
@@ -573,15 +591,30 @@ TEST_F(ExecutorTest, AgentRestartKeepsEtcdRunningAndTheExecutorReconnects) {
   }
   ASSERT_GT(agent, 0);
   // The agent process dies, keeping its work dir: etcd must not notice.
+  fs::path executor_log = ExecutorLogOf("steady");
+  ASSERT_FALSE(executor_log.empty());
   ASSERT_TRUE(cluster_->CrashAgent(agent).ok());
-  RunFor(std::chrono::milliseconds(1000));
+  // The executor logs that it lost the agent, then hands the loss to its core on the same
+  // thread. An answer from that thread afterwards (GET /status of its reseed listener) is a
+  // marker: the executor has finished with the loss, and any signal it decided to send etcd, it
+  // has sent and logged.
+  ASSERT_TRUE(RunUntil([&] {
+    return ReadFile(executor_log).find("disconnected from agent") != std::string::npos;
+  })) << "the executor never noticed the agent going";
+  ASSERT_EQ(Http(net::Verb::get, c, "/status", std::nullopt).status, 200u);
+  EXPECT_EQ(ReadFile(executor_log).find("sending SIG"), std::string::npos)
+      << "the executor signalled etcd when the agent went away";
   EXPECT_EQ(EtcdPids("--name=steady"), pids) << "etcd kept running while the agent was down";
   EXPECT_EQ(Etcdctl(c.ClientUrl(), "endpoint health").status, 0);
   // etcd crashes while the agent is down: the executor restarts it and keeps the update about
   // it until it can deliver it.
   size_t before = updates_.size();
+  size_t unhealthy_before = Count(ReadFile(executor_log), "healthy=false");
   ASSERT_EQ(::kill(pids[0], SIGKILL), 0);
-  RunFor(std::chrono::milliseconds(1500));
+  // The executor has sent (while the agent is down) the update saying the member is unhealthy.
+  ASSERT_TRUE(RunUntil([&] {
+    return Count(ReadFile(executor_log), "healthy=false") > unhealthy_before;
+  })) << "the executor sent no update about the crash while the agent was down";
   for (size_t i = before; i < updates_.size(); ++i) {
     EXPECT_NE(updates_[i].second.task_id().value(), "steady")
         << "an update while the agent is down";
@@ -621,11 +654,14 @@ TEST_F(ExecutorRecoveryTest, AnAgentGoneForGoodStopsEtcdAndTheExecutorAfterTheRe
     if (cluster_->agent(n)->id().value() == offer.agent_id().value()) agent = n;
   }
   ASSERT_GT(agent, 0);
+  auto crashed_at = Clock::now();
   ASSERT_TRUE(cluster_->CrashAgent(agent).ok());
-  RunFor(std::chrono::milliseconds(1500));
-  EXPECT_EQ(EtcdPids("--name=orphan").size(), 1u) << "within the recovery timeout etcd runs on";
   EXPECT_TRUE(RunUntil([&] { return EtcdPids("--name=orphan").empty(); }, 20))
       << "etcd still runs long after the recovery timeout";
+  // Within the recovery timeout etcd runs on: the executor counts it from when it sees the agent
+  // go, which is after the crash, so etcd is gone no sooner than 3 s after it.
+  EXPECT_GE(Clock::now() - crashed_at, std::chrono::seconds(3))
+      << "etcd was stopped within the recovery timeout";
   EXPECT_TRUE(RunUntil([&] { return ::kill(executors[0], 0) != 0; }, 10))
       << "the executor outlived its recovery timeout";
 }

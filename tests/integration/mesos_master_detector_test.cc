@@ -3,13 +3,16 @@
 // the ZooKeeper C client, and checks which leader the detector reports.
 #include <zookeeper.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <utility>  // before asio: boost 1.74 uses std::exchange without it
 
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 
 #include "mesos/json_codec.h"
 #include "mesos/master_detector.h"
@@ -109,22 +112,31 @@ class MasterDetectorTest : public ::testing::Test {
     ASSERT_TRUE(started.ok()) << started.error();
   }
 
-  // Runs the loop until the latest report is `want`.
-  void ExpectLeader(const Leader& want) {
+  // Runs the loop until `done` holds or 20 s have passed; answers `done()`.
+  bool RunUntil(const std::function<bool()>& done) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline &&
-           (reports_.empty() || reports_.back() != want)) {
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
       io_.run_for(std::chrono::milliseconds(10));
     }
+    return done();
+  }
+  // Runs the loop until the detector has finished with a listing (reported what it shows, or
+  // found it changes nothing, or retried) that `matches`.
+  bool RunUntilListing(
+      const std::function<bool(const MasterDetector::ListingForTesting&)>& matches) {
+    return RunUntil([&] {
+      auto listing = detector_->LastListingForTesting();
+      return listing && matches(*listing);
+    });
+  }
+
+  // Runs the loop until the latest report is `want`.
+  void ExpectLeader(const Leader& want) {
+    RunUntil([&] { return !reports_.empty() && reports_.back() == want; });
     ASSERT_FALSE(reports_.empty()) << "no report";
     EXPECT_EQ(reports_.back(), want)
         << "latest report: " << (reports_.back() ? reports_.back()->ToString() : "none");
   }
-  void RunFor(std::chrono::milliseconds d) {
-    auto deadline = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < deadline) io_.run_for(std::chrono::milliseconds(10));
-  }
-
   boost::asio::io_context io_;
   zhandle_t* zh_ = nullptr;
   std::string path_;
@@ -140,7 +152,10 @@ TEST(MasterDetectorDirect, ReportsTheGivenMasterOnce) {
   MasterDetector detector(io, *address, {}, [&](const Leader& l) { reports.push_back(l); });
   ASSERT_TRUE(detector.Start().ok());
   EXPECT_TRUE(reports.empty()) << "reported inside Start()";
-  io.run_for(std::chrono::milliseconds(100));
+  // A marker posted after Start(): whatever Start() posted has run once the marker has.
+  bool marker = false;
+  boost::asio::post(io, [&] { marker = true; });
+  while (!marker) io.run_one();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0], (HostPort{"10.0.0.1", 5050}));
 }
@@ -185,9 +200,13 @@ TEST_F(MasterDetectorTest, LowestSequenceLeadsAndOthersAreIgnored) {
   EXPECT_EQ(reports_.size(), 1u);
   EXPECT_EQ(detector_->leader(), (HostPort{"127.0.0.2", 5050}));
 
-  // A newcomer with a higher sequence changes nothing.
-  Contend("127.0.0.4", 5050);
-  RunFor(std::chrono::milliseconds(500));
+  // A newcomer with a higher sequence changes nothing: once the detector has finished with a
+  // listing that holds it, it has reported nothing more.
+  auto newcomer = Contend("127.0.0.4", 5050);
+  ASSERT_TRUE(RunUntilListing([&](const MasterDetector::ListingForTesting& listing) {
+    return std::find(listing.children.begin(), listing.children.end(), newcomer) !=
+           listing.children.end();
+  })) << "the detector never listed the newcomer";
   EXPECT_EQ(reports_.size(), 1u);
 }
 
@@ -243,16 +262,16 @@ TEST_F(MasterDetectorTest, FollowsChangesAfterSessionExpiry) {
   auto expired = test::ExpireZooKeeperSession(Server().servers(), session->first, session->second);
   ASSERT_TRUE(expired.ok()) << expired.error();
   // The detector opens a new session and watches again from there.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
+  ASSERT_TRUE(RunUntil([&] {
     auto now = detector_->ZooKeeperSessionForTesting();
-    if (now && now->first != session->first) break;
-    io_.run_for(std::chrono::milliseconds(10));
-  }
+    return now && now->first != session->first;
+  })) << "no new session";
   auto renewed = detector_->ZooKeeperSessionForTesting();
   ASSERT_TRUE(renewed.has_value());
-  ASSERT_NE(renewed->first, session->first);
-  RunFor(std::chrono::milliseconds(500));  // let the new session list and watch
+  // The new session has listed the path, setting its watch, before the leader goes.
+  ASSERT_TRUE(RunUntilListing([&](const MasterDetector::ListingForTesting& listing) {
+    return listing.session == renewed->first;
+  })) << "the new session never listed the path";
   Delete(first);
   ExpectLeader(HostPort{"127.0.0.3", 5050});
 }
@@ -265,9 +284,14 @@ TEST_F(MasterDetectorTest, DestroyingWhileReadsAreInFlightIsSafe) {
     io_.run_for(std::chrono::milliseconds(round * 3));
     detector_.reset();
   }
-  // Whatever was posted by the dead detectors must not run into freed memory or report.
+  // Whatever was posted by the dead detectors must not run into freed memory or report. Their
+  // destruction joined their ZooKeeper clients' threads, so all they posted is queued: run the
+  // loop until it runs out of work. It must run out (nothing of theirs keeps it alive), and then
+  // every handler they left has run.
   size_t before = reports_.size();
-  RunFor(std::chrono::milliseconds(300));
+  io_.restart();
+  io_.run_for(std::chrono::seconds(20));
+  EXPECT_TRUE(io_.stopped()) << "the destroyed detectors left work on the loop";
   EXPECT_EQ(reports_.size(), before);
 }
 
@@ -289,9 +313,11 @@ TEST_F(MasterDetectorTest, DigestCredentialsAreSent) {
   Create("json.info_", MasterJson("127.0.0.2", 5050), ZOO_EPHEMERAL | ZOO_SEQUENCE,
          &ZOO_CREATOR_ALL_ACL);
 
-  // Without the credentials the detector cannot learn the leader.
+  // Without the credentials the detector cannot learn the leader: its listing is refused.
   StartDetector();
-  RunFor(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(RunUntilListing([](const MasterDetector::ListingForTesting&) { return true; }))
+      << "the detector never finished a listing";
+  EXPECT_EQ(detector_->LastListingForTesting()->rc, ZNOAUTH);
   for (const auto& report : reports_) EXPECT_FALSE(report.has_value());
   detector_.reset();
 

@@ -120,11 +120,12 @@ class Client {
 
   void Read(const std::string& key, const std::string& want) {
     CommandResult got;
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      got = RunCommand(Etcdctl(endpoint_, "get " + key + " --print-value-only"), true);
-      if (got.code == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    }
+    test::WaitFor(
+        [&] {
+          got = RunCommand(Etcdctl(endpoint_, "get " + key + " --print-value-only"), true);
+          return got.code == 0;
+        },
+        std::chrono::seconds(3));
     if (got.code == 0 && got.out == want) return;
     std::lock_guard lock(mu_);
     bad_reads_.push_back(key + ": " + got.out);

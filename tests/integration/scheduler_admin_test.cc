@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
 #include "scheduler/core/scheduler_core.h"

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "local/cluster.h"
+#include "local/resources.h"
 #include "mesos/codec.h"
 #include "mesos/json_codec.h"
 #include "mesos/scheduler_client.h"

@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <iterator>
-#include <thread>
 #include <utility>  // before asio: boost 1.74 uses std::exchange without it
 
 #include <fmt/format.h>
@@ -12,6 +11,7 @@
 
 #include "etcd/client.h"
 #include "testing/ports.h"
+#include "testing/process.h"
 
 namespace etcd_mesos::test {
 
@@ -74,16 +74,14 @@ Result<uint64_t> EtcdServer::AddAndJoin(const HostPort& voter, bool as_learner) 
   etcd::Client client(io, voter);
   // The leader refuses changes for a few seconds after a member (re)connects ("unhealthy
   // cluster", kUnavailable): retry those.
-  auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   Result<etcd::MemberAddResponse> added = Error{};
-  while (true) {
-    added = etcd::Await<etcd::MemberAddResponse>(
-        io, [&](auto cb) { client.MemberAdd({peer_url()}, as_learner, cb); });
-    if (added.ok() || !added.error().retryable() || std::chrono::steady_clock::now() > deadline) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  test::WaitFor(
+      [&] {
+        added = etcd::Await<etcd::MemberAddResponse>(
+            io, [&](auto cb) { client.MemberAdd({peer_url()}, as_learner, cb); });
+        return added.ok() || !added.error().retryable();
+      },
+      options_.start_timeout);
   if (!added.ok()) return added.error().Context(fmt::format("adding {}", name()));
   std::string initial_cluster;
   for (const auto& m : added->members) {
@@ -110,17 +108,24 @@ Status EtcdServer::WaitFor(std::chrono::milliseconds timeout, bool need_healthy)
   if (!process_) return MakeError(ErrorCode::kInternal, "etcd {} was not started", name());
   boost::asio::io_context io;
   etcd::Client client(io, client_endpoint(), {.request_timeout = std::chrono::seconds(2)});
-  auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string last = "no answer yet";
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!process_->Running()) {
-      return MakeError(ErrorCode::kUnavailable, "etcd {} exited at start:\n{}", name(), LogTail());
-    }
-    auto health = etcd::Await<etcd::HealthResponse>(io, [&](auto cb) { client.Health(cb); });
-    if (health.ok() && (health->healthy || !need_healthy)) return OkStatus();
-    last = health.ok() ? health->reason : health.error().ToString();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  bool exited = false;
+  bool ready = test::WaitFor(
+      [&] {
+        if (!process_->Running()) {
+          exited = true;
+          return true;
+        }
+        auto health = etcd::Await<etcd::HealthResponse>(io, [&](auto cb) { client.Health(cb); });
+        if (health.ok() && (health->healthy || !need_healthy)) return true;
+        last = health.ok() ? health->reason : health.error().ToString();
+        return false;
+      },
+      timeout);
+  if (exited) {
+    return MakeError(ErrorCode::kUnavailable, "etcd {} exited at start:\n{}", name(), LogTail());
   }
+  if (ready) return OkStatus();
   return MakeError(ErrorCode::kUnavailable, "etcd {} not {} within {} ms ({}):\n{}", name(),
                    need_healthy ? "healthy" : "answering", timeout.count(), last, LogTail());
 }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "local/resources.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 

@@ -5,16 +5,10 @@
 #include <fmt/format.h>
 
 #include "common/member_health.h"
+#include "common/overloaded.h"
 
 namespace etcd_mesos::executor::core {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // The facts whose change must reach the scheduler at once; raft index and term are left out.
 bool SignificantChange(const MemberFacts& a, const MemberFacts& b) {

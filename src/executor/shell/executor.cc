@@ -8,20 +8,11 @@
 #include <boost/asio/post.hpp>
 
 #include "common/duration.h"
+#include "common/overloaded.h"
 #include "executor/shell/command_line.h"
 #include "executor/shell/restore.h"
 
 namespace etcd_mesos::executor::shell {
-namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
-
-}  // namespace
 
 Executor::Executor(boost::asio::io_context& io, mesos_client::ExecutorEnvironment env,
                    ExecutorOptions options)

@@ -594,7 +594,7 @@ void SchedulerCore::ProbeNow(Time now, Actions& out) {
   // Learners last: when no voter is left to ask, a learner's member list is the only evidence
   // of etcd's view, and without a view no livelock episode (and so no reseed) can start.
   for (const auto& [name, m] : state_.members) {
-    if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
+    if (MaybeLearner(m)) urls.push_back(m.ClientUrl());
   }
   if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
 }
@@ -1046,7 +1046,7 @@ const Member* SchedulerCore::BackupSource(bool allow_unhealthy) const {
   const Member* best = nullptr;
   int best_rank = 99;
   for (const auto& [name, m] : state_.members) {
-    if (!MaybeAlive(m.task_state) || !m.reachable || m.member_id == 0 || m.learner) continue;
+    if (!MaybeVoter(m) || !m.reachable || m.member_id == 0) continue;
     int rank = 99;
     if (m.healthy) {
       rank = m.member_id != m.leader ? 0 : 1;

@@ -505,6 +505,34 @@ TEST_F(CoreTest, NoVoterIsRemovedWhenThatWouldCostQuorum) {
   EXPECT_FALSE(core_.healthy());
 }
 
+// etcd lists a static member that has not started yet without a name, and the core does not know
+// its id: it is recognised by its peer URL (rules.h, Matches), not removed as a stranger while its
+// task is still starting, and its id is learned.
+TEST_F(CoreTest, AnUnstartedStaticMemberIsOursByItsPeerUrlNotAStranger) {
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(launches.size(), 3u);
+  const Member& slow = launches[2].member;  // still staging
+  ClusterView view;
+  for (int i = 0; i < 2; ++i) {
+    const Member& m = launches[i].member;
+    Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
+    On(ProbeResult{m.name, MemberProbe{uint64_t(i + 1), 1, 100, 2, false, true}, now_});
+    view.members.push_back({uint64_t(i + 1), m.name, {m.PeerUrl()}, false});
+  }
+  view.members.push_back({3, "", {slow.PeerUrl()}, false});
+  view.linearizable_read_ok = true;
+  On(ClusterProbeResult{view, now_, core_.membership_epoch()});
+  EXPECT_EQ(core_.state().members.at(slow.name).member_id, 3u);
+  for (int i = 0; i < 3; ++i) {
+    auto actions = Advance(1s);
+    EXPECT_FALSE(Has<ChangeMembership>(actions)) << "removed a member whose task is starting";
+    EXPECT_FALSE(Has<KillTask>(actions));
+  }
+  EXPECT_TRUE(core_.healthy());
+}
+
 TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   auto launches = Bootstrap();
   Advance(1s);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "mesos/task_state.h"
+#include "scheduler/core/rules.h"
 
 namespace etcd_mesos::scheduler {
 
@@ -12,26 +13,6 @@ namespace {
 
 constexpr size_t kMaxNotes = 100;
 constexpr double kTransientRefuseSeconds = 1;  // we will want this agent again shortly
-
-// A task that may still be running somewhere: Mesos is not sure it is gone. After a master
-// failover reconciliation can answer TASK_LOST for live tasks, so LOST is "maybe" here, never
-// proof of loss.
-bool MaybeAlive(mesos::TaskState s) {
-  switch (s) {
-    case mesos::TASK_LOST:
-    case mesos::TASK_UNREACHABLE:
-    case mesos::TASK_UNKNOWN:
-      return true;
-    default:
-      return !mesos_facts::IsTerminalState(s);
-  }
-}
-
-bool Gone(mesos::TaskState s) { return !MaybeAlive(s); }
-
-bool Uncertain(mesos::TaskState s) {
-  return s == mesos::TASK_LOST || s == mesos::TASK_UNREACHABLE || s == mesos::TASK_UNKNOWN;
-}
 
 double ScalarOf(const mesos::Offer& offer, const std::string& name) {
   double total = 0;
@@ -273,7 +254,7 @@ int SchedulerCore::Voters() const {
                                           [](const EtcdMember& m) { return !m.is_learner; }));
   }
   int n = 0;
-  for (const auto& [name, m] : state_.members) n += (!m.learner && MaybeAlive(m.task_state));
+  for (const auto& [name, m] : state_.members) n += MaybeVoter(m) ? 1 : 0;
   return n;
 }
 
@@ -429,7 +410,7 @@ void SchedulerCore::UpdateOfferInterest(Actions& out) {
 std::vector<std::string> SchedulerCore::ClientUrlsOfHealthy() const {
   std::vector<std::pair<int, std::string>> ranked;
   for (const auto& [name, m] : state_.members) {
-    if (!MaybeAlive(m.task_state) || m.learner) continue;
+    if (!MaybeVoter(m)) continue;
     int rank = m.reachable ? (m.member_id != 0 && m.member_id == m.leader ? 0 : 1) : 2;
     ranked.emplace_back(rank, m.ClientUrl());
   }
@@ -476,9 +457,7 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
                     status.has_reason() ? mesos::TaskStatus::Reason_Name(status.reason()) : "",
                     status.has_message() ? ": " + status.message() : ""),
         out);
-    if (member->member_id == 0 &&
-        (!view_ || std::none_of(view_->members.begin(), view_->members.end(),
-                                [&](const EtcdMember& em) { return em.name == member->name; }))) {
+    if (member->member_id == 0 && (!view_ || !InEtcd(*member, view_->members))) {
       // Never joined etcd: nothing to remove from the membership.
       state_.members.erase(member->name);
     }
@@ -540,20 +519,16 @@ void SchedulerCore::OnClusterProbe(const ClusterProbeResult& e, Actions& out) {
   view_ = *e.view;
   read_ok_ = e.view->linearizable_read_ok;
   for (const auto& em : view_->members) {
-    for (auto& [name, m] : state_.members) {
-      bool same =
-          (m.member_id != 0 && m.member_id == em.id) || (!em.name.empty() && em.name == name) ||
-          std::find(em.peer_urls.begin(), em.peer_urls.end(), m.PeerUrl()) != em.peer_urls.end();
-      if (!same) continue;
-      if (m.member_id != em.id) {
-        m.member_id = em.id;
-        Persisted(out);
-      }
-      if (m.learner != em.is_learner) {
-        m.learner = em.is_learner;
-        if (m.learner && !m.learner_since) m.learner_since = e.now;
-        Persisted(out);
-      }
+    Member* ours = OursFor(state_.members, em);
+    if (ours == nullptr) continue;
+    if (ours->member_id != em.id) {
+      ours->member_id = em.id;
+      Persisted(out);
+    }
+    if (ours->learner != em.is_learner) {
+      ours->learner = em.is_learner;
+      if (ours->learner && !ours->learner_since) ours->learner_since = e.now;
+      Persisted(out);
     }
   }
 }
@@ -561,13 +536,8 @@ void SchedulerCore::OnClusterProbe(const ClusterProbeResult& e, Actions& out) {
 void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   // Healthy: a majority of voters agree on one leader, and a linearizable read succeeded.
   int voters = Voters();
-  std::map<uint64_t, int> votes;
-  for (const auto& [name, m] : state_.members) {
-    if (m.reachable && !m.learner && m.leader != 0) ++votes[m.leader];
-  }
-  int best = 0;
-  for (const auto& [leader, n] : votes) best = std::max(best, n);
-  bool agreed = voters > 0 && best > voters / 2;
+  int best = CountLeaderVotes(state_.members).votes;
+  bool agreed = Agreed(best, voters);
   bool was = healthy_;
   healthy_ = agreed && read_ok_;
   if (healthy_) {
@@ -624,7 +594,7 @@ void SchedulerCore::ProbeNow(Time now, Actions& out) {
   // Learners last: when no voter is left to ask, a learner's member list is the only evidence
   // of etcd's view, and without a view no livelock episode (and so no reseed) can start.
   for (const auto& [name, m] : state_.members) {
-    if (m.learner && MaybeAlive(m.task_state)) urls.push_back(m.ClientUrl());
+    if (MaybeLearner(m)) urls.push_back(m.ClientUrl());
   }
   if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
 }
@@ -684,7 +654,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
     BeginReseed(now, /*manual=*/false, out);
     return;
   }
-  MaybeRemoveDead(now, out);
+  TidyMembership(now, out);
   MaybePromote(now, out);
   UpdateOfferInterest(out);
 }
@@ -700,80 +670,65 @@ void SchedulerCore::ExpireStuck(Time now, Actions& out) {
   }
 }
 
-void SchedulerCore::MaybeRemoveDead(Time now, Actions& out) {
+void SchedulerCore::TidyMembership(Time now, Actions& out) {
   if (!healthy_ || in_flight_ || pending_add_ || !view_) return;
+  if (RemoveOneDeadMember(now, out)) return;  // one change at a time
+  StopStrays(now, out);
+  ForgetEndedMembers(out);
+}
+
+bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
   for (const auto& em : view_->members) {
-    const Member* ours = nullptr;
-    for (const auto& [name, m] : state_.members) {
-      if (m.member_id == em.id || (!em.name.empty() && em.name == name)) ours = &m;
-    }
-    bool dead = false;
-    std::string why;
-    if (ours == nullptr) {
-      dead = true;
-      why = "no task of ours runs it";
-    } else if (Gone(ours->task_state)) {
-      dead = true;
-      why = "its task ended (" + mesos::TaskState_Name(ours->task_state) + ")";
-    } else if (Uncertain(ours->task_state) && !ours->reachable &&
-               (!ours->last_reachable ||
-                now - *ours->last_reachable >= config_.dead_member_grace)) {
-      dead = true;
-      why = "its task is " + mesos::TaskState_Name(ours->task_state) + " and it does not answer";
-    } else if (ours->learner && Elapsed(ours->learner_since, now, config_.learner_timeout)) {
-      dead = true;
-      why = "it stayed a learner past the learner timeout";
-    }
-    if (!dead) continue;
-    // Removing a voter must leave a quorum of the remaining voters alive.
+    const Member* ours = OursFor(state_.members, em);
+    std::optional<std::string> why = WhyDead(ours, now, config_);
+    if (!why) continue;
     if (!em.is_learner) {
+      // Removing a voter must leave a quorum of the remaining voters alive. The dead voter is
+      // never among the ones following a leader (WhyDead needs it gone or silent).
       int voters = Voters();
-      int alive_voters = 0;
-      for (const auto& [name, m] : state_.members) {
-        alive_voters += (!m.learner && m.reachable && m.leader != 0) ? 1 : 0;
-      }
-      if (alive_voters <= (voters - 1) / 2) continue;
-      // Only a bare quorum is left: one more loss during the change costs the cluster. Back up
-      // first (bounded: a failed or timed-out backup lets the change go ahead).
-      bool bare_quorum = alive_voters <= voters / 2 + 1;
-      if (config_.backups && bare_quorum &&
-          !(last_backup_done_ && now - *last_backup_done_ <= config_.backup_fresh)) {
-        if (backup_) return;  // the change waits for it
-        std::string who = ours ? ours->name : em.name;
-        if (StartBackup(now, "before removing voter " + who, /*allow_unhealthy=*/false, out)) {
-          return;
-        }
+      int alive_voters = CountLeaderVotes(state_.members).following;
+      if (!RemovalKeepsQuorum(voters, alive_voters)) continue;
+      if (BackUpBeforeRemoving(ours ? ours->name : em.name, voters, alive_voters, now, out)) {
+        return true;  // the change waits for the backup
       }
     }
-    std::string name = ours ? ours->name : em.name;
-    in_flight_ = InFlight{MembershipOp::kRemove, name, now};
-    out.push_back(ChangeMembership{MembershipOp::kRemove, name, em.id, "", ClientUrlsOfHealthy()});
-    if (ours && MaybeAlive(ours->task_state)) {
-      out.push_back(KillTask{ours->task_id, ours->agent_id, "removed from etcd: " + why});
-    }
-    Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
-        out);
-    return;  // one change at a time
+    RemoveMember(em, ours, *why, now, out);
+    return true;
   }
-  // Strays: a member of ours that runs and answers, but is not in etcd's member list and
-  // follows no leader the cluster agrees on (for instance the rest of an old generation when the
-  // scheduler restarted in the middle of a reseed, before it heard the result). It will never
-  // rejoin and it holds a place of the cluster size: stop it (once per grace period).
-  std::map<uint64_t, int> votes;
-  for (const auto& [name, m] : state_.members) {
-    if (m.reachable && !m.learner && m.leader != 0) ++votes[m.leader];
+  return false;
+}
+
+bool SchedulerCore::BackUpBeforeRemoving(const std::string& who, int voters, int alive_voters,
+                                         Time now, Actions& out) {
+  // Only a bare quorum is left: one more loss during the change costs the cluster. Back up
+  // first (bounded: a failed or timed-out backup lets the change go ahead).
+  if (!config_.backups || !BareQuorum(voters, alive_voters)) return false;
+  if (last_backup_done_ && now - *last_backup_done_ <= config_.backup_fresh) return false;
+  if (backup_) return true;
+  return StartBackup(now, "before removing voter " + who, /*allow_unhealthy=*/false, out);
+}
+
+void SchedulerCore::RemoveMember(const EtcdMember& em, const Member* ours, const std::string& why,
+                                 Time now, Actions& out) {
+  std::string name = ours ? ours->name : em.name;
+  in_flight_ = InFlight{MembershipOp::kRemove, name, now};
+  out.push_back(ChangeMembership{MembershipOp::kRemove, name, em.id, "", ClientUrlsOfHealthy()});
+  if (ours && MaybeAlive(ours->task_state)) {
+    out.push_back(KillTask{ours->task_id, ours->agent_id, "removed from etcd: " + why});
   }
-  uint64_t agreed = 0;
-  for (const auto& [leader, n] : votes) {
-    if (agreed == 0 || n > votes[agreed]) agreed = leader;
-  }
+  Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
+      out);
+}
+
+// Strays: a member of ours that runs and answers, but is not in etcd's member list and follows no
+// leader the cluster agrees on (for instance the rest of an old generation when the scheduler
+// restarted in the middle of a reseed, before it heard the result). It will never rejoin and it
+// holds a place of the cluster size: stop it (once per grace period).
+void SchedulerCore::StopStrays(Time now, Actions& out) {
+  uint64_t agreed = CountLeaderVotes(state_.members).leader;
   for (auto& [name, m] : state_.members) {
-    bool in_etcd =
-        std::any_of(view_->members.begin(), view_->members.end(), [&](const EtcdMember& em) {
-          return em.id == m.member_id || (!em.name.empty() && em.name == name);
-        });
-    bool stray = MaybeAlive(m.task_state) && m.reachable && m.member_id != 0 && !in_etcd &&
-                 m.leader != agreed;
+    bool stray = MaybeAlive(m.task_state) && m.reachable && m.member_id != 0 &&
+                 !InEtcd(m, view_->members) && m.leader != agreed;
     if (!stray) {
       m.stray_since.reset();
       continue;
@@ -785,22 +740,15 @@ void SchedulerCore::MaybeRemoveDead(Time now, Actions& out) {
         KillTask{m.task_id, m.agent_id, "not in etcd's member list and follows no leader"});
     Say("warn", name + " is not a member of the cluster; stopping it", out);
   }
-  // Records of members that are gone and no longer in etcd.
-  bool dropped = false;
-  for (auto it = state_.members.begin(); it != state_.members.end();) {
-    const Member& m = it->second;
-    bool in_etcd =
-        std::any_of(view_->members.begin(), view_->members.end(), [&](const EtcdMember& em) {
-          return em.id == m.member_id || (!em.name.empty() && em.name == m.name);
-        });
-    if (Gone(m.task_state) && !in_etcd) {
-      it = state_.members.erase(it);
-      dropped = true;
-    } else {
-      ++it;
-    }
-  }
-  if (dropped) Persisted(out);
+}
+
+// Records of members whose task ended and that etcd no longer lists: nothing is left to do with
+// them.
+void SchedulerCore::ForgetEndedMembers(Actions& out) {
+  size_t dropped = std::erase_if(state_.members, [&](const auto& kv) {
+    return Gone(kv.second.task_state) && !InEtcd(kv.second, view_->members);
+  });
+  if (dropped > 0) Persisted(out);
 }
 
 void SchedulerCore::MaybePromote(Time now, Actions& out) {
@@ -814,7 +762,7 @@ void SchedulerCore::MaybePromote(Time now, Actions& out) {
       continue;
     }
     // etcd refuses to promote a learner that is not in sync; asking early only costs a refusal.
-    if (leader_index > 0 && m.raft_index * 10 < leader_index * 9) continue;
+    if (!InSync(m.raft_index, leader_index)) continue;
     in_flight_ = InFlight{MembershipOp::kPromote, name, now};
     out.push_back(
         ChangeMembership{MembershipOp::kPromote, name, m.member_id, "", ClientUrlsOfHealthy()});
@@ -918,26 +866,33 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
 
 // ---- Reseed -------------------------------------------------------------------------------
 
-void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
-  std::vector<const Member*> survivors;
-  for (const auto& [name, m] : state_.members) {
-    if (m.reachable && MaybeAlive(m.task_state)) survivors.push_back(&m);
-  }
-  std::sort(survivors.begin(), survivors.end(), [](const Member* a, const Member* b) {
-    if (a->raft_index != b->raft_index) return a->raft_index > b->raft_index;
-    return a->name < b->name;
-  });
+void SchedulerCore::StartReseed(Time now, bool manual, Actions& out) {
   ++state_.counters.reseed_attempts;
-  if (survivors.empty()) {
-    Say("error", "reseed needed but no survivor can be reseeded (none answers); killing nothing",
-        out);
-    livelock_since_ = now;  // wait another full timeout before trying again
-    Persisted(out);
-    return;
-  }
-  ReseedRun run;
-  run.manual = manual;
-  for (const Member* m : survivors) run.candidates.push_back(m->name);
+  std::vector<std::string> candidates = ReseedCandidates();
+  if (candidates.empty()) return NoSurvivorToReseed(now, out);
+  state_.reseed = ReseedRun{std::move(candidates), 0, manual};
+  ++state_.counters.cluster_reseeds;
+  const ReseedRun& run = *state_.reseed;
+  Say("warn",
+      fmt::format("{} reseed: candidates by raft index: {}", manual ? "manual" : "automatic",
+                  fmt::join(run.candidates, ", ")),
+      out);
+  Persisted(out);  // write-ahead: a restarted scheduler knows whom it stopped, and finishes
+  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), out);
+  NextReseedCandidate(now, out);
+}
+
+void SchedulerCore::NoSurvivorToReseed(Time now, Actions& out) {
+  Say("error", "reseed needed but no survivor can be reseeded (none answers); killing nothing",
+      out);
+  livelock_since_ = now;  // wait another full timeout before trying again
+  Persisted(out);
+}
+
+std::vector<std::string> SchedulerCore::ReseedCandidates() const {
+  std::vector<std::string> candidates;
+  for (const Member* m : RankSurvivors(state_.members)) candidates.push_back(m->name);
+  if (candidates.empty()) return candidates;
   // Once the chosen survivor stands alone, the rest of the old cluster must not be able to
   // form a quorum without it, or two clusters would take writes. Every member that is not a
   // candidate is stopped now, but a kill takes time (or waits for a partition to heal), so the
@@ -946,18 +901,10 @@ void SchedulerCore::MaybeStartReseed(Time now, bool manual, Actions& out) {
   // otherwise they are stopped too and only the best is tried.
   int others = 0;
   for (const auto& [name, m] : state_.members) {
-    others += (name != run.candidates.front() && MaybeAlive(m.task_state)) ? 1 : 0;
+    others += (name != candidates.front() && MaybeAlive(m.task_state)) ? 1 : 0;
   }
-  if (others * 2 > Voters()) run.candidates.resize(1);
-  state_.reseed = run;
-  ++state_.counters.cluster_reseeds;
-  Say("warn",
-      fmt::format("{} reseed: candidates by raft index: {}", manual ? "manual" : "automatic",
-                  fmt::join(run.candidates, ", ")),
-      out);
-  Persisted(out);  // write-ahead: a restarted scheduler knows whom it stopped, and finishes
-  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), out);
-  NextReseedCandidate(now, out);
+  if (CouldFormQuorum(others, Voters())) candidates.resize(1);
+  return candidates;
 }
 
 void SchedulerCore::StopNonCandidates(const std::string& why, Actions& out) {
@@ -1011,30 +958,37 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
     NextReseedCandidate(e.now, out);
     return;
   }
-  ++state_.generation;
-  for (auto it = state_.members.begin(); it != state_.members.end();) {
-    Member& m = it->second;
-    if (m.name == e.name) {
-      m.learner = false;
-      m.generation = state_.generation;
-      ++it;
-      continue;
-    }
-    if (MaybeAlive(m.task_state)) {
-      out.push_back(KillTask{m.task_id, m.agent_id, "reseeded from " + e.name});
-    }
-    it = state_.members.erase(it);
-  }
-  view_.reset();
-  ++membership_epoch_;
+  StartGeneration(/*survivor=*/e.name, "reseeded from " + e.name, out);
   state_.reseed.reset();
-  livelock_since_.reset();
   Persisted(out);
   Say("warn",
       fmt::format("reseeded from {} at raft index {}; generation {}; growing back with learners",
                   e.name, *e.raft_index, state_.generation),
       out);
   UpdateOfferInterest(out);
+}
+
+// A new generation: a fresh cluster token (ClusterToken), so that no member of an older
+// generation can join a cluster of the new one. Every member but the survivor (a reseed's; none
+// for a fresh start or a restore) is stopped and forgotten; etcd's view of the old cluster is
+// history. The caller says what the generation starts from, then persists.
+void SchedulerCore::StartGeneration(const std::string& survivor, const std::string& why,
+                                    Actions& out) {
+  ++state_.generation;
+  for (auto it = state_.members.begin(); it != state_.members.end();) {
+    Member& m = it->second;
+    if (!survivor.empty() && m.name == survivor) {
+      m.learner = false;  // it stands alone: the one voter of the new generation
+      m.generation = state_.generation;
+      ++it;
+      continue;
+    }
+    if (MaybeAlive(m.task_state)) out.push_back(KillTask{m.task_id, m.agent_id, why});
+    it = state_.members.erase(it);
+  }
+  view_.reset();
+  ++membership_epoch_;
+  livelock_since_.reset();
 }
 
 void SchedulerCore::OnPersist(const PersistResult& e, Actions& out) {
@@ -1073,16 +1027,9 @@ void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
                               "total cluster loss"});
     return;
   }
-  ++state_.generation;
-  for (const auto& [name, m] : state_.members) {
-    if (MaybeAlive(m.task_state)) out.push_back(KillTask{m.task_id, m.agent_id, "start fresh"});
-  }
-  state_.members.clear();
+  StartGeneration(/*survivor=*/"", "start fresh", out);
   state_.bootstrapped = false;
   total_loss_ = false;
-  view_.reset();
-  ++membership_epoch_;
-  livelock_since_.reset();
   Persisted(out);
   Say("warn",
       fmt::format("operator asked for a fresh, EMPTY cluster: generation {}", state_.generation),
@@ -1099,7 +1046,7 @@ const Member* SchedulerCore::BackupSource(bool allow_unhealthy) const {
   const Member* best = nullptr;
   int best_rank = 99;
   for (const auto& [name, m] : state_.members) {
-    if (!MaybeAlive(m.task_state) || !m.reachable || m.member_id == 0 || m.learner) continue;
+    if (!MaybeVoter(m) || !m.reachable || m.member_id == 0) continue;
     int rank = 99;
     if (m.healthy) {
       rank = m.member_id != m.leader ? 0 : 1;
@@ -1184,7 +1131,7 @@ void SchedulerCore::BackupFinished(Time now, Actions& out) {
     Say("warn", "the reseed waiting for its backup cannot start now; it will be asked again", out);
     return;
   }
-  MaybeStartReseed(now, manual, out);
+  StartReseed(now, manual, out);
 }
 
 void SchedulerCore::BeginReseed(Time now, bool manual, Actions& out) {
@@ -1199,7 +1146,7 @@ void SchedulerCore::BeginReseed(Time now, bool manual, Actions& out) {
     }
     Say("warn", "no member answers to be backed up before the reseed; reseeding without one", out);
   }
-  MaybeStartReseed(now, manual, out);
+  StartReseed(now, manual, out);
 }
 
 void SchedulerCore::OnAdminBackup(const AdminBackup& e, Actions& out) {
@@ -1233,17 +1180,10 @@ void SchedulerCore::OnAdminRestore(const AdminRestore& e, Actions& out) {
                                    "total cluster loss or a cluster that never started",
                                    LiveMembers()));
   }
-  ++state_.generation;  // a fresh cluster token: no member of an older generation can rejoin
-  for (const auto& [name, m] : state_.members) {
-    if (MaybeAlive(m.task_state)) out.push_back(KillTask{m.task_id, m.agent_id, "restore"});
-  }
-  state_.members.clear();
+  StartGeneration(/*survivor=*/"", "restore", out);
   state_.bootstrapped = false;
   state_.restore_snapshot = e.snapshot;
   total_loss_ = false;
-  view_.reset();
-  ++membership_epoch_;
-  livelock_since_.reset();
   Persisted(out);
   Say("warn",
       fmt::format("operator asked to restore from backup {}: generation {}", e.snapshot,

@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "scheduler/core/types.h"
 
@@ -101,11 +102,26 @@ class SchedulerCore {
   void Evaluate(Time now, Actions& out);  // health, livelock, heal, total loss
   void UpdateHealth(Time now, Actions& out);
   void ProbeNow(Time now, Actions& out);
-  void MaybeStartReseed(Time now, bool manual, Actions& out);
+  // A reseed from the best survivor (or, with none, nothing stopped and a note).
+  void StartReseed(Time now, bool manual, Actions& out);
+  void NoSurvivorToReseed(Time now, Actions& out);
+  // The survivors to try, best first; only the best when the others could form a quorum.
+  std::vector<std::string> ReseedCandidates() const;
   void NextReseedCandidate(Time now, Actions& out);
   void StopNonCandidates(const std::string& why, Actions& out);
   void ResumeReseed(Time now, Actions& out);
-  void MaybeRemoveDead(Time now, Actions& out);
+  // Keeps etcd's member list and our records in step: removes one dead member (one change at a
+  // time), else stops strays and forgets members that ended and etcd no longer lists.
+  void TidyMembership(Time now, Actions& out);
+  bool RemoveOneDeadMember(Time now, Actions& out);  // true: removing one, or backing up first
+  bool BackUpBeforeRemoving(const std::string& who, int voters, int alive_voters, Time now,
+                            Actions& out);  // true: the removal waits for a backup
+  void RemoveMember(const EtcdMember& em, const Member* ours, const std::string& why, Time now,
+                    Actions& out);
+  void StopStrays(Time now, Actions& out);
+  void ForgetEndedMembers(Actions& out);
+  // Advances the generation, keeping only `survivor` ("" for none); see the definition.
+  void StartGeneration(const std::string& survivor, const std::string& why, Actions& out);
   void MaybePromote(Time now, Actions& out);
   void ExpireStuck(Time now, Actions& out);
   void HandleOffersForBootstrap(const std::vector<mesos::Offer>& offers, Time now, Actions& out);

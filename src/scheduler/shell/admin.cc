@@ -4,13 +4,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "mesos/task_state.h"
+#include "scheduler/core/rules.h"
 #include "scheduler/shell/backups.h"
+#include "scheduler/shell/status_page.h"
 
 namespace etcd_mesos::scheduler::shell {
 
@@ -19,10 +20,6 @@ namespace {
 using json = nlohmann::json;
 // nlohmann's ordered_json keeps insertion order: /stats keeps the original's key order.
 using ordered_json = nlohmann::ordered_json;
-
-bool MaybeRunning(mesos::TaskState s) {
-  return !mesos_facts::IsTerminalState(s) || s == mesos::TASK_LOST;
-}
 
 int Hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -53,8 +50,6 @@ bool SameToken(std::string_view a, std::string_view b) {
   return diff == 0 && !b.empty();
 }
 
-std::string Html(std::string_view s) { return net::HtmlEscape(s); }
-
 net::HttpResponse Text(unsigned status, std::string text) {
   return net::TextResponse(status, std::move(text));
 }
@@ -71,22 +66,6 @@ int64_t NowUnix() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-// Seconds since the newest backup was written; -1 when there is none.
-int64_t BackupAge(const SchedulerCore& core, int64_t now_unix) {
-  const auto& last = core.backups().last;
-  if (!last) return -1;
-  return std::max<int64_t>(0, now_unix - last->unix_time);
-}
-
-}  // namespace
-
-void NoteLog::Add(Note note) {
-  notes_.push_back(TimedNote{std::chrono::system_clock::now(), std::move(note)});
-  while (notes_.size() > kKeep) notes_.pop_front();
-}
-
-namespace {
 
 // GET /backups: the backups in `dir`, newest first. Reads the disk: not on the event loop.
 std::string RenderBackupList(const std::string& dir) {
@@ -162,7 +141,7 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   out["last_backup_time"] =
       b.last ? json(FormatWallTime(WallTime(std::chrono::seconds(b.last->unix_time))))
              : json(nullptr);
-  out["last_backup_age_seconds"] = BackupAge(core, now_unix);
+  out["last_backup_age_seconds"] = BackupAgeSeconds(core, now_unix);
   out["last_backup_size_bytes"] = b.last ? b.last->size : 0;
   out["last_backup_revision"] = b.last ? b.last->revision : 0;
   out["last_backup_error"] = b.last_error;
@@ -181,9 +160,8 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
   uint64_t running = 0, voters = 0, learners = 0, reachable = 0;
   for (const auto& [name, m] : core.state().members) {
     running += m.task_state == mesos::TASK_RUNNING;
-    bool alive = MaybeRunning(m.task_state);
-    voters += alive && !m.learner;
-    learners += alive && m.learner;
+    voters += MaybeVoter(m);
+    learners += MaybeLearner(m);
     reachable += m.reachable;
   }
   metric("members", "gauge", "Members the scheduler knows of (any task state).",
@@ -225,7 +203,7 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
     metric("last_backup_timestamp_seconds", "gauge", "Unix time of the newest snapshot.",
            static_cast<uint64_t>(std::max<int64_t>(0, b.last->unix_time)));
     metric("last_backup_age_seconds", "gauge", "Age of the newest snapshot.",
-           static_cast<uint64_t>(BackupAge(core, now_unix)));
+           static_cast<uint64_t>(BackupAgeSeconds(core, now_unix)));
     metric("last_backup_size_bytes", "gauge", "Size of the newest snapshot.", b.last->size);
   }
   return out;
@@ -235,99 +213,11 @@ std::string RenderEndpoints(const SchedulerCore& core) {
   std::string out;
   for (const auto& [name, m] : core.state().members) {
     // A learner refuses a client's linearizable requests ("rpc not supported for learner").
-    if (!MaybeRunning(m.task_state) || m.learner) continue;
+    if (!MaybeVoter(m)) continue;
     if (!out.empty()) out += ',';
     out += m.ClientUrl();
   }
   return out + "\n";
-}
-
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix) {
-  std::string rows;
-  for (const auto& [name, m] : core.state().members) {
-    rows += fmt::format(
-        "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-        m.healthy ? "ok" : "bad", Html(m.name), Html(m.host), m.peer_port, m.client_port,
-        m.reseed_port, Html(mesos::TaskState_Name(m.task_state)), m.learner ? "learner" : "voter",
-        m.member_id == 0 ? "-" : fmt::format("{:x}", m.member_id), m.raft_index,
-        m.healthy ? "yes" : (m.reachable ? "reachable" : "no"));
-  }
-  if (rows.empty()) rows = "<tr><td colspan=\"10\">no members</td></tr>\n";
-  std::string note_rows;
-  for (auto it = notes.notes().rbegin(); it != notes.notes().rend(); ++it) {
-    note_rows += fmt::format(
-        "<tr class=\"{}\"><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td>{}</td>"
-        "</tr>\n",
-        Html(it->note.level), fmt::localtime(std::chrono::system_clock::to_time_t(it->at)),
-        Html(it->note.level), Html(it->note.message));
-  }
-  const Counters& c = core.state().counters;
-  std::string status;
-  if (core.total_loss()) {
-    status =
-        "TOTAL CLUSTER LOSS: no member is left. Restore from a backup, or POST /start-fresh "
-        "for an empty cluster.";
-  } else {
-    status = std::string(core.healthy() ? "healthy" : "NOT healthy") + ": " + core.health_reason();
-  }
-  const BackupStatus& b = core.backups();
-  std::string backup_line;
-  if (!core.config().backups) {
-    backup_line = "backups: OFF (no --backup-dir)";
-  } else if (b.last) {
-    backup_line =
-        fmt::format("backups: newest {} ({} bytes, revision {}, {} s old); {} taken, {} failed{}{}",
-                    b.last->name, b.last->size, b.last->revision, BackupAge(core, now_unix),
-                    b.taken, b.failures, b.running ? "; running: " + *b.running : "",
-                    b.last_error.empty() ? "" : "; last error: " + b.last_error);
-  } else {
-    backup_line = fmt::format("backups: NONE yet; {} failed{}{}", b.failures,
-                              b.running ? "; running: " + *b.running : "",
-                              b.last_error.empty() ? "" : "; last error: " + b.last_error);
-  }
-  return fmt::format(
-      R"(<!DOCTYPE html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>etcd-mesos: {0}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-.ok {{ background: #dff0d8; }} .bad, .error {{ background: #f2dede; }} .warn {{ background: #fcf8e3; }}
-</style></head><body>
-<h1>etcd-mesos: {0}</h1>
-<p class="{1}"><b>{2}</b></p>
-<p>master: {3}; reconciliation: {4}; livelock: {5}; reseed: {6}; generation {7};
-cluster size {8}</p>
-<h2>members</h2>
-<table><tr><th>name</th><th>host</th><th>peer port</th><th>client port</th><th>reseed port</th>
-<th>task state</th><th>role</th><th>member id</th><th>raft index</th><th>healthy</th></tr>
-{9}</table>
-<h2>counters</h2>
-<table><tr><th>running</th><th>launched</th><th>failed</th><th>lost</th><th>livelocks</th>
-<th>reseeds</th><th>reseed attempts</th><th>added</th><th>promoted</th><th>removed</th></tr>
-<tr><td>{10}</td><td>{11}</td><td>{12}</td><td>{13}</td><td>{14}</td><td>{15}</td><td>{16}</td>
-<td>{17}</td><td>{18}</td><td>{19}</td></tr></table>
-<p><a href="/members">/members</a> <a href="/stats">/stats</a> <a href="/healthz">/healthz</a>
-<a href="/metrics">/metrics</a> <a href="/endpoints">/endpoints</a></p>
-<h2>recent events</h2>
-<table><tr><th>time</th><th>level</th><th>message</th></tr>
-{20}</table>
-</body></html>
-)",
-      Html(core.config().framework_name), core.healthy() ? "ok" : "bad",
-      Html(status) + "</b></p>\n<p class=\"" +
-          (core.config().backups && b.last && b.last_error.empty() ? "ok" : "warn") + "\"><b>" +
-          Html(backup_line),
-      core.connected() ? "connected" : "DISCONNECTED",
-      core.reconciling() ? "in progress" : "settled", core.livelocked() ? "YES" : "no",
-      core.reseeding() ? "RUNNING" : "none", core.state().generation, core.config().cluster_size,
-      rows,
-      std::count_if(core.state().members.begin(), core.state().members.end(),
-                    [](const auto& kv) { return kv.second.task_state == mesos::TASK_RUNNING; }),
-      c.launched_servers, c.failed_servers, c.lost_servers, c.cluster_livelocks, c.cluster_reseeds,
-      c.reseed_attempts, c.members_added, c.members_promoted, c.members_removed, note_rows);
 }
 
 std::optional<std::string> QueryValue(std::string_view query, std::string_view key) {
@@ -436,7 +326,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     auto max_age =
         std::chrono::duration_cast<std::chrono::seconds>(options_.healthz_max_backup_age);
     if (max_age.count() > 0) {
-      int64_t age = BackupAge(core_, NowUnix());
+      int64_t age = BackupAgeSeconds(core_, NowUnix());
       if (age < 0 || age > max_age.count()) {
         return reply(
             Text(500, fmt::format("500 internal server error: {} (--healthz-max-backup-age "

@@ -26,7 +26,7 @@
 //                        asked; a bad one gets 422 naming the problem and nothing is launched.
 //                        Token-guarded.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
-//   GET  /endpoints      the client URLs of the members that may be running, comma-separated.
+//   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
 //   GET  /artifacts/<n>  n = etcd-mesos-executor, etcd or etcdctl; or backups/<backup name> (the
 //                        agent of a restored member fetches its snapshot so).
@@ -43,7 +43,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -57,31 +56,17 @@
 #include "common/uri.h"
 #include "net/http.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/shell/status_page.h"
 
 namespace etcd_mesos::scheduler::shell {
 
-// The last notes of the core and of the shell, with wall-clock time, for the status page.
-struct TimedNote {
-  std::chrono::system_clock::time_point at;
-  Note note;
-};
-class NoteLog {
- public:
-  static constexpr size_t kKeep = 100;
-  void Add(Note note);
-  const std::deque<TimedNote>& notes() const { return notes_; }
-
- private:
-  std::deque<TimedNote> notes_;
-};
-
-// Pure renderings of the core's views (tested directly).
+// Pure renderings of the core's views (tested directly); the status page is status_page.h's.
+// Which members may run, and which of them are voters, is the core's rule (rules.h).
 std::string RenderMembers(const SchedulerCore& core);
 // `now_unix`: the wall clock (seconds), for the age of the newest backup.
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0);
 std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0);
 std::string RenderEndpoints(const SchedulerCore& core);
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix = 0);
 // True when no token is configured, or the request carries it (Bearer header or ?token=).
 bool Authorized(const net::ServerRequest& request, const std::string& token);
 // The value of `key` in a query string, percent-decoded; nullopt when absent.

@@ -1,0 +1,145 @@
+#include "scheduler/core/rules.h"
+
+#include <algorithm>
+
+#include "mesos/task_state.h"
+
+namespace etcd_mesos::scheduler {
+
+// ---- Task states ------------------------------------------------------------------------------
+
+bool MaybeAlive(mesos::TaskState state) {
+  return Uncertain(state) || !mesos_facts::IsTerminalState(state);
+}
+
+bool Gone(mesos::TaskState state) { return !MaybeAlive(state); }
+
+bool Uncertain(mesos::TaskState state) {
+  return state == mesos::TASK_LOST || state == mesos::TASK_UNREACHABLE ||
+         state == mesos::TASK_UNKNOWN;
+}
+
+bool MaybeVoter(const Member& member) { return MaybeAlive(member.task_state) && !member.learner; }
+
+bool MaybeLearner(const Member& member) { return MaybeAlive(member.task_state) && member.learner; }
+
+// ---- Identity ---------------------------------------------------------------------------------
+
+MatchStrength MatchOf(const Member& ours, const EtcdMember& theirs) {
+  if (ours.member_id != 0 && theirs.id != 0) {
+    return ours.member_id == theirs.id ? MatchStrength::kId : MatchStrength::kNone;
+  }
+  if (!theirs.name.empty()) {
+    return theirs.name == ours.name ? MatchStrength::kName : MatchStrength::kNone;
+  }
+  const std::string url = ours.PeerUrl();
+  bool listed =
+      std::find(theirs.peer_urls.begin(), theirs.peer_urls.end(), url) != theirs.peer_urls.end();
+  return listed ? MatchStrength::kPeerUrl : MatchStrength::kNone;
+}
+
+bool Matches(const Member& ours, const EtcdMember& theirs) {
+  return MatchOf(ours, theirs) != MatchStrength::kNone;
+}
+
+namespace {
+
+// The one body of both OursFor overloads (Map is the map, const or not).
+template <typename Map>
+auto* StrongestMatch(Map& members, const EtcdMember& theirs) {
+  decltype(&members.begin()->second) best = nullptr;
+  auto rank = [&](const Member& m) {
+    return std::pair{static_cast<int>(MatchOf(m, theirs)), MaybeAlive(m.task_state)};
+  };
+  for (auto& [name, m] : members) {
+    if (!Matches(m, theirs)) continue;
+    if (best == nullptr || rank(m) > rank(*best)) best = &m;
+  }
+  return best;
+}
+
+}  // namespace
+
+const Member* OursFor(const std::map<std::string, Member>& members, const EtcdMember& theirs) {
+  return StrongestMatch(members, theirs);
+}
+
+Member* OursFor(std::map<std::string, Member>& members, const EtcdMember& theirs) {
+  return StrongestMatch(members, theirs);
+}
+
+bool InEtcd(const Member& ours, const std::vector<EtcdMember>& listed) {
+  return std::any_of(listed.begin(), listed.end(),
+                     [&](const EtcdMember& theirs) { return Matches(ours, theirs); });
+}
+
+// ---- Leadership and quorum --------------------------------------------------------------------
+
+LeaderVotes CountLeaderVotes(const std::map<std::string, Member>& members) {
+  std::map<uint64_t, int> votes;
+  LeaderVotes out;
+  for (const auto& [name, m] : members) {
+    if (!m.reachable || m.learner || m.leader == 0) continue;
+    ++votes[m.leader];
+    ++out.following;
+  }
+  for (const auto& [leader, n] : votes) {  // ascending ids: the smallest wins a tie
+    if (n > out.votes) out = LeaderVotes{leader, n, out.following};
+  }
+  return out;
+}
+
+int Quorum(int voters) { return voters <= 0 ? 1 : voters / 2 + 1; }
+
+bool Agreed(int alive, int voters) { return voters > 0 && alive >= Quorum(voters); }
+
+bool RemovalKeepsQuorum(int voters, int alive_remaining) {
+  return alive_remaining >= Quorum(voters - 1);
+}
+
+bool BareQuorum(int voters, int alive) { return alive <= Quorum(voters); }
+
+bool CouldFormQuorum(int members, int voters) { return members >= Quorum(voters); }
+
+// ---- Health of one member ---------------------------------------------------------------------
+
+std::optional<std::string> WhyDead(const Member* ours, Time now, const CoreConfig& config) {
+  if (ours == nullptr) return "no task of ours runs it";
+  const Member& m = *ours;
+  if (Gone(m.task_state)) return "its task ended (" + mesos::TaskState_Name(m.task_state) + ")";
+  // An uncertain task is given the grace from its last answer: its agent may only be partitioned
+  // for a moment, and a removed member never rejoins.
+  bool silent = !m.last_reachable || now - *m.last_reachable >= config.dead_member_grace;
+  if (Uncertain(m.task_state) && !m.reachable && silent) {
+    return "its task is " + mesos::TaskState_Name(m.task_state) + " and it does not answer";
+  }
+  if (m.learner && m.learner_since && now - *m.learner_since >= config.learner_timeout) {
+    return "it stayed a learner past the learner timeout";
+  }
+  return std::nullopt;
+}
+
+bool InSync(uint64_t learner_index, uint64_t leader_index) {
+  if (leader_index == 0 || learner_index >= leader_index) return true;
+  // learner * 10 >= leader * 9, without the products (which overflow near the top of uint64).
+  return leader_index - learner_index <= leader_index / 10;
+}
+
+// ---- Reseed -----------------------------------------------------------------------------------
+
+bool RanksBefore(const Member& a, const Member& b) {
+  if (a.raft_index != b.raft_index) return a.raft_index > b.raft_index;
+  return a.name < b.name;
+}
+
+std::vector<const Member*> RankSurvivors(const std::map<std::string, Member>& members) {
+  std::vector<const Member*> survivors;
+  for (const auto& [name, m] : members) {
+    if (m.reachable && MaybeAlive(m.task_state)) survivors.push_back(&m);
+  }
+  std::sort(survivors.begin(), survivors.end(),
+            [](const Member* a, const Member* b) { return RanksBefore(*a, *b); });
+  return survivors;
+}
+
+}  // namespace etcd_mesos::scheduler

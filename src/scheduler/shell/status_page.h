@@ -1,0 +1,42 @@
+// The scheduler's status page (GET / on the admin server): one HTML page for people, with the
+// cluster's health, the members, the counters, the backups and the recent notes, refreshing
+// itself. It is a pure rendering of the core's views (and of the notes the shell collected); the
+// admin server (admin.h) only routes to it. Which members count as voters or learners is the
+// core's rule (scheduler/core/rules.h), so the page never disagrees with /endpoints, /metrics or
+// the core's own decisions.
+//
+// Threading: NoteLog is owned by the shell's event loop and not thread-safe; the renderings are
+// pure functions of their arguments.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "scheduler/core/scheduler_core.h"
+
+namespace etcd_mesos::scheduler::shell {
+
+// The last notes of the core and of the shell, with wall-clock time, for the status page.
+struct TimedNote {
+  std::chrono::system_clock::time_point at;
+  Note note;
+};
+class NoteLog {
+ public:
+  static constexpr size_t kKeep = 100;
+  void Add(Note note);
+  const std::deque<TimedNote>& notes() const { return notes_; }
+
+ private:
+  std::deque<TimedNote> notes_;
+};
+
+// Seconds since the newest backup was written (`now_unix`: the wall clock); -1 when there is none.
+int64_t BackupAgeSeconds(const SchedulerCore& core, int64_t now_unix);
+
+// The whole page. `now_unix`: the wall clock (seconds), for the age of the newest backup.
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix = 0);
+
+}  // namespace etcd_mesos::scheduler::shell

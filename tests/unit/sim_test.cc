@@ -143,7 +143,7 @@ TEST(Sim, PinnedSeedsThatFoundReseedBugs) {
 // changes, find the seeds that take this path again with `sim --coverage`.)
 TEST(Sim, SeedsWhereARestartedSchedulerFinishesAReseed) {
   SimOptions o;
-  for (uint64_t seed : {193, 210, 222, 382, 488, 553}) {
+  for (uint64_t seed : {87, 246, 369, 444, 494, 664}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     EXPECT_GT(r.coverage["core.reseed_resumed"], 0u) << "seed " << seed;

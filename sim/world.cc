@@ -754,7 +754,13 @@ void World::Persist(const core::PersistentState& state) {
   }
   std::string data = fmt::format("state#{}", ++next_encoding_);
   encoded_[data] = state;
-  WriteStep(data, writer_.Begin(), [this](Status s) {
+  WriteStep(data, writer_.Begin(data), [this](Status s) {
+    if (!s.ok() && s.error().code == ErrorCode::kConflict) {
+      // As the shell: someone else wrote the state; the scheduler stops and is started again.
+      Hit("shell.stopped_on_foreign_write");
+      Trace("shell: " + s.error().message);
+      return CrashScheduler();
+    }
     if (!s.ok()) Hit("shell.persist_failed");
     Deliver(pipeline_->StateWritten(std::move(s), now_));
     RunActions();
@@ -772,31 +778,35 @@ void World::WriteStep(const std::string& data, core::StateWriter::Step step,
   auto written = [this, data, done, version](Result<store::Record> r) {
     WriteStep(data, writer_.Written(version(r)), done);
   };
-  std::visit(Overloaded{
-                 [&](core::StateWriter::Create&) {
-                   StoreCall([this, data] { return ApplyStateWrite(true, data, -1); }, written);
-                 },
-                 [&](core::StateWriter::Set& set) {
-                   StoreCall(
-                       [this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
-                       written);
-                 },
-                 [&](core::StateWriter::Reread&) {
-                   Hit("shell.write_conflict_reread");
-                   StoreCall([this] { return store_.Get(kStatePath); },
-                             [this, data, done, version](Result<store::Record> cur) {
-                               WriteStep(data, writer_.VersionRead(version(cur)), done);
-                             });
-                 },
-                 [&](core::StateWriter::Wait& wait) {
-                   Hit("shell.write_retried");
-                   After(wait.delay, [this, data, done, epoch] {
-                     if (epoch == epoch_) WriteStep(data, writer_.Waited(), done);
-                   });
-                 },
-                 [&](core::StateWriter::Done& d) { done(std::move(d.status)); },
-             },
-             step);
+  std::visit(
+      Overloaded{
+          [&](core::StateWriter::Create&) {
+            StoreCall([this, data] { return ApplyStateWrite(true, data, -1); }, written);
+          },
+          [&](core::StateWriter::Set& set) {
+            StoreCall([this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
+                      written);
+          },
+          [&](core::StateWriter::Reread&) {
+            Hit("shell.write_conflict_reread");
+            StoreCall([this] { return store_.Get(kStatePath); },
+                      [this, data, done](Result<store::Record> cur) {
+                        Result<core::StateWriter::Stored> stored =
+                            cur.ok() ? Result<core::StateWriter::Stored>(
+                                           core::StateWriter::Stored{cur->version, cur->data})
+                                     : Result<core::StateWriter::Stored>(cur.error());
+                        WriteStep(data, writer_.StoredRead(std::move(stored)), done);
+                      });
+          },
+          [&](core::StateWriter::Wait& wait) {
+            Hit("shell.write_retried");
+            After(wait.delay, [this, data, done, epoch] {
+              if (epoch == epoch_) WriteStep(data, writer_.Waited(), done);
+            });
+          },
+          [&](core::StateWriter::Done& d) { done(std::move(d.status)); },
+      },
+      step);
 }
 
 void World::Execute(const core::Action& action) {

@@ -228,37 +228,67 @@ TEST(ActionPipeline, PropertiesHoldOverRandomBatchesAndOutcomes) {
 
 TEST(StateWriter, CreatesTheNodeFirstThenSetsOnTheVersionItLastSaw) {
   StateWriter w;
-  EXPECT_TRUE(std::holds_alternative<StateWriter::Create>(w.Begin()));
+  EXPECT_TRUE(std::holds_alternative<StateWriter::Create>(w.Begin("ours")));
   auto done = w.Written(int64_t{0});
   ASSERT_TRUE(std::holds_alternative<StateWriter::Done>(done));
   EXPECT_TRUE(std::get<StateWriter::Done>(done).status.ok());
-  auto set = w.Begin();
+  auto set = w.Begin("ours");
   ASSERT_TRUE(std::holds_alternative<StateWriter::Set>(set));
   EXPECT_EQ(std::get<StateWriter::Set>(set).version, 0);
   (void)w.Written(int64_t{1});
-  EXPECT_EQ(std::get<StateWriter::Set>(w.Begin()).version, 1);
+  EXPECT_EQ(std::get<StateWriter::Set>(w.Begin("ours")).version, 1);
 }
 
-TEST(StateWriter, AConflictRereadsTheVersionAndWritesAgainOnIt) {
+TEST(StateWriter, AConflictOverOurOwnLandedWriteIsDone) {
+  // The first Set landed but its answer was lost; the retry on the old version conflicts.
   StateWriter w;
   w.Loaded(4);
-  EXPECT_EQ(std::get<StateWriter::Set>(w.Begin()).version, 4);
+  EXPECT_EQ(std::get<StateWriter::Set>(w.Begin("ours")).version, 4);
+  auto wait = w.Written(Error{ErrorCode::kUnavailable, "connection loss, outcome unknown"});
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Wait>(wait));
+  EXPECT_EQ(std::get<StateWriter::Set>(w.Waited()).version, 4);
   auto reread = w.Written(Error{ErrorCode::kConflict, "bad version"});
   ASSERT_TRUE(std::holds_alternative<StateWriter::Reread>(reread));
   EXPECT_EQ(std::get<StateWriter::Reread>(reread).why.code, ErrorCode::kConflict);
-  auto wait = w.VersionRead(int64_t{9});
-  ASSERT_TRUE(std::holds_alternative<StateWriter::Wait>(wait));
-  EXPECT_EQ(std::get<StateWriter::Wait>(wait).delay, StateWriter::kBackoff);
-  EXPECT_EQ(std::get<StateWriter::Set>(w.Waited()).version, 9);
+  auto done = w.StoredRead(StateWriter::Stored{5, "ours"});
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Done>(done));
+  EXPECT_TRUE(std::get<StateWriter::Done>(done).status.ok());
+  EXPECT_EQ(std::get<StateWriter::Set>(w.Begin("next")).version, 5);
+}
+
+TEST(StateWriter, SomeoneElsesWriteIsNeverOverwritten) {
+  // A late write of a crashed predecessor, or another scheduler of this framework.
+  StateWriter w;
+  w.set_where("dir:/var/lib/etcd-mesos");
+  w.Loaded(4);
+  (void)w.Begin("ours");
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Reread>(
+      w.Written(Error{ErrorCode::kConflict, "bad version"})));
+  auto done = w.StoredRead(StateWriter::Stored{5, "theirs"});
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Done>(done));
+  const Status& s = std::get<StateWriter::Done>(done).status;
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kConflict);
+  EXPECT_NE(s.error().message.find("dir:/var/lib/etcd-mesos was written by someone else"),
+            std::string::npos)
+      << s.error().message;
+  // A create that finds a node there is told apart the same way.
+  StateWriter fresh;
+  EXPECT_TRUE(std::holds_alternative<StateWriter::Create>(fresh.Begin("ours")));
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Reread>(
+      fresh.Written(Error{ErrorCode::kAlreadyExists, "node exists"})));
+  auto theirs = fresh.StoredRead(StateWriter::Stored{0, "theirs"});
+  EXPECT_EQ(std::get<StateWriter::Done>(theirs).status.error().code, ErrorCode::kConflict);
 }
 
 TEST(StateWriter, ANodeGoneOnRereadIsCreatedAgain) {
   StateWriter w;
   w.Loaded(2);
-  (void)w.Begin();
+  (void)w.Begin("ours");
   ASSERT_TRUE(std::holds_alternative<StateWriter::Reread>(
       w.Written(Error{ErrorCode::kNotFound, "no node"})));
-  (void)w.VersionRead(Error{ErrorCode::kNotFound, "no node"});
+  auto wait = w.StoredRead(Error{ErrorCode::kNotFound, "no node"});
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Wait>(wait));
   EXPECT_TRUE(std::holds_alternative<StateWriter::Create>(w.Waited()));
   EXPECT_EQ(w.version(), -1);
 }
@@ -267,7 +297,7 @@ TEST(StateWriter, OtherFailuresBackOffDoublingAndGiveUpAfterSixAttemptsSayingWhe
   StateWriter w;
   w.set_where("zk://127.0.0.1:2181/etcd-mesos");
   w.Loaded(1);
-  (void)w.Begin();
+  (void)w.Begin("ours");
   Millis expected = StateWriter::kBackoff;
   for (int attempt = 1; attempt < StateWriter::kAttempts; ++attempt) {
     auto step = w.Written(Error{ErrorCode::kUnavailable, "connection loss"});
@@ -285,7 +315,7 @@ TEST(StateWriter, OtherFailuresBackOffDoublingAndGiveUpAfterSixAttemptsSayingWhe
   EXPECT_EQ(s.error().message,
             "writing the state to zk://127.0.0.1:2181/etcd-mesos (6 attempts): connection loss");
   // The next write starts afresh.
-  EXPECT_TRUE(std::holds_alternative<StateWriter::Set>(w.Begin()));
+  EXPECT_TRUE(std::holds_alternative<StateWriter::Set>(w.Begin("ours")));
   EXPECT_TRUE(std::holds_alternative<StateWriter::Wait>(w.Written(Error{})));
 }
 

@@ -93,7 +93,8 @@ Event ActionPipeline::StateWritten(Status status, Time now) {
 
 // ---- StateWriter ----------------------------------------------------------------------------
 
-StateWriter::Step StateWriter::Begin() {
+StateWriter::Step StateWriter::Begin(std::string data) {
+  data_ = std::move(data);
   attempt_ = 0;
   conflict_.reset();
   return Attempt();
@@ -112,19 +113,28 @@ StateWriter::Step StateWriter::Written(Result<int64_t> version) {
   ErrorCode code = version.error().code;
   if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
       code == ErrorCode::kNotFound) {
-    // Someone else wrote the state (another scheduler with this name?), or the node went away:
-    // learn the current version, then write again.
+    // Someone else wrote the state, or our own earlier attempt landed with its answer lost, or
+    // the node went away: what is stored tells which.
     conflict_ = version.error();
     return Reread{version.error()};
   }
   return Retry(version.error());
 }
 
-StateWriter::Step StateWriter::VersionRead(Result<int64_t> version) {
-  version_ = version.ok() ? *version : -1;
+StateWriter::Step StateWriter::StoredRead(Result<Stored> stored) {
   Error error = conflict_.value_or(Error{ErrorCode::kConflict, "the state changed"});
   conflict_.reset();
-  return Retry(std::move(error));
+  if (!stored.ok()) {
+    if (stored.error().code == ErrorCode::kNotFound) version_ = -1;  // gone: create it again
+    return Retry(std::move(error));
+  }
+  version_ = stored->version;
+  if (stored->data == data_) return Done{OkStatus()};  // our own write, its answer lost
+  std::string at = where_.empty() ? "" : " at " + where_;
+  return Done{MakeError(ErrorCode::kConflict,
+                        "the stored state{} was written by someone else ({}): another scheduler "
+                        "of this framework, or a late write of a previous one; not overwriting it",
+                        at, error.message)};
 }
 
 StateWriter::Step StateWriter::Retry(Error error) {

@@ -15,10 +15,15 @@
 //   - an answer to admin request 0 (--restore-from at start: nobody waits) becomes a Note.
 // Every other action passes through unchanged.
 //
-// StateWriter is how the state node is written: compare-and-set on the version last seen; a
-// conflict (or a node that is there when it thought not, or gone) means someone else wrote, so
-// the version is read again and the write retried; any other failure is retried with a doubling
-// backoff, kAttempts in all.
+// StateWriter is how the state node is written: compare-and-set on the version last seen. A
+// conflict (or a node that is there when it thought not) is told apart by reading the node back:
+// holding exactly what is being written, it was this scheduler's own write whose answer was lost
+// (a connection loss after the store applied it), and the write is done; holding anything else,
+// someone else wrote it (another scheduler of this framework, or a write of a predecessor that
+// landed late) and it is never overwritten: the write ends with kConflict, and the scheduler
+// must stop and start again from what is stored (overwriting it lost what the other had recorded
+// and let member names go backwards: simulator seed 1345). A node gone is created again; any
+// other failure is retried with a doubling backoff, kAttempts in all.
 //
 // Both are pure: no I/O, no clock (delays are handed to the driver to wait out), no threads.
 // Threading: plain objects; not thread-safe.
@@ -114,8 +119,13 @@ class StateWriter {
     Millis delay;
     Error why;  // the failure being retried
   };
-  struct Done {  // the write is over: written, or failed for good
+  struct Done {  // the write is over: written, or failed for good (kConflict: someone else wrote)
     Status status;
+  };
+  // The node as read back after a conflict.
+  struct Stored {
+    int64_t version;
+    std::string data;
   };
   using Step = std::variant<Create, Set, Reread, Wait, Done>;
 
@@ -125,12 +135,12 @@ class StateWriter {
   void Loaded(int64_t version) { version_ = version; }
   int64_t version() const { return version_; }
 
-  // Starts a write (the previous one must be Done).
-  Step Begin();
+  // Starts a write of `data` (the previous one must be Done).
+  Step Begin(std::string data);
   // The answer to Create or Set: the node's new version, or the error.
   Step Written(Result<int64_t> version);
-  // The answer to Reread: the node's version, or the error (then it is created next).
-  Step VersionRead(Result<int64_t> version);
+  // The answer to Reread: the node as stored, or the error.
+  Step StoredRead(Result<Stored> stored);
   // The Wait is over.
   Step Waited();
 
@@ -142,6 +152,7 @@ class StateWriter {
   Step Retry(Error error);
 
   std::string where_;
+  std::string data_;  // what the write under way writes
   int64_t version_ = -1;
   int attempt_ = 0;
   std::optional<Error> conflict_;  // the write error that led to the Reread under way

@@ -675,9 +675,14 @@ void SchedulerShell::DoReseed(const TriggerReseed& reseed) {
 void SchedulerShell::DoPersist(const PersistentState& state) {
   std::optional<std::string> framework_id = state.framework_id;
   auto data = std::make_shared<const std::string>(EncodeState(state));
-  WriteStep(data, writer_.Begin(), Guarded([this, framework_id](Status s) {
+  WriteStep(data, writer_.Begin(*data), Guarded([this, framework_id](Status s) {
               if (s.ok() && framework_id && *framework_id != written_framework_id_) {
                 WriteFrameworkId(*framework_id);
+              }
+              if (!s.ok() && s.error().code == ErrorCode::kConflict) {
+                // Someone else owns the stored state now: going on would overwrite what it
+                // recorded. Stop; a restarted scheduler starts from what is stored.
+                return Fatal(s.error());
               }
               Feed(pipeline_.StateWritten(std::move(s), Clock::now()));
               Drain();
@@ -699,12 +704,16 @@ void SchedulerShell::WriteStep(std::shared_ptr<const std::string> data, StateWri
                  [&](StateWriter::Create&) { store_->Create(path, *data, written); },
                  [&](StateWriter::Set& set) { store_->Set(path, *data, set.version, written); },
                  [&](StateWriter::Reread& reread) {
-                   spdlog::error(
-                       "the stored state at {} changed under this scheduler ({}); is another "
-                       "scheduler running as {}?",
+                   spdlog::warn(
+                       "writing the state at {} met {}; reading it back to see whether our own "
+                       "write landed or another scheduler running as {} wrote it",
                        path, reread.why.ToString(), flags_.core.framework_name);
-                   store_->Get(path, Guarded([this, data, done, version](Result<store::Record> r) {
-                                 WriteStep(data, writer_.VersionRead(version(r)), done);
+                   store_->Get(path, Guarded([this, data, done](Result<store::Record> r) {
+                                 Result<StateWriter::Stored> stored =
+                                     r.ok() ? Result<StateWriter::Stored>(
+                                                  StateWriter::Stored{r->version, r->data})
+                                            : Result<StateWriter::Stored>(r.error());
+                                 WriteStep(data, writer_.StoredRead(std::move(stored)), done);
                                }));
                  },
                  [&](StateWriter::Wait& wait) {

@@ -105,17 +105,35 @@ TEST(Sim, PinnedSeedsThatFoundSimulatorBugs) {
   }
 }
 
+// Seeds of a 10,000-seed sweep that found state bugs. 1345: a write of a crashed scheduler landed
+// in the store after its successor had read the state; the successor's write conflicted, and the
+// state writer re-read only the version and wrote over it, so member numbers went backwards (the
+// writer now tells its own lost answer from someone else's write, and stops on the latter).
+// 8147: a member removed from etcd whose removal was never recorded (the scheduler died first)
+// and whose task stayed TASK_UNKNOWN kept its place in the cluster size for ever, so the calm
+// phase never healed (such a member is now forgotten and its task killed).
+TEST(Sim, PinnedSeedsThatFoundStateBugs) {
+  SimOptions o;
+  for (uint64_t seed : {1345, 8147}) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r);
+  }
+}
+
 // Seeds where a launch the shell refused to make (its state write had failed) stayed, in the
 // core's eyes, a task that might be alive: once its agent was gone, reconciliation answered
 // TASK_UNKNOWN for ever and a real total loss was never reported (so /start-fresh was refused
-// too). The shell now reports such a launch as TASK_DROPPED (shell.cc DoLaunch; the world does
-// the same). They must keep passing.
+// too). The action pipeline (scheduler/core/pipeline.h, which the shell and the world both
+// drive) now reports such a launch as TASK_DROPPED. 10576 took another path once a foreign write
+// stopped the scheduler instead of being overwritten; 1414 takes this one (both a skipped launch
+// and a total loss). Without the TASK_DROPPED follow-up, 5973 fails.
 TEST(Sim, PinnedSeedsThatFoundAShellBug) {
   SimOptions o;
-  for (uint64_t seed : {5973, 6545, 10576}) {
+  for (uint64_t seed : {5973, 6545, 1414}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     EXPECT_TRUE(r.total_loss) << "seed " << seed << " ends in a total loss, reported";
+    EXPECT_GT(r.coverage["shell.launch_skipped_write_failed"], 0u) << "seed " << seed;
   }
 }
 
@@ -143,7 +161,7 @@ TEST(Sim, PinnedSeedsThatFoundReseedBugs) {
 // changes, find the seeds that take this path again with `sim --coverage`.)
 TEST(Sim, SeedsWhereARestartedSchedulerFinishesAReseed) {
   SimOptions o;
-  for (uint64_t seed : {87, 246, 369, 444, 494, 664}) {
+  for (uint64_t seed : {87, 91, 246, 312, 369, 444}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     EXPECT_GT(r.coverage["core.reseed_resumed"], 0u) << "seed " << seed;

@@ -107,16 +107,20 @@ std::optional<std::string> WhyDead(const Member* ours, Time now, const CoreConfi
   if (ours == nullptr) return "no task of ours runs it";
   const Member& m = *ours;
   if (Gone(m.task_state)) return "its task ended (" + mesos::TaskState_Name(m.task_state) + ")";
-  // An uncertain task is given the grace from its last answer: its agent may only be partitioned
-  // for a moment, and a removed member never rejoins.
-  bool silent = !m.last_reachable || now - *m.last_reachable >= config.dead_member_grace;
-  if (Uncertain(m.task_state) && !m.reachable && silent) {
+  if (UncertainAndSilent(m, now, config)) {
     return "its task is " + mesos::TaskState_Name(m.task_state) + " and it does not answer";
   }
   if (m.learner && m.learner_since && now - *m.learner_since >= config.learner_timeout) {
     return "it stayed a learner past the learner timeout";
   }
   return std::nullopt;
+}
+
+bool UncertainAndSilent(const Member& m, Time now, const CoreConfig& config) {
+  // An uncertain task is given the grace from its last answer: its agent may only be partitioned
+  // for a moment, and a removed member never rejoins.
+  bool silent = !m.last_reachable || now - *m.last_reachable >= config.dead_member_grace;
+  return Uncertain(m.task_state) && !m.reachable && silent;
 }
 
 bool InSync(uint64_t learner_index, uint64_t leader_index) {

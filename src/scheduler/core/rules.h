@@ -96,6 +96,9 @@ bool CouldFormQuorum(int members, int voters);
 // uncertain and it has not answered for the dead-member grace, or it stayed a learner past the
 // learner timeout.
 std::optional<std::string> WhyDead(const Member* ours, Time now, const CoreConfig& config);
+// A member whose task is uncertain (UNKNOWN, UNREACHABLE) and that has not answered for the dead
+// member grace: its agent may come back, but the member is given up.
+bool UncertainAndSilent(const Member& m, Time now, const CoreConfig& config);
 
 // Whether a learner at raft index `learner_index` is close enough to a leader at `leader_index`
 // for etcd to promote it (within 10%, etcd 3.4's rule). An unknown leader index (0) says yes:

@@ -674,7 +674,7 @@ void SchedulerCore::TidyMembership(Time now, Actions& out) {
   if (!healthy_ || in_flight_ || pending_add_ || !view_) return;
   if (RemoveOneDeadMember(now, out)) return;  // one change at a time
   StopStrays(now, out);
-  ForgetEndedMembers(out);
+  ForgetEndedMembers(now, out);
 }
 
 bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
@@ -742,11 +742,24 @@ void SchedulerCore::StopStrays(Time now, Actions& out) {
   }
 }
 
-// Records of members whose task ended and that etcd no longer lists: nothing is left to do with
-// them.
-void SchedulerCore::ForgetEndedMembers(Actions& out) {
+// Records of members that etcd no longer lists and that can do nothing more: their task ended,
+// or it is uncertain and the member, once in etcd (it has an id), has been silent past the grace.
+// The latter is a removal whose record a previous scheduler did not live to write: the member
+// never rejoins, yet it held a place of the cluster size for ever, so no replacement came
+// (simulator seed 8147). Its task is killed in case its agent comes back.
+void SchedulerCore::ForgetEndedMembers(Time now, Actions& out) {
   size_t dropped = std::erase_if(state_.members, [&](const auto& kv) {
-    return Gone(kv.second.task_state) && !InEtcd(kv.second, view_->members);
+    const Member& m = kv.second;
+    if (InEtcd(m, view_->members)) return false;
+    if (Gone(m.task_state)) return true;
+    if (m.member_id == 0 || !UncertainAndSilent(m, now, config_)) return false;
+    out.push_back(KillTask{m.task_id, m.agent_id, "removed from etcd and silent"});
+    Say("warn",
+        fmt::format("forgetting {} ({:x}): etcd no longer lists it, its task is {} and it does "
+                    "not answer",
+                    m.name, m.member_id, mesos::TaskState_Name(m.task_state)),
+        out);
+    return true;
   });
   if (dropped > 0) Persisted(out);
 }

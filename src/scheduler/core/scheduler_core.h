@@ -119,7 +119,7 @@ class SchedulerCore {
   void RemoveMember(const EtcdMember& em, const Member* ours, const std::string& why, Time now,
                     Actions& out);
   void StopStrays(Time now, Actions& out);
-  void ForgetEndedMembers(Actions& out);
+  void ForgetEndedMembers(Time now, Actions& out);
   // Advances the generation, keeping only `survivor` ("" for none); see the definition.
   void StartGeneration(const std::string& survivor, const std::string& why, Actions& out);
   void MaybePromote(Time now, Actions& out);

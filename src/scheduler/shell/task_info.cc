@@ -91,10 +91,8 @@ void TakePort(const Pool& pool, uint16_t port, const std::string& role,
   AddTo(out, piece);
 }
 
-mesos::Resource* AddTaskResources(std::vector<mesos::Resource>& pieces,
-                                  google::protobuf::RepeatedPtrField<mesos::Resource>* out) {
-  for (auto& p : pieces) *out->Add() = p;
-  return nullptr;
+void AddTaskResources(const std::vector<mesos::Resource>& pieces, Pool* out) {
+  for (const auto& p : pieces) *out->Add() = p;
 }
 
 }  // namespace

@@ -572,7 +572,7 @@ struct Agent::Impl {
     std::vector<mesos::CommandInfo::URI> uris(info.command().uris().begin(),
                                               info.command().uris().end());
     ref.fetch =
-        FetchUris(io, reaper, std::move(uris), ref.directory,
+        FetchUris(io, reaper, std::move(uris), ref.directory, options.work_dir / "fetch",
                   [this, fid = fw.info.id().value(), eid = info.executor_id().value(),
                    cid = ref.container_id](Status fetched) {
                     Executor* e = FindRun(fid, eid, cid);

@@ -2,10 +2,12 @@
 
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string_view>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
@@ -51,6 +53,29 @@ std::string_view UriPath(std::string_view value) {
   return value;
 }
 
+// The cache file of a URI: its whole text hashed (FNV-1a: stable across runs), then the local
+// name, so that a listing of the cache says what is in it.
+std::string CacheName(std::string_view uri, const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : uri) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}-{}", h, name);
+}
+
+// A hard link where the file system allows (instant, even for tens of MB), else a copy.
+std::error_code LinkOrCopy(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::remove(to, ec);
+  fs::create_hard_link(from, to, ec);
+  if (ec) {
+    ec.clear();
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  }
+  return ec;
+}
+
 struct FetchJob : std::enable_shared_from_this<FetchJob> {
   FetchJob(asio::io_context& io, ChildReaper& reaper) : io(io), reaper(reaper) {}
 
@@ -58,6 +83,8 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
   ChildReaper& reaper;
   std::vector<mesos::CommandInfo::URI> uris;
   fs::path sandbox;
+  fs::path cache_dir;  // empty: no cache
+  fs::path cached;     // the cache file of the URI being fetched, when it may be cached
   std::function<void(Status)> done;
   size_t next = 0;
   bool cancelled = false;
@@ -79,6 +106,16 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
     std::error_code mkdir_ec;
     fs::create_directories(target.parent_path(), mkdir_ec);
     std::string_view value = uri.value();
+    cached.clear();
+    if (uri.cache() && !cache_dir.empty()) {
+      cached = cache_dir / CacheName(value, target.filename().string());
+      std::error_code ec;
+      if (fs::is_regular_file(cached, ec) && !LinkOrCopy(cached, target)) {
+        SPDLOG_INFO("fetcher: '{}' from the cache", value);
+        cached.clear();  // nothing to store
+        return AfterFetch(uri, target);
+      }
+    }
     if (value.starts_with("http://") || value.starts_with("https://")) {
       auto url = ParseHttpUrl(value);
       if (!url.ok()) return Finish(url.error().Context(fmt::format("fetching '{}'", value)));
@@ -153,7 +190,20 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
         });
   }
 
+  // Keeps a fetched file for later fetches of the same URI (a failure only costs the cache).
+  void Store(const fs::path& target) {
+    if (cached.empty()) return;
+    std::error_code ec;
+    fs::create_directories(cache_dir, ec);
+    fs::path tmp = cached;
+    tmp += fmt::format(".tmp{}", ::getpid());
+    if (!LinkOrCopy(target, tmp)) fs::rename(tmp, cached, ec);
+    if (ec) SPDLOG_WARN("fetcher: cannot cache {}: {}", target.string(), ec.message());
+    fs::remove(tmp, ec);
+  }
+
   void AfterFetch(const mesos::CommandInfo::URI& uri, const fs::path& target) {
+    Store(target);
     if (uri.executable()) {
       std::error_code ec;
       fs::permissions(target,
@@ -234,10 +284,11 @@ Result<std::string> FetchedName(const mesos::CommandInfo::URI& uri) {
 
 std::unique_ptr<FetchHandle> FetchUris(asio::io_context& io, ChildReaper& reaper,
                                        std::vector<mesos::CommandInfo::URI> uris, fs::path sandbox,
-                                       std::function<void(Status)> done) {
+                                       fs::path cache_dir, std::function<void(Status)> done) {
   auto job = std::make_shared<FetchJob>(io, reaper);
   job->uris = std::move(uris);
   job->sandbox = std::move(sandbox);
+  job->cache_dir = std::move(cache_dir);
   job->done = std::move(done);
   // Never inline: the caller's state must be in place before `done` can run.
   asio::post(io, [job] { job->Step(); });

@@ -7,8 +7,11 @@
 // `extract` (default true) and the name ends in .tar, .tar.gz, .tgz, .tar.xz, .txz, .tar.bz2,
 // .tbz2 or .zip, it is extracted into the sandbox with the system `tar` (or `unzip`), run as a
 // child process watched by the agent's ChildReaper so the io_context never blocks on it.
-// `cache` is ignored (every fetch is fresh). The first failure ends the fetch with an error that
-// names the URI.
+// A URI with `cache: true` is kept in `cache_dir` (keyed by its whole text, as Mesos's fetcher
+// cache does) and later fetches of it are a hard link from there (a copy across file systems):
+// the scheduler names each artifact version in its URL, so a cached URI never changes. No
+// eviction: the cache lives as long as the agent's work dir. An empty `cache_dir` caches nothing.
+// The first failure ends the fetch with an error that names the URI.
 //
 // Threading: runs on the io_context thread; `done` is called there exactly once, unless the
 // returned handle is destroyed first (which abandons the fetch without calling `done`).
@@ -39,6 +42,7 @@ Result<std::string> FetchedName(const mesos::CommandInfo::URI& uri);
 std::unique_ptr<FetchHandle> FetchUris(boost::asio::io_context& io, ChildReaper& reaper,
                                        std::vector<mesos::CommandInfo::URI> uris,
                                        std::filesystem::path sandbox,
+                                       std::filesystem::path cache_dir,
                                        std::function<void(Status)> done);
 
 }  // namespace etcd_mesos::local

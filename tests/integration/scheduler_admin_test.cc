@@ -303,6 +303,31 @@ TEST_F(AdminApi, ArtifactsAreServedByNameOnly) {
   EXPECT_EQ(Call(net::Verb::post, "/artifacts/etcd").status, 405u);
 }
 
+// Launches name each artifact's version in its URL, so that the agents' fetcher cache keeps
+// versions apart: the current version is served, and one whose file has changed since is not
+// (an agent must never cache new bytes under an old version's URL).
+TEST_F(AdminApi, VersionedArtifactsServeOnlyTheCurrentVersion) {
+  fs::path exec = dir_.path() / "etcd-mesos-executor";
+  auto v1 = ArtifactVersion(exec.string());
+  ASSERT_TRUE(v1.ok()) << v1.error();
+  EXPECT_EQ(v1->size(), 16u);
+  auto served = Get("/artifacts/" + *v1 + "/etcd-mesos-executor");
+  EXPECT_EQ(served.status, 200u);
+  EXPECT_EQ(served.body, "#!/bin/sh\necho executor\n");
+
+  std::ofstream(exec, std::ios::app) << "# a rebuilt executor\n";
+  auto v2 = ArtifactVersion(exec.string());
+  ASSERT_TRUE(v2.ok());
+  EXPECT_NE(*v2, *v1) << "a changed file kept its version";
+  auto stale = Get("/artifacts/" + *v1 + "/etcd-mesos-executor");
+  EXPECT_EQ(stale.status, 404u);
+  EXPECT_NE(stale.body.find("now version " + *v2), std::string::npos) << stale.body;
+  EXPECT_EQ(Get("/artifacts/" + *v2 + "/etcd-mesos-executor").status, 200u);
+  EXPECT_EQ(Get("/artifacts/" + *v2 + "/passwd").status, 404u);
+  EXPECT_EQ(Get("/artifacts/" + *v2 + "/../etcd").status, 404u);
+  EXPECT_FALSE(ArtifactVersion((dir_.path() / "missing").string()).ok());
+}
+
 // Raw bytes on a socket: the answer's status line, or "" if the server just closed.
 std::string Raw(const HostPort& to, const std::string& bytes) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

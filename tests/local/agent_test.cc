@@ -567,6 +567,29 @@ TEST_F(AgentTest, TarballIsExtractedIntoTheSandbox) {
   EXPECT_TRUE(fs::exists(SandboxOf("exec-1") / "executor.tar.gz"));
 }
 
+// A URI fetched with cache: true is kept by the agent and later fetches of the same URI come
+// from there (the scheduler versions its artifact URLs, so a cached URI never changes); one
+// without cache is fetched fresh every time.
+TEST_F(AgentTest, CachedUrisAreFetchedOnceAndUncachedOnesEveryTime) {
+  fs::path source = dir_.path() / "artifact.txt";
+  std::ofstream(source) << "version 1";
+  StartAgent();
+  auto launch = [&](const std::string& task_id, const std::string& executor_id, bool cache) {
+    auto task = CustomTask(task_id, "", executor_id);
+    auto* uri = task.mutable_executor()->mutable_command()->add_uris();
+    uri->set_value("file://" + source.string());
+    uri->set_cache(cache);
+    agent_->RunTask(Framework(), task);
+    auto running = WaitForUpdate(task_id, 1);
+    EXPECT_TRUE(running && running->state() == mesos::TASK_RUNNING);
+    return ReadFile(SandboxOf(executor_id) / "artifact.txt");
+  };
+  EXPECT_EQ(launch("t1", "exec-1", /*cache=*/true), "version 1");
+  std::ofstream(source, std::ios::trunc) << "version 2";
+  EXPECT_EQ(launch("t2", "exec-2", /*cache=*/true), "version 1") << "not from the cache";
+  EXPECT_EQ(launch("t3", "exec-3", /*cache=*/false), "version 2") << "an uncached URI was cached";
+}
+
 // ---- Command tasks ------------------------------------------------------------------------------
 
 TEST_F(AgentTest, CommandTaskRunsAndFinishes) {

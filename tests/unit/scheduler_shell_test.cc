@@ -104,6 +104,23 @@ TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
   EXPECT_EQ(e.command().uris(1).value(), "http://10.0.0.1:12300/artifacts/etcd");
   EXPECT_EQ(e.command().uris(2).value(), "http://10.0.0.1:12300/artifacts/etcdctl");
   for (const auto& u : e.command().uris()) EXPECT_TRUE(u.executable());
+  for (const auto& u : e.command().uris()) EXPECT_FALSE(u.cache()) << "unversioned, cached";
+
+  // With versions, each URL names its version and may be cached by the agent.
+  ctx.artifact_versions = {{"etcd-mesos-executor", "00000000000000a1"},
+                           {"etcd", "00000000000000b2"},
+                           {"etcdctl", "00000000000000c3"}};
+  const auto versioned = BuildTaskInfo(Launch(), &offer, ctx).executor().command();
+  ASSERT_EQ(versioned.uris_size(), 3);
+  EXPECT_EQ(versioned.uris(0).value(),
+            "http://10.0.0.1:12300/artifacts/00000000000000a1/etcd-mesos-executor");
+  EXPECT_EQ(versioned.uris(1).value(), "http://10.0.0.1:12300/artifacts/00000000000000b2/etcd");
+  EXPECT_EQ(versioned.uris(2).value(), "http://10.0.0.1:12300/artifacts/00000000000000c3/etcdctl");
+  for (const auto& u : versioned.uris()) {
+    EXPECT_TRUE(u.cache());
+    EXPECT_TRUE(u.executable());
+  }
+  EXPECT_EQ(versioned.uris(1).output_file(), "etcd");
   EXPECT_DOUBLE_EQ(Sum(e.resources(), "cpus"), 0.1);
   EXPECT_DOUBLE_EQ(Sum(e.resources(), "mem"), 32);
   for (const auto& r : e.resources()) EXPECT_EQ(r.allocation_info().role(), "etcd");

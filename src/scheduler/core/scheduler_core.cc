@@ -552,6 +552,12 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   if (was != healthy_) {
     Say(healthy_ ? "info" : "warn",
         "cluster is " + std::string(healthy_ ? "healthy: " : "unhealthy: ") + health_reason_, out);
+    if (healthy_ && connected_ && MayAct() && NeedsMember()) {
+      // Offers were declined for a second while the cluster was unhealthy (after a leader's
+      // death, say); take those filters back so that the replacement's offer comes now.
+      wants_offers_ = true;
+      out.push_back(Revive{});
+    }
   }
   // Livelock: no majority of voters agrees on a leader (unreachable, or split) once the cluster
   // should be up (some member has run), counted once per episode whatever the tasks report.
@@ -850,6 +856,7 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       ++state_.counters.members_promoted;
       Persisted(out);
       Say("info", e.name + " promoted to voter", out);
+      ProbeNow(e.now, out);  // the heal is done once the probes say so
       return;
     }
     case MembershipOp::kRemove: {
@@ -872,6 +879,9 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
         wants_offers_ = true;
         out.push_back(Revive{});
       }
+      // The view and the health must catch up before the replacement may be added: waiting for
+      // the next probe interval would be most of a heal.
+      ProbeNow(e.now, out);
       return;
     }
   }

@@ -1,6 +1,10 @@
 #include "scheduler/shell/admin.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -83,7 +87,38 @@ std::string RenderBackupList(const std::string& dir) {
   return out.dump() + "\n";
 }
 
+// The body of an artifact, or a 500 naming it.
+net::HttpResponse ReadArtifact(const std::string& path, const std::string& name) {
+  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  std::string data(ec ? 0 : size, '\0');
+  if (!in || ec || !in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
+    spdlog::error("admin: cannot read artifact {} at {}", name, path);
+    return Text(500, "500 cannot read " + name + " on the scheduler\n");
+  }
+  return net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)};
+}
+
 }  // namespace
+
+Result<std::string> ArtifactVersion(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return MakeError(ErrorCode::kNotFound, "cannot stat artifact {}: {}", path,
+                     std::strerror(errno));
+  }
+  // FNV-1a over size and mtime: stable across processes (std::hash need not be).
+  uint64_t h = 1469598103934665603ull;
+  for (int64_t v : {static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec),
+                    static_cast<int64_t>(st.st_mtim.tv_nsec)}) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= static_cast<uint64_t>(v >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
 
 std::string RenderMembers(const SchedulerCore& core) {
   json out = json::array();
@@ -419,6 +454,8 @@ void AdminServer::Command(const net::ServerRequest& req,
 void AdminServer::ServeArtifact(const std::string& name,
                                 std::shared_ptr<net::Responder> responder) {
   std::string path;
+  std::string served = name;
+  auto slash = name.find('/');
   auto it = options_.artifacts.find(name);
   if (it != options_.artifacts.end()) {
     path = it->second;
@@ -431,25 +468,29 @@ void AdminServer::ServeArtifact(const std::string& name,
       return responder->Respond(Text(404, "404 not found: no backup " + name.substr(8) + "\n"));
     }
     spdlog::info("admin: serving backup {} to an agent", name.substr(8));
+  } else if (slash != std::string::npos &&
+             options_.artifacts.count(served = name.substr(slash + 1)) > 0) {
+    path = options_.artifacts.at(served);
+    std::string wanted = name.substr(0, slash);
+    auto current = ArtifactVersion(path);
+    if (current.ok() && *current != wanted) {
+      return responder->Respond(Text(
+          404, fmt::format("404 not found: {} version {} is gone: the file {} has changed since "
+                           "(now version {})\n",
+                           served, wanted, path, *current)));
+    }
   } else {
     return responder->Respond(
         Text(404, "404 not found: the artifacts are etcd-mesos-executor, etcd and etcdctl\n"));
   }
-  // Read whole: these are a few tens of MB and fetched once per launch; the fetcher on the agent
-  // side takes them in one body.
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    spdlog::error("admin: cannot read artifact {} at {}", name, path);
-    return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
-  }
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  std::string data(ec ? 0 : size, '\0');
-  if (ec || !in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
-    return responder->Respond(Text(500, "500 cannot read " + name + " on the scheduler\n"));
-  }
-  responder->Respond(
-      net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)});
+  // Read whole, on the disk thread: these are tens of MB (fetched once per agent and version
+  // when the agent caches them) and must not hold up the API.
+  boost::asio::post(disk_, [path, served, responder, &io = io_, alive = alive_] {
+    net::HttpResponse response = ReadArtifact(path, served);
+    boost::asio::post(io, [responder, response = std::move(response), alive]() mutable {
+      if (*alive) responder->Respond(std::move(response));
+    });
+  });
 }
 
 void AdminServer::ServeBackups(std::shared_ptr<net::Responder> responder) {

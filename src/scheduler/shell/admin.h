@@ -28,8 +28,13 @@
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
-//   GET  /artifacts/<n>  n = etcd-mesos-executor, etcd or etcdctl; or backups/<backup name> (the
-//                        agent of a restored member fetches its snapshot so).
+//   GET  /artifacts/<v>/<n>  n = etcd-mesos-executor, etcd or etcdctl at version v (what
+//                        ArtifactVersion says of the file now: launches name it, so that the Mesos
+//                        fetcher cache keeps each version apart; a version whose file has changed
+//                        since gets 404 naming the current one). /artifacts/<n> serves n
+//                        unversioned; /artifacts/backups/<backup name> a backup (the agent of a
+//                        restored member fetches its snapshot so). Files are read on the disk
+//                        thread.
 // Unknown paths get 404, wrong methods 405 (with Allow), both with a message.
 //
 // Every answer comes from the core's in-memory views (and /backups, /restore from files in the
@@ -59,6 +64,11 @@
 #include "scheduler/shell/status_page.h"
 
 namespace etcd_mesos::scheduler::shell {
+
+// The version of the artifact at `path` as launches name it in its URL: 16 hex digits that change
+// whenever its size or modification time does (the file is not read: the executor alone is tens
+// of MB and is stat'ed at each launch). kNotFound when the file cannot be stat'ed.
+Result<std::string> ArtifactVersion(const std::string& path);
 
 // Pure renderings of the core's views (tested directly); the status page is status_page.h's.
 // Which members may run, and which of them are voters, is the core's rule (rules.h).

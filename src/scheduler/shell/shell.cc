@@ -16,6 +16,7 @@
 #include "etcd/client.h"
 #include "net/http.h"
 #include "scheduler/shell/backups.h"
+#include "scheduler/shell/membership_route.h"
 #include "scheduler/shell/state_codec.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -27,6 +28,9 @@ using MesosEvent = mesos::scheduler::Event;
 using json = nlohmann::json;
 
 constexpr std::chrono::milliseconds kMembershipTimeout{5000};
+// How often, and how long, to ask for a settled etcd leader before a membership change.
+constexpr std::chrono::milliseconds kLeaderPoll{50};
+constexpr std::chrono::milliseconds kLeaderWait{5000};
 constexpr std::chrono::seconds kReseedTimeout{150};  // the executor answers when it is done
 constexpr const char* kProbeKey = "etcd-mesos/health-probe";
 
@@ -117,9 +121,10 @@ Status SchedulerShell::Start() {
   admin.token = flags_.shell.admin_token;
   admin.backup_dir = flags_.shell.backup_dir;
   admin.healthz_max_backup_age = flags_.shell.healthz_max_backup_age;
-  admin.artifacts = {{"etcd-mesos-executor", flags_.shell.executor_bin},
-                     {"etcd", flags_.shell.etcd_bin},
-                     {"etcdctl", flags_.shell.etcdctl_bin}};
+  artifacts_ = {{"etcd-mesos-executor", flags_.shell.executor_bin},
+                {"etcd", flags_.shell.etcd_bin},
+                {"etcdctl", flags_.shell.etcdctl_bin}};
+  admin.artifacts = artifacts_;
   admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
                                          [this](Event e) { Feed(std::move(e)); });
   auto bound = admin_->Start();
@@ -431,6 +436,15 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   }
   LaunchContext context{&flags_.core, client_ ? client_->framework_id().value_or("") : "",
                         artifact_base_, core_.state().reseed_token};
+  for (const auto& [name, path] : artifacts_) {
+    // Stat'ed at each launch: a binary replaced under a running scheduler gets a new URL.
+    if (auto version = ArtifactVersion(path); version.ok()) {
+      context.artifact_versions[name] = *version;
+    } else {
+      spdlog::warn("{}; launching {} with an unversioned (uncached) URL", version.error().message,
+                   launch.member.name);
+    }
+  }
   if (!launch.restore_snapshot.empty()) {
     // Checked again right before the launch: nothing starts from a file that went bad.
     auto verified = VerifyBackup(flags_.shell.backup_dir, launch.restore_snapshot);
@@ -589,6 +603,67 @@ void SchedulerShell::DoProbeCluster(const ProbeCluster& probe) {
 }
 
 void SchedulerShell::DoMembership(const ChangeMembership& change) {
+  RouteMembership(change, Clock::now(), Clock::now() + kLeaderWait, 0);
+}
+
+// Asks the members who leads and sends `change` once a leader is settled (membership_route.h says
+// why), asking again every kLeaderPoll while there is none; past `deadline`, sends it anyway in
+// the order given (etcd then holds it until a leader exists).
+void SchedulerShell::RouteMembership(ChangeMembership change, Clock::time_point started,
+                                     Clock::time_point deadline, uint64_t previous_leader) {
+  auto answers = std::make_shared<std::vector<StatusAnswer>>();
+  auto pending = std::make_shared<size_t>(change.client_urls.size());
+  auto decided = std::make_shared<bool>(false);
+  auto decide = [this, change, started, deadline, previous_leader, answers,
+                 decided](bool all_in) mutable {
+    if (*decided) return;
+    MembershipRoute route = RouteMembershipChange(*answers, previous_leader);
+    if (!route.settled && !all_in) return;
+    *decided = true;
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+    if (route.settled || Clock::now() >= deadline) {
+      if (!route.settled) {
+        spdlog::warn("no settled etcd leader after {} ms; sending the change anyway",
+                     waited.count());
+      } else if (waited > kLeaderPoll) {
+        spdlog::info("etcd leader {:x} settled after {} ms", route.leader, waited.count());
+      }
+      // Members that did not answer stay last, in case they can take it after all.
+      for (const auto& url : change.client_urls) {
+        if (std::find(route.urls.begin(), route.urls.end(), url) == route.urls.end()) {
+          route.urls.push_back(url);
+        }
+      }
+      change.client_urls = std::move(route.urls);
+      return SendMembership(change);
+    }
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, kLeaderPoll);
+    timer->async_wait(Guarded([this, timer, change, started, deadline,
+                               leader = route.leader](const boost::system::error_code&) {
+      RouteMembership(change, started, deadline, leader);
+    }));
+  };
+  if (change.client_urls.empty()) {
+    return boost::asio::post(io_, Guarded([decide]() mutable { decide(true); }));
+  }
+  etcd::Client::Options options;
+  options.request_timeout = flags_.shell.probe_timeout;
+  for (const auto& url_text : change.client_urls) {
+    auto url = ParseHttpUrl(url_text);
+    if (!url.ok()) {
+      boost::asio::post(io_, Guarded([decide, pending]() mutable { decide(--*pending == 0); }));
+      continue;
+    }
+    auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+    client->Status(Guarded(
+        [client, url_text, answers, pending, decide](Result<etcd::StatusResponse> r) mutable {
+          answers->push_back(StatusAnswer{url_text, r.ok() ? std::optional(*r) : std::nullopt});
+          decide(--*pending == 0);
+        }));
+  }
+}
+
+void SchedulerShell::SendMembership(const ChangeMembership& change) {
   auto urls = std::make_shared<std::vector<std::string>>(change.client_urls);
   auto attempt = std::make_shared<std::function<void(size_t, Error)>>();
   auto weak = std::weak_ptr<std::function<void(size_t, Error)>>(attempt);
@@ -637,11 +712,12 @@ void SchedulerShell::DoMembership(const ChangeMembership& change) {
         break;
     }
   };
-  spdlog::info("membership change {} {} ({:x})",
+  spdlog::info("membership change {} {} ({:x}) through {}",
                change.op == MembershipOp::kAddLearner ? "add learner"
                : change.op == MembershipOp::kPromote  ? "promote"
                                                       : "remove",
-               change.name, change.member_id);
+               change.name, change.member_id,
+               change.client_urls.empty() ? "nobody" : change.client_urls.front());
   // Delivered from the loop, never inside Execute (the core must not be re-entered mid-batch).
   boost::asio::post(io_, Guarded([attempt] {
                       (*attempt)(0, MakeError(ErrorCode::kUnavailable, "no member to ask"));

@@ -91,6 +91,9 @@ class SchedulerShell {
   void DoProbe(const ProbeMember& probe);
   void DoProbeCluster(const ProbeCluster& probe);
   void DoMembership(const ChangeMembership& change);
+  void RouteMembership(ChangeMembership change, Clock::time_point started,
+                       Clock::time_point deadline, uint64_t previous_leader);
+  void SendMembership(const ChangeMembership& change);
   void DoReseed(const TriggerReseed& reseed);
   void DoPersist(const PersistentState& state);
   void WriteStep(std::shared_ptr<const std::string> data, StateWriter::Step step,
@@ -125,6 +128,7 @@ class SchedulerShell {
   bool loaded_ = false;
   bool stopped_ = false;
   std::string artifact_base_;
+  std::map<std::string, std::string> artifacts_;  // served name -> local path
   std::string restore_from_name_;  // --restore-from, imported into --backup-dir at Start
 
   ActionPipeline pipeline_;  // the order of the core's actions; write-ahead

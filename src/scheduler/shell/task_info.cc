@@ -138,10 +138,15 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
   command->set_value("./etcd-mesos-executor");
   for (const char* artifact : {"etcd-mesos-executor", "etcd", "etcdctl"}) {
     auto* uri = command->add_uris();
-    uri->set_value(context.artifact_base + artifact);
+    auto version = context.artifact_versions.find(artifact);
+    bool versioned = version != context.artifact_versions.end();
+    // A versioned URL names one content for ever: the agent's fetcher cache may keep it, and a
+    // replacement launched on the same agent starts without downloading tens of MB again.
+    uri->set_value(context.artifact_base + (versioned ? version->second + "/" : "") + artifact);
     uri->set_executable(true);
     uri->set_extract(false);
-    uri->set_cache(false);
+    uri->set_cache(versioned);
+    if (versioned) uri->set_output_file(artifact);
   }
   if (!launch.restore_snapshot.empty()) {
     auto* uri = command->add_uris();

@@ -7,6 +7,7 @@
 // Threading: pure functions.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -25,10 +26,14 @@ struct LaunchContext {
   // With LaunchMember::restore_snapshot: the backup's whole-file SHA-256 (from its sidecar,
   // verified just before), which the executor checks again after the fetch.
   std::string restore_sha256;
+  // Artifact name -> its version (ArtifactVersion): the URI is then <base><version>/<name>, and
+  // the fetcher may cache it. Without a version, <base><name>, never cached.
+  std::map<std::string, std::string> artifact_versions;
 };
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly
-// [peer],[client],[reseed], the custom executor fetching the three artifacts, DiscoveryInfo
+// [peer],[client],[reseed], the custom executor fetching the three artifacts (versioned and
+// cacheable when context.artifact_versions names them), DiscoveryInfo
 // naming the peer and client ports, and the executor's task config in data. A restore adds the
 // backup as a fourth URI (<artifact_base>backups/<name>) and names it in the task config. `offer`
 // may be null (an offer that went away): the master then refuses the launch, as it should.

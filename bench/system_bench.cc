@@ -4,9 +4,11 @@
 //   bootstrap N   scheduler start -> N healthy voters, through etcd-mesos-local with default
 //                 scheduler flags; floor: N bare etcd processes started as one static cluster
 //                 until all are healthy.
-//   heal          kill -9 of one member's executor -> N healthy voters again; floor: the same
-//                 steps by hand on bare etcd (remove the dead member, add a learner, start it,
-//                 promote it once etcd agrees) until healthy.
+//   heal          kill -9 of the leader's or a follower's executor (and its etcd) -> N healthy
+//                 voters again, each timed from the kill; floor: the same kill on bare etcd, then
+//                 the same steps by hand as fast as etcd accepts them (once the survivors have a
+//                 leader: remove the dead member, add a learner, start it, promote it) until
+//                 healthy.
 //   reseed        the reseed decision -> N healthy voters; floor: the survivor restarted with
 //                 --force-new-cluster, then N-1 learners joined and promoted one at a time.
 //   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
@@ -187,16 +189,40 @@ double Bootstrap(boost::asio::io_context& io, int size) {
   return Since(t0);
 }
 
-// kill -9 -> healthy at size, with the phases: detection (the dead member removed), offer wait
-// (a learner added for an offer), launch (the learner's task RUNNING), join and promote.
-double Heal(boost::asio::io_context& io, std::map<std::string, double>& phases) {
+enum class Victim { kFollower, kLeader };
+
+const char* VictimName(Victim v) { return v == Victim::kLeader ? "leader" : "follower"; }
+
+// The name of a member the core knows to be the etcd leader (or a voter that is not), once every
+// member reports the same leader.
+std::optional<std::string> PickVictim(const SchedulerCore& core, Victim kind) {
+  uint64_t leader = 0;
+  for (const auto& [name, m] : core.state().members) {
+    if (m.leader == 0 || (leader != 0 && m.leader != leader)) return std::nullopt;
+    leader = m.leader;
+  }
+  for (const auto& [name, m] : core.state().members) {
+    if ((m.member_id == leader) == (kind == Victim::kLeader)) return name;
+  }
+  return std::nullopt;
+}
+
+// kill -9 of the leader's or a follower's executor (and so its etcd) -> healthy at size, with the
+// phases: detection (the dead member removed), offer wait (a learner added for an offer), launch
+// (the learner's task RUNNING), join and promote.
+double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, double>& phases) {
   System system(io, 3, seconds(240));
   system.StartScheduler();
   if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
     throw std::runtime_error("no cluster to heal");
   }
   system.RunFor(seconds(6));  // past etcd's 5 s "connected to all peers" window after start
-  std::string victim = system.core().state().members.begin()->first;
+  std::optional<std::string> picked;
+  if (!system.RunUntil([&] { return (picked = PickVictim(system.core(), kind)).has_value(); },
+                       30)) {
+    throw std::runtime_error(fmt::format("no {} to kill", VictimName(kind)));
+  }
+  std::string victim = *picked;
   uint64_t promoted = system.core().state().counters.members_promoted;
   auto t0 = Clock::now();
   system.KillMember(victim);
@@ -313,27 +339,77 @@ double WaitHealthy(std::vector<test::EtcdServer*> servers) {
   return 0;
 }
 
-double HealFloor() {
+// Asks the members at `endpoints` who leads until one of them names a leader among them; returns
+// that leader's index.
+size_t WaitForLeader(boost::asio::io_context& io, const std::vector<HostPort>& endpoints,
+                     const std::vector<uint64_t>& ids) {
+  auto deadline = Clock::now() + seconds(60);
+  etcd::Client::Options quick;
+  quick.request_timeout = milliseconds(200);
+  while (Clock::now() < deadline) {
+    for (const auto& endpoint : endpoints) {
+      etcd::Client client(io, endpoint, quick);
+      auto st = etcd::Await<etcd::StatusResponse>(io, [&](auto cb) { client.Status(cb); });
+      if (!st.ok()) continue;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] == st->leader) return i;
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  throw std::runtime_error("the survivors elected no leader");
+}
+
+// The heal done by hand on bare etcd, as fast as etcd accepts each step: kill the leader or a
+// follower; once the survivors have a leader, remove the dead member through it (a proposal made
+// while there is no leader is lost: each attempt is short, and "not found" means an earlier one
+// applied), add a learner, start it, promote it; until the three are healthy. Timed from the kill.
+double HealFloor(Victim kind) {
   test::TempDir dir("em-bench-floor");
   int base = test::AgentHostBase();
   auto servers = StaticCluster(dir.path(), 3, base);
   std::this_thread::sleep_for(seconds(6));  // as the system run: past etcd's 5 s window
   boost::asio::io_context io;
-  etcd::Client voter(io, servers[0]->client_endpoint());
-  auto list = etcd::Await<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberList(cb); });
-  if (!list.ok()) throw std::runtime_error(list.error().ToString());
-  uint64_t dead_id = 0;
+  etcd::Client first(io, servers[0]->client_endpoint());
+  auto list = etcd::Await<etcd::MemberListResponse>(io, [&](auto cb) { first.MemberList(cb); });
+  auto status = etcd::Await<etcd::StatusResponse>(io, [&](auto cb) { first.Status(cb); });
+  if (!list.ok() || !status.ok()) throw std::runtime_error("the floor cluster does not answer");
+  size_t victim = 0;
+  std::vector<uint64_t> ids(servers.size());
   for (const auto& m : list->members) {
-    if (m.name == servers[2]->name()) dead_id = m.id;
+    for (size_t i = 0; i < servers.size(); ++i) {
+      if (m.name == servers[i]->name()) ids[i] = m.id;
+    }
   }
-  servers[2]->Kill();
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if ((ids[i] == status->leader) == (kind == Victim::kLeader)) victim = i;
+  }
+  std::vector<test::EtcdServer*> survivors;
+  std::vector<HostPort> endpoints;
+  std::vector<uint64_t> survivor_ids;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (i == victim) continue;
+    survivors.push_back(servers[i].get());
+    endpoints.push_back(servers[i]->client_endpoint());
+    survivor_ids.push_back(ids[i]);
+  }
+  servers[victim]->Kill();
   auto t0 = Clock::now();
-  Retry<etcd::MemberListResponse>(io, [&](auto cb) { voter.MemberRemove(dead_id, cb); });
+  etcd::Client::Options short_attempts;
+  short_attempts.request_timeout = milliseconds(500);
+  etcd::Client leader(io, endpoints[WaitForLeader(io, endpoints, survivor_ids)], short_attempts);
+  Retry<bool>(io, [&](etcd::Callback<bool> cb) {
+    leader.MemberRemove(ids[victim], [cb](Result<etcd::MemberListResponse> r) {
+      if (r.ok() || r.error().code == ErrorCode::kNotFound) return cb(true);
+      cb(r.error());
+    });
+  });
   test::EtcdServer joiner(
       test::EtcdServer::Options{.name = "f4", .ip = fmt::format("127.0.0.{}", base + 3)},
       dir.path());
-  JoinLearner(io, voter, joiner);
-  WaitHealthy({servers[0].get(), servers[1].get(), &joiner});
+  JoinLearner(io, leader, joiner);
+  survivors.push_back(&joiner);
+  WaitHealthy(survivors);
   return Since(t0);
 }
 
@@ -481,8 +557,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--quick", quick, "Only bootstrap of 3 and heal, with short supervision windows");
   app.add_option("--out", out, "Where to write the JSON results")->capture_default_str();
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "Log what the scheduler and the local cluster do (info)");
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::warn);
+  spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
 
   boost::asio::io_context io;
   std::vector<Figure> figures;
@@ -495,14 +573,16 @@ int main(int argc, char** argv) {
       }
       figures.push_back(f);
     }
-    Figure heal{"kill -9 of a member -> 3 healthy voters"};
-    for (int i = 0; i < runs; ++i) {
-      heal.floors.push_back(HealFloor());
-      std::map<std::string, double> phases;
-      heal.runs.push_back(Heal(io, phases));
-      for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
+    for (Victim kind : {Victim::kFollower, Victim::kLeader}) {
+      Figure heal{fmt::format("kill -9 of the {} -> 3 healthy voters", VictimName(kind))};
+      for (int i = 0; i < runs; ++i) {
+        heal.floors.push_back(HealFloor(kind));
+        std::map<std::string, double> phases;
+        heal.runs.push_back(Heal(io, kind, phases));
+        for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
+      }
+      figures.push_back(heal);
     }
-    figures.push_back(heal);
     if (!quick) {
       Figure reseed{"reseed decision -> 3 healthy voters"};
       for (int i = 0; i < runs; ++i) {

@@ -559,13 +559,23 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Where to write the JSON results")->capture_default_str();
   bool verbose = false;
   app.add_flag("--verbose", verbose, "Log what the scheduler and the local cluster do (info)");
+  std::vector<std::string> only;
+  app.add_option("--only", only,
+                 "Measure only these figures (bootstrap, heal, reseed, supervision)")
+      ->check(CLI::IsMember({"bootstrap", "heal", "reseed", "supervision"}))
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
 
+  auto wanted = [&](const std::string& figure) {
+    return only.empty() || std::find(only.begin(), only.end(), figure) != only.end();
+  };
   boost::asio::io_context io;
   std::vector<Figure> figures;
   try {
-    for (int size : quick ? std::vector<int>{3} : std::vector<int>{3, 5}) {
+    for (int size : !wanted("bootstrap") ? std::vector<int>{}
+                    : quick              ? std::vector<int>{3}
+                                         : std::vector<int>{3, 5}) {
       Figure f{fmt::format("bootstrap of {} -> {} healthy voters", size, size)};
       for (int i = 0; i < runs; ++i) {
         f.floors.push_back(BootstrapFloor(size));
@@ -573,7 +583,8 @@ int main(int argc, char** argv) {
       }
       figures.push_back(f);
     }
-    for (Victim kind : {Victim::kFollower, Victim::kLeader}) {
+    for (Victim kind : wanted("heal") ? std::vector<Victim>{Victim::kFollower, Victim::kLeader}
+                                      : std::vector<Victim>{}) {
       Figure heal{fmt::format("kill -9 of the {} -> 3 healthy voters", VictimName(kind))};
       for (int i = 0; i < runs; ++i) {
         heal.floors.push_back(HealFloor(kind));
@@ -583,7 +594,7 @@ int main(int argc, char** argv) {
       }
       figures.push_back(heal);
     }
-    if (!quick) {
+    if (!quick && wanted("reseed")) {
       Figure reseed{"reseed decision -> 3 healthy voters"};
       for (int i = 0; i < runs; ++i) {
         reseed.floors.push_back(ReseedFloor());
@@ -597,7 +608,7 @@ int main(int argc, char** argv) {
   }
   Supervision sup;
   try {
-    sup = MeasureSupervision(io, quick ? seconds(2) : seconds(10));
+    if (wanted("supervision")) sup = MeasureSupervision(io, quick ? seconds(2) : seconds(10));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "system_bench: supervision: %s\n", e.what());
     return 1;

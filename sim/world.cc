@@ -1395,6 +1395,7 @@ Result<core::MemberProbe> World::Probe(const std::string& url) {
   probe.leader = c.leader;
   probe.raft_index = p->index;
   probe.raft_term = c.term;
+  probe.revision = p->index;  // the model has no KV: its log stands for the revisions
   for (const auto& e : c.members) {
     if (e.id == p->member_id) probe.is_learner = e.learner;
   }

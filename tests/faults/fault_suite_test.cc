@@ -24,6 +24,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include "etcd/client.h"
 #include "local/cluster.h"
 #include "local/resources.h"
 #include "scheduler/shell/shell.h"
@@ -407,6 +408,10 @@ TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
   auto held = Read(members[2].ClientUrl(), /*serializable=*/true);
   ASSERT_TRUE(held.ok()) << held.error();
   std::set<uint64_t> survivor_had = test::Sequences(workload_->prefix(), *held);
+  etcd::Client survivor(io_, HostPort{members[2].host, members[2].client_port});
+  auto survivor_status =
+      etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { survivor.Status(cb); });
+  ASSERT_TRUE(survivor_status.ok()) << survivor_status.error();
   ASSERT_TRUE(RunUntil([&] { return core().state().counters.cluster_reseeds >= 1; }, 60))
       << core().health_reason();
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 150)) << core().health_reason();
@@ -419,6 +424,15 @@ TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
       "[reseed] %zu acknowledged writes lost to the reseed (the survivor never had "
       "them), %zu lost that it had\n",
       report.lost_to_reseed.size(), report.lost.size());
+  // The guide's stats name the revision the survivor kept: the one it answered with alone.
+  auto after = GuideJson("stats");
+  uint64_t kept = after.value("last_reseed_survivor_revision", uint64_t{0});
+  uint64_t highest = after.value("last_reseed_highest_revision", uint64_t{0});
+  EXPECT_EQ(kept, survivor_status->header.revision) << after.dump();
+  EXPECT_GE(highest, kept) << after.dump();
+  EXPECT_EQ(after.value("last_reseed_revisions_lost", uint64_t{99}), highest - kept);
+  std::printf("[reseed] the survivor kept revision %lu; the highest any member reported: %lu\n",
+              static_cast<unsigned long>(kept), static_cast<unsigned long>(highest));
 }
 
 // Guide: with --auto-reseed=false nothing happens until the operator POSTs /reseed.

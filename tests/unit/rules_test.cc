@@ -368,5 +368,20 @@ TEST(ReseedRules, RankSurvivorsIsEveryAnsweringSurvivorHighestRaftIndexFirst) {
   }
 }
 
+TEST(Rules, TheReseedWindowNamesTheRevisionsOnlyTheOthersHad) {
+  EXPECT_EQ(RevisionsLostByReseed(Revisions{0, 0, 0}), 0u);
+  EXPECT_EQ(RevisionsLostByReseed(Revisions{50, 50, 50}), 0u);
+  EXPECT_EQ(RevisionsLostByReseed(Revisions{50, 50, 70}), 20u);
+  // A highest below the survivor's cannot lose anything (never negative).
+  EXPECT_EQ(RevisionsLostByReseed(Revisions{50, 80, 70}), 0u);
+  std::string lost = DescribeReseedWindow(Revisions{50, 50, 70});
+  EXPECT_NE(lost.find("up to revision 50"), std::string::npos) << lost;
+  EXPECT_NE(lost.find("revisions 51..70 (20)"), std::string::npos) << lost;
+  EXPECT_NE(lost.find("after the last probe"), std::string::npos) << lost;
+  std::string none = DescribeReseedWindow(Revisions{70, 70, 70});
+  EXPECT_NE(none.find("the highest any member reported"), std::string::npos) << none;
+  EXPECT_EQ(none.find(".."), std::string::npos) << none;
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "scheduler/core/rules.h"
 #include "scheduler/core/scheduler_core.h"
 
 namespace etcd_mesos::scheduler {
@@ -552,7 +553,8 @@ TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   ASSERT_TRUE(core_.livelocked());
   EXPECT_FALSE(Has<TriggerReseed>(Advance(30s)));
   for (auto& [name, idx] : index) {
-    On(ProbeResult{name, MemberProbe{ids_[name], 0, idx, 3, false, false}, now_});
+    // Revisions as the raft indexes: the best survivor by index had applied the most writes.
+    On(ProbeResult{name, MemberProbe{ids_[name], 0, idx, 3, false, false, idx / 10}, now_});
   }
   auto reseed = Advance(31s);
   auto triggers = All<TriggerReseed>(reseed);
@@ -569,6 +571,17 @@ TEST_F(CoreTest, LivelockPastTheTimeoutReseedsFromTheHighestRaftIndex) {
   auto done = On(ReseedResult{launches[0].member.name, uint64_t{500}, now_});
   auto kills = All<KillTask>(done);
   ASSERT_EQ(kills.size(), 1u) << "every other task that may still run";
+  // The survivor had applied revision 50; another member had reported 70: 51..70 are lost, and
+  // the reseed's note says so, as /stats does from the state.
+  EXPECT_EQ(core_.state().revisions.last_reseed_survivor, 50u);
+  EXPECT_EQ(core_.state().revisions.last_reseed_highest, 70u);
+  EXPECT_EQ(core_.state().revisions.highest_seen, 50u) << "the new generation starts from 50";
+  EXPECT_EQ(RevisionsLostByReseed(core_.state().revisions), 20u);
+  bool told = false;
+  for (const auto& note : All<Note>(done)) {
+    told |= note.message.find("revisions 51..70 (20)") != std::string::npos;
+  }
+  EXPECT_TRUE(told) << "no note names the lost revisions";
   EXPECT_EQ(core_.state().members.size(), 1u);
   EXPECT_EQ(core_.state().generation, gen + 1);
   EXPECT_FALSE(core_.reseeding());

@@ -103,14 +103,41 @@ TEST(SchedulerStateCodec, APendingRestoreIsKept) {
 
 TEST(SchedulerStateCodec, AReseedUnderWayIsKept) {
   PersistentState s = Sample();
-  s.reseed = ReseedRun{{"etcd-4", "etcd-3"}, 1, true};
+  s.reseed = ReseedRun{{"etcd-4", "etcd-3"}, 1, true, 40, 55};
   auto decoded = DecodeState(EncodeState(s));
   ASSERT_TRUE(decoded.ok()) << decoded.error();
   ASSERT_TRUE(decoded->reseed.has_value());
+  EXPECT_EQ(decoded->reseed->asked_revision, 40u);
+  EXPECT_EQ(decoded->reseed->highest_revision, 55u);
   EXPECT_EQ(decoded->reseed->candidates, (std::vector<std::string>{"etcd-4", "etcd-3"}));
   EXPECT_EQ(decoded->reseed->next, 1u);
   EXPECT_TRUE(decoded->reseed->manual);
   EXPECT_FALSE(DecodeState(EncodeState(Sample()))->reseed.has_value());
+}
+
+// What the last reseed lost is kept across restarts; states written before it was kept decode
+// with zeros; a corrupt record names its field.
+TEST(SchedulerStateCodec, TheRevisionsOfTheLastReseedAreKept) {
+  PersistentState s = Sample();
+  s.revisions = Revisions{120, 90, 130};
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->revisions.highest_seen, 120u);
+  EXPECT_EQ(decoded->revisions.last_reseed_survivor, 90u);
+  EXPECT_EQ(decoded->revisions.last_reseed_highest, 130u);
+
+  json j = json::parse(EncodeState(s));
+  j.erase("revisions");
+  auto old = DecodeState(j.dump());
+  ASSERT_TRUE(old.ok()) << old.error();
+  EXPECT_EQ(old->revisions.last_reseed_highest, 0u);
+  j["revisions"] = json{{"last_reseed_survivor", -1}};
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("revisions.last_reseed_survivor"), std::string::npos)
+      << bad.error();
+  j["revisions"] = "many";
+  EXPECT_FALSE(DecodeState(j.dump()).ok());
 }
 
 TEST(SchedulerStateCodec, ACorruptReseedRecordNamesItsField) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "mesos/task_state.h"
 
 namespace etcd_mesos::scheduler {
@@ -144,6 +146,30 @@ std::vector<const Member*> RankSurvivors(const std::map<std::string, Member>& me
   std::sort(survivors.begin(), survivors.end(),
             [](const Member* a, const Member* b) { return RanksBefore(*a, *b); });
   return survivors;
+}
+
+uint64_t RevisionsLostByReseed(const Revisions& r) {
+  return r.last_reseed_highest > r.last_reseed_survivor
+             ? r.last_reseed_highest - r.last_reseed_survivor
+             : 0;
+}
+
+std::string DescribeReseedWindow(const Revisions& r) {
+  std::string after = fmt::format(
+      "writes acknowledged after the last probe before the majority was lost may be lost as "
+      "well (compare the survivor's revision {} with what clients saw)",
+      r.last_reseed_survivor);
+  if (RevisionsLostByReseed(r) == 0) {
+    return fmt::format(
+        "the reseed kept the survivor's data up to revision {}, the highest any member "
+        "reported; {}",
+        r.last_reseed_survivor, after);
+  }
+  return fmt::format(
+      "the reseed kept the survivor's data up to revision {}: revisions {}..{} ({}), which "
+      "other members had applied, are lost; {}",
+      r.last_reseed_survivor, r.last_reseed_survivor + 1, r.last_reseed_highest,
+      RevisionsLostByReseed(r), after);
 }
 
 }  // namespace etcd_mesos::scheduler

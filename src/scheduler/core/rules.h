@@ -113,4 +113,9 @@ bool RanksBefore(const Member& a, const Member& b);
 // The members a reseed can start from (reachable, task may still run), best first.
 std::vector<const Member*> RankSurvivors(const std::map<std::string, Member>& members);
 
+// How many revisions the last reseed is known to have lost (what other members had applied past
+// the survivor's revision), and the sentence that tells the operator, revisions included.
+uint64_t RevisionsLostByReseed(const Revisions& r);
+std::string DescribeReseedWindow(const Revisions& r);
+
 }  // namespace etcd_mesos::scheduler

@@ -498,6 +498,9 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   m.leader = p.leader;
   m.raft_index = p.raft_index;
   m.raft_term = p.raft_term;
+  m.revision = p.revision;
+  // Written with the next state write: one per probe would be a write a second.
+  state_.revisions.highest_seen = std::max(state_.revisions.highest_seen, p.revision);
   m.last_reachable = e.now;
   if (p.member_id != 0 && m.member_id != p.member_id) {
     m.member_id = p.member_id;
@@ -944,6 +947,8 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
     const std::string& name = state_.reseed->candidates[state_.reseed->next++];
     auto it = state_.members.find(name);
     if (it == state_.members.end()) continue;
+    state_.reseed->asked_revision = it->second.revision;
+    state_.reseed->highest_revision = std::max(state_.revisions.highest_seen, it->second.revision);
     Persisted(out);  // which candidate was asked, before asking it
     out.push_back(TriggerReseed{name, it->second.ReseedUrl(), state_.reseed_token});
     return;
@@ -981,6 +986,10 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
     NextReseedCandidate(e.now, out);
     return;
   }
+  Revisions& r = state_.revisions;
+  r.last_reseed_survivor = state_.reseed->asked_revision;
+  r.last_reseed_highest = state_.reseed->highest_revision;
+  r.highest_seen = r.last_reseed_survivor;  // the new generation goes on from the survivor's data
   StartGeneration(/*survivor=*/e.name, "reseeded from " + e.name, out);
   state_.reseed.reset();
   Persisted(out);
@@ -988,6 +997,7 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
       fmt::format("reseeded from {} at raft index {}; generation {}; growing back with learners",
                   e.name, *e.raft_index, state_.generation),
       out);
+  Say("warn", DescribeReseedWindow(r), out);
   UpdateOfferInterest(out);
 }
 
@@ -998,6 +1008,7 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
 void SchedulerCore::StartGeneration(const std::string& survivor, const std::string& why,
                                     Actions& out) {
   ++state_.generation;
+  if (survivor.empty()) state_.revisions.highest_seen = 0;  // a new cluster counts from 1
   for (auto it = state_.members.begin(); it != state_.members.end();) {
     Member& m = it->second;
     if (!survivor.empty() && m.name == survivor) {

@@ -69,6 +69,7 @@ struct Member {
   uint64_t leader = 0;
   uint64_t raft_index = 0;
   uint64_t raft_term = 0;
+  uint64_t revision = 0;  // etcd's KV revision as this member has applied it
   std::optional<Time> launched_at;
   std::optional<Time> last_reachable;
   std::optional<Time> learner_since;
@@ -91,6 +92,16 @@ struct Counters {
   uint64_t members_removed = 0;
 };
 
+// etcd KV revisions, for what a reseed may lose: a reseed keeps the survivor's data, so writes
+// other members had applied past the survivor's revision are gone. The scheduler only knows the
+// revisions its probes saw (every probe interval): writes acknowledged after the last probe
+// before the majority was lost may be gone too.
+struct Revisions {
+  uint64_t highest_seen = 0;          // the highest any member reported, this generation
+  uint64_t last_reseed_survivor = 0;  // the last reseed's survivor's revision (0: none yet)
+  uint64_t last_reseed_highest = 0;   // highest_seen when that reseed happened
+};
+
 // A reseed under way. It is written before the reseed's first kill and before each survivor is
 // asked to stand alone, so that a scheduler that dies mid-reseed finishes it after its restart
 // instead of forgetting which members it stopped (they may come back and form the old cluster
@@ -99,6 +110,11 @@ struct ReseedRun {
   std::vector<std::string> candidates;  // survivors, best raft index first
   size_t next = 0;                      // candidates[next - 1] is the one asked (when next > 0)
   bool manual = false;                  // the operator asked for it
+  // The revisions when candidates[next - 1] was asked (its own, and the highest any member
+  // reported): once it stands alone it takes writes again, so its revision then is not what it
+  // kept.
+  uint64_t asked_revision = 0;
+  uint64_t highest_revision = 0;
 };
 
 // What the scheduler writes to its store (ZooKeeper or a directory) and reads after a restart.
@@ -110,6 +126,7 @@ struct PersistentState {
   bool bootstrapped = false;  // a cluster was ever started in this generation
   std::string reseed_token;
   Counters counters;
+  Revisions revisions;
   // A restore the operator asked for and that has not launched yet: the backup file's name in
   // --backup-dir, launched as the first member of a fresh one-member cluster.
   std::string restore_snapshot;
@@ -168,6 +185,8 @@ struct MemberProbe {
   uint64_t raft_term = 0;
   bool is_learner = false;
   bool healthy = false;
+  uint64_t revision = 0;  // etcd's KV revision as this member has applied it (last: positional
+                          // initializers of the fields above stay valid)
 };
 struct ProbeResult {
   std::string name;

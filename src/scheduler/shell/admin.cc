@@ -168,6 +168,13 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   out["reseeding"] = core.reseeding() ? 1 : 0;
   out["connected"] = core.connected() ? 1 : 0;
   out["reconciling"] = core.reconciling() ? 1 : 0;
+  // What the last reseed is known to have lost: revisions other members had applied past the
+  // survivor's (0 and 0 when there was no reseed).
+  const Revisions& r = core.state().revisions;
+  out["highest_revision_seen"] = r.highest_seen;
+  out["last_reseed_survivor_revision"] = r.last_reseed_survivor;
+  out["last_reseed_highest_revision"] = r.last_reseed_highest;
+  out["last_reseed_revisions_lost"] = RevisionsLostByReseed(r);
   const BackupStatus& b = core.backups();
   out["backups_enabled"] = core.config().backups ? 1 : 0;
   out["backups_taken"] = b.taken;
@@ -228,6 +235,9 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
   metric("cluster_reseeds_total", "counter", "Reseeds started.", c.cluster_reseeds);
   metric("reseed_attempts_total", "counter", "Reseeds attempted (started or not).",
          c.reseed_attempts);
+  metric("last_reseed_revisions_lost", "gauge",
+         "Revisions other members had applied past the last reseed's survivor (lost with it).",
+         RevisionsLostByReseed(core.state().revisions));
   metric("members_added_total", "counter", "Learners added to etcd.", c.members_added);
   metric("members_promoted_total", "counter", "Learners promoted to voters.", c.members_promoted);
   metric("members_removed_total", "counter", "Members removed from etcd.", c.members_removed);

@@ -543,6 +543,7 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     p.leader = s.leader;
     p.raft_index = s.raft_index;
     p.raft_term = s.raft_term;
+    p.revision = s.header.revision;
     p.is_learner = s.is_learner;
     std::optional<bool> health;
     if (join->health->ok()) health = (*join->health)->healthy;

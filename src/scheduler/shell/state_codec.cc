@@ -109,6 +109,13 @@ Result<std::optional<ReseedRun>> DecodeReseed(const json& j,
   auto manual = Bool(r, "manual", "reseed.manual", /*required=*/false);
   if (!manual.ok()) return manual.error();
   run.manual = *manual;
+  for (auto [key, field] : {std::pair{"asked_revision", &ReseedRun::asked_revision},
+                            std::pair{"highest_revision", &ReseedRun::highest_revision}}) {
+    auto v = Unsigned(r, key, fmt::format("reseed.{}", key), std::numeric_limits<uint64_t>::max(),
+                      /*required=*/false);
+    if (!v.ok()) return v.error();
+    run.*field = *v;
+  }
   return std::optional<ReseedRun>(std::move(run));
 }
 
@@ -196,6 +203,12 @@ const std::pair<const char*, uint64_t Counters::*> kCounterFields[] = {
     {"members_removed", &Counters::members_removed},
 };
 
+const std::pair<const char*, uint64_t Revisions::*> kRevisionFields[] = {
+    {"highest_seen", &Revisions::highest_seen},
+    {"last_reseed_survivor", &Revisions::last_reseed_survivor},
+    {"last_reseed_highest", &Revisions::last_reseed_highest},
+};
+
 }  // namespace
 
 std::string StatePath(std::string_view framework_name) {
@@ -221,11 +234,16 @@ std::string EncodeState(const PersistentState& state) {
       {"counters", counters},
       {"members", members},
   };
+  json revisions = json::object();
+  for (const auto& [key, field] : kRevisionFields) revisions[key] = state.revisions.*field;
+  j["revisions"] = revisions;
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (state.reseed) {
     j["reseed"] = json{{"candidates", state.reseed->candidates},
                        {"next", state.reseed->next},
-                       {"manual", state.reseed->manual}};
+                       {"manual", state.reseed->manual},
+                       {"asked_revision", state.reseed->asked_revision},
+                       {"highest_revision", state.reseed->highest_revision}};
   }
   return j.dump();
 }
@@ -294,6 +312,18 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto reseed = DecodeReseed(j, state.members);
   if (!reseed.ok()) return reseed.error();
   state.reseed = std::move(*reseed);
+  // Optional: states written before the revisions were kept have none.
+  auto revisions = Field(j, "revisions", "revisions", false);
+  if (!revisions.ok()) return revisions.error();
+  if (*revisions != nullptr) {
+    if (!(*revisions)->is_object()) return Corrupt("revisions", "must be an object");
+    for (const auto& [key, field] : kRevisionFields) {
+      auto v = Unsigned(**revisions, key, fmt::format("revisions.{}", key),
+                        std::numeric_limits<uint64_t>::max(), /*required=*/false);
+      if (!v.ok()) return v.error();
+      state.revisions.*field = *v;
+    }
+  }
   return state;
 }
 

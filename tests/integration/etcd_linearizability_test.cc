@@ -120,7 +120,7 @@ class EtcdLinearizabilityTest : public ::testing::Test {
   // Checks `h`, saves it for replay, and prints the one-line summary.
   CheckResult CheckAndReport(const std::string& scenario, const History& h) {
     auto t0 = Clock::now();
-    auto result = CheckLinearizability(h, {.max_steps = 50'000'000});
+    auto result = CheckLinearizability(h);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     EXPECT_TRUE(result.ok()) << result.error();
     if (!result.ok()) return {.verdict = Verdict::kUnknown};

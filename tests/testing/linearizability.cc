@@ -1,7 +1,6 @@
 #include "testing/linearizability.h"
 
 #include <algorithm>
-#include <limits>
 #include <random>
 #include <unordered_set>
 
@@ -14,7 +13,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kAbsent = -1;  // the register's value id when the key does not exist
-constexpr int64_t kInfinity = std::numeric_limits<int64_t>::max();
 
 // One operation of one key, with its values interned to small integers for fast comparison.
 struct KeyOp {
@@ -232,10 +230,11 @@ std::string Explain(const History& h, const std::string& key, size_t checked,
     if (id == search.best_state()) state = value;
   }
   const auto& prefix = search.best_prefix();
+  std::optional<size_t> stuck = search.stuck();  // always set when the search failed
   std::string out = fmt::format(
       "key \"{}\": not linearizable: {} cannot take effect before it completed; the longest "
       "linearizable prefix has {} of {} operations and leaves the register {}",
-      key, Describe(h.ops[*search.stuck()], *search.stuck()), prefix.size(), checked,
+      key, stuck ? Describe(h.ops[*stuck], *stuck) : "an operation", prefix.size(), checked,
       state ? "holding " + Quoted(state) : "absent");
   size_t from = prefix.size() > 5 ? prefix.size() - 5 : 0;
   if (!prefix.empty()) out += "; it ends with:";

@@ -11,7 +11,10 @@ LinearizableWorkload::LinearizableWorkload(boost::asio::io_context& io, Endpoint
                                            Options options)
     : io_(io), endpoints_(std::move(endpoints)), options_(std::move(options)), rng_(options_.seed) {
   for (int i = 0; i < options_.clients; ++i) {
-    clients_.push_back({.id = i, .timer = std::make_unique<boost::asio::steady_timer>(io_)});
+    // Client i starts on member i: every member serves someone, so a fault anywhere is felt.
+    clients_.push_back({.id = i,
+                        .endpoint = static_cast<size_t>(i),
+                        .timer = std::make_unique<boost::asio::steady_timer>(io_)});
   }
 }
 

@@ -3,7 +3,8 @@
 // linearizability checker (testing/linearizability.h).
 //
 // Each client has one request in flight at a time, sent to its current member of the endpoint
-// list (asked anew for every request); after an error it moves to the next member. Reads are
+// list (asked anew for every request; client i starts on the i-th); after an error it moves to
+// the next member. Reads are
 // linearizable (a quorum read, never serializable). Written values are unique over the run
 // ("c<client>-<n>"), so a read names the write it saw. A CAS expects the value this client last
 // read or wrote on that key (absent if none).

@@ -268,6 +268,12 @@ void Client::Get(std::string key, bool serializable, Callback<RangeResponse> don
   Call<RangeResponse>("/v3/kv/range", EncodeRange(key, serializable), DecodeRange, std::move(done));
 }
 
+void Client::CompareAndSwap(std::string key, std::optional<std::string> expected,
+                            std::string new_value, Callback<TxnResponse> done) {
+  Call<TxnResponse>("/v3/kv/txn", EncodeCompareAndSwap(key, expected, new_value), DecodeTxn,
+                    std::move(done));
+}
+
 void Client::Snapshot(std::filesystem::path path, Callback<SnapshotInfo> done) {
   net::HttpRequest request;
   request.method = net::Verb::post;

@@ -1,7 +1,7 @@
 // Client: an asynchronous client of one etcd 3.4 member's v3 JSON gateway (POST /v3/...), for
 // everything etcd-mesos asks of a member: membership (list, add as learner, promote, remove,
-// update), maintenance status, health, alarms, defragmentation, a key put/get, and a verified
-// snapshot download.
+// update), maintenance status, health, alarms, defragmentation, a key put/get/compare-and-swap, and
+// a verified snapshot download.
 //
 // One client talks to one member; which member to ask is the caller's decision (a learner answers
 // status and health but refuses member list and KV with kUnavailable, so membership goes to
@@ -67,11 +67,15 @@ class Client {
   // Blocks reads and writes on this member while it runs; do one member at a time.
   void Defragment(Callback<ResponseHeader> done);
 
-  // KV, for tests and the workload checker.
+  // KV, for tests and the workload checkers.
   void Put(std::string key, std::string value, Callback<PutResponse> done);
   // The value of one key (kvs empty if absent). `serializable` answers from this member's state,
   // without a quorum round: possibly stale, but available on a member that lost quorum.
   void Get(std::string key, bool serializable, Callback<RangeResponse> done);
+  // One transaction: puts `new_value` at `key` if it holds `expected` (nullopt: if it does not
+  // exist). `succeeded` says whether the compare held; either way the answer is linearizable.
+  void CompareAndSwap(std::string key, std::optional<std::string> expected, std::string new_value,
+                      Callback<TxnResponse> done);
 
   // Streams this member's database into a temporary file beside `path`, verifies etcd's trailing
   // SHA-256 (and strips it), fsyncs, and renames the file to `path`. kDataLoss when the stream is

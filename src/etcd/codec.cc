@@ -366,6 +366,21 @@ std::string EncodeRange(std::string_view key, bool serializable) {
   return body.dump();
 }
 
+std::string EncodeCompareAndSwap(std::string_view key, const std::optional<std::string>& expected,
+                                 std::string_view new_value) {
+  json compare = {{"key", Base64Encode(key)}, {"result", "EQUAL"}};
+  if (expected) {
+    // A VALUE compare on a key that does not exist fails in etcd: absent never equals a value.
+    compare["target"] = "VALUE";
+    compare["value"] = Base64Encode(*expected);
+  } else {
+    compare["target"] = "CREATE";
+    compare["create_revision"] = "0";
+  }
+  json put = {{"request_put", {{"key", Base64Encode(key)}, {"value", Base64Encode(new_value)}}}};
+  return json{{"compare", json::array({compare})}, {"success", json::array({put})}}.dump();
+}
+
 // ---- Responses -------------------------------------------------------------------------------
 
 Error DecodeError(unsigned http_status, std::string_view body) {
@@ -546,6 +561,19 @@ Result<RangeResponse> DecodeRange(std::string_view text) {
     kv.version = k.U64("version");
     out.kvs.push_back(std::move(kv));
   }
+  return Finish(std::move(out), error);
+}
+
+Result<TxnResponse> DecodeTxn(std::string_view text) {
+  auto obj = ParseObject(text, "txn");
+  if (!obj.ok()) return obj.error();
+  std::optional<Error> error;
+  Fields f(*obj, "txn", &error);
+  TxnResponse out;
+  f.Require("header");
+  out.header = ReadHeader(f);
+  out.succeeded = f.Bool("succeeded");
+  f.Array("responses");  // only its type is checked: a put's answer carries nothing we need
   return Finish(std::move(out), error);
 }
 

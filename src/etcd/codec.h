@@ -41,6 +41,10 @@ std::string EncodePut(std::string_view key, std::string_view value);
 // A single-key range. `serializable` lets the member answer from its own state without a quorum
 // round (possibly stale), which is also what works on a member that lost quorum.
 std::string EncodeRange(std::string_view key, bool serializable);
+// A transaction that puts `new_value` at `key` if the key holds `expected`, or, when `expected` is
+// nullopt, if the key does not exist (its create revision is 0). Nothing happens otherwise.
+std::string EncodeCompareAndSwap(std::string_view key, const std::optional<std::string>& expected,
+                                 std::string_view new_value);
 
 // ---- Responses -------------------------------------------------------------------------------
 
@@ -57,6 +61,8 @@ Result<HealthResponse> DecodeHealth(unsigned http_status, std::string_view body)
 Result<AlarmResponse> DecodeAlarms(std::string_view json);
 Result<PutResponse> DecodePut(std::string_view json);
 Result<RangeResponse> DecodeRange(std::string_view json);
+// The answer of POST /v3/kv/txn; "succeeded" is omitted when false.
+Result<TxnResponse> DecodeTxn(std::string_view json);
 // Defragment answers {} or a header; only its shape is checked.
 Result<ResponseHeader> DecodeHeaderOnly(std::string_view json);
 

@@ -106,6 +106,12 @@ struct PutResponse {
   ResponseHeader header;  // header.revision is the revision of this write
 };
 
+// The answer of a compare-and-swap transaction (Client::CompareAndSwap).
+struct TxnResponse {
+  ResponseHeader header;   // header.revision: the store's revision after the transaction
+  bool succeeded = false;  // the compare held and the put was applied (etcd omits false)
+};
+
 struct RangeResponse {
   ResponseHeader header;
   std::vector<KeyValue> kvs;

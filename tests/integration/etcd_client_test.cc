@@ -62,6 +62,10 @@ class EtcdClientTest : public ::testing::Test {
   Result<RangeResponse> Get(Client& c, const std::string& k, bool serializable = false) {
     return Await<RangeResponse>(io_, [&](auto cb) { c.Get(k, serializable, cb); });
   }
+  Result<TxnResponse> Cas(Client& c, const std::string& k, std::optional<std::string> expected,
+                          const std::string& v) {
+    return Await<TxnResponse>(io_, [&](auto cb) { c.CompareAndSwap(k, expected, v, cb); });
+  }
   Result<SnapshotInfo> Snapshot(Client& c, const std::filesystem::path& path) {
     return Await<SnapshotInfo>(io_, [&](auto cb) { c.Snapshot(path, cb); });
   }
@@ -171,6 +175,49 @@ TEST_F(EtcdClientTest, OneMemberListStatusHealthKvAlarmsDefragment) {
 
   auto defrag = Await<ResponseHeader>(io_, [&](auto cb) { c.Defragment(cb); });
   ASSERT_TRUE(defrag.ok()) << defrag.error();
+}
+
+// Compare-and-swap is one transaction: it applies only when the compare holds, and says which.
+TEST_F(EtcdClientTest, CompareAndSwapAppliesOnlyWhenTheCompareHolds) {
+  auto n1 = Server("n1", "127.0.0.2");
+  ASSERT_TRUE(n1->StartNewCluster().ok()) << n1->LogTail();
+  Client c = ClientFor(*n1);
+  auto value_of = [&](const std::string& key) -> std::optional<std::string> {
+    auto got = Get(c, key);
+    EXPECT_TRUE(got.ok()) << got.error();
+    if (!got.ok() || got->kvs.empty()) return std::nullopt;
+    return got->kvs[0].value;
+  };
+
+  auto created = Cas(c, "cas", std::nullopt, "one");  // create: the key must not exist
+  ASSERT_TRUE(created.ok()) << created.error();
+  EXPECT_TRUE(created->succeeded);
+  EXPECT_EQ(value_of("cas"), "one");
+  auto again = Cas(c, "cas", std::nullopt, "two");  // it exists now
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_FALSE(again->succeeded);
+  EXPECT_EQ(again->header.revision, created->header.revision);  // nothing was written
+  EXPECT_EQ(value_of("cas"), "one");
+
+  auto swapped = Cas(c, "cas", "one", "three");
+  ASSERT_TRUE(swapped.ok()) << swapped.error();
+  EXPECT_TRUE(swapped->succeeded);
+  EXPECT_EQ(swapped->header.revision, created->header.revision + 1);
+  auto stale = Cas(c, "cas", "one", "four");
+  ASSERT_TRUE(stale.ok()) << stale.error();
+  EXPECT_FALSE(stale->succeeded);
+  EXPECT_EQ(value_of("cas"), "three");
+
+  // A value compare never matches a key that does not exist, not even against "".
+  auto on_absent = Cas(c, "absent", "", "x");
+  ASSERT_TRUE(on_absent.ok()) << on_absent.error();
+  EXPECT_FALSE(on_absent->succeeded);
+  EXPECT_EQ(value_of("absent"), std::nullopt);
+  ASSERT_TRUE(Put(c, "empty", "").ok());
+  auto on_empty = Cas(c, "empty", "", std::string("a\0b", 3));
+  ASSERT_TRUE(on_empty.ok()) << on_empty.error();
+  EXPECT_TRUE(on_empty->succeeded);
+  EXPECT_EQ(value_of("empty"), std::string("a\0b", 3));
 }
 
 TEST_F(EtcdClientTest, LearnerIsAddedStartedPromotedAndMembersRemoved) {

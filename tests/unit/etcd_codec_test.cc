@@ -189,6 +189,48 @@ TEST(EtcdCodec, PutAndRange) {
   EXPECT_EQ(DecodeRange(R"({"kvs":[{"key":"!!!"}]})").error().code, ErrorCode::kInvalidArgument);
 }
 
+// Shapes recorded on etcd 3.4.23 with curl: a CAS that creates, then the same create again.
+TEST(EtcdCodec, CompareAndSwapRequestShapes) {
+  EXPECT_EQ(json::parse(EncodeCompareAndSwap("foo", "bar", "baz")), json::parse(R"({
+    "compare":[{"key":"Zm9v","result":"EQUAL","target":"VALUE","value":"YmFy"}],
+    "success":[{"request_put":{"key":"Zm9v","value":"YmF6"}}]})"));
+  EXPECT_EQ(json::parse(EncodeCompareAndSwap("foo", std::nullopt, "bar")), json::parse(R"({
+    "compare":[{"key":"Zm9v","result":"EQUAL","target":"CREATE","create_revision":"0"}],
+    "success":[{"request_put":{"key":"Zm9v","value":"YmFy"}}]})"));
+  // An empty expected value is a value compare (the key exists and is empty), not a create.
+  EXPECT_EQ(json::parse(EncodeCompareAndSwap("k", "", "v"))["compare"][0]["target"], "VALUE");
+  // Bytes that are not UTF-8 travel as base64.
+  EXPECT_EQ(
+      json::parse(EncodeCompareAndSwap(std::string("\xff\x00", 2), "x", "y"))["compare"][0]["key"],
+      "/wA=");
+}
+
+TEST(EtcdCodec, CompareAndSwapAnswerOmitsSucceededWhenFalse) {
+  auto won = DecodeTxn(
+      R"({"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"2","raft_term":"2"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"2"}}}]})");
+  ASSERT_TRUE(won.ok()) << won.error();
+  EXPECT_TRUE(won->succeeded);
+  EXPECT_EQ(won->header.revision, 2u);
+  EXPECT_EQ(won->header.member_id, 13668033151171901709ull);
+  auto lost = DecodeTxn(
+      R"({"header":{"cluster_id":"15118495548433857066","member_id":"13668033151171901709","revision":"2","raft_term":"2"}})");
+  ASSERT_TRUE(lost.ok()) << lost.error();
+  EXPECT_FALSE(lost->succeeded);
+  EXPECT_EQ(lost->header.revision, 2u);
+  EXPECT_THAT(DecodeTxn(R"({"header":{},"succeeded":"true"})").error().message,
+              HasSubstr("succeeded"));
+  EXPECT_THAT(DecodeTxn(R"({"succeeded":true})").error().message, HasSubstr("header"));
+  EXPECT_EQ(DecodeTxn(R"({"header":{},"responses":{}})").error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeTxn("not json").error().code, ErrorCode::kInvalidArgument);
+  // etcd's refusal of a malformed compare (HTTP 400, gRPC InvalidArgument).
+  auto refused = DecodeResponse(
+      400,
+      R"({"error":"unknown value \"BOGUS\" for enum etcdserverpb.Compare_CompareTarget","message":"unknown value \"BOGUS\" for enum etcdserverpb.Compare_CompareTarget","code":3})",
+      DecodeTxn);
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(refused.error().message, HasSubstr("BOGUS"));
+}
+
 TEST(EtcdCodec, DefragmentAnswersEmptyObjectOrHeader) {
   EXPECT_TRUE(DecodeHeaderOnly("{}").ok());
   auto h = DecodeHeaderOnly(R"({"header":{"member_id":"5"}})");

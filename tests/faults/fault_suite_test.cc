@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
@@ -27,7 +28,10 @@
 #include "etcd/client.h"
 #include "local/cluster.h"
 #include "local/resources.h"
+#include "scheduler/core/rules.h"
 #include "scheduler/shell/shell.h"
+#include "testing/linearizability.h"
+#include "testing/linearizable_workload.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
@@ -142,6 +146,13 @@ class FaultSuite : public ::testing::Test {
     workload_ = std::make_unique<test::Workload>(
         io_, [this] { return ClientEndpoints(); }, test::Workload::Options{.prefix = "/faults"});
     workload_->Start();
+    // Beside it, clients whose reads, writes and compare-and-sets on shared keys must form a
+    // linearizable history through every incident (checked by CheckData).
+    history_ = std::make_unique<test::LinearizableWorkload>(
+        io_, [this] { return ClientEndpoints(); },
+        test::LinearizableWorkload::Options{
+            .prefix = "/linearizable", .clients = 3, .pause = milliseconds(10)});
+    history_->Start();
     ASSERT_TRUE(RunUntil([&] { return workload_->acknowledged().size() >= 20; }, 60))
         << "the workload cannot write to a healthy cluster";
   }
@@ -165,11 +176,13 @@ class FaultSuite : public ::testing::Test {
 
   void TearDown() override {
     if (workload_) workload_->Stop();
+    if (history_) history_->Stop();
     if (scheduler_) scheduler_->Stop();
     scheduler_.reset();
     if (cluster_) cluster_->Shutdown();
     io_.run_for(milliseconds(200));
     workload_.reset();
+    history_.reset();
     if (zookeeper_) zookeeper_->Stop();
   }
 
@@ -255,11 +268,175 @@ class FaultSuite : public ::testing::Test {
     return out;
   }
 
-  // Stops the workload, lets its last write finish, and checks every acknowledged write against
-  // a linearizable read of the whole prefix.
-  test::WorkloadReport CheckData(const std::optional<std::set<uint64_t>>& survivor = {}) {
+  // Where a reseed cut the history: the survivor's values of the linearizable workload's keys,
+  // read from it alone once the majority was lost (`at`, on the history's clock).
+  struct HistorySplit {
+    int64_t at = 0;
+    std::map<std::string, std::string> survivor_values;
+  };
+
+  // Each key of the linearizable workload read from `endpoint` (serializable: that member's
+  // own data), as final read operations of the history (linearizable only).
+  Result<std::vector<test::Operation>> ReadHistoryKeys(const HostPort& endpoint,
+                                                       bool serializable) {
+    std::vector<test::Operation> reads;
+    etcd::Client client(io_, endpoint);
+    for (int k = 0; k < history_->options().keys; ++k) {
+      test::Operation op{.client = -1, .key = fmt::format("{}/{}", history_->options().prefix, k)};
+      op.invoke = history_->Now();
+      auto got = etcd::Await<etcd::RangeResponse>(
+          io_, [&](auto cb) { client.Get(op.key, serializable, cb); });
+      if (!got.ok()) return got.error();
+      op.complete = history_->Now();
+      if (!got->kvs.empty()) op.value = got->kvs.front().value;
+      reads.push_back(std::move(op));
+    }
+    return reads;
+  }
+
+  HistorySplit SplitAtSurvivor(const Member& survivor) {
+    HistorySplit split;
+    split.at = history_->Now();
+    auto held = ReadHistoryKeys({survivor.host, survivor.client_port}, /*serializable=*/true);
+    EXPECT_TRUE(held.ok()) << held.error();
+    if (!held.ok()) return split;
+    for (const auto& read : *held) {
+      if (read.value) split.survivor_values[read.key] = *read.value;
+    }
+    return split;
+  }
+
+  // Checks one history and prints what was checked: `[linearizability] <test> <part>: ...`.
+  void ExpectLinearizable(const test::History& history, const std::string& part) {
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string file = fmt::format("/tmp/em-linearizability-{}{}.json", test, part);
+    std::ofstream(file) << test::ToJson(history);
+    auto t0 = Clock::now();
+    auto result = test::CheckLinearizability(history);
+    ASSERT_TRUE(result.ok()) << result.error();
+    size_t ok = std::count_if(history.ops.begin(), history.ops.end(),
+                              [](const auto& op) { return op.outcome == test::Outcome::kOk; });
+    std::printf("[linearizability] %s%s: %zu ops (%zu ok), %zu keys, checked in %.0f ms, %s\n",
+                test.c_str(), part.c_str(), history.ops.size(), ok, result->keys.size(),
+                Since(t0) * 1000, std::string(test::VerdictName(result->verdict)).c_str());
+    EXPECT_TRUE(result->linearizable()) << result->ToString() << "\nhistory: " << file;
+  }
+
+  // Stops the linearizable workload (the caller has let its last operations end), adds a final
+  // linearizable read of every key, and checks the history. With a split (a reseed), the part
+  // before the majority was lost and the part after it (from the survivor's values) are checked
+  // apart: the reseed may lose what the survivor never had, and nothing else.
+  void CheckHistory(const std::optional<HistorySplit>& split) {
+    history_->Stop();
+    auto endpoints = ClientEndpoints();
+    ASSERT_FALSE(endpoints.empty());
+    auto final_reads = ReadHistoryKeys(endpoints.front(), /*serializable=*/false);
+    ASSERT_TRUE(final_reads.ok()) << final_reads.error();
+    for (auto& read : *final_reads) history_->Record(std::move(read));
+    const test::History& all = history_->history();
+    if (!split) return ExpectLinearizable(all, "");
+    test::History before, after;
+    after.initial = split->survivor_values;
+    for (const auto& op : all.ops) {
+      bool indeterminate = op.outcome == test::Outcome::kIndeterminate;
+      // An indeterminate operation may take effect at any time after its invocation: on either
+      // side of the split if it was invoked before it.
+      if (indeterminate ? op.invoke < split->at : op.complete < split->at) {
+        before.ops.push_back(op);
+      }
+      if (indeterminate || op.complete >= split->at) after.ops.push_back(op);
+    }
+    ASSERT_NO_FATAL_FAILURE(ExpectLinearizable(before, " before the loss"));
+    ASSERT_NO_FATAL_FAILURE(ExpectLinearizable(after, " after the reseed"));
+  }
+
+  // A watcher started before an incident, with the real etcdctl: its client follows the
+  // endpoints it is given and resumes a broken watch, on another member, after the last
+  // revision it saw. It watches the sequenced workload's keys from the revision after `from`.
+  struct Watcher {
+    uint64_t from = 0;
+    std::filesystem::path log;
+    std::unique_ptr<test::ChildProcess> process;
+  };
+
+  Watcher StartWatcher() {
+    Watcher w;
+    auto endpoints = ClientEndpoints();
+    etcd::Client client(io_, endpoints.front());
+    auto status = etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { client.Status(cb); });
+    EXPECT_TRUE(status.ok()) << status.error();
+    w.from = status.ok() ? status->header.revision : 0;
+    w.log = dir_.path() / "watch.json";
+    w.process = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{"etcdctl", "--endpoints=" + EndpointsLine(), "watch", "--prefix",
+                                 workload_->prefix() + "/", fmt::format("--rev={}", w.from + 1),
+                                 "-w", "json"},
+        w.log, std::map<std::string, std::string>{{"ETCDCTL_API", "3"}});
+    return w;
+  }
+
+  // The watcher's events so far, in the order it printed them: (mod revision, key in base64).
+  std::vector<std::pair<uint64_t, std::string>> WatchedEvents(const Watcher& w) {
+    std::vector<std::pair<uint64_t, std::string>> events;
+    std::ifstream in(w.log);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("Events") || !j["Events"].is_array()) continue;
+      for (const auto& e : j["Events"]) {
+        events.emplace_back(e["kv"].value("mod_revision", uint64_t{0}),
+                            e["kv"].value("key", std::string()));
+      }
+    }
+    return events;
+  }
+
+  // After CheckData (no more writes): every key of the prefix written after the watcher's start
+  // reached it, in revision order, once, with the revision the cluster holds for it.
+  void ExpectWatcherSawEveryRevision(Watcher& w) {
+    auto [code, out] = test::RunShell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
+                                      " get --prefix " + workload_->prefix() + "/ -w json");
+    ASSERT_EQ(code, 0) << out;
+    auto held = nlohmann::json::parse(out, nullptr, false);
+    ASSERT_FALSE(held.is_discarded()) << out;
+    std::map<std::string, uint64_t> want;  // key -> its revision, for keys written after `from`
+    for (const auto& kv : held.value("kvs", nlohmann::json::array())) {
+      uint64_t rev = kv.value("mod_revision", uint64_t{0});
+      if (rev > w.from) want[kv.value("key", std::string())] = rev;
+    }
+    ASSERT_FALSE(want.empty()) << "no write after the watcher started";
+    uint64_t last = 0;
+    for (const auto& [key, rev] : want) last = std::max(last, rev);
+    RunUntil(
+        [&] {
+          auto events = WatchedEvents(w);
+          return !events.empty() && events.back().first >= last;
+        },
+        15);
+    w.process->Stop(seconds(2));
+    auto events = WatchedEvents(w);
+    std::map<std::string, uint64_t> seen;
+    uint64_t previous = w.from;
+    size_t out_of_order = 0;
+    for (const auto& [rev, key] : events) {
+      if (rev <= previous) ++out_of_order;  // a duplicate or a step back
+      previous = std::max(previous, rev);
+      seen[key] = rev;
+    }
+    EXPECT_EQ(out_of_order, 0u) << "events repeated or out of order; log: " << w.log;
+    EXPECT_EQ(seen, want) << "the watcher missed writes or saw others; log: " << w.log;
+    std::printf("[watch] %zu events after revision %llu, up to %llu: %s\n", events.size(),
+                static_cast<unsigned long long>(w.from), static_cast<unsigned long long>(last),
+                out_of_order == 0 && seen == want ? "no gap, no duplicate, in order" : "BROKEN");
+  }
+
+  // Stops the workloads, lets their last operations finish, checks every acknowledged write
+  // against a linearizable read of the whole prefix, and checks the linearizable history.
+  test::WorkloadReport CheckData(const std::optional<std::set<uint64_t>>& survivor = {},
+                                 const std::optional<HistorySplit>& split = {}) {
     workload_->Stop();
+    history_->Stop();
     RunFor(milliseconds(2500));  // the write in flight times out or is answered
+    CheckHistory(split);
     auto got = Read(EndpointsLine(), /*serializable=*/false);
     EXPECT_TRUE(got.ok()) << got.error();
     if (!got.ok()) return {};
@@ -326,6 +503,7 @@ class FaultSuite : public ::testing::Test {
   shell::SchedulerFlags flags_;
   std::unique_ptr<shell::SchedulerShell> scheduler_;
   std::unique_ptr<test::Workload> workload_;
+  std::unique_ptr<test::LinearizableWorkload> history_;
   std::vector<HostPort> known_endpoints_;
 };
 
@@ -342,6 +520,7 @@ TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
 TEST_F(FaultSuite, KillNineOfOneMember) {
   ASSERT_NO_FATAL_FAILURE(StartAll({}));
   std::string victim = Members().front().name;
+  Watcher watcher = StartWatcher();
   auto t0 = Clock::now();
   ASSERT_NO_FATAL_FAILURE(KillMember(victim));
   ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
@@ -353,6 +532,38 @@ TEST_F(FaultSuite, KillNineOfOneMember) {
   EXPECT_EQ(stats.value("members_promoted", 0), 1) << stats.dump();
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
+  ExpectWatcherSawEveryRevision(watcher);
+}
+
+// The same for the etcd leader, a third of real deaths: the survivors elect a leader first, and
+// the removal goes to it once it has settled (no change is lost to the election).
+TEST_F(FaultSuite, KillNineOfTheLeader) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  std::string victim;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        uint64_t leader = CountLeaderVotes(core().state().members).leader;
+        for (const auto& m : Members()) {
+          if (leader != 0 && m.member_id == leader) victim = m.name;
+        }
+        return !victim.empty();
+      },
+      30));
+  Watcher watcher = StartWatcher();
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] kill -9 of the leader -> 3 healthy voters: %.1fs\n", Since(t0));
+  uint64_t leader = CountLeaderVotes(core().state().members).leader;
+  for (const auto& m : Members()) EXPECT_NE(m.name, victim);
+  EXPECT_NE(leader, 0u) << "the healed cluster agrees on a leader";
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("members_removed", 0), 1) << stats.dump();
+  EXPECT_EQ(stats.value("members_promoted", 0), 1) << stats.dump();
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+  ExpectWatcherSawEveryRevision(watcher);
 }
 
 // Guide: a host is lost with everything on it; the member moves to another agent.
@@ -408,6 +619,7 @@ TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
   auto held = Read(members[2].ClientUrl(), /*serializable=*/true);
   ASSERT_TRUE(held.ok()) << held.error();
   std::set<uint64_t> survivor_had = test::Sequences(workload_->prefix(), *held);
+  HistorySplit split = SplitAtSurvivor(members[2]);
   etcd::Client survivor(io_, HostPort{members[2].host, members[2].client_port});
   auto survivor_status =
       etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { survivor.Status(cb); });
@@ -419,7 +631,7 @@ TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
               Since(t0));
   EXPECT_EQ(core().state().members.count(members[2].name), 1u) << "the survivor is the seed";
   ExpectGuideSeesHealthyCluster(3);
-  auto report = CheckData(survivor_had);
+  auto report = CheckData(survivor_had, split);
   std::printf(
       "[reseed] %zu acknowledged writes lost to the reseed (the survivor never had "
       "them), %zu lost that it had\n",
@@ -447,6 +659,7 @@ TEST_F(FaultSuite, WithoutAutoReseedTheOperatorReseedsByTheGuide) {
   EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
   auto held = Read(members[2].ClientUrl(), /*serializable=*/true);
   ASSERT_TRUE(held.ok()) << held.error();
+  HistorySplit split = SplitAtSurvivor(members[2]);
   auto t0 = Clock::now();
   auto reseed = Guide("reseed-get");  // the seed guide's GET
   EXPECT_EQ(reseed.first, 0) << reseed.second;
@@ -457,7 +670,7 @@ TEST_F(FaultSuite, WithoutAutoReseedTheOperatorReseedsByTheGuide) {
   auto again = Guide("reseed");
   EXPECT_NE(again.second.find("409"), std::string::npos) << again.second;
   ExpectGuideSeesHealthyCluster(3);
-  CheckData(test::Sequences(workload_->prefix(), *held));
+  CheckData(test::Sequences(workload_->prefix(), *held), split);
 }
 
 // Guide: "Total cluster loss": no empty cluster is started by itself; the operator decides.
@@ -491,6 +704,7 @@ TEST_F(FaultSuite, TotalLossIsRestoredFromABackupByTheGuide) {
   ASSERT_NO_FATAL_FAILURE(
       StartAll({.extra_flags = {"--backup-dir=" + (dir_.path() / "backups").string()}}));
   workload_->Stop();
+  history_->Stop();    // the backup holds all of it: the final reads after the restore must agree
   RunFor(seconds(2));  // the last write answered and applied on every member
   auto now = Guide("backup-now");
   EXPECT_NE(now.second.find("202"), std::string::npos) << now.second;

@@ -59,6 +59,11 @@ class LinearizableWorkload {
 
   size_t in_flight() const { return in_flight_; }
   const History& history() const { return history_; }
+  // The history's clock (steady_clock nanoseconds since Start()), for operations made outside
+  // the workload and added with Record: a final read after recovery, say.
+  int64_t Now() const;
+  void Record(Operation op) { history_.ops.push_back(std::move(op)); }
+  const Options& options() const { return options_; }
 
  private:
   struct Client {
@@ -76,7 +81,6 @@ class LinearizableWorkload {
   // Records the end of ops[index] (its read value or CAS result already filled in when `status`
   // is ok) and schedules the client's next operation.
   void Complete(Client& client, size_t index, const Status& status);
-  int64_t Now() const;
 
   boost::asio::io_context& io_;
   Endpoints endpoints_;

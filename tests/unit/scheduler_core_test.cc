@@ -992,6 +992,51 @@ TEST_F(CoreTest, UnknownRunningTaskIsKilled) {
   EXPECT_EQ(kills[0].agent_id, "S9");
 }
 
+// A healed partition delivers a burst of updates for one stale task: one kill, not one per
+// update (real Mesos: 5 KILLs within 80 ms); asked again only after the retry window, or at once
+// for a task that ended and shows up again.
+TEST_F(CoreTest, AStaleTaskIsKilledOnceHoweverManyUpdatesNameIt) {
+  Bootstrap();
+  const std::string stale = "etcd-999 127.0.0.9 1 2 3";
+  size_t kills = 0;
+  for (int i = 0; i < 5; ++i) {
+    kills += All<KillTask>(Update(stale, mesos::TASK_RUNNING, "S9")).size();
+  }
+  EXPECT_EQ(kills, 1u);
+  now_ += 6s;
+  EXPECT_EQ(All<KillTask>(Update(stale, mesos::TASK_RUNNING, "S9")).size(), 1u)
+      << "still there after the retry window: asked again";
+  Update(stale, mesos::TASK_KILLED, "S9");
+  EXPECT_EQ(All<KillTask>(Update(stale, mesos::TASK_RUNNING, "S9")).size(), 1u)
+      << "ended, then seen running again: killed at once";
+}
+
+// A member whose agent is unreachable is removed without a kill (the master has dropped the
+// task and would answer that it does not know it); if the agent comes back, the task's next
+// update names a member that is gone, and it is killed then.
+TEST_F(CoreTest, AnUnreachableMemberIsRemovedWithoutAKillAndKilledWhenItShowsUp) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member& lost = launches[2].member;
+  Update(lost.task_id, mesos::TASK_UNREACHABLE, lost.agent_id);
+  Actions seen;
+  for (int i = 0; i < 60 && !Has<ChangeMembership>(seen); ++i) {
+    auto probe = ProbeAll(1, 100, {lost.name});
+    auto tick = Advance(1s);
+    seen.insert(seen.end(), probe.begin(), probe.end());
+    seen.insert(seen.end(), tick.begin(), tick.end());
+  }
+  auto changes = All<ChangeMembership>(seen);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(changes[0].name, lost.name);
+  for (const auto& k : All<KillTask>(seen)) EXPECT_NE(k.task_id, lost.task_id);
+  On(MembershipResult{MembershipOp::kRemove, lost.name, ids_[lost.name], OkStatus(), now_});
+  auto back = All<KillTask>(Update(lost.task_id, mesos::TASK_RUNNING, lost.agent_id));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].task_id, lost.task_id);
+}
+
 TEST_F(CoreTest, SuppressWhenFullReviveWhenAMemberIsNeeded) {
   auto launches = Bootstrap();
   Advance(1s);

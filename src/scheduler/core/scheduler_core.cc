@@ -13,6 +13,9 @@ namespace {
 
 constexpr size_t kMaxNotes = 100;
 constexpr double kTransientRefuseSeconds = 1;  // we will want this agent again shortly
+// A task asked to be killed is not asked again sooner: a kill the agent never got is sent again
+// when the task next shows up after that.
+constexpr std::chrono::seconds kKillRetry{5};
 
 double ScalarOf(const mesos::Offer& offer, const std::string& name) {
   double total = 0;
@@ -435,10 +438,11 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     reconciling_ = false;
     Say("info", "reconciliation settled: every stored task has an answer", out);
   }
+  if (!MaybeAlive(status.state())) kills_sent_.erase(task_id);
   if (member == nullptr) {
     if (MaybeAlive(status.state()) && !Uncertain(status.state()) && status.has_agent_id()) {
-      out.push_back(KillTask{task_id, status.agent_id().value(),
-                             "a task this scheduler does not know (older generation?)"});
+      Kill(task_id, status.agent_id().value(),
+           "a task this scheduler does not know (older generation?)", e.now, out);
     }
     return;
   }
@@ -672,7 +676,7 @@ void SchedulerCore::ExpireStuck(Time now, Actions& out) {
   for (auto& [name, m] : state_.members) {
     bool staging = m.task_state == mesos::TASK_STAGING || m.task_state == mesos::TASK_STARTING;
     if (staging && Elapsed(m.launched_at, now, config_.staging_timeout)) {
-      out.push_back(KillTask{m.task_id, m.agent_id, "not RUNNING within the staging timeout"});
+      Kill(m.task_id, m.agent_id, "not RUNNING within the staging timeout", now, out);
       m.launched_at = now;  // ask once per timeout, not every tick
       Say("warn", name + " stuck in " + mesos::TaskState_Name(m.task_state) + "; killing it", out);
     }
@@ -717,13 +721,26 @@ bool SchedulerCore::BackUpBeforeRemoving(const std::string& who, int voters, int
   return StartBackup(now, "before removing voter " + who, /*allow_unhealthy=*/false, out);
 }
 
+void SchedulerCore::Kill(const std::string& task_id, const std::string& agent_id, std::string why,
+                         Time now, Actions& out) {
+  // Tasks that never end (their agent is gone for good) must not stay here for ever.
+  std::erase_if(kills_sent_, [&](const auto& kv) { return now - kv.second > 12 * kKillRetry; });
+  auto it = kills_sent_.find(task_id);
+  if (it != kills_sent_.end() && now - it->second < kKillRetry) return;
+  kills_sent_[task_id] = now;
+  out.push_back(KillTask{task_id, agent_id, std::move(why)});
+}
+
 void SchedulerCore::RemoveMember(const EtcdMember& em, const Member* ours, const std::string& why,
                                  Time now, Actions& out) {
   std::string name = ours ? ours->name : em.name;
   in_flight_ = InFlight{MembershipOp::kRemove, name, now};
   out.push_back(ChangeMembership{MembershipOp::kRemove, name, em.id, "", ClientUrlsOfHealthy()});
-  if (ours && MaybeAlive(ours->task_state)) {
-    out.push_back(KillTask{ours->task_id, ours->agent_id, "removed from etcd: " + why});
+  // An uncertain task (its agent unreachable) is not killed now: the master has dropped it and
+  // would answer that it does not know it. If its agent comes back, its next update names a
+  // task of a member that is gone, and that is killed then.
+  if (ours && MaybeAlive(ours->task_state) && !Uncertain(ours->task_state)) {
+    Kill(ours->task_id, ours->agent_id, "removed from etcd: " + why, now, out);
   }
   Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
       out);
@@ -745,8 +762,7 @@ void SchedulerCore::StopStrays(Time now, Actions& out) {
     if (!m.stray_since) m.stray_since = now;
     if (now - *m.stray_since < config_.dead_member_grace) continue;
     m.stray_since = now;
-    out.push_back(
-        KillTask{m.task_id, m.agent_id, "not in etcd's member list and follows no leader"});
+    Kill(m.task_id, m.agent_id, "not in etcd's member list and follows no leader", now, out);
     Say("warn", name + " is not a member of the cluster; stopping it", out);
   }
 }
@@ -762,7 +778,7 @@ void SchedulerCore::ForgetEndedMembers(Time now, Actions& out) {
     if (InEtcd(m, view_->members)) return false;
     if (Gone(m.task_state)) return true;
     if (m.member_id == 0 || !UncertainAndSilent(m, now, config_)) return false;
-    out.push_back(KillTask{m.task_id, m.agent_id, "removed from etcd and silent"});
+    Kill(m.task_id, m.agent_id, "removed from etcd and silent", now, out);
     Say("warn",
         fmt::format("forgetting {} ({:x}): etcd no longer lists it, its task is {} and it does "
                     "not answer",

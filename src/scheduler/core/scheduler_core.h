@@ -116,6 +116,9 @@ class SchedulerCore {
   bool RemoveOneDeadMember(Time now, Actions& out);  // true: removing one, or backing up first
   bool BackUpBeforeRemoving(const std::string& who, int voters, int alive_voters, Time now,
                             Actions& out);  // true: the removal waits for a backup
+  // Asks Mesos to kill a task, unless it was asked within kKillRetry.
+  void Kill(const std::string& task_id, const std::string& agent_id, std::string why, Time now,
+            Actions& out);
   void RemoveMember(const EtcdMember& em, const Member* ours, const std::string& why, Time now,
                     Actions& out);
   void StopStrays(Time now, Actions& out);
@@ -140,6 +143,10 @@ class SchedulerCore {
   bool connected_ = false;
   bool reconciling_ = false;
   std::set<std::string> unanswered_;  // stored tasks reconciliation has not answered yet
+  // Task id -> when it was last asked to be killed: one kill per task per kKillRetry, however
+  // many updates or decisions ask for it (a healed partition delivered a burst of updates for
+  // one stale task, and each one sent a KILL). Forgotten when the task ends.
+  std::map<std::string, Time> kills_sent_;
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;
   std::optional<Time> last_probe_;

@@ -209,6 +209,31 @@ const std::pair<const char*, uint64_t Revisions::*> kRevisionFields[] = {
     {"last_reseed_highest", &Revisions::last_reseed_highest},
 };
 
+// An object of optional unsigned fields (counters, revisions) into `out`; an absent object
+// (allowed unless `required`) leaves `out` as it is.
+template <typename T, size_t N>
+Status DecodeUnsignedFields(const json& j, const char* key, bool required,
+                            const std::pair<const char*, uint64_t T::*> (&fields)[N], T& out) {
+  auto object = Field(j, key, key, required);
+  if (!object.ok()) return object.error();
+  if (*object == nullptr) return OkStatus();
+  if (!(*object)->is_object()) return Corrupt(key, "must be an object");
+  for (const auto& [name, field] : fields) {
+    auto v = Unsigned(**object, name, fmt::format("{}.{}", key, name),
+                      std::numeric_limits<uint64_t>::max(), /*required=*/false);
+    if (!v.ok()) return v.error();
+    out.*field = *v;
+  }
+  return OkStatus();
+}
+
+template <typename T, size_t N>
+json EncodeUnsignedFields(const std::pair<const char*, uint64_t T::*> (&fields)[N], const T& in) {
+  json out = json::object();
+  for (const auto& [name, field] : fields) out[name] = in.*field;
+  return out;
+}
+
 }  // namespace
 
 std::string StatePath(std::string_view framework_name) {
@@ -220,8 +245,7 @@ std::string FrameworkIdPath(std::string_view framework_name) {
 }
 
 std::string EncodeState(const PersistentState& state) {
-  json counters = json::object();
-  for (const auto& [key, field] : kCounterFields) counters[key] = state.counters.*field;
+  json counters = EncodeUnsignedFields(kCounterFields, state.counters);
   json members = json::array();
   for (const auto& [name, m] : state.members) members.push_back(EncodeMember(m));
   json j = {
@@ -234,9 +258,7 @@ std::string EncodeState(const PersistentState& state) {
       {"counters", counters},
       {"members", members},
   };
-  json revisions = json::object();
-  for (const auto& [key, field] : kRevisionFields) revisions[key] = state.revisions.*field;
-  j["revisions"] = revisions;
+  j["revisions"] = EncodeUnsignedFields(kRevisionFields, state.revisions);
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (state.reseed) {
     j["reseed"] = json{{"candidates", state.reseed->candidates},
@@ -287,14 +309,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto restore = String(j, "restore_snapshot", "restore_snapshot", /*required=*/false);
   if (!restore.ok()) return restore.error();
   state.restore_snapshot = *restore;
-  auto counters = Field(j, "counters", "counters", true);
-  if (!counters.ok()) return counters.error();
-  if (!(*counters)->is_object()) return Corrupt("counters", "must be an object");
-  for (const auto& [key, field] : kCounterFields) {
-    auto v = Unsigned(**counters, key, fmt::format("counters.{}", key),
-                      std::numeric_limits<uint64_t>::max(), /*required=*/false);
-    if (!v.ok()) return v.error();
-    state.counters.*field = *v;
+  if (Status s = DecodeUnsignedFields(j, "counters", true, kCounterFields, state.counters);
+      !s.ok()) {
+    return s.error();
   }
   auto members = Field(j, "members", "members", true);
   if (!members.ok()) return members.error();
@@ -313,16 +330,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
   if (!reseed.ok()) return reseed.error();
   state.reseed = std::move(*reseed);
   // Optional: states written before the revisions were kept have none.
-  auto revisions = Field(j, "revisions", "revisions", false);
-  if (!revisions.ok()) return revisions.error();
-  if (*revisions != nullptr) {
-    if (!(*revisions)->is_object()) return Corrupt("revisions", "must be an object");
-    for (const auto& [key, field] : kRevisionFields) {
-      auto v = Unsigned(**revisions, key, fmt::format("revisions.{}", key),
-                        std::numeric_limits<uint64_t>::max(), /*required=*/false);
-      if (!v.ok()) return v.error();
-      state.revisions.*field = *v;
-    }
+  if (Status s = DecodeUnsignedFields(j, "revisions", false, kRevisionFields, state.revisions);
+      !s.ok()) {
+    return s.error();
   }
   return state;
 }

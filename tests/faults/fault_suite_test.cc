@@ -464,6 +464,13 @@ class FaultSuite : public ::testing::Test {
     Status s = cluster_->KillExecutor(executor);
     ASSERT_TRUE(s.ok()) << s.error();
   }
+  // kill -9 of a member's executor, then until the dead member is removed and the cluster is
+  // back at its size with a replacement.
+  void KillAndHeal(const std::string& victim) {
+    ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+    ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+    ASSERT_TRUE(RunUntil([&] { return AtSize(scenario_.size); }, 120)) << core().health_reason();
+  }
   int AgentOf(const Member& m) {
     for (int n = 1; n <= cluster_->agent_count(); ++n) {
       if (cluster_->agent(n) && cluster_->agent(n)->id().value() == m.agent_id) return n;
@@ -522,9 +529,7 @@ TEST_F(FaultSuite, KillNineOfOneMember) {
   std::string victim = Members().front().name;
   Watcher watcher = StartWatcher();
   auto t0 = Clock::now();
-  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
-  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
-  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  ASSERT_NO_FATAL_FAILURE(KillAndHeal(victim));
   std::printf("[timing] kill -9 of one member -> 3 healthy voters: %.1fs\n", Since(t0));
   auto stats = GuideJson("stats");
   EXPECT_GE(stats.value("failed_servers", 0), 1) << stats.dump();
@@ -550,9 +555,7 @@ TEST_F(FaultSuite, HealDuringAWriteBurst) {
   RunFor(seconds(2));
   std::string victim = Members().back().name;
   auto t0 = Clock::now();
-  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
-  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
-  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  ASSERT_NO_FATAL_FAILURE(KillAndHeal(victim));
   std::printf("[timing] kill -9 during a write burst -> 3 healthy voters: %.1fs\n", Since(t0));
   for (auto& w : burst) w->Stop();
   RunFor(milliseconds(2500));  // the writes in flight are answered or time out
@@ -584,9 +587,7 @@ TEST_F(FaultSuite, EveryMemberReplacedInTurnLeaderLast) {
   ASSERT_EQ(order.size(), 3u);
   auto t0 = Clock::now();
   for (const auto& victim : order) {
-    ASSERT_NO_FATAL_FAILURE(KillMember(victim));
-    ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
-    ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+    ASSERT_NO_FATAL_FAILURE(KillAndHeal(victim));
   }
   std::printf("[timing] three members replaced in turn, leader last -> 3 healthy voters: %.1fs\n",
               Since(t0));
@@ -614,9 +615,7 @@ TEST_F(FaultSuite, KillNineOfTheLeader) {
       30));
   Watcher watcher = StartWatcher();
   auto t0 = Clock::now();
-  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
-  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
-  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  ASSERT_NO_FATAL_FAILURE(KillAndHeal(victim));
   std::printf("[timing] kill -9 of the leader -> 3 healthy voters: %.1fs\n", Since(t0));
   uint64_t leader = CountLeaderVotes(core().state().members).leader;
   for (const auto& m : Members()) EXPECT_NE(m.name, victim);

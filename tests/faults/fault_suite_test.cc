@@ -554,9 +554,18 @@ TEST_F(FaultSuite, HealDuringAWriteBurst) {
   }
   RunFor(seconds(2));
   std::string victim = Members().back().name;
+  std::vector<size_t> at_kill;
+  for (auto& w : burst) at_kill.push_back(w->acknowledged().size());
   auto t0 = Clock::now();
   ASSERT_NO_FATAL_FAILURE(KillAndHeal(victim));
   std::printf("[timing] kill -9 during a write burst -> 3 healthy voters: %.1fs\n", Since(t0));
+  // The burst ran up to the kill and went on through the heal (how fast depends on the machine:
+  // a sanitizer build under load acknowledges about ten writes a second per writer).
+  for (size_t i = 0; i < burst.size(); ++i) {
+    EXPECT_GT(at_kill[i], 0u) << burst[i]->prefix() << ": no write acknowledged before the kill";
+    EXPECT_GT(burst[i]->acknowledged().size(), at_kill[i])
+        << burst[i]->prefix() << ": no write acknowledged during the heal";
+  }
   for (auto& w : burst) w->Stop();
   RunFor(milliseconds(2500));  // the writes in flight are answered or time out
   for (auto& w : burst) {
@@ -565,7 +574,6 @@ TEST_F(FaultSuite, HealDuringAWriteBurst) {
     auto report = test::CheckWorkload(w->acknowledged(), w->prefix(), *held);
     std::printf("[burst] %s: %s\n", w->prefix().c_str(), report.ToString().c_str());
     EXPECT_TRUE(report.ok()) << report.ToString();
-    EXPECT_GT(w->acknowledged().size(), 50u) << "no burst";
   }
   ExpectGuideSeesHealthyCluster(3);
   CheckData();

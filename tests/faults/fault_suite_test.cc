@@ -661,8 +661,10 @@ TEST_F(FaultSuite, MinorityLossWhileTheSchedulerIsDown) {
   RunFor(milliseconds(500));
   auto t0 = Clock::now();
   ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  size_t at_kill = workload_->acknowledged().size();
   RunFor(seconds(3));
-  ASSERT_GE(workload_->acknowledged().size(), 20u);
+  // Two of three members still take writes with no scheduler running.
+  ASSERT_GT(workload_->acknowledged().size(), at_kill);
   ASSERT_NO_FATAL_FAILURE(StartScheduler());
   ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60))
       << core().health_reason();

@@ -987,6 +987,19 @@ void Master::ReregisterAgent(const mesos::AgentInfo& info,
     if (tit == fit->second->tasks.end()) continue;
     tit->second.state = task.state();
     tit->second.unreachable = false;
+    // As Mesos does when an unreachable agent comes back (master.cpp ___reregisterSlave; not
+    // for an agent recovered from the registry after a master restart): each task's state goes
+    // to its framework from the master, with no uuid to acknowledge. This is how a scheduler
+    // learns that a task it saw UNREACHABLE runs again.
+    if (was_unreachable && !was_recovered && fit->second->connected) {
+      TaskStatus status = MasterStatus(tit->first, agent.id, task.state(),
+                                       TaskStatus::REASON_RECONCILIATION,
+                                       "Unreachable agent re-reregistered");
+      // Mesos sets REASON_AGENT_REREGISTERED (32), newer than the mesos.proto Debian ships;
+      // decoded with that proto, as every framework here decodes it, the reason is absent.
+      status.clear_reason();
+      SendUpdate(*fit->second, status);
+    }
   }
   for (const auto& exec : executors) {
     auto fit = frameworks_.find(exec.framework_id().value());

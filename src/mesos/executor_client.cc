@@ -547,6 +547,7 @@ void ExecutorClient::OnCallDone(Result<net::HttpResponse> response) {
     return Disconnect(result.error());
   }
   PumpCalls();
+  if (calls_done() && callbacks_.on_calls_done) callbacks_.on_calls_done();
 }
 
 }  // namespace etcd_mesos::mesos_client

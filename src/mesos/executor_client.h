@@ -110,6 +110,8 @@ class ExecutorClient {
     // The agent refused an update (not 202). A 4xx other than 403 means the update itself is bad:
     // it leaves the unacknowledged list, since resending it would fail the same way.
     std::function<void(const mesos::TaskStatus&, const Error&)> on_update_failed;
+    // The agent has answered every call sent so far (or it failed) and none is waiting.
+    std::function<void()> on_calls_done;
   };
 
   ExecutorClient(boost::asio::io_context& io, ExecutorEnvironment env, Options options,
@@ -132,6 +134,8 @@ class ExecutorClient {
   void SendMessage(std::string data, std::function<void(Status)> done = nullptr);
 
   bool subscribed() const { return state_ == State::kSubscribed; }
+  // No UPDATE or MESSAGE is queued or waiting for the agent's answer.
+  bool calls_done() const { return calls_.empty() && !call_in_flight_; }
   const ExecutorEnvironment& environment() const { return env_; }
   std::vector<mesos::TaskStatus> unacknowledged_updates() const;
   std::vector<mesos::TaskInfo> unacknowledged_tasks() const { return unacked_tasks_; }

@@ -434,7 +434,7 @@ TEST_F(MasterTest, ImplicitAndExplicitReconciliation) {
   EXPECT_EQ(updates_[1].state(), mesos::TASK_GONE);
 }
 
-TEST_F(MasterTest, SilentAgentBecomesUnreachableThenRunningAgainWhenItReturns) {
+TEST_F(MasterTest, SilentAgentBecomesUnreachableThenRunningAgainWhenItReturnsUnasked) {
   Connect();
   RunUntil([&] { return !offers_.empty(); });
   mesos::Offer offer = offers_[0];
@@ -459,8 +459,16 @@ TEST_F(MasterTest, SilentAgentBecomesUnreachableThenRunningAgainWhenItReturns) {
                        [](const Event& e) { return e.type() == Event::FAILURE; });
   });
 
+  updates_.clear();
   agent->link.set_partitioned(false);
   RunUntil([&] { return agent->reregistration_requests > 0; });
+  // As real Mesos: the re-registration itself tells the framework, from the master, unasked.
+  RunUntil([&] { return !updates_.empty(); });
+  EXPECT_EQ(updates_[0].task_id().value(), "u1");
+  EXPECT_EQ(updates_[0].state(), mesos::TASK_RUNNING);
+  EXPECT_EQ(updates_[0].source(), mesos::TaskStatus::SOURCE_MASTER);
+  EXPECT_EQ(updates_[0].message(), "Unreachable agent re-reregistered");
+  EXPECT_FALSE(updates_[0].has_uuid()) << "nothing to acknowledge";
   io_.run_for(std::chrono::milliseconds(200));
   updates_.clear();
   Call reconcile;

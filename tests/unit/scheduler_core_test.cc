@@ -493,6 +493,95 @@ TEST_F(CoreTest, DeadMemberIsRemovedThenALearnerAddedLaunchedAndPromoted) {
   EXPECT_EQ(core_.state().counters.members_promoted, 1u);
 }
 
+// etcd refuses an add with "unhealthy cluster" (gRPC Unavailable) until every voter has been
+// connected for 5 s, which a promotion or a leader change resets: on real Mesos two refused
+// adds in a reseed each used up a name (etcd-10 and etcd-11 never existed) and about 4 s. The
+// same add goes again within a second, same name, same offer; given up only after 15 s of
+// refusals, and then the name is still the next one's.
+TEST_F(CoreTest, ALearnerAddRefusedAsUnhealthyIsRetriedUnderTheSameName) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member dead = launches[2].member;
+  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
+  ids_.erase(dead.name);
+  ProbeAll(1, 121);
+  Advance(1s);
+
+  auto offer = MakeOffer(3);
+  auto adds = All<ChangeMembership>(Offers({offer}));
+  ASSERT_EQ(adds.size(), 1u);
+  const std::string name = adds[0].name;
+  const std::string peer = adds[0].peer_url;
+  EXPECT_EQ(name, "etcd-4");
+  const Error unhealthy{ErrorCode::kUnavailable, "etcdserver: unhealthy cluster"};
+  for (int refusal = 0; refusal < 3; ++refusal) {
+    auto refused = On(MembershipResult{MembershipOp::kAddLearner, name, 0, unhealthy, now_});
+    EXPECT_FALSE(Has<DeclineOffer>(refused)) << "the offer is kept for the retry";
+    EXPECT_FALSE(Has<ChangeMembership>(refused)) << "not at once";
+    std::vector<ChangeMembership> again;
+    for (int i = 0; i < 4 && again.empty(); ++i) {
+      now_ += 250ms;
+      ProbeAll(1, 130 + refusal);
+      again = All<ChangeMembership>(On(Tick{now_}));
+    }
+    ASSERT_EQ(again.size(), 1u) << "asked again within a second";
+    EXPECT_EQ(again[0].op, MembershipOp::kAddLearner);
+    EXPECT_EQ(again[0].name, name);
+    EXPECT_EQ(again[0].peer_url, peer);
+  }
+  auto added = On(MembershipResult{MembershipOp::kAddLearner, name, 99, OkStatus(), now_});
+  auto launched = All<LaunchMember>(added);
+  ASSERT_EQ(launched.size(), 1u);
+  EXPECT_EQ(launched[0].offer_id, offer.id().value());
+  EXPECT_EQ(launched[0].member.name, name);
+  EXPECT_EQ(core_.state().next_member, 5u) << "the name is used up once etcd took it";
+}
+
+TEST_F(CoreTest, ALearnerAddRefusedForTooLongIsGivenUpAndItsNameGoesToTheNextAdd) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member dead = launches[2].member;
+  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
+  ids_.erase(dead.name);
+  ProbeAll(1, 121);
+  Advance(1s);
+
+  auto offer = MakeOffer(3);
+  auto adds = All<ChangeMembership>(Offers({offer}));
+  ASSERT_EQ(adds.size(), 1u);
+  const std::string name = adds[0].name;
+  const Error unhealthy{ErrorCode::kUnavailable, "etcdserver: unhealthy cluster"};
+  auto first = On(MembershipResult{MembershipOp::kAddLearner, name, 0, unhealthy, now_});
+  ASSERT_FALSE(Has<DeclineOffer>(first));
+  const Time refused_first = now_;
+  bool declined = false;
+  for (int step = 0; step < 100 && !declined; ++step) {  // 25 s in steps of 250 ms
+    now_ += 250ms;
+    auto out = ProbeAll(1, 200 + step);
+    for (auto& a : On(Tick{now_})) out.push_back(std::move(a));
+    if (Has<ChangeMembership>(out)) {  // asked again: refused again
+      for (auto& a : On(MembershipResult{MembershipOp::kAddLearner, name, 0, unhealthy, now_})) {
+        out.push_back(std::move(a));
+      }
+    }
+    declined = Has<DeclineOffer>(out);
+  }
+  EXPECT_GE(now_ - refused_first, 15s) << "not given up before 15 s of refusals";
+  EXPECT_LE(now_ - refused_first, 17s);
+  EXPECT_TRUE(declined) << "given up in the end";
+  // A refusal of another kind is not retried: the offer goes back at once.
+  auto next = All<ChangeMembership>(Offers({MakeOffer(3)}));
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].name, name) << "no name burnt by the refused adds";
+  auto refused = On(MembershipResult{MembershipOp::kAddLearner, name, 0,
+                                     Error{ErrorCode::kRefused, "etcdserver: Peer URLs already exists"},
+                                     now_});
+  EXPECT_TRUE(Has<DeclineOffer>(refused));
+  EXPECT_EQ(core_.state().next_member, 4u);
+}
+
 TEST_F(CoreTest, NoVoterIsRemovedWhenThatWouldCostQuorum) {
   auto launches = Bootstrap();
   Advance(1s);
@@ -1130,6 +1219,45 @@ TEST_F(CoreTest, PeriodicReconciliationAsksExplicitlyAboutTasksThatMayLive) {
   ASSERT_EQ(reconciles.size(), 2u);
   EXPECT_EQ(reconciles[0].tasks.size(), 3u) << "explicit: every task that may live";
   EXPECT_TRUE(reconciles[1].tasks.empty()) << "plus implicit, for tasks we do not know";
+}
+
+// A task whose agent has not re-registered with a restarted master is TASK_UNKNOWN, and when the
+// agent comes back nothing is sent unasked (executors report changes of state only): the
+// scheduler asks about exactly those tasks every 10 s until they are certain again.
+TEST_F(CoreTest, AnUncertainTaskIsReconciledExplicitlyUntilItIsCertain) {
+  auto launches = Bootstrap();
+  const std::string uncertain = launches[1].member.task_id;
+  Update(uncertain, mesos::TASK_UNKNOWN, launches[1].member.agent_id);
+  auto asked = [&](Actions actions) {
+    std::vector<ReconcileTasks> explicit_asks;
+    for (auto& r : All<ReconcileTasks>(actions)) {
+      if (!r.tasks.empty()) explicit_asks.push_back(r);
+    }
+    return explicit_asks;
+  };
+  size_t before = 0;
+  for (int i = 0; i < 9; ++i) {
+    ProbeAll(1, 100 + i);
+    before += asked(Advance(1s)).size();
+  }
+  EXPECT_EQ(before, 0u) << "not before the interval";
+  std::vector<ReconcileTasks> asks;
+  for (int i = 0; i < 3 && asks.empty(); ++i) asks = asked(Advance(1s));
+  ASSERT_EQ(asks.size(), 1u);
+  ASSERT_EQ(asks[0].tasks.size(), 1u) << "only the uncertain task";
+  EXPECT_EQ(asks[0].tasks[0].first, uncertain);
+  EXPECT_EQ(asks[0].tasks[0].second, launches[1].member.agent_id);
+  asks.clear();
+  for (int i = 0; i < 11 && asks.empty(); ++i) asks = asked(Advance(1s));
+  EXPECT_EQ(asks.size(), 1u) << "asked again while it stays uncertain";
+
+  Update(uncertain, mesos::TASK_RUNNING, launches[1].member.agent_id);
+  size_t after = 0;
+  for (int i = 0; i < 30; ++i) {
+    ProbeAll(1, 200 + i);
+    after += asked(Advance(1s)).size();
+  }
+  EXPECT_EQ(after, 0u) << "certain again: no more asks";
 }
 
 // Found by the simulator (sim seed 600 before the fix): when every voter was gone and a learner

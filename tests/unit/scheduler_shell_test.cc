@@ -105,6 +105,10 @@ TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
   EXPECT_EQ(e.command().uris(2).value(), "http://10.0.0.1:12300/artifacts/etcdctl");
   for (const auto& u : e.command().uris()) EXPECT_TRUE(u.executable());
   for (const auto& u : e.command().uris()) EXPECT_FALSE(u.cache()) << "unversioned, cached";
+  EXPECT_FALSE(e.has_shutdown_grace_period()) << "none asked: the agent's default";
+  ctx.executor_shutdown_grace = std::chrono::seconds(10);
+  EXPECT_EQ(BuildTaskInfo(Launch(), &offer, ctx).executor().shutdown_grace_period().nanoseconds(),
+            10'000'000'000);
 
   // With versions, each URL names its version and may be cached by the agent.
   ctx.artifact_versions = {{"etcd-mesos-executor", "00000000000000a1"},

@@ -276,7 +276,7 @@ void Supervisor::Crashed(const std::string& how, const std::string& log_tail, Ti
       fmt::format("etcd {}; restart {} of at most {} within {}s in {}", how, restarts_.size(),
                   config_.restart_max, config_.restart_window.count(), FormatDuration(delay));
   Say(out, Log::Level::kWarn, message);
-  if (running_sent_) ReportFacts(now, message, out);
+  if (running_sent_) ReportFacts(message, out);
   Arm(TimerId::kRestart, delay, out);
 }
 
@@ -318,7 +318,7 @@ void Supervisor::OnProbe(const ProbeResult& e, Actions& out) {
       reseed_.reset();
       Say(out, Log::Level::kInfo, answer.message);
       out.push_back(std::move(answer));
-      ReportFacts(e.now, "reseeded", out);
+      ReportFacts("reseeded", out);
       ArmProbe(config_.health_interval, out);
       return;
     }
@@ -328,27 +328,22 @@ void Supervisor::OnProbe(const ProbeResult& e, Actions& out) {
 
   if (e.facts && !running_sent_) {
     running_sent_ = true;
-    ReportFacts(e.now, "etcd serves on " + config_.ClientUrl(), out);
+    ReportFacts("etcd serves on " + config_.ClientUrl(), out);
   } else if (running_sent_) {
     // The reason goes with the update that says etcd stopped answering, once; a message on
     // every failed probe would force an update per probe for as long as etcd stays silent.
     bool newly_silent = !e.facts && last_sent_ && last_sent_->serving;
     if (newly_silent) Say(out, Log::Level::kWarn, "etcd does not answer: " + e.error);
-    ReportFacts(e.now, newly_silent ? "etcd does not answer: " + e.error : "", out);
+    ReportFacts(newly_silent ? "etcd does not answer: " + e.error : "", out);
   }
   ArmProbe(served_once_ ? config_.health_interval : options_.fast_probe_interval, out);
 }
 
-void Supervisor::ReportFacts(Time now, const std::string& message, Actions& out) {
+void Supervisor::ReportFacts(const std::string& message, Actions& out) {
   if (!running_sent_) return;
-  bool send = !last_sent_ || SignificantChange(*last_sent_, facts_) || !message.empty();
-  if (!send && *last_sent_ != facts_ && now - last_sent_at_ >= options_.status_min_interval) {
-    send = true;
-  }
-  if (!send) return;
+  if (last_sent_ && !SignificantChange(*last_sent_, facts_) && message.empty()) return;
   SendState(mesos::TASK_RUNNING, message, out);
   last_sent_ = facts_;
-  last_sent_at_ = now;
 }
 
 void Supervisor::OnTimer(const TimerFired& e, Actions& out) {
@@ -395,7 +390,7 @@ void Supervisor::OnReseed(const ReseedRequested& e, Actions& out) {
   Say(out, Log::Level::kWarn, "reseed requested: stopping etcd");
   facts_.serving = false;
   facts_.healthy = false;
-  ReportFacts(e.now, "reseeding", out);
+  ReportFacts("reseeding", out);
   switch (proc_) {
     case Proc::kNone:  // in a restart backoff: nothing to stop
       reseed_->step = ReseedStep::kForced;

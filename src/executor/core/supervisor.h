@@ -13,9 +13,11 @@
 //    members that did not exist yet.
 //  - Each RUNNING status carries `healthy` and the member's facts (executor/task_config.h
 //    MemberFacts as JSON in `data`). A new status goes out at once when a fact that matters for
-//    decisions changes (healthy, serving, learner/voter, leader, member or cluster id); changes
-//    of only the raft index or term (which move constantly) go out at most once per
-//    `status_min_interval`.
+//    decisions changes (healthy, serving, learner/voter, leader, member or cluster id), and only
+//    then: the raft index and term move constantly (etcd 3.4's /health itself writes entries),
+//    and each update is checkpointed by the agent and acknowledged through the master, load on
+//    shared Mesos infrastructure for no decision. The scheduler reads progress from its own
+//    probes.
 //  - etcd exiting on its own is restarted in place (same data dir, same member identity), after a
 //    capped exponential backoff; after the member has served once it restarts with
 //    --initial-cluster-state=existing. More than `restart_max` restarts within `restart_window`
@@ -202,8 +204,6 @@ using Actions = std::vector<Action>;
 struct CoreOptions {
   Duration restart_backoff_initial = std::chrono::milliseconds(250);
   Duration restart_backoff_max = std::chrono::seconds(15);
-  // Raft-index-only changes are reported at most this often.
-  Duration status_min_interval = std::chrono::seconds(10);
   // Probe cadence until the member first serves, and during a reseed (health_interval otherwise).
   Duration fast_probe_interval = std::chrono::milliseconds(100);
   Duration default_kill_grace = std::chrono::seconds(5);
@@ -258,7 +258,7 @@ class Supervisor {
   void ArmProbe(Duration after, Actions& out);
   void Arm(TimerId id, Duration after, Actions& out);
   void Disarm(TimerId id);
-  void ReportFacts(Time now, const std::string& message, Actions& out);
+  void ReportFacts(const std::string& message, Actions& out);
   void SendState(mesos::TaskState state, const std::string& message, Actions& out,
                  std::optional<mesos::TaskStatus::Reason> reason = std::nullopt);
   mesos::TaskStatus NewStatus(mesos::TaskState state) const;
@@ -284,7 +284,6 @@ class Supervisor {
 
   MemberFacts facts_;
   std::optional<MemberFacts> last_sent_;
-  Time last_sent_at_{};
 
   std::optional<Reseed> reseed_;
 

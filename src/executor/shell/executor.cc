@@ -79,9 +79,12 @@ void Executor::Start() {
     // Leave a margin before the agent's own SIGTERM/SIGKILL for the final update.
     Duration grace = env_.shutdown_grace_period;
     Duration margin = std::min<Duration>(grace / 2, std::chrono::seconds(1));
-    spdlog::info("SHUTDOWN from the agent");
+    spdlog::info("SHUTDOWN from the agent: stopping etcd within {} of the {} grace period",
+                 FormatDuration(grace - margin), FormatDuration(grace));
+    shutdown_ = true;
     Feed(core::ShutdownRequested{grace - margin, Now()});
   };
+  cb.on_calls_done = [this] { MaybeFinishExit(); };
   cb.on_error = [](const std::string& message) { spdlog::error("agent error: {}", message); };
   cb.on_disconnected = [this](const Error& e) { Feed(core::AgentDisconnected{e.message, Now()}); };
   cb.on_lost = [this](const Error& e) {
@@ -136,6 +139,7 @@ void Executor::Do(const core::Action& action) {
                  [&](const core::SignalEtcd& a) {
                    int sig = a.signal == core::Signal::kTerm ? SIGTERM : SIGKILL;
                    spdlog::info("sending {} to etcd", sig == SIGTERM ? "SIGTERM" : "SIGKILL");
+                   if (sig == SIGTERM) term_sent_at_ = Now();
                    etcd_.Signal(sig);
                  },
                  [&](const core::Probe& a) { DoProbe(a.incarnation); },
@@ -200,6 +204,11 @@ void Executor::DoStartEtcd(const core::StartEtcd& start) {
   auto log_file = sandbox_ / "etcd.log";
   uint64_t incarnation = start.incarnation;
   auto pid = etcd_.Start(argv, sandbox_, log_file, [this, incarnation, log_file](int status) {
+    if (term_sent_at_) {
+      spdlog::info("etcd {} {} after SIGTERM", DescribeWaitStatus(status),
+                   FormatDuration(Now() - *term_sent_at_));
+      term_sent_at_.reset();
+    }
     Feed(core::EtcdExited{incarnation, DescribeWaitStatus(status), ReadLogTail(log_file), Now()});
   });
   if (!pid.ok()) {
@@ -257,9 +266,18 @@ void Executor::DoExit(int code) {
   if (exiting_) return;
   exiting_ = true;
   pending_exit_code_ = code;
-  spdlog::info("executor done; waiting up to {} for the agent to acknowledge the last updates",
-               FormatDuration(options_.exit_flush_timeout));
-  exit_timer_.expires_after(options_.exit_flush_timeout);
+  // After SHUTDOWN no acknowledgement will come: only the agent's answer to the last update is
+  // waited for, within what is left of the grace period.
+  auto flush = shutdown_ ? std::min<std::chrono::milliseconds>(options_.exit_flush_timeout,
+                                                               std::chrono::seconds(1))
+                         : options_.exit_flush_timeout;
+  if (shutdown_) {
+    spdlog::info("executor done after SHUTDOWN; exiting once the agent has the last update");
+  } else {
+    spdlog::info("executor done; waiting up to {} for the agent to acknowledge the last updates",
+                 FormatDuration(flush));
+  }
+  exit_timer_.expires_after(flush);
   exit_timer_.async_wait([this, alive = alive_](const boost::system::error_code& ec) {
     if (ec || !*alive || exit_code_) return;
     spdlog::warn("exiting with {} update(s) unacknowledged",
@@ -272,8 +290,13 @@ void Executor::DoExit(int code) {
 
 void Executor::MaybeFinishExit() {
   if (!exiting_ || exit_code_) return;
-  // With the agent gone for good nobody will acknowledge anything: no reason to wait.
-  if (!agent_lost_ && !client_->unacknowledged_updates().empty()) return;
+  // With the agent gone for good nobody will acknowledge anything: no reason to wait. After
+  // SHUTDOWN, the agent's answer to the last update is all that will come.
+  if (shutdown_) {
+    if (!agent_lost_ && !client_->calls_done()) return;
+  } else if (!agent_lost_ && !client_->unacknowledged_updates().empty()) {
+    return;
+  }
   etcd_.KillNow();  // normally gone already; never leave it behind
   reseed_.Stop();
   exit_code_ = pending_exit_code_;

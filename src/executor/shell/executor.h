@@ -83,6 +83,10 @@ class Executor {
   bool subscribed_once_ = false;
   bool exiting_ = false;
   bool agent_lost_ = false;
+  // After SHUTDOWN the agent acknowledges nothing more (for a framework torn down it drops the
+  // updates): the executor exits once the agent has taken its last update.
+  bool shutdown_ = false;
+  std::optional<core::Time> term_sent_at_;  // SIGTERM to etcd went out then
   int pending_exit_code_ = 0;
   std::optional<int> exit_code_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

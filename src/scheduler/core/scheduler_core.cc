@@ -16,6 +16,11 @@ constexpr double kTransientRefuseSeconds = 1;  // we will want this agent again 
 // A task asked to be killed is not asked again sooner: a kill the agent never got is sent again
 // when the task next shows up after that.
 constexpr std::chrono::seconds kKillRetry{5};
+// etcd refuses to add a member ("unhealthy cluster", gRPC Unavailable) until every voter has
+// been connected to it for 5 s, which a promotion, a restart or a leader change resets: the same
+// add (same name, same offer) is asked again this often, for at most kAddRetryFor.
+constexpr std::chrono::milliseconds kAddRetry{500};
+constexpr std::chrono::seconds kAddRetryFor{15};
 
 double ScalarOf(const mesos::Offer& offer, const std::string& name) {
   double total = 0;
@@ -376,7 +381,9 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
     out.push_back(DeclineOffer{offers[i].id().value(), kTransientRefuseSeconds});
   }
   if (!member) return;
-  member->name = fmt::format("etcd-{}", state_.next_member++);
+  // The name is used up only once etcd has taken the member (OnMembership): a refused add, kept
+  // or given up, leaves no gap in the names.
+  member->name = fmt::format("etcd-{}", state_.next_member);
   member->learner = true;
   member->task_id = FormatTaskId(*member);
   pending_add_ = PendingAdd{offers[*chosen].id().value(), *member};
@@ -387,6 +394,38 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
       fmt::format("adding {} as a learner ({}) before launching it on {}", member->name,
                   member->PeerUrl(), member->host),
       out);
+}
+
+// A learner add etcd refused for now is sent again once its retry time has come; it is given
+// up (the offer declined, the name kept for the next add) when the offer went away, the cluster
+// turned unhealthy or may not be changed now, or etcd kept refusing for kAddRetryFor.
+void SchedulerCore::RetryAdd(Time now, Actions& out) {
+  if (!pending_add_ || !pending_add_->retry_at || in_flight_) return;
+  PendingAdd& add = *pending_add_;
+  std::string why;
+  if (add.offer_id.empty())
+    why = "its offer went away";
+  else if (!MayAct() || !healthy_)
+    why = "the cluster may not be changed now";
+  if (!why.empty()) {
+    PendingAdd dropped = std::move(add);
+    pending_add_.reset();
+    GiveUpAdd(dropped, "not adding " + dropped.member.name + ": " + why, out);
+    return;
+  }
+  if (now < *add.retry_at) return;
+  add.retry_at.reset();
+  in_flight_ = InFlight{MembershipOp::kAddLearner, add.member.name, now};
+  out.push_back(ChangeMembership{MembershipOp::kAddLearner, add.member.name, 0,
+                                 add.member.PeerUrl(), ClientUrlsOfHealthy()});
+}
+
+void SchedulerCore::GiveUpAdd(const PendingAdd& add, const std::string& why, Actions& out) {
+  if (!add.offer_id.empty()) {
+    out.push_back(DeclineOffer{add.offer_id, kTransientRefuseSeconds});
+  }
+  Say("warn", why, out);
+  UpdateOfferInterest(out);
 }
 
 void SchedulerCore::OnRescinded(const OfferRescinded& e, Actions& out) {
@@ -612,6 +651,24 @@ void SchedulerCore::ProbeNow(Time now, Actions& out) {
   if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
 }
 
+// Asks the master about tasks in an uncertain state, every uncertain_reconcile_interval while
+// there are any. Nothing else tells the scheduler that such a task runs again when its agent
+// re-registers with a restarted master.
+void SchedulerCore::ReconcileUncertain(Time now, Actions& out) {
+  ReconcileTasks uncertain;
+  for (const auto& [name, m] : state_.members) {
+    if (Uncertain(m.task_state)) uncertain.tasks.emplace_back(m.task_id, m.agent_id);
+  }
+  if (uncertain.tasks.empty()) {
+    last_uncertain_reconcile_.reset();  // the first uncertain task waits a whole interval
+    return;
+  }
+  if (!last_uncertain_reconcile_) last_uncertain_reconcile_ = now;
+  if (!Elapsed(last_uncertain_reconcile_, now, config_.uncertain_reconcile_interval)) return;
+  last_uncertain_reconcile_ = now;
+  out.push_back(std::move(uncertain));
+}
+
 void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   if (!started_) return;
   Time now = e.now;
@@ -639,6 +696,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
     if (!explicit_tasks.tasks.empty()) out.push_back(std::move(explicit_tasks));
     out.push_back(ReconcileTasks{});
   }
+  if (connected_ && !reconciling_) ReconcileUncertain(now, out);
   if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) ProbeNow(now, out);
   // A bootstrap gather that waited long enough launches what it has.
   if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
@@ -661,6 +719,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
     UpdateOfferInterest(out);
   }
   ExpireStuck(now, out);
+  RetryAdd(now, out);
   if (!MayAct()) return;
   if (livelock_since_ && config_.auto_reseed &&
       Elapsed(livelock_since_, now, config_.reseed_timeout)) {
@@ -817,10 +876,19 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       PendingAdd add = std::move(*pending_add_);
       pending_add_.reset();
       if (!e.status.ok()) {
-        if (!add.offer_id.empty()) {
-          out.push_back(DeclineOffer{add.offer_id, kTransientRefuseSeconds});
+        if (e.status.error().code == ErrorCode::kUnavailable && !add.offer_id.empty()) {
+          if (!add.first_refused) add.first_refused = e.now;
+          if (!Elapsed(add.first_refused, e.now, kAddRetryFor)) {
+            add.retry_at = e.now + kAddRetry;
+            Say("info",
+                fmt::format("etcd cannot add {} yet ({}); asking again in {} ms, same name",
+                            add.member.name, e.status.error().message, kAddRetry.count()),
+                out);
+            pending_add_ = std::move(add);
+            return;
+          }
         }
-        Say("warn", "adding " + add.member.name + " failed: " + e.status.error().message, out);
+        GiveUpAdd(add, "adding " + add.member.name + " failed: " + e.status.error().message, out);
         return;
       }
       if (add.offer_id.empty()) {
@@ -831,6 +899,13 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
                                        ClientUrlsOfHealthy()});
         Say("warn", "the offer for " + add.member.name + " is gone; removing the learner", out);
         return;
+      }
+      if (add.member.name == fmt::format("etcd-{}", state_.next_member)) ++state_.next_member;
+      if (add.first_refused) {
+        Say("info",
+            fmt::format("etcd took {} after refusing it for {} ms", add.member.name,
+                        std::chrono::duration_cast<Millis>(e.now - *add.first_refused).count()),
+            out);
       }
       Member m = add.member;
       m.member_id = e.member_id;

@@ -60,6 +60,8 @@ class SchedulerCore {
   struct PendingAdd {  // a learner being added for an offer we hold meanwhile
     std::string offer_id;
     Member member;
+    std::optional<Time> first_refused;  // etcd said "not yet" (Unavailable) first then
+    std::optional<Time> retry_at;       // set while waiting to ask again; nothing in flight
   };
   struct InFlight {  // the one membership change allowed at a time
     MembershipOp op;
@@ -102,6 +104,7 @@ class SchedulerCore {
   void Evaluate(Time now, Actions& out);  // health, livelock, heal, total loss
   void UpdateHealth(Time now, Actions& out);
   void ProbeNow(Time now, Actions& out);
+  void ReconcileUncertain(Time now, Actions& out);
   // A reseed from the best survivor (or, with none, nothing stopped and a note).
   void StartReseed(Time now, bool manual, Actions& out);
   void NoSurvivorToReseed(Time now, Actions& out);
@@ -113,6 +116,8 @@ class SchedulerCore {
   // Keeps etcd's member list and our records in step: removes one dead member (one change at a
   // time), else stops strays and forgets members that ended and etcd no longer lists.
   void TidyMembership(Time now, Actions& out);
+  void RetryAdd(Time now, Actions& out);
+  void GiveUpAdd(const PendingAdd& add, const std::string& why, Actions& out);
   bool RemoveOneDeadMember(Time now, Actions& out);  // true: removing one, or backing up first
   bool BackUpBeforeRemoving(const std::string& who, int voters, int alive_voters, Time now,
                             Actions& out);  // true: the removal waits for a backup
@@ -149,6 +154,7 @@ class SchedulerCore {
   std::map<std::string, Time> kills_sent_;
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;
+  std::optional<Time> last_uncertain_reconcile_;
   std::optional<Time> last_probe_;
   bool healthy_ = false;
   std::string health_reason_ = "not started";

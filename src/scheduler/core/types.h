@@ -33,6 +33,10 @@ struct CoreConfig {
   Millis reseed_timeout{240'000};      // continuous livelock before an automatic reseed
   Millis probe_interval{1'000};        // health probes of every member
   Millis reconcile_interval{900'000};  // periodic implicit reconciliation
+  // Tasks in an uncertain state (UNREACHABLE, UNKNOWN) are reconciled explicitly this often: an
+  // agent that re-registers after a master restart sends nothing unasked, and executors report
+  // changes of state only.
+  Millis uncertain_reconcile_interval{10'000};
   Millis reconcile_timeout{30'000};    // explicit reconciliation must settle within this
   Millis bootstrap_gather{3'000};      // wait for offers from enough agents to bootstrap at once
   Millis staging_timeout{180'000};     // a task not RUNNING by then is killed

@@ -257,6 +257,13 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       "At start, restore the cluster from this snapshot file (ours, or `etcdctl snapshot "
       "save`'s); only allowed when no member may be alive or none ever started. The file is "
       "verified and copied into --backup-dir first");
+  flags
+      .Add("--executor-shutdown-grace", &shell.executor_shutdown_grace,
+           "How long the agent lets a member's executor stop after SHUTDOWN (framework teardown, "
+           "agent shutdown) before killing it; etcd gets all but a second of it after SIGTERM. "
+           "etcd's leader, stopped together with the rest of its cluster, waits up to 7 s for a "
+           "leadership transfer before it exits")
+      .Range(2s, 10min);
   flags.Add("--log-level", &shell.log_level, "trace, debug, info, warn or error").Check(LogLevel);
   DeclareObsolete(flags);
 

@@ -46,6 +46,8 @@ struct ShellConfig {
   std::string reseed_token_file;
   std::string admin_token;  // read by LoadFiles; empty: /reseed and /start-fresh unguarded
   std::chrono::milliseconds probe_timeout{1'000};
+  // ExecutorInfo.shutdown_grace_period of every member's executor.
+  std::chrono::milliseconds executor_shutdown_grace{10'000};
   // Backups: empty dir = off (CoreConfig::backups follows it).
   std::string backup_dir;
   RetentionPolicy retention;

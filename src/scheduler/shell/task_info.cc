@@ -134,6 +134,11 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
     exec->mutable_framework_id()->set_value(context.framework_id);
   }
   exec->set_name("etcd");
+  if (context.executor_shutdown_grace.count() > 0) {
+    exec->mutable_shutdown_grace_period()->set_nanoseconds(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(context.executor_shutdown_grace)
+            .count());
+  }
   auto* command = exec->mutable_command();
   command->set_value("./etcd-mesos-executor");
   for (const char* artifact : {"etcd-mesos-executor", "etcd", "etcdctl"}) {

@@ -7,6 +7,7 @@
 // Threading: pure functions.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ struct LaunchContext {
   // Artifact name -> its version (ArtifactVersion): the URI is then <base><version>/<name>, and
   // the fetcher may cache it. Without a version, <base><name>, never cached.
   std::map<std::string, std::string> artifact_versions;
+  // The executor's shutdown_grace_period (0: the agent's --executor_shutdown_grace_period).
+  std::chrono::milliseconds executor_shutdown_grace{0};
 };
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly

@@ -249,6 +249,7 @@ void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responde
   if (path == "/health" || path == "/master/health") {
     return r->Respond({200, {}, ""});
   }
+  if (path == "/master/teardown" || path == "/teardown") return HandleTeardown(req, std::move(r));
   if (extra_ && extra_(req, r)) return;
   r->Respond(net::TextResponse(404, "no such endpoint: " + path));
 }
@@ -267,6 +268,35 @@ std::optional<std::string> Master::AuthenticatedPrincipal(std::string_view autho
     return std::nullopt;
   }
   return user;
+}
+
+// As Mesos's master/http.cpp teardown: POST only, the framework id form-encoded in the body
+// (framework ids need no percent-decoding), 400 naming what is wrong, 200 once removed.
+void Master::HandleTeardown(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
+  if (!options_.credentials.empty() &&
+      !AuthenticatedPrincipal(req.Header("Authorization").value_or(""))) {
+    return r->Respond(
+        {401, {{"WWW-Authenticate", "Basic realm=\"mesos-master-readwrite\""}}, "Unauthorized"});
+  }
+  if (req.method != net::Verb::post) {
+    return r->Respond({405, {{"Allow", "POST"}}, "Expecting a 'POST' request"});
+  }
+  std::optional<std::string> id;
+  std::string_view body = req.body;
+  while (!body.empty()) {
+    size_t amp = body.find('&');
+    std::string_view pair = body.substr(0, amp);
+    if (pair.starts_with("frameworkId=")) id = std::string(pair.substr(12));
+    body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
+  }
+  if (!id) {
+    return r->Respond(Status400("Missing 'frameworkId' query parameter in the request body"));
+  }
+  if (!frameworks_.count(*id)) {
+    return r->Respond(Status400("No framework found with specified ID"));
+  }
+  RemoveFramework(*id, "torn down by an operator (POST /master/teardown)");
+  r->Respond({200, {}, ""});
 }
 
 void Master::HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {

@@ -98,6 +98,8 @@ class Master : public MasterApi {
 
   void Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
   void HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
+  // POST /master/teardown with frameworkId=<id> in the body, as Mesos's operator endpoint.
+  void HandleTeardown(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
   // The principal of valid HTTP Basic credentials in an Authorization header, or nothing.
   std::optional<std::string> AuthenticatedPrincipal(std::string_view authorization) const;
   void Subscribe(const mesos::scheduler::Call& call, mesos_codec::ContentType stream_type,

@@ -178,16 +178,6 @@ void SignalGroup(pid_t pgid, int sig) {
 
 bool ProcessExists(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
-std::string DescribeWaitStatus(int wait_status) {
-  if (WIFEXITED(wait_status)) return fmt::format("exited with status {}", WEXITSTATUS(wait_status));
-  if (WIFSIGNALED(wait_status)) {
-    int sig = WTERMSIG(wait_status);
-    const char* name = ::strsignal(sig);
-    return fmt::format("terminated with signal {} ({})", sig, name != nullptr ? name : "?");
-  }
-  return fmt::format("ended with wait status {}", wait_status);
-}
-
 ChildReaper::ChildReaper(asio::io_context& io) : io_(io), sigchld_(io, SIGCHLD), sweep_(io) {
   WaitForSignal();
 }

@@ -33,6 +33,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/result.h"
+#include "common/wait_status.h"
 
 namespace etcd_mesos::local {
 
@@ -56,9 +57,6 @@ void SignalGroup(pid_t pgid, int sig);
 
 // True while `pid` exists (kill(pid, 0)), zombies included.
 bool ProcessExists(pid_t pid);
-
-// A human description of a waitpid status: "exited with status 3", "killed by signal 9 (Killed)".
-std::string DescribeWaitStatus(int wait_status);
 
 class ChildReaper {
  public:

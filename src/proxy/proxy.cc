@@ -90,14 +90,29 @@ Status Discoverer::Start() {
   if (!flags_.master || !flags_.master->zk) return OkStatus();
   detector_ = std::make_unique<mesos_client::MasterDetector>(
       io_, *flags_.master, mesos_client::MasterDetector::Options{},
-      [](const std::optional<HostPort>& leader) {
+      [this](const std::optional<HostPort>& leader) {
         if (leader) {
           spdlog::info("leading Mesos master: {}", leader->ToString());
         } else {
           spdlog::warn("no Mesos master is leading right now");
         }
+        OnFirstVerdict();
       });
+  detector_deadline_ = std::make_unique<boost::asio::steady_timer>(io_);
+  detector_deadline_->expires_after(flags_.request_timeout);
+  detector_deadline_->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) OnFirstVerdict();  // ZooKeeper is slow or away: the looks fail and say so
+  });
   return detector_->Start();
+}
+
+void Discoverer::OnFirstVerdict() {
+  if (detector_answered_) return;
+  detector_answered_ = true;
+  detector_deadline_->cancel();
+  auto waiting = std::move(waiting_for_detector_);
+  waiting_for_detector_.clear();
+  for (auto& done : waiting) FetchFromLeader(std::move(done));
 }
 
 std::string Discoverer::source() const {
@@ -131,6 +146,14 @@ void Discoverer::Fetch(Callback done) {
     });
     return;
   }
+  if (detector_ && !detector_answered_) {
+    waiting_for_detector_.push_back(std::move(done));
+    return;
+  }
+  FetchFromLeader(std::move(done));
+}
+
+void Discoverer::FetchFromLeader(Callback done) {
   std::optional<HostPort> leader =
       flags_.master->direct ? flags_.master->direct : detector_->leader();
   if (!leader) {
@@ -324,7 +347,7 @@ void Proxy::StartChild() {
 
 void Proxy::OnChildExit(int wait_status) {
   child_timer_.cancel();
-  std::string how = executor::shell::DescribeWaitStatus(wait_status);
+  std::string how = DescribeWaitStatus(wait_status);
   if (stopping_) return Finish(0, "");
   if (restarting_) {
     restarting_ = false;

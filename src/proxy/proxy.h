@@ -22,6 +22,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -47,10 +48,18 @@ class Discoverer {
 
  private:
   void FetchMasterState(HttpUrl url, int redirects_left, Callback done);
+  void FetchFromLeader(Callback done);
+  void OnFirstVerdict();
 
   boost::asio::io_context& io_;
   ProxyFlags flags_;
   std::unique_ptr<mesos_client::MasterDetector> detector_;
+  // Until ZooKeeper has answered once, "no leading master" means "not asked yet": a look waits
+  // for the first answer (at most --request-timeout) instead of failing, so that the proxy does
+  // not warn about a master it finds milliseconds later.
+  bool detector_answered_ = false;
+  std::vector<Callback> waiting_for_detector_;
+  std::unique_ptr<boost::asio::steady_timer> detector_deadline_;
 };
 
 class Proxy {

@@ -49,6 +49,13 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 // The runnable blocks of docs/response.md: a fenced block (possibly indented in a list item)
 // whose first line is `# guide: <name>`; the block's indentation is taken off its lines.
 std::map<std::string, std::string> GuideCommands() {
@@ -605,6 +612,73 @@ TEST_F(FaultSuite, EveryMemberReplacedInTurnLeaderLast) {
   EXPECT_EQ(GuideJson("stats").value("members_promoted", 0), 3);
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
+}
+
+// An idle healthy cluster sends no status update: on real Mesos each member sent TASK_RUNNING
+// every 10 s for ever (the raft index always moves), each one checkpointed by the agent and
+// acknowledged through the master. Updates carry changes of state and health only.
+TEST_F(FaultSuite, AnIdleHealthyClusterSendsNoStatusUpdateForAMinute) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  workload_->Stop();
+  history_->Stop();
+  RunFor(seconds(3));  // the bootstrap's last updates are delivered
+  const double since =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  RunFor(seconds(60));
+  auto state = cluster_->master().StateJson();
+  ASSERT_EQ(state["frameworks"].size(), 1u);
+  size_t tasks = 0, sent = 0;
+  for (const auto& task : state["frameworks"][0]["tasks"]) {
+    if (task["state"] != "TASK_RUNNING") continue;
+    ++tasks;
+    for (const auto& status : task["statuses"]) {
+      if (status["timestamp"].get<double>() < since) continue;
+      ++sent;
+      ADD_FAILURE() << task["id"] << " sent " << status.dump() << " while nothing changed";
+    }
+  }
+  EXPECT_EQ(tasks, 3u);
+  EXPECT_EQ(sent, 0u);
+  EXPECT_TRUE(AtSize(3)) << core().health_reason();
+}
+
+// A framework torn down by an operator (the command in docs/administration.md): every executor
+// gets SHUTDOWN, stops etcd with SIGTERM and exits within the shutdown grace the scheduler asked
+// for. With the agent's 5 s default, etcd's leader, stopped together with its followers, was
+// SIGKILLed (it waits up to 7 s for a leadership transfer), and each executor then waited 5 s
+// for an acknowledgement the agent never sends (real Mesos 1.11).
+TEST_F(FaultSuite, ATeardownStopsEveryEtcdWithSigtermWithinTheShutdownGrace) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  const std::string framework_id = core().state().framework_id.value_or("");
+  ASSERT_FALSE(framework_id.empty());
+  // The master ends a removed framework's subscription, which stops a scheduler for good.
+  KillScheduler();
+  ASSERT_FALSE(cluster_->ProcessIds().empty());
+  auto t0 = Clock::now();
+  auto [code, out] = Shell("curl -sS -f -XPOST http://" + master_.ToString() +
+                           "/master/teardown -d frameworkId=" + framework_id);
+  ASSERT_EQ(code, 0) << out;
+  ASSERT_TRUE(RunUntil([&] { return cluster_->ProcessIds().empty(); }, 60))
+      << cluster_->ProcessIds().size() << " processes left";
+  double took = Since(t0);
+  std::printf("[timing] teardown -> every executor and etcd gone: %.1fs\n", took);
+  EXPECT_LT(took, std::chrono::duration<double>(flags_.shell.executor_shutdown_grace).count())
+      << "within the shutdown grace: the agent had to kill";
+  int members = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_.path() / "mesos")) {
+    if (entry.path().filename() != "etcd.log") continue;
+    ++members;
+    std::string etcd_log = ReadFile(entry.path());
+    std::string executor_log = ReadFile(entry.path().parent_path() / "stderr");
+    EXPECT_NE(etcd_log.find(R"("msg":"received signal; shutting down","signal":"terminated")"),
+              std::string::npos)
+        << entry.path() << ": etcd says it was not stopped by SIGTERM:\n" << etcd_log;
+    EXPECT_NE(executor_log.find("after SIGTERM"), std::string::npos) << executor_log;
+    EXPECT_EQ(executor_log.find("SIGKILL"), std::string::npos) << executor_log;
+    EXPECT_NE(executor_log.find("executor done after SHUTDOWN"), std::string::npos)
+        << executor_log;
+  }
+  EXPECT_EQ(members, 3);
 }
 
 // The same for the etcd leader, a third of real deaths: the survivors elect a leader first, and

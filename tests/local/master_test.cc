@@ -658,6 +658,34 @@ TEST_F(MasterTest, TeardownRemovesTheFrameworkAtOnce) {
   EXPECT_TRUE(master_->StateJson()["frameworks"].empty());
 }
 
+// The operator's teardown (docs/administration.md), answered as Mesos's master/http.cpp does.
+TEST_F(MasterTest, OperatorTeardownEndpointRemovesTheFrameworkAndRefusesNonsense) {
+  Connect();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(Launch(offer, {Task(offer, "op")})).ok());
+  RecordingAgent* agent = nullptr;
+  for (auto& a : agents_) {
+    if (a->info.id().value() == offer.agent_id().value()) agent = a.get();
+  }
+  RunUntil([&] { return !agent->launched.empty(); });
+  const net::Headers form = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  EXPECT_EQ(Post("", form, "/master/teardown", net::Verb::get).status, 405u);
+  auto missing = Post("framework=x", form, "/master/teardown");
+  EXPECT_EQ(missing.status, 400u);
+  EXPECT_NE(missing.body.find("Missing 'frameworkId'"), std::string::npos) << missing.body;
+  auto unknown = Post("frameworkId=nope", form, "/master/teardown");
+  EXPECT_EQ(unknown.status, 400u);
+  EXPECT_NE(unknown.body.find("No framework found"), std::string::npos) << unknown.body;
+  EXPECT_EQ(master_->StateJson()["frameworks"].size(), 1u) << "nothing removed by a bad request";
+
+  const std::string fid = master_->StateJson()["frameworks"][0]["id"];
+  EXPECT_EQ(Post("frameworkId=" + fid, form, "/master/teardown").status, 200u);
+  RunUntil([&] { return !agent->shutdown.empty(); });
+  EXPECT_FALSE(agent->shutdown.empty()) << "the agent is told to shut the framework down";
+  EXPECT_TRUE(master_->StateJson()["frameworks"].empty());
+}
+
 TEST_F(MasterTest, StateHasTheShapesToolsRead) {
   Connect();
   auto state = master_->StateJson();

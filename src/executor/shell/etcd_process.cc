@@ -18,14 +18,6 @@ extern char** environ;
 
 namespace etcd_mesos::executor::shell {
 
-std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    return fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
-  }
-  return fmt::format("ended with wait status {}", status);
-}
-
 std::string ReadLogTail(const std::filesystem::path& path, size_t max_lines, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return "";

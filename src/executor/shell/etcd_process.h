@@ -29,11 +29,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/result.h"
+#include "common/wait_status.h"
 
 namespace etcd_mesos::executor::shell {
-
-// "exited with status 1", "killed by signal 9 (Killed)".
-std::string DescribeWaitStatus(int wait_status);
 
 // The last `max_lines` lines of `path`, at most `max_bytes` bytes; "" if unreadable.
 std::string ReadLogTail(const std::filesystem::path& path, size_t max_lines = 15,

@@ -13,6 +13,7 @@
 #include "common/encoding.h"
 #include "common/member_health.h"
 #include "common/overloaded.h"
+#include "common/wait_status.h"
 #include "etcd/client.h"
 #include "net/http.h"
 #include "scheduler/shell/backups.h"
@@ -339,9 +340,17 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
       break;
     }
     case MesosEvent::FAILURE:
-      spdlog::warn("master reports a failure: agent {} executor {} status {}",
-                   e.failure().agent_id().value(), e.failure().executor_id().value(),
-                   e.failure().status());
+      // With an executor: it ended (`status` is its raw wait status). Without one: the agent
+      // was removed or is unreachable; its tasks' own updates say what became of them.
+      if (e.failure().has_executor_id()) {
+        spdlog::warn("executor {} on agent {} ended: {}", e.failure().executor_id().value(),
+                     e.failure().agent_id().value(),
+                     e.failure().has_status() ? DescribeWaitStatus(e.failure().status())
+                                              : "the master does not say how");
+      } else {
+        spdlog::warn("the master reports agent {} lost (removed or unreachable)",
+                     e.failure().agent_id().value());
+      }
       break;
     case MesosEvent::ERROR:
       // Mesos is done with this subscription and the client has stopped. Either another

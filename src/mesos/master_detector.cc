@@ -349,16 +349,21 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
                    name, endpoint.error().message);
       return FetchCandidate(ctx.candidates, ctx.index + 1);
     }
-    Report(*endpoint);
+    Report(*endpoint, name);
   }
 
-  void Report(const std::optional<HostPort>& now) {
+  // `node`: the leader's znode. A new node at the same address is a new election (a master
+  // restarted in place) and is reported too: a scheduler waiting for that master to be elected
+  // subscribes at once.
+  void Report(const std::optional<HostPort>& now, const std::string& node = "") {
     last_listing = listing;
-    if (reported && now == leader) return;
+    if (reported && now == leader && node == leader_node) return;
     reported = true;
     leader = now;
+    leader_node = node;
     if (now) {
-      SPDLOG_INFO("master detector: leading master is {}", now->ToString());
+      SPDLOG_INFO("master detector: leading master is {}{}", now->ToString(),
+                  node.empty() ? "" : " (" + node + ")");
     } else {
       SPDLOG_WARN("master detector: no leading master");
     }
@@ -381,6 +386,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
   uint64_t read = 0;        // counts listings; results of older ones are dropped
   bool reported = false;
   std::optional<HostPort> leader;
+  std::string leader_node;
   // The newest listing read, and the newest one finished with (reported on, or retried).
   std::optional<ListingForTesting> listing;
   std::optional<ListingForTesting> last_listing;

@@ -47,7 +47,9 @@ class MasterDetector {
     // After a failed read (connection loss mid-read), read again after this long.
     std::chrono::milliseconds retry_interval{1'000};
   };
-  // nullopt: no master is leading right now (or the path does not exist).
+  // nullopt: no master is leading right now (or the path does not exist). Called when the leader
+  // changes: another address, or a new election at the same address (a new leading node, as
+  // when a master restarted in place takes over from its own expired session).
   using LeaderCallback = std::function<void(const std::optional<HostPort>& leader)>;
 
   MasterDetector(boost::asio::io_context& io, MasterAddress address, Options options,

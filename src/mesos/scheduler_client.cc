@@ -24,6 +24,8 @@ std::chrono::milliseconds Backoff::Next() {
 namespace {
 
 constexpr std::string_view kSchedulerPath = "/api/v1/scheduler";
+// How soon to ask again a master that redirects SUBSCRIBE to itself (not elected yet).
+constexpr std::chrono::milliseconds kNotElectedRetry{250};
 
 // Maps a refused call to an error code: what the caller may do about it.
 ErrorCode CodeForStatus(unsigned status) {
@@ -74,13 +76,26 @@ void SchedulerClient::Start(HostPort master, mesos::FrameworkInfo framework) {
 }
 
 void SchedulerClient::SetMaster(HostPort master) {
-  if (master == master_) return;
+  if (master == master_) {
+    // A new election won at the same address (a master restarted in place): if we are waiting
+    // to subscribe, this is the moment, not the end of a backoff.
+    if (!running_ || subscribed_ || stream_) return;
+    spdlog::info("master {} was elected again; subscribing now", master_.ToString());
+    backoff_.Reset();
+    retry_timer_.cancel();
+    return Subscribe();
+  }
   spdlog::info("leading master is now {} (was {})", master.ToString(), master_.ToString());
   master_ = std::move(master);
   if (!running_) return;
   backoff_.Reset();
+  auto alive = alive_;
   Disconnect(
       MakeError(ErrorCode::kUnavailable, "leading master changed to {}", master_.ToString()));
+  if (!*alive || !running_) return;
+  // The detector has just named it: subscribe now, not after a backoff.
+  retry_timer_.cancel();
+  Subscribe();
 }
 
 void SchedulerClient::UpdateFrameworkInfo(mesos::FrameworkInfo framework) {
@@ -151,6 +166,24 @@ void SchedulerClient::OnStreamHeaders(const net::HttpResponse& head) {
         location
             ? ResolveLocation(base, *location)
             : Result<HttpUrl>(MakeError(ErrorCode::kUnavailable, "307 without a Location header"));
+    if (target.ok() && target->endpoint == master_) {
+      // Mesos answers so while it is not elected yet (a master restarted in place whose old
+      // ZooKeeper session still names it the leader): not a redirect to follow, not a failure
+      // to back off from. Ask again shortly; the detector's report of the election comes too.
+      redirects_ = 0;
+      stream_.reset();
+      if (!not_elected_logged_) {
+        spdlog::info("master {} redirects to itself: not elected yet; asking again every {} ms",
+                     master_.ToString(), kNotElectedRetry.count());
+        not_elected_logged_ = true;
+      }
+      retry_timer_.expires_after(kNotElectedRetry);
+      retry_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+        if (ec || !*alive || !running_ || stream_) return;
+        Subscribe();
+      });
+      return;
+    }
     if (!target.ok() || ++redirects_ > options_.max_redirects) {
       redirects_ = 0;
       return Disconnect(MakeError(ErrorCode::kUnavailable, "SUBSCRIBE redirect from {}: {}",
@@ -164,6 +197,7 @@ void SchedulerClient::OnStreamHeaders(const net::HttpResponse& head) {
     return Subscribe();
   }
   redirects_ = 0;
+  not_elected_logged_ = false;
   if (head.status != 200) return;  // the body carries Mesos's reason; reported at the end
   auto type = head.Header("Content-Type");
   if (!type || mesos_codec::ParseContentType(*type) != options_.content_type) {

@@ -79,7 +79,10 @@ class SchedulerClient {
   // Starts subscribing to `master` with `framework`. If framework.id is set, it re-subscribes
   // with that id (framework failover).
   void Start(HostPort master, mesos::FrameworkInfo framework);
-  // Points the client at a newly detected leading master; re-subscribes there if needed.
+  // Points the client at a newly detected leading master and subscribes there at once (no
+  // backoff). The same address again (a new election) subscribes at once if not subscribed.
+  // A master that answers SUBSCRIBE with a redirect to itself is not elected yet: it is asked
+  // again every 250 ms, without counting as a failure.
   void SetMaster(HostPort master);
   // Replaces the FrameworkInfo used for the next (re-)subscription.
   void UpdateFrameworkInfo(mesos::FrameworkInfo framework);
@@ -114,6 +117,7 @@ class SchedulerClient {
   bool running_ = false;
   bool subscribed_ = false;
   int redirects_ = 0;
+  bool not_elected_logged_ = false;  // "redirects to itself" said once per episode
   std::optional<std::string> framework_id_;
   std::optional<std::string> stream_id_;
   std::chrono::duration<double> heartbeat_interval_{15.0};

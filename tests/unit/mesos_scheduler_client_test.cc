@@ -42,6 +42,10 @@ class FakeMaster {
       if (redirect_to) {
         return r->Respond({307, {{"Location", "//" + redirect_to->ToString() + req.path}}, ""});
       }
+      if (self_redirects > 0) {  // not elected yet: Mesos names itself as the leader
+        --self_redirects;
+        return r->Respond({307, {{"Location", "//" + address_.ToString() + req.path}}, ""});
+      }
       if (refuse_subscribe) return r->Respond(net::TextResponse(400, "Framework has been removed"));
       stream_id = "stream-" + std::to_string(subscribes.size());
       stream = r->StartStream(200, {{"Content-Type", std::string(mesos_codec::MediaType(type_))},
@@ -75,6 +79,7 @@ class FakeMaster {
   double heartbeat_seconds = 15;
   bool refuse_subscribe = false;
   std::optional<HostPort> redirect_to;
+  int self_redirects = 0;
   std::vector<net::ServerRequest> requests;
   std::vector<Call> subscribes;
   std::vector<Call> calls;
@@ -201,6 +206,48 @@ TEST_P(SchedulerClientTest, FollowsRedirectToTheLeadingMaster) {
   ASSERT_TRUE(sent->ok()) << sent->error();
   EXPECT_EQ(leader.calls.size(), 1u);
   EXPECT_TRUE(master_.calls.empty());
+}
+
+// A master restarted in place answers SUBSCRIBE with a 307 to itself until it is elected (its
+// old ZooKeeper session still names it the leader). Real Mesos 1.11: the client gave up after 5
+// such redirects and backed off up to 7.8 s. It is "not elected yet": asked again shortly, for
+// as long as it takes, with no failure reported and no backoff.
+TEST_P(SchedulerClientTest, AMasterRedirectingToItselfIsAskedAgainUntilElected) {
+  master_.self_redirects = 12;
+  SchedulerClient::Options options;
+  options.max_redirects = 5;
+  StartClient(options);
+  RunUntil([&] { return client_->subscribed(); });
+  EXPECT_EQ(master_.subscribes.size(), 13u);
+  EXPECT_TRUE(disconnects_.empty()) << disconnects_[0];
+  EXPECT_EQ(client_->master(), master_.address_);
+}
+
+// The detector reports a new election at the master's address: a client waiting out a backoff
+// subscribes at once.
+TEST_P(SchedulerClientTest, ANewElectionAtTheSameAddressEndsTheBackoff) {
+  master_.refuse_subscribe = true;
+  SchedulerClient::Options options;
+  options.content_type = GetParam();
+  options.backoff_min = std::chrono::seconds(60);
+  options.backoff_max = std::chrono::seconds(60);
+  client_ = std::make_unique<SchedulerClient>(
+      io_, options,
+      SchedulerClient::Callbacks{nullptr, nullptr,
+                                 [this](const Error& e) { disconnects_.push_back(e); }});
+  mesos::FrameworkInfo info;
+  info.set_user("root");
+  info.set_name("etcd-test");
+  client_->Start(master_.address_, info);
+  RunUntil([&] { return !disconnects_.empty(); });
+  master_.refuse_subscribe = false;
+  client_->SetMaster(master_.address_);
+  RunUntil([&] { return client_->subscribed(); }, 5);  // not after the 60 s backoff
+  EXPECT_EQ(master_.subscribes.size(), 2u);
+  client_->SetMaster(master_.address_);  // subscribed already: nothing to do
+  io_.run_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(master_.subscribes.size(), 2u);
+  EXPECT_TRUE(client_->subscribed());
 }
 
 TEST_P(SchedulerClientTest, RefusedSubscriptionReportsMastersReasonAndRetries) {

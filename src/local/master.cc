@@ -1022,9 +1022,9 @@ void Master::ReregisterAgent(const mesos::AgentInfo& info,
     // to its framework from the master, with no uuid to acknowledge. This is how a scheduler
     // learns that a task it saw UNREACHABLE runs again.
     if (was_unreachable && !was_recovered && fit->second->connected) {
-      TaskStatus status = MasterStatus(tit->first, agent.id, task.state(),
-                                       TaskStatus::REASON_RECONCILIATION,
-                                       "Unreachable agent re-reregistered");
+      TaskStatus status =
+          MasterStatus(tit->first, agent.id, task.state(), TaskStatus::REASON_RECONCILIATION,
+                       "Unreachable agent re-reregistered");
       // Mesos sets REASON_AGENT_REREGISTERED (32), newer than the mesos.proto Debian ships;
       // decoded with that proto, as every framework here decodes it, the reason is absent.
       status.clear_reason();

@@ -672,11 +672,11 @@ TEST_F(FaultSuite, ATeardownStopsEveryEtcdWithSigtermWithinTheShutdownGrace) {
     std::string executor_log = ReadFile(entry.path().parent_path() / "stderr");
     EXPECT_NE(etcd_log.find(R"("msg":"received signal; shutting down","signal":"terminated")"),
               std::string::npos)
-        << entry.path() << ": etcd says it was not stopped by SIGTERM:\n" << etcd_log;
+        << entry.path() << ": etcd says it was not stopped by SIGTERM:\n"
+        << etcd_log;
     EXPECT_NE(executor_log.find("after SIGTERM"), std::string::npos) << executor_log;
     EXPECT_EQ(executor_log.find("SIGKILL"), std::string::npos) << executor_log;
-    EXPECT_NE(executor_log.find("executor done after SHUTDOWN"), std::string::npos)
-        << executor_log;
+    EXPECT_NE(executor_log.find("executor done after SHUTDOWN"), std::string::npos) << executor_log;
   }
   EXPECT_EQ(members, 3);
 }

@@ -62,7 +62,11 @@ int RunToExit(std::vector<std::string> argv, std::string* output) {
   test::TempDir dir("em-cli");
   ChildProcess p(std::move(argv), dir.path() / "out.log");
   int status = p.Wait();
-  *output = p.LogTail();
+  // All of it, not the log's tail: --help is longer than a tail.
+  std::ifstream in(dir.path() / "out.log");
+  std::stringstream all;
+  all << in.rdbuf();
+  *output = all.str();
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

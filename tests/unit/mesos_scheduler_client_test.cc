@@ -232,9 +232,9 @@ TEST_P(SchedulerClientTest, ANewElectionAtTheSameAddressEndsTheBackoff) {
   options.backoff_min = std::chrono::seconds(60);
   options.backoff_max = std::chrono::seconds(60);
   client_ = std::make_unique<SchedulerClient>(
-      io_, options,
-      SchedulerClient::Callbacks{nullptr, nullptr,
-                                 [this](const Error& e) { disconnects_.push_back(e); }});
+      io_, options, SchedulerClient::Callbacks{nullptr, nullptr, [this](const Error& e) {
+                                                 disconnects_.push_back(e);
+                                               }});
   mesos::FrameworkInfo info;
   info.set_user("root");
   info.set_name("etcd-test");

@@ -575,9 +575,9 @@ TEST_F(CoreTest, ALearnerAddRefusedForTooLongIsGivenUpAndItsNameGoesToTheNextAdd
   auto next = All<ChangeMembership>(Offers({MakeOffer(3)}));
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].name, name) << "no name burnt by the refused adds";
-  auto refused = On(MembershipResult{MembershipOp::kAddLearner, name, 0,
-                                     Error{ErrorCode::kRefused, "etcdserver: Peer URLs already exists"},
-                                     now_});
+  auto refused = On(
+      MembershipResult{MembershipOp::kAddLearner, name, 0,
+                       Error{ErrorCode::kRefused, "etcdserver: Peer URLs already exists"}, now_});
   EXPECT_TRUE(Has<DeclineOffer>(refused));
   EXPECT_EQ(core_.state().next_member, 4u);
 }

@@ -37,12 +37,12 @@ struct CoreConfig {
   // agent that re-registers after a master restart sends nothing unasked, and executors report
   // changes of state only.
   Millis uncertain_reconcile_interval{10'000};
-  Millis reconcile_timeout{30'000};    // explicit reconciliation must settle within this
-  Millis bootstrap_gather{3'000};      // wait for offers from enough agents to bootstrap at once
-  Millis staging_timeout{180'000};     // a task not RUNNING by then is killed
-  Millis learner_timeout{120'000};     // a learner not promoted by then is removed and killed
-  Millis dead_member_grace{10'000};    // a member unreachable this long with its task gone is dead
-  double refuse_seconds = 15;          // decline filter when nothing is needed
+  Millis reconcile_timeout{30'000};  // explicit reconciliation must settle within this
+  Millis bootstrap_gather{3'000};    // wait for offers from enough agents to bootstrap at once
+  Millis staging_timeout{180'000};   // a task not RUNNING by then is killed
+  Millis learner_timeout{120'000};   // a learner not promoted by then is removed and killed
+  Millis dead_member_grace{10'000};  // a member unreachable this long with its task gone is dead
+  double refuse_seconds = 15;        // decline filter when nothing is needed
   // Resources of one member's task, and of its executor (both must fit in one offer).
   double task_cpus = 1, task_mem = 1024, task_disk = 4096;
   double executor_cpus = 0.1, executor_mem = 32;

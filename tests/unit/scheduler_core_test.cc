@@ -125,6 +125,7 @@ class CoreTest : public ::testing::Test {
   // asked for in answer to all of them.
   // Every member answers (but `unreachable`); the linearizable read works when there is a leader,
   // unless `reads_fail`.
+  std::pair<mesos::Offer, ChangeMembership> ADeadMemberRemovedAndAnAddAsked();
   Actions ProbeAll(uint64_t leader, uint64_t index, std::set<std::string> unreachable = {},
                    bool reads_fail = false) {
     ClusterView view;
@@ -493,12 +494,9 @@ TEST_F(CoreTest, DeadMemberIsRemovedThenALearnerAddedLaunchedAndPromoted) {
   EXPECT_EQ(core_.state().counters.members_promoted, 1u);
 }
 
-// etcd refuses an add with "unhealthy cluster" (gRPC Unavailable) until every voter has been
-// connected for 5 s, which a promotion or a leader change resets: on real Mesos two refused
-// adds in a reseed each used up a name (etcd-10 and etcd-11 never existed) and about 4 s. The
-// same add goes again within a second, same name, same offer; given up only after 15 s of
-// refusals, and then the name is still the next one's.
-TEST_F(CoreTest, ALearnerAddRefusedAsUnhealthyIsRetriedUnderTheSameName) {
+// A member of a bootstrapped cluster died and was removed; an offer of its agent came: answers
+// the offer and the learner add the core asked for.
+std::pair<mesos::Offer, ChangeMembership> CoreTest::ADeadMemberRemovedAndAnAddAsked() {
   auto launches = Bootstrap();
   Advance(1s);
   const Member dead = launches[2].member;
@@ -507,12 +505,22 @@ TEST_F(CoreTest, ALearnerAddRefusedAsUnhealthyIsRetriedUnderTheSameName) {
   ids_.erase(dead.name);
   ProbeAll(1, 121);
   Advance(1s);
-
   auto offer = MakeOffer(3);
   auto adds = All<ChangeMembership>(Offers({offer}));
-  ASSERT_EQ(adds.size(), 1u);
-  const std::string name = adds[0].name;
-  const std::string peer = adds[0].peer_url;
+  EXPECT_EQ(adds.size(), 1u);
+  return {offer, adds.empty() ? ChangeMembership{} : adds[0]};
+}
+
+// etcd refuses an add with "unhealthy cluster" (gRPC Unavailable) until every voter has been
+// connected for 5 s, which a promotion or a leader change resets: on real Mesos two refused
+// adds in a reseed each used up a name (etcd-10 and etcd-11 never existed) and about 4 s. The
+// same add goes again within a second, same name, same offer; given up only after 15 s of
+// refusals, and then the name is still the next one's.
+TEST_F(CoreTest, ALearnerAddRefusedAsUnhealthyIsRetriedUnderTheSameName) {
+  auto [offer, add] = ADeadMemberRemovedAndAnAddAsked();
+  ASSERT_EQ(add.op, MembershipOp::kAddLearner);
+  const std::string name = add.name;
+  const std::string peer = add.peer_url;
   EXPECT_EQ(name, "etcd-4");
   const Error unhealthy{ErrorCode::kUnavailable, "etcdserver: unhealthy cluster"};
   for (int refusal = 0; refusal < 3; ++refusal) {
@@ -539,19 +547,9 @@ TEST_F(CoreTest, ALearnerAddRefusedAsUnhealthyIsRetriedUnderTheSameName) {
 }
 
 TEST_F(CoreTest, ALearnerAddRefusedForTooLongIsGivenUpAndItsNameGoesToTheNextAdd) {
-  auto launches = Bootstrap();
-  Advance(1s);
-  const Member dead = launches[2].member;
-  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
-  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
-  ids_.erase(dead.name);
-  ProbeAll(1, 121);
-  Advance(1s);
-
-  auto offer = MakeOffer(3);
-  auto adds = All<ChangeMembership>(Offers({offer}));
-  ASSERT_EQ(adds.size(), 1u);
-  const std::string name = adds[0].name;
+  auto [offer, add] = ADeadMemberRemovedAndAnAddAsked();
+  ASSERT_EQ(add.op, MembershipOp::kAddLearner);
+  const std::string name = add.name;
   const Error unhealthy{ErrorCode::kUnavailable, "etcdserver: unhealthy cluster"};
   auto first = On(MembershipResult{MembershipOp::kAddLearner, name, 0, unhealthy, now_});
   ASSERT_FALSE(Has<DeclineOffer>(first));

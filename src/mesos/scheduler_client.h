@@ -81,8 +81,8 @@ class SchedulerClient {
   void Start(HostPort master, mesos::FrameworkInfo framework);
   // Points the client at a newly detected leading master and subscribes there at once (no
   // backoff). The same address again (a new election) subscribes at once if not subscribed.
-  // A master that answers SUBSCRIBE with a redirect to itself is not elected yet: it is asked
-  // again every 250 ms, without counting as a failure.
+  // A master that answers SUBSCRIBE with a redirect to itself (not elected yet) or with 503 (not
+  // recovered yet) is asked again every 250 ms, without counting as a failure.
   void SetMaster(HostPort master);
   // Replaces the FrameworkInfo used for the next (re-)subscription.
   void UpdateFrameworkInfo(mesos::FrameworkInfo framework);
@@ -106,6 +106,7 @@ class SchedulerClient {
   void Disconnect(const Error& reason);
   void ArmHeartbeatTimer();
   void ScheduleResubscribe();
+  void AskAgainSoon(const std::string& why);
   net::HttpRequest BaseRequest(std::string body) const;
   void SendTo(HostPort master, std::string body, int redirects, std::function<void(Status)> done);
 
@@ -117,7 +118,7 @@ class SchedulerClient {
   bool running_ = false;
   bool subscribed_ = false;
   int redirects_ = 0;
-  bool not_elected_logged_ = false;  // "redirects to itself" said once per episode
+  bool not_ready_logged_ = false;  // "not elected / not ready yet" said once per episode
   std::optional<std::string> framework_id_;
   std::optional<std::string> stream_id_;
   std::chrono::duration<double> heartbeat_interval_{15.0};

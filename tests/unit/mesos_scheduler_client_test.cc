@@ -47,6 +47,10 @@ class FakeMaster {
         return r->Respond({307, {{"Location", "//" + address_.ToString() + req.path}}, ""});
       }
       if (refuse_subscribe) return r->Respond(net::TextResponse(400, "Framework has been removed"));
+      if (not_recovered > 0) {  // elected, not recovered yet: real Mesos 1.11 answers 503
+        --not_recovered;
+        return r->Respond(net::TextResponse(503, "Master has not finished recovery"));
+      }
       stream_id = "stream-" + std::to_string(subscribes.size());
       stream = r->StartStream(200, {{"Content-Type", std::string(mesos_codec::MediaType(type_))},
                                     {"Mesos-Stream-Id", stream_id}});
@@ -80,6 +84,7 @@ class FakeMaster {
   bool refuse_subscribe = false;
   std::optional<HostPort> redirect_to;
   int self_redirects = 0;
+  int not_recovered = 0;
   std::vector<net::ServerRequest> requests;
   std::vector<Call> subscribes;
   std::vector<Call> calls;
@@ -221,6 +226,28 @@ TEST_P(SchedulerClientTest, AMasterRedirectingToItselfIsAskedAgainUntilElected) 
   EXPECT_EQ(master_.subscribes.size(), 13u);
   EXPECT_TRUE(disconnects_.empty()) << disconnects_[0];
   EXPECT_EQ(client_->master(), master_.address_);
+}
+
+// Just after its election real Mesos answers SUBSCRIBE with 503 "Master has not finished
+// recovery" for a moment: asked again shortly, not after a backoff (0.6 s of a failover on real
+// Mesos 1.11).
+TEST_P(SchedulerClientTest, AMasterNotRecoveredYetIsAskedAgainWithoutBackoff) {
+  master_.not_recovered = 3;
+  SchedulerClient::Options options;
+  options.content_type = GetParam();
+  options.backoff_min = std::chrono::seconds(60);
+  options.backoff_max = std::chrono::seconds(60);
+  client_ = std::make_unique<SchedulerClient>(
+      io_, options, SchedulerClient::Callbacks{nullptr, nullptr, [this](const Error& e) {
+                                                 disconnects_.push_back(e);
+                                               }});
+  mesos::FrameworkInfo info;
+  info.set_user("root");
+  info.set_name("etcd-test");
+  client_->Start(master_.address_, info);
+  RunUntil([&] { return client_->subscribed(); }, 10);  // not after a 60 s backoff
+  EXPECT_EQ(master_.subscribes.size(), 4u);
+  EXPECT_TRUE(disconnects_.empty()) << disconnects_[0];
 }
 
 // The detector reports a new election at the master's address: a client waiting out a backoff

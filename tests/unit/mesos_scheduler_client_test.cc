@@ -122,6 +122,22 @@ class SchedulerClientTest : public ::testing::TestWithParam<ContentType> {
     client_->Start(master_.address_, info);
   }
 
+  // A client whose every backoff is a minute: what happens sooner was not a backoff.
+  void StartClientWithAMinuteOfBackoff() {
+    SchedulerClient::Options options;
+    options.content_type = GetParam();
+    options.backoff_min = std::chrono::seconds(60);
+    options.backoff_max = std::chrono::seconds(60);
+    client_ = std::make_unique<SchedulerClient>(
+        io_, options, SchedulerClient::Callbacks{nullptr, nullptr, [this](const Error& e) {
+                                                   disconnects_.push_back(e);
+                                                 }});
+    mesos::FrameworkInfo info;
+    info.set_user("root");
+    info.set_name("etcd-test");
+    client_->Start(master_.address_, info);
+  }
+
   boost::asio::io_context io_;
   FakeMaster master_;
   std::unique_ptr<SchedulerClient> client_;
@@ -233,18 +249,7 @@ TEST_P(SchedulerClientTest, AMasterRedirectingToItselfIsAskedAgainUntilElected) 
 // Mesos 1.11).
 TEST_P(SchedulerClientTest, AMasterNotRecoveredYetIsAskedAgainWithoutBackoff) {
   master_.not_recovered = 3;
-  SchedulerClient::Options options;
-  options.content_type = GetParam();
-  options.backoff_min = std::chrono::seconds(60);
-  options.backoff_max = std::chrono::seconds(60);
-  client_ = std::make_unique<SchedulerClient>(
-      io_, options, SchedulerClient::Callbacks{nullptr, nullptr, [this](const Error& e) {
-                                                 disconnects_.push_back(e);
-                                               }});
-  mesos::FrameworkInfo info;
-  info.set_user("root");
-  info.set_name("etcd-test");
-  client_->Start(master_.address_, info);
+  StartClientWithAMinuteOfBackoff();
   RunUntil([&] { return client_->subscribed(); }, 10);  // not after a 60 s backoff
   EXPECT_EQ(master_.subscribes.size(), 4u);
   EXPECT_TRUE(disconnects_.empty()) << disconnects_[0];
@@ -254,18 +259,7 @@ TEST_P(SchedulerClientTest, AMasterNotRecoveredYetIsAskedAgainWithoutBackoff) {
 // subscribes at once.
 TEST_P(SchedulerClientTest, ANewElectionAtTheSameAddressEndsTheBackoff) {
   master_.refuse_subscribe = true;
-  SchedulerClient::Options options;
-  options.content_type = GetParam();
-  options.backoff_min = std::chrono::seconds(60);
-  options.backoff_max = std::chrono::seconds(60);
-  client_ = std::make_unique<SchedulerClient>(
-      io_, options, SchedulerClient::Callbacks{nullptr, nullptr, [this](const Error& e) {
-                                                 disconnects_.push_back(e);
-                                               }});
-  mesos::FrameworkInfo info;
-  info.set_user("root");
-  info.set_name("etcd-test");
-  client_->Start(master_.address_, info);
+  StartClientWithAMinuteOfBackoff();
   RunUntil([&] { return !disconnects_.empty(); });
   master_.refuse_subscribe = false;
   client_->SetMaster(master_.address_);

@@ -381,17 +381,9 @@ TEST_F(CoreTest, FailingReadsWithAnAgreedLeaderAreUnhealthyButNeverLivelock) {
 // killed after the learner timeout: etcd allows one learner at a time, so a stuck one would block
 // every later heal.
 TEST_F(CoreTest, ALearnerStuckPastTheLearnerTimeoutIsRemovedAndKilled) {
-  auto launches = Bootstrap();
-  Advance(1s);
-  const Member dead = launches[2].member;
-  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
-  On(MembershipResult{MembershipOp::kRemove, dead.name, ids_[dead.name], OkStatus(), now_});
-  ids_.erase(dead.name);
-  ProbeAll(1, 121);
-  Advance(1s);
-  auto adds = All<ChangeMembership>(Offers({MakeOffer(3)}));
-  ASSERT_EQ(adds.size(), 1u);
-  std::string name = adds[0].name;
+  auto [offer, add] = ADeadMemberRemovedAndAnAddAsked();
+  ASSERT_EQ(add.op, MembershipOp::kAddLearner);
+  std::string name = add.name;
   auto launched = All<LaunchMember>(
       On(MembershipResult{MembershipOp::kAddLearner, name, 99, OkStatus(), now_}));
   ASSERT_EQ(launched.size(), 1u);

@@ -6,7 +6,8 @@
 #   common <- net <- mesos clients, etcd <- shells <- proxy, apps
 #   common <- flags (CLI11) <- the scheduler's and the proxy's flags, apps
 #   common <- store;  mesos types <- the pure cores (which link nothing that does I/O)
-#   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries.
+#   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries; its
+#   master finds who leads in ZooKeeper with the frameworks' own master detector.
 #   The pure cores and the simulator link nothing that does I/O: their rows say so.
 set(EM_LAYERS
   "em_common="
@@ -22,7 +23,7 @@ set(EM_LAYERS
   "em_store=em_common|em_store_record"
   "em_local_base=em_common|em_mesos_codec|em_mesos_proto"
   "em_local_agent=em_common|em_net|em_mesos_codec|em_mesos_proto|em_local_base"
-  "em_local_master=em_common|em_net|em_mesos_codec|em_mesos_proto|em_local_base"
+  "em_local_master=em_common|em_net|em_mesos_codec|em_mesos_proto|em_mesos_detector|em_local_base"
   "em_local_cluster=em_local_base|em_local_agent|em_local_master"
   "em_executor_config=em_common"
   "em_executor_core=em_common|em_executor_config|em_mesos_proto"

@@ -87,12 +87,14 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
   } else if (!words.empty() && words[0] == "restart-master") {
     target = "/faults/master/restart";
     if (words.size() >= 2) target += "?agents_after_ms=" + words[1];
+    if (words.size() >= 3) target += "&session_lives_ms=" + words[2];
   } else if (words.size() >= 2 && words[0] == "kill-executor") {
     target = "/faults/executors/" + words[1] + "/kill";
   } else {
     std::cerr << "usage: etcd-mesos-local fault [--master=HOST:PORT] "
                  "stop-agent N | crash-agent N | restart-agent N [--wipe] | partition-agent N | "
-                 "heal-agent N | kill-executor ID | restart-master [AGENTS_AFTER_MS]\n";
+                 "heal-agent N | kill-executor ID | restart-master [AGENTS_AFTER_MS "
+                 "[SESSION_LIVES_MS]]\n";
     return kUsageError;
   }
   net::HttpRequest req;
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
   local::MasterOptions& master = options.master;
   local::AgentOptions& agent = options.agent;
   std::string resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]";
-  std::string work_dir, first_agent_ip = "127.0.0.2", credentials, log_level = "info";
+  std::string work_dir, first_agent_ip = "127.0.0.2", credentials, log_level = "info", zk;
   std::vector<std::string> command;
   flags.Add("--agents", &options.agents, "Number of agents (1..250)").Range(1, 250);
   flags
@@ -158,6 +160,25 @@ int main(int argc, char** argv) {
                    "SIGTERM to SIGKILL grace"}}) {
     flags.Add(name, dest, help).AtLeast(milliseconds(1));
   }
+  flags
+      .Add("--zk", &zk,
+           "zk://host:port[,host:port]/path: the master contends for leadership there as Mesos "
+           "masters do (a json.info_ node), and frameworks find it there (MESOS_MASTER is this "
+           "URL); needed to see a master failover as on a real Mesos cluster")
+      .Check([&](const std::string& text) -> Problem {
+        if (text.empty()) return {};
+        auto url = ParseZkUrl(text);
+        if (!url.ok()) return url.error().message;
+        master.zk = *url;
+        return {};
+      });
+  flags
+      .Add("--zk-session-timeout", &master.zk_session_timeout,
+           "The master's ZooKeeper session timeout: how long a killed master keeps its leadership")
+      .AtLeast(milliseconds(1));
+  flags.Add("--master-recovery", &master.recovery,
+            "With --zk: how long an elected master answers SUBSCRIBE with 503 \"Master has not "
+            "finished recovery\"");
   flags.Add("--credentials", &credentials,
             "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP Basic "
             "framework authentication");
@@ -170,7 +191,7 @@ int main(int argc, char** argv) {
       "fault",
       "Inject a fault into a running etcd-mesos-local: stop-agent N | crash-agent N | "
       "restart-agent N [--wipe] | partition-agent N | heal-agent N | kill-executor ID | "
-      "restart-master [AGENTS_AFTER_MS]");
+      "restart-master [AGENTS_AFTER_MS [SESSION_LIVES_MS]]");
   fault->add_option("--master", fault_master, "The etcd-mesos-local master")->capture_default_str();
   fault->add_option("words", fault_words, "The fault and its argument")->required();
   fault->allow_extras(false);
@@ -216,7 +237,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "etcd-mesos-local: master at http://" << bound->ToString() << " with "
             << options.agents << " agents; work dir " << options.work_dir.string() << "\n"
-            << "  frameworks: --master=" << bound->ToString() << "\n"
+            << "  frameworks: --master=" << (zk.empty() ? bound->ToString() : zk) << "\n"
             << "  web page:   http://" << bound->ToString() << "/\n"
             << "  faults:     etcd-mesos-local fault --master=" << bound->ToString()
             << " stop-agent 1\n"

@@ -77,6 +77,19 @@ std::string QueryParam(const std::string& query, std::string_view name) {
   return "";
 }
 
+// A whole non-negative number of milliseconds in `name`, or nothing when absent.
+Result<std::optional<std::chrono::milliseconds>> MillisecondsParam(const std::string& query,
+                                                                   std::string_view name) {
+  std::string text = QueryParam(query, name);
+  if (text.empty()) return std::optional<std::chrono::milliseconds>();
+  int ms = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (ec != std::errc() || p != text.data() + text.size() || ms < 0) {
+    return MakeError(ErrorCode::kInvalidArgument, "{} '{}' is not a number of ms", name, text);
+  }
+  return std::optional<std::chrono::milliseconds>(ms);
+}
+
 net::HttpResponse FaultAnswer(const Status& s, const std::string& done) {
   if (s.ok()) return net::JsonResponse(200, json{{"ok", true}, {"message", done}}.dump());
   unsigned code = s.error().code == ErrorCode::kNotFound ? 404 : 400;
@@ -159,6 +172,7 @@ void LocalCluster::Shutdown() {
   }
   if (reregistration_timer_) reregistration_timer_->cancel();
   if (master_) master_->Stop();
+  for (auto& retired : retired_masters_) retired->Stop();  // a lingering session ends too
 }
 
 Result<LocalCluster::AgentSlot*> LocalCluster::Slot(int n) {
@@ -244,15 +258,24 @@ Status LocalCluster::HealAgent(int n) {
   return OkStatus();
 }
 
-Status LocalCluster::RestartMaster(std::chrono::milliseconds agents_back_after) {
+Status LocalCluster::RestartMaster(std::chrono::milliseconds agents_back_after,
+                                   std::optional<std::chrono::milliseconds> session_lives) {
   if (!master_) return MakeError(ErrorCode::kRefused, "the master is not running");
   HostPort address = master_->address();
-  spdlog::warn("fault: restarting the master on {} with no memory; agents re-register in {} ms",
-               address.ToString(), agents_back_after.count());
+  std::chrono::milliseconds linger = session_lives.value_or(options_.master.zk_session_timeout);
+  if (options_.master.zk) {
+    spdlog::warn(
+        "fault: killing the master on {}; its ZooKeeper session lives {} ms more; a new master "
+        "with no memory contends at the same address; agents re-register {} ms after it serves",
+        address.ToString(), linger.count(), agents_back_after.count());
+  } else {
+    spdlog::warn("fault: restarting the master on {} with no memory; agents re-register in {} ms",
+                 address.ToString(), agents_back_after.count());
+  }
   for (auto& slot : agents_) {
     if (slot->link) slot->link->Disconnect();
   }
-  master_->Stop();
+  master_->Kill(linger);
   retired_masters_.push_back(std::move(master_));
   MasterOptions options = options_.master;
   options.ip = address.host;
@@ -263,7 +286,17 @@ Status LocalCluster::RestartMaster(std::chrono::milliseconds agents_back_after) 
         return HandleExtra(req, r);
       });
   if (!bound.ok()) return bound.error().Context("restarting the master");
-  reregistration_timer_ = std::make_unique<boost::asio::steady_timer>(io_, agents_back_after);
+  // Agents find a master through its election, as real ones do through ZooKeeper.
+  if (master_->serving()) {
+    ReregisterAgentsAfter(agents_back_after);
+  } else {
+    master_->OnServing([this, agents_back_after] { ReregisterAgentsAfter(agents_back_after); });
+  }
+  return OkStatus();
+}
+
+void LocalCluster::ReregisterAgentsAfter(std::chrono::milliseconds delay) {
+  reregistration_timer_ = std::make_unique<boost::asio::steady_timer>(io_, delay);
   reregistration_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     for (auto& slot : agents_) {
@@ -277,7 +310,6 @@ Status LocalCluster::RestartMaster(std::chrono::milliseconds agents_back_after) 
                         /*recovered=*/true);
     }
   });
-  return OkStatus();
 }
 
 Status LocalCluster::KillExecutor(const std::string& executor_id) {
@@ -293,6 +325,14 @@ Status LocalCluster::KillExecutor(const std::string& executor_id) {
   return MakeError(ErrorCode::kNotFound, "no running executor '{}' on any agent", executor_id);
 }
 
+std::string LocalCluster::MasterUrl() const {
+  const auto& zk = options_.master.zk;
+  if (!zk) return master_->address().ToString();
+  if (!zk->user) return zk->ToString();
+  std::string text = zk->ToString();  // zk://hosts/path, without the credentials
+  return "zk://" + *zk->user + ":" + zk->password.value_or("") + "@" + text.substr(5);
+}
+
 Status LocalCluster::StartCommand(const std::vector<std::string>& argv) {
   if (argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command");
   ProcessSpec spec;
@@ -303,7 +343,7 @@ Status LocalCluster::StartCommand(const std::vector<std::string>& argv) {
     size_t eq = entry.find('=');
     if (eq != std::string::npos) spec.env[entry.substr(0, eq)] = entry.substr(eq + 1);
   }
-  spec.env["MESOS_MASTER"] = master_->address().ToString();
+  spec.env["MESOS_MASTER"] = MasterUrl();
   spec.cwd = fs::current_path();
   spec.stdout_path = "/dev/stdout";
   spec.stderr_path = "/dev/stderr";
@@ -360,9 +400,12 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
       "  /faults/agents/N/partition         the master stops hearing from it\n"
       "  /faults/agents/N/heal              ends the partition\n"
       "  /faults/executors/ID/kill          SIGKILL one executor\n"
-      "  /faults/master/restart[?agents_after_ms=N]\n"
+      "  /faults/master/restart[?agents_after_ms=N][&session_lives_ms=M]\n"
       "                                     the master restarts with no memory; agents\n"
-      "                                     re-register after N ms (default 5000)\n";
+      "                                     re-register N ms (default 5000) after it serves;\n"
+      "                                     with --zk, the killed master's ZooKeeper session\n"
+      "                                     (and leadership) lives M ms more (default: the\n"
+      "                                     session timeout)\n";
   if (req.path == "/faults" || req.path == "/faults/") {
     return r->Respond(net::TextResponse(200, std::string(kHelp)));
   }
@@ -396,19 +439,17 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
     if (action == "heal") return r->Respond(FaultAnswer(HealAgent(n), "partition healed"));
   }
   if (parts.size() == 3 && parts[1] == "master" && parts[2] == "restart") {
-    std::string after = QueryParam(req.query, "agents_after_ms");
-    int ms = 5000;
-    if (!after.empty()) {
-      auto [p, ec] = std::from_chars(after.data(), after.data() + after.size(), ms);
-      if (ec != std::errc() || p != after.data() + after.size() || ms < 0) {
-        return r->Respond(
-            net::TextResponse(400, "agents_after_ms '" + after + "' is not a number of ms"));
-      }
+    auto agents_after = MillisecondsParam(req.query, "agents_after_ms");
+    auto session_lives = MillisecondsParam(req.query, "session_lives_ms");
+    if (!agents_after.ok()) return r->Respond(net::TextResponse(400, agents_after.error().message));
+    if (!session_lives.ok()) {
+      return r->Respond(net::TextResponse(400, session_lives.error().message));
     }
     // Answer first: the restart closes the very server this request came in on.
     r->Respond(net::TextResponse(200, "master restarting\n"));
-    boost::asio::post(io_, [this, ms] {
-      Status s = RestartMaster(std::chrono::milliseconds(ms));
+    auto after = agents_after->value_or(std::chrono::milliseconds(5000));
+    boost::asio::post(io_, [this, after, lives = *session_lives] {
+      Status s = RestartMaster(after, lives);
       if (!s.ok()) spdlog::error("restarting the master failed: {}", s.error().ToString());
     });
     return;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,10 +55,16 @@ class LocalCluster {
   // re-registers with what it runs after `agents_back_after`, and until then the master neither
   // offers its resources nor vouches for its tasks (reconciliation answers TASK_UNKNOWN, or
   // TASK_LOST to frameworks that are not partition-aware), as real Mesos does after failover.
-  Status RestartMaster(std::chrono::milliseconds agents_back_after);
+  // With ZooKeeper, the killed master's session lives `session_lives` more (default: the session
+  // timeout): the new master redirects to its dead predecessor's address (its own) until the
+  // session expires, is elected, recovers, and only then do the agents' timers start.
+  Status RestartMaster(std::chrono::milliseconds agents_back_after,
+                       std::optional<std::chrono::milliseconds> session_lives = std::nullopt);
 
+  // Where frameworks find the master: ip:port, or with ZooKeeper the zk:// URL.
+  std::string MasterUrl() const;
   // Starts `argv` (e.g. the scheduler) as a child once the cluster is up; it is stopped at
-  // shutdown. MESOS_MASTER=ip:port is added to its environment.
+  // shutdown. MESOS_MASTER=MasterUrl() is added to its environment.
   Status StartCommand(const std::vector<std::string>& argv);
 
   Master& master() { return *master_; }
@@ -73,6 +80,7 @@ class LocalCluster {
   void ServeSandbox(const net::ServerRequest& req, std::shared_ptr<net::Responder>& responder);
   Result<AgentSlot*> Slot(int n);
   Status LaunchAgent(AgentSlot& slot, bool new_identity);
+  void ReregisterAgentsAfter(std::chrono::milliseconds delay);
 
   boost::asio::io_context& io_;
   LocalClusterOptions options_;

@@ -112,6 +112,11 @@ std::optional<std::string> InvalidId(const std::string& id) {
 
 net::HttpResponse Status400(const std::string& message) { return net::TextResponse(400, message); }
 
+// As libprocess's ServiceUnavailable(message): the message alone as a plain-text body.
+net::HttpResponse ServiceUnavailable(const std::string& message) {
+  return {503, {{"Content-Type", "text/plain; charset=utf-8"}}, message};
+}
+
 }  // namespace
 
 Master::Master(asio::io_context& io, MasterOptions options)
@@ -119,7 +124,8 @@ Master::Master(asio::io_context& io, MasterOptions options)
       options_(std::move(options)),
       id_(UuidToString(NewUuidBytes())),
       allocation_timer_(io),
-      agent_check_timer_(io) {
+      agent_check_timer_(io),
+      recovery_timer_(io) {
   if (options_.hostname.empty()) options_.hostname = options_.ip;
   start_time_ = Now();
 }
@@ -169,10 +175,55 @@ Result<HostPort> Master::Start(
   Allocate();
   CheckAgents();
   spdlog::info("master {} listening on http://{}", id_, address_.ToString());
+  if (options_.zk) {
+    elected_ = recovered_ = false;
+    contender_ = std::make_unique<MasterContender>(
+        io_, *options_.zk, options_.zk_session_timeout, info(),
+        [this](const MasterContender::Leadership& l) { OnLeadership(l); });
+    if (auto started = contender_->Start(); !started.ok()) {
+      return started.error().Context("contending in ZooKeeper");
+    }
+  }
   return address_;
 }
 
+void Master::OnLeadership(const MasterContender::Leadership& leadership) {
+  leader_ = leadership.leader;
+  if (leadership.elected == elected_) return;
+  elected_ = leadership.elected;
+  if (!elected_) {
+    // Mesos aborts a master that loses its leadership; this one stops serving frameworks.
+    spdlog::error("master {} lost its leadership ({})", id_, leadership.node);
+    recovered_ = false;
+    recovery_timer_.cancel();
+    for (auto& [fid, fw] : frameworks_) {
+      if (fw->stream) fw->stream->Close();
+    }
+    return;
+  }
+  spdlog::info("master {} elected as the leading master ({}); recovering for {} ms", id_,
+               leadership.node, options_.recovery.count());
+  recovery_timer_.expires_after(options_.recovery);
+  recovery_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || !elected_) return;
+    recovered_ = true;
+    spdlog::info("master {} recovered; serving", id_);
+    if (on_serving_) on_serving_();
+  });
+}
+
+void Master::Kill(std::chrono::milliseconds linger) {
+  if (contender_) contender_->Abandon(linger);
+  StopServing();
+}
+
 void Master::Stop() {
+  if (contender_) contender_->Stop();
+  StopServing();
+}
+
+void Master::StopServing() {
+  recovery_timer_.cancel();
   allocation_timer_.cancel();
   agent_check_timer_.cancel();
   for (auto& [id, fw] : frameworks_) {
@@ -236,7 +287,13 @@ void Master::RemoveAgent(const std::string& agent_id) {
 
 void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
   const std::string& path = req.path;
-  if (path == "/api/v1/scheduler" || path == "/master/api/v1/scheduler") {
+  bool scheduler = path == "/api/v1/scheduler" || path == "/master/api/v1/scheduler";
+  bool leaders_only = scheduler || path == "/master/state" || path == "/state" ||
+                      path == "/master/redirect" || path == "/redirect" ||
+                      path == "/master/teardown" || path == "/teardown";
+  if (leaders_only && !elected_) return r->Respond(Redirect(req));
+  if (scheduler) {
+    if (!recovered_) return r->Respond(ServiceUnavailable("Master has not finished recovery"));
     return HandleScheduler(req, std::move(r));
   }
   if (path == "/master/state" || path == "/state") {
@@ -252,6 +309,15 @@ void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responde
   if (path == "/master/teardown" || path == "/teardown") return HandleTeardown(req, std::move(r));
   if (extra_ && extra_(req, r)) return;
   r->Respond(net::TextResponse(404, "no such endpoint: " + path));
+}
+
+// As Mesos's Master::Http::redirect: the Location is protocol-relative, to the leader's base URL
+// for /redirect itself (no loop) and to the same path and query otherwise.
+net::HttpResponse Master::Redirect(const net::ServerRequest& req) const {
+  if (!leader_) return ServiceUnavailable("No leader elected");
+  std::string base = "//" + leader_->ToString();
+  bool redirect = req.path == "/master/redirect" || req.path == "/redirect";
+  return {307, {{"Location", redirect ? base : base + req.target}}, ""};
 }
 
 std::optional<std::string> Master::AuthenticatedPrincipal(std::string_view authorization) const {

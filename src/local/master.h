@@ -8,6 +8,11 @@
 // `/master/state` with the field shapes tools read. Faults are injected elsewhere (LocalCluster);
 // the master only sees their consequences, as a real one would.
 //
+// With a ZooKeeper URL it contends for leadership as Mesos masters do (MasterContender): until it
+// is elected it answers the scheduler, state and teardown endpoints with 307 to the leader (or 503
+// "No leader elected"), and once elected, SUBSCRIBE with 503 "Master has not finished recovery"
+// for `recovery`, as Mesos's master/http.cpp does.
+//
 // Threading: runs on the cluster's io_context thread; not thread-safe.
 #pragma once
 
@@ -25,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "local/contender.h"
 #include "local/links.h"
 #include "local/resources.h"
 #include "mesos/codec.h"
@@ -43,6 +49,11 @@ struct MasterOptions {
   std::chrono::milliseconds agent_unreachable_timeout{75'000};
   // principal -> secret; when non-empty, HTTP Basic framework authentication is required.
   std::map<std::string, std::string> credentials;
+  // Contend for leadership under this zk:// path instead of leading from the start.
+  std::optional<ZkUrl> zk;
+  std::chrono::milliseconds zk_session_timeout{10'000};
+  // From its election until it serves SUBSCRIBE (Mesos recovers its registry meanwhile).
+  std::chrono::milliseconds recovery{250};
 };
 
 class Master : public MasterApi {
@@ -56,6 +67,13 @@ class Master : public MasterApi {
       std::function<bool(const net::ServerRequest&, std::shared_ptr<net::Responder>&)> extra =
           nullptr);
   void Stop();
+  // As a master killed with SIGKILL: it stops serving at once, but its ZooKeeper session (and
+  // with it the leadership) lives on for `linger`, until ZooKeeper expires it.
+  void Kill(std::chrono::milliseconds linger);
+  // Leads (always, without ZooKeeper) and has finished recovery.
+  bool serving() const { return elected_ && recovered_; }
+  // Called once the master has been elected and has recovered.
+  void OnServing(std::function<void()> callback) { on_serving_ = std::move(callback); }
 
   // Agents join through a Link; the master addresses them by id.
   struct AgentHandle {
@@ -97,6 +115,10 @@ class Master : public MasterApi {
   struct TaskRecord;
 
   void Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
+  // What a master that does not lead answers: 307 to the leader, or 503 when none is known.
+  net::HttpResponse Redirect(const net::ServerRequest& req) const;
+  void OnLeadership(const MasterContender::Leadership& leadership);
+  void StopServing();
   void HandleScheduler(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
   // POST /master/teardown with frameworkId=<id> in the body, as Mesos's operator endpoint.
   void HandleTeardown(const net::ServerRequest& req, std::shared_ptr<net::Responder> responder);
@@ -147,6 +169,12 @@ class Master : public MasterApi {
   boost::asio::steady_timer allocation_timer_;
   boost::asio::steady_timer agent_check_timer_;
   double start_time_ = 0;
+  std::unique_ptr<MasterContender> contender_;
+  bool elected_ = true;
+  bool recovered_ = true;
+  std::optional<HostPort> leader_;  // while not elected: the leader, if ZooKeeper names one
+  std::function<void()> on_serving_;
+  boost::asio::steady_timer recovery_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

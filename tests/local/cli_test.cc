@@ -84,9 +84,13 @@ TEST(EtcdMesosLocalCli, BadFlagsExitTwoNamingTheProblem) {
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--first-agent-ip=127.0.0.250", "--agents=6"}, &out),
             2);
   EXPECT_NE(out.find("no room for 6 agents"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--zk=127.0.0.1:2181/mesos"}, &out), 2);
+  EXPECT_NE(out.find("--zk"), std::string::npos) << out;
+  EXPECT_NE(out.find("is not a zk:// URL"), std::string::npos) << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--no-such-flag"}, &out), 2);
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--help"}, &out), 0);
   EXPECT_NE(out.find("--agents"), std::string::npos);
+  EXPECT_NE(out.find("--zk-session-timeout"), std::string::npos) << out;
 }
 
 TEST(EtcdMesosLocalCli, BusyPortIsAClearError) {

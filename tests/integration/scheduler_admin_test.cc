@@ -164,11 +164,12 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "cluster_reseeds", "healthy", "lost_servers", "reseed_attempts", "members_added",
       "members_promoted", "members_removed", "livelocked", "total_loss", "reseeding", "connected",
       "reconciling",
-      // Ours after the original's: what the last reseed lost, then backups.
-      "highest_revision_seen", "last_reseed_survivor_revision", "last_reseed_highest_revision",
-      "last_reseed_revisions_lost", "backups_enabled", "backups_taken", "backup_failures",
-      "last_backup", "last_backup_time", "last_backup_age_seconds", "last_backup_size_bytes",
-      "last_backup_revision", "last_backup_error", "backup_running"};
+      // Ours after the original's: tasks out of contact now, what the last reseed lost, backups.
+      "unreachable_servers", "highest_revision_seen", "last_reseed_survivor_revision",
+      "last_reseed_highest_revision", "last_reseed_revisions_lost", "backups_enabled",
+      "backups_taken", "backup_failures", "last_backup", "last_backup_time",
+      "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
+      "last_backup_error", "backup_running"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";

@@ -1049,7 +1049,29 @@ TEST_F(CoreTest, TaskLostFromReconciliationIsNotTotalLoss) {
   EXPECT_FALSE(core_.total_loss());
   EXPECT_TRUE(core_.healthy());
   EXPECT_FALSE(Has<KillTask>(Advance(1s)));
-  EXPECT_EQ(core_.state().counters.lost_servers, 3u);
+  EXPECT_EQ(core_.state().counters.lost_servers, 0u) << "nothing is lost while they may come back";
+}
+
+// After a master failover, reconciliation answered TASK_UNKNOWN for live tasks whose agents had
+// not re-registered, and they came back RUNNING (real Mesos 1.11): no member was lost. A task
+// out of contact counts as lost only once it ends or its member is removed.
+TEST_F(CoreTest, ATaskOutOfContactCountsAsLostOnlyIfItNeverComesBack) {
+  auto launches = Bootstrap();
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_UNKNOWN, l.member.agent_id);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
+  EXPECT_EQ(core_.state().counters.lost_servers, 0u);
+  EXPECT_EQ(core_.state().counters.failed_servers, 0u);
+
+  const auto& victim = launches[0].member;
+  Update(victim.task_id, mesos::TASK_UNREACHABLE, victim.agent_id);
+  Update(victim.task_id, mesos::TASK_GONE, victim.agent_id);  // its agent never came back
+  EXPECT_EQ(core_.state().counters.lost_servers, 1u);
+  EXPECT_EQ(core_.state().counters.failed_servers, 0u) << "lost, not failed in Mesos's sight";
+
+  const auto& failed = launches[1].member;
+  Update(failed.task_id, mesos::TASK_FAILED, failed.agent_id);
+  EXPECT_EQ(core_.state().counters.failed_servers, 1u);
+  EXPECT_EQ(core_.state().counters.lost_servers, 1u);
 }
 
 TEST_F(CoreTest, TaskStuckInStagingIsKilled) {
@@ -1110,7 +1132,9 @@ TEST_F(CoreTest, AnUnreachableMemberIsRemovedWithoutAKillAndKilledWhenItShowsUp)
   EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
   EXPECT_EQ(changes[0].name, lost.name);
   for (const auto& k : All<KillTask>(seen)) EXPECT_NE(k.task_id, lost.task_id);
+  EXPECT_EQ(core_.state().counters.lost_servers, 0u) << "not lost while it may come back";
   On(MembershipResult{MembershipOp::kRemove, lost.name, ids_[lost.name], OkStatus(), now_});
+  EXPECT_EQ(core_.state().counters.lost_servers, 1u) << "removed while out of contact: lost";
   auto back = All<KillTask>(Update(lost.task_id, mesos::TASK_RUNNING, lost.agent_id));
   ASSERT_EQ(back.size(), 1u);
   EXPECT_EQ(back[0].task_id, lost.task_id);

@@ -490,7 +490,8 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
   if (status.has_agent_id() && member->agent_id.empty())
     member->agent_id = status.agent_id().value();
   if (MaybeAlive(before) && Gone(status.state())) {
-    ++state_.counters.failed_servers;
+    // Out of contact first and never back: lost with its agent; else it failed in sight.
+    ++(Uncertain(before) ? state_.counters.lost_servers : state_.counters.failed_servers);
     // Its last probe answer is history: a gone member is probed no more, and a stale "reachable,
     // follows leader L" would still count as a vote for health and as a live voter for quorum.
     member->reachable = false;
@@ -506,7 +507,8 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     }
     Persisted(out);
   } else if (!Uncertain(before) && Uncertain(status.state())) {
-    ++state_.counters.lost_servers;
+    // Not counted lost yet: after a master failover every task is TASK_UNKNOWN for a while and
+    // comes back RUNNING (seen on real Mesos 1.11). It counts once it ends or is removed.
     Say("warn",
         fmt::format("{} is {}: its agent may come back", member->name,
                     mesos::TaskState_Name(status.state())),
@@ -837,6 +839,7 @@ void SchedulerCore::ForgetEndedMembers(Time now, Actions& out) {
     if (InEtcd(m, view_->members)) return false;
     if (Gone(m.task_state)) return true;
     if (m.member_id == 0 || !UncertainAndSilent(m, now, config_)) return false;
+    ++state_.counters.lost_servers;
     Kill(m.task_id, m.agent_id, "removed from etcd and silent", now, out);
     Say("warn",
         fmt::format("forgetting {} ({:x}): etcd no longer lists it, its task is {} and it does "
@@ -964,6 +967,7 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       }
       auto it = state_.members.find(e.name);
       if (it != state_.members.end() && it->second.member_id == e.member_id) {
+        if (Uncertain(it->second.task_state)) ++state_.counters.lost_servers;
         state_.members.erase(it);
       }
       Persisted(out);

@@ -145,6 +145,15 @@ std::string RenderMembers(const SchedulerCore& core) {
   return out.dump() + "\n";
 }
 
+namespace {
+// Members whose task Mesos has no contact with now (they may come back).
+uint64_t UnreachableServers(const SchedulerCore& core) {
+  uint64_t n = 0;
+  for (const auto& [name, m] : core.state().members) n += Uncertain(m.task_state) ? 1 : 0;
+  return n;
+}
+}  // namespace
+
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   const Counters& c = core.state().counters;
   uint64_t running = 0;
@@ -168,6 +177,7 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   out["reseeding"] = core.reseeding() ? 1 : 0;
   out["connected"] = core.connected() ? 1 : 0;
   out["reconciling"] = core.reconciling() ? 1 : 0;
+  out["unreachable_servers"] = UnreachableServers(core);
   // What the last reseed is known to have lost: revisions other members had applied past the
   // survivor's (0 and 0 when there was no reseed).
   const Revisions& r = core.state().revisions;
@@ -228,9 +238,15 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
   metric("reconciling", "gauge", "1 until reconciliation settles after a subscription.",
          core.reconciling());
   metric("launched_servers_total", "counter", "Member tasks launched.", c.launched_servers);
-  metric("failed_servers_total", "counter", "Member tasks that ended.", c.failed_servers);
-  metric("lost_servers_total", "counter", "Member tasks that became lost or unreachable.",
+  metric("failed_servers_total", "counter", "Member tasks that ended in Mesos's sight.",
+         c.failed_servers);
+  metric("lost_servers_total", "counter",
+         "Member tasks Mesos lost contact with that never came back (ended or removed).",
          c.lost_servers);
+  metric("unreachable_servers", "gauge",
+         "Member tasks Mesos has no contact with now (TASK_UNREACHABLE, TASK_UNKNOWN, TASK_LOST); "
+         "they may come back.",
+         UnreachableServers(core));
   metric("cluster_livelocks_total", "counter", "Livelock episodes.", c.cluster_livelocks);
   metric("cluster_reseeds_total", "counter", "Reseeds started.", c.cluster_reseeds);
   metric("reseed_attempts_total", "counter", "Reseeds attempted (started or not).",

@@ -357,16 +357,23 @@ TEST_F(SupervisorTest, StatusIsSentOnChangesThatMatterAndNeverForIndexOnlyChange
   ASSERT_EQ(Statuses(out).size(), 1u);
   EXPECT_EQ(ParseMemberFacts(Statuses(out)[0].data())->leader, 8u);
   EXPECT_EQ(ParseMemberFacts(Statuses(out)[0].data())->raft_index, 801u) << "facts of the moment";
+  // Each says why it went out: two in a row with the same `healthy` are no mystery.
+  EXPECT_EQ(Statuses(out)[0].message(), "leader is now 8");
   // Learner -> voter at once.
   auto learner = Serving(802, 8);
   learner.is_learner = true;
-  EXPECT_EQ(Statuses(Probe(learner)).size(), 1u);
-  EXPECT_EQ(Statuses(Probe(Serving(803, 8))).size(), 1u);
+  out = Probe(learner);
+  ASSERT_EQ(Statuses(out).size(), 1u);
+  EXPECT_EQ(Statuses(out)[0].message(), "a learner");
+  out = Probe(Serving(803, 8));
+  ASSERT_EQ(Statuses(out).size(), 1u);
+  EXPECT_EQ(Statuses(out)[0].message(), "promoted to voter");
   // Healthy flips at once, both ways.
   EXPECT_EQ(Statuses(Probe(std::nullopt)).size(), 1u);
   out = Probe(Serving(804, 8));
   ASSERT_EQ(Statuses(out).size(), 1u);
   EXPECT_TRUE(Statuses(out)[0].healthy());
+  EXPECT_EQ(Statuses(out)[0].message(), "healthy; answers");
 }
 
 TEST_F(SupervisorTest, AnEtcdThatStopsAnsweringIsReportedOnceNotOnEveryProbe) {

@@ -1,8 +1,11 @@
 #include "executor/core/supervisor.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/member_health.h"
 #include "common/overloaded.h"
@@ -14,6 +17,26 @@ namespace {
 bool SignificantChange(const MemberFacts& a, const MemberFacts& b) {
   return a.healthy != b.healthy || a.serving != b.serving || a.is_learner != b.is_learner ||
          a.leader != b.leader || a.member_id != b.member_id || a.cluster_id != b.cluster_id;
+}
+
+// Why an update without a message of its own goes out, in its message: consecutive updates with
+// the same `healthy` otherwise look like duplicates to an operator reading the task's statuses.
+std::string DescribeChange(const MemberFacts& before, const MemberFacts& now) {
+  std::vector<std::string> parts;
+  if (before.healthy != now.healthy) parts.push_back(now.healthy ? "healthy" : "unhealthy");
+  if (before.serving != now.serving) parts.push_back(now.serving ? "answers" : "does not answer");
+  if (before.is_learner != now.is_learner) {
+    parts.push_back(now.is_learner ? "a learner" : "promoted to voter");
+  }
+  if (before.leader != now.leader) {
+    parts.push_back(now.leader == 0 ? "sees no leader"
+                                    : fmt::format("leader is now {:x}", now.leader));
+  }
+  if (before.member_id != now.member_id) parts.push_back(fmt::format("member {:x}", now.member_id));
+  if (before.cluster_id != now.cluster_id) {
+    parts.push_back(fmt::format("cluster {:x}", now.cluster_id));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 std::string WithTail(std::string message, const std::string& tail) {
@@ -342,7 +365,8 @@ void Supervisor::OnProbe(const ProbeResult& e, Actions& out) {
 void Supervisor::ReportFacts(const std::string& message, Actions& out) {
   if (!running_sent_) return;
   if (last_sent_ && !SignificantChange(*last_sent_, facts_) && message.empty()) return;
-  SendState(mesos::TASK_RUNNING, message, out);
+  SendState(mesos::TASK_RUNNING,
+            !message.empty() || !last_sent_ ? message : DescribeChange(*last_sent_, facts_), out);
   last_sent_ = facts_;
 }
 

@@ -25,6 +25,11 @@ Result<uint64_t> ApplyMembershipChange(std::vector<ModelMember>& members, core::
   switch (op) {
     case core::MembershipOp::kAddLearner: {
       assert(new_id != 0);
+      // Checked before the change is proposed, so before the checks below (which etcd makes as
+      // it applies the change); gRPC Unavailable, as for a removal that would lose quorum.
+      if (!context.connected_to_all_voters_for_5s()) {
+        return Error{ErrorCode::kUnavailable, "etcdserver: unhealthy cluster"};
+      }
       if (std::any_of(members.begin(), members.end(),
                       [](const ModelMember& m) { return m.learner; })) {
         return Error{ErrorCode::kRefused, "etcdserver: too many learner members in cluster"};
@@ -73,27 +78,35 @@ MembershipModel::MembershipModel(int voters) {
   for (int i = 1; i <= voters; ++i) {
     uint64_t id = next_id_++;
     members_.push_back({id, fmt::format("n{}", i), fmt::format("http://10.0.0.{}:2380", i), false});
-    running_.emplace_back(id, commit_);
+    running_.push_back({id, commit_, step_});
   }
 }
 
 ChangeContext MembershipModel::Context() const {
   ChangeContext c;
   c.commit = commit_;
-  c.running_voters = [this](uint64_t except) {
+  auto running = [this](uint64_t id) -> const Running* {
+    for (const auto& r : running_) {
+      if (r.id == id) return &r;
+    }
+    return nullptr;
+  };
+  c.running_voters = [this, running](uint64_t except) {
     int n = 0;
     for (const auto& m : members_) {
-      if (m.learner || m.id == except) continue;
-      n += std::any_of(running_.begin(), running_.end(),
-                       [&](const auto& r) { return r.first == m.id; });
+      if (!m.learner && m.id != except && running(m.id) != nullptr) ++n;
     }
     return n;
   };
-  c.learner_index = [this](uint64_t id) -> uint64_t {
-    for (const auto& [rid, index] : running_) {
-      if (rid == id) return index;
-    }
-    return 0;
+  c.learner_index = [running](uint64_t id) -> uint64_t {
+    const Running* r = running(id);
+    return r != nullptr ? r->index : 0;
+  };
+  c.connected_to_all_voters_for_5s = [this, running] {
+    return std::all_of(members_.begin(), members_.end(), [&](const ModelMember& m) {
+      const Running* r = running(m.id);
+      return m.learner || (r != nullptr && step_ - r->since >= kHealthIntervalSteps);
+    });
   };
   return c;
 }
@@ -114,7 +127,7 @@ Status MembershipModel::Promote(uint64_t id) {
 Status MembershipModel::Remove(uint64_t id) {
   auto r = ApplyMembershipChange(members_, core::MembershipOp::kRemove, id, "", 0, Context());
   if (!r.ok()) return r.error();
-  std::erase_if(running_, [&](const auto& p) { return p.first == id; });  // it learns, and stops
+  std::erase_if(running_, [&](const Running& p) { return p.id == id; });  // it learns, and stops
   return OkStatus();
 }
 
@@ -122,26 +135,28 @@ Status MembershipModel::Start(uint64_t id, const std::string& name) {
   for (auto& m : members_) {
     if (m.id != id) continue;
     m.name = name;
-    running_.emplace_back(id, 0);
+    std::erase_if(running_, [&](const Running& p) { return p.id == id; });
+    // A voter restarted on its data dir has its log; a new learner has none.
+    running_.push_back({id, m.learner ? 0 : commit_, step_});
     return OkStatus();
   }
   return Error{ErrorCode::kNotFound, "member not in the cluster's membership"};
 }
 
 Status MembershipModel::Stop(uint64_t id) {
-  if (std::erase_if(running_, [&](const auto& p) { return p.first == id; }) == 0) {
+  if (std::erase_if(running_, [&](const Running& p) { return p.id == id; }) == 0) {
     return Error{ErrorCode::kNotFound, "no such member runs"};
   }
   return OkStatus();
 }
 
 void MembershipModel::Step() {
+  ++step_;
   commit_ += 3;
-  for (auto& [id, index] : running_) {
-    bool learner =
-        std::any_of(members_.begin(), members_.end(),
-                    [&, id = id](const ModelMember& m) { return m.id == id && m.learner; });
-    index = learner ? std::min(commit_, index + kLearnerCatchUpPerStep) : commit_;
+  for (auto& r : running_) {
+    bool learner = std::any_of(members_.begin(), members_.end(),
+                               [&](const ModelMember& m) { return m.id == r.id && m.learner; });
+    r.index = learner ? std::min(commit_, r.index + kLearnerCatchUpPerStep) : commit_;
   }
 }
 

@@ -4,6 +4,9 @@
 // far each member's raft log has got; these functions decide, from those facts, what etcd says.
 //
 // The rules (etcd 3.4, --strict-reconfig-check, as the scheduler runs it):
+//   - no member is added unless the member asked has been connected to every voter for etcd's
+//     HealthInterval, 5 s (etcdserver mayAddMember, isConnectedFullySince: "unhealthy cluster",
+//     gRPC Unavailable): not while a voter is down, nor for 5 s after one (re)connects;
 //   - at most one learner at a time ("too many learner members in cluster");
 //   - a peer URL is in the list at most once;
 //   - a learner is promoted only when its raft index is within 10% of the leader's commit index
@@ -43,6 +46,8 @@ struct ChangeContext {
   // The raft index the learner with this id has reached (0 if it does not run).
   std::function<uint64_t(uint64_t id)> learner_index;
   uint64_t commit = 0;  // the leader's commit index
+  // Whether the member the request reached has been connected to every voter for 5 s.
+  std::function<bool()> connected_to_all_voters_for_5s;
 };
 
 // Whether a learner at `index` is in sync with a leader that committed `commit`.
@@ -67,18 +72,27 @@ class MembershipModel {
   Status Promote(uint64_t id);
   Status Remove(uint64_t id);
   const std::vector<ModelMember>& List() const { return members_; }
-  // The learner's process starts (it publishes `name`) and begins to catch up.
+  // The member's process starts (it publishes `name`): a learner begins to catch up; a voter
+  // (re)connects, and adds are refused for the next kHealthIntervalSteps steps.
   Status Start(uint64_t id, const std::string& name);
   // The member's process dies (it stays in the list).
   Status Stop(uint64_t id);
-  // One raft step: the leader commits a few entries; each started learner catches up a little.
+  // One raft step (200 ms): the leader commits a few entries; each started learner catches up a
+  // little.
   void Step();
+  static constexpr uint64_t kHealthIntervalSteps = 25;  // etcd's 5 s, in 200 ms steps
 
  private:
+  struct Running {
+    uint64_t id = 0;
+    uint64_t index = 0;  // its raft index
+    uint64_t since = 0;  // the step it (re)connected at
+  };
   ChangeContext Context() const;
 
   std::vector<ModelMember> members_;
-  std::vector<std::pair<uint64_t, uint64_t>> running_;  // member id, its raft index
+  std::vector<Running> running_;
+  uint64_t step_ = 0;
   uint64_t commit_ = 1000;
   uint64_t next_id_ = 0x100;
 };

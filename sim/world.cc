@@ -41,6 +41,9 @@ constexpr uint64_t kLearnerCatchUpPerStep = 400;  // as MembershipModel's, in et
 // Long enough for the scheduler to see a change: a probe interval, a failed probe's timeout and
 // one more probe interval.
 constexpr Millis kSettle{3'000};
+// etcd's HealthInterval: adds are refused until the member asked has been connected to every
+// voter this long (MembershipModel's kHealthIntervalSteps).
+constexpr Millis kHealthInterval{5'000};
 // Where the state lives (the shell's use of its store is scheduler/core/pipeline.h's, shared).
 constexpr char kStatePath[] = "/etcd-sim/state";
 constexpr Millis kReseedTimeout{150'000};  // the shell's deadline for an executor's reseed answer
@@ -1500,6 +1503,18 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
       if (q.alive && q.cluster == c.uid && q.member_id == id && Connected(q)) return q.index;
     }
     return 0;
+  };
+  // Every voter runs, connected, and has been for 5 s (a process's changed_at moves when it
+  // starts or its connectivity changes), and so has the member asked.
+  context.connected_to_all_voters_for_5s = [this, &c, via] {
+    if (now_ - via->changed_at < kHealthInterval) return false;
+    return std::all_of(c.members.begin(), c.members.end(), [&](const Entry& e) {
+      if (e.learner) return true;
+      return std::any_of(processes_.begin(), processes_.end(), [&](const Process& p) {
+        return p.alive && p.cluster == c.uid && p.member_id == e.id && Connected(p) &&
+               now_ - p.changed_at >= kHealthInterval;
+      });
+    });
   };
   bool had_quorum = HasQuorum(c);
   int running_before = RunningVoters(c);

@@ -157,6 +157,7 @@ class World {
     uint64_t commit = 0;
     uint64_t leader = 0;
     uint64_t term = 1;
+    bool ever_led = false;  // it had a leader once, so clients may have written to it
   };
 
   // ---- Plumbing ---------------------------------------------------------------------------
@@ -193,6 +194,8 @@ class World {
   void Deliver(const core::Event& event);
   void CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
                   const AdminFacts& admin);
+  std::optional<Violation> CheckBootstrapAgain(const core::Actions& out,
+                                               uint64_t generation_before);
   void RunActions();
   void Execute(core::Effect effect);
   void Execute(const core::Action& action);
@@ -335,6 +338,7 @@ class World {
   bool done_ = false;
   int survivors_at_calm_ = -1;
   bool launched_in_calm_ = false;
+  bool bootstrapped_again_ = false;  // the core started a generation that never ran etcd again
 };
 
 World::World(const SimOptions& options, uint64_t seed)
@@ -564,6 +568,7 @@ void World::Deliver(const core::Event& event) {
   std::string line = Describe(event);
   if (!line.empty()) Trace(std::move(line));
   bool was_reseeding = core_->reseeding();
+  uint64_t generation_before = core_->state().generation;
   AdminFacts admin;
   admin.connected = core_->connected();
   admin.reconciling = core_->reconciling();
@@ -573,6 +578,7 @@ void World::Deliver(const core::Event& event) {
   core::Actions out = core_->Handle(event);
   if (options_.tamper) options_.tamper(*core_, out);
   CheckBatch(event, out, was_reseeding, admin);
+  if (auto v = CheckBootstrapAgain(out, generation_before)) return Fail(*v);
   for (auto& a : out) {
     Hash(a.index());
     std::string what = Describe(a);
@@ -585,6 +591,30 @@ void World::Deliver(const core::Event& event) {
     livelocked_since_.reset();
   }
   RunActions();
+}
+
+// The core starts a generation again, unasked, only when none of its members ran etcd: a
+// cluster of that generation that ever had a leader may have taken writes, and starting again
+// would throw them away (that is a total loss, for the operator to decide).
+std::optional<Violation> World::CheckBootstrapAgain(const core::Actions& out,
+                                                    uint64_t generation_before) {
+  bool again = std::any_of(out.begin(), out.end(), [](const core::Action& a) {
+    const auto* n = std::get_if<core::Note>(&a);
+    return n != nullptr && n->message.find("failed before etcd ever ran") != std::string::npos;
+  });
+  if (!again) return std::nullopt;
+  Hit("core.bootstrap_again");
+  bootstrapped_again_ = true;
+  std::string token = fmt::format("{}-{}|", config_.framework_name, generation_before);
+  for (const auto& [uid, c] : clusters_) {
+    if (c.key.starts_with(token) && c.ever_led) {
+      return Violation{"bootstrap-again-after-data",
+                       fmt::format("generation {} was started again although its cluster had a "
+                                   "leader (clients may have written to it)",
+                                   generation_before)};
+    }
+  }
+  return std::nullopt;
 }
 
 void World::CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
@@ -1360,6 +1390,7 @@ void World::RaftStep() {
         if (!best || p->index > best->index) best = p;
       }
       c.leader = best->member_id;
+      c.ever_led = true;
       ++c.term;
       c.commit = std::max(c.commit, best->index);
       Hit("etcd.leader_elected");
@@ -2038,6 +2069,10 @@ RunResult World::Run() {
     if (done_ || !calm_) continue;
     if (survivors_at_calm_ > 0 && Healed()) {
       Trace("CALM: healed");
+      done_ = true;
+    } else if (survivors_at_calm_ == 0 && bootstrapped_again_ && Healed()) {
+      // Nothing had run etcd (CheckBootstrapAgain holds the core to that): nothing was lost.
+      Trace("CALM: a generation that never ran etcd was started again, and healed");
       done_ = true;
     } else if (survivors_at_calm_ == 0 && core_ && core_->total_loss()) {
       if (launched_in_calm_) {

@@ -750,6 +750,73 @@ TEST_F(CoreTest, TotalLossNeverStartsAnEmptyClusterUntilTheOperatorAsks) {
   EXPECT_EQ(All<LaunchMember>(relaunch).size(), 3u);
 }
 
+// What etcd-mesos-local showed: the artifacts could not be fetched, so every member of the
+// bootstrap failed before its etcd ever ran, and the scheduler declared TOTAL CLUSTER LOSS of a
+// cluster that never held a byte. Such a generation is started again instead, in a new
+// generation, after a delay that doubles while it keeps failing.
+TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotLost) {
+  Start();
+  Subscribe();
+  auto first = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(first.size(), 3u);
+  uint64_t generation = core_.state().generation;
+  Actions ended;
+  for (const auto& l : first) {
+    auto a = Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+    ended.insert(ended.end(), a.begin(), a.end());
+  }
+  EXPECT_FALSE(core_.total_loss()) << "no member ever ran etcd: no data can be lost";
+  EXPECT_EQ(core_.state().generation, generation + 1) << "a new cluster token";
+  EXPECT_FALSE(core_.state().bootstrapped);
+  EXPECT_TRUE(Has<Persist>(ended));
+  bool said = false;
+  for (const auto& n : All<Note>(ended)) {
+    said = said || n.message.find("failed before etcd ever ran") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << "the log (and the page's recent events) says why";
+  // Not at once: offers within the first second are declined.
+  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+  Advance(1s);
+  auto second = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(second.size(), 3u);
+  EXPECT_EQ(second[0].cluster_token, fmt::format("etcd-test-{}", generation + 1));
+  EXPECT_EQ(second[0].member.name, "etcd-4") << "names are never reused";
+  // It fails again: the next try waits twice as long.
+  for (const auto& l : second) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  EXPECT_FALSE(core_.total_loss());
+  Advance(1s);
+  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+  Advance(1s);
+  auto third = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(third.size(), 3u);
+  // This time etcd runs: from here on, losing every member is a total loss.
+  for (const auto& l : third) Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
+  EXPECT_TRUE(core_.state().served);
+  for (const auto& l : third) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  EXPECT_TRUE(core_.total_loss());
+}
+
+TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
+  auto launches = Bootstrap();  // every member RUNNING: etcd served
+  uint64_t generation = core_.state().generation;
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  EXPECT_TRUE(core_.total_loss());
+  EXPECT_EQ(core_.state().generation, generation);
+  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+}
+
+// A member that answered a probe ran etcd, whatever its task updates said before it ended.
+TEST_F(CoreTest, AMemberThatAnsweredAProbeServedEvenWithoutARunningUpdate) {
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(launches.size(), 3u);
+  On(ProbeResult{launches[0].member.name, MemberProbe{7, 7, 10, 2, false, true}, now_});
+  EXPECT_TRUE(core_.state().served);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  EXPECT_TRUE(core_.total_loss());
+}
+
 // ---- Backups and restore ----------------------------------------------------------------------
 
 CoreConfig BackupConfig() {
@@ -1038,6 +1105,26 @@ TEST_F(CoreTest, StartFreshIsRefusedWhileMembersMayLive) {
   auto answer = All<AnswerAdmin>(On(AdminStartFresh{1, now_}));
   ASSERT_EQ(answer.size(), 1u);
   EXPECT_EQ(answer[0].http_status, 409);
+}
+
+// A restored member that failed before its etcd ran (say its agent could not fetch the backup)
+// is restored again from the same backup, not a total loss and not an empty cluster.
+TEST_F(CoreTest, ARestoreWhoseMemberFailedBeforeEtcdRanIsRestoredAgain) {
+  core_ = SchedulerCore(BackupConfig());
+  Start();
+  ASSERT_EQ(All<AnswerAdmin>(On(AdminRestore{1, "b.db", now_}))[0].http_status, 202);
+  Subscribe();
+  auto first = All<LaunchMember>(Offers({MakeOffer(1)}));
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(first[0].restore_snapshot, "b.db");
+  Update(first[0].member.task_id, mesos::TASK_FAILED, first[0].member.agent_id);
+  EXPECT_FALSE(core_.total_loss());
+  EXPECT_EQ(core_.state().restore_snapshot, "b.db") << "on record for a restarted scheduler too";
+  Advance(1s);
+  auto again = All<LaunchMember>(Offers({MakeOffer(2)}));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].restore_snapshot, "b.db");
+  EXPECT_TRUE(again[0].new_cluster);
 }
 
 TEST_F(CoreTest, TaskLostFromReconciliationIsNotTotalLoss) {

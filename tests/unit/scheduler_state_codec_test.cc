@@ -101,6 +101,30 @@ TEST(SchedulerStateCodec, APendingRestoreIsKept) {
   EXPECT_NE(bad.error().message.find("restore_snapshot"), std::string::npos) << bad.error();
 }
 
+// Whether the generation ever served decides between starting it again and total loss.
+TEST(SchedulerStateCodec, WhetherTheGenerationServedIsKeptAndAnOlderRecordIsTakenToHaveServed) {
+  PersistentState s = Sample();
+  s.served = false;
+  s.restored_from = "b.db";
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_FALSE(decoded->served);
+  EXPECT_EQ(decoded->restored_from, "b.db");
+  s.served = true;
+  decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_TRUE(decoded->served);
+  // Written before the field existed: a started cluster may hold data.
+  auto old = DecodeState(R"({"format":1,"next_member":4,"generation":1,"bootstrapped":true,
+      "reseed_token":"t","counters":{},"members":[]})");
+  ASSERT_TRUE(old.ok()) << old.error();
+  EXPECT_TRUE(old->served);
+  auto bad = DecodeState(R"({"format":1,"next_member":1,"generation":0,"bootstrapped":true,
+      "served":"yes","reseed_token":"t","counters":{},"members":[]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("served"), std::string::npos) << bad.error();
+}
+
 TEST(SchedulerStateCodec, AReseedUnderWayIsKept) {
   PersistentState s = Sample();
   s.reseed = ReseedRun{{"etcd-4", "etcd-3"}, 1, true, 40, 55};

@@ -129,14 +129,17 @@ TEST(Sim, PinnedSeedsThatFoundStateBugs) {
 // TASK_UNKNOWN for ever and a real total loss was never reported (so /start-fresh was refused
 // too). The action pipeline (scheduler/core/pipeline.h, which the shell and the world both
 // drive) now reports such a launch as TASK_DROPPED. 10576 took another path once a foreign write
-// stopped the scheduler instead of being overwritten; 1414 takes this one (both a skipped launch
-// and a total loss). Without the TASK_DROPPED follow-up, 5973 fails.
+// stopped the scheduler instead of being overwritten; 1414 takes this one. Without the
+// TASK_DROPPED follow-up, 5973 fails. Their bootstrap launches were all skipped so, since a
+// generation whose members never ran etcd is started again rather than lost, these seeds now
+// end with the cluster started again and healed, which the skipped launches' maybe-alive members
+// would block just as they blocked the total loss.
 TEST(Sim, PinnedSeedsThatFoundAShellBug) {
   SimOptions o;
   for (uint64_t seed : {5973, 6545, 1414}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
-    EXPECT_TRUE(r.total_loss) << "seed " << seed << " ends in a total loss, reported";
+    EXPECT_GT(r.coverage["core.bootstrap_again"], 0u) << "seed " << seed;
     EXPECT_GT(r.coverage["shell.launch_skipped_write_failed"], 0u) << "seed " << seed;
   }
 }
@@ -165,7 +168,7 @@ TEST(Sim, PinnedSeedsThatFoundReseedBugs) {
 // changes, find the seeds that take this path again with `sim --coverage`.)
 TEST(Sim, SeedsWhereARestartedSchedulerFinishesAReseed) {
   SimOptions o;
-  for (uint64_t seed : {88, 121, 125, 128, 193, 382}) {
+  for (uint64_t seed : {121, 125, 193, 221, 262, 382}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     EXPECT_GT(r.coverage["core.reseed_resumed"], 0u) << "seed " << seed;
@@ -180,7 +183,7 @@ TEST(Sim, SeedsWhereEtcdRefusesAnAddAndTakesItLaterUnderTheSameName) {
   SimOptions o;
   o.keep_trace = true;
   const std::regex result(R"(MembershipResult add-learner etcd-(\d+) ([0-9a-f]+): (.*))");
-  for (uint64_t seed : {3, 4, 17, 24, 26}) {
+  for (uint64_t seed : {3, 4, 28, 29}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     int refusals = 0;

@@ -282,7 +282,14 @@ void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
     UpdateOfferInterest(out);
     return;
   }
-  if (!state_.bootstrapped) return HandleOffersForBootstrap(offers, e.now, out);
+  if (!state_.bootstrapped) {
+    if (bootstrap_not_before_ && e.now < *bootstrap_not_before_) {
+      for (const auto& o : offers)
+        out.push_back(DeclineOffer{o.id().value(), kTransientRefuseSeconds});
+      return;
+    }
+    return HandleOffersForBootstrap(offers, e.now, out);
+  }
   HandleOffersForGrowth(offers, e.now, out);
 }
 
@@ -329,6 +336,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   state_.counters.launched_servers += members.size();
   std::string restore = std::move(state_.restore_snapshot);
   state_.restore_snapshot.clear();
+  state_.restored_from = restore;
   Persisted(out);  // on record before launch
   for (int i = 0; i < count; ++i) {
     out.push_back(LaunchMember{gathered_[i].id().value(), members[i], initial_cluster, true,
@@ -514,6 +522,8 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
                     mesos::TaskState_Name(status.state())),
         out);
   }
+  if (status.state() == mesos::TASK_RUNNING)
+    MarkServed(out);  // the executor says so once etcd serves
   if (started_ && before != mesos::TASK_RUNNING && status.state() == mesos::TASK_RUNNING) {
     ProbeNow(e.now, out);  // a learner's promotion waits on its first probe
   }
@@ -538,6 +548,7 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
     return;
   }
   const MemberProbe& p = *e.probe;
+  MarkServed(out);
   m.reachable = true;
   m.healthy = p.healthy;
   m.leader = p.leader;
@@ -712,7 +723,10 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   UpdateHealth(now, out);
   // Total loss: a cluster existed and no member can be running any more.
   if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
-      LiveMembers() == 0 && !pending_add_) {
+      LiveMembers() == 0 && !pending_add_ && !state_.served) {
+    BootstrapAgain(now, out);
+  } else if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
+             LiveMembers() == 0 && !pending_add_) {
     total_loss_ = true;
     Say("error",
         "TOTAL CLUSTER LOSS: no member is left. Nothing will be started by itself; restore from a "
@@ -730,6 +744,38 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   }
   TidyMembership(now, out);
   MaybePromote(now, out);
+  UpdateOfferInterest(out);
+}
+
+void SchedulerCore::MarkServed(Actions& out) {
+  unserved_generations_ = 0;
+  if (state_.served) return;
+  state_.served = true;
+  Persisted(out);
+}
+
+// Every member of this generation failed before its etcd ever ran (a fetch, launch or staging
+// failure, or etcd refusing to start): none can hold data, so nothing is lost, and the cluster
+// is started again, in a new generation (a member launched late cannot join either), after a
+// delay that doubles while it keeps failing.
+void SchedulerCore::BootstrapAgain(Time now, Actions& out) {
+  ++unserved_generations_;
+  auto delay = std::min<Millis>(Millis(1000) * (1 << std::min(unserved_generations_ - 1, 6)),
+                                Millis(60'000));
+  std::string restore = state_.restored_from;
+  uint64_t failed = state_.generation;
+  StartGeneration(/*survivor=*/"", "bootstrap again", out);
+  state_.bootstrapped = false;
+  state_.restore_snapshot = restore;
+  bootstrap_not_before_ = now + delay;
+  Persisted(out);
+  Say("warn",
+      fmt::format("every member of generation {} failed before etcd ever ran, so no data can be "
+                  "lost: starting the cluster again{} in {} ms (attempt {}); see the members' "
+                  "task failures above for why they could not start",
+                  failed, restore.empty() ? "" : " from backup " + restore, delay.count(),
+                  unserved_generations_),
+      out);
   UpdateOfferInterest(out);
 }
 
@@ -1103,7 +1149,11 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
 void SchedulerCore::StartGeneration(const std::string& survivor, const std::string& why,
                                     Actions& out) {
   ++state_.generation;
-  if (survivor.empty()) state_.revisions.highest_seen = 0;  // a new cluster counts from 1
+  if (survivor.empty()) {
+    state_.revisions.highest_seen = 0;  // a new cluster counts from 1
+    state_.served = false;              // a reseed's survivor has its data; a new cluster none
+    state_.restored_from.clear();
+  }
   for (auto it = state_.members.begin(); it != state_.members.end();) {
     Member& m = it->second;
     if (!survivor.empty() && m.name == survivor) {

@@ -139,6 +139,8 @@ class SchedulerCore {
   std::string ClusterToken() const;
   std::vector<std::string> ClientUrlsOfHealthy() const;
   void UpdateOfferInterest(Actions& out);
+  void MarkServed(Actions& out);
+  void BootstrapAgain(Time now, Actions& out);
   void Persisted(Actions& out);
   void Say(std::string level, std::string message, Actions& out);
 
@@ -168,6 +170,10 @@ class SchedulerCore {
   bool formed_ = true;
   std::optional<Time> forming_since_;
   bool total_loss_ = false;
+  // Generations in a row whose members all failed before etcd ran, and when the next may launch
+  // (1 s, doubling to a minute: a launch that cannot work is not retried in a tight loop).
+  int unserved_generations_ = 0;
+  std::optional<Time> bootstrap_not_before_;
   bool resume_reseed_ = false;  // a reseed on record from before a restart, to finish
   std::optional<PendingAdd> pending_add_;
   std::optional<InFlight> in_flight_;

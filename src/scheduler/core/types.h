@@ -128,6 +128,13 @@ struct PersistentState {
   uint64_t next_member = 1;
   uint64_t generation = 0;    // advanced by every reseed and every fresh start
   bool bootstrapped = false;  // a cluster was ever started in this generation
+  // A member of this generation ran etcd (its task was RUNNING, or it answered a probe): the
+  // cluster may hold data. A generation whose members all failed before that holds none, and is
+  // bootstrapped again rather than declared lost.
+  bool served = false;
+  // The backup this generation was restored from (empty: none): bootstrapped again, it is
+  // restored again.
+  std::string restored_from;
   std::string reseed_token;
   Counters counters;
   Revisions revisions;

@@ -254,12 +254,14 @@ std::string EncodeState(const PersistentState& state) {
       {"next_member", state.next_member},
       {"generation", state.generation},
       {"bootstrapped", state.bootstrapped},
+      {"served", state.served},
       {"reseed_token", state.reseed_token},
       {"counters", counters},
       {"members", members},
   };
   j["revisions"] = EncodeUnsignedFields(kRevisionFields, state.revisions);
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
+  if (!state.restored_from.empty()) j["restored_from"] = state.restored_from;
   if (state.reseed) {
     j["reseed"] = json{{"candidates", state.reseed->candidates},
                        {"next", state.reseed->next},
@@ -303,6 +305,18 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto bootstrapped = Bool(j, "bootstrapped", "bootstrapped");
   if (!bootstrapped.ok()) return bootstrapped.error();
   state.bootstrapped = *bootstrapped;
+  // Written since etcd-mesos knows a cluster that never served from one that may hold data;
+  // absent in an older record, a started cluster is taken to hold data.
+  if (j.contains("served")) {
+    auto served = Bool(j, "served", "served");
+    if (!served.ok()) return served.error();
+    state.served = *served;
+  } else {
+    state.served = state.bootstrapped;
+  }
+  auto restored = String(j, "restored_from", "restored_from", /*required=*/false);
+  if (!restored.ok()) return restored.error();
+  state.restored_from = *restored;
   auto token = String(j, "reseed_token", "reseed_token");
   if (!token.ok()) return token.error();
   state.reseed_token = *token;

@@ -930,7 +930,8 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
           if (!Elapsed(add.first_refused, e.now, kAddRetryFor)) {
             add.retry_at = e.now + kAddRetry;
             Say("info",
-                fmt::format("etcd cannot add {} yet ({}); asking again in {} ms, same name",
+                fmt::format("etcd cannot add {} yet ({}); asking again in {} ms or more (at the "
+                            "next tick), same name",
                             add.member.name, e.status.error().message, kAddRetry.count()),
                 out);
             pending_add_ = std::move(add);

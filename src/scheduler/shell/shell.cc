@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
@@ -723,12 +724,15 @@ void SchedulerShell::SendMembership(const ChangeMembership& change) {
         break;
     }
   };
+  // Each member in turn while they answer "unavailable": the error names the last one asked.
   spdlog::info("membership change {} {} ({:x}) through {}",
                change.op == MembershipOp::kAddLearner ? "add learner"
                : change.op == MembershipOp::kPromote  ? "promote"
                                                       : "remove",
                change.name, change.member_id,
-               change.client_urls.empty() ? "nobody" : change.client_urls.front());
+               change.client_urls.empty()
+                   ? "nobody"
+                   : fmt::format("{} (in turn)", fmt::join(change.client_urls, ", ")));
   // Delivered from the loop, never inside Execute (the core must not be re-entered mid-batch).
   boost::asio::post(io_, Guarded([attempt] {
                       (*attempt)(0, MakeError(ErrorCode::kUnavailable, "no member to ask"));

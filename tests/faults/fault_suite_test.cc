@@ -710,6 +710,14 @@ TEST_F(FaultSuite, ATeardownStopsEveryEtcdWithSigtermWithinTheShutdownGrace) {
         << etcd_log;
     EXPECT_NE(executor_log.find("after SIGTERM"), std::string::npos) << executor_log;
     EXPECT_EQ(executor_log.find("SIGKILL"), std::string::npos) << executor_log;
+    // And it ran with etcd's upkeep on, the defaults of --auto-compaction-*, --quota-backend-bytes
+    // and the corruption checks, as etcd's own log of its configuration says.
+    for (const char* setting :
+         {R"("auto-compaction-mode":"periodic")", R"("auto-compaction-retention":"1h0m0s")",
+          R"("quota-backend-bytes":2147483648)", R"("initial-corrupt-check":true)",
+          R"("corrupt-check-time-interval":"10m0s")"}) {
+      EXPECT_NE(etcd_log.find(setting), std::string::npos) << entry.path() << ": no " << setting;
+    }
     EXPECT_NE(executor_log.find("executor done after SHUTDOWN"), std::string::npos) << executor_log;
   }
   EXPECT_EQ(members, 3);

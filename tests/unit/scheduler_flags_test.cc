@@ -224,6 +224,44 @@ TEST(SchedulerFlags, BadValuesNameTheFlag) {
   ExpectError({"--state-dir="}, "--state-dir");
 }
 
+// etcd's upkeep: on by default, every flag a member gets, and values etcd would refuse named
+// here rather than found when a member crash-loops on the agent.
+TEST(SchedulerFlags, EtcdUpkeepIsOnByDefaultAndReachesEtcdAsItsOwnFlags) {
+  SchedulerFlags f = Ok({});
+  EXPECT_EQ(EtcdUpkeepFlags(f.shell.upkeep),
+            (std::vector<std::string>{
+                "--auto-compaction-mode=periodic", "--auto-compaction-retention=3600s",
+                "--quota-backend-bytes=2147483648", "--experimental-initial-corrupt-check=true",
+                "--experimental-corrupt-check-time=600s"}));
+  f = Ok({"--auto-compaction-mode=revision", "--auto-compaction-retention=5000",
+          "--quota-backend-bytes=4294967296", "--initial-corrupt-check=false",
+          "--corrupt-check-time=0"});
+  EXPECT_EQ(EtcdUpkeepFlags(f.shell.upkeep),
+            (std::vector<std::string>{
+                "--auto-compaction-mode=revision", "--auto-compaction-retention=5000",
+                "--quota-backend-bytes=4294967296", "--experimental-initial-corrupt-check=false",
+                "--experimental-corrupt-check-time=0s"}));
+  // Go has no days: a week of history reaches etcd in seconds.
+  f = Ok({"--auto-compaction-retention=7d"});
+  EXPECT_EQ(EtcdUpkeepFlags(f.shell.upkeep)[1], "--auto-compaction-retention=604800s");
+  EXPECT_EQ(EtcdUpkeepFlags(Ok({"--auto-compaction-retention=0"}).shell.upkeep)[1],
+            "--auto-compaction-retention=0");
+  ExpectError({"--auto-compaction-mode=hourly"}, "--auto-compaction-mode");
+  ExpectError({"--auto-compaction-retention=soon"}, "--auto-compaction-retention");
+  ExpectError({"--auto-compaction-mode=revision", "--auto-compaction-retention=1h"},
+              "--auto-compaction-retention");
+  ExpectError({"--quota-backend-bytes=1"}, "--quota-backend-bytes");
+  ExpectError({"--quota-backend-bytes=17179869184"}, "--quota-backend-bytes");
+  ExpectError({"--corrupt-check-time=forever"}, "--corrupt-check-time");
+  auto help = Parse({"--help"});
+  ASSERT_TRUE(help.ok());
+  for (const char* flag :
+       {"--auto-compaction-mode", "--auto-compaction-retention", "--quota-backend-bytes",
+        "--initial-corrupt-check", "--corrupt-check-time"}) {
+    EXPECT_NE(help->text.find(flag), std::string::npos) << flag;
+  }
+}
+
 TEST(SchedulerFlags, BadEnvironmentValuesNameFlagAndVariable) {
   ExpectError({}, "--cluster-size (from CLUSTER_SIZE)", {{"CLUSTER_SIZE", "x"}});
   ExpectError({}, "FRAMEWORK_FAILOVER_TIMEOUT_SECONDS",

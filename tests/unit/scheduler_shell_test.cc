@@ -150,6 +150,12 @@ TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
   EXPECT_EQ(tc->initial_cluster_state, executor::InitialClusterState::kNew);
   EXPECT_EQ(tc->cluster_token, "etcd-x-2");
   EXPECT_EQ(tc->reseed_token, "tok");
+  EXPECT_TRUE(tc->extra_flags.empty());
+  // etcd's upkeep flags go to the executor, which passes them on to etcd.
+  ctx.etcd_flags = EtcdUpkeepFlags(EtcdUpkeep{});
+  auto upkept = executor::ParseTaskConfig(BuildTaskInfo(Launch(), &offer, ctx).data());
+  ASSERT_TRUE(upkept.ok()) << upkept.error();
+  EXPECT_EQ(upkept->extra_flags, ctx.etcd_flags);
 }
 
 TEST(SchedulerShellBuild, FrameworkInfo) {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -51,6 +52,30 @@ void DeclareObsolete(FlagSet& flags) {
   flags.Obsolete("--vmodule", true, "glog's: use --log-level");
   flags.Obsolete("--log_backtrace_at", true, "glog's: not supported");
   flags.Obsolete("--log_dir", true, "glog's: the log goes to stderr (redirect it)");
+}
+
+// etcd takes a retention as a Go duration (periodic) or a count (revision); "0" turns it off.
+// Sets what etcd is given: a periodic retention in seconds, which Go reads whatever unit
+// (7d, say) the operator wrote.
+Problem CheckRetention(EtcdUpkeep& upkeep) {
+  const std::string& text = upkeep.auto_compaction_retention;
+  upkeep.etcd_retention = text;
+  if (text == "0") return {};
+  if (upkeep.auto_compaction_mode == "revision") {
+    int64_t n = 0;
+    if (Problem p = flags_internal::ParseInt(text, 1, std::numeric_limits<int64_t>::max(), &n)) {
+      return "with --auto-compaction-mode=revision, a number of revisions: " + *p;
+    }
+    return {};
+  }
+  Duration d{};
+  if (Problem p =
+          flags_internal::ParseDurationIn(text, std::chrono::seconds(1), std::nullopt, &d)) {
+    return "with --auto-compaction-mode=periodic, a duration such as 1h or 30m: " + *p;
+  }
+  upkeep.etcd_retention =
+      fmt::format("{}s", std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  return {};
 }
 
 }  // namespace
@@ -264,6 +289,30 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "etcd's leader, stopped together with the rest of its cluster, waits up to 7 s for a "
            "leadership transfer before it exits")
       .Range(2s, 10min);
+  flags
+      .Add("--auto-compaction-mode", &shell.upkeep.auto_compaction_mode,
+           "etcd's auto-compaction of old revisions: periodic (keep --auto-compaction-retention "
+           "of history) or revision (keep that many revisions)")
+      .Check([](const std::string& v) {
+        return OneOf(v, {"periodic", "revision"});
+      });
+  Flag& retention =
+      flags.Add("--auto-compaction-retention", &shell.upkeep.auto_compaction_retention,
+                "History etcd keeps: a duration for periodic compaction (1h, 30m), a number of "
+                "revisions for revision compaction; 0 turns auto-compaction off");
+  flags
+      .Add("--quota-backend-bytes", &shell.upkeep.quota_backend_bytes,
+           "etcd's backend quota: past it, etcd raises the NOSPACE alarm and refuses writes "
+           "(etcd advises at most 8 GiB)")
+      .Range(int64_t{16} << 20, int64_t{8} << 30);
+  flags.Add("--initial-corrupt-check", &shell.upkeep.initial_corrupt_check,
+            "A starting member compares its data's hash with its peers' and refuses to serve "
+            "when they differ (etcd's --experimental-initial-corrupt-check)");
+  flags
+      .Add("--corrupt-check-time", &shell.upkeep.corrupt_check_time,
+           "How often etcd's leader compares the members' data hashes and raises the CORRUPT "
+           "alarm on a mismatch (0: never; etcd's --experimental-corrupt-check-time)")
+      .Range(0ms, 24h * 7);
   flags.Add("--log-level", &shell.log_level, "trace, debug, info, warn or error").Check(LogLevel);
   DeclareObsolete(flags);
 
@@ -319,7 +368,21 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   if (!shell.restore_from.empty() && !core.backups) {
     return restore.Bad("needs --backup-dir (the snapshot is kept there and served to the agent)");
   }
+  if (Problem p = CheckRetention(shell.upkeep)) return retention.Bad(*p);
   return out;
+}
+
+std::vector<std::string> EtcdUpkeepFlags(const EtcdUpkeep& upkeep) {
+  return {
+      "--auto-compaction-mode=" + upkeep.auto_compaction_mode,
+      "--auto-compaction-retention=" + upkeep.etcd_retention,
+      fmt::format("--quota-backend-bytes={}", upkeep.quota_backend_bytes),
+      fmt::format("--experimental-initial-corrupt-check={}", upkeep.initial_corrupt_check),
+      // etcd reads a Go duration; "0s" turns the periodic check off.
+      fmt::format(
+          "--experimental-corrupt-check-time={}s",
+          std::chrono::duration_cast<std::chrono::seconds>(upkeep.corrupt_check_time).count()),
+  };
 }
 
 namespace {

@@ -27,6 +27,19 @@
 
 namespace etcd_mesos::scheduler::shell {
 
+struct EtcdUpkeep {
+  std::string auto_compaction_mode = "periodic";  // or "revision"
+  // periodic: how much history to keep (a duration: "1h"); revision: how many revisions.
+  std::string auto_compaction_retention = "1h";
+  std::string etcd_retention = "3600s";            // as etcd is given it (set by ParseFlags)
+  int64_t quota_backend_bytes = int64_t{2} << 30;  // etcd's own default, 2 GiB
+  bool initial_corrupt_check = true;
+  std::chrono::milliseconds corrupt_check_time{10 * 60 * 1000};  // 0: no periodic check
+};
+
+// The etcd flags of `upkeep` ("--name=value"), for TaskConfig::extra_flags.
+std::vector<std::string> EtcdUpkeepFlags(const EtcdUpkeep& upkeep);
+
 struct ShellConfig {
   std::string cluster_name = "default";  // framework name etcd-<cluster-name>
   std::string master_spec = "127.0.0.1:5050";
@@ -48,6 +61,9 @@ struct ShellConfig {
   std::chrono::milliseconds probe_timeout{1'000};
   // ExecutorInfo.shutdown_grace_period of every member's executor.
   std::chrono::milliseconds executor_shutdown_grace{10'000};
+  // etcd's own upkeep, passed to every member launched from now on (a running member keeps what
+  // it was started with): auto-compaction, the backend quota and the corruption checks.
+  EtcdUpkeep upkeep;
   // Backups: empty dir = off (CoreConfig::backups follows it).
   std::string backup_dir;
   RetentionPolicy retention;

@@ -447,6 +447,7 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   LaunchContext context{&flags_.core, client_ ? client_->framework_id().value_or("") : "",
                         artifact_base_, core_.state().reseed_token};
   context.executor_shutdown_grace = flags_.shell.executor_shutdown_grace;
+  context.etcd_flags = EtcdUpkeepFlags(flags_.shell.upkeep);
   for (const auto& [name, path] : artifacts_) {
     // Stat'ed at each launch: a binary replaced under a running scheduler gets a new URL.
     if (auto version = ArtifactVersion(path); version.ok()) {

@@ -191,6 +191,7 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
                                                 : executor::InitialClusterState::kExisting;
   tc.cluster_token = launch.cluster_token;
   tc.reseed_token = context.reseed_token;
+  tc.extra_flags = context.etcd_flags;
   if (!launch.restore_snapshot.empty()) {
     tc.restore_snapshot = launch.restore_snapshot;
     tc.restore_sha256 = context.restore_sha256;

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mesos/v1.h"
 #include "scheduler/core/types.h"
@@ -32,6 +33,8 @@ struct LaunchContext {
   std::map<std::string, std::string> artifact_versions;
   // The executor's shutdown_grace_period (0: the agent's --executor_shutdown_grace_period).
   std::chrono::milliseconds executor_shutdown_grace{0};
+  // More etcd flags for the member (EtcdUpkeepFlags), into the task config's extra_flags.
+  std::vector<std::string> etcd_flags;
 };
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly

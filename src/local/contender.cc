@@ -14,6 +14,7 @@
 
 #include "mesos/json_codec.h"
 #include "mesos/master_detector.h"
+#include "mesos/zk_post.h"
 
 namespace etcd_mesos::local {
 
@@ -40,20 +41,12 @@ struct MasterContender::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- ZooKeeper threads ---------------------------------------------------------------------
 
-  template <typename Fn>
-  static void PostFromZk(const std::shared_ptr<Impl>& self, Fn fn) {
-    std::lock_guard<std::mutex> lock(self->mu);
-    if (self->closed) return;
-    asio::post(self->io, [self, fn = std::move(fn)]() mutable {
-      if (!self->stopped) fn(*self);
-    });
-  }
-
   static void Watcher(zhandle_t*, int type, int state, const char*, void* context) {
     auto* session = static_cast<SessionContext*>(context);
     auto self = session->impl.lock();
     if (!self || type != ZOO_SESSION_EVENT) return;
-    PostFromZk(self, [id = session->session, state](Impl& impl) { impl.OnSession(id, state); });
+    mesos_client::PostFromZk(
+        self, [id = session->session, state](Impl& impl) { impl.OnSession(id, state); });
   }
 
   // Completion of one create; `data` is a heap SessionContext naming the session it ran on.
@@ -62,7 +55,8 @@ struct MasterContender::Impl : std::enable_shared_from_this<Impl> {
     auto self = ctx->impl.lock();
     if (!self) return;
     std::string path = value != nullptr ? value : "";
-    PostFromZk(self, [id = ctx->session, rc, path](Impl& impl) { impl.OnCreated(id, rc, path); });
+    mesos_client::PostFromZk(
+        self, [id = ctx->session, rc, path](Impl& impl) { impl.OnCreated(id, rc, path); });
   }
 
   // ---- io thread -----------------------------------------------------------------------------

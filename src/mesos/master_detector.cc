@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "mesos/json_codec.h"
+#include "mesos/zk_post.h"
 
 namespace etcd_mesos::mesos_client {
 
@@ -108,16 +109,6 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
   ~Impl() { CloseHandle(); }
 
   // ---- ZooKeeper threads ---------------------------------------------------------------------
-
-  template <typename Fn>
-  static void PostFromZk(const std::shared_ptr<Impl>& self, Fn fn) {
-    std::lock_guard<std::mutex> lock(self->mu);
-    if (self->closed) return;
-    asio::post(self->io, [self, fn = std::move(fn)]() mutable {
-      if (self->stopped) return;
-      fn(*self);
-    });
-  }
 
   static void Watcher(zhandle_t*, int type, int state, const char* path, void* context) {
     auto* watch = static_cast<WatchContext*>(context);

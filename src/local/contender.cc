@@ -12,9 +12,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/post_unless_closed.h"
 #include "mesos/json_codec.h"
 #include "mesos/master_detector.h"
-#include "mesos/zk_post.h"
 
 namespace etcd_mesos::local {
 
@@ -45,8 +45,8 @@ struct MasterContender::Impl : std::enable_shared_from_this<Impl> {
     auto* session = static_cast<SessionContext*>(context);
     auto self = session->impl.lock();
     if (!self || type != ZOO_SESSION_EVENT) return;
-    mesos_client::PostFromZk(
-        self, [id = session->session, state](Impl& impl) { impl.OnSession(id, state); });
+    PostUnlessClosed(self,
+                     [id = session->session, state](Impl& impl) { impl.OnSession(id, state); });
   }
 
   // Completion of one create; `data` is a heap SessionContext naming the session it ran on.
@@ -55,8 +55,8 @@ struct MasterContender::Impl : std::enable_shared_from_this<Impl> {
     auto self = ctx->impl.lock();
     if (!self) return;
     std::string path = value != nullptr ? value : "";
-    mesos_client::PostFromZk(
-        self, [id = ctx->session, rc, path](Impl& impl) { impl.OnCreated(id, rc, path); });
+    PostUnlessClosed(self,
+                     [id = ctx->session, rc, path](Impl& impl) { impl.OnCreated(id, rc, path); });
   }
 
   // ---- io thread -----------------------------------------------------------------------------

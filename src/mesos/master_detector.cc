@@ -14,8 +14,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/post_unless_closed.h"
 #include "mesos/json_codec.h"
-#include "mesos/zk_post.h"
 
 namespace etcd_mesos::mesos_client {
 
@@ -115,7 +115,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
     auto self = watch->impl.lock();
     if (!self) return;
     std::string p = path != nullptr ? path : "";
-    PostFromZk(self, [gen = watch->generation, type, state, p](Impl& impl) {
+    PostUnlessClosed(self, [gen = watch->generation, type, state, p](Impl& impl) {
       impl.OnWatch(gen, type, state, p);
     });
   }
@@ -128,7 +128,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
     if (rc == ZOK && strings != nullptr) {
       for (int i = 0; i < strings->count; ++i) names.emplace_back(strings->data[i]);
     }
-    PostFromZk(self, [ctx = std::move(ctx), rc, names = std::move(names)](Impl& impl) {
+    PostUnlessClosed(self, [ctx = std::move(ctx), rc, names = std::move(names)](Impl& impl) {
       impl.OnChildren(*ctx, rc, names);
     });
   }
@@ -139,7 +139,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
     if (!self) return;
     std::string bytes;
     if (rc == ZOK && value != nullptr && length > 0) bytes.assign(value, length);
-    PostFromZk(self, [ctx = std::move(ctx), rc, bytes = std::move(bytes)](Impl& impl) {
+    PostUnlessClosed(self, [ctx = std::move(ctx), rc, bytes = std::move(bytes)](Impl& impl) {
       impl.OnData(*ctx, rc, bytes);
     });
   }
@@ -148,7 +148,7 @@ struct MasterDetector::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<ReadContext> ctx(static_cast<ReadContext*>(const_cast<void*>(data)));
     auto self = ctx->impl.lock();
     if (!self) return;
-    PostFromZk(self, [ctx = std::move(ctx), rc](Impl& impl) { impl.OnExists(*ctx, rc); });
+    PostUnlessClosed(self, [ctx = std::move(ctx), rc](Impl& impl) { impl.OnExists(*ctx, rc); });
   }
 
   static void AuthDone(int rc, const void*) {

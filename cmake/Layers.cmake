@@ -7,7 +7,7 @@
 #   common <- flags (CLI11) <- the scheduler's and the proxy's flags, apps
 #   common <- store;  mesos types <- the pure cores (which link nothing that does I/O)
 #   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries; its
-#   master finds who leads in ZooKeeper with the frameworks' own master detector.
+#   master contends in ZooKeeper with the schedulers' election (em_zk_election).
 #   The pure cores and the simulator link nothing that does I/O: their rows say so.
 set(EM_LAYERS
   "em_common="
@@ -21,9 +21,10 @@ set(EM_LAYERS
   "em_etcd=em_common|em_net"
   "em_store_record=em_common"
   "em_store=em_common|em_store_record"
+  "em_zk_election=em_common"
   "em_local_base=em_common|em_mesos_codec|em_mesos_proto"
   "em_local_agent=em_common|em_net|em_mesos_codec|em_mesos_proto|em_local_base"
-  "em_local_master=em_common|em_net|em_mesos_codec|em_mesos_proto|em_mesos_detector|em_local_base"
+  "em_local_master=em_common|em_net|em_mesos_codec|em_mesos_proto|em_mesos_detector|em_zk_election|em_local_base"
   "em_local_cluster=em_local_base|em_local_agent|em_local_master"
   "em_executor_config=em_common"
   "em_executor_core=em_common|em_executor_config|em_mesos_proto"
@@ -31,7 +32,7 @@ set(EM_LAYERS
   "em_scheduler_core=em_common|em_mesos_proto"
   "em_scheduler_state=em_common|em_scheduler_core"
   "em_scheduler_flags=em_common|em_flags|em_scheduler_core"
-  "em_scheduler_shell=em_common|em_net|em_etcd|em_store|em_mesos_.*|em_executor_config|em_scheduler_core|em_scheduler_state|em_scheduler_flags"
+  "em_scheduler_shell=em_common|em_net|em_etcd|em_store|em_zk_election|em_mesos_.*|em_executor_config|em_scheduler_core|em_scheduler_state|em_scheduler_flags"
   "em_proxy_discovery=em_common|em_flags"
   "em_proxy=em_common|em_net|em_mesos_.*|em_etcd|em_executor_.*|em_proxy_discovery"
   "em_sim=em_common|em_scheduler_core|em_executor_core|em_store_record")

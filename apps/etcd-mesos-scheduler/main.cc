@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -62,24 +63,8 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io;
   int code = 0;
-  SchedulerShell::Options options;
-  options.on_fatal = [&](const Error& error) {
-    std::cerr << "etcd-mesos-scheduler: " << error.ToString() << "\n";
-    code = 1;
-    io.stop();
-  };
-  SchedulerShell shell(io, flags, options);
-  if (auto s = shell.Start(); !s.ok()) {
-    std::cerr << "etcd-mesos-scheduler: " << s.error().ToString() << "\n";
-    return 1;
-  }
-  HostPort admin = shell.admin_address();
-  std::string host = flags.shell.admin_bind_all ? flags.shell.address : admin.host;
-  std::cerr << "etcd-mesos-scheduler: framework " << flags.core.framework_name << ", master "
-            << flags.shell.master_spec << "\n  status page  http://" << host << ":" << admin.port
-            << "/\n  members      http://" << host << ":" << admin.port << "/members\n"
-            << "  stats        http://" << host << ":" << admin.port << "/stats\n";
-
+  bool stopping = false;
+  std::unique_ptr<SchedulerShell> shell;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& e, int signal) {
     if (e) return;
@@ -87,10 +72,45 @@ int main(int argc, char** argv) {
     // scheduler takes them back.
     spdlog::info("signal {}: stopping; the members keep running (failover timeout {} s)", signal,
                  flags.shell.failover_timeout_s);
-    shell.Stop();
+    stopping = true;
+    if (shell) shell->Stop();
     io.stop();
   });
-  io.run();
-  shell.Stop();
+  // A leader that lost its leadership (its ZooKeeper session expired) has stopped acting; a new
+  // shell contends again, as a standby behind whoever leads now, or as the leader if none does.
+  for (bool first = true; !stopping; first = false) {
+    bool lost = false;
+    SchedulerShell::Options options;
+    options.on_fatal = [&](const Error& error) {
+      std::cerr << "etcd-mesos-scheduler: " << error.ToString() << "\n";
+      code = 1;
+      stopping = true;
+      io.stop();
+    };
+    options.on_lost_leadership = [&](const Error&) {
+      lost = true;
+      io.stop();
+    };
+    shell = std::make_unique<SchedulerShell>(io, flags, options);
+    if (auto s = shell->Start(); !s.ok()) {
+      std::cerr << "etcd-mesos-scheduler: " << s.error().ToString() << "\n";
+      return 1;
+    }
+    if (first) {
+      HostPort admin = shell->admin_address();
+      std::string host = flags.shell.admin_bind_all ? flags.shell.address : admin.host;
+      std::cerr << "etcd-mesos-scheduler: framework " << flags.core.framework_name << ", master "
+                << flags.shell.master_spec << "\n  status page  http://" << host << ":"
+                << admin.port << "/\n  members      http://" << host << ":" << admin.port
+                << "/members\n"
+                << "  stats        http://" << host << ":" << admin.port << "/stats\n";
+    }
+    io.run();
+    shell->Stop();
+    shell.reset();
+    if (!lost) break;
+    spdlog::warn("contending again for the leadership of {}", flags.core.framework_name);
+    io.restart();
+  }
   return code;
 }

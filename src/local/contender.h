@@ -1,18 +1,17 @@
 // MasterContender: the candidacy of etcd-mesos-local's master in ZooKeeper, as Mesos's
 // ZooKeeperMasterContender and detector together (src/master/contender, src/master/detector):
 // the master holds an ephemeral sequential node `<path>/json.info_<sequence>` whose data is its
-// MasterInfo as JSON, and it is elected when its node is the lowest in line. Who leads is learnt
-// with the same MasterDetector the scheduler uses, so a master restarted in place sees its own
+// MasterInfo as JSON, and it is elected when its node is the lowest in line. It is the
+// schedulers' ZkElection with Mesos's node names; the leader's address is read from its node as
+// the frameworks' detector reads it (MasterEndpoint). A master restarted in place so sees its own
 // previous incarnation (same address, older node) lead until that session expires, and redirects
 // to itself meanwhile, as real Mesos 1.11 did.
 //
-// A contender whose session expires loses its node: it reports that it no longer leads and
-// contends again with a new session (real Mesos aborts the master instead; the local cluster
-// keeps serving).
+// A contender whose session expires while it leads reports that it no longer leads and contends
+// again with a new session (real Mesos aborts the master instead; the local cluster keeps
+// serving).
 //
-// Threading: lives on one io_context thread; the callback runs there, never inside Start(). The
-// ZooKeeper client completes on its own threads, which only post onto the io_context; a shared
-// state with a closed flag makes destruction safe while completions are in flight.
+// Threading: lives on one io_context thread; the callback runs there, never inside Start().
 #pragma once
 
 #include <chrono>

@@ -398,8 +398,6 @@ void MasterDetector::Stop() { impl_->Close(); }
 
 std::optional<HostPort> MasterDetector::leader() const { return impl_->leader; }
 
-const std::string& MasterDetector::leader_node() const { return impl_->leader_node; }
-
 std::optional<std::pair<int64_t, std::string>> MasterDetector::ZooKeeperSessionForTesting() const {
   if (impl_->zh == nullptr) return std::nullopt;
   const clientid_t* id = zoo_client_id(impl_->zh);

@@ -65,8 +65,6 @@ class MasterDetector {
 
   // The last leader reported (nullopt before the first report too).
   std::optional<HostPort> leader() const;
-  // The leader's node (`json.info_<sequence>`) in the last report; empty for host:port or none.
-  const std::string& leader_node() const;
 
   // The current ZooKeeper session (id, 16-byte password), for tests that expire it.
   std::optional<std::pair<int64_t, std::string>> ZooKeeperSessionForTesting() const;

@@ -22,11 +22,9 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::string_view kPrefix = "candidate_";
-
-std::optional<uint64_t> SequenceOf(std::string_view name) {
-  if (!name.starts_with(kPrefix)) return std::nullopt;
-  std::string_view digits = name.substr(kPrefix.size());
+std::optional<uint64_t> SequenceOf(std::string_view name, std::string_view prefix) {
+  if (!name.starts_with(prefix)) return std::nullopt;
+  std::string_view digits = name.substr(prefix.size());
   uint64_t value = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
@@ -36,10 +34,10 @@ std::optional<uint64_t> SequenceOf(std::string_view name) {
 }
 
 // The candidates in line, the leader first.
-std::vector<std::string> InLine(const std::vector<std::string>& children) {
+std::vector<std::string> InLine(const std::vector<std::string>& children, std::string_view prefix) {
   std::vector<std::pair<uint64_t, std::string>> numbered;
   for (const auto& c : children) {
-    if (auto seq = SequenceOf(c)) numbered.emplace_back(*seq, c);
+    if (auto seq = SequenceOf(c, prefix)) numbered.emplace_back(*seq, c);
   }
   std::sort(numbered.begin(), numbered.end());
   std::vector<std::string> out;
@@ -206,7 +204,7 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       }
       if (next_component != std::string::npos) return CreatePath(next_component);
       creating_node = true;
-      std::string prefix = url.path + "/" + std::string(kPrefix);
+      std::string prefix = url.path + "/" + options.node_prefix;
       const ACL_vector* acl = url.user ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
       if (zoo_acreate(zh, prefix.c_str(), data.data(), static_cast<int>(data.size()), acl,
                       ZOO_EPHEMERAL | ZOO_SEQUENCE, &Created, NewContext()) != ZOK) {
@@ -238,7 +236,7 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       SPDLOG_WARN("election: listing {} failed: {}", url.ToString(), zerror(rc));
       return;  // the next (re)connection lists again
     }
-    auto line = InLine(names);
+    auto line = InLine(names, options.node_prefix);
     if (std::find(line.begin(), line.end(), node) == line.end()) {
       // Our node is gone while our session lives: only an operator deletes it so. Join again.
       SPDLOG_WARN("election: our node {} is gone; joining again", node);

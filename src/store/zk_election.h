@@ -1,7 +1,9 @@
-// ZkElection: one leader among the scheduler instances of a cluster, by the standard ZooKeeper
-// recipe. Each instance holds an ephemeral sequential node `<path>/candidate_<sequence>` whose
-// data says how to reach it (its admin URL); the lowest sequence leads, and the others watch the
-// children of `path` to learn who leads and when it is their turn.
+// ZkElection: one leader among the scheduler instances of a cluster (or the masters of
+// etcd-mesos-local), by the standard ZooKeeper recipe. Each instance holds an ephemeral
+// sequential node `<path>/<prefix><sequence>` whose data says how to reach it (a scheduler's
+// admin URL; a master's MasterInfo as JSON, the prefix then `json.info_` as Mesos's); the lowest
+// sequence leads, and the others watch the children of `path` to learn who leads and when it is
+// their turn.
 //
 // Leadership lasts as long as the node's session. ZooKeeper deletes the node, and so lets the
 // next instance lead, only once that session has expired. A leader told of its session's expiry
@@ -33,6 +35,7 @@ class ZkElection {
  public:
   struct Options {
     std::chrono::milliseconds session_timeout{10'000};
+    std::string node_prefix = "candidate_";
   };
   struct View {
     bool leading = false;

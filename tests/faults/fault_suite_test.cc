@@ -171,14 +171,51 @@ class FaultSuite : public ::testing::Test {
   }
 
   void StartScheduler() {
-    shell::SchedulerShell::Options options;
-    options.on_fatal = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
-    options.client.backoff_min = milliseconds(100);
-    options.client.backoff_max = milliseconds(500);
-    scheduler_ = std::make_unique<shell::SchedulerShell>(io_, flags_, options);
+    scheduler_ = NewScheduler(flags_);
     Status s = scheduler_->Start();
     ASSERT_TRUE(s.ok()) << s.error();
     admin_ = scheduler_->admin_address();
+  }
+  std::unique_ptr<shell::SchedulerShell> NewScheduler(const shell::SchedulerFlags& flags) {
+    shell::SchedulerShell::Options options;
+    options.on_fatal = [this](const Error& e) { on_fatal_(e); };
+    options.client.backoff_min = milliseconds(100);
+    options.client.backoff_max = milliseconds(500);
+    return std::make_unique<shell::SchedulerShell>(io_, flags, options);
+  }
+  // A second instance with the same flags but its own admin port, standing by once it knows the
+  // leader (scheduler high availability, ZooKeeper store).
+  std::unique_ptr<shell::SchedulerShell> StartStandby() {
+    shell::SchedulerFlags flags = flags_;
+    flags.shell.admin_port = test::FreePort();
+    flags.shell.webui_url = fmt::format("http://127.0.0.1:{}/", flags.shell.admin_port);
+    auto standby = NewScheduler(flags);
+    Status s = standby->Start();
+    EXPECT_TRUE(s.ok()) << s.error();
+    std::string leader = fmt::format("http://{}:{}/", flags_.shell.address, admin_.port);
+    EXPECT_TRUE(RunUntil(
+        [&] {
+          auto stats = HttpJson(standby->admin_address(), "/stats");
+          return stats.value("standby", 0) == 1 && stats.value("leader_url", "") == leader;
+        },
+        30))
+        << "the second instance does not stand by behind " << leader;
+    EXPECT_FALSE(standby->leading());
+    return standby;
+  }
+  nlohmann::json HttpJson(const HostPort& at, const std::string& path) {
+    auto [code, out] = Shell("curl -s -m 5 http://" + at.ToString() + path);
+    auto parsed = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+    return code == 0 && parsed.is_object() ? parsed : nlohmann::json::object();
+  }
+  // The frameworks the master has subscribed (connected) now.
+  int SubscribedFrameworks() {
+    int n = 0;
+    nlohmann::json state = cluster_->master().StateJson();  // the loop must not outlive it
+    for (const auto& f : state["frameworks"]) {
+      n += f.value("connected", false) ? 1 : 0;
+    }
+    return n;
   }
 
   // The scheduler process dies: nothing of it is left but its store.
@@ -550,6 +587,9 @@ class FaultSuite : public ::testing::Test {
   std::filesystem::path token_file_;
   shell::SchedulerFlags flags_;
   std::unique_ptr<shell::SchedulerShell> scheduler_;
+  std::function<void(const Error&)> on_fatal_ = [](const Error& e) {
+    ADD_FAILURE() << "scheduler fatal: " << e;
+  };
   std::unique_ptr<test::Workload> workload_;
   std::unique_ptr<test::LinearizableWorkload> history_;
   std::vector<HostPort> known_endpoints_;
@@ -1006,6 +1046,87 @@ TEST_F(FaultSuite, MesosMasterKilledInZooKeeperModeIsFollowedOnItsSuccessorsElec
   ASSERT_NO_FATAL_FAILURE(ExpectTheSameMembersAllRunning(before));
   std::printf("[timing] master killed -> re-subscribed, agents back, all RUNNING: %.1fs\n",
               Since(t0));
+}
+
+// Scheduler high availability. A second instance with the same flags stands by: it shows the
+// stored state as a standby's and sends commands to the leader. The leader stops (a redeploy, a
+// SIGTERM: it withdraws from the election) and a member dies at the same moment: the standby
+// leads, takes the framework over at the master with the same id, and heals the member. Nothing
+// else is killed or replaced, and the master never has two subscriptions.
+TEST_F(FaultSuite, AStandbySchedulerTakesOverAndHealsAMemberLostDuringTheFailover) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  ASSERT_TRUE(scheduler_->leading());
+  auto standby = StartStandby();
+  ASSERT_TRUE(standby);
+  auto [code, redirect] = Shell(
+      "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -XPOST "
+      "-H 'Authorization: Bearer s3cret-token' http://" +
+      standby->admin_address().ToString() + "/reseed");
+  EXPECT_EQ(redirect, fmt::format("307 http://{}:{}/reseed", flags_.shell.address, admin_.port));
+  EXPECT_EQ(SubscribedFrameworks(), 1);
+  auto before = core().state().members;
+  std::string framework_id = core().state().framework_id.value_or("");
+  uint64_t removed_before = core().state().counters.members_removed;
+  std::string victim = Members().front().name;
+
+  auto t0 = Clock::now();
+  KillScheduler();
+  ASSERT_NO_FATAL_FAILURE(KillMember(victim));
+  scheduler_ = std::move(standby);
+  admin_ = scheduler_->admin_address();
+  int most_subscribed = 0;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        most_subscribed = std::max(most_subscribed, SubscribedFrameworks());
+        return scheduler_->leading() && core().connected();
+      },
+      30))
+      << "the standby did not take over";
+  std::printf("[timing] leader stopped -> standby leads and is subscribed: %.1fs\n", Since(t0));
+  EXPECT_EQ(core().state().framework_id.value_or(""), framework_id) << "not a failover";
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] leader stopped and a member killed -> healed by the new leader: %.1fs\n",
+              Since(t0));
+  EXPECT_LE(most_subscribed, 1) << "two schedulers subscribed at once";
+  for (const auto& [name, m] : before) {
+    if (name == victim) continue;
+    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id) << name << " was relaunched";
+  }
+  EXPECT_EQ(core().state().counters.members_removed, removed_before + 1);
+  EXPECT_EQ(GuideJson("stats").value("standby", -1), 0);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// The leader's ZooKeeper session expires (it was paused, or cut off from ZooKeeper for longer
+// than the session timeout): it is told, stops acting at once, and the standby leads.
+TEST_F(FaultSuite, ALeaderWhoseZooKeeperSessionExpiresStopsAndTheStandbyLeads) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  auto standby = StartStandby();
+  ASSERT_TRUE(standby);
+  auto before = core().state().members;
+  std::optional<Error> fatal;
+  on_fatal_ = [&](const Error& e) { fatal = e; };
+  auto session = scheduler_->ElectionSessionForTesting();
+  ASSERT_TRUE(session);
+  ASSERT_TRUE(
+      test::ExpireZooKeeperSession(zookeeper_->servers(), session->first, session->second).ok());
+  ASSERT_TRUE(RunUntil([&] { return fatal.has_value(); }, 30)) << "the old leader went on";
+  EXPECT_NE(fatal->message.find("lost the leadership"), std::string::npos) << *fatal;
+  scheduler_.reset();
+  scheduler_ = std::move(standby);
+  admin_ = scheduler_->admin_address();
+  ASSERT_TRUE(RunUntil([&] { return scheduler_->leading() && core().connected(); }, 30));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  for (const auto& [name, m] : before) {
+    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
+  }
+  on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
 }
 
 // An agent is cut off from the master but its member keeps serving: nothing is replaced while

@@ -169,7 +169,9 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_reseed_highest_revision", "last_reseed_revisions_lost", "backups_enabled",
       "backups_taken", "backup_failures", "last_backup", "last_backup_time",
       "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
-      "last_backup_error", "backup_running"};
+      "last_backup_error", "backup_running",
+      // Which instance answers (scheduler high availability).
+      "standby", "leader_url"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -277,6 +279,42 @@ TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
   EXPECT_EQ(submitted_, 3);
   // Reading stays open.
   EXPECT_EQ(Get("/stats").status, 200u);
+}
+
+// A standby scheduler instance: views of the stored state marked as a standby's, healthz well,
+// and every command sent to the leader, token and all, without reaching this core.
+TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
+  Start("s3cret");
+  server_->SetStandby("http://10.0.0.9:12300/");
+  for (const char* target :
+       {"/reseed?force=1&token=s3cret", "/start-fresh", "/backup", "/restore?name=b.db"}) {
+    auto r = Call(net::Verb::post, target, {{"Authorization", "Bearer s3cret"}});
+    EXPECT_EQ(r.status, 307u) << target;
+    EXPECT_EQ(net::FindHeader(r.headers, "Location").value_or(""),
+              std::string("http://10.0.0.9:12300") + target);
+  }
+  EXPECT_EQ(submitted_, 0) << "a standby's core acted on a command";
+  auto stats = json::parse(Get("/stats").body);
+  EXPECT_EQ(stats["standby"], 1);
+  EXPECT_EQ(stats["leader_url"], "http://10.0.0.9:12300/");
+  EXPECT_EQ(stats["launched_servers"], 2) << "the stored state's counters";
+  auto healthz = Get("/healthz");
+  EXPECT_EQ(healthz.status, 200u) << "Marathon must not restart a standby";
+  EXPECT_NE(healthz.body.find("standby"), std::string::npos) << healthz.body;
+  EXPECT_NE(Get("/metrics").body.find("etcd_mesos_standby 1"), std::string::npos);
+  auto page = Get("/");
+  EXPECT_NE(page.body.find("STANDBY"), std::string::npos);
+  EXPECT_NE(page.body.find("http://10.0.0.9:12300/"), std::string::npos);
+  // No leader known: commands are refused, saying why.
+  server_->SetStandby("");
+  auto none = Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(none.status, 503u);
+  EXPECT_NE(none.body.find("no leader"), std::string::npos) << none.body;
+  // Leading again: commands reach the core.
+  server_->SetStandby(std::nullopt);
+  EXPECT_EQ(Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}}).status, 503u);
+  EXPECT_EQ(submitted_, 1);
+  EXPECT_EQ(json::parse(Get("/stats").body)["standby"], 0);
 }
 
 TEST_F(AdminApi, WrongMethodsUnknownPathsAndBadQueries) {

@@ -796,6 +796,21 @@ TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotL
   EXPECT_TRUE(core_.total_loss());
 }
 
+// A record that says otherwise (written by hand, or by a bug) does not make a cluster whose
+// members ran etcd look empty.
+TEST_F(CoreTest, AStoredMemberWithAnEtcdIdServedWhateverTheRecordSays) {
+  auto launches = Bootstrap();
+  PersistentState state = core_.state();
+  state.served = false;
+  core_ = SchedulerCore(Config());
+  Start(state);
+  EXPECT_TRUE(core_.state().served);
+  Subscribe();
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
+  Advance(1s);
+  EXPECT_TRUE(core_.total_loss());
+}
+
 TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
   auto launches = Bootstrap();  // every member RUNNING: etcd served
   uint64_t generation = core_.state().generation;

@@ -122,6 +122,9 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
   state_ = e.state;
   started_ = true;
   for (auto& [name, m] : state_.members) {
+    // A member etcd gave an id, or whose task ran, ran etcd: whatever the record says, this
+    // generation may hold data (never started again by itself).
+    if (m.member_id != 0 || m.task_state == mesos::TASK_RUNNING) state_.served = true;
     m.reachable = false;
     m.healthy = false;
     m.launched_at = e.now;  // staging timeouts count from now, not from before the restart

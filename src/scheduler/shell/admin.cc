@@ -100,6 +100,19 @@ net::HttpResponse ReadArtifact(const std::string& path, const std::string& name)
   return net::HttpResponse{200, {{"Content-Type", "application/octet-stream"}}, std::move(data)};
 }
 
+// A standby's answer to a command: the same request at the leader (307 keeps the method and the
+// body), or 503 when no leader is known.
+net::HttpResponse ToLeader(const net::ServerRequest& req, const std::string& leader) {
+  if (leader.empty()) {
+    return Text(503,
+                "503 service unavailable: this scheduler is a standby and no leader is "
+                "elected yet; try again shortly\n");
+  }
+  std::string base = leader.ends_with('/') ? leader.substr(0, leader.size() - 1) : leader;
+  auto r = Text(307, fmt::format("307: this scheduler is a standby; the leader is {}\n", leader));
+  r.headers.emplace_back("Location", base + req.target);
+  return r;
+}
 }  // namespace
 
 Result<std::string> ArtifactVersion(const std::string& path) {
@@ -154,7 +167,8 @@ uint64_t UnreachableServers(const SchedulerCore& core) {
 }
 }  // namespace
 
-std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
+std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
+                        const std::optional<std::string>& standby_leader) {
   const Counters& c = core.state().counters;
   uint64_t running = 0;
   for (const auto& [name, m] : core.state().members) {
@@ -198,10 +212,12 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix) {
   out["last_backup_revision"] = b.last ? b.last->revision : 0;
   out["last_backup_error"] = b.last_error;
   out["backup_running"] = b.running ? json(*b.running) : json(nullptr);
+  out["standby"] = standby_leader ? 1 : 0;
+  out["leader_url"] = standby_leader.value_or("");
   return out.dump() + "\n";
 }
 
-std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool standby) {
   const Counters& c = core.state().counters;
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
@@ -235,6 +251,9 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix) {
          core.total_loss());
   metric("reseeding", "gauge", "1 while a reseed runs.", core.reseeding());
   metric("connected", "gauge", "1 while subscribed to the Mesos master.", core.connected());
+  metric("standby", "gauge",
+         "1 on a standby scheduler instance (it does not act; its views are the stored state).",
+         standby);
   metric("reconciling", "gauge", "1 until reconciliation settles after a subscription.",
          core.reconciling());
   metric("launched_servers_total", "counter", "Member tasks launched.", c.launched_servers);
@@ -362,6 +381,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
 
   if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore") {
+    if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
   if (path.starts_with("/artifacts/")) {
@@ -378,9 +398,18 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   }
   if (!get) return reply(MethodNotAllowed(req, "GET"));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
-  if (path == "/stats") return reply(net::JsonResponse(200, RenderStats(core_, NowUnix())));
+  if (path == "/stats") {
+    return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_)));
+  }
   if (path == "/backups") return ServeBackups(std::move(responder));
   if (path == "/healthz") {
+    // A standby is well if it stands by: its health is not the cluster's (Marathon must not
+    // restart it for the cluster's sake).
+    if (standby_) {
+      return reply(Text(
+          200, fmt::format("standby: {}\n", standby_->empty() ? std::string("no leader yet")
+                                                              : "the leader is " + *standby_)));
+    }
     if (!core_.healthy()) {
       return reply(Text(500, "500 internal server error: cluster not healthy.\n"));
     }
@@ -400,7 +429,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     return reply(Text(200, "cluster is healthy\n"));
   }
   if (path == "/metrics") {
-    auto r = Text(200, RenderMetrics(core_, NowUnix()));
+    auto r = Text(200, RenderMetrics(core_, NowUnix(), standby_.has_value()));
     for (auto& [k, v] : r.headers) {
       if (k == "Content-Type") v = "text/plain; version=0.0.4; charset=utf-8";
     }
@@ -409,9 +438,11 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   if (path == "/endpoints") return reply(Text(200, RenderEndpoints(core_)));
   net::HttpResponse page{200,
                          {{"Content-Type", "text/html; charset=utf-8"}},
-                         RenderStatusPage(core_, notes_, NowUnix())};
+                         RenderStatusPage(core_, notes_, NowUnix(), standby_)};
   reply(std::move(page));
 }
+
+void AdminServer::SetStandby(std::optional<std::string> leader) { standby_ = std::move(leader); }
 
 void AdminServer::Command(const net::ServerRequest& req,
                           std::shared_ptr<net::Responder> responder) {

@@ -28,6 +28,9 @@
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
+//
+// On a standby instance (SetStandby) every view shows the state the leader last stored, marked as
+// a standby's; /healthz answers 200 "standby"; commands get 307 to the leader's admin URL.
 //   GET  /artifacts/<v>/<n>  n = etcd-mesos-executor, etcd or etcdctl at version v (what
 //                        ArtifactVersion says of the file now: launches name it, so that the Mesos
 //                        fetcher cache keeps each version apart; a version whose file has changed
@@ -74,8 +77,10 @@ Result<std::string> ArtifactVersion(const std::string& path);
 // Which members may run, and which of them are voters, is the core's rule (rules.h).
 std::string RenderMembers(const SchedulerCore& core);
 // `now_unix`: the wall clock (seconds), for the age of the newest backup.
-std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0);
-std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0);
+// `standby_leader` as RenderStatusPage's: "standby" and "leader_url" say which instance this is.
+std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0,
+                        const std::optional<std::string>& standby_leader = std::nullopt);
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0, bool standby = false);
 std::string RenderEndpoints(const SchedulerCore& core);
 // True when no token is configured, or the request carries it (Bearer header or ?token=).
 bool Authorized(const net::ServerRequest& request, const std::string& token);
@@ -106,6 +111,11 @@ class AdminServer {
   HostPort address() const;
   // Completes the pending request the core answered; unknown ids are ignored (the client left).
   void Answer(const AnswerAdmin& answer);
+  // A standby instance (scheduler high availability): the views show the state the leader last
+  // stored (the shell keeps the core a mirror of it), /healthz answers 200 naming the leader, and
+  // every command is sent to the leader with a 307 (503 when no leader is known). `leader` is the
+  // leader's admin URL ("" when none is known); nullopt: this instance leads.
+  void SetStandby(std::optional<std::string> leader);
 
  private:
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
@@ -118,6 +128,7 @@ class AdminServer {
   boost::asio::io_context& io_;
   Options options_;
   const SchedulerCore& core_;
+  std::optional<std::string> standby_;  // the leader's admin URL while this instance stands by
   const NoteLog& notes_;
   Submit submit_;
   net::HttpServer server_;

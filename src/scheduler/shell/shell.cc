@@ -104,6 +104,7 @@ SchedulerShell::SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags
       flags_(std::move(flags)),
       options_(std::move(options)),
       core_(flags_.core),
+      standby_timer_(io),
       tick_timer_(io),
       retry_timer_(io) {}
 
@@ -159,8 +160,77 @@ Status SchedulerShell::Start() {
     spdlog::warn("--restore-from: {} verified (sha256 {}) and kept as backup {}",
                  flags_.shell.restore_from, imported->sha256, imported->name);
   }
-  LoadState(0);
+  if (flags_.shell.store_spec.starts_with("zk://")) {
+    StartElection();
+  } else {
+    LoadState(0);
+  }
   return OkStatus();
+}
+
+void SchedulerShell::StartElection() {
+  auto url = ParseZkUrl(flags_.shell.store_spec);
+  if (!url.ok()) return Fatal(url.error().Context("--zk-framework-persist"));
+  url->path += "/" + flags_.core.framework_name + "/leader";
+  std::string me = fmt::format("http://{}:{}/", flags_.shell.address, admin_->address().port);
+  admin_->SetStandby("");  // until the election says
+  election_ = std::make_unique<store::ZkElection>(
+      io_, *url, me, store::ZkElection::Options{},
+      Guarded([this](const store::ZkElection::View& view) { OnElection(view); }),
+      Guarded([this](const std::string& why) {
+        Stop();  // not one more action: another instance may lead by now
+        Error lost = MakeError(ErrorCode::kUnavailable,
+                               "lost the leadership of {}: {}; stopped so that only the new "
+                               "leader acts",
+                               flags_.core.framework_name, why);
+        spdlog::critical("{}", lost.message);
+        notes_.Add(Note{"error", lost.message});
+        if (options_.on_lost_leadership) return options_.on_lost_leadership(lost);
+        Fatal(lost);
+      }));
+  if (auto started = election_->Start(); !started.ok()) {
+    return Fatal(started.error().Context("joining the leader election"));
+  }
+  spdlog::info("contending for the leadership of {} under {} as {}", flags_.core.framework_name,
+               url->ToString(), me);
+}
+
+void SchedulerShell::OnElection(const store::ZkElection::View& view) {
+  if (view.leading) {
+    if (leading_) return;
+    leading_ = true;
+    standby_timer_.cancel();
+    admin_->SetStandby(std::nullopt);
+    core_ = SchedulerCore(flags_.core);  // the standby's mirror of the stored state goes
+    notes_.Add(Note{"warn", "elected: this instance leads " + flags_.core.framework_name});
+    spdlog::warn("elected: this instance leads {} ({}); loading the state and subscribing",
+                 flags_.core.framework_name, view.node);
+    return LoadState(0);
+  }
+  std::string leader = view.leader_data.value_or("");
+  admin_->SetStandby(leader);
+  spdlog::info("standby: {}; serving the stored state and sending commands to the leader",
+               leader.empty() ? std::string("no leader known yet") : leader + " leads");
+  RefreshStandby();
+}
+
+// A standby's views are the state the leader last stored, read again every few seconds.
+void SchedulerShell::RefreshStandby() {
+  standby_timer_.cancel();
+  if (leading_) return;
+  store_->Get(StatePath(flags_.core.framework_name), Guarded([this](Result<store::Record> r) {
+                if (leading_) return;
+                if (r.ok()) {
+                  if (auto state = DecodeState(r->data); state.ok()) {
+                    core_ = SchedulerCore(flags_.core);
+                    (void)core_.Handle(Started{std::move(*state), Clock::now()});  // views only
+                  }
+                }
+                standby_timer_.expires_after(std::chrono::seconds(2));
+                standby_timer_.async_wait(Guarded([this](boost::system::error_code ec) {
+                  if (!ec) RefreshStandby();
+                }));
+              }));
 }
 
 void SchedulerShell::Stop() {
@@ -168,6 +238,8 @@ void SchedulerShell::Stop() {
   stopped_ = true;
   tick_timer_.cancel();
   retry_timer_.cancel();
+  standby_timer_.cancel();
+  election_.reset();             // withdraws: the next instance in line leads at once
   detector_.reset();             // closes its ZooKeeper session; no callback afterwards
   if (client_) client_->Stop();  // no TEARDOWN: the tasks keep running for the failover timeout
   if (admin_) admin_->Stop();

@@ -16,6 +16,16 @@
 // Stop() leaves the framework registered: Mesos keeps the tasks running for the failover timeout,
 // and a restarted scheduler re-subscribes with the stored framework id.
 //
+// High availability: with a ZooKeeper store, several instances with the same --cluster-name may
+// run; they elect one leader under <chroot>/<framework>/leader (store::ZkElection). Only the
+// leader loads the state, subscribes and acts. A standby serves the admin views from the stored
+// state (re-read every few seconds), marked as a standby's and naming the leader, and sends
+// commands to the leader. A standby elected loads the state and subscribes with the stored
+// framework id (a failover at the master). A leader told its ZooKeeper session expired stops at
+// once (on_lost_leadership): another may lead by then. With a directory store there is one instance
+// (a lock).
+
+//
 // Threading: everything runs on the io_context's one thread (ZooKeeper threads only post back);
 // not thread-safe.
 #pragma once
@@ -40,6 +50,7 @@
 #include "scheduler/shell/flags.h"
 #include "scheduler/shell/task_info.h"
 #include "store/state_store.h"
+#include "store/zk_election.h"
 
 namespace etcd_mesos::scheduler::shell {
 
@@ -51,6 +62,9 @@ class SchedulerShell {
   struct Options {
     // Called once if the scheduler cannot go on (a corrupt state record); main() exits.
     std::function<void(const Error&)> on_fatal;
+    // Called once when this instance, leading, is told its ZooKeeper session expired: it has
+    // stopped acting (Stop()); main() starts a new shell, which contends again. Unset: on_fatal.
+    std::function<void(const Error&)> on_lost_leadership;
     // Client tuning (tests shorten backoffs).
     mesos_client::SchedulerClient::Options client;
   };
@@ -69,8 +83,17 @@ class SchedulerShell {
   const SchedulerCore& core() const { return core_; }
   HostPort admin_address() const;
   bool loaded() const { return loaded_; }
+  // With a ZooKeeper store: whether this instance leads (always true without one).
+  bool leading() const { return !election_ || leading_; }
+  // The election's ZooKeeper session, for tests that expire it.
+  std::optional<std::pair<int64_t, std::string>> ElectionSessionForTesting() const {
+    return election_ ? election_->SessionForTesting() : std::nullopt;
+  }
 
  private:
+  void StartElection();
+  void OnElection(const store::ZkElection::View& view);
+  void RefreshStandby();
   void LoadState(int attempt);
   void OnLoaded(PersistentState state);
   void Fatal(const Error& error);
@@ -120,6 +143,9 @@ class SchedulerShell {
   NoteLog notes_;
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<store::ZkElection> election_;  // with a ZooKeeper store
+  bool leading_ = false;
+  boost::asio::steady_timer standby_timer_;
   std::unique_ptr<mesos_client::MasterDetector> detector_;
   std::unique_ptr<mesos_client::SchedulerClient> client_;
   bool client_started_ = false;

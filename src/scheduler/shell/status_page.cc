@@ -85,7 +85,19 @@ std::string BackupLine(const SchedulerCore& core, int64_t now_unix) {
 
 }  // namespace
 
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix) {
+std::string StandbyBanner(const std::optional<std::string>& leader) {
+  if (!leader) return "";
+  std::string who = leader->empty()
+                        ? std::string("no leader is elected yet")
+                        : fmt::format("the leader is <a href=\"{0}\">{0}</a>", Html(*leader));
+  return fmt::format(
+      "<p class=\"warn\"><b>STANDBY: this instance does not act; {}. Below is the state the "
+      "leader last stored; commands go to the leader.</b></p>\n",
+      who);
+}
+
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix,
+                             const std::optional<std::string>& standby_leader) {
   const Counters& c = core.state().counters;
   const BackupStatus& b = core.backups();
   return fmt::format(
@@ -99,7 +111,7 @@ td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
 .ok {{ background: #dff0d8; }} .bad, .error {{ background: #f2dede; }} .warn {{ background: #fcf8e3; }}
 </style></head><body>
 <h1>etcd-mesos: {0}</h1>
-<p class="{1}"><b>{2}</b></p>
+{21}<p class="{1}"><b>{2}</b></p>
 <p>master: {3}; reconciliation: {4}; livelock: {5}; reseed: {6}; generation {7};
 cluster size {8}</p>
 <h2>members</h2>
@@ -129,7 +141,8 @@ cluster size {8}</p>
       std::count_if(core.state().members.begin(), core.state().members.end(),
                     [](const auto& kv) { return kv.second.task_state == mesos::TASK_RUNNING; }),
       c.launched_servers, c.failed_servers, c.lost_servers, c.cluster_livelocks, c.cluster_reseeds,
-      c.reseed_attempts, c.members_added, c.members_promoted, c.members_removed, NoteRows(notes));
+      c.reseed_attempts, c.members_added, c.members_promoted, c.members_removed, NoteRows(notes),
+      StandbyBanner(standby_leader));
 }
 
 }  // namespace etcd_mesos::scheduler::shell

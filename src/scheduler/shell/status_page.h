@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 
 #include "scheduler/core/scheduler_core.h"
@@ -37,6 +38,9 @@ class NoteLog {
 int64_t BackupAgeSeconds(const SchedulerCore& core, int64_t now_unix);
 
 // The whole page. `now_unix`: the wall clock (seconds), for the age of the newest backup.
-std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix = 0);
+// `standby_leader`: set on a standby instance (the leader's admin URL, empty when none is known),
+// whose page shows the state the leader last stored, under a banner naming the leader.
+std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, int64_t now_unix = 0,
+                             const std::optional<std::string>& standby_leader = std::nullopt);
 
 }  // namespace etcd_mesos::scheduler::shell

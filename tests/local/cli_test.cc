@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
+#include "testing/zookeeper_server.h"
 
 namespace etcd_mesos::local {
 namespace {
@@ -354,6 +356,50 @@ TEST(SchedulerCli, BadFlagsExitTwoNamingTheFlagBeforeAnythingStarts) {
   EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--no-such-flag"}, &out), 2);
   EXPECT_EQ(RunToExit({SCHEDULER_PATH, "--help"}, &out), 0);
   EXPECT_NE(out.find("--auto-reseed"), std::string::npos) << out;
+}
+
+// The scheduler binary as a leader whose ZooKeeper session expires because it was paused longer
+// than the session timeout (SIGSTOP, as a long GC-like stall or a frozen VM): once it runs again
+// it learns of the expiry, stops acting, and the same process contends again and, being the
+// only instance, leads again, on the same admin port. (A ZooKeeper server that restarts keeps its
+// sessions: stopping ZooKeeper would expire nothing.)
+TEST(SchedulerCli, ALeaderWhoseSessionExpiredContendsAgainInTheSameProcess) {
+  test::ZooKeeperServer zookeeper;
+  ASSERT_TRUE(zookeeper.Start().ok()) << zookeeper.LogTail();
+  test::TempDir dir("em-cli-ha");
+  uint16_t admin = test::FreePort();
+  std::ofstream(dir.path() / "token") << "t0ken\n";
+  ChildProcess scheduler(
+      {SCHEDULER_PATH, "--zk-framework-persist=" + zookeeper.Url("/etcd-mesos"),
+       fmt::format("--master=127.0.0.1:{}", test::FreePort()),  // nobody: it need not subscribe
+       fmt::format("--admin-port={}", admin), "--executor-bin=" + std::string(EXECUTOR_PATH),
+       "--reseed-token-file=" + (dir.path() / "token").string(), "--cluster-name=cli-ha"},
+      dir.path() / "scheduler.log");
+  auto standby = [&]() -> int {
+    net::HttpRequest req;
+    req.endpoint = {"127.0.0.1", admin};
+    req.target = "/stats";
+    req.timeout = std::chrono::seconds(2);
+    auto r = net::HttpFetchSync(req);
+    if (!r.ok() || r->status != 200) return -1;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() ? j.value("standby", -1) : -1;
+  };
+  auto log = [&] { return scheduler.LogTail(20000); };
+  ASSERT_TRUE(test::WaitFor([&] { return standby() == 0; }, std::chrono::seconds(30))) << log();
+  ASSERT_NE(log().find("elected: this instance leads etcd-cli-ha"), std::string::npos) << log();
+  scheduler.Kill(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::seconds(13));  // past the 10 s session timeout
+  scheduler.Kill(SIGCONT);
+  ASSERT_TRUE(test::WaitFor(
+      [&] { return log().find("contending again for the leadership") != std::string::npos; },
+      std::chrono::seconds(30)))
+      << log();
+  EXPECT_NE(log().find("lost the leadership of etcd-cli-ha"), std::string::npos) << log();
+  EXPECT_TRUE(test::WaitFor([&] { return standby() == 0; }, std::chrono::seconds(30)))
+      << "not leading again:\n"
+      << log();
+  EXPECT_TRUE(scheduler.Running()) << log();
 }
 
 }  // namespace

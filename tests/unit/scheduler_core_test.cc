@@ -811,6 +811,25 @@ TEST_F(CoreTest, AStoredMemberWithAnEtcdIdServedWhateverTheRecordSays) {
   EXPECT_TRUE(core_.total_loss());
 }
 
+// A standby shows the stored state, and a restarted scheduler starts from it: every change of a
+// task's state is written (real Mesos showed a standby reading STARTING for running members).
+TEST_F(CoreTest, EveryChangeOfATasksStateIsOnRecordButNotARepeat) {
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  ASSERT_EQ(launches.size(), 3u);
+  const auto& m = launches[0].member;
+  auto stored = [&](const Actions& out) -> std::optional<mesos::TaskState> {
+    auto writes = All<Persist>(out);
+    if (writes.empty()) return std::nullopt;
+    return writes.back().state.members.at(m.name).task_state;
+  };
+  EXPECT_EQ(stored(Update(m.task_id, mesos::TASK_STARTING, m.agent_id)), mesos::TASK_STARTING);
+  EXPECT_EQ(stored(Update(m.task_id, mesos::TASK_RUNNING, m.agent_id)), mesos::TASK_RUNNING);
+  EXPECT_EQ(stored(Update(m.task_id, mesos::TASK_RUNNING, m.agent_id)), std::nullopt)
+      << "the same state again is no change";
+}
+
 TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
   auto launches = Bootstrap();  // every member RUNNING: etcd served
   uint64_t generation = core_.state().generation;

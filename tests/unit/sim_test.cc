@@ -168,7 +168,7 @@ TEST(Sim, PinnedSeedsThatFoundReseedBugs) {
 // changes, find the seeds that take this path again with `sim --coverage`.)
 TEST(Sim, SeedsWhereARestartedSchedulerFinishesAReseed) {
   SimOptions o;
-  for (uint64_t seed : {121, 125, 193, 221, 262, 382}) {
+  for (uint64_t seed : {29, 39, 44, 46, 101, 129}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     EXPECT_GT(r.coverage["core.reseed_resumed"], 0u) << "seed " << seed;
@@ -183,7 +183,7 @@ TEST(Sim, SeedsWhereEtcdRefusesAnAddAndTakesItLaterUnderTheSameName) {
   SimOptions o;
   o.keep_trace = true;
   const std::regex result(R"(MembershipResult add-learner etcd-(\d+) ([0-9a-f]+): (.*))");
-  for (uint64_t seed : {3, 4, 28, 29}) {
+  for (uint64_t seed : {5, 6, 21, 24}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
     int refusals = 0;

@@ -527,6 +527,11 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
   }
   if (status.state() == mesos::TASK_RUNNING)
     MarkServed(out);  // the executor says so once etcd serves
+  if (before != status.state() && !(MaybeAlive(before) && Gone(status.state()))) {
+    // Every change of a task's state goes on record (an ending one did above): a standby's views
+    // and a restarted scheduler start from the stored state.
+    Persisted(out);
+  }
   if (started_ && before != mesos::TASK_RUNNING && status.state() == mesos::TASK_RUNNING) {
     ProbeNow(e.now, out);  // a learner's promotion waits on its first probe
   }

@@ -57,6 +57,8 @@ TEST_F(ZkElectionTest, TheFirstLeadsTheOthersKnowItAndTheNextInLineLeadsWhenItWi
   auto a = Join("http://127.0.0.1:1001/");
   ASSERT_TRUE(RunUntil([&] { return a->leading(); }));
   auto b = Join("http://127.0.0.1:1002/");
+  // In line in the order their nodes were created: b's first.
+  ASSERT_TRUE(RunUntil([&] { return !b->election->view().node.empty(); }));
   auto c = Join("http://127.0.0.1:1003/");
   ASSERT_TRUE(
       RunUntil([&] { return b->election->view().leader_data && c->election->view().leader_data; }));

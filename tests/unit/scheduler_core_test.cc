@@ -77,6 +77,8 @@ class CoreTest : public ::testing::Test {
   Actions Subscribe() { return On(Subscribed{"F", now_}); }
 
   Actions Offers(std::vector<mesos::Offer> offers) { return On(OffersReceived{offers, now_}); }
+  // One fresh offer from each of agents 1..3: enough for a bootstrap of three.
+  Actions ThreeOffers() { return Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}); }
 
   Actions Update(const std::string& task_id, mesos::TaskState state,
                  const std::string& agent = "") {
@@ -109,7 +111,7 @@ class CoreTest : public ::testing::Test {
   std::vector<LaunchMember> Bootstrap() {
     Start();
     Subscribe();
-    auto actions = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+    auto actions = ThreeOffers();
     auto launches = All<LaunchMember>(actions);
     EXPECT_EQ(launches.size(), 3u);
     uint64_t id = 1;
@@ -591,7 +593,7 @@ TEST_F(CoreTest, NoVoterIsRemovedWhenThatWouldCostQuorum) {
 TEST_F(CoreTest, AnUnstartedStaticMemberIsOursByItsPeerUrlNotAStranger) {
   Start();
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(launches.size(), 3u);
   const Member& slow = launches[2].member;  // still staging
   ClusterView view;
@@ -740,13 +742,13 @@ TEST_F(CoreTest, TotalLossNeverStartsAnEmptyClusterUntilTheOperatorAsks) {
   ProbeAll(0, 0, {launches[0].member.name, launches[1].member.name, launches[2].member.name});
   Advance(1s);
   EXPECT_TRUE(core_.total_loss());
-  auto offers = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  auto offers = ThreeOffers();
   EXPECT_FALSE(Has<LaunchMember>(offers));
   EXPECT_FALSE(Has<ChangeMembership>(offers));
   auto fresh = On(AdminStartFresh{3, now_});
   EXPECT_EQ(All<AnswerAdmin>(fresh)[0].http_status, 202);
   EXPECT_TRUE(Has<Revive>(fresh));
-  auto relaunch = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  auto relaunch = ThreeOffers();
   EXPECT_EQ(All<LaunchMember>(relaunch).size(), 3u);
 }
 
@@ -757,7 +759,7 @@ TEST_F(CoreTest, TotalLossNeverStartsAnEmptyClusterUntilTheOperatorAsks) {
 TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotLost) {
   Start();
   Subscribe();
-  auto first = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto first = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(first.size(), 3u);
   uint64_t generation = core_.state().generation;
   Actions ended;
@@ -775,9 +777,9 @@ TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotL
   }
   EXPECT_TRUE(said) << "the log (and the page's recent events) says why";
   // Not at once: offers within the first second are declined.
-  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+  EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
   Advance(1s);
-  auto second = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto second = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(second.size(), 3u);
   EXPECT_EQ(second[0].cluster_token, fmt::format("etcd-test-{}", generation + 1));
   EXPECT_EQ(second[0].member.name, "etcd-4") << "names are never reused";
@@ -785,9 +787,9 @@ TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotL
   for (const auto& l : second) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
   EXPECT_FALSE(core_.total_loss());
   Advance(1s);
-  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+  EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
   Advance(1s);
-  auto third = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto third = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(third.size(), 3u);
   // This time etcd runs: from here on, losing every member is a total loss.
   for (const auto& l : third) Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
@@ -816,7 +818,7 @@ TEST_F(CoreTest, AStoredMemberWithAnEtcdIdServedWhateverTheRecordSays) {
 TEST_F(CoreTest, EveryChangeOfATasksStateIsOnRecordButNotARepeat) {
   Start();
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(launches.size(), 3u);
   const auto& m = launches[0].member;
   auto stored = [&](const Actions& out) -> std::optional<mesos::TaskState> {
@@ -836,14 +838,14 @@ TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
   for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_FAILED, l.member.agent_id);
   EXPECT_TRUE(core_.total_loss());
   EXPECT_EQ(core_.state().generation, generation);
-  EXPECT_FALSE(Has<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)})));
+  EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
 }
 
 // A member that answered a probe ran etcd, whatever its task updates said before it ended.
 TEST_F(CoreTest, AMemberThatAnsweredAProbeServedEvenWithoutARunningUpdate) {
   Start();
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(launches.size(), 3u);
   On(ProbeResult{launches[0].member.name, MemberProbe{7, 7, 10, 2, false, true}, now_});
   EXPECT_TRUE(core_.state().served);
@@ -964,7 +966,7 @@ TEST_F(CoreTest, StartedWithARecentBackupWaitsForTheRestOfTheInterval) {
   On(Started{state, now_, Done("etcd-1"), Millis(300'000)});
   EXPECT_EQ(core_.backups().last->member, "etcd-1");
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   uint64_t id = 1;
   for (const auto& l : launches) {
     Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
@@ -1096,7 +1098,7 @@ TEST_F(CoreTest, RestoreAfterTotalLossStartsOneMemberFromTheBackupThenGrows) {
   EXPECT_FALSE(core_.total_loss());
   EXPECT_EQ(All<AnswerAdmin>(On(AdminRestore{6, "other.db", now_}))[0].http_status, 409);
   // One offer is enough: one member starts alone from the backup, on record first.
-  auto launch = Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)});
+  auto launch = ThreeOffers();
   auto launched = All<LaunchMember>(launch);
   ASSERT_EQ(launched.size(), 1u);
   EXPECT_EQ(launched[0].restore_snapshot, "etcd-test-x.db");
@@ -1198,7 +1200,7 @@ TEST_F(CoreTest, ATaskOutOfContactCountsAsLostOnlyIfItNeverComesBack) {
 TEST_F(CoreTest, TaskStuckInStagingIsKilled) {
   Start();
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(launches.size(), 3u);
   auto early = Advance(60s);
   EXPECT_FALSE(Has<KillTask>(early));
@@ -1524,7 +1526,7 @@ TEST_F(CoreTest, AMemberListAskedBeforeARemovalCompletedIsNotActedOn) {
 TEST_F(CoreTest, ABootstrapStillFormingIsNotLivelockUntilTheStagingTimeout) {
   Start();
   Subscribe();
-  auto launches = All<LaunchMember>(Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3)}));
+  auto launches = All<LaunchMember>(ThreeOffers());
   ASSERT_EQ(launches.size(), 3u);
   Update(launches[0].member.task_id, mesos::TASK_RUNNING, launches[0].member.agent_id);
   ids_[launches[0].member.name] = 1;

@@ -220,8 +220,10 @@ void SchedulerShell::RefreshStandby() {
   if (leading_) return;
   store_->Get(StatePath(flags_.core.framework_name), Guarded([this](Result<store::Record> r) {
                 if (leading_) return;
-                if (r.ok()) {
+                // Rebuilt only when the leader has written since (most reads find nothing new).
+                if (r.ok() && r->version != standby_version_) {
                   if (auto state = DecodeState(r->data); state.ok()) {
+                    standby_version_ = r->version;
                     core_ = SchedulerCore(flags_.core);
                     (void)core_.Handle(Started{std::move(*state), Clock::now()});  // views only
                   }

@@ -146,6 +146,7 @@ class SchedulerShell {
   std::unique_ptr<store::ZkElection> election_;  // with a ZooKeeper store
   bool leading_ = false;
   boost::asio::steady_timer standby_timer_;
+  int64_t standby_version_ = -1;  // the stored state's version the standby's views show
   std::unique_ptr<mesos_client::MasterDetector> detector_;
   std::unique_ptr<mesos_client::SchedulerClient> client_;
   bool client_started_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -13,6 +14,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kAbsent = -1;  // the register's value id when the key does not exist
+// The value of any write that nothing in the history saw: no completed read returned it and no
+// CAS compared against it, so no operation can tell one such value from another.
+constexpr int kUnseen = -2;
 
 // One operation of one key, with its values interned to small integers for fast comparison.
 struct KeyOp {
@@ -21,6 +25,9 @@ struct KeyOp {
   int value = kAbsent;       // written, or read
   int expected = kAbsent;    // kCas
   bool must_happen = false;  // kOk: it took effect before it completed
+  // Indeterminate operations that write kUnseen from the same precondition are interchangeable:
+  // the search only ever linearizes the earliest one of a class not yet linearized. -1: none.
+  int twin_class = -1;
 };
 
 // The register's transition: false when `op` cannot happen in `state`. An indeterminate CAS
@@ -67,6 +74,7 @@ class KeySearch {
     std::mt19937_64 rng(ops_.size());
     for (size_t i = 0; i < ops_.size(); ++i) zobrist_.push_back(rng());
     for (const auto& k : ops_) required_ += k.must_happen ? 1 : 0;
+    BuildTwins();
   }
 
   Verdict Run();
@@ -84,6 +92,8 @@ class KeySearch {
   };
 
   void BuildEvents();
+  void BuildTwins();
+  bool IsNextTwin(size_t op) const;
   void Lift(size_t call);
   void Unlift(size_t call);
   bool TryLinearize(size_t call);
@@ -91,6 +101,10 @@ class KeySearch {
   void Toggle(size_t op);
 
   std::vector<KeyOp> ops_;
+  // Per twin class: its operations in call order, and how many of them are linearized (always
+  // the first ones: a class's members are linearized in order and undone in reverse).
+  std::vector<std::vector<size_t>> twins_;
+  std::vector<size_t> twins_used_;
   std::vector<Event> events_;
   std::vector<size_t> next_, prev_;  // index events_.size() is the head of the circular list
   std::vector<uint64_t> bits_;
@@ -132,6 +146,23 @@ void KeySearch::BuildEvents() {
   }
 }
 
+void KeySearch::BuildTwins() {
+  for (const auto& e : events_) {
+    int c = ops_[e.op].twin_class;
+    if (c < 0 || e.is_return) continue;
+    if (twins_.size() <= static_cast<size_t>(c)) twins_.resize(c + 1);
+    twins_[c].push_back(e.op);
+  }
+  twins_used_.assign(twins_.size(), 0);
+}
+
+// Any member of a class could take this place with the same effect, and the earliest one not
+// yet used is invoked whenever any is: trying only it loses no linearization.
+bool KeySearch::IsNextTwin(size_t op) const {
+  int c = ops_[op].twin_class;
+  return c < 0 || twins_[c][twins_used_[c]] == op;
+}
+
 void KeySearch::Lift(size_t call) {
   auto unlink = [this](size_t e) {
     next_[prev_[e]] = next_[e];
@@ -165,7 +196,10 @@ bool KeySearch::TryLinearize(size_t call) {
   ++steps_;
   size_t op = events_[call].op;
   int next = kAbsent;
-  if (!Step(ops_[op], state_, &next)) return false;
+  if (!IsNextTwin(op) || !Step(ops_[op], state_, &next)) return false;
+  // An indeterminate operation that would change nothing is the same as one that never
+  // happened, which is always allowed and leaves it free for later.
+  if (!ops_[op].must_happen && next == state_) return false;
   Toggle(op);
   CacheKey key{bits_, next, hash_ ^ (static_cast<uint64_t>(next) * 0x9e3779b97f4a7c15ull)};
   if (!cache_.insert(std::move(key)).second) {
@@ -174,6 +208,7 @@ bool KeySearch::TryLinearize(size_t call) {
   }
   stack_.emplace_back(call, state_);
   state_ = next;
+  if (ops_[op].twin_class >= 0) ++twins_used_[ops_[op].twin_class];
   Lift(call);
   return true;
 }
@@ -192,6 +227,7 @@ bool KeySearch::Backtrack(size_t at_return, size_t* entry) {
   stack_.pop_back();
   state_ = state;
   Toggle(events_[call].op);
+  if (int c = ops_[events_[call].op].twin_class; c >= 0) --twins_used_[c];
   Unlift(call);
   *entry = next_[call];
   return true;
@@ -235,10 +271,25 @@ std::string Explain(const History& h, const std::string& key, size_t checked,
       "key \"{}\": not linearizable: {} cannot take effect before it completed; the longest "
       "linearizable prefix has {} of {} operations and leaves the register {}",
       key, stuck ? Describe(h.ops[*stuck], *stuck) : "an operation", prefix.size(), checked,
-      state ? "holding " + Quoted(state) : "absent");
+      state                            ? "holding " + Quoted(state)
+      : search.best_state() == kUnseen ? "holding a value no operation saw"
+                                       : "absent");
   size_t from = prefix.size() > 5 ? prefix.size() - 5 : 0;
   if (!prefix.empty()) out += "; it ends with:";
   for (size_t i = from; i < prefix.size(); ++i) out += " " + Describe(h.ops[prefix[i]], prefix[i]);
+  return out;
+}
+
+// An indeterminate write or CAS whose value no completed read returned and no CAS (completed or
+// not: an indeterminate one may have needed it) compared against.
+std::vector<bool> Unobserved(const std::vector<KeyOp>& ops) {
+  std::set<int> seen;
+  for (const auto& k : ops) {
+    if (k.op->kind == OpKind::kRead) seen.insert(k.value);  // only completed reads are here
+    if (k.op->kind == OpKind::kCas) seen.insert(k.expected);
+  }
+  std::vector<bool> out;
+  for (const auto& k : ops) out.push_back(!k.must_happen && !seen.count(k.value));
   return out;
 }
 
@@ -256,6 +307,19 @@ KeyResult CheckKey(const History& h, const std::string& key, const std::vector<s
         {i, &op, Intern(ids, op.value), Intern(ids, op.expected), op.outcome == Outcome::kOk});
   }
   KeyResult result{.key = key, .ops = ops.size()};
+  // Each indeterminate operation may take effect at any time after its call, or never: a few
+  // dozen of them (a majority lost mid-run) would multiply the search by every subset of them.
+  // Those that left no trace differ only in when they were called, so they become twins.
+  auto unobserved = Unobserved(ops);
+  std::map<int, int> cas_class;  // expected value -> twin class (class 0: the writes)
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!unobserved[i]) continue;
+    ops[i].value = kUnseen;
+    ops[i].twin_class =
+        ops[i].op->kind == OpKind::kWrite
+            ? 0
+            : cas_class.emplace(ops[i].expected, cas_class.size() + 1).first->second;
+  }
   KeySearch search(std::move(ops), start, options.max_steps);
   result.verdict = search.Run();
   result.steps = search.steps();

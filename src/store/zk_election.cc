@@ -164,6 +164,14 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       }
     } else if (state == ZOO_EXPIRED_SESSION_STATE) {
       OnExpired();
+    } else if (state == ZOO_CONNECTING_STATE && current.leading && !current.suspended) {
+      SPDLOG_WARN(
+          "election: {} lost its connection to ZooKeeper while leading; holding every "
+          "action until it is back (or the session expires)",
+          node);
+      View held = current;
+      held.suspended = true;
+      Update(held);
     }
   }
 
@@ -245,7 +253,7 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       creating = true;
       return CreatePath(1);
     }
-    if (line.front() == node) return Update(View{true, node, std::nullopt});
+    if (line.front() == node) return Update(View{true, node, std::nullopt, false});
     leader_node = line.front();
     std::string full = url.path + "/" + leader_node;
     if (zoo_aget(zh, full.c_str(), 0, &Read, NewContext()) != ZOK) {
@@ -257,7 +265,7 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
     if (c.session != session || c.listing != listing) return;
     if (rc == ZNONODE) return Refresh();  // the leader just left
     if (rc != ZOK) return;
-    Update(View{false, node, bytes});
+    Update(View{false, node, bytes, false});
   }
 
   void Update(const View& now) {

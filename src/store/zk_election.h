@@ -7,11 +7,13 @@
 //
 // Leadership lasts as long as the node's session. ZooKeeper deletes the node, and so lets the
 // next instance lead, only once that session has expired. A leader told of its session's expiry
-// (on_lost) must stop acting at once (the scheduler exits). A leader merely cut off from
-// ZooKeeper goes on: no other can be elected while its session lives, its state writes wait for
-// ZooKeeper anyway, and once another instance leads, that one's SUBSCRIBE fails the old one over
-// at the Mesos master, which ends it too. A standby whose session expires contends again with a
-// new one.
+// (on_lost) must stop acting at once (the scheduler exits). A leader cut off from ZooKeeper is
+// told so (View::suspended) and must hold every action until it hears again: the client notices
+// the loss two thirds of the session timeout after it last heard from ZooKeeper, before the
+// server can expire the session (a whole timeout after it last heard from the client), so a
+// leader holds before anyone else can be elected. Reconnected within the session, it leads on
+// (suspended is cleared); otherwise it hears of the expiry (on_lost). A standby whose session
+// expires contends again with a new one.
 //
 // Threading: lives on one io_context thread; callbacks run there, never inside Start(). The
 // ZooKeeper client completes on its own threads, which only post onto the io_context; a shared
@@ -41,6 +43,9 @@ class ZkElection {
     bool leading = false;
     std::string node;                        // ours, once created
     std::optional<std::string> leader_data;  // what the leader wrote into its node (not ours)
+    // Leading, but the connection to ZooKeeper is lost: the session may expire (and another
+    // instance lead) before it comes back. Hold every action.
+    bool suspended = false;
     bool operator==(const View&) const = default;
   };
   using OnChange = std::function<void(const View&)>;

@@ -1,6 +1,7 @@
 // The scheduler instances' leader election against a real ZooKeeper: one leads and the others
 // know who; the next in line leads when the leader withdraws or its session expires; a leader
-// told of its session's expiry has lost the leadership; nobody leads while ZooKeeper is away.
+// told of its session's expiry has lost the leadership; a leader cut off from ZooKeeper holds
+// until it is back; nobody leads while ZooKeeper is away.
 #include "store/zk_election.h"
 
 #include <chrono>
@@ -104,6 +105,29 @@ TEST_F(ZkElectionTest, AStandbyWhoseSessionExpiresContendsAgainBehindTheLeader) 
   EXPECT_FALSE(b->lost) << "a standby has no leadership to lose";
   EXPECT_TRUE(a->leading());
   EXPECT_FALSE(b->leading());
+}
+
+// ZooKeeper restarted within the session timeout: the leader holds while it is away (it cannot
+// know whether its session will expire), and leads on, not suspended, once it is back.
+TEST_F(ZkElectionTest, ALeaderCutOffFromZooKeeperIsSuspendedUntilItIsBackWithinTheSession) {
+  auto a = Join("a");
+  ASSERT_TRUE(RunUntil([&] { return a->leading(); }));
+  auto b = Join("b");
+  ASSERT_TRUE(RunUntil([&] { return b->election->view().leader_data.has_value(); }));
+  EXPECT_FALSE(a->election->view().suspended);
+  zookeeper_.Stop();
+  ASSERT_TRUE(RunUntil([&] { return a->election->view().suspended; }, 10))
+      << "a leader cut off from ZooKeeper went on as if nothing happened";
+  EXPECT_TRUE(a->leading());
+  ASSERT_TRUE(zookeeper_.Start().ok()) << zookeeper_.LogTail();
+  ASSERT_TRUE(RunUntil([&] { return !a->election->view().suspended; }));
+  EXPECT_TRUE(a->leading());
+  EXPECT_FALSE(a->lost);
+  EXPECT_FALSE(b->leading());
+  // What the shell saw: leading, then leading in doubt, then leading again.
+  ASSERT_GE(a->views.size(), 3u);
+  EXPECT_TRUE(a->views[a->views.size() - 2].suspended);
+  EXPECT_FALSE(a->views.back().suspended);
 }
 
 TEST_F(ZkElectionTest, NobodyLeadsWhileZooKeeperIsAwayAndTheFirstLeadsOnceItIsBack) {

@@ -76,6 +76,29 @@ TEST(ActionPipeline, AWriteHoldsBackEveryLaterActionOfAnyBatchUntilItIsAnswered)
   EXPECT_EQ(AsAction<KillTask>(out[1])->task_id, "t2");
 }
 
+TEST(ActionPipeline, ASuspendedPipelineHandsOutNothingUntilResumedThenAllInOrder) {
+  ActionPipeline p;
+  p.Add({KillTask{"t1", "a1", "why"}});
+  p.Suspend();
+  EXPECT_TRUE(Drain(p).empty());
+  p.Add({PersistGeneration(2), Launch("etcd-2", "o2")});
+  EXPECT_TRUE(Drain(p).empty()) << "a leader in doubt neither writes nor launches";
+  EXPECT_FALSE(p.empty());
+  p.Resume();
+  auto out = Drain(p);
+  ASSERT_EQ(out.size(), 2u);  // the write holds the launch back, as always
+  EXPECT_EQ(AsAction<KillTask>(out[0])->task_id, "t1");
+  EXPECT_NE(std::get_if<WriteState>(&out[1]), nullptr);
+  // Suspended while the write is out: its answer is taken, the launch waits for Resume.
+  p.Suspend();
+  (void)p.StateWritten(OkStatus(), T(1));
+  EXPECT_TRUE(Drain(p).empty());
+  p.Resume();
+  out = Drain(p);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(AsAction<LaunchMember>(out[0])->member.name, "etcd-2");
+}
+
 TEST(ActionPipeline, OfTwoWritesInARowOnlyTheLaterIsMade) {
   ActionPipeline p;
   p.Add({PersistGeneration(1)});

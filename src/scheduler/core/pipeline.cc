@@ -20,7 +20,7 @@ void ActionPipeline::Add(Actions actions) {
 }
 
 std::optional<Effect> ActionPipeline::Next() {
-  while (!writing_) {
+  while (!writing_ && !suspended_) {
     if (!pending_.empty()) {
       Effect e = std::move(pending_.front());
       pending_.pop_front();

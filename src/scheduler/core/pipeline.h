@@ -12,7 +12,11 @@
 //   - a launch whose batch's state write failed for good is not made: its offer is declined and
 //     the core hears, as a FollowUp event, that Mesos dropped it (TASK_DROPPED), so the member is
 //     replaced instead of counting as maybe alive for ever;
-//   - an answer to admin request 0 (--restore-from at start: nobody waits) becomes a Note.
+//   - an answer to admin request 0 (--restore-from at start: nobody waits) becomes a Note;
+//   - while leadership is in doubt (Suspend: the leader lost its connection to the election,
+//     whose session may expire and let another instance lead), nothing is handed out; the core
+//     goes on deciding, and what it decided flows, in order, once the leadership is confirmed
+//     (Resume). A leader that learns it lost the leadership drops the pipeline with the core.
 // Every other action passes through unchanged.
 //
 // StateWriter is how the state node is written: compare-and-set on the version last seen. A
@@ -66,11 +70,17 @@ class ActionPipeline {
 
   // One batch: the actions of one Handle call, in the core's order.
   void Add(Actions actions);
-  // The next effect to carry out; nullopt while a state write is out, or when nothing is queued.
+  // The next effect to carry out; nullopt while a state write is out, while suspended, or when
+  // nothing is queued.
   std::optional<Effect> Next();
   // The outcome of the WriteState handed out last. Returns the PersistResult for the core; later
   // effects flow again.
   Event StateWritten(Status status, Time now);
+
+  // Holds every effect back until Resume (a write already out is still answered).
+  void Suspend() { suspended_ = true; }
+  void Resume() { suspended_ = false; }
+  bool suspended() const { return suspended_; }
 
   // Each action queued and not handed out yet, in order (the simulator's invariants look ahead).
   template <typename F>
@@ -94,6 +104,7 @@ class ActionPipeline {
   std::deque<Effect> pending_;  // effects one action turned into, handed out first
   uint64_t next_batch_ = 0;
   bool writing_ = false;
+  bool suspended_ = false;
   uint64_t writing_batch_ = 0;
   std::set<uint64_t> failed_batches_;  // recent batches whose write failed: they launch nothing
   Time failed_at_{};                   // when the latest write failed (a skipped launch's time)

@@ -196,8 +196,8 @@ void SchedulerShell::StartElection() {
 }
 
 void SchedulerShell::OnElection(const store::ZkElection::View& view) {
+  if (view.leading && leading_) return HoldWhileInDoubt(view.suspended);
   if (view.leading) {
-    if (leading_) return;
     leading_ = true;
     standby_timer_.cancel();
     admin_->SetStandby(std::nullopt);
@@ -212,6 +212,26 @@ void SchedulerShell::OnElection(const store::ZkElection::View& view) {
   spdlog::info("standby: {}; serving the stored state and sending commands to the leader",
                leader.empty() ? std::string("no leader known yet") : leader + " leads");
   RefreshStandby();
+}
+
+// Cut off from ZooKeeper, a leader cannot know whether it still leads: its session may expire
+// and another instance be elected. It holds every action (the core goes on deciding) until the
+// election hears ZooKeeper again, well before any other instance could lead.
+void SchedulerShell::HoldWhileInDoubt(bool in_doubt) {
+  if (in_doubt == pipeline_.suspended()) return;
+  if (in_doubt) {
+    pipeline_.Suspend();
+    std::string why =
+        "lost the connection to ZooKeeper while leading: every action is held until it is back "
+        "(or the session expires and another instance leads)";
+    spdlog::warn("{}", why);
+    notes_.Add(Note{"warn", why});
+    return;
+  }
+  pipeline_.Resume();
+  spdlog::info("ZooKeeper is back within the session: still the leader; carrying on");
+  notes_.Add(Note{"info", "ZooKeeper is back within the session: still the leader"});
+  Drain();
 }
 
 // A standby's views are the state the leader last stored, read again every few seconds.

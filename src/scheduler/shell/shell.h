@@ -93,6 +93,7 @@ class SchedulerShell {
  private:
   void StartElection();
   void OnElection(const store::ZkElection::View& view);
+  void HoldWhileInDoubt(bool in_doubt);
   void RefreshStandby();
   void LoadState(int attempt);
   void OnLoaded(PersistentState state);

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   int64_t chaos_ms = 300'000;
   int64_t calm_budget_ms = 900'000;
   uint64_t steps = 5'000'000;
+  int schedulers = 0;
   bool coverage = false;
   bool trace = false;
   app.add_option("--seed", seed, "the first seed; one seed replays one run exactly");
@@ -44,6 +45,10 @@ int main(int argc, char** argv) {
   app.add_option("--chaos-ms", chaos_ms, "simulated time of the chaos phase");
   app.add_option("--calm-budget-ms", calm_budget_ms,
                  "simulated time the calm phase may take to heal the cluster");
+  app.add_option("--schedulers", schedulers,
+                 "scheduler instances in every run (2 or 3: elected through a model of "
+                 "ZooKeeper); 0: as each seed says (one, or two or three in 30% of seeds)")
+      ->check(CLI::Range(0, 3));
   app.add_flag("--coverage", coverage, "print how often each fault and path was hit");
   app.add_flag("--trace", trace, "print the whole trace of each run");
   CLI11_PARSE(app, argc, argv);
@@ -53,6 +58,7 @@ int main(int argc, char** argv) {
   options.chaos = std::chrono::milliseconds(chaos_ms);
   options.calm_budget = std::chrono::milliseconds(calm_budget_ms);
   options.keep_trace = trace;
+  options.schedulers = schedulers;
 
   std::vector<uint64_t> seeds;
   for (uint64_t s = seed; s < seed + runs; ++s) seeds.push_back(s);

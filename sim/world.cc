@@ -47,6 +47,28 @@ constexpr Millis kHealthInterval{5'000};
 // Where the state lives (the shell's use of its store is scheduler/core/pipeline.h's, shared).
 constexpr char kStatePath[] = "/etcd-sim/state";
 constexpr Millis kReseedTimeout{150'000};  // the shell's deadline for an executor's reseed answer
+// The election's ZooKeeper session (the shell's ZkElection default), and how often the model of
+// ZooKeeper looks at its sessions and nodes.
+constexpr Millis kSessionTimeout{10'000};
+constexpr Millis kElectionStep{100};
+
+// How many scheduler instances a seed runs: one in most seeds (they replay as they did before
+// there were more), two or three in 30% of them. Chosen without the random stream, avoiding
+// the residues of the seeds pinned in tests/unit/sim_test.cc.
+int SchedulersForSeed(uint64_t seed) {
+  switch (seed % 20) {
+    case 10:
+    case 11:
+      return 3;
+    case 12:
+    case 15:
+    case 16:
+    case 18:
+      return 2;
+    default:
+      return 1;
+  }
+}
 
 bool Terminal(mesos::TaskState s) { return mesos_facts::IsTerminalState(s); }
 
@@ -160,6 +182,30 @@ class World {
     bool ever_led = false;  // it had a leader once, so clients may have written to it
   };
 
+  // One scheduler process (an instance of the shell with its core). Without HA there is one, and
+  // it acts whenever it runs. With HA (two or three, state in ZooKeeper), each holds a node in
+  // the election while its session lives; the lowest node leads, and only a leader that knows
+  // it leads has a core. The session lives while ZooKeeper hears from the process, and expires
+  // kSessionTimeout after it last did; the process notices the loss of its connection after two
+  // thirds of that, and a leader then holds its actions (ActionPipeline::Suspend, as the shell).
+  struct Instance {
+    int id = 0;
+    std::unique_ptr<core::SchedulerCore> core;
+    // The shell's action pipeline and state writer: the shipped ones (scheduler/core/pipeline.h).
+    std::unique_ptr<core::ActionPipeline> pipeline;
+    core::StateWriter writer;
+    uint64_t epoch = 0;  // this run of it (a restart, or a new term, is a new epoch)
+    bool up = true;
+    bool zk_cut = false;     // partitioned from ZooKeeper (and so from the store)
+    bool mesos_cut = false;  // partitioned from the Mesos master
+    uint64_t node = 0;       // its election node, while its session lives (0: none)
+    Time zk_heard;           // when ZooKeeper last heard from its session
+    bool leading = false;    // it knows it leads: it has a core, or is loading its state
+    uint64_t term = 0;       // the node it was elected with
+    // Since when its core has seen a livelock (what its reseed decisions are held to).
+    std::optional<Time> livelocked_since;
+  };
+
   // ---- Plumbing ---------------------------------------------------------------------------
   struct Scheduled {
     Time at;
@@ -169,12 +215,39 @@ class World {
   };
   void At(Time at, std::function<void()> fn) { queue_.push({at, next_seq_++, std::move(fn)}); }
   void After(Millis d, std::function<void()> fn) { At(now_ + d, std::move(fn)); }
-  // Runs fn only if the scheduler that caused it is still the one running.
-  void ToCore(Millis d, std::function<core::Event()> make) {
-    uint64_t epoch = epoch_;
+  // The instance running as `epoch`, if it still does.
+  Instance* ByEpoch(uint64_t epoch) {
+    for (auto& s : instances_) {
+      if (s.epoch == epoch && s.up) return &s;
+    }
+    return nullptr;
+  }
+  // The instance the master streams to (the framework's subscription), if any.
+  Instance* Subscriber() { return subscriber_ >= 0 ? &instances_[subscriber_] : nullptr; }
+  // The instance that acts now: the subscriber, else a leader with a core (the only one
+  // without HA), for the checks and the calm phase.
+  Instance* Acting() { return const_cast<Instance*>(ActingInstance()); }
+  const Instance* ActingInstance() const {
+    if (subscriber_ >= 0 && instances_[subscriber_].core) return &instances_[subscriber_];
+    const Instance* latest = nullptr;  // of the leaders with a core, the one elected last
+    for (const auto& s : instances_) {
+      if (s.core && s.leading && (latest == nullptr || s.term > latest->term)) latest = &s;
+    }
+    return latest;
+  }
+  const core::SchedulerCore* ActingCore() const {
+    const Instance* s = ActingInstance();
+    return s ? s->core.get() : nullptr;
+  }
+  // Runs fn only if the scheduler run that caused it is still running.
+  void ToCore(uint64_t epoch, Millis d, std::function<core::Event()> make) {
     After(d, [this, epoch, make = std::move(make)] {
-      if (epoch == epoch_) Deliver(make());
+      if (Instance* s = ByEpoch(epoch)) Deliver(*s, make());
     });
+  }
+  // From the master: to the instance subscribed now, if it still is when it arrives.
+  void ToSubscriber(Millis d, std::function<core::Event()> make) {
+    if (Instance* s = Subscriber()) ToCore(s->epoch, d, std::move(make));
   }
   bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
   int64_t Uniform(int64_t lo, int64_t hi) {
@@ -188,33 +261,42 @@ class World {
   int64_t SinceStart() const { return (now_ - start_) / 1ms; }
 
   // ---- The scheduler and its shell --------------------------------------------------------
-  void StartScheduler();
-  void CrashScheduler();
+  void StartScheduler(Instance& s);
+  void CrashScheduler(Instance& s, bool graceful = false, const std::string& why = "crashes");
+  void RestartLater(int id, Millis after);
   void Subscribe(uint64_t epoch);
-  void Deliver(const core::Event& event);
-  void CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
-                  const AdminFacts& admin);
+  void Deliver(Instance& s, const core::Event& event);
+  void CheckBatch(Instance& s, const core::Event& event, const core::Actions& out,
+                  bool was_reseeding, const AdminFacts& admin);
   std::optional<Violation> CheckBootstrapAgain(const core::Actions& out,
                                                uint64_t generation_before);
-  void RunActions();
-  void Execute(core::Effect effect);
-  void Execute(const core::Action& action);
+  void CheckOneLeaderActs(const Instance& s, const std::string& what);
+  void RunActions(Instance& s);
+  void Execute(Instance& s, core::Effect effect);
+  void Execute(Instance& s, const core::Action& action);
+
+  // ---- The election (HA only) -------------------------------------------------------------
+  void ElectionStep();
+  void LosesLeadership(Instance& s, const std::string& why);
+  void InjectInstanceFault();
+  void CutFromMesos(Instance& s, Millis d);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
   // One store operation of the running scheduler: the request travels to the store, is applied
   // there, and the answer travels back; either way the connection may be lost (the client then
   // answers kUnavailable, and for a lost answer nobody knows whether the write was applied).
   using StoreAnswer = std::function<void(Result<store::Record>)>;
-  void StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer answer);
+  void StoreCall(Instance& s, std::function<Result<store::Record>()> apply, StoreAnswer answer);
   bool StoreDown() const { return now_ < store_down_until_; }
+  bool StoreDownFor(const Instance& s) const { return StoreDown() || s.zk_cut; }
   Millis StoreLatency() { return now_ < store_slow_until_ ? Ms(100, 3000) : Ms(1, 40); }
   // The store applies a write of the state node; the stored state must not go backwards.
   Result<store::Record> ApplyStateWrite(bool create, std::string data, int64_t version);
   std::optional<core::PersistentState> StoredState() const;
   // The shell: LoadState at start, DoPersist/WriteStep for a WriteState effect.
   void LoadState(uint64_t epoch, int attempt);
-  void Persist(const core::PersistentState& state);
-  void WriteStep(const std::string& data, core::StateWriter::Step step,
+  void Persist(Instance& s, const core::PersistentState& state);
+  void WriteStep(uint64_t epoch, const std::string& data, core::StateWriter::Step step,
                  std::function<void(Status)> done);
 
   // ---- Mesos ------------------------------------------------------------------------------
@@ -265,8 +347,8 @@ class World {
   bool HasQuorum(const Cluster& c) const;
   Result<core::MemberProbe> Probe(const std::string& url);
   Result<core::ClusterView> ProbeCluster(const std::vector<std::string>& urls);
-  void ChangeMembership(const core::ChangeMembership& change);
-  void Reseed(const core::TriggerReseed& reseed);
+  void ChangeMembership(uint64_t epoch, const core::ChangeMembership& change);
+  void Reseed(uint64_t epoch, const core::TriggerReseed& reseed);
   Cluster& NewCluster(std::string key);
 
   // ---- Faults and phases ------------------------------------------------------------------
@@ -307,30 +389,42 @@ class World {
   bool connected_ = false;
   bool suppressed_ = false;
   uint64_t session_ = 0;
+  int subscriber_ = -1;  // the instance subscribed now
   std::optional<std::string> framework_id_;
   int frameworks_registered_ = 0;
 
-  // The scheduler process and its shell.
-  std::unique_ptr<core::SchedulerCore> core_;
-  uint64_t epoch_ = 0;
-  // The shell's action pipeline and state writer: the shipped ones (scheduler/core/pipeline.h).
-  std::unique_ptr<core::ActionPipeline> pipeline_;
-  core::StateWriter writer_;
+  // The scheduler processes.
+  std::vector<Instance> instances_;
+  bool ha_ = false;
+  uint64_t next_epoch_ = 0;
+  uint64_t next_node_ = 0;
+  uint64_t acted_term_ = 0;  // the latest leader's term that acted (HA)
+  // Nodes of processes killed while their sessions live on, until ZooKeeper expires them.
+  struct Lingering {
+    int instance;
+    uint64_t node;
+    Time heard;
+  };
+  std::vector<Lingering> lingering_;
+  int acted_by_ = -1;
 
   // The store and its faults. Each state write's data names the state it encodes.
   StoreModel store_;
   std::map<std::string, core::PersistentState> encoded_;
   uint64_t next_encoding_ = 0;
   uint64_t next_store_op_ = 0;
-  std::set<uint64_t> store_ops_in_flight_;  // requests sent and not yet at the store
-  std::set<uint64_t> store_ops_dropped_;    // of those, the ones a scheduler crash lost
-  Time store_down_since_;                   // the latest loss of connection or session began
-  Time store_down_until_;                   // and lasts until then
+  std::map<uint64_t, int> store_ops_in_flight_;  // requests sent and not yet there -> instance
+  std::set<uint64_t> store_ops_dropped_;         // of those, the ones a scheduler crash lost
+  Time store_down_since_;                        // the latest loss of connection or session began
+  Time store_down_until_;                        // and lasts until then
   Time store_slow_until_;
-  std::optional<Time> livelocked_since_;
   uint64_t admin_requests_ = 0;
   uint64_t reseed_requests_ = 0;
-  std::map<uint64_t, std::string> reseeds_asked_;  // executor reseed request -> member name
+  struct ReseedAsked {
+    std::string name;
+    uint64_t epoch;  // the scheduler run that asked, which hears the answer
+  };
+  std::map<uint64_t, ReseedAsked> reseeds_asked_;  // executor reseed request
   std::optional<Time> operator_asked_;
   bool manual_reseed_pending_ = false;  // an operator's reseed waits for its backup
 
@@ -360,6 +454,13 @@ World::World(const SimOptions& options, uint64_t seed)
   config_.backup_interval = 300s;
   config_.backup_timeout = 30s;
   next_member_id_ = (rng_() & 0x7fff'ffff'0000'0000ull) | 0x1000;
+  int schedulers = options_.schedulers > 0 ? options_.schedulers : SchedulersForSeed(seed_);
+  ha_ = schedulers > 1;
+  for (int i = 0; i < schedulers; ++i) {
+    instances_.emplace_back();
+    instances_.back().id = i;
+    instances_.back().zk_heard = start_;
+  }
   for (int i = 0; i < options_.agents; ++i) {
     Agent a;
     a.id = fmt::format("S{}", i);
@@ -406,7 +507,7 @@ std::string CoreSummary(const core::SchedulerCore& c) {
 
 void World::Fail(Violation v) {
   if (done_ && !result_.ok) return;
-  if (core_) Trace(CoreSummary(*core_));
+  if (const core::SchedulerCore* c = ActingCore()) Trace(CoreSummary(*c));
   Trace("VIOLATION " + v.invariant + ": " + v.detail);
   result_.ok = false;
   result_.violation = std::move(v);
@@ -415,47 +516,65 @@ void World::Fail(Violation v) {
 
 // ---- The scheduler ------------------------------------------------------------------------
 
-void World::StartScheduler() {
-  ++epoch_;
-  pipeline_ = std::make_unique<core::ActionPipeline>();
-  writer_ = core::StateWriter();
-  Trace(fmt::format("scheduler starts (epoch {}) and reads its state", epoch_));
-  LoadState(epoch_, 0);
+void World::StartScheduler(Instance& s) {
+  s.epoch = ++next_epoch_;
+  s.leading = true;
+  s.pipeline = std::make_unique<core::ActionPipeline>();
+  s.writer = core::StateWriter();
+  Trace(fmt::format("scheduler {}starts (epoch {}) and reads its state",
+                    ha_ ? fmt::format("{} ", s.id) : "", s.epoch));
+  LoadState(s.epoch, 0);
 }
 
 // As the shell's LoadState: read the state node; absent means a first start; any other failure
 // is retried with a growing delay. Only then does the core start and the master hear from us.
 void World::LoadState(uint64_t epoch, int attempt) {
-  StoreCall([this] { return store_.Get(kStatePath); },
-            [this, epoch, attempt](Result<store::Record> r) {
-              if (epoch != epoch_) return;
-              core::PersistentState state;
-              if (r.ok()) {
-                state = encoded_.at(r->data);
-                writer_.Loaded(r->version);
-              } else if (r.error().code != ErrorCode::kNotFound) {
-                Hit("shell.load_retried");
-                Millis delay = core::StateWriter::LoadRetryDelay(attempt);
-                After(delay, [this, epoch, attempt] {
-                  if (epoch == epoch_) LoadState(epoch, attempt + 1);
-                });
-                return;
-              }
-              if (state.reseed_token.empty()) state.reseed_token = fmt::format("token-{}", seed_);
-              core_ = std::make_unique<core::SchedulerCore>(config_);
-              Deliver(core::Started{state, now_});
-              After(Ms(100, 2000), [this, epoch] { Subscribe(epoch); });
-            });
+  Instance* runs = ByEpoch(epoch);
+  if (runs == nullptr) return;
+  StoreCall(
+      *runs, [this] { return store_.Get(kStatePath); },
+      [this, epoch, attempt](Result<store::Record> r) {
+        Instance* s = ByEpoch(epoch);
+        if (s == nullptr) return;
+        core::PersistentState state;
+        if (r.ok()) {
+          state = encoded_.at(r->data);
+          s->writer.Loaded(r->version);
+        } else if (r.error().code != ErrorCode::kNotFound) {
+          Hit("shell.load_retried");
+          Millis delay = core::StateWriter::LoadRetryDelay(attempt);
+          After(delay, [this, epoch, attempt] {
+            if (ByEpoch(epoch)) LoadState(epoch, attempt + 1);
+          });
+          return;
+        }
+        if (state.reseed_token.empty()) state.reseed_token = fmt::format("token-{}", seed_);
+        s->core = std::make_unique<core::SchedulerCore>(config_);
+        Deliver(*s, core::Started{state, now_});
+        After(Ms(100, 2000), [this, epoch] { Subscribe(epoch); });
+      });
 }
 
-void World::CrashScheduler() {
+void World::CrashScheduler(Instance& s, bool graceful, const std::string& why) {
   Hit("fault.scheduler_crash");
-  Trace("FAULT scheduler crashes");
-  core_.reset();
-  ++epoch_;
-  pipeline_.reset();
+  Trace(ha_ ? fmt::format("FAULT scheduler {} {}", s.id, why) : "FAULT scheduler crashes");
+  bool acted = s.core != nullptr;
+  s.core.reset();
+  s.epoch = ++next_epoch_;
+  s.pipeline.reset();
+  s.up = false;
+  s.leading = false;
+  if (graceful && s.node != 0) {
+    // Its session closes with it: the node goes at once, and the next in line leads.
+    Trace(fmt::format("ZooKeeper: scheduler {} withdrew; node {} is gone", s.id, s.node));
+  } else if (s.node != 0) {
+    // Killed: its session, and with it its node, lives on until ZooKeeper expires it.
+    lingering_.push_back({s.id, s.node, s.zk_heard});
+  }
+  s.node = 0;
   // Requests on their way to the store either got there before the process died or not.
-  for (uint64_t op : store_ops_in_flight_) {
+  for (const auto& [op, owner] : store_ops_in_flight_) {
+    if (owner != s.id) continue;
     if (Chance(0.5)) {
       store_ops_dropped_.insert(op);
       Hit("store.request_lost_in_crash");
@@ -463,15 +582,42 @@ void World::CrashScheduler() {
       Hit("store.request_landed_after_crash");
     }
   }
-  livelocked_since_.reset();
-  manual_reseed_pending_ = false;
-  DropSession();
-  After(Ms(500, 10'000), [this] { StartScheduler(); });
+  s.livelocked_since.reset();
+  if (!ha_ || acted) manual_reseed_pending_ = false;
+  if (!ha_ || subscriber_ == s.id) DropSession();
+  RestartLater(s.id, Ms(500, 10'000));
+}
+
+void World::RestartLater(int id, Millis after) {
+  After(after, [this, id] {
+    Instance& s = instances_[id];
+    if (s.up) return;
+    s.up = true;
+    if (!ha_) return StartScheduler(s);
+    Trace(fmt::format("scheduler {} starts again and contends for the leadership", id));
+  });
 }
 
 void World::Subscribe(uint64_t epoch) {
-  if (epoch != epoch_ || !core_ || connected_) return;
-  std::optional<std::string> asked = core_->state().framework_id;
+  Instance* s = ByEpoch(epoch);
+  if (s == nullptr || !s->core || (connected_ && subscriber_ == s->id)) return;
+  if (s->mesos_cut) {
+    // The client cannot reach the master: it tries again.
+    After(Ms(500, 2000), [this, epoch] { Subscribe(epoch); });
+    return;
+  }
+  std::optional<std::string> asked = s->core->state().framework_id;
+  if (connected_) {
+    // Another instance is subscribed. A SUBSCRIBE with the framework's id fails it over at the
+    // master: the old one gets an error event, on which the shell exits. (Without an id on
+    // record, the old leader never launched a task: write-ahead puts the id on record first.)
+    Instance& old = instances_[subscriber_];
+    Hit("mesos.framework_failed_over");
+    Trace(fmt::format("master: the framework fails over from scheduler {} to scheduler {}", old.id,
+                      s->id));
+    DropSession();
+    CrashScheduler(old, !old.zk_cut, "exits: its framework failed over to another instance");
+  }
   if (!asked) {
     // Mesos registers a new framework when the subscription carries no id.
     framework_id_ = fmt::format("sim-framework-{}", ++frameworks_registered_);
@@ -482,11 +628,13 @@ void World::Subscribe(uint64_t epoch) {
   connected_ = true;
   suppressed_ = false;
   ++session_;
-  Deliver(core::Subscribed{*framework_id_, now_});
+  subscriber_ = s->id;
+  Deliver(*s, core::Subscribed{*framework_id_, now_});
 }
 
 void World::DropSession() {
   connected_ = false;
+  subscriber_ = -1;
   ++session_;
   for (auto& [id, agent] : offers_) agents_[agent].offer.reset();
   offers_.clear();  // offers die with the subscription
@@ -562,35 +710,35 @@ std::string Describe(const core::Action& action) {
       action);
 }
 
-void World::Deliver(const core::Event& event) {
-  if (!core_ || done_) return;
+void World::Deliver(Instance& s, const core::Event& event) {
+  if (!s.core || done_) return;
   Hash(event.index());
   std::string line = Describe(event);
-  if (!line.empty()) Trace(std::move(line));
-  bool was_reseeding = core_->reseeding();
-  uint64_t generation_before = core_->state().generation;
+  if (!line.empty()) Trace(ha_ ? fmt::format("[{}] {}", s.id, line) : std::move(line));
+  bool was_reseeding = s.core->reseeding();
+  uint64_t generation_before = s.core->state().generation;
   AdminFacts admin;
-  admin.connected = core_->connected();
-  admin.reconciling = core_->reconciling();
-  admin.reseeding = core_->reseeding();
-  admin.total_loss = core_->total_loss();
-  admin.healthy = core_->healthy();
-  core::Actions out = core_->Handle(event);
-  if (options_.tamper) options_.tamper(*core_, out);
-  CheckBatch(event, out, was_reseeding, admin);
+  admin.connected = s.core->connected();
+  admin.reconciling = s.core->reconciling();
+  admin.reseeding = s.core->reseeding();
+  admin.total_loss = s.core->total_loss();
+  admin.healthy = s.core->healthy();
+  core::Actions out = s.core->Handle(event);
+  if (options_.tamper) options_.tamper(*s.core, out);
+  CheckBatch(s, event, out, was_reseeding, admin);
   if (auto v = CheckBootstrapAgain(out, generation_before)) return Fail(*v);
   for (auto& a : out) {
     Hash(a.index());
     std::string what = Describe(a);
-    if (!what.empty()) Trace(std::move(what));
+    if (!what.empty()) Trace(ha_ ? fmt::format("[{}] {}", s.id, what) : std::move(what));
   }
-  pipeline_->Add(std::move(out));
-  if (core_->livelocked()) {
-    if (!livelocked_since_) livelocked_since_ = now_;
+  s.pipeline->Add(std::move(out));
+  if (s.core->livelocked()) {
+    if (!s.livelocked_since) s.livelocked_since = now_;
   } else {
-    livelocked_since_.reset();
+    s.livelocked_since.reset();
   }
-  RunActions();
+  RunActions(s);
 }
 
 // The core starts a generation again, unasked, only when none of its members ran etcd: a
@@ -617,8 +765,8 @@ std::optional<Violation> World::CheckBootstrapAgain(const core::Actions& out,
   return std::nullopt;
 }
 
-void World::CheckBatch(const core::Event& event, const core::Actions& out, bool was_reseeding,
-                       const AdminFacts& before) {
+void World::CheckBatch(Instance& s, const core::Event& event, const core::Actions& out,
+                       bool was_reseeding, const AdminFacts& before) {
   if (const auto* admin = std::get_if<core::AdminReseed>(&event)) {
     AdminFacts f = before;
     f.force = admin->force;
@@ -630,7 +778,7 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
       }
       if (std::holds_alternative<core::TriggerReseed>(a)) f.triggered = true;
     }
-    if (f.answer == 202 && core_->reseed_waiting_for_backup()) {
+    if (f.answer == 202 && s.core->reseed_waiting_for_backup()) {
       // Accepted: the reseed begins once its backup is written (or has timed out).
       f.triggered = true;
       manual_reseed_pending_ = true;
@@ -638,14 +786,14 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
     Hit(fmt::format("admin.reseed_answer_{}", f.answer));
     if (auto v = CheckAdminReseed(f)) return Fail(*v);
   }
-  if (std::holds_alternative<core::Subscribed>(event) && core_->state().reseed) {
+  if (std::holds_alternative<core::Subscribed>(event) && s.core->state().reseed) {
     // A restarted scheduler finishing the reseed its predecessor started (and had written
     // down): it asks only a survivor that was a candidate then.
     for (const auto& a : out) {
       const auto* t = std::get_if<core::TriggerReseed>(&a);
       if (t == nullptr) continue;
       Hit("core.reseed_resumed");
-      const auto& candidates = core_->state().reseed->candidates;
+      const auto& candidates = s.core->state().reseed->candidates;
       if (std::find(candidates.begin(), candidates.end(), t->name) == candidates.end()) {
         return Fail({"reseed-resumed-elsewhere",
                      "a restarted scheduler asked " + t->name +
@@ -669,13 +817,13 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
   manual_reseed_pending_ = false;
   f.auto_reseed = config_.auto_reseed;
   f.reseed_timeout = config_.reseed_timeout;
-  f.livelocked_for = livelocked_since_ ? Millis((now_ - *livelocked_since_) / 1ms) : Millis(0);
+  f.livelocked_for = s.livelocked_since ? Millis((now_ - *s.livelocked_since) / 1ms) : Millis(0);
   Hit(f.manual ? "core.reseed_manual" : "core.reseed_automatic");
   // Indexes are only comparable when frozen: no survivor's cluster has a leader, so no index
   // moves between the probes the core saw and now.
   bool frozen = true;
   std::map<std::string, uint64_t> indexes;
-  for (const auto& [name, m] : core_->state().members) {
+  for (const auto& [name, m] : s.core->state().members) {
     if (!m.reachable) continue;
     auto t = tasks_.find(m.task_id);
     if (t == tasks_.end() || t->second.process < 0) continue;
@@ -688,41 +836,200 @@ void World::CheckBatch(const core::Event& event, const core::Actions& out, bool 
   if (auto v = CheckReseedTrigger(f)) Fail(*v);
 }
 
-void World::RunActions() {
-  while (!done_ && core_ && pipeline_) {
-    core::ActionPipeline::Stats before = pipeline_->stats();
-    std::optional<core::Effect> effect = pipeline_->Next();
-    const core::ActionPipeline::Stats& after = pipeline_->stats();
+void World::RunActions(Instance& s) {
+  while (!done_ && s.core && s.pipeline) {
+    core::ActionPipeline::Stats before = s.pipeline->stats();
+    std::optional<core::Effect> effect = s.pipeline->Next();
+    const core::ActionPipeline::Stats& after = s.pipeline->stats();
     if (after.writes_coalesced > before.writes_coalesced) Hit("shell.persist_coalesced");
     if (after.launches_skipped > before.launches_skipped) {
       Hit("shell.launch_skipped_write_failed");
       Trace("shell: a launch is not made: the state write before it failed");
     }
     if (!effect) return;
-    Execute(std::move(*effect));
+    Execute(s, std::move(*effect));
   }
 }
 
-void World::Execute(core::Effect effect) {
+// With several instances, the leaders' terms only grow: once a leader elected later has acted,
+// an earlier one acting again means two leaders at once.
+void World::CheckOneLeaderActs(const Instance& s, const std::string& what) {
+  if (!ha_) return;
+  if (s.term < acted_term_) {
+    return Fail({"overlapping-leaders",
+                 fmt::format("scheduler {} (elected with node {}) {} after scheduler {} (elected "
+                             "with node {}) had acted",
+                             s.id, s.term, what, acted_by_, acted_term_)});
+  }
+  if (s.term > acted_term_ && acted_by_ >= 0) Hit("election.new_leader_acts");
+  acted_term_ = s.term;
+  acted_by_ = s.id;
+}
+
+void World::Execute(Instance& s, core::Effect effect) {
   std::visit(Overloaded{
-                 [&](core::Action& a) { Execute(a); },
-                 [&](core::WriteState& w) { Persist(w.state); },
+                 [&](core::Action& a) { Execute(s, a); },
+                 [&](core::WriteState& w) {
+                   CheckOneLeaderActs(s, "writes the state");
+                   Persist(s, w.state);
+                 },
                  [&](core::FollowUp& f) {
-                   ToCore(Millis(0), [event = std::move(f.event)] { return event; });
+                   ToCore(s.epoch, Millis(0), [event = std::move(f.event)] { return event; });
                  },
              },
              effect);
 }
 
+// ---- The election (HA) -------------------------------------------------------------------
+
+// ZooKeeper's side (sessions live while it hears from their process; a node goes with its
+// session) and each process's side (it learns where it stands whenever it reaches ZooKeeper; a
+// leader that has not heard from it for two thirds of the timeout holds, as the shell does).
+void World::ElectionStep() {
+  After(kElectionStep, [this] { ElectionStep(); });
+  for (auto& s : instances_) {
+    if (!s.up) continue;
+    if (s.zk_cut) {
+      if (s.leading && s.pipeline && !s.pipeline->suspended() &&
+          now_ - s.zk_heard >= kSessionTimeout * 2 / 3 && !options_.leader_ignores_lost_zookeeper) {
+        Hit("election.leader_suspended");
+        Trace(
+            fmt::format("scheduler {} lost ZooKeeper while leading: it holds every action", s.id));
+        s.pipeline->Suspend();
+      }
+      continue;
+    }
+    if (s.leading && s.node != s.term) {
+      LosesLeadership(s, "its ZooKeeper session expired");
+    }
+    s.zk_heard = now_;
+    if (s.node == 0) {
+      s.node = ++next_node_;
+      Trace(fmt::format("scheduler {} joins the election as node {}", s.id, s.node));
+    }
+    if (s.leading && s.pipeline && s.pipeline->suspended()) {
+      Hit("election.leader_resumed");
+      Trace(fmt::format("scheduler {} hears ZooKeeper again within its session: it still leads",
+                        s.id));
+      s.pipeline->Resume();
+      RunActions(s);
+      if (done_) return;
+    }
+  }
+  for (auto& s : instances_) {
+    if (s.node != 0 && now_ - s.zk_heard > kSessionTimeout) {
+      Hit("election.session_expired");
+      Trace(fmt::format("ZooKeeper: the session of scheduler {} expired; node {} is gone", s.id,
+                        s.node));
+      s.node = 0;
+    }
+  }
+  std::erase_if(lingering_, [this](const Lingering& l) {
+    if (now_ - l.heard <= kSessionTimeout) return false;
+    Hit("election.killed_session_expired");
+    Trace(fmt::format("ZooKeeper: the session of killed scheduler {} expired; node {} is gone",
+                      l.instance, l.node));
+    return true;
+  });
+  Instance* lowest = nullptr;
+  for (auto& s : instances_) {
+    if (s.node != 0 && (lowest == nullptr || s.node < lowest->node)) lowest = &s;
+  }
+  // A killed leader's node still first in line: nobody leads until its session expires.
+  for (const auto& l : lingering_) {
+    if (lowest != nullptr && l.node < lowest->node) return;
+  }
+  if (lowest == nullptr || !lowest->up || lowest->zk_cut || lowest->leading) return;
+  lowest->term = lowest->node;
+  Hit(acted_by_ >= 0 ? "election.failover" : "election.first_leader");
+  Trace(fmt::format("scheduler {} is elected (node {})", lowest->id, lowest->node));
+  StartScheduler(*lowest);
+}
+
+// As the shell told of its session's expiry: it stops (its Mesos connection with it) and a new
+// shell in the same process contends again.
+void World::LosesLeadership(Instance& s, const std::string& why) {
+  Hit("election.leadership_lost");
+  Trace(
+      fmt::format("scheduler {} lost the leadership ({}): it stops and contends again", s.id, why));
+  bool acted = s.core != nullptr;
+  s.core.reset();
+  s.pipeline.reset();
+  s.leading = false;
+  s.epoch = ++next_epoch_;
+  s.livelocked_since.reset();
+  if (acted) manual_reseed_pending_ = false;
+  if (subscriber_ == s.id) DropSession();
+}
+
+void World::InjectInstanceFault() {
+  int i = static_cast<int>(Uniform(0, static_cast<int64_t>(instances_.size()) - 1));
+  Instance& s = instances_[i];
+  if (!s.up) return;
+  switch (Uniform(0, 4)) {
+    case 0:
+      Hit("fault.scheduler_killed");
+      return CrashScheduler(s, false, s.leading ? "(the leader) is killed" : "is killed");
+    case 1:
+      Hit("fault.scheduler_stopped");
+      return CrashScheduler(s, true, s.leading ? "(the leader) stops" : "stops");
+    case 2: {
+      if (s.zk_cut) return;
+      Hit(s.leading ? "fault.leader_cut_from_zookeeper" : "fault.standby_cut_from_zookeeper");
+      Millis d = Ms(1'000, 40'000);
+      Trace(fmt::format("FAULT scheduler {} is cut off from ZooKeeper for {} ms", i, d.count()));
+      s.zk_cut = true;
+      After(d, [this, i] { instances_[i].zk_cut = false; });
+      return;
+    }
+    case 3: {  // its host loses its route to both ZooKeeper and the master (etcd still answers)
+      if (s.zk_cut || s.mesos_cut) return;
+      Hit(s.leading ? "fault.leader_cut_from_both" : "fault.standby_cut_from_both");
+      Millis d = Ms(1'000, 40'000);
+      Trace(fmt::format("FAULT scheduler {} is cut off from ZooKeeper and the master for {} ms", i,
+                        d.count()));
+      s.zk_cut = true;
+      CutFromMesos(s, d);
+      After(d, [this, i] { instances_[i].zk_cut = false; });
+      return;
+    }
+    default: {
+      if (s.mesos_cut) return;
+      Hit("fault.scheduler_cut_from_mesos");
+      Millis d = Ms(1'000, 30'000);
+      Trace(fmt::format("FAULT scheduler {} is cut off from the master for {} ms", i, d.count()));
+      CutFromMesos(s, d);
+      return;
+    }
+  }
+}
+
+void World::CutFromMesos(Instance& s, Millis d) {
+  int i = s.id;
+  s.mesos_cut = true;
+  if (subscriber_ == i && s.core) {
+    DropSession();
+    Deliver(s, core::Disconnected{"connection to the master lost", now_});
+  }
+  After(d, [this, i] {
+    Instance& s = instances_[i];
+    s.mesos_cut = false;
+    if (s.core) Subscribe(s.epoch);
+  });
+}
+
 // ---- The store ----------------------------------------------------------------------------
 
-void World::StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer answer) {
-  uint64_t epoch = epoch_;
+void World::StoreCall(Instance& s, std::function<Result<store::Record>()> apply,
+                      StoreAnswer answer) {
+  uint64_t epoch = s.epoch;
+  int id = s.id;
   auto reply = [this, epoch, answer](Millis after, Result<store::Record> r,
                                      std::optional<Time> applied_at = std::nullopt) {
     After(after, [this, epoch, answer, r, applied_at] {
-      if (epoch != epoch_) return;
-      if (applied_at && store_down_since_ > *applied_at) {
+      Instance* s = ByEpoch(epoch);
+      if (s == nullptr) return;
+      if ((applied_at && store_down_since_ > *applied_at) || s->zk_cut) {
         // The connection broke while the answer travelled: the client cannot know the outcome.
         Hit(r.ok() ? "store.answer_lost_applied" : "store.answer_lost");
         return answer(Error{ErrorCode::kUnavailable, "store: connection loss, outcome unknown"});
@@ -730,17 +1037,17 @@ void World::StoreCall(std::function<Result<store::Record>()> apply, StoreAnswer 
       answer(r);
     });
   };
-  if (StoreDown()) {
+  if (StoreDownFor(s)) {
     // No connection: the client waits its bounded time for one, then says "retry later".
     Hit("store.op_without_connection");
     return reply(Ms(200, 2000), Error{ErrorCode::kUnavailable, "store: connection loss"});
   }
   uint64_t op = ++next_store_op_;
-  store_ops_in_flight_.insert(op);
-  After(StoreLatency(), [this, op, apply, reply] {
+  store_ops_in_flight_[op] = id;
+  After(StoreLatency(), [this, op, id, apply, reply] {
     store_ops_in_flight_.erase(op);
     if (store_ops_dropped_.erase(op)) return;  // the scheduler died before sending it
-    if (StoreDown()) {
+    if (StoreDown() || instances_[id].zk_cut) {
       Hit("store.request_lost");
       return reply(Ms(1, 500), Error{ErrorCode::kUnavailable, "store: connection loss"});
     }
@@ -776,77 +1083,98 @@ Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int6
   return r;
 }
 
-void World::Persist(const core::PersistentState& state) {
+void World::Persist(Instance& s, const core::PersistentState& state) {
+  uint64_t epoch = s.epoch;
   if (Faulty() && Chance(0.02)) {
     // The scheduler dies with its write on the way (which then lands or not; CrashScheduler).
     Hit("fault.scheduler_crash_mid_write");
-    uint64_t epoch = epoch_;
     After(Ms(0, 30), [this, epoch] {
-      if (epoch == epoch_ && core_) CrashScheduler();
+      Instance* s = ByEpoch(epoch);
+      if (s != nullptr && s->core) CrashScheduler(*s, false, "crashes with its write on the way");
     });
   }
   std::string data = fmt::format("state#{}", ++next_encoding_);
   encoded_[data] = state;
-  WriteStep(data, writer_.Begin(data), [this](Status s) {
-    if (!s.ok() && s.error().code == ErrorCode::kConflict) {
+  WriteStep(epoch, data, s.writer.Begin(data), [this, epoch](Status st) {
+    Instance* s = ByEpoch(epoch);
+    if (s == nullptr || !s->pipeline) return;
+    if (!st.ok() && st.error().code == ErrorCode::kConflict) {
       // As the shell: someone else wrote the state; the scheduler stops and is started again.
       Hit("shell.stopped_on_foreign_write");
-      Trace("shell: " + s.error().message);
-      return CrashScheduler();
+      Trace("shell: " + st.error().message);
+      return CrashScheduler(*s, false, "stops: someone else wrote the state");
     }
-    if (!s.ok()) Hit("shell.persist_failed");
-    Deliver(pipeline_->StateWritten(std::move(s), now_));
-    RunActions();
+    if (!st.ok()) Hit("shell.persist_failed");
+    Deliver(*s, s->pipeline->StateWritten(std::move(st), now_));
+    RunActions(*s);
   });
 }
 
 // One step of the shell's StateWriter against the store model; the answer goes back to it.
-void World::WriteStep(const std::string& data, core::StateWriter::Step step,
+void World::WriteStep(uint64_t epoch, const std::string& data, core::StateWriter::Step step,
                       std::function<void(Status)> done) {
-  uint64_t epoch = epoch_;
+  Instance* s = ByEpoch(epoch);
+  if (s == nullptr) return;
   auto version = [](const Result<store::Record>& r) -> Result<int64_t> {
     if (!r.ok()) return r.error();
     return r->version;
   };
-  auto written = [this, data, done, version](Result<store::Record> r) {
-    WriteStep(data, writer_.Written(version(r)), done);
+  auto written = [this, epoch, data, done, version](Result<store::Record> r) {
+    if (Instance* s = ByEpoch(epoch)) WriteStep(epoch, data, s->writer.Written(version(r)), done);
   };
-  std::visit(
-      Overloaded{
-          [&](core::StateWriter::Create&) {
-            StoreCall([this, data] { return ApplyStateWrite(true, data, -1); }, written);
-          },
-          [&](core::StateWriter::Set& set) {
-            StoreCall([this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
-                      written);
-          },
-          [&](core::StateWriter::Reread&) {
-            Hit("shell.write_conflict_reread");
-            StoreCall([this] { return store_.Get(kStatePath); },
-                      [this, data, done](Result<store::Record> cur) {
-                        Result<core::StateWriter::Stored> stored =
-                            cur.ok() ? Result<core::StateWriter::Stored>(
-                                           core::StateWriter::Stored{cur->version, cur->data})
-                                     : Result<core::StateWriter::Stored>(cur.error());
-                        WriteStep(data, writer_.StoredRead(std::move(stored)), done);
-                      });
-          },
-          [&](core::StateWriter::Wait& wait) {
-            Hit("shell.write_retried");
-            After(wait.delay, [this, data, done, epoch] {
-              if (epoch == epoch_) WriteStep(data, writer_.Waited(), done);
-            });
-          },
-          [&](core::StateWriter::Done& d) { done(std::move(d.status)); },
-      },
-      step);
+  std::visit(Overloaded{
+                 [&](core::StateWriter::Create&) {
+                   StoreCall(
+                       *s, [this, data] { return ApplyStateWrite(true, data, -1); }, written);
+                 },
+                 [&](core::StateWriter::Set& set) {
+                   StoreCall(
+                       *s,
+                       [this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
+                       written);
+                 },
+                 [&](core::StateWriter::Reread&) {
+                   Hit("shell.write_conflict_reread");
+                   StoreCall(
+                       *s, [this] { return store_.Get(kStatePath); },
+                       [this, epoch, data, done](Result<store::Record> cur) {
+                         Instance* s = ByEpoch(epoch);
+                         if (s == nullptr) return;
+                         Result<core::StateWriter::Stored> stored =
+                             cur.ok() ? Result<core::StateWriter::Stored>(
+                                            core::StateWriter::Stored{cur->version, cur->data})
+                                      : Result<core::StateWriter::Stored>(cur.error());
+                         WriteStep(epoch, data, s->writer.StoredRead(std::move(stored)), done);
+                       });
+                 },
+                 [&](core::StateWriter::Wait& wait) {
+                   Hit("shell.write_retried");
+                   After(wait.delay, [this, data, done, epoch] {
+                     if (Instance* s = ByEpoch(epoch))
+                       WriteStep(epoch, data, s->writer.Waited(), done);
+                   });
+                 },
+                 [&](core::StateWriter::Done& d) { done(std::move(d.status)); },
+             },
+             step);
 }
 
-void World::Execute(const core::Action& action) {
+void World::Execute(Instance& s, const core::Action& action) {
+  // Calls to the master go over this instance's subscription: an instance that is not the one
+  // subscribed (a leader not yet subscribed, or one failed over) reaches nobody with them.
   uint64_t session = session_;
+  if (ha_ && (subscriber_ != s.id || s.mesos_cut)) session = 0;
+  uint64_t epoch = s.epoch;
   std::visit(
       [&](const auto& a) {
         using A = std::decay_t<decltype(a)>;
+        constexpr bool kReadOnly =
+            std::is_same_v<A, core::ProbeMember> || std::is_same_v<A, core::ProbeCluster> ||
+            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note>;
+        if constexpr (!kReadOnly) {
+          if (ha_) CheckOneLeaderActs(s, "acts (" + Describe(core::Action(a)) + ")");
+          if (done_) return;
+        }
         if constexpr (std::is_same_v<A, core::LaunchMember>) {
           if (calm_) launched_in_calm_ = true;
           // Write-ahead: a task is on record in the store before it is launched, so that a
@@ -890,17 +1218,17 @@ void World::Execute(const core::Action& action) {
           Result<core::MemberProbe> r = Probe(a.client_url);
           // An unreachable member costs the client its timeout.
           Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);
-          ToCore(d, [this, name = a.name, r] { return core::ProbeResult{name, r, now_}; });
+          ToCore(epoch, d, [this, name = a.name, r] { return core::ProbeResult{name, r, now_}; });
         } else if constexpr (std::is_same_v<A, core::ProbeCluster>) {
           Result<core::ClusterView> r = ProbeCluster(a.client_urls);
           Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);
-          ToCore(d, [this, r, epoch = a.epoch] {
-            return core::ClusterProbeResult{r, now_, epoch};
+          ToCore(epoch, d, [this, r, probe_epoch = a.epoch] {
+            return core::ClusterProbeResult{r, now_, probe_epoch};
           });
         } else if constexpr (std::is_same_v<A, core::ChangeMembership>) {
-          After(Ms(5, 100), [this, a] { ChangeMembership(a); });
+          After(Ms(5, 100), [this, epoch, a] { ChangeMembership(epoch, a); });
         } else if constexpr (std::is_same_v<A, core::TriggerReseed>) {
-          After(Ms(50, 2000), [this, a] { Reseed(a); });
+          After(Ms(50, 2000), [this, epoch, a] { Reseed(epoch, a); });
         } else if constexpr (std::is_same_v<A, core::Persist>) {
           // The pipeline hands every Persist out as a WriteState: this would bypass write-ahead.
           Fail({"persist-outside-pipeline", "a Persist reached the world as a plain action"});
@@ -909,7 +1237,7 @@ void World::Execute(const core::Action& action) {
           Hit("shell.backup");
           Result<core::MemberProbe> r = Probe(a.client_url);
           Millis d = r.ok() ? Ms(50, 2000) : Ms(300, 1000);
-          ToCore(d, [this, a, ok = r.ok()] {
+          ToCore(epoch, d, [this, a, ok = r.ok()] {
             Result<core::BackupDone> done =
                 ok ? Result<core::BackupDone>(core::BackupDone{"sim.db", 1, 1, a.member, "", 0})
                    : Result<core::BackupDone>(
@@ -944,7 +1272,7 @@ void World::BecameInvisible(int i) {
     offers_.erase(offer);
     a.offer.reset();
     Hit("mesos.offer_rescinded");
-    ToCore(Ms(1, 50), [this, offer] { return core::OfferRescinded{offer, now_}; });
+    ToSubscriber(Ms(1, 50), [this, offer] { return core::OfferRescinded{offer, now_}; });
   }
   uint64_t outage = a.outage;
   After(kAgentPingTimeout, [this, i, outage] { MarkUnreachable(i, outage); });
@@ -1003,7 +1331,8 @@ void World::Reboot(int i) {
 
 void World::Allocate() {
   After(kAllocationInterval, [this] { Allocate(); });
-  if (!connected_ || suppressed_ || !core_) return;
+  Instance* subscriber = Subscriber();
+  if (!connected_ || suppressed_ || subscriber == nullptr || !subscriber->core) return;
   std::vector<mesos::Offer> offers;
   for (int i = 0; i < static_cast<int>(agents_.size()); ++i) {
     Agent& a = agents_[i];
@@ -1039,7 +1368,9 @@ void World::Allocate() {
     offers.push_back(std::move(o));
   }
   if (offers.empty()) return;
-  ToCore(Ms(1, 30), [this, offers] { return core::OffersReceived{offers, now_}; });
+  ToCore(subscriber->epoch, Ms(1, 30), [this, offers] {
+    return core::OffersReceived{offers, now_};
+  });
 }
 
 void World::Enqueue(Task& t, mesos::TaskState state, bool from_master, std::string message) {
@@ -1047,7 +1378,9 @@ void World::Enqueue(Task& t, mesos::TaskState state, bool from_master, std::stri
 }
 
 bool World::CanDeliver(const Task& t) const {
-  if (!connected_ || !core_ || t.pending.empty()) return false;
+  if (!connected_ || subscriber_ < 0 || !instances_[subscriber_].core || t.pending.empty()) {
+    return false;
+  }
   if (t.pending.front().from_master) return true;
   const Agent& a = agents_[t.agent];
   return a.id == t.agent_id && Visible(a);
@@ -1093,7 +1426,7 @@ void World::DeliverUpdate(const std::string& task_id) {
   s.set_state(u.state);
   s.mutable_agent_id()->set_value(t.agent_id);
   if (!u.message.empty()) s.set_message(u.message);
-  Deliver(core::TaskUpdate{s, now_});
+  Deliver(*Subscriber(), core::TaskUpdate{s, now_});
 }
 
 void World::Answer(const std::string& task_id, const std::string& agent_id,
@@ -1108,7 +1441,7 @@ void World::Answer(const std::string& task_id, const std::string& agent_id,
   // may be newer than reliable updates the scheduler has not yet acknowledged.
   stream_free_at_ = std::max(stream_free_at_, now_ + Ms(1, 300));
   At(stream_free_at_, [this, s, session] {
-    if (session == session_) Deliver(core::TaskUpdate{s, now_});
+    if (session == session_ && Subscriber()) Deliver(*Subscriber(), core::TaskUpdate{s, now_});
   });
 }
 
@@ -1406,15 +1739,17 @@ void World::RaftStep() {
 
 void World::TickCore() {
   After(kTickInterval, [this] { TickCore(); });
-  Deliver(core::Tick{now_});
+  for (auto& s : instances_) Deliver(s, core::Tick{now_});
   // With auto-reseed off, healing a lost quorum is the operator's job: in the calm phase the
   // world plays the operator who reads the on-call guide and asks for a reseed.
-  bool stuck = livelocked_since_ && now_ - *livelocked_since_ >= config_.reseed_timeout;
+  Instance* acting = Acting();
+  bool stuck = acting && acting->livelocked_since &&
+               now_ - *acting->livelocked_since >= config_.reseed_timeout;
   bool asked_lately = operator_asked_ && now_ - *operator_asked_ < config_.reseed_timeout;
-  if (calm_ && core_ && !config_.auto_reseed && stuck && !asked_lately) {
+  if (calm_ && acting && !config_.auto_reseed && stuck && !asked_lately) {
     operator_asked_ = now_;
     Hit("operator.reseed_in_calm");
-    Deliver(core::AdminReseed{++admin_requests_, false, now_});
+    Deliver(*acting, core::AdminReseed{++admin_requests_, false, now_});
   }
 }
 
@@ -1453,7 +1788,7 @@ Result<core::ClusterView> World::ProbeCluster(const std::vector<std::string>& ur
   return Error{ErrorCode::kUnavailable, "no member answers"};
 }
 
-void World::ChangeMembership(const core::ChangeMembership& change) {
+void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& change) {
   Status status = OkStatus();
   uint64_t member_id = change.member_id;
   Process* via = nullptr;
@@ -1468,7 +1803,7 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
           std::string(ErrorCodeName(status.error().code)));
     else
       Hit("etcd.change_" + OpName(change.op) + "_ok");
-    ToCore(Ms(5, 100), [this, change, member_id, status] {
+    ToCore(epoch, Ms(5, 100), [this, change, member_id, status] {
       return core::MembershipResult{change.op, change.name, member_id, status, now_};
     });
   };
@@ -1505,8 +1840,8 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
     }
     if (!changed || now_ - *changed >= kSettle) continue;
     std::optional<bool> believed;
-    if (core_) {
-      for (const auto& [name, m] : core_->state().members) {
+    if (const core::SchedulerCore* acting = ActingCore()) {
+      for (const auto& [name, m] : acting->state().members) {
         if (m.member_id != e.id) continue;
         believed = m.reachable && !Terminal(m.task_state);
       }
@@ -1591,11 +1926,11 @@ void World::ChangeMembership(const core::ChangeMembership& change) {
 
 // The scheduler's POST /reseed reaches the member's reseed listener, that is its executor, which
 // stops etcd, starts it with --force-new-cluster (ForceNewCluster), then without, and answers.
-void World::Reseed(const core::TriggerReseed& reseed) {
+void World::Reseed(uint64_t epoch, const core::TriggerReseed& reseed) {
   Process* p = ProcessAt(reseed.reseed_url, true);
   if (p != nullptr && tasks_.at(p->task_id).executor) {
     uint64_t request = ++reseed_requests_;
-    reseeds_asked_[request] = reseed.name;
+    reseeds_asked_[request] = {reseed.name, epoch};
     Hit("executor.reseed_requested");
     // As the shell's HTTP request: no answer (the executor died with its machine, or the
     // connection broke) within the deadline is a failed reseed.
@@ -1603,9 +1938,9 @@ void World::Reseed(const core::TriggerReseed& reseed) {
       auto asked = reseeds_asked_.find(request);
       if (asked == reseeds_asked_.end()) return;
       Hit("shell.reseed_request_timed_out");
-      std::string name = asked->second;
+      ReseedAsked by = asked->second;
       reseeds_asked_.erase(asked);
-      ToCore(Millis(1), [this, name] {
+      ToCore(by.epoch, Millis(1), [this, name = by.name] {
         return core::ReseedResult{
             name, Error{ErrorCode::kUnavailable, "the reseed request timed out"}, now_};
       });
@@ -1614,7 +1949,7 @@ void World::Reseed(const core::TriggerReseed& reseed) {
     return;
   }
   Result<uint64_t> result = Error{ErrorCode::kUnavailable, "reseed listener does not answer"};
-  ToCore(Ms(5, 100), [this, name = reseed.name, result] {
+  ToCore(epoch, Ms(5, 100), [this, name = reseed.name, result] {
     return core::ReseedResult{name, result, now_};
   });
 }
@@ -1732,7 +2067,8 @@ void World::ExecutorAction(const std::string& id, const exec::Action& action) {
         } else if constexpr (std::is_same_v<A, exec::AnswerReseed>) {
           auto asked = reseeds_asked_.find(a.request_id);
           if (asked == reseeds_asked_.end()) return;
-          std::string name = asked->second;
+          std::string name = asked->second.name;
+          uint64_t epoch = asked->second.epoch;
           reseeds_asked_.erase(asked);
           Hit("executor.reseed_" + std::string(exec::ReseedOutcomeName(a.outcome)));
           Result<uint64_t> result = a.facts.raft_index;
@@ -1741,7 +2077,7 @@ void World::ExecutorAction(const std::string& id, const exec::Action& action) {
                            "the executor's reseed outcome is " +
                                std::string(exec::ReseedOutcomeName(a.outcome)) + ": " + a.message};
           }
-          ToCore(Ms(5, 100), [this, name, result] {
+          ToCore(epoch, Ms(5, 100), [this, name, result] {
             return core::ReseedResult{name, result, now_};
           });
         } else if constexpr (std::is_same_v<A, exec::Log>) {
@@ -1829,6 +2165,9 @@ void World::NextFault() {
 }
 
 void World::InjectFault() {
+  // With several schedulers, their faults come more often (the draw only happens in those seeds,
+  // so that the others replay as they did).
+  if (ha_ && Chance(0.25)) return InjectInstanceFault();
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
@@ -1886,25 +2225,28 @@ void World::InjectFault() {
       return;
     }
     case 6:
-      if (core_) CrashScheduler();
+      if (ha_) return InjectInstanceFault();
+      if (instances_[0].core) CrashScheduler(instances_[0]);
       return;
     case 7: {
-      if (!core_ || !connected_) return;
+      Instance* s = Subscriber();
+      if (s == nullptr || !s->core || !connected_) return;
       Hit("fault.master_disconnect");
       Trace("FAULT the master drops the framework's connection");
       DropSession();
-      Deliver(core::Disconnected{"connection reset", now_});
-      uint64_t epoch = epoch_;
+      Deliver(*s, core::Disconnected{"connection reset", now_});
+      uint64_t epoch = s->epoch;
       After(Ms(500, 10'000), [this, epoch] { Subscribe(epoch); });
       return;
     }
     case 9:
     case 10:
       return InjectStoreFault();
-    case 8: {  // the operator asks for a reseed
-      if (!core_ || !Chance(0.3)) return;
+    case 8: {  // the operator asks for a reseed (of the leader: a standby sends it there)
+      Instance* s = Acting();
+      if (s == nullptr || !Chance(0.3)) return;
       Hit("fault.admin_reseed");
-      Deliver(core::AdminReseed{++admin_requests_, Chance(0.3), now_});
+      Deliver(*s, core::AdminReseed{++admin_requests_, Chance(0.3), now_});
       return;
     }
     default:
@@ -1955,8 +2297,8 @@ int World::Survivors() const {
   // Kills the core has asked for that the shell has not sent yet (waiting for a state write):
   // in the calm phase the scheduler no longer crashes, so they will be sent.
   std::set<std::string> kills_queued;
-  if (pipeline_) {
-    pipeline_->ForEachQueued([&](const core::Action& a) {
+  if (const Instance* acting = ActingInstance(); acting && acting->pipeline) {
+    acting->pipeline->ForEachQueued([&](const core::Action& a) {
       if (const auto* k = std::get_if<core::KillTask>(&a)) kills_queued.insert(k->task_id);
     });
   }
@@ -1985,17 +2327,23 @@ void World::StartCalm() {
     if (!agents_[i].up) Reboot(i);
     SetCut(i, false, false);
   }
+  for (auto& s : instances_) {
+    s.zk_cut = false;
+    s.mesos_cut = false;
+  }
   survivors_at_calm_ = Survivors();
   Trace(fmt::format("CALM: {} member processes with data survive", survivors_at_calm_));
-  if (!core_) return;  // its restart is already scheduled
+  Instance* s = Acting();
+  if (s == nullptr || !s->core) return;  // its restart (or election) is already on its way
   if (!connected_) {
-    uint64_t epoch = epoch_;
+    uint64_t epoch = s->epoch;
     After(Ms(100, 1000), [this, epoch] { Subscribe(epoch); });
   }
 }
 
 bool World::Healed() const {
-  if (!core_ || !core_->healthy() || !connected_) return false;
+  const Instance* s = subscriber_ >= 0 ? &instances_[subscriber_] : nullptr;
+  if (s == nullptr || !s->core || !s->core->healthy() || !connected_) return false;
   for (const auto& [uid, c] : clusters_) {
     if (c.leader == 0) continue;
     int voters = 0, running = 0;
@@ -2047,7 +2395,11 @@ RunResult World::Run() {
   Trace(fmt::format("seed {}: {} agents, cluster size {}, auto-reseed {}, reseed timeout {} ms",
                     seed_, agents_.size(), config_.cluster_size, config_.auto_reseed,
                     config_.reseed_timeout.count()));
-  StartScheduler();
+  if (ha_) {
+    After(Millis(0), [this] { ElectionStep(); });
+  } else {
+    StartScheduler(instances_[0]);
+  }
   // The periodic machinery.
   After(kTickInterval, [this] { TickCore(); });
   After(kRaftStep, [this] { RaftStep(); });
@@ -2074,7 +2426,7 @@ RunResult World::Run() {
       // Nothing had run etcd (CheckBootstrapAgain holds the core to that): nothing was lost.
       Trace("CALM: a generation that never ran etcd was started again, and healed");
       done_ = true;
-    } else if (survivors_at_calm_ == 0 && core_ && core_->total_loss()) {
+    } else if (survivors_at_calm_ == 0 && ActingCore() && ActingCore()->total_loss()) {
       if (launched_in_calm_) {
         Fail({"launch-after-total-loss",
               "a member was launched after every member's data was gone"});
@@ -2085,9 +2437,10 @@ RunResult World::Run() {
       }
     } else if (now_ >= calm_end) {
       if (survivors_at_calm_ > 0) {
-        Fail({"calm-not-healed", fmt::format("{} of budget passed without {} healthy voters ({})",
-                                             options_.calm_budget.count(), options_.cluster_size,
-                                             core_ ? core_->health_reason() : "scheduler down")});
+        Fail({"calm-not-healed",
+              fmt::format("{} of budget passed without {} healthy voters ({})",
+                          options_.calm_budget.count(), options_.cluster_size,
+                          ActingCore() ? ActingCore()->health_reason() : "scheduler down")});
       } else {
         Fail({"calm-total-loss-not-reported",
               "every member's data is gone but the core does not report total loss"});

@@ -798,6 +798,49 @@ TEST_F(CoreTest, AGenerationWhoseMembersAllFailedBeforeEtcdRanIsStartedAgainNotL
   EXPECT_TRUE(core_.total_loss());
 }
 
+// Simulator seed 3296 (three schedulers): a scheduler died with the write of its launches on
+// the way; the write landed, the launches were never made, and one member's agent came back with
+// a new id. The master answers TASK_UNKNOWN for that member for ever, and the cluster waited on
+// it for ever. In a generation that never served, a member unknown to the master for a whole
+// staging timeout never ran etcd: the generation is started again. Sooner it may still come.
+TEST_F(CoreTest, AMemberTheMasterNeverKnewHoldsANeverServedGenerationOnlyForAStagingTimeout) {
+  CoreConfig config = Config();
+  config.staging_timeout = 60s;
+  core_ = SchedulerCore(config);
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(ThreeOffers());
+  ASSERT_EQ(launches.size(), 3u);
+  uint64_t generation = core_.state().generation;
+  Update(launches[0].member.task_id, mesos::TASK_UNKNOWN, launches[0].member.agent_id);
+  for (size_t i = 1; i < 3; ++i) {
+    Update(launches[i].member.task_id, mesos::TASK_FAILED, launches[i].member.agent_id);
+  }
+  Advance(30s);
+  EXPECT_EQ(core_.state().generation, generation) << "it may still start: wait";
+  EXPECT_FALSE(core_.total_loss());
+  Advance(31s);
+  EXPECT_EQ(core_.state().generation, generation + 1) << "started again";
+  EXPECT_FALSE(core_.total_loss());
+}
+
+// An unknown member of a cluster that served may hold data: it is waited for, never replaced
+// by a new cluster, however long it takes.
+TEST_F(CoreTest, AnUnknownMemberOfAClusterThatServedIsWaitedFor) {
+  CoreConfig config = Config();
+  config.staging_timeout = 60s;
+  core_ = SchedulerCore(config);
+  auto launches = Bootstrap();
+  uint64_t generation = core_.state().generation;
+  Update(launches[0].member.task_id, mesos::TASK_UNKNOWN, launches[0].member.agent_id);
+  for (size_t i = 1; i < 3; ++i) {
+    Update(launches[i].member.task_id, mesos::TASK_FAILED, launches[i].member.agent_id);
+  }
+  Advance(300s);
+  EXPECT_EQ(core_.state().generation, generation);
+  EXPECT_FALSE(core_.total_loss()) << "it may come back with its data";
+}
+
 // A record that says otherwise (written by hand, or by a bug) does not make a cluster whose
 // members ran etcd look empty.
 TEST_F(CoreTest, AStoredMemberWithAnEtcdIdServedWhateverTheRecordSays) {

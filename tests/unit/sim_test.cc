@@ -2,6 +2,7 @@
 // passes against the real scheduler core, and that the checker catches broken rules, both from
 // fabricated facts and from a deliberately broken core running in the simulated world. A checker
 // that never fires would let every seed "pass", so the last two matter as much as the first.
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
@@ -206,6 +207,61 @@ TEST(Sim, SeedsWhereEtcdRefusesAnAddAndTakesItLaterUnderTheSameName) {
       EXPECT_EQ(taken[i], taken[i - 1] + 1) << "seed " << seed << ": a name was used up";
     }
   }
+}
+
+// ---- Several scheduler instances (HA) -----------------------------------------------------
+
+// Two or three schedulers elected through a model of ZooKeeper, with every instance fault: a
+// leader or standby killed (its session lingers) or stopped (it withdraws), cut off from
+// ZooKeeper (a leader holds after two thirds of the session timeout; the session expires after a
+// whole one), cut off from the master. Never two leaders acting in overlapping terms, and the
+// cluster heals after every failover in the calm phase.
+TEST(Sim, SeedsWithSeveralSchedulersPass) {
+  SimOptions o = Short();
+  std::map<std::string, uint64_t> hits;
+  for (int schedulers : {2, 3}) {
+    o.schedulers = schedulers;
+    for (uint64_t seed = 1; seed <= 60; ++seed) {
+      RunResult r = RunSeed(o, seed);
+      EXPECT_TRUE(r.ok) << Report(r) << "replay: sim --seed=" << seed
+                        << " --chaos-ms=120000 --schedulers=" << schedulers;
+      for (const auto& [k, v] : r.coverage) hits[k] += v;
+    }
+  }
+  for (const char* path :
+       {"election.failover", "election.new_leader_acts", "election.killed_session_expired",
+        "election.session_expired", "election.leader_suspended", "election.leader_resumed",
+        "fault.scheduler_killed", "fault.scheduler_stopped", "fault.leader_cut_from_zookeeper",
+        "fault.standby_cut_from_zookeeper", "fault.scheduler_cut_from_mesos",
+        "mesos.framework_failed_over"}) {
+    EXPECT_GT(hits[path], 0u) << path << " was never exercised";
+  }
+}
+
+TEST(Sim, ASeedWithSeveralSchedulersReplaysExactly) {
+  SimOptions o = Short();
+  o.keep_trace = true;
+  o.schedulers = 3;
+  RunResult a = RunSeed(o, 7);
+  RunResult b = RunSeed(o, 7);
+  EXPECT_EQ(a.trace_hash, b.trace_hash);
+  EXPECT_EQ(a.trace, b.trace);
+  EXPECT_GT(a.coverage["election.first_leader"], 0u);
+}
+
+// A shell whose leader goes on acting when cut off from ZooKeeper: once its session expires
+// another is elected and acts, and the old one's next action is two leaders at once.
+TEST(Sim, ALeaderThatDoesNotHoldWhenCutOffFromZooKeeperIsCaught) {
+  SimOptions o = Short();
+  o.schedulers = 2;
+  o.leader_ignores_lost_zookeeper = true;
+  int caught = 0;
+  for (uint64_t seed = 1; seed <= 200 && caught == 0; ++seed) {
+    RunResult r = RunSeed(o, seed);
+    if (!r.ok && r.violation->invariant == "overlapping-leaders") ++caught;
+    EXPECT_TRUE(r.ok || r.violation->invariant == "overlapping-leaders") << Report(r);
+  }
+  EXPECT_GT(caught, 0) << "the overlapping-leaders invariant never fired";
 }
 
 // ---- The checker, from fabricated facts ---------------------------------------------------

@@ -259,6 +259,24 @@ int SchedulerCore::LiveMembers() const {
   return n;
 }
 
+// In a generation that never served, a member whose task the master has not known
+// (TASK_UNKNOWN) for a whole staging timeout since its launch (or since this scheduler started)
+// never ran etcd where anyone heard of it: a launch lost with a scheduler that died before
+// making it, on an agent that is gone. It holds no data, and it will not start any more than a
+// task stuck in staging would; waiting for it would hold the cluster down for ever.
+int SchedulerCore::MembersThatMayStillStart(Time now) const {
+  int n = 0;
+  for (const auto& [name, m] : state_.members) {
+    if (!MaybeAlive(m.task_state)) continue;
+    if (m.task_state == mesos::TASK_UNKNOWN &&
+        Elapsed(m.launched_at, now, config_.staging_timeout)) {
+      continue;
+    }
+    ++n;
+  }
+  return n;
+}
+
 int SchedulerCore::Voters() const {
   if (view_) {
     return static_cast<int>(std::count_if(view_->members.begin(), view_->members.end(),
@@ -731,7 +749,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   UpdateHealth(now, out);
   // Total loss: a cluster existed and no member can be running any more.
   if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
-      LiveMembers() == 0 && !pending_add_ && !state_.served) {
+      MembersThatMayStillStart(now) == 0 && !pending_add_ && !state_.served) {
     BootstrapAgain(now, out);
   } else if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
              LiveMembers() == 0 && !pending_add_) {
@@ -763,9 +781,9 @@ void SchedulerCore::MarkServed(Actions& out) {
 }
 
 // Every member of this generation failed before its etcd ever ran (a fetch, launch or staging
-// failure, or etcd refusing to start): none can hold data, so nothing is lost, and the cluster
-// is started again, in a new generation (a member launched late cannot join either), after a
-// delay that doubles while it keeps failing.
+// failure, etcd refusing to start, or a launch the master never heard of): none can hold data, so
+// nothing is lost, and the cluster is started again, in a new generation (a member launched late
+// cannot join either), after a delay that doubles while it keeps failing.
 void SchedulerCore::BootstrapAgain(Time now, Actions& out) {
   ++unserved_generations_;
   auto delay = std::min<Millis>(Millis(1000) * (1 << std::min(unserved_generations_ - 1, 6)),

@@ -99,6 +99,7 @@ class SchedulerCore {
   // Decisions.
   bool MayAct() const;  // connected, reconciled, not reseeding
   int LiveMembers() const;
+  int MembersThatMayStillStart(Time now) const;
   int Voters() const;
   bool NeedsMember() const;
   void Evaluate(Time now, Actions& out);  // health, livelock, heal, total loss

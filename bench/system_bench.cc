@@ -9,6 +9,11 @@
 //                 the same steps by hand as fast as etcd accepts them (once the survivors have a
 //                 leader: remove the dead member, add a learner, start it, promote it) until
 //                 healthy.
+//   failover      scheduler HA (state in ZooKeeper): the leader stops -> the standby leads,
+//                 subscribed with the same framework id and reconciled; floor: one scheduler
+//                 restarted from the same stored state to the same point. And the leader stopped
+//                 with a follower killed at once -> 3 healthy voters by the new leader; floor: the
+//                 heal floor. (A kill -9 of the leader adds its session timeout, 10 s.)
 //   reseed        the reseed decision -> N healthy voters; floor: the survivor restarted with
 //                 --force-new-cluster, then N-1 learners joined and promoted one at a time.
 //   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
@@ -50,6 +55,7 @@
 #include "testing/process.h"
 #include "testing/tempdir.h"
 #include "testing/workload.h"
+#include "testing/zookeeper_server.h"
 
 namespace etcd_mesos::bench {
 namespace {
@@ -82,7 +88,10 @@ double Median(std::vector<double> v) {
 
 class System {
  public:
-  System(boost::asio::io_context& io, int size, milliseconds reseed_timeout) : io_(io) {
+  // `store`: where the scheduler keeps its state; empty: a directory of its own.
+  System(boost::asio::io_context& io, int size, milliseconds reseed_timeout,
+         const std::string& store = "")
+      : io_(io) {
     local::LocalClusterOptions options;
     options.agents = size + 1;
     options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
@@ -97,7 +106,8 @@ class System {
     std::vector<std::string> args = {
         "--cluster-name=bench",
         "--master=" + master->ToString(),
-        "--state-dir=" + (dir_.path() / "state").string(),
+        store.empty() ? "--state-dir=" + (dir_.path() / "state").string()
+                      : "--zk-framework-persist=" + store,
         "--cluster-size=" + std::to_string(size),
         "--admin-port=" + std::to_string(test::FreePort()),
         "--cpu-limit=0.5",
@@ -113,19 +123,31 @@ class System {
     flags_ = parsed->flags;
   }
   ~System() {
+    if (standby_) standby_->Stop();
+    standby_.reset();
     if (scheduler_) scheduler_->Stop();
     scheduler_.reset();
     cluster_->Shutdown();
     io_.run_for(milliseconds(300));
   }
 
-  void StartScheduler() {
-    scheduler::shell::SchedulerShell::Options options;
-    options.on_fatal = [](const Error& e) {
-      spdlog::critical("scheduler fatal: {}", e.ToString());
-    };
-    scheduler_ = std::make_unique<scheduler::shell::SchedulerShell>(io_, flags_, options);
-    if (auto s = scheduler_->Start(); !s.ok()) throw std::runtime_error(s.error().ToString());
+  void StartScheduler() { scheduler_ = NewScheduler(flags_); }
+  // A second instance with the same flags but its own admin port (HA: state in ZooKeeper).
+  void StartStandby() {
+    scheduler::shell::SchedulerFlags flags = flags_;
+    flags.shell.admin_port = test::FreePort();
+    standby_ = NewScheduler(flags);
+  }
+  // The leader stops as on SIGTERM (it withdraws from the election); the standby is the one
+  // measured from then on.
+  void StopLeaderForStandby() {
+    scheduler_->Stop();
+    scheduler_ = std::move(standby_);
+  }
+  bool Leads() const { return scheduler_ && scheduler_->leading(); }
+  void StopAll() {
+    if (scheduler_) scheduler_->Stop();
+    scheduler_.reset();
   }
 
   const SchedulerCore& core() const { return scheduler_->core(); }
@@ -176,6 +198,18 @@ class System {
   std::unique_ptr<local::LocalCluster> cluster_;
   scheduler::shell::SchedulerFlags flags_;
   std::unique_ptr<scheduler::shell::SchedulerShell> scheduler_;
+  std::unique_ptr<scheduler::shell::SchedulerShell> standby_;
+
+  std::unique_ptr<scheduler::shell::SchedulerShell> NewScheduler(
+      const scheduler::shell::SchedulerFlags& flags) {
+    scheduler::shell::SchedulerShell::Options options;
+    options.on_fatal = [](const Error& e) {
+      spdlog::critical("scheduler fatal: {}", e.ToString());
+    };
+    auto shell = std::make_unique<scheduler::shell::SchedulerShell>(io_, flags, options);
+    if (auto s = shell->Start(); !s.ok()) throw std::runtime_error(s.error().ToString());
+    return shell;
+  }
 };
 
 double Bootstrap(boost::asio::io_context& io, int size) {
@@ -249,6 +283,76 @@ double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, doub
             {"launch", run - a},
             {"join+promote", total - run}};
   return total;
+}
+
+// Scheduler HA (state in ZooKeeper, a standby behind the leader): the leader stops -> the
+// standby leads, is subscribed with the same framework id and has reconciled (`failover`); with
+// a follower's executor killed at the same moment, -> 3 healthy voters again by the new leader
+// (`heal`). A leader killed with kill -9 adds its ZooKeeper session's timeout (10 s) before the
+// standby can lead.
+struct FailoverTimes {
+  double failover = 0;
+  double heal = 0;
+};
+FailoverTimes Failover(boost::asio::io_context& io, const test::ZooKeeperServer& zookeeper,
+                       int run) {
+  System system(io, 3, seconds(240), zookeeper.Url(fmt::format("/bench-{}", run)));
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.Leads() && system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster to fail over");
+  }
+  system.StartStandby();
+  system.RunFor(seconds(6));  // the standby in line; past etcd's 5 s window, as Heal
+  std::optional<std::string> victim;
+  if (!system.RunUntil(
+          [&] { return (victim = PickVictim(system.core(), Victim::kFollower)).has_value(); },
+          30)) {
+    throw std::runtime_error("no follower to kill");
+  }
+  std::string framework = system.core().state().framework_id.value_or("");
+  auto t0 = Clock::now();
+  system.StopLeaderForStandby();
+  system.KillMember(*victim);
+  FailoverTimes times;
+  if (!system.RunUntil(
+          [&] {
+            return system.Leads() && system.core().connected() && !system.core().reconciling();
+          },
+          60)) {
+    throw std::runtime_error("the standby did not take over");
+  }
+  times.failover = Since(t0);
+  if (system.core().state().framework_id.value_or("") != framework) {
+    throw std::runtime_error("the standby subscribed as another framework");
+  }
+  if (!system.RunUntil(
+          [&] { return !system.core().state().members.count(*victim) && system.AtSize(3); }, 180)) {
+    throw std::runtime_error("the member lost during the failover was not replaced");
+  }
+  times.heal = Since(t0);
+  return times;
+}
+
+// What a standby saves: one scheduler restarted from the same stored state (the process start
+// itself, by a supervisor, not counted) -> subscribed and reconciled.
+double RestartFloor(boost::asio::io_context& io, const test::ZooKeeperServer& zookeeper, int run) {
+  System system(io, 3, seconds(240), zookeeper.Url(fmt::format("/bench-floor-{}", run)));
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.Leads() && system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster for the restart floor");
+  }
+  system.StopAll();
+  system.RunFor(seconds(1));
+  auto t0 = Clock::now();
+  system.StartScheduler();
+  if (!system.RunUntil(
+          [&] {
+            return system.Leads() && system.core().connected() && !system.core().reconciling();
+          },
+          60)) {
+    throw std::runtime_error("the restarted scheduler did not reconcile");
+  }
+  return Since(t0);
 }
 
 // The reseed decision (the core starts reseeding) -> healthy at size.
@@ -561,8 +665,8 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "Log what the scheduler and the local cluster do (info)");
   std::vector<std::string> only;
   app.add_option("--only", only,
-                 "Measure only these figures (bootstrap, heal, reseed, supervision)")
-      ->check(CLI::IsMember({"bootstrap", "heal", "reseed", "supervision"}))
+                 "Measure only these figures (bootstrap, heal, failover, reseed, supervision)")
+      ->check(CLI::IsMember({"bootstrap", "heal", "failover", "reseed", "supervision"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
@@ -592,6 +696,23 @@ int main(int argc, char** argv) {
         heal.runs.push_back(Heal(io, kind, phases));
         for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
       }
+      figures.push_back(heal);
+    }
+    if (wanted("failover")) {
+      etcd_mesos::test::ZooKeeperServer zookeeper;
+      if (auto s = zookeeper.Start(); !s.ok()) {
+        throw std::runtime_error("ZooKeeper: " + s.error().ToString() + "\n" + zookeeper.LogTail());
+      }
+      Figure failover{"leader stops -> standby subscribed, reconciled"};
+      Figure heal{"leader stops, follower killed -> 3 voters"};
+      for (int i = 0; i < runs; ++i) {
+        failover.floors.push_back(RestartFloor(io, zookeeper, i));
+        heal.floors.push_back(HealFloor(Victim::kFollower));
+        FailoverTimes t = Failover(io, zookeeper, i);
+        failover.runs.push_back(t.failover);
+        heal.runs.push_back(t.heal);
+      }
+      figures.push_back(failover);
       figures.push_back(heal);
     }
     if (!quick && wanted("reseed")) {

@@ -1,9 +1,12 @@
 // The etcd-mesos-local binary itself: bad flags are refused with exit code 2 and a clear
 // message, `etcd-mesos-local fault ...` injects faults into a running one, and SIGTERM or SIGINT
-// leaves no process it started behind, executors included.
+// leaves no process it started behind, executors included. And the scheduler binary as an
+// operator runs it: its flags, and two instances failing over.
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -400,6 +403,115 @@ TEST(SchedulerCli, ALeaderWhoseSessionExpiredContendsAgainInTheSameProcess) {
       << "not leading again:\n"
       << log();
   EXPECT_TRUE(scheduler.Running()) << log();
+}
+
+// Scheduler HA as an operator runs it: two scheduler processes with the same flags, state in
+// ZooKeeper, on etcd-mesos-local. kill -9 of the leader leaves its ZooKeeper session alive
+// until it expires; the standby then leads, subscribes with the same framework id, kills and
+// replaces nothing that runs, and replaces a member whose executor was killed during the
+// failover. The master never has more than one framework, nor two subscriptions at once.
+TEST(SchedulerCli, KillNineOfTheLeaderLetsTheStandbyLeadAndHealAMemberLostMeanwhile) {
+  test::ZooKeeperServer zookeeper;
+  ASSERT_TRUE(zookeeper.Start().ok()) << zookeeper.LogTail();
+  test::TempDir work("em-cli-kill-leader");
+  uint16_t port = test::FreePort();
+  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
+  ChildProcess local({ETCD_MESOS_LOCAL_PATH, "--agents=4", "--port=" + std::to_string(port),
+                      "--work-dir=" + (work.path() / "mesos").string(), FirstAgentIpFlag()},
+                     work.path() / "local.log");
+  std::ofstream(work.path() / "token") << "t0ken\n";
+  auto start_scheduler = [&](const std::string& name, uint16_t admin) {
+    return std::make_unique<ChildProcess>(
+        std::vector<std::string>{SCHEDULER_PATH, "--master=127.0.0.1:" + std::to_string(port),
+                                 "--zk-framework-persist=" + zookeeper.Url("/etcd-mesos"),
+                                 "--cluster-name=ha", "--admin-port=" + std::to_string(admin),
+                                 "--cpu-limit=0.5", "--mem-limit=256", "--disk-limit=512",
+                                 "--executor-bin=" + wrapper.string(),
+                                 "--reseed-token-file=" + (work.path() / "token").string()},
+        work.path() / (name + ".log"));
+  };
+  auto get_json = [](uint16_t port, const std::string& path) {
+    auto r = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", port}, path});
+    if (!r.ok() || r->status != 200) return nlohmann::json();
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  uint16_t admin_a = test::FreePort(), admin_b = test::FreePort();
+  auto a = start_scheduler("a", admin_a);
+  nlohmann::json stats;
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        stats = get_json(admin_a, "/stats");
+        return stats.is_object() && stats["healthy"] == 1 && stats["running_servers"] == 3;
+      },
+      std::chrono::seconds(120)))
+      << stats.dump() << "\n"
+      << a->LogTail();
+  auto b = start_scheduler("b", admin_b);
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        stats = get_json(admin_b, "/stats");
+        return stats.is_object() && stats["standby"] == 1 && stats["running_servers"] == 3;
+      },
+      std::chrono::seconds(30)))
+      << stats.dump() << "\n"
+      << b->LogTail();
+  auto master = get_json(port, "/master/state");
+  ASSERT_EQ(master["frameworks"].size(), 1u);
+  std::string framework_id = master["frameworks"][0]["id"];
+  std::set<std::string> tasks_before;
+  for (const auto& t : master["frameworks"][0]["tasks"]) tasks_before.insert(t["id"]);
+  ASSERT_EQ(tasks_before.size(), 3u);
+
+  a->Kill(SIGKILL);
+  a->Wait();
+  // A member's executor (and its etcd with it) is killed while nobody leads.
+  bool killed = false;
+  for (int pid : Descendants(local.pid())) {
+    std::ifstream cmdline(fmt::format("/proc/{}/cmdline", pid));
+    std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+    if (args.find("etcd-mesos-executor") == std::string::npos || getpgid(pid) != pid) continue;
+    ASSERT_EQ(::kill(-pid, SIGKILL), 0);
+    killed = true;
+    break;
+  }
+  ASSERT_TRUE(killed) << "no executor found to kill";
+  int most_connected = 0;
+  size_t most_frameworks = 0;
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        master = get_json(port, "/master/state");
+        int connected = 0;
+        for (const auto& f : master["frameworks"]) connected += f.value("connected", false);
+        most_connected = std::max(most_connected, connected);
+        most_frameworks = std::max(most_frameworks, master["frameworks"].size());
+        stats = get_json(admin_b, "/stats");
+        return stats.is_object() && stats["standby"] == 0 && stats["connected"] == 1 &&
+               stats["members_removed"] == 1 && stats["healthy"] == 1 &&
+               stats["running_servers"] == 3;
+      },
+      std::chrono::seconds(180)))
+      << stats.dump() << "\n"
+      << b->LogTail(20000);
+  EXPECT_NE(b->LogTail(200000).find("elected: this instance leads etcd-ha"), std::string::npos);
+  EXPECT_LE(most_connected, 1) << "two schedulers subscribed at once";
+  EXPECT_EQ(most_frameworks, 1u) << "the standby registered a framework of its own";
+  ASSERT_EQ(master["frameworks"].size(), 1u);
+  EXPECT_EQ(master["frameworks"][0]["id"], framework_id) << "not the same framework";
+  // Two of the three tasks are the ones that ran before; the third replaces the victim. Nothing
+  // was killed: the only task that ended is the victim's, and it failed.
+  std::set<std::string> tasks_after;
+  for (const auto& t : master["frameworks"][0]["tasks"]) {
+    if (t["state"] == "TASK_RUNNING") tasks_after.insert(t["id"]);
+  }
+  ASSERT_EQ(tasks_after.size(), 3u) << master.dump();
+  int kept = 0;
+  for (const auto& id : tasks_after) kept += tasks_before.count(id);
+  EXPECT_EQ(kept, 2) << master.dump();
+  for (const auto& t : master["frameworks"][0]["completed_tasks"]) {
+    EXPECT_NE(t["state"], "TASK_KILLED") << "a task was killed: " << t.dump();
+  }
+  EXPECT_EQ(b->Stop(), 0) << b->LogTail();
+  EXPECT_EQ(local.Stop(), 0) << local.LogTail();
 }
 
 }  // namespace

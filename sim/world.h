@@ -2,11 +2,14 @@
 // real executor core (src/executor/core Supervisor) for every task, etcd members modelled as raft
 // membership (the rules of etcd_model.h), a store (store_model.h) with latency, connection loss,
 // session expiry and compare-and-set conflicts, and a scheduler that may crash and restart from
-// what it stored. It replaces the scheduler's and the executor's shells, the way FoundationDB's
-// sim2 and TigerBeetle's VOPR replace the network, the disk and the clock. The scheduler shell's
-// own policy (write-ahead ordering, coalesced writes, the refusal to launch what a failed write
-// did not record, the store write's retries and re-reads) is not copied here: the world drives
-// the same ActionPipeline and StateWriter (scheduler/core/pipeline.h) that the shell does.
+// what it stored; or two or three scheduler instances elected through a model of ZooKeeper's
+// sessions and nodes, which may be killed, stopped, or cut off from ZooKeeper, the master or
+// both (never two leaders acting in overlapping terms: invariant overlapping-leaders). It replaces
+// the scheduler's and the executor's shells, the way FoundationDB's sim2 and TigerBeetle's VOPR
+// replace the network, the disk and the clock. The scheduler shell's own policy (write-ahead
+// ordering, coalesced writes, the refusal to launch what a failed write did not record, the store
+// write's retries and re-reads) is not copied here: the world drives the same ActionPipeline and
+// StateWriter (scheduler/core/pipeline.h) that the shell does.
 //
 // One run is a function of its seed: one thread, one std::mt19937_64, simulated time (no clock is
 // ever read), and an event queue ordered by (time, sequence). A run has two phases:

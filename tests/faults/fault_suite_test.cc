@@ -988,8 +988,16 @@ TEST_F(FaultSuite, ZooKeeperRestartedWhileAMemberIsLost) {
   std::string victim = Members().front().name;
   auto t0 = Clock::now();
   ASSERT_NO_FATAL_FAILURE(KillMember(victim));
-  RunFor(seconds(5));
+  // Two thirds of the session timeout after it last heard ZooKeeper, the leader cannot know
+  // whether another instance will lead: it holds every action, and says so.
+  ASSERT_TRUE(RunUntil([&] { return scheduler_->holding(); }, 15)) << "the leader did not hold";
+  EXPECT_EQ(GuideJson("stats").value("holding", -1), 1);
+  uint64_t removed = core().state().counters.members_removed;
+  RunFor(seconds(1));
+  EXPECT_EQ(core().state().counters.members_removed, removed) << "a holding leader acted";
   ASSERT_TRUE(zookeeper_->Start().ok());
+  ASSERT_TRUE(RunUntil([&] { return !scheduler_->holding(); }, 15))
+      << "ZooKeeper is back within the session: the leader carries on";
   ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
   std::printf("[timing] member lost while ZooKeeper was down -> healed: %.1fs\n", Since(t0));

@@ -171,7 +171,7 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
       "last_backup_error", "backup_running",
       // Which instance answers (scheduler high availability).
-      "standby", "leader_url"};
+      "standby", "leader_url", "holding"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -315,6 +315,11 @@ TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   EXPECT_EQ(Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}}).status, 503u);
   EXPECT_EQ(submitted_, 1);
   EXPECT_EQ(json::parse(Get("/stats").body)["standby"], 0);
+  // A leader cut off from ZooKeeper says that it holds.
+  EXPECT_EQ(json::parse(Get("/stats").body)["holding"], 0);
+  server_->SetHolding(true);
+  EXPECT_EQ(json::parse(Get("/stats").body)["holding"], 1);
+  EXPECT_NE(Get("/metrics").body.find("etcd_mesos_holding 1"), std::string::npos);
 }
 
 TEST_F(AdminApi, WrongMethodsUnknownPathsAndBadQueries) {

@@ -168,7 +168,7 @@ uint64_t UnreachableServers(const SchedulerCore& core) {
 }  // namespace
 
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
-                        const std::optional<std::string>& standby_leader) {
+                        const std::optional<std::string>& standby_leader, bool holding) {
   const Counters& c = core.state().counters;
   uint64_t running = 0;
   for (const auto& [name, m] : core.state().members) {
@@ -214,10 +214,11 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["backup_running"] = b.running ? json(*b.running) : json(nullptr);
   out["standby"] = standby_leader ? 1 : 0;
   out["leader_url"] = standby_leader.value_or("");
+  out["holding"] = holding ? 1 : 0;
   return out.dump() + "\n";
 }
 
-std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool standby) {
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool standby, bool holding) {
   const Counters& c = core.state().counters;
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
@@ -254,6 +255,10 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
   metric("standby", "gauge",
          "1 on a standby scheduler instance (it does not act; its views are the stored state).",
          standby);
+  metric("holding", "gauge",
+         "1 while this leader, cut off from ZooKeeper, holds every action until it hears it "
+         "again.",
+         holding);
   metric("reconciling", "gauge", "1 until reconciliation settles after a subscription.",
          core.reconciling());
   metric("launched_servers_total", "counter", "Member tasks launched.", c.launched_servers);
@@ -399,7 +404,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   if (!get) return reply(MethodNotAllowed(req, "GET"));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
   if (path == "/stats") {
-    return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_)));
+    return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_, holding_)));
   }
   if (path == "/backups") return ServeBackups(std::move(responder));
   if (path == "/healthz") {
@@ -429,7 +434,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     return reply(Text(200, "cluster is healthy\n"));
   }
   if (path == "/metrics") {
-    auto r = Text(200, RenderMetrics(core_, NowUnix(), standby_.has_value()));
+    auto r = Text(200, RenderMetrics(core_, NowUnix(), standby_.has_value(), holding_));
     for (auto& [k, v] : r.headers) {
       if (k == "Content-Type") v = "text/plain; version=0.0.4; charset=utf-8";
     }

@@ -78,9 +78,12 @@ Result<std::string> ArtifactVersion(const std::string& path);
 std::string RenderMembers(const SchedulerCore& core);
 // `now_unix`: the wall clock (seconds), for the age of the newest backup.
 // `standby_leader` as RenderStatusPage's: "standby" and "leader_url" say which instance this is.
+// `holding`: a leader cut off from ZooKeeper, holding every action until it hears it again.
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0,
-                        const std::optional<std::string>& standby_leader = std::nullopt);
-std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0, bool standby = false);
+                        const std::optional<std::string>& standby_leader = std::nullopt,
+                        bool holding = false);
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0, bool standby = false,
+                          bool holding = false);
 std::string RenderEndpoints(const SchedulerCore& core);
 // True when no token is configured, or the request carries it (Bearer header or ?token=).
 bool Authorized(const net::ServerRequest& request, const std::string& token);
@@ -116,6 +119,8 @@ class AdminServer {
   // every command is sent to the leader with a 307 (503 when no leader is known). `leader` is the
   // leader's admin URL ("" when none is known); nullopt: this instance leads.
   void SetStandby(std::optional<std::string> leader);
+  // A leader cut off from ZooKeeper holds every action: /stats and /metrics say so.
+  void SetHolding(bool holding) { holding_ = holding; }
 
  private:
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
@@ -129,6 +134,7 @@ class AdminServer {
   Options options_;
   const SchedulerCore& core_;
   std::optional<std::string> standby_;  // the leader's admin URL while this instance stands by
+  bool holding_ = false;
   const NoteLog& notes_;
   Submit submit_;
   net::HttpServer server_;

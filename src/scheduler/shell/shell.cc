@@ -219,6 +219,7 @@ void SchedulerShell::OnElection(const store::ZkElection::View& view) {
 // election hears ZooKeeper again, well before any other instance could lead.
 void SchedulerShell::HoldWhileInDoubt(bool in_doubt) {
   if (in_doubt == pipeline_.suspended()) return;
+  if (admin_) admin_->SetHolding(in_doubt);
   if (in_doubt) {
     pipeline_.Suspend();
     std::string why =

@@ -85,6 +85,8 @@ class SchedulerShell {
   bool loaded() const { return loaded_; }
   // With a ZooKeeper store: whether this instance leads (always true without one).
   bool leading() const { return !election_ || leading_; }
+  // Leading but cut off from ZooKeeper: every action is held until it hears it again.
+  bool holding() const { return pipeline_.suspended(); }
   // The election's ZooKeeper session, for tests that expire it.
   std::optional<std::pair<int64_t, std::string>> ElectionSessionForTesting() const {
     return election_ ? election_->SessionForTesting() : std::nullopt;

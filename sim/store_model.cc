@@ -107,4 +107,9 @@ bool StoreModel::HasChildren(const std::string& path) const {
   return it != nodes_.end() && it->first.starts_with(path + '/');
 }
 
+Status StoreModel::CheckFence(std::string_view fence, std::string_view path) const {
+  if (fence.empty() || Get(fence).ok()) return OkStatus();
+  return store::FenceGone(fence, path);
+}
+
 }  // namespace etcd_mesos::sim

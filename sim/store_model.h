@@ -37,6 +37,8 @@ class StoreModel {
   Status Delete(std::string_view path, int64_t expected_version);
   // Sorted names of the children; "/" is never absent.
   Result<std::vector<std::string>> List(std::string_view path) const;
+  // A write fenced on `fence` (store::StateStore::SetFence): its error if the fence is gone.
+  Status CheckFence(std::string_view fence, std::string_view path) const;
 
  private:
   bool HasChildren(const std::string& path) const;

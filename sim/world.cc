@@ -291,7 +291,10 @@ class World {
   bool StoreDownFor(const Instance& s) const { return StoreDown() || s.zk_cut; }
   Millis StoreLatency() { return now_ < store_slow_until_ ? Ms(100, 3000) : Ms(1, 40); }
   // The store applies a write of the state node; the stored state must not go backwards.
-  Result<store::Record> ApplyStateWrite(bool create, std::string data, int64_t version);
+  // `fence`: the writer's election node (0: none), as the shell's StateStore::SetFence.
+  Result<store::Record> ApplyStateWrite(bool create, std::string data, int64_t version,
+                                        uint64_t fence);
+  bool NodeAlive(uint64_t node) const;
   std::optional<core::PersistentState> StoredState() const;
   // The shell: LoadState at start, DoPersist/WriteStep for a WriteState effect.
   void LoadState(uint64_t epoch, int attempt);
@@ -1070,7 +1073,20 @@ std::optional<core::PersistentState> World::StoredState() const {
   return encoded_.at(r->data);
 }
 
-Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int64_t version) {
+bool World::NodeAlive(uint64_t node) const {
+  for (const auto& s : instances_) {
+    if (s.node == node) return true;
+  }
+  return std::any_of(lingering_.begin(), lingering_.end(),
+                     [node](const Lingering& l) { return l.node == node; });
+}
+
+Result<store::Record> World::ApplyStateWrite(bool create, std::string data, int64_t version,
+                                             uint64_t fence) {
+  if (fence != 0 && !NodeAlive(fence)) {
+    Hit("store.write_fenced");
+    return store::FenceGone(fmt::format("/etcd-sim/leader/{}", fence), kStatePath);
+  }
   std::optional<core::PersistentState> before = StoredState();
   Result<store::Record> r =
       create ? store_.Create(kStatePath, data) : store_.Set(kStatePath, data, version);
@@ -1098,6 +1114,10 @@ void World::Persist(Instance& s, const core::PersistentState& state) {
   WriteStep(epoch, data, s.writer.Begin(data), [this, epoch](Status st) {
     Instance* s = ByEpoch(epoch);
     if (s == nullptr || !s->pipeline) return;
+    if (!st.ok() && st.error().code == ErrorCode::kRefused && ha_) {
+      // As the shell: a fenced write means our election node is gone; another leads.
+      return LosesLeadership(*s, "its state write was fenced: its election node is gone");
+    }
     if (!st.ok() && st.error().code == ErrorCode::kConflict) {
       // As the shell: someone else wrote the state; the scheduler stops and is started again.
       Hit("shell.stopped_on_foreign_write");
@@ -1125,12 +1145,15 @@ void World::WriteStep(uint64_t epoch, const std::string& data, core::StateWriter
   std::visit(Overloaded{
                  [&](core::StateWriter::Create&) {
                    StoreCall(
-                       *s, [this, data] { return ApplyStateWrite(true, data, -1); }, written);
+                       *s, [this, data, f = s->term] { return ApplyStateWrite(true, data, -1, f); },
+                       written);
                  },
                  [&](core::StateWriter::Set& set) {
                    StoreCall(
                        *s,
-                       [this, data, v = set.version] { return ApplyStateWrite(false, data, v); },
+                       [this, data, v = set.version, f = s->term] {
+                         return ApplyStateWrite(false, data, v, f);
+                       },
                        written);
                  },
                  [&](core::StateWriter::Reread&) {

@@ -289,22 +289,42 @@ void DirectoryStore::Get(std::string path, std::function<void(Result<Record>)> d
 void DirectoryStore::Create(std::string path, std::string data,
                             std::function<void(Result<Record>)> done) {
   Run<Result<Record>>(
-      [this, path = std::move(path), data = std::move(data)] { return DoCreate(path, data); },
+      [this, path = std::move(path), data = std::move(data), fence = fence_]() -> Result<Record> {
+        if (auto s = DoCheckFence(fence, path); !s.ok()) return s.error();
+        return DoCreate(path, data);
+      },
       std::move(done));
 }
 
 void DirectoryStore::Set(std::string path, std::string data, int64_t expected_version,
                          std::function<void(Result<Record>)> done) {
-  Run<Result<Record>>([this, path = std::move(path), data = std::move(data),
-                       expected_version] { return DoSet(path, data, expected_version); },
-                      std::move(done));
+  Run<Result<Record>>(
+      [this, path = std::move(path), data = std::move(data), expected_version,
+       fence = fence_]() -> Result<Record> {
+        if (auto s = DoCheckFence(fence, path); !s.ok()) return s.error();
+        return DoSet(path, data, expected_version);
+      },
+      std::move(done));
 }
 
 void DirectoryStore::Delete(std::string path, int64_t expected_version,
                             std::function<void(Status)> done) {
   Run<Status>(
-      [this, path = std::move(path), expected_version] { return DoDelete(path, expected_version); },
+      [this, path = std::move(path), expected_version, fence = fence_]() -> Status {
+        if (auto s = DoCheckFence(fence, path); !s.ok()) return s;
+        return DoDelete(path, expected_version);
+      },
       std::move(done));
+}
+
+// On the worker, like the write it guards: the fence and the write are one step of the one
+// process that holds the directory's lock.
+Status DirectoryStore::DoCheckFence(const std::string& fence, const std::string& path) {
+  if (fence.empty()) return OkStatus();
+  auto node = DoGet(fence);
+  if (node.ok()) return OkStatus();
+  if (node.error().code == ErrorCode::kNotFound) return FenceGone(fence, path);
+  return node.error();
 }
 
 void DirectoryStore::List(std::string path,

@@ -50,6 +50,7 @@ class DirectoryStore final : public StateStore {
               std::function<void(Status)> done) override;
   void List(std::string path, std::function<void(Result<std::vector<std::string>>)> done) override;
   std::string Describe() const override;
+  void SetFence(std::string fence) override { fence_ = std::move(fence); }
 
   // The file that holds the record of `path` (tests use it to damage records).
   std::filesystem::path RecordFileForTesting(std::string_view path) const;
@@ -67,6 +68,7 @@ class DirectoryStore final : public StateStore {
   Result<Record> DoCreate(const std::string& path, const std::string& data);
   Result<Record> DoSet(const std::string& path, const std::string& data, int64_t expected);
   Status DoDelete(const std::string& path, int64_t expected);
+  Status DoCheckFence(const std::string& fence, const std::string& path);
   Result<std::vector<std::string>> DoList(const std::string& path);
   Status CreateNode(const std::string& path, const std::string& data);
   std::filesystem::path NodeDir(std::string_view path) const;
@@ -78,6 +80,7 @@ class DirectoryStore final : public StateStore {
   // Read by handlers already posted to the io_context, which may run after the store is gone.
   std::shared_ptr<std::atomic<bool>> closed_;
   uint64_t temp_counter_ = 0;  // worker thread only
+  std::string fence_;          // the issuing thread's: each write takes it along
   // Last member: destroyed (joined) first, while everything the worker uses is still alive.
   std::unique_ptr<boost::asio::thread_pool> worker_;
 };

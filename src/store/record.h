@@ -44,4 +44,12 @@ Status ValidatePath(std::string_view path, bool allow_root = false);
 // Checks a data size against kMaxDataSize (kInvalidArgument naming the path).
 Status ValidateData(std::string_view path, std::string_view data);
 
+// The error of a write refused because its fence (StateStore::SetFence) is gone.
+inline Error FenceGone(std::string_view fence, std::string_view path) {
+  return MakeError(ErrorCode::kRefused,
+                   "write of store path '{}' refused: the fence '{}' is gone (this writer no "
+                   "longer leads)",
+                   path, fence);
+}
+
 }  // namespace etcd_mesos::store

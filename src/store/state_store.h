@@ -52,6 +52,15 @@ class StateStore {
                     std::function<void(Result<std::vector<std::string>>)> done) = 0;
   // Where the data lives, for logs: "zk://127.0.0.1:2181/etcd-mesos", "dir:/var/lib/etcd-mesos".
   virtual std::string Describe() const = 0;
+
+  // Fencing (scheduler high availability): every write issued after this call (Create, Set,
+  // Delete) takes effect only if the node at `fence` exists when it is applied (with ZooKeeper,
+  // in one multi-op with the write), and otherwise fails with kRefused (FenceGone) and changes
+  // nothing. A leader fences on its own election node, which goes with its session: a write of
+  // a leader whose session expired, however late it arrives, cannot overwrite what the next
+  // leader stored. Empty: no fence. Parents that Create makes are not fenced (they are empty).
+  // Call it on the thread that issues the writes: each write takes the fence along when issued.
+  virtual void SetFence(std::string fence) = 0;
 };
 
 // Opens a store from a flag value: "zk://[user:password@]host:port,.../chroot" opens the

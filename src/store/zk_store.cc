@@ -23,6 +23,19 @@ struct Reply {
   std::string data;
   int64_t version = 0;
   std::vector<std::string> children;
+  int fence_rc = ZOK;  // a fenced write: the check of the fence, and the write's own result
+  int write_rc = ZOK;
+};
+
+// A fenced write: one multi-op, the check of the fence node then the write. The client fills
+// the results (and the set's stat) on its thread when the answer comes, possibly after the
+// caller has given up waiting: these buffers live as long as the call's context.
+struct FencedWrite {
+  std::string fence, full, data;
+  zoo_op_t ops[2];
+  zoo_op_result_t results[2]{};
+  Stat stat{};
+  std::vector<char> created_path = std::vector<char>(1024);
 };
 
 // One operation in flight, owned by the io_context side. Its timer bounds the wait for an answer.
@@ -88,6 +101,7 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
   struct CallContext {
     std::weak_ptr<Shared> shared;
     std::shared_ptr<CallState> state;
+    std::shared_ptr<FencedWrite> fenced;  // the multi-op's buffers, if this call is one
   };
 
   boost::asio::io_context& io;
@@ -235,14 +249,14 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
   // On the io_context thread: starts one asynchronous call; `finish` runs on the io_context
   // thread exactly once, with the reply or a timeout, unless the store is closed first.
   void Call(const std::function<int(zhandle_t*, const void*)>& start,
-            std::function<void(Reply)> finish) {
+            std::function<void(Reply)> finish, std::shared_ptr<FencedWrite> fenced = nullptr) {
     if (closed) return;
     if (zh == nullptr) {
       finish(Reply{.rc = ZINVALIDSTATE});
       return;
     }
     auto state = std::make_shared<CallState>(io, std::move(finish));
-    auto* context = new CallContext{weak_from_this(), state};
+    auto* context = new CallContext{weak_from_this(), state, std::move(fenced)};
     int rc = start(zh, context);
     if (rc != ZOK) {
       // The completion will not run.
@@ -297,6 +311,39 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
     Deliver(data, std::move(reply));
   }
   static void VoidDone(int rc, const void* data) { Deliver(data, Reply{.rc = rc}); }
+  static void MultiDone(int rc, const void* data) {
+    const auto* context = static_cast<const CallContext*>(data);
+    Reply reply{.rc = rc};
+    if (const FencedWrite* w = context->fenced.get()) {
+      reply.fence_rc = w->results[0].err;
+      reply.write_rc = w->results[1].err;
+      reply.version = w->stat.version;
+    }
+    Deliver(data, std::move(reply));
+  }
+
+  // A write fenced on `fence` (already a full path): the multi-op, then `finish` with its
+  // reply, whose rc is the write's own when the fence held.
+  void CallFenced(std::shared_ptr<FencedWrite> w, std::function<void(Reply)> finish) {
+    zoo_check_op_init(&w->ops[0], w->fence.c_str(), -1);
+    Call(
+        [w](zhandle_t* h, const void* ctx) {
+          return zoo_amulti(h, 2, w->ops, w->results, &Shared::MultiDone, ctx);
+        },
+        [finish = std::move(finish)](Reply r) {
+          // A failed multi-op answers the first failing op's error for the whole.
+          if (r.rc != ZOK && r.fence_rc == ZOK && r.write_rc != ZOK) r.rc = r.write_rc;
+          finish(std::move(r));
+        },
+        w);
+  }
+  // The reply of a fenced write as our error, if it failed: the fence's, or the write's.
+  std::optional<Error> FenceError(const Reply& r, const std::string& fence,
+                                  const std::string& path) const {
+    if (r.rc == ZOK) return std::nullopt;
+    if (r.fence_rc == ZNONODE) return FenceGone(fence, path);
+    return std::nullopt;
+  }
   static void StringsDone(int rc, const String_vector* strings, const void* data) {
     Reply reply{.rc = rc};
     if (rc == ZOK && strings != nullptr) {
@@ -318,7 +365,8 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
          });
   }
 
-  void Create(const std::string& path, std::string data, std::function<void(Result<Record>)> done) {
+  void Create(const std::string& path, std::string data, const std::string& fence,
+              std::function<void(Result<Record>)> done) {
     if (auto s = ValidatePath(path); !s.ok()) return done(s.error());
     if (auto s = ValidateData(path, data); !s.ok()) return done(s.error());
     std::string full = Full(path);
@@ -339,26 +387,38 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
             if (r.rc != ZOK && r.rc != ZNODEEXISTS && *parent_error == ZOK) *parent_error = r.rc;
           });
     }
+    auto created = [this, path, data, fence, parent_error,
+                    done = std::move(done)](Reply r) mutable {
+      if (auto fenced = FenceError(r, Full(fence), path)) return done(*fenced);
+      if (r.rc == ZOK) return done(Record{std::move(data), 0});
+      if (r.rc == ZNONODE && *parent_error != ZOK) {
+        return done(ToError(*parent_error, "create parent of", path));
+      }
+      if (r.rc == ZNONODE) {
+        return done(MakeError(ErrorCode::kNotFound,
+                              "create of store path '{}': a parent was deleted meanwhile", path));
+      }
+      done(ToError(r.rc, "create", path));
+    };
+    if (!fence.empty()) {
+      auto w = std::make_shared<FencedWrite>();
+      w->fence = Full(fence);
+      w->full = full;
+      w->data = data;
+      zoo_create_op_init(&w->ops[1], w->full.c_str(), w->data.data(),
+                         static_cast<int>(w->data.size()), AclFor(full), 0, w->created_path.data(),
+                         static_cast<int>(w->created_path.size()));
+      return CallFenced(w, std::move(created));
+    }
     Call(
         [this, full, data](zhandle_t* h, const void* ctx) {
           return zoo_acreate(h, full.c_str(), data.data(), static_cast<int>(data.size()),
                              AclFor(full), 0, &Shared::StringDone, ctx);
         },
-        [this, path, data, parent_error, done = std::move(done)](Reply r) mutable {
-          if (r.rc == ZOK) return done(Record{std::move(data), 0});
-          if (r.rc == ZNONODE && *parent_error != ZOK) {
-            return done(ToError(*parent_error, "create parent of", path));
-          }
-          if (r.rc == ZNONODE) {
-            return done(MakeError(ErrorCode::kNotFound,
-                                  "create of store path '{}': a parent was deleted meanwhile",
-                                  path));
-          }
-          done(ToError(r.rc, "create", path));
-        });
+        std::move(created));
   }
 
-  void Set(const std::string& path, std::string data, int64_t expected,
+  void Set(const std::string& path, std::string data, int64_t expected, const std::string& fence,
            std::function<void(Result<Record>)> done) {
     if (auto s = ValidatePath(path); !s.ok()) return done(s.error());
     if (auto s = ValidateData(path, data); !s.ok()) return done(s.error());
@@ -372,18 +432,30 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
           MakeError(ErrorCode::kConflict, "set of store path '{}': version mismatch", path));
     }
     std::string full = Full(path);
+    auto set = [this, path, data, fence, done = std::move(done)](Reply r) mutable {
+      if (auto fenced = FenceError(r, Full(fence), path)) return done(*fenced);
+      if (r.rc != ZOK) return done(ToError(r.rc, "set", path));
+      done(Record{std::move(data), r.version});
+    };
+    if (!fence.empty()) {
+      auto w = std::make_shared<FencedWrite>();
+      w->fence = Full(fence);
+      w->full = full;
+      w->data = data;
+      zoo_set_op_init(&w->ops[1], w->full.c_str(), w->data.data(), static_cast<int>(w->data.size()),
+                      static_cast<int>(expected), &w->stat);
+      return CallFenced(w, std::move(set));
+    }
     Call(
         [full, data, expected](zhandle_t* h, const void* ctx) {
           return zoo_aset(h, full.c_str(), data.data(), static_cast<int>(data.size()),
                           static_cast<int>(expected), &Shared::StatDone, ctx);
         },
-        [this, path, data, done = std::move(done)](Reply r) mutable {
-          if (r.rc != ZOK) return done(ToError(r.rc, "set", path));
-          done(Record{std::move(data), r.version});
-        });
+        std::move(set));
   }
 
-  void Delete(const std::string& path, int64_t expected, std::function<void(Status)> done) {
+  void Delete(const std::string& path, int64_t expected, const std::string& fence,
+              std::function<void(Status)> done) {
     if (auto s = ValidatePath(path); !s.ok()) return done(s.error());
     if (expected < kAnyVersion) {
       return done(MakeError(ErrorCode::kInvalidArgument,
@@ -394,14 +466,23 @@ struct ZkStore::Shared : std::enable_shared_from_this<ZkStore::Shared> {
           MakeError(ErrorCode::kConflict, "delete of store path '{}': version mismatch", path));
     }
     std::string full = Full(path);
+    auto deleted = [this, path, fence, done = std::move(done)](Reply r) {
+      if (auto fenced = FenceError(r, Full(fence), path)) return done(*fenced);
+      if (r.rc != ZOK) return done(ToError(r.rc, "delete", path));
+      done(OkStatus());
+    };
+    if (!fence.empty()) {
+      auto w = std::make_shared<FencedWrite>();
+      w->fence = Full(fence);
+      w->full = full;
+      zoo_delete_op_init(&w->ops[1], w->full.c_str(), static_cast<int>(expected));
+      return CallFenced(w, std::move(deleted));
+    }
     Call(
         [full, expected](zhandle_t* h, const void* ctx) {
           return zoo_adelete(h, full.c_str(), static_cast<int>(expected), &Shared::VoidDone, ctx);
         },
-        [this, path, done = std::move(done)](Reply r) {
-          if (r.rc != ZOK) return done(ToError(r.rc, "delete", path));
-          done(OkStatus());
-        });
+        std::move(deleted));
   }
 
   void List(const std::string& path, std::function<void(Result<std::vector<std::string>>)> done) {
@@ -449,23 +530,25 @@ void ZkStore::Get(std::string path, std::function<void(Result<Record>)> done) {
 
 void ZkStore::Create(std::string path, std::string data, std::function<void(Result<Record>)> done) {
   boost::asio::post(shared_->io, [s = shared_, path = std::move(path), data = std::move(data),
-                                  done = std::move(done)]() mutable {
-    if (!s->closed) s->Create(path, std::move(data), std::move(done));
+                                  fence = fence_, done = std::move(done)]() mutable {
+    if (!s->closed) s->Create(path, std::move(data), fence, std::move(done));
   });
 }
 
 void ZkStore::Set(std::string path, std::string data, int64_t expected_version,
                   std::function<void(Result<Record>)> done) {
-  boost::asio::post(shared_->io, [s = shared_, path = std::move(path), data = std::move(data),
-                                  expected_version, done = std::move(done)]() mutable {
-    if (!s->closed) s->Set(path, std::move(data), expected_version, std::move(done));
-  });
+  boost::asio::post(shared_->io,
+                    [s = shared_, path = std::move(path), data = std::move(data), expected_version,
+                     fence = fence_, done = std::move(done)]() mutable {
+                      if (!s->closed)
+                        s->Set(path, std::move(data), expected_version, fence, std::move(done));
+                    });
 }
 
 void ZkStore::Delete(std::string path, int64_t expected_version, std::function<void(Status)> done) {
   boost::asio::post(shared_->io, [s = shared_, path = std::move(path), expected_version,
-                                  done = std::move(done)]() mutable {
-    if (!s->closed) s->Delete(path, expected_version, std::move(done));
+                                  fence = fence_, done = std::move(done)]() mutable {
+    if (!s->closed) s->Delete(path, expected_version, fence, std::move(done));
   });
 }
 

@@ -65,6 +65,8 @@ class ZkStore final : public StateStore {
               std::function<void(Status)> done) override;
   void List(std::string path, std::function<void(Result<std::vector<std::string>>)> done) override;
   std::string Describe() const override;
+  // Fenced writes are one multi-op: a check of the fence node, then the write.
+  void SetFence(std::string fence) override { fence_ = std::move(fence); }
 
   // The current session's id and password (zoo_client_id), for tests that expire the session by
   // opening and closing a second handle on it; nullopt while there is no handle. Call it on the
@@ -82,6 +84,7 @@ class ZkStore final : public StateStore {
   explicit ZkStore(std::shared_ptr<Shared> shared);
 
   std::shared_ptr<Shared> shared_;
+  std::string fence_;  // the issuing thread's: each write takes it along
 };
 
 inline Result<std::unique_ptr<ZkStore>> OpenZkStore(boost::asio::io_context& io, const ZkUrl& url,

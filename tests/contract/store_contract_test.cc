@@ -519,6 +519,38 @@ TEST_P(StoreContract, DataSurvivesReopeningTheStore) {
   EXPECT_EQ(next->version, 2);
 }
 
+// Scheduler HA: a leader fences its writes on its election node. While the node exists every
+// write behaves as unfenced; once it is gone (its session expired) every write is refused with
+// kRefused naming the fence, and changes nothing. Reads are never fenced.
+TEST_P(StoreContract, FencedWritesTakeEffectOnlyWhileTheFenceNodeExists) {
+  ASSERT_OK(Create("/fw/leader/candidate_0000000001", "http://10.0.0.1:12300/"));
+  ASSERT_OK(Create("/fw/state", "v0"));
+  store_->SetFence("/fw/leader/candidate_0000000001");
+  ASSERT_OK(Set("/fw/state", "v1", 0));
+  ASSERT_OK(Create("/fw/other", "x"));
+  ASSERT_OK(Delete("/fw/other", kAnyVersion));
+  EXPECT_CODE(Set("/fw/state", "stale", 0), ErrorCode::kConflict);  // the version still counts
+  // The fence goes (here deleted by the fenced writer itself: the delete is allowed while it
+  // exists); from then on nothing is written.
+  ASSERT_OK(Delete("/fw/leader/candidate_0000000001", kAnyVersion));
+  auto refused = Set("/fw/state", "v2", 1);
+  EXPECT_CODE(refused, ErrorCode::kRefused);
+  if (!refused.ok()) {
+    EXPECT_NE(refused.error().message.find("candidate_0000000001"), std::string::npos)
+        << refused.error();
+  }
+  EXPECT_CODE(Create("/fw/new", "x"), ErrorCode::kRefused);
+  EXPECT_CODE(Delete("/fw/state", kAnyVersion), ErrorCode::kRefused);
+  auto state = Get("/fw/state");
+  ASSERT_OK(state);
+  EXPECT_EQ(state->data, "v1");
+  EXPECT_EQ(state->version, 1);
+  EXPECT_CODE(Get("/fw/new"), ErrorCode::kNotFound);
+  // Unfenced again: writes go through.
+  store_->SetFence("");
+  ASSERT_OK(Set("/fw/state", "v2", 1));
+}
+
 TEST_P(StoreContract, RacingCompareAndSetWritersExactlyOneWins) {
   ASSERT_OK(Create("/leader", "nobody"));
   for (int round = 0; round < 10; ++round) {

@@ -30,6 +30,7 @@
 #include "local/resources.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/shell.h"
+#include "store/state_store.h"
 #include "testing/linearizability.h"
 #include "testing/linearizable_workload.h"
 #include "testing/ports.h"
@@ -1115,6 +1116,47 @@ TEST_F(FaultSuite, AStandbySchedulerTakesOverAndHealsAMemberLostDuringTheFailove
 
 // The leader's ZooKeeper session expires (it was paused, or cut off from ZooKeeper for longer
 // than the session timeout): it is told, stops acting at once, and the standby leads.
+// The leader's election node is deleted by hand while its session lives: it no longer leads
+// (and any write it still makes is fenced on that node), so it stops; the standby leads and
+// nothing is replaced.
+TEST_F(FaultSuite, ALeaderWhoseElectionNodeIsDeletedStopsAndTheStandbyLeads) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
+  auto standby = StartStandby();
+  ASSERT_TRUE(standby);
+  auto before = core().state().members;
+  std::optional<Error> fatal;
+  on_fatal_ = [&](const Error& e) { fatal = e; };
+  auto store = store::OpenStateStore(io_, flags_.shell.store_spec);
+  ASSERT_TRUE(store.ok()) << store.error();
+  std::string line = "/" + flags_.core.framework_name + "/leader";
+  std::optional<Result<std::vector<std::string>>> nodes;
+  (*store)->List(line, [&](auto r) { nodes = std::move(r); });
+  ASSERT_TRUE(RunUntil([&] { return nodes.has_value(); }, 10));
+  ASSERT_TRUE(nodes->ok()) << nodes->error();
+  ASSERT_EQ((*nodes)->size(), 2u);
+  std::optional<Status> deleted;
+  (*store)->Delete(line + "/" + (**nodes)[0], store::kAnyVersion,
+                   [&](Status s) { deleted = std::move(s); });
+  ASSERT_TRUE(RunUntil([&] { return deleted.has_value(); }, 10));
+  ASSERT_TRUE(deleted->ok()) << deleted->error();
+  ASSERT_TRUE(RunUntil([&] { return fatal.has_value(); }, 30)) << "the old leader went on";
+  // It stops on the election's word, before the standby's subscription could fail it over.
+  EXPECT_NE(fatal->message.find("lost the leadership"), std::string::npos) << *fatal;
+  EXPECT_NE(fatal->message.find("its node is gone"), std::string::npos) << *fatal;
+  scheduler_.reset();
+  scheduler_ = std::move(standby);
+  admin_ = scheduler_->admin_address();
+  ASSERT_TRUE(RunUntil([&] { return scheduler_->leading() && core().connected(); }, 30));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+  for (const auto& [name, m] : before) {
+    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
+  }
+  on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
 TEST_F(FaultSuite, ALeaderWhoseZooKeeperSessionExpiresStopsAndTheStandbyLeads) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
   auto standby = StartStandby();

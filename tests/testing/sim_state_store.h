@@ -35,19 +35,32 @@ class SimStateStore : public store::StateStore {
   }
   void Create(std::string path, std::string data,
               std::function<void(Result<store::Record>)> done) override {
-    Apply([m = model_, path, data] { return m->Create(path, data); }, std::move(done));
+    Apply(
+        [m = model_, path, data, f = fence_]() -> Result<store::Record> {
+          if (auto s = m->CheckFence(f, path); !s.ok()) return s.error();
+          return m->Create(path, data);
+        },
+        std::move(done));
   }
   void Set(std::string path, std::string data, int64_t expected_version,
            std::function<void(Result<store::Record>)> done) override {
     Apply(
-        [m = model_, path, data, expected_version] { return m->Set(path, data, expected_version); },
+        [m = model_, path, data, expected_version, f = fence_]() -> Result<store::Record> {
+          if (auto s = m->CheckFence(f, path); !s.ok()) return s.error();
+          return m->Set(path, data, expected_version);
+        },
         std::move(done));
   }
   void Delete(std::string path, int64_t expected_version,
               std::function<void(Status)> done) override {
-    Apply([m = model_, path, expected_version] { return m->Delete(path, expected_version); },
-          std::move(done));
+    Apply(
+        [m = model_, path, expected_version, f = fence_]() -> Status {
+          if (auto s = m->CheckFence(f, path); !s.ok()) return s;
+          return m->Delete(path, expected_version);
+        },
+        std::move(done));
   }
+  void SetFence(std::string fence) override { fence_ = std::move(fence); }
   void List(std::string path, std::function<void(Result<std::vector<std::string>>)> done) override {
     Apply([m = model_, path] { return m->List(path); }, std::move(done));
   }
@@ -66,6 +79,7 @@ class SimStateStore : public store::StateStore {
   boost::asio::io_context& io_;
   std::shared_ptr<sim::StoreModel> model_;
   std::shared_ptr<bool> alive_;
+  std::string fence_;
 };
 
 }  // namespace etcd_mesos::test

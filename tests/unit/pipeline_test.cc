@@ -316,6 +316,19 @@ TEST(StateWriter, ANodeGoneOnRereadIsCreatedAgain) {
   EXPECT_EQ(w.version(), -1);
 }
 
+// A write refused by its fence: this writer's election node is gone, another leads. Retrying
+// cannot help, and re-reading would mistake the next leader's state for a conflict.
+TEST(StateWriter, AFencedWriteIsOverAtOnce) {
+  StateWriter w;
+  w.Loaded(3);
+  ASSERT_TRUE(std::holds_alternative<StateWriter::Set>(w.Begin("s")));
+  auto step = w.Written(Error{ErrorCode::kRefused, "the fence '/x/leader/n1' is gone"});
+  auto* done = std::get_if<StateWriter::Done>(&step);
+  ASSERT_NE(done, nullptr);
+  ASSERT_FALSE(done->status.ok());
+  EXPECT_EQ(done->status.error().code, ErrorCode::kRefused);
+}
+
 TEST(StateWriter, OtherFailuresBackOffDoublingAndGiveUpAfterSixAttemptsSayingWhere) {
   StateWriter w;
   w.set_where("zk://127.0.0.1:2181/etcd-mesos");

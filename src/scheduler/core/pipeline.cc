@@ -111,6 +111,8 @@ StateWriter::Step StateWriter::Written(Result<int64_t> version) {
     return Done{OkStatus()};
   }
   ErrorCode code = version.error().code;
+  // Fenced (StateStore::SetFence): this writer no longer leads; no retry can change that.
+  if (code == ErrorCode::kRefused) return Done{version.error()};
   if (code == ErrorCode::kConflict || code == ErrorCode::kAlreadyExists ||
       code == ErrorCode::kNotFound) {
     // Someone else wrote the state, or our own earlier attempt landed with its answer lost, or

@@ -26,8 +26,9 @@
 // someone else wrote it (another scheduler of this framework, or a write of a predecessor that
 // landed late) and it is never overwritten: the write ends with kConflict, and the scheduler
 // must stop and start again from what is stored (overwriting it lost what the other had recorded
-// and let member names go backwards: simulator seed 1345). A node gone is created again; any
-// other failure is retried with a doubling backoff, kAttempts in all.
+// and let member names go backwards: simulator seed 1345). A node gone is created again. A write
+// refused by its fence (kRefused: the writer's election node is gone, so it no longer leads) is
+// over at once. Any other failure is retried with a doubling backoff, kAttempts in all.
 //
 // Both are pure: no I/O, no clock (delays are handed to the driver to wait out), no threads.
 // Threading: plain objects; not thread-safe.

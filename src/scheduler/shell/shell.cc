@@ -177,17 +177,7 @@ void SchedulerShell::StartElection() {
   election_ = std::make_unique<store::ZkElection>(
       io_, *url, me, store::ZkElection::Options{},
       Guarded([this](const store::ZkElection::View& view) { OnElection(view); }),
-      Guarded([this](const std::string& why) {
-        Stop();  // not one more action: another instance may lead by now
-        Error lost = MakeError(ErrorCode::kUnavailable,
-                               "lost the leadership of {}: {}; stopped so that only the new "
-                               "leader acts",
-                               flags_.core.framework_name, why);
-        spdlog::critical("{}", lost.message);
-        notes_.Add(Note{"error", lost.message});
-        if (options_.on_lost_leadership) return options_.on_lost_leadership(lost);
-        Fatal(lost);
-      }));
+      Guarded([this](const std::string& why) { LoseLeadership(why); }));
   if (auto started = election_->Start(); !started.ok()) {
     return Fatal(started.error().Context("joining the leader election"));
   }
@@ -195,13 +185,31 @@ void SchedulerShell::StartElection() {
                url->ToString(), me);
 }
 
+void SchedulerShell::LoseLeadership(const std::string& why) {
+  Stop();  // not one more action: another instance may lead by now
+  Error lost = MakeError(ErrorCode::kUnavailable,
+                         "lost the leadership of {}: {}; stopped so that only the new leader acts",
+                         flags_.core.framework_name, why);
+  spdlog::critical("{}", lost.message);
+  notes_.Add(Note{"error", lost.message});
+  if (options_.on_lost_leadership) return options_.on_lost_leadership(lost);
+  Fatal(lost);
+}
+
 void SchedulerShell::OnElection(const store::ZkElection::View& view) {
   if (view.leading && leading_) return HoldWhileInDoubt(view.suspended);
+  if (!view.leading && leading_) {
+    // Our node went while our session lives (deleted by hand): another may lead now.
+    return LoseLeadership("the election no longer names this instance (its node is gone)");
+  }
   if (view.leading) {
     leading_ = true;
     standby_timer_.cancel();
     admin_->SetStandby(std::nullopt);
     core_ = SchedulerCore(flags_.core);  // the standby's mirror of the stored state goes
+    // Every write from now on lands only while our election node exists: once our session has
+    // expired, nothing we write can overwrite what the next leader stores.
+    store_->SetFence(fmt::format("/{}/leader/{}", flags_.core.framework_name, view.node));
     notes_.Add(Note{"warn", "elected: this instance leads " + flags_.core.framework_name});
     spdlog::warn("elected: this instance leads {} ({}); loading the state and subscribing",
                  flags_.core.framework_name, view.node);
@@ -865,6 +873,9 @@ void SchedulerShell::DoPersist(const PersistentState& state) {
   WriteStep(data, writer_.Begin(*data), Guarded([this, framework_id](Status s) {
               if (s.ok() && framework_id && *framework_id != written_framework_id_) {
                 WriteFrameworkId(*framework_id);
+              }
+              if (!s.ok() && s.error().code == ErrorCode::kRefused && election_) {
+                return LoseLeadership(s.error().message);  // fenced: our node is gone
               }
               if (!s.ok() && s.error().code == ErrorCode::kConflict) {
                 // Someone else owns the stored state now: going on would overwrite what it

@@ -96,6 +96,7 @@ class SchedulerShell {
   void StartElection();
   void OnElection(const store::ZkElection::View& view);
   void HoldWhileInDoubt(bool in_doubt);
+  void LoseLeadership(const std::string& why);
   void RefreshStandby();
   void LoadState(int attempt);
   void OnLoaded(PersistentState state);

@@ -73,6 +73,8 @@ class AdminApi : public ::testing::Test {
     state.counters.cluster_livelocks = 3;
     state.counters.cluster_reseeds = 4;
     state.counters.lost_servers = 5;
+    state.healthy = true;  // the leader's last verdict, which only a standby shows
+    state.health_reason = "2 of 2 voters agree on a leader";
     for (const auto& a : core_.Handle(Started{state, Clock::now()})) Record(a);
     Start("");
   }
@@ -298,6 +300,10 @@ TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   EXPECT_EQ(stats["standby"], 1);
   EXPECT_EQ(stats["leader_url"], "http://10.0.0.9:12300/");
   EXPECT_EQ(stats["launched_servers"], 2) << "the stored state's counters";
+  // It does not probe: its health is the leader's verdict as last stored.
+  EXPECT_FALSE(core_.healthy()) << "no probe has answered this core";
+  EXPECT_EQ(stats["healthy"], 1);
+  EXPECT_NE(Get("/metrics").body.find("etcd_mesos_healthy 1"), std::string::npos);
   auto healthz = Get("/healthz");
   EXPECT_EQ(healthz.status, 200u) << "Marathon must not restart a standby";
   EXPECT_NE(healthz.body.find("standby"), std::string::npos) << healthz.body;
@@ -305,6 +311,8 @@ TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   auto page = Get("/");
   EXPECT_NE(page.body.find("STANDBY"), std::string::npos);
   EXPECT_NE(page.body.find("http://10.0.0.9:12300/"), std::string::npos);
+  EXPECT_NE(page.body.find("as the leader last stored: 2 of 2 voters agree on a leader"),
+            std::string::npos);
   // No leader known: commands are refused, saying why.
   server_->SetStandby("");
   auto none = Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}});
@@ -315,6 +323,7 @@ TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   EXPECT_EQ(Call(net::Verb::post, "/reseed", {{"Authorization", "Bearer s3cret"}}).status, 503u);
   EXPECT_EQ(submitted_, 1);
   EXPECT_EQ(json::parse(Get("/stats").body)["standby"], 0);
+  EXPECT_EQ(json::parse(Get("/stats").body)["healthy"], 0) << "a leader shows its own probes";
   // A leader cut off from ZooKeeper says that it holds.
   EXPECT_EQ(json::parse(Get("/stats").body)["holding"], 0);
   server_->SetHolding(true);

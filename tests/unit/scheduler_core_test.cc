@@ -875,6 +875,21 @@ TEST_F(CoreTest, EveryChangeOfATasksStateIsOnRecordButNotARepeat) {
       << "the same state again is no change";
 }
 
+// A standby does not probe: it shows the leader's health verdict from the stored state, which
+// the next state write carries (no write of its own: it would hold back membership changes).
+TEST_F(CoreTest, TheHealthVerdictGoesOnRecordWithTheNextWrite) {
+  auto launches = Bootstrap();
+  EXPECT_FALSE(core_.state().healthy);
+  Advance(1s);  // health is judged on the tick
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_TRUE(core_.state().healthy);
+  EXPECT_EQ(core_.state().health_reason, core_.health_reason());
+  auto failed = Update(launches[0].member.task_id, mesos::TASK_FAILED, launches[0].member.agent_id);
+  auto writes = All<Persist>(failed);
+  ASSERT_FALSE(writes.empty());
+  EXPECT_TRUE(writes.back().state.healthy) << "the verdict as it stands at the write";
+}
+
 TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
   auto launches = Bootstrap();  // every member RUNNING: etcd served
   uint64_t generation = core_.state().generation;

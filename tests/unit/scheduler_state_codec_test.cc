@@ -125,6 +125,22 @@ TEST(SchedulerStateCodec, WhetherTheGenerationServedIsKeptAndAnOlderRecordIsTake
   EXPECT_NE(bad.error().message.find("served"), std::string::npos) << bad.error();
 }
 
+// The leader's health verdict, which a standby shows; absent in older records (not healthy).
+TEST(SchedulerStateCodec, TheLeadersHealthVerdictIsKept) {
+  PersistentState s = Sample();
+  s.healthy = true;
+  s.health_reason = "3 of 3 voters agree on a leader";
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_TRUE(decoded->healthy);
+  EXPECT_EQ(decoded->health_reason, "3 of 3 voters agree on a leader");
+  auto old = DecodeState(R"({"format":1,"next_member":4,"generation":1,"bootstrapped":true,
+      "reseed_token":"t","counters":{},"members":[]})");
+  ASSERT_TRUE(old.ok()) << old.error();
+  EXPECT_FALSE(old->healthy);
+  EXPECT_EQ(old->health_reason, "");
+}
+
 TEST(SchedulerStateCodec, AReseedUnderWayIsKept) {
   PersistentState s = Sample();
   s.reseed = ReseedRun{{"etcd-4", "etcd-3"}, 1, true, 40, 55};
@@ -231,6 +247,8 @@ INSTANTIATE_TEST_SUITE_P(
         Corruption{"next_member 0", [](json& j) { j["next_member"] = 0; }, "next_member"},
         Corruption{"generation", [](json& j) { j["generation"] = "x"; }, "generation"},
         Corruption{"bootstrapped", [](json& j) { j["bootstrapped"] = 1; }, "bootstrapped"},
+        Corruption{"healthy", [](json& j) { j["healthy"] = "yes"; }, "healthy"},
+        Corruption{"health reason", [](json& j) { j["health_reason"] = 3; }, "health_reason"},
         Corruption{"token", [](json& j) { j.erase("reseed_token"); }, "reseed_token"},
         Corruption{"counters", [](json& j) { j["counters"] = json::array(); }, "counters"},
         Corruption{"a counter", [](json& j) { j["counters"]["failed_servers"] = 1.5; },

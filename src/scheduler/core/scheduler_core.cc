@@ -637,6 +637,12 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   if (was != healthy_) {
     Say(healthy_ ? "info" : "warn",
         "cluster is " + std::string(healthy_ ? "healthy: " : "unhealthy: ") + health_reason_, out);
+    // For the standbys' views, written with the next state write rather than by one of its
+    // own: an extra write here would hold back, behind the store, the very membership changes
+    // that a change of health calls for (simulator seed 1609: a removal decided while a member
+    // was away ran after it was back and another had died).
+    state_.healthy = healthy_;
+    state_.health_reason = health_reason_;
     if (healthy_ && connected_ && MayAct() && NeedsMember()) {
       // Offers were declined for a second while the cluster was unhealthy (after a leader's
       // death, say); take those filters back so that the replacement's offer comes now.

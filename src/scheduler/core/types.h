@@ -142,6 +142,10 @@ struct PersistentState {
   // --backup-dir, launched as the first member of a fresh one-member cluster.
   std::string restore_snapshot;
   std::optional<ReseedRun> reseed;  // set from the reseed's start until its outcome
+  // The leader's verdict on the cluster's health as it last turned (written with the next state
+  // write, not on every probe): what a standby, which does not probe, shows.
+  bool healthy = false;
+  std::string health_reason;
 };
 
 // One backup written to --backup-dir, as the shell reports it.

@@ -180,7 +180,8 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["failed_servers"] = c.failed_servers;
   out["cluster_livelocks"] = c.cluster_livelocks;
   out["cluster_reseeds"] = c.cluster_reseeds;
-  out["healthy"] = core.healthy() ? 1 : 0;
+  // A standby does not probe: it shows the leader's verdict as last stored.
+  out["healthy"] = (standby_leader ? core.state().healthy : core.healthy()) ? 1 : 0;
   out["lost_servers"] = c.lost_servers;
   out["reseed_attempts"] = c.reseed_attempts;
   out["members_added"] = c.members_added;
@@ -246,7 +247,7 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
   metric("healthy", "gauge",
          "1 when a majority of voters agree on a leader and a linearizable "
          "read succeeds.",
-         core.healthy());
+         standby ? core.state().healthy : core.healthy());
   metric("livelocked", "gauge", "1 during a livelock episode.", core.livelocked());
   metric("total_loss", "gauge", "1 after total cluster loss, until the operator acts.",
          core.total_loss());

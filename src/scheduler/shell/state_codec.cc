@@ -262,6 +262,8 @@ std::string EncodeState(const PersistentState& state) {
   j["revisions"] = EncodeUnsignedFields(kRevisionFields, state.revisions);
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (!state.restored_from.empty()) j["restored_from"] = state.restored_from;
+  j["healthy"] = state.healthy;
+  j["health_reason"] = state.health_reason;
   if (state.reseed) {
     j["reseed"] = json{{"candidates", state.reseed->candidates},
                        {"next", state.reseed->next},
@@ -314,6 +316,15 @@ Result<PersistentState> DecodeState(std::string_view text) {
   } else {
     state.served = state.bootstrapped;
   }
+  // The leader's last health verdict; absent in records written before standbys showed it.
+  if (j.contains("healthy")) {
+    auto healthy = Bool(j, "healthy", "healthy");
+    if (!healthy.ok()) return healthy.error();
+    state.healthy = *healthy;
+  }
+  auto reason = String(j, "health_reason", "health_reason", /*required=*/false);
+  if (!reason.ok()) return reason.error();
+  state.health_reason = *reason;
   auto restored = String(j, "restored_from", "restored_from", /*required=*/false);
   if (!restored.ok()) return restored.error();
   state.restored_from = *restored;

@@ -62,13 +62,21 @@ std::string NoteRows(const NoteLog& notes) {
   return rows;
 }
 
+// Healthy as this instance can tell: a standby does not probe, and shows the leader's verdict
+// as last stored.
+bool Healthy(const SchedulerCore& core, bool standby) {
+  return standby ? core.state().healthy : core.healthy();
+}
+
 // The headline: total loss above all, else health and why.
-std::string HealthLine(const SchedulerCore& core) {
+std::string HealthLine(const SchedulerCore& core, bool standby) {
   if (core.total_loss()) {
     return "TOTAL CLUSTER LOSS: no member is left. Restore from a backup, or POST /start-fresh "
            "for an empty cluster.";
   }
-  return std::string(core.healthy() ? "healthy" : "NOT healthy") + ": " + core.health_reason();
+  std::string reason =
+      standby ? "as the leader last stored: " + core.state().health_reason : core.health_reason();
+  return std::string(Healthy(core, standby) ? "healthy" : "NOT healthy") + ": " + reason;
 }
 
 std::string BackupLine(const SchedulerCore& core, int64_t now_unix) {
@@ -130,8 +138,8 @@ cluster size {8}</p>
 {20}</table>
 </body></html>
 )",
-      Html(core.config().framework_name), core.healthy() ? "ok" : "bad",
-      Html(HealthLine(core)) + "</b></p>\n<p class=\"" +
+      Html(core.config().framework_name), Healthy(core, standby_leader.has_value()) ? "ok" : "bad",
+      Html(HealthLine(core, standby_leader.has_value())) + "</b></p>\n<p class=\"" +
           (core.config().backups && b.last && b.last_error.empty() ? "ok" : "warn") + "\"><b>" +
           Html(BackupLine(core, now_unix)),
       core.connected() ? "connected" : "DISCONNECTED",

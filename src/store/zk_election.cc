@@ -152,6 +152,16 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
 
   Context* NewContext() { return new Context{weak_from_this(), session, listing}; }
 
+  // Starts one call with a fresh context, which its completion deletes; a call that never
+  // starts (a closed handle, bad arguments) has no completion, so its context goes here.
+  template <typename Start>
+  bool Issue(Start start) {
+    Context* context = NewContext();
+    if (zh != nullptr && start(context) == ZOK) return true;
+    delete context;
+    return false;
+  }
+
   void OnWatch(uint64_t id, int type, int state) {
     if (id != session) return;                        // an older session's
     if (type != ZOO_SESSION_EVENT) return Refresh();  // the line of candidates changed
@@ -197,7 +207,9 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
     std::string prefix = slash == std::string::npos ? url.path : url.path.substr(0, slash);
     next_component = slash == std::string::npos ? std::string::npos : slash + 1;
     const ACL_vector* acl = url.user ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
-    if (zoo_acreate(zh, prefix.c_str(), "", 0, acl, 0, &Created, NewContext()) != ZOK) {
+    if (!Issue([&](Context* c) {
+          return zoo_acreate(zh, prefix.c_str(), "", 0, acl, 0, &Created, c);
+        })) {
       creating = false;
     }
   }
@@ -214,8 +226,10 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       creating_node = true;
       std::string prefix = url.path + "/" + options.node_prefix;
       const ACL_vector* acl = url.user ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
-      if (zoo_acreate(zh, prefix.c_str(), data.data(), static_cast<int>(data.size()), acl,
-                      ZOO_EPHEMERAL | ZOO_SEQUENCE, &Created, NewContext()) != ZOK) {
+      if (!Issue([&](Context* c) {
+            return zoo_acreate(zh, prefix.c_str(), data.data(), static_cast<int>(data.size()), acl,
+                               ZOO_EPHEMERAL | ZOO_SEQUENCE, &Created, c);
+          })) {
         creating = creating_node = false;
       }
       return;
@@ -233,7 +247,8 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
   void Refresh() {
     if (zh == nullptr || node.empty()) return;
     ++listing;
-    if (zoo_aget_children(zh, url.path.c_str(), 1, &Listed, NewContext()) != ZOK) {
+    if (!Issue(
+            [&](Context* c) { return zoo_aget_children(zh, url.path.c_str(), 1, &Listed, c); })) {
       SPDLOG_WARN("election: cannot list {}", url.ToString());
     }
   }
@@ -250,13 +265,14 @@ struct ZkElection::Impl : std::enable_shared_from_this<Impl> {
       SPDLOG_WARN("election: our node {} is gone; joining again", node);
       node.clear();
       Update(View{});
+      if (stopped) return;  // the owner stopped us on hearing it (a leader that lost its node)
       creating = true;
       return CreatePath(1);
     }
     if (line.front() == node) return Update(View{true, node, std::nullopt, false});
     leader_node = line.front();
     std::string full = url.path + "/" + leader_node;
-    if (zoo_aget(zh, full.c_str(), 0, &Read, NewContext()) != ZOK) {
+    if (!Issue([&](Context* c) { return zoo_aget(zh, full.c_str(), 0, &Read, c); })) {
       SPDLOG_WARN("election: cannot read {}", full);
     }
   }

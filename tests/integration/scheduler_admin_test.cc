@@ -173,7 +173,7 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
       "last_backup_error", "backup_running",
       // Which instance answers (scheduler high availability).
-      "standby", "leader_url", "holding"};
+      "standby", "leader_url", "holding", "target_size"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -281,6 +281,33 @@ TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
   EXPECT_EQ(submitted_, 3);
   // Reading stays open.
   EXPECT_EQ(Get("/stats").status, 200u);
+}
+
+// POST /cluster-size?n=N: guarded by the token like every command, n checked before the core
+// hears of it, the core's answer returned, the new target on /stats and /metrics.
+TEST_F(AdminApi, ClusterSizeIsACommandWithItsTargetOnStats) {
+  Start("s3cret");
+  auto auth = net::Headers{{"Authorization", "Bearer s3cret"}};
+  EXPECT_EQ(Call(net::Verb::post, "/cluster-size?n=5").status, 401u);
+  EXPECT_EQ(Get("/cluster-size?n=5&token=s3cret").status, 405u) << "a change is a POST";
+  for (const char* bad :
+       {"/cluster-size", "/cluster-size?n=", "/cluster-size?n=five", "/cluster-size?n=0",
+        "/cluster-size?n=100", "/cluster-size?n=5x", "/cluster-size?n=5&force=maybe"}) {
+    auto r = Call(net::Verb::post, bad, auth);
+    EXPECT_EQ(r.status, 400u) << bad << ": " << r.body;
+  }
+  EXPECT_EQ(submitted_, 0) << "a bad request reached the core";
+  auto even = Call(net::Verb::post, "/cluster-size?n=4", auth);
+  EXPECT_EQ(even.status, 400u);
+  EXPECT_NE(even.body.find("force=1"), std::string::npos) << even.body;
+  auto grow = Call(net::Verb::post, "/cluster-size?n=5", auth);
+  EXPECT_EQ(grow.status, 202u) << grow.body;
+  EXPECT_EQ(json::parse(Get("/stats").body)["target_size"], 5);
+  EXPECT_NE(Get("/metrics").body.find("etcd_mesos_cluster_size 5"), std::string::npos);
+  EXPECT_EQ(Call(net::Verb::post, "/cluster-size?n=4&force=1", auth).status, 202u);
+  EXPECT_EQ(submitted_, 3);
+  server_->SetStandby("http://10.0.0.9:12300/");
+  EXPECT_EQ(Call(net::Verb::post, "/cluster-size?n=3", auth).status, 307u);
 }
 
 // A standby scheduler instance: views of the stored state marked as a standby's, healthz well,

@@ -890,6 +890,101 @@ TEST_F(CoreTest, TheHealthVerdictGoesOnRecordWithTheNextWrite) {
   EXPECT_TRUE(writes.back().state.healthy) << "the verdict as it stands at the write";
 }
 
+// ---- Resize at runtime ---------------------------------------------------------------------
+
+TEST_F(CoreTest, AResizeIsOnRecordBeforeAnythingChangesAndGrowsOneLearnerAtATime) {
+  Bootstrap();
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  auto asked = On(AdminResize{7, 5, false, now_});
+  auto answers = All<AnswerAdmin>(asked);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].http_status, 202) << answers[0].message;
+  auto writes = All<Persist>(asked);
+  ASSERT_FALSE(writes.empty());
+  EXPECT_EQ(writes.back().state.target_size, 5);
+  EXPECT_EQ(writes.back().state.target_flag, 3) << "asked under --cluster-size=3";
+  EXPECT_EQ(core_.TargetSize(), 5);
+  EXPECT_TRUE(Has<Revive>(asked)) << "offers are wanted again";
+  // One learner for the first offer; the second waits until it is promoted.
+  auto first = All<ChangeMembership>(Offers({MakeOffer(4), MakeOffer(5)}));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].op, MembershipOp::kAddLearner);
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(5)})).empty());
+}
+
+// A 5-member cluster asked to be 3: the newest follower goes first, never the leader, and the
+// next only once the first is out.
+TEST_F(CoreTest, AShrinkRemovesTheNewestFollowerOneAtATimeNeverTheLeader) {
+  CoreConfig five = Config();
+  five.cluster_size = 5;
+  core_ = SchedulerCore(five);
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(
+      Offers({MakeOffer(1), MakeOffer(2), MakeOffer(3), MakeOffer(4), MakeOffer(5)}));
+  ASSERT_EQ(launches.size(), 5u);
+  uint64_t id = 1;
+  for (const auto& l : launches) {
+    Update(l.member.task_id, mesos::TASK_RUNNING, l.member.agent_id);
+    ids_[l.member.name] = id++;
+  }
+  ids_["etcd-5"] = 1;  // the newest member leads: it must not be the one removed
+  ids_["etcd-1"] = 5;
+  ProbeAll(/*leader=*/1, 100);
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_EQ(All<AnswerAdmin>(On(AdminResize{1, 3, false, now_}))[0].http_status, 202);
+  auto tick = Advance(1s);
+  auto removals = All<ChangeMembership>(tick);
+  ASSERT_EQ(removals.size(), 1u);
+  EXPECT_EQ(removals[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(removals[0].name, "etcd-4") << "the newest follower (etcd-5 leads)";
+  ASSERT_EQ(All<KillTask>(tick).size(), 1u);
+  EXPECT_TRUE(All<ChangeMembership>(Advance(1s)).empty()) << "one change at a time";
+  On(MembershipResult{MembershipOp::kRemove, "etcd-4", 4, OkStatus(), now_});
+  Update(launches[3].member.task_id, mesos::TASK_KILLED, launches[3].member.agent_id);
+  ProbeAll(1, 101);
+  auto next = All<ChangeMembership>(Advance(1s));
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].name, "etcd-3");
+  On(MembershipResult{MembershipOp::kRemove, "etcd-3", 3, OkStatus(), now_});
+  Update(launches[2].member.task_id, mesos::TASK_KILLED, launches[2].member.agent_id);
+  ProbeAll(1, 102);
+  EXPECT_TRUE(All<ChangeMembership>(Advance(1s)).empty()) << "at the target: nothing more";
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(6)})).empty()) << "and no growth back";
+}
+
+TEST_F(CoreTest, AResizeIsRefusedWithTheReasonWhenItCannotBeDone) {
+  Bootstrap();
+  auto status = [&](int n, bool force) {
+    auto a = All<AnswerAdmin>(On(AdminResize{1, n, force, now_}));
+    return a.empty() ? 0 : a[0].http_status;
+  };
+  EXPECT_EQ(status(0, false), 400);
+  EXPECT_EQ(status(100, false), 400);
+  EXPECT_EQ(status(4, false), 400) << "even sizes only with force";
+  EXPECT_EQ(core_.TargetSize(), 3);
+  EXPECT_EQ(status(3, false), 200) << "already the target";
+  EXPECT_EQ(status(4, true), 202);
+  EXPECT_EQ(core_.TargetSize(), 4);
+}
+
+// The target asked at runtime holds across restarts with the same --cluster-size; a scheduler
+// started with another --cluster-size follows the flag (the operator changed it since).
+TEST_F(CoreTest, ARestartKeepsTheAskedSizeUnlessTheFlagChanged) {
+  PersistentState state;
+  state.target_size = 5;
+  state.target_flag = 3;
+  Start(state);
+  EXPECT_EQ(core_.TargetSize(), 5);
+  CoreConfig seven = Config();
+  seven.cluster_size = 7;
+  core_ = SchedulerCore(seven);
+  Start(state);
+  EXPECT_EQ(core_.TargetSize(), 7);
+}
+
 TEST_F(CoreTest, AClusterThatServedIsATotalLossNotStartedAgain) {
   auto launches = Bootstrap();  // every member RUNNING: etcd served
   uint64_t generation = core_.state().generation;

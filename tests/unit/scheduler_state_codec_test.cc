@@ -125,6 +125,27 @@ TEST(SchedulerStateCodec, WhetherTheGenerationServedIsKeptAndAnOlderRecordIsTake
   EXPECT_NE(bad.error().message.find("served"), std::string::npos) << bad.error();
 }
 
+// A cluster size asked at runtime and the flag it was asked under; absent when none was.
+TEST(SchedulerStateCodec, AnAskedClusterSizeIsKept) {
+  PersistentState s = Sample();
+  s.target_size = 5;
+  s.target_flag = 3;
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->target_size, 5);
+  EXPECT_EQ(decoded->target_flag, 3);
+  s.target_size = 0;
+  std::string encoded = EncodeState(s);
+  EXPECT_EQ(encoded.find("target_size"), std::string::npos) << "none asked: not written";
+  decoded = DecodeState(encoded);
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->target_size, 0);
+  auto bad = DecodeState(R"({"format":1,"next_member":1,"generation":0,"bootstrapped":true,
+      "target_size":-2,"reseed_token":"t","counters":{},"members":[]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("target_size"), std::string::npos) << bad.error();
+}
+
 // The leader's health verdict, which a standby shows; absent in older records (not healthy).
 TEST(SchedulerStateCodec, TheLeadersHealthVerdictIsKept) {
   PersistentState s = Sample();

@@ -1,6 +1,7 @@
 #include "scheduler/core/scheduler_core.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -59,6 +60,15 @@ bool Elapsed(const std::optional<Time>& since, Time now, Duration d) {
   return since && now - *since >= d;
 }
 
+constexpr int kMaxClusterSize = 99;  // as --cluster-size
+
+// The number in a member's name ("etcd-12" -> 12): names count up, so a higher one is newer.
+uint64_t MemberNumber(const std::string& name) {
+  size_t dash = name.rfind('-');
+  if (dash == std::string::npos) return 0;
+  return std::strtoull(name.c_str() + dash + 1, nullptr, 10);
+}
+
 }  // namespace
 
 SchedulerCore::SchedulerCore(CoreConfig config) : config_(std::move(config)) {}
@@ -102,6 +112,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnAdminBackup(e, out);
         else if constexpr (std::is_same_v<E, AdminRestore>)
           OnAdminRestore(e, out);
+        else if constexpr (std::is_same_v<E, AdminResize>)
+          OnAdminResize(e, out);
       },
       event);
   return out;
@@ -289,7 +301,14 @@ int SchedulerCore::Voters() const {
 
 bool SchedulerCore::NeedsMember() const {
   if (!state_.bootstrapped) return !total_loss_;
-  return !total_loss_ && LiveMembers() < config_.cluster_size;
+  return !total_loss_ && LiveMembers() < TargetSize();
+}
+
+int SchedulerCore::TargetSize() const {
+  if (state_.target_size > 0 && state_.target_flag == config_.cluster_size) {
+    return state_.target_size;
+  }
+  return config_.cluster_size;
 }
 
 void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
@@ -331,7 +350,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   if (!gather_started_) gather_started_ = now;
   // A restore starts one member from the backup; the rest grow back as learners.
   const bool restoring = !state_.restore_snapshot.empty();
-  const int wanted = restoring ? 1 : config_.cluster_size;
+  const int wanted = restoring ? 1 : TargetSize();
   bool enough = static_cast<int>(gathered_.size()) >= wanted;
   if (!enough && !Elapsed(gather_started_, now, config_.bootstrap_gather)) return;  // hold briefly
 
@@ -375,7 +394,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   }
   Say("info",
       fmt::format("bootstrapping generation {} with {} of {} members at once: {}",
-                  state_.generation, count, config_.cluster_size, initial_cluster),
+                  state_.generation, count, TargetSize(), initial_cluster),
       out);
   gathered_.clear();
   gather_started_.reset();
@@ -392,7 +411,7 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
   else if (view_ && std::any_of(view_->members.begin(), view_->members.end(),
                                 [](const EtcdMember& m) { return m.is_learner; })) {
     blocked = "a learner is still catching up";
-  } else if (view_ && static_cast<int>(view_->members.size()) >= config_.cluster_size) {
+  } else if (view_ && static_cast<int>(view_->members.size()) >= TargetSize()) {
     blocked = "dead members must be removed first";
   } else if (!view_) {
     blocked = "etcd's member list is not known yet";
@@ -825,6 +844,7 @@ void SchedulerCore::ExpireStuck(Time now, Actions& out) {
 void SchedulerCore::TidyMembership(Time now, Actions& out) {
   if (!healthy_ || in_flight_ || pending_add_ || !view_) return;
   if (RemoveOneDeadMember(now, out)) return;  // one change at a time
+  if (ShrinkByOne(now, out)) return;
   StopStrays(now, out);
   ForgetEndedMembers(now, out);
 }
@@ -848,6 +868,34 @@ bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
     return true;
   }
   return false;
+}
+
+// Above the target size (POST /cluster-size, or a smaller --cluster-size): one healthy follower
+// goes, the newest, never the leader, and only while every voter follows the leader and no
+// learner is on its way, so the quorum left is whole.
+bool SchedulerCore::ShrinkByOne(Time now, Actions& out) {
+  int voters = Voters();
+  if (voters <= TargetSize()) return false;
+  if (std::any_of(view_->members.begin(), view_->members.end(),
+                  [](const EtcdMember& m) { return m.is_learner; })) {
+    return false;
+  }
+  if (CountLeaderVotes(state_.members).following < voters) return false;
+  const EtcdMember* chosen = nullptr;
+  const Member* chosen_ours = nullptr;
+  for (const auto& em : view_->members) {
+    const Member* ours = OursFor(state_.members, em);
+    if (ours == nullptr || ours->member_id == ours->leader || !ours->healthy) continue;
+    if (chosen_ours == nullptr || MemberNumber(ours->name) > MemberNumber(chosen_ours->name)) {
+      chosen = &em;
+      chosen_ours = ours;
+    }
+  }
+  if (chosen == nullptr) return false;
+  RemoveMember(*chosen, chosen_ours,
+               fmt::format("the cluster shrinks from {} to {} voters", voters, TargetSize()), now,
+               out);
+  return true;
 }
 
 bool SchedulerCore::BackUpBeforeRemoving(const std::string& who, int voters, int alive_voters,
@@ -1247,6 +1295,40 @@ void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
       fmt::format("operator asked for a fresh, EMPTY cluster: generation {}", state_.generation),
       out);
   out.push_back(AnswerAdmin{e.request, 202, "starting a fresh, empty cluster"});
+  UpdateOfferInterest(out);
+}
+
+// Grown or shrunk one member at a time by the usual machinery (a learner added and promoted; a
+// follower removed and its task killed); the target is on record before anything changes, so a
+// restarted scheduler finishes the resize.
+void SchedulerCore::OnAdminResize(const AdminResize& e, Actions& out) {
+  auto refuse = [&](int code, std::string why) {
+    out.push_back(AnswerAdmin{e.request, code, std::move(why)});
+  };
+  if (e.size < 1 || e.size > kMaxClusterSize) {
+    return refuse(400, fmt::format("refused: n must be 1..{}", kMaxClusterSize));
+  }
+  if (e.size % 2 == 0 && !e.force) {
+    return refuse(400, fmt::format("refused: {} members tolerate no more failures than {}; an "
+                                   "even size only with force=1",
+                                   e.size, e.size - 1));
+  }
+  if (total_loss_) return refuse(409, "refused: total cluster loss; restore or start fresh first");
+  int was = TargetSize();
+  if (e.size == was) {
+    return out.push_back(AnswerAdmin{e.request, 200, fmt::format("the target is {}", was)});
+  }
+  state_.target_size = e.size;
+  state_.target_flag = config_.cluster_size;
+  Persisted(out);
+  Say("warn",
+      fmt::format("operator asked for {} members (was {}): {} one member at a time", e.size, was,
+                  e.size > was ? "growing" : "shrinking"),
+      out);
+  out.push_back(AnswerAdmin{e.request, 202,
+                            fmt::format("target {} members (was {}); {} one at a time, "
+                                        "each healthy before the next",
+                                        e.size, was, e.size > was ? "growing" : "shrinking")});
   UpdateOfferInterest(out);
 }
 

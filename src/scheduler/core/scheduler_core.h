@@ -48,6 +48,8 @@ class SchedulerCore {
   bool total_loss() const { return total_loss_; }
   bool reseeding() const { return state_.reseed.has_value(); }
   const std::string& health_reason() const { return health_reason_; }
+  // The cluster size to keep: asked at runtime (POST /cluster-size), else --cluster-size.
+  int TargetSize() const;
   // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
   uint64_t membership_epoch() const { return membership_epoch_; }
   const BackupStatus& backups() const { return backup_status_; }
@@ -83,6 +85,8 @@ class SchedulerCore {
   void OnPersist(const PersistResult& e, Actions& out);
   void OnAdminReseed(const AdminReseed& e, Actions& out);
   void OnAdminStartFresh(const AdminStartFresh& e, Actions& out);
+  void OnAdminResize(const AdminResize& e, Actions& out);
+  bool ShrinkByOne(Time now, Actions& out);
   void OnBackupResult(const BackupResult& e, Actions& out);
   void OnAdminBackup(const AdminBackup& e, Actions& out);
   void OnAdminRestore(const AdminRestore& e, Actions& out);

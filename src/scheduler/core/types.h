@@ -142,6 +142,11 @@ struct PersistentState {
   // --backup-dir, launched as the first member of a fresh one-member cluster.
   std::string restore_snapshot;
   std::optional<ReseedRun> reseed;  // set from the reseed's start until its outcome
+  // The cluster size asked for at runtime (POST /cluster-size), and the --cluster-size it was
+  // asked under. A scheduler started with another --cluster-size follows the flag (the operator
+  // changed it since); one started with the same flag keeps what was asked. 0: none asked.
+  int target_size = 0;
+  int target_flag = 0;
   // The leader's verdict on the cluster's health as it last turned (written with the next state
   // write, not on every probe): what a standby, which does not probe, shows.
   bool healthy = false;
@@ -272,10 +277,18 @@ struct AdminRestore {
   Time now;
 };
 
+// POST /cluster-size?n=N[&force=1]: a new target size, grown or shrunk to one member at a time.
+struct AdminResize {
+  uint64_t request = 0;
+  int size = 0;
+  bool force = false;  // an even size
+  Time now;
+};
+
 using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
                            TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
                            ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
-                           AdminBackup, AdminRestore>;
+                           AdminBackup, AdminRestore, AdminResize>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 

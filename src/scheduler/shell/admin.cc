@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -216,6 +217,7 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["standby"] = standby_leader ? 1 : 0;
   out["leader_url"] = standby_leader.value_or("");
   out["holding"] = holding ? 1 : 0;
+  out["target_size"] = core.TargetSize();
   return out.dump() + "\n";
 }
 
@@ -240,8 +242,9 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
   metric("voters", "gauge", "Members that are (or are launched as) voters.", voters);
   metric("learners", "gauge", "Members that are learners.", learners);
   metric("reachable_members", "gauge", "Members that answered the latest probe.", reachable);
-  metric("cluster_size", "gauge", "The configured cluster size.",
-         static_cast<uint64_t>(core.config().cluster_size));
+  metric("cluster_size", "gauge",
+         "The cluster size kept: --cluster-size, or what POST /cluster-size asked since.",
+         static_cast<uint64_t>(core.TargetSize()));
   metric("generation", "gauge", "The reseed generation (advanced by reseeds and fresh starts).",
          core.state().generation);
   metric("healthy", "gauge",
@@ -386,7 +389,8 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   bool get = req.method == net::Verb::get;
   auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
 
-  if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore") {
+  if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore" ||
+      path == "/cluster-size") {
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
@@ -476,6 +480,17 @@ void AdminServer::Command(const net::ServerRequest& req,
       return responder->Respond(Text(400, "400 bad request: force must be 1 or 0\n"));
     }
   }
+  int size = 0;
+  if (req.path == "/cluster-size") {
+    auto n = QueryValue(req.query, "n");
+    char* end = nullptr;
+    long parsed = n && !n->empty() ? std::strtol(n->c_str(), &end, 10) : -1;
+    if (!n || n->empty() || *end != '\0' || parsed < 1 || parsed > 99) {
+      return responder->Respond(
+          Text(400, "400 bad request: n=<members> is required, a number in 1..99\n"));
+    }
+    size = static_cast<int>(parsed);
+  }
   std::string restore_name;
   if (req.path == "/restore") {
     auto name = QueryValue(req.query, "name");
@@ -509,6 +524,8 @@ void AdminServer::Command(const net::ServerRequest& req,
     submit_(AdminBackup{id, Clock::now()});
   } else if (req.path == "/restore") {
     submit_(AdminRestore{id, restore_name, Clock::now()});
+  } else if (req.path == "/cluster-size") {
+    submit_(AdminResize{id, size, force, Clock::now()});
   } else {
     submit_(AdminStartFresh{id, Clock::now()});
   }

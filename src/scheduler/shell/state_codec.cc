@@ -262,6 +262,10 @@ std::string EncodeState(const PersistentState& state) {
   j["revisions"] = EncodeUnsignedFields(kRevisionFields, state.revisions);
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (!state.restored_from.empty()) j["restored_from"] = state.restored_from;
+  if (state.target_size > 0) {
+    j["target_size"] = state.target_size;
+    j["target_flag"] = state.target_flag;
+  }
   j["healthy"] = state.healthy;
   j["health_reason"] = state.health_reason;
   if (state.reseed) {
@@ -316,6 +320,13 @@ Result<PersistentState> DecodeState(std::string_view text) {
   } else {
     state.served = state.bootstrapped;
   }
+  // A size asked at runtime, and the --cluster-size it was asked under; absent when none was.
+  auto target = Unsigned(j, "target_size", "target_size", 99, /*required=*/false);
+  if (!target.ok()) return target.error();
+  auto target_flag = Unsigned(j, "target_flag", "target_flag", 99, /*required=*/false);
+  if (!target_flag.ok()) return target_flag.error();
+  state.target_size = static_cast<int>(*target);
+  state.target_flag = static_cast<int>(*target_flag);
   // The leader's last health verdict; absent in records written before standbys showed it.
   if (j.contains("healthy")) {
     auto healthy = Bool(j, "healthy", "healthy");

@@ -144,7 +144,7 @@ cluster size {8}</p>
           Html(BackupLine(core, now_unix)),
       core.connected() ? "connected" : "DISCONNECTED",
       core.reconciling() ? "in progress" : "settled", core.livelocked() ? "YES" : "no",
-      core.reseeding() ? "RUNNING" : "none", core.state().generation, core.config().cluster_size,
+      core.reseeding() ? "RUNNING" : "none", core.state().generation, core.TargetSize(),
       MemberRows(core),
       std::count_if(core.state().members.begin(), core.state().members.end(),
                     [](const auto& kv) { return kv.second.task_state == mesos::TASK_RUNNING; }),

@@ -598,11 +598,48 @@ class FaultSuite : public ::testing::Test {
 
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
   auto commands = GuideCommands();
-  for (const char* name : {"stats", "members", "endpoints", "healthz", "health-v3", "health-v2",
-                           "member-list-v3", "member-list-v2", "reseed", "reseed-get",
-                           "start-fresh", "master-tasks", "backups", "backup-now", "restore"}) {
+  for (const char* name :
+       {"stats", "members", "endpoints", "healthz", "health-v3", "health-v2", "member-list-v3",
+        "member-list-v2", "reseed", "reseed-get", "start-fresh", "master-tasks", "backups",
+        "backup-now", "restore", "cluster-size"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
+}
+
+// Guide: "Growing or shrinking the cluster", under the workloads: to five members and back to
+// three, one member at a time; the leader is never the one removed, and every acknowledged write
+// is kept.
+TEST_F(FaultSuite, TheClusterGrowsToFiveAndShrinksBackToThreeByTheGuide) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.agents = 6}));
+  auto t0 = Clock::now();
+  auto grow = Guide("cluster-size", "SIZE=5");
+  EXPECT_NE(grow.second.find("202"), std::string::npos) << grow.second;
+  ASSERT_TRUE(RunUntil([&] { return AtSize(5); }, 240)) << core().health_reason();
+  std::printf("[timing] 3 -> 5 healthy voters: %.1fs\n", Since(t0));
+  EXPECT_EQ(GuideJson("stats").value("target_size", -1), 5);
+  EXPECT_EQ(core().state().counters.members_added, 2u);
+  // The leader as every member sees it, before the shrink.
+  std::string leader;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        for (const auto& [name, m] : core().state().members) {
+          if (m.member_id != 0 && m.member_id == m.leader) leader = name;
+        }
+        return !leader.empty();
+      },
+      30));
+  t0 = Clock::now();
+  auto shrink = Guide("cluster-size", "SIZE=3");
+  EXPECT_NE(shrink.second.find("202"), std::string::npos) << shrink.second;
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 180)) << core().health_reason();
+  std::printf("[timing] 5 -> 3 healthy voters: %.1fs\n", Since(t0));
+  EXPECT_EQ(core().state().counters.members_removed, 2u);
+  EXPECT_EQ(core().state().members.count(leader), 1u) << "the leader " << leader << " was removed";
+  auto even = Guide("cluster-size", "SIZE=4");
+  EXPECT_NE(even.second.find("400"), std::string::npos) << even.second;
+  EXPECT_EQ(GuideJson("stats").value("target_size", -1), 3);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
 }
 
 // Guide: "A member dies (kill -9 ...)": nothing to do; it is replaced.

@@ -55,6 +55,10 @@ constexpr Millis kElectionStep{100};
 // How many scheduler instances a seed runs: one in most seeds (they replay as they did before
 // there were more), two or three in 30% of them. Chosen without the random stream, avoiding
 // the residues of the seeds pinned in tests/unit/sim_test.cc.
+// Whether the operator resizes the cluster now and then in this seed's chaos (POST
+// /cluster-size): in a fifth of the seeds, chosen as above.
+bool ResizesInSeed(uint64_t seed) { return seed % 20 == 12 || seed % 20 == 16; }
+
 int SchedulersForSeed(uint64_t seed) {
   switch (seed % 20) {
     case 10:
@@ -279,6 +283,7 @@ class World {
   void ElectionStep();
   void LosesLeadership(Instance& s, const std::string& why);
   void InjectInstanceFault();
+  void InjectResize();
   void CutFromMesos(Instance& s, Millis d);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
@@ -399,6 +404,8 @@ class World {
   // The scheduler processes.
   std::vector<Instance> instances_;
   bool ha_ = false;
+  bool resizes_ = false;
+  int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
   uint64_t next_epoch_ = 0;
   uint64_t next_node_ = 0;
   uint64_t acted_term_ = 0;  // the latest leader's term that acted (HA)
@@ -459,6 +466,8 @@ World::World(const SimOptions& options, uint64_t seed)
   next_member_id_ = (rng_() & 0x7fff'ffff'0000'0000ull) | 0x1000;
   int schedulers = options_.schedulers > 0 ? options_.schedulers : SchedulersForSeed(seed_);
   ha_ = schedulers > 1;
+  resizes_ = ResizesInSeed(seed_);
+  largest_target_ = options_.cluster_size;
   for (int i = 0; i < schedulers; ++i) {
     instances_.emplace_back();
     instances_.back().id = i;
@@ -2191,6 +2200,7 @@ void World::InjectFault() {
   // With several schedulers, their faults come more often (the draw only happens in those seeds,
   // so that the others replay as they did).
   if (ha_ && Chance(0.25)) return InjectInstanceFault();
+  if (resizes_ && Chance(0.1)) return InjectResize();
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
@@ -2275,6 +2285,17 @@ void World::InjectFault() {
     default:
       return;  // a quiet interval
   }
+}
+
+// The operator asks for another size (odd, within the agents), as the guide's command does.
+void World::InjectResize() {
+  Instance* s = Acting();
+  if (s == nullptr) return;
+  int size = Chance(0.5) ? 5 : (Chance(0.8) ? 3 : 1);
+  Hit(fmt::format("operator.resize_to_{}", size));
+  Trace(fmt::format("OPERATOR asks for {} members", size));
+  largest_target_ = std::max(largest_target_, size);
+  Deliver(*s, core::AdminResize{++admin_requests_, size, false, now_});
 }
 
 void World::InjectStoreFault() {
@@ -2380,14 +2401,14 @@ bool World::Healed() const {
         }
       }
     }
-    if (voters == options_.cluster_size && running == voters) return true;
+    if (voters == s->core->TargetSize() && running == voters) return true;
   }
   return false;
 }
 
 void World::CheckWorld() {
   WorldFacts f;
-  f.cluster_size = options_.cluster_size;
+  f.cluster_size = largest_target_;
   for (const auto& [uid, c] : clusters_) {
     ClusterFacts cf;
     cf.uid = uid;

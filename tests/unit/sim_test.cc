@@ -209,6 +209,29 @@ TEST(Sim, SeedsWhereEtcdRefusesAnAddAndTakesItLaterUnderTheSameName) {
   }
 }
 
+// ---- Resize at runtime ----------------------------------------------------------------------
+
+// In a fifth of the seeds the operator asks for 5, 3 or 1 members now and then during the
+// chaos (POST /cluster-size): grown one learner at a time, shrunk one follower at a time, under
+// every fault, never breaking a quorum, and healed at the last size asked in the calm phase.
+TEST(Sim, SeedsWhereTheOperatorResizesTheClusterPass) {
+  SimOptions o = Short();
+  o.keep_trace = true;
+  std::map<std::string, uint64_t> hits;
+  int shrinks = 0;
+  for (uint64_t seed = 1; seed <= 400; ++seed) {
+    if (seed % 20 != 12 && seed % 20 != 16) continue;
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r) << "replay: sim --seed=" << seed << " --chaos-ms=120000";
+    for (const auto& [k, v] : r.coverage) hits[k] += v;
+    for (const auto& line : r.trace)
+      shrinks += line.find("the cluster shrinks from") != std::string::npos;
+  }
+  EXPECT_GT(hits["operator.resize_to_5"], 0u);
+  EXPECT_GT(hits["operator.resize_to_3"], 0u);
+  EXPECT_GT(shrinks, 0) << "no seed shrank a cluster";
+}
+
 // ---- Several scheduler instances (HA) -----------------------------------------------------
 
 // Two or three schedulers elected through a model of ZooKeeper, with every instance fault: a

@@ -204,6 +204,23 @@ class FaultSuite : public ::testing::Test {
     EXPECT_FALSE(standby->leading());
     return standby;
   }
+  // The leader has stopped: the standby leads, is subscribed, and the cluster is healthy with
+  // the members and tasks of `before`, none replaced.
+  void ExpectTheStandbyTakesOverReplacingNothing(std::unique_ptr<shell::SchedulerShell> standby,
+                                                 const std::map<std::string, Member>& before) {
+    scheduler_.reset();
+    scheduler_ = std::move(standby);
+    admin_ = scheduler_->admin_address();
+    ASSERT_TRUE(RunUntil([&] { return scheduler_->leading() && core().connected(); }, 30));
+    ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
+    for (const auto& [name, m] : before) {
+      ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
+      EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
+    }
+    on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+    ExpectGuideSeesHealthyCluster(3);
+    CheckData();
+  }
   nlohmann::json HttpJson(const HostPort& at, const std::string& path) {
     auto [code, out] = Shell("curl -s -m 5 http://" + at.ToString() + path);
     auto parsed = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
@@ -1151,8 +1168,6 @@ TEST_F(FaultSuite, AStandbySchedulerTakesOverAndHealsAMemberLostDuringTheFailove
   CheckData();
 }
 
-// The leader's ZooKeeper session expires (it was paused, or cut off from ZooKeeper for longer
-// than the session timeout): it is told, stops acting at once, and the standby leads.
 // The leader's election node is deleted by hand while its session lives: it no longer leads
 // (and any write it still makes is fenced on that node), so it stops; the standby leads and
 // nothing is replaced.
@@ -1180,20 +1195,11 @@ TEST_F(FaultSuite, ALeaderWhoseElectionNodeIsDeletedStopsAndTheStandbyLeads) {
   // It stops on the election's word, before the standby's subscription could fail it over.
   EXPECT_NE(fatal->message.find("lost the leadership"), std::string::npos) << *fatal;
   EXPECT_NE(fatal->message.find("its node is gone"), std::string::npos) << *fatal;
-  scheduler_.reset();
-  scheduler_ = std::move(standby);
-  admin_ = scheduler_->admin_address();
-  ASSERT_TRUE(RunUntil([&] { return scheduler_->leading() && core().connected(); }, 30));
-  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
-  for (const auto& [name, m] : before) {
-    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
-    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
-  }
-  on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
-  ExpectGuideSeesHealthyCluster(3);
-  CheckData();
+  ExpectTheStandbyTakesOverReplacingNothing(std::move(standby), before);
 }
 
+// The leader's ZooKeeper session expires (it was paused, or cut off from ZooKeeper for longer
+// than the session timeout): it is told, stops acting at once, and the standby leads.
 TEST_F(FaultSuite, ALeaderWhoseZooKeeperSessionExpiresStopsAndTheStandbyLeads) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.store = Store::kZooKeeper}));
   auto standby = StartStandby();
@@ -1211,18 +1217,7 @@ TEST_F(FaultSuite, ALeaderWhoseZooKeeperSessionExpiresStopsAndTheStandbyLeads) {
   EXPECT_TRUE(fatal->message.find("lost the leadership") != std::string::npos ||
               fatal->message.find("Framework failed over") != std::string::npos)
       << *fatal;
-  scheduler_.reset();
-  scheduler_ = std::move(standby);
-  admin_ = scheduler_->admin_address();
-  ASSERT_TRUE(RunUntil([&] { return scheduler_->leading() && core().connected(); }, 30));
-  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 60)) << core().health_reason();
-  for (const auto& [name, m] : before) {
-    ASSERT_EQ(core().state().members.count(name), 1u) << name << " was replaced";
-    EXPECT_EQ(core().state().members.at(name).task_id, m.task_id);
-  }
-  on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
-  ExpectGuideSeesHealthyCluster(3);
-  CheckData();
+  ExpectTheStandbyTakesOverReplacingNothing(std::move(standby), before);
 }
 
 // An agent is cut off from the master but its member keeps serving: nothing is replaced while

@@ -247,6 +247,23 @@ void Client::Health(Callback<HealthResponse> done) {
                  });
 }
 
+void Client::DiskLatency(Callback<DiskLatencyTotals> done) {
+  net::HttpRequest request;
+  request.method = net::Verb::get;
+  request.endpoint = endpoint_;
+  request.target = "/metrics";
+  request.timeout = options_.request_timeout;
+  request.max_body_bytes = options_.max_response_bytes;
+  net::HttpFetch(io_, std::move(request),
+                 [where = endpoint_.ToString() + "/metrics",
+                  done = std::move(done)](Result<net::HttpResponse> response) {
+                   if (!response.ok()) return done(response.error());
+                   auto out = DecodeDiskLatency(response->status, response->body);
+                   if (!out.ok()) return done(out.error().Context(where));
+                   done(std::move(out));
+                 });
+}
+
 void Client::AlarmList(Callback<AlarmResponse> done) {
   Call<AlarmResponse>("/v3/maintenance/alarm", EncodeAlarmList(), DecodeAlarms, std::move(done));
 }

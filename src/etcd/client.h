@@ -64,6 +64,8 @@ class Client {
   void Health(Callback<HealthResponse> done);
   void AlarmList(Callback<AlarmResponse> done);
   void AlarmDisarm(uint64_t member_id, AlarmType type, Callback<AlarmResponse> done);
+  // GET /metrics, reduced to the disk latency totals (a learner answers too).
+  void DiskLatency(Callback<DiskLatencyTotals> done);
   // Blocks reads and writes on this member while it runs; do one member at a time.
   void Defragment(Callback<ResponseHeader> done);
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -460,6 +462,47 @@ Result<StatusResponse> DecodeStatus(std::string_view text) {
   out.is_learner = f.Bool("isLearner");
   out.errors = f.Strs("errors");
   return Finish(std::move(out), error);
+}
+
+namespace {
+// The value of the unlabelled sample `name` in Prometheus text ("name value" on a line of its own).
+std::optional<double> PrometheusSample(std::string_view text, std::string_view name) {
+  size_t at = 0;
+  while ((at = text.find(name, at)) != std::string_view::npos) {
+    bool line_start = at == 0 || text[at - 1] == '\n';
+    size_t after = at + name.size();
+    at = after;
+    if (!line_start || after >= text.size() || text[after] != ' ') continue;
+    size_t end = text.find('\n', after);
+    std::string value(
+        text.substr(after + 1, end == std::string_view::npos ? end : end - after - 1));
+    char* parsed_end = nullptr;
+    double v = std::strtod(value.c_str(), &parsed_end);
+    if (parsed_end == value.c_str() || !std::isfinite(v) || v < 0) return std::nullopt;
+    return v;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
+Result<DiskLatencyTotals> DecodeDiskLatency(unsigned http_status, std::string_view body) {
+  if (http_status != 200) return DecodeError(http_status, body);
+  DiskLatencyTotals out;
+  double wal_count = 0, commit_count = 0;
+  for (auto [name, value] :
+       {std::pair{"etcd_disk_wal_fsync_duration_seconds_sum", &out.wal_fsync_seconds},
+        std::pair{"etcd_disk_wal_fsync_duration_seconds_count", &wal_count},
+        std::pair{"etcd_disk_backend_commit_duration_seconds_sum", &out.backend_commit_seconds},
+        std::pair{"etcd_disk_backend_commit_duration_seconds_count", &commit_count}}) {
+    auto v = PrometheusSample(body, name);
+    if (!v) {
+      return MakeError(ErrorCode::kInvalidArgument, "metrics: no valid sample of {}", name);
+    }
+    *value = *v;
+  }
+  out.wal_fsyncs = static_cast<uint64_t>(wal_count);
+  out.backend_commits = static_cast<uint64_t>(commit_count);
+  return out;
 }
 
 Result<HealthResponse> DecodeHealth(unsigned http_status, std::string_view body) {

@@ -58,6 +58,8 @@ Result<MemberAddResponse> DecodeMemberAdd(std::string_view json);
 Result<StatusResponse> DecodeStatus(std::string_view json);
 // GET /health: 200 and 503 both carry {"health":"true"|"false"} (3.5 adds "reason").
 Result<HealthResponse> DecodeHealth(unsigned http_status, std::string_view body);
+// The Prometheus text of GET /metrics; kInvalidArgument when a series is missing or malformed.
+Result<DiskLatencyTotals> DecodeDiskLatency(unsigned http_status, std::string_view body);
 Result<AlarmResponse> DecodeAlarms(std::string_view json);
 Result<PutResponse> DecodePut(std::string_view json);
 Result<RangeResponse> DecodeRange(std::string_view json);

@@ -78,6 +78,15 @@ struct HealthResponse {
   std::string reason;
 };
 
+// From GET /metrics: the running totals of etcd's disk latency histograms, from which a caller
+// that reads them twice gets the mean latency between the two reads.
+struct DiskLatencyTotals {
+  double wal_fsync_seconds = 0;       // etcd_disk_wal_fsync_duration_seconds_sum
+  uint64_t wal_fsyncs = 0;            // ..._count
+  double backend_commit_seconds = 0;  // etcd_disk_backend_commit_duration_seconds_sum
+  uint64_t backend_commits = 0;       // ..._count
+};
+
 enum class AlarmType { kNone, kNoSpace, kCorrupt };
 
 std::string_view AlarmTypeName(AlarmType type);  // "NONE", "NOSPACE", "CORRUPT", as etcd spells

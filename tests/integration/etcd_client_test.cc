@@ -123,6 +123,12 @@ TEST_F(EtcdClientTest, OneMemberListStatusHealthKvAlarmsDefragment) {
   ASSERT_TRUE(health.ok()) << health.error();
   EXPECT_TRUE(health->healthy);
 
+  // etcd's own disk latency totals: a new cluster has already fsynced its WAL.
+  auto latency = Await<DiskLatencyTotals>(io_, [&](auto cb) { c.DiskLatency(cb); });
+  ASSERT_TRUE(latency.ok()) << latency.error();
+  EXPECT_GT(latency->wal_fsyncs, 0u);
+  EXPECT_GT(latency->wal_fsync_seconds, 0.0);
+
   auto put = Put(c, "greeting", std::string("hello\0world", 11));
   ASSERT_TRUE(put.ok()) << put.error();
   EXPECT_GT(put->header.revision, status->header.revision);

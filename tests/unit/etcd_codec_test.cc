@@ -123,6 +123,33 @@ TEST(EtcdCodec, StatusOfALearnerWithoutQuorumAndUnderAlarm) {
   EXPECT_THAT(alarm->errors, ElementsAre(HasSubstr("alarm:NOSPACE")));
 }
 
+TEST(EtcdCodec, DiskLatencyFromMetrics) {
+  const char* text =
+      "# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync.\n"
+      "# TYPE etcd_disk_wal_fsync_duration_seconds histogram\n"
+      "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"0.001\"} 3\n"
+      "etcd_disk_wal_fsync_duration_seconds_sum 0.125\n"
+      "etcd_disk_wal_fsync_duration_seconds_count 50\n"
+      "etcd_disk_backend_commit_duration_seconds_sum 2.5e-01\n"
+      "etcd_disk_backend_commit_duration_seconds_count 20\n";
+  auto totals = DecodeDiskLatency(200, text);
+  ASSERT_TRUE(totals.ok()) << totals.error();
+  EXPECT_DOUBLE_EQ(totals->wal_fsync_seconds, 0.125);
+  EXPECT_EQ(totals->wal_fsyncs, 50u);
+  EXPECT_DOUBLE_EQ(totals->backend_commit_seconds, 0.25);
+  EXPECT_EQ(totals->backend_commits, 20u);
+  // A series missing, or a value that is not a number, is named.
+  auto missing = DecodeDiskLatency(200, "etcd_disk_wal_fsync_duration_seconds_sum 1\n");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.error().message, HasSubstr("etcd_disk_wal_fsync_duration_seconds_count"));
+  std::string garbled = text;
+  garbled.replace(garbled.find("0.125"), 5, "fast!");
+  auto bad = DecodeDiskLatency(200, garbled);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message, HasSubstr("etcd_disk_wal_fsync_duration_seconds_sum"));
+  EXPECT_FALSE(DecodeDiskLatency(404, "404 page not found").ok());
+}
+
 TEST(EtcdCodec, Health) {
   auto ok = DecodeHealth(200, R"({"health":"true"})");
   ASSERT_TRUE(ok.ok()) << ok.error();

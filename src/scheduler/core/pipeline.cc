@@ -53,9 +53,9 @@ std::optional<Effect> ActionPipeline::Transform(Queued q) {
   }
   if (auto* answer = std::get_if<AnswerAdmin>(&q.action); answer && answer->request == 0) {
     // Request 0 is --restore-from at start: no client waits; the log and the page say it.
-    return Action{
-        Note{answer->http_status < 300 ? "warn" : "error",
-             fmt::format("--restore-from: {} ({})", answer->message, answer->http_status)}};
+    return Action{Note{answer->http_status < 300 ? "warn" : "error",
+                       fmt::format("--restore-from: {} ({})", answer->message, answer->http_status),
+                       "restore"}};
   }
   return Effect{std::move(q.action)};
 }
@@ -64,7 +64,8 @@ void ActionPipeline::SkipLaunch(const LaunchMember& launch) {
   ++stats_.launches_skipped;
   // A task that is not on record must not start.
   pending_.push_back(Action{
-      Note{"error", "not launching " + launch.member.name + ": the state write before it failed"}});
+      Note{"error", "not launching " + launch.member.name + ": the state write before it failed",
+           "store", launch.member.name}});
   pending_.push_back(Action{DeclineOffer{launch.offer_id, kSkippedLaunchRefuseSeconds}});
   // The core believes the task launched: tell it the launch never reached Mesos (as Mesos says of
   // a launch it dropped), so that the member is replaced. Otherwise, once its agent is gone,

@@ -119,8 +119,9 @@ Actions SchedulerCore::Handle(const Event& event) {
   return out;
 }
 
-void SchedulerCore::Say(std::string level, std::string message, Actions& out) {
-  Note note{std::move(level), std::move(message)};
+void SchedulerCore::Say(std::string level, std::string kind, std::string message, Actions& out,
+                        std::string member) {
+  Note note{std::move(level), std::move(message), std::move(kind), std::move(member)};
   notes_.push_back(note);
   while (notes_.size() > kMaxNotes) notes_.pop_front();
   out.push_back(std::move(note));
@@ -147,13 +148,13 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     last_backup_ok_ = e.now - *e.newest_backup_age;
     last_backup_done_ = last_backup_ok_;
   }
-  Say("info",
+  Say("info", "session",
       fmt::format("loaded state: framework {}, generation {}, {} members",
                   state_.framework_id.value_or("(none yet)"), state_.generation,
                   state_.members.size()),
       out);
   if (state_.reseed) {
-    Say("warn",
+    Say("warn", "reseed",
         fmt::format("a {} reseed from {} was under way when the previous scheduler stopped; it "
                     "is finished once the master is back",
                     state_.reseed->manual ? "manual" : "automatic",
@@ -172,7 +173,7 @@ void SchedulerCore::ResumeReseed(Time now, Actions& out) {
   resume_reseed_ = false;
   ReseedRun& run = *state_.reseed;
   if (run.next > 0) --run.next;  // the candidate in flight is asked again
-  Say("warn",
+  Say("warn", "reseed",
       fmt::format("resuming the {} reseed that the previous scheduler started: candidates {}",
                   run.manual ? "manual" : "automatic", fmt::join(run.candidates, ", ")),
       out);
@@ -199,7 +200,7 @@ void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
   }
   out.push_back(ReconcileTasks{});  // implicit: also learn of tasks we do not know
   last_reconcile_ = e.now;
-  Say("info",
+  Say("info", "session",
       fmt::format("subscribed as framework {}; reconciling {} stored tasks", e.framework_id,
                   unanswered_.size()),
       out);
@@ -219,8 +220,8 @@ void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
   gathered_.clear();  // offers die with the subscription
   gather_started_.reset();
   if (pending_add_) pending_add_->offer_id.clear();
-  Say("warn", "disconnected from the master: " + e.reason + "; no launches or changes until back",
-      out);
+  Say("warn", "session",
+      "disconnected from the master: " + e.reason + "; no launches or changes until back", out);
 }
 
 bool SchedulerCore::MayAct() const {
@@ -383,7 +384,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
                                ClusterToken(), restore});
   }
   if (!restore.empty()) {
-    Say("warn",
+    Say("warn", "restore",
         fmt::format("restoring generation {} from backup {}: {} starts alone from it, the others "
                     "join as learners",
                     state_.generation, restore, members.front().name),
@@ -392,7 +393,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   for (size_t i = count; i < gathered_.size(); ++i) {
     out.push_back(DeclineOffer{gathered_[i].id().value(), kTransientRefuseSeconds});
   }
-  Say("info",
+  Say("info", "bootstrap",
       fmt::format("bootstrapping generation {} with {} of {} members at once: {}",
                   state_.generation, count, TargetSize(), initial_cluster),
       out);
@@ -438,10 +439,10 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
   in_flight_ = InFlight{MembershipOp::kAddLearner, member->name, now};
   out.push_back(ChangeMembership{MembershipOp::kAddLearner, member->name, 0, member->PeerUrl(),
                                  ClientUrlsOfHealthy()});
-  Say("info",
+  Say("info", "heal",
       fmt::format("adding {} as a learner ({}) before launching it on {}", member->name,
                   member->PeerUrl(), member->host),
-      out);
+      out, member->name);
 }
 
 // A learner add etcd refused for now is sent again once its retry time has come; it is given
@@ -472,7 +473,7 @@ void SchedulerCore::GiveUpAdd(const PendingAdd& add, const std::string& why, Act
   if (!add.offer_id.empty()) {
     out.push_back(DeclineOffer{add.offer_id, kTransientRefuseSeconds});
   }
-  Say("warn", why, out);
+  Say("warn", "heal", why, out, add.member.name);
   UpdateOfferInterest(out);
 }
 
@@ -523,7 +524,7 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
   }
   if (unanswered_.erase(task_id) > 0 && unanswered_.empty() && reconciling_) {
     reconciling_ = false;
-    Say("info", "reconciliation settled: every stored task has an answer", out);
+    Say("info", "session", "reconciliation settled: every stored task has an answer", out);
   }
   if (!MaybeAlive(status.state())) kills_sent_.erase(task_id);
   if (member == nullptr) {
@@ -544,11 +545,11 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     // follows leader L" would still count as a vote for health and as a live voter for quorum.
     member->reachable = false;
     member->healthy = false;
-    Say("warn",
+    Say("warn", "task",
         fmt::format("{} ended: {} ({}{})", member->name, mesos::TaskState_Name(status.state()),
                     status.has_reason() ? mesos::TaskStatus::Reason_Name(status.reason()) : "",
                     status.has_message() ? ": " + status.message() : ""),
-        out);
+        out, member->name);
     if (member->member_id == 0 && (!view_ || !InEtcd(*member, view_->members))) {
       // Never joined etcd: nothing to remove from the membership.
       state_.members.erase(member->name);
@@ -557,10 +558,10 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
   } else if (!Uncertain(before) && Uncertain(status.state())) {
     // Not counted lost yet: after a master failover every task is TASK_UNKNOWN for a while and
     // comes back RUNNING (seen on real Mesos 1.11). It counts once it ends or is removed.
-    Say("warn",
+    Say("warn", "task",
         fmt::format("{} is {}: its agent may come back", member->name,
                     mesos::TaskState_Name(status.state())),
-        out);
+        out, member->name);
   }
   if (status.state() == mesos::TASK_RUNNING)
     MarkServed(out);  // the executor says so once etcd serves
@@ -600,6 +601,8 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   m.raft_index = p.raft_index;
   m.raft_term = p.raft_term;
   m.revision = p.revision;
+  m.db_size = p.db_size;
+  m.db_size_in_use = p.db_size_in_use;
   // Written with the next state write: one per probe would be a write a second.
   state_.revisions.highest_seen = std::max(state_.revisions.highest_seen, p.revision);
   m.last_reachable = e.now;
@@ -654,7 +657,7 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
     health_reason_ = "a linearizable read failed";
   }
   if (was != healthy_) {
-    Say(healthy_ ? "info" : "warn",
+    Say(healthy_ ? "info" : "warn", "health",
         "cluster is " + std::string(healthy_ ? "healthy: " : "unhealthy: ") + health_reason_, out);
     // For the standbys' views, written with the next state write rather than by one of its
     // own: an extra write here would hold back, behind the store, the very membership changes
@@ -687,12 +690,12 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
     if (!livelock_since_) {
       livelock_since_ = now;
       ++state_.counters.cluster_livelocks;
-      Say("warn", "livelock episode started: " + health_reason_, out);
+      Say("warn", "livelock", "livelock episode started: " + health_reason_, out);
       Persisted(out);
     }
   } else if (agreed && livelock_since_) {
     livelock_since_.reset();
-    Say("info", "livelock episode ended", out);
+    Say("info", "livelock", "livelock episode ended", out);
   }
 }
 
@@ -742,7 +745,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
       if (unanswered_.count(m.task_id)) again.tasks.emplace_back(m.task_id, m.agent_id);
     }
     reconcile_started_ = now;
-    Say("warn",
+    Say("warn", "session",
         fmt::format("{} tasks still unanswered by reconciliation; asking again",
                     unanswered_.size()),
         out);
@@ -779,7 +782,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   } else if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
              LiveMembers() == 0 && !pending_add_) {
     total_loss_ = true;
-    Say("error",
+    Say("error", "health",
         "TOTAL CLUSTER LOSS: no member is left. Nothing will be started by itself; restore from a "
         "backup, or POST /start-fresh to start an empty cluster",
         out);
@@ -820,7 +823,7 @@ void SchedulerCore::BootstrapAgain(Time now, Actions& out) {
   state_.restore_snapshot = restore;
   bootstrap_not_before_ = now + delay;
   Persisted(out);
-  Say("warn",
+  Say("warn", "bootstrap",
       fmt::format("every member of generation {} failed before etcd ever ran, so no data can be "
                   "lost: starting the cluster again{} in {} ms (attempt {}); see the members' "
                   "task failures above for why they could not start",
@@ -836,7 +839,8 @@ void SchedulerCore::ExpireStuck(Time now, Actions& out) {
     if (staging && Elapsed(m.launched_at, now, config_.staging_timeout)) {
       Kill(m.task_id, m.agent_id, "not RUNNING within the staging timeout", now, out);
       m.launched_at = now;  // ask once per timeout, not every tick
-      Say("warn", name + " stuck in " + mesos::TaskState_Name(m.task_state) + "; killing it", out);
+      Say("warn", "task",
+          name + " stuck in " + mesos::TaskState_Name(m.task_state) + "; killing it", out, name);
     }
   }
 }
@@ -929,8 +933,9 @@ void SchedulerCore::RemoveMember(const EtcdMember& em, const Member* ours, const
   if (ours && MaybeAlive(ours->task_state) && !Uncertain(ours->task_state)) {
     Kill(ours->task_id, ours->agent_id, "removed from etcd: " + why, now, out);
   }
-  Say("warn", fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why),
-      out);
+  Say("warn", "heal",
+      fmt::format("removing member {} ({:x}): {}", name.empty() ? "?" : name, em.id, why), out,
+      name);
 }
 
 // Strays: a member of ours that runs and answers, but is not in etcd's member list and follows no
@@ -950,7 +955,7 @@ void SchedulerCore::StopStrays(Time now, Actions& out) {
     if (now - *m.stray_since < config_.dead_member_grace) continue;
     m.stray_since = now;
     Kill(m.task_id, m.agent_id, "not in etcd's member list and follows no leader", now, out);
-    Say("warn", name + " is not a member of the cluster; stopping it", out);
+    Say("warn", "task", name + " is not a member of the cluster; stopping it", out, name);
   }
 }
 
@@ -967,11 +972,11 @@ void SchedulerCore::ForgetEndedMembers(Time now, Actions& out) {
     if (m.member_id == 0 || !UncertainAndSilent(m, now, config_)) return false;
     ++state_.counters.lost_servers;
     Kill(m.task_id, m.agent_id, "removed from etcd and silent", now, out);
-    Say("warn",
+    Say("warn", "heal",
         fmt::format("forgetting {} ({:x}): etcd no longer lists it, its task is {} and it does "
                     "not answer",
                     m.name, m.member_id, mesos::TaskState_Name(m.task_state)),
-        out);
+        out, name);
     return true;
   });
   if (dropped > 0) Persisted(out);
@@ -1009,11 +1014,11 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
           if (!add.first_refused) add.first_refused = e.now;
           if (!Elapsed(add.first_refused, e.now, kAddRetryFor)) {
             add.retry_at = e.now + kAddRetry;
-            Say("info",
+            Say("info", "heal",
                 fmt::format("etcd cannot add {} yet ({}); asking again in {} ms or more (at the "
                             "next tick), same name",
                             add.member.name, e.status.error().message, kAddRetry.count()),
-                out);
+                out, add.member.name);
             pending_add_ = std::move(add);
             return;
           }
@@ -1027,15 +1032,16 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
         in_flight_ = InFlight{MembershipOp::kRemove, add.member.name, e.now};
         out.push_back(ChangeMembership{MembershipOp::kRemove, add.member.name, e.member_id, "",
                                        ClientUrlsOfHealthy()});
-        Say("warn", "the offer for " + add.member.name + " is gone; removing the learner", out);
+        Say("warn", "heal", "the offer for " + add.member.name + " is gone; removing the learner",
+            out, add.member.name);
         return;
       }
       if (add.member.name == fmt::format("etcd-{}", state_.next_member)) ++state_.next_member;
       if (add.first_refused) {
-        Say("info",
+        Say("info", "heal",
             fmt::format("etcd took {} after refusing it for {} ms", add.member.name,
                         std::chrono::duration_cast<Millis>(e.now - *add.first_refused).count()),
-            out);
+            out, add.member.name);
       }
       Member m = add.member;
       m.member_id = e.member_id;
@@ -1061,15 +1067,17 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       std::string initial_cluster = InitialCluster(refs);
       Persisted(out);
       out.push_back(LaunchMember{add.offer_id, m, initial_cluster, false, ClusterToken()});
-      Say("info", fmt::format("launching {} to join as a learner: {}", m.name, initial_cluster),
-          out);
+      Say("info", "heal",
+          fmt::format("launching {} to join as a learner: {}", m.name, initial_cluster), out,
+          m.name);
       return;
     }
     case MembershipOp::kPromote: {
       auto it = state_.members.find(e.name);
       if (!e.status.ok()) {
         if (e.status.error().code != ErrorCode::kRefused) {
-          Say("warn", "promoting " + e.name + " failed: " + e.status.error().message, out);
+          Say("warn", "heal", "promoting " + e.name + " failed: " + e.status.error().message, out,
+              e.name);
         }
         return;  // retried on a later tick
       }
@@ -1079,13 +1087,14 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       }
       ++state_.counters.members_promoted;
       Persisted(out);
-      Say("info", e.name + " promoted to voter", out);
+      Say("info", "heal", e.name + " promoted to voter", out, e.name);
       ProbeNow(e.now, out);  // the heal is done once the probes say so
       return;
     }
     case MembershipOp::kRemove: {
       if (!e.status.ok() && e.status.error().code != ErrorCode::kNotFound) {
-        Say("warn", "removing " + e.name + " failed: " + e.status.error().message, out);
+        Say("warn", "heal", "removing " + e.name + " failed: " + e.status.error().message, out,
+            e.name);
         return;
       }
       if (e.status.ok()) ++state_.counters.members_removed;  // not found: already gone
@@ -1121,7 +1130,7 @@ void SchedulerCore::StartReseed(Time now, bool manual, Actions& out) {
   state_.reseed = ReseedRun{std::move(candidates), 0, manual};
   ++state_.counters.cluster_reseeds;
   const ReseedRun& run = *state_.reseed;
-  Say("warn",
+  Say("warn", "reseed",
       fmt::format("{} reseed: candidates by raft index: {}", manual ? "manual" : "automatic",
                   fmt::join(run.candidates, ", ")),
       out);
@@ -1131,8 +1140,8 @@ void SchedulerCore::StartReseed(Time now, bool manual, Actions& out) {
 }
 
 void SchedulerCore::NoSurvivorToReseed(Time now, Actions& out) {
-  Say("error", "reseed needed but no survivor can be reseeded (none answers); killing nothing",
-      out);
+  Say("error", "reseed",
+      "reseed needed but no survivor can be reseeded (none answers); killing nothing", out);
   livelock_since_ = now;  // wait another full timeout before trying again
   Persisted(out);
 }
@@ -1184,7 +1193,7 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
       stopped.push_back(name);
     }
   }
-  Say("error",
+  Say("error", "reseed",
       fmt::format("reseed failed: no candidate ({}) came up alone; the candidates run on as "
                   "they were{}; another attempt follows after a full reseed timeout",
                   fmt::join(state_.reseed->candidates, ", "),
@@ -1204,7 +1213,8 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
     return;  // not the survivor asked last (an answer from before a restart)
   }
   if (!e.raft_index.ok()) {
-    Say("warn", "reseed of " + e.name + " failed: " + e.raft_index.error().message, out);
+    Say("warn", "reseed", "reseed of " + e.name + " failed: " + e.raft_index.error().message, out,
+        e.name);
     NextReseedCandidate(e.now, out);
     return;
   }
@@ -1215,11 +1225,11 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
   StartGeneration(/*survivor=*/e.name, "reseeded from " + e.name, out);
   state_.reseed.reset();
   Persisted(out);
-  Say("warn",
+  Say("warn", "reseed",
       fmt::format("reseeded from {} at raft index {}; generation {}; growing back with learners",
                   e.name, *e.raft_index, state_.generation),
-      out);
-  Say("warn", DescribeReseedWindow(r), out);
+      out, e.name);
+  Say("warn", "reseed", DescribeReseedWindow(r), out);
   UpdateOfferInterest(out);
 }
 
@@ -1252,7 +1262,8 @@ void SchedulerCore::StartGeneration(const std::string& survivor, const std::stri
 }
 
 void SchedulerCore::OnPersist(const PersistResult& e, Actions& out) {
-  if (!e.status.ok()) Say("error", "writing state failed: " + e.status.error().message, out);
+  if (!e.status.ok())
+    Say("error", "store", "writing state failed: " + e.status.error().message, out);
 }
 
 // ---- Admin --------------------------------------------------------------------------------
@@ -1291,7 +1302,7 @@ void SchedulerCore::OnAdminStartFresh(const AdminStartFresh& e, Actions& out) {
   state_.bootstrapped = false;
   total_loss_ = false;
   Persisted(out);
-  Say("warn",
+  Say("warn", "admin",
       fmt::format("operator asked for a fresh, EMPTY cluster: generation {}", state_.generation),
       out);
   out.push_back(AnswerAdmin{e.request, 202, "starting a fresh, empty cluster"});
@@ -1321,7 +1332,7 @@ void SchedulerCore::OnAdminResize(const AdminResize& e, Actions& out) {
   state_.target_size = e.size;
   state_.target_flag = config_.cluster_size;
   Persisted(out);
-  Say("warn",
+  Say("warn", "resize",
       fmt::format("operator asked for {} members (was {}): {} one member at a time", e.size, was,
                   e.size > was ? "growing" : "shrinking"),
       out);
@@ -1365,7 +1376,8 @@ bool SchedulerCore::StartBackup(Time now, const std::string& reason, bool allow_
   backup_ = BackupRun{next_backup_id_++, source->name, reason, now};
   backup_status_.running = source->name + " (" + reason + ")";
   out.push_back(TakeBackup{backup_->id, source->name, source->ClientUrl(), reason});
-  Say("info", fmt::format("backing up from {} ({})", source->name, reason), out);
+  Say("info", "backup", fmt::format("backing up from {} ({})", source->name, reason), out,
+      source->name);
   return true;
 }
 
@@ -1376,7 +1388,7 @@ void SchedulerCore::MaybeBackup(Time now, Actions& out) {
     backup_status_.last_error =
         fmt::format("the backup from {} ({}) did not finish within {} s", backup_->member,
                     backup_->reason, config_.backup_timeout.count() / 1000);
-    Say("error", backup_status_.last_error, out);
+    Say("error", "backup", backup_status_.last_error, out);
     last_backup_failed_ = now;
     last_backup_done_ = now;
     BackupFinished(now, out);
@@ -1396,7 +1408,7 @@ void SchedulerCore::OnBackupResult(const BackupResult& e, Actions& out) {
     backup_status_.last = *e.backup;
     last_backup_ok_ = e.now;
     last_backup_done_ = e.now;
-    Say("info",
+    Say("info", "backup",
         fmt::format("backup {} written: {} bytes, revision {}, from {}", e.backup->name,
                     e.backup->size, e.backup->revision, e.backup->member),
         out);
@@ -1406,7 +1418,7 @@ void SchedulerCore::OnBackupResult(const BackupResult& e, Actions& out) {
                                             backup_->reason, e.backup.error().message);
     last_backup_failed_ = e.now;
     last_backup_done_ = e.now;
-    Say("error", backup_status_.last_error, out);
+    Say("error", "backup", backup_status_.last_error, out);
   }
   if (current) BackupFinished(e.now, out);
 }
@@ -1418,11 +1430,12 @@ void SchedulerCore::BackupFinished(Time now, Actions& out) {
   bool manual = *reseed_waiting_;
   reseed_waiting_.reset();
   if (!manual && !livelock_since_) {
-    Say("info", "the livelock ended while backing up; no reseed", out);
+    Say("info", "reseed", "the livelock ended while backing up; no reseed", out);
     return;
   }
   if (!connected_ || reconciling_ || state_.reseed || total_loss_) {
-    Say("warn", "the reseed waiting for its backup cannot start now; it will be asked again", out);
+    Say("warn", "reseed",
+        "the reseed waiting for its backup cannot start now; it will be asked again", out);
     return;
   }
   StartReseed(now, manual, out);
@@ -1432,13 +1445,14 @@ void SchedulerCore::BeginReseed(Time now, bool manual, Actions& out) {
   if (config_.backups) {
     if (backup_ || StartBackup(now, "before reseed", /*allow_unhealthy=*/true, out)) {
       reseed_waiting_ = manual;
-      Say("warn",
+      Say("warn", "reseed",
           fmt::format("reseed waits for the backup from {} (at most {} s)", backup_->member,
                       config_.backup_timeout.count() / 1000),
           out);
       return;
     }
-    Say("warn", "no member answers to be backed up before the reseed; reseeding without one", out);
+    Say("warn", "reseed",
+        "no member answers to be backed up before the reseed; reseeding without one", out);
   }
   StartReseed(now, manual, out);
 }
@@ -1479,7 +1493,7 @@ void SchedulerCore::OnAdminRestore(const AdminRestore& e, Actions& out) {
   state_.restore_snapshot = e.snapshot;
   total_loss_ = false;
   Persisted(out);
-  Say("warn",
+  Say("warn", "restore",
       fmt::format("operator asked to restore from backup {}: generation {}", e.snapshot,
                   state_.generation),
       out);

@@ -147,7 +147,9 @@ class SchedulerCore {
   void MarkServed(Actions& out);
   void BootstrapAgain(Time now, Actions& out);
   void Persisted(Actions& out);
-  void Say(std::string level, std::string message, Actions& out);
+  // `kind` and `member`: see Note.
+  void Say(std::string level, std::string kind, std::string message, Actions& out,
+           std::string member = "");
 
   CoreConfig config_;
   PersistentState state_;

@@ -74,6 +74,8 @@ struct Member {
   uint64_t raft_index = 0;
   uint64_t raft_term = 0;
   uint64_t revision = 0;  // etcd's KV revision as this member has applied it
+  uint64_t db_size = 0;         // bytes of its database file
+  uint64_t db_size_in_use = 0;  // of which in use; the rest is free pages a defrag gives back
   std::optional<Time> launched_at;
   std::optional<Time> last_reachable;
   std::optional<Time> learner_since;
@@ -207,6 +209,8 @@ struct MemberProbe {
   bool healthy = false;
   uint64_t revision = 0;  // etcd's KV revision as this member has applied it (last: positional
                           // initializers of the fields above stay valid)
+  uint64_t db_size = 0;
+  uint64_t db_size_in_use = 0;
 };
 struct ProbeResult {
   std::string name;
@@ -358,10 +362,15 @@ struct AnswerAdmin {
   int http_status = 200;
   std::string message;
 };
+// For the log, the status page's timeline and each member's history. `kind` groups notes for the
+// timeline's filter: session, election, health, livelock, bootstrap, heal, task, reseed, backup,
+// restore, resize, admin, store. `member`: the member the note is about, if one.
 struct Note {
   std::string level;
   std::string message;
-};  // for the log and the status page
+  std::string kind = "";
+  std::string member = "";
+};
 
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,

@@ -191,7 +191,7 @@ void SchedulerShell::LoseLeadership(const std::string& why) {
                          "lost the leadership of {}: {}; stopped so that only the new leader acts",
                          flags_.core.framework_name, why);
   spdlog::critical("{}", lost.message);
-  notes_.Add(Note{"error", lost.message});
+  notes_.Add(Note{"error", lost.message, "election"});
   if (options_.on_lost_leadership) return options_.on_lost_leadership(lost);
   Fatal(lost);
 }
@@ -210,7 +210,8 @@ void SchedulerShell::OnElection(const store::ZkElection::View& view) {
     // Every write from now on lands only while our election node exists: once our session has
     // expired, nothing we write can overwrite what the next leader stores.
     store_->SetFence(fmt::format("/{}/leader/{}", flags_.core.framework_name, view.node));
-    notes_.Add(Note{"warn", "elected: this instance leads " + flags_.core.framework_name});
+    notes_.Add(
+        Note{"warn", "elected: this instance leads " + flags_.core.framework_name, "election"});
     spdlog::warn("elected: this instance leads {} ({}); loading the state and subscribing",
                  flags_.core.framework_name, view.node);
     return LoadState(0);
@@ -234,12 +235,12 @@ void SchedulerShell::HoldWhileInDoubt(bool in_doubt) {
         "lost the connection to ZooKeeper while leading: every action is held until it is back "
         "(or the session expires and another instance leads)";
     spdlog::warn("{}", why);
-    notes_.Add(Note{"warn", why});
+    notes_.Add(Note{"warn", why, "election"});
     return;
   }
   pipeline_.Resume();
   spdlog::info("ZooKeeper is back within the session: still the leader; carrying on");
-  notes_.Add(Note{"info", "ZooKeeper is back within the session: still the leader"});
+  notes_.Add(Note{"info", "ZooKeeper is back within the session: still the leader", "election"});
   Drain();
 }
 
@@ -279,7 +280,7 @@ void SchedulerShell::Stop() {
 
 void SchedulerShell::Fatal(const Error& error) {
   spdlog::critical("{}", error.ToString());
-  notes_.Add(Note{"error", error.ToString()});
+  notes_.Add(Note{"error", error.ToString(), "session"});
   if (options_.on_fatal) options_.on_fatal(error);
 }
 
@@ -522,7 +523,8 @@ void SchedulerShell::Carry(Action& action) {
                  [&](Persist&) {
                    DoNote(Note{"error",
                                "internal: a state write reached the shell outside the "
-                               "action pipeline; not written"});
+                               "action pipeline; not written",
+                               "store"});
                  },
                  [&](AnswerAdmin& a) {
                    if (admin_) admin_->Answer(a);
@@ -564,8 +566,10 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
     // Checked again right before the launch: nothing starts from a file that went bad.
     auto verified = VerifyBackup(flags_.shell.backup_dir, launch.restore_snapshot);
     if (!verified.ok()) {
-      DoNote(Note{"error", "not launching " + launch.member.name + " from backup " +
-                               launch.restore_snapshot + ": " + verified.error().ToString()});
+      DoNote(Note{"error",
+                  "not launching " + launch.member.name + " from backup " +
+                      launch.restore_snapshot + ": " + verified.error().ToString(),
+                  "restore", launch.member.name});
       DoDecline(launch.offer_id, ActionPipeline::kSkippedLaunchRefuseSeconds);
       return;
     }
@@ -660,6 +664,8 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     p.raft_term = s.raft_term;
     p.revision = s.header.revision;
     p.is_learner = s.is_learner;
+    p.db_size = s.db_size;
+    p.db_size_in_use = s.db_size_in_use;
     std::optional<bool> health;
     if (join->health->ok()) health = (*join->health)->healthy;
     p.healthy = MemberHealthy(s.leader, !s.errors.empty(), health, s.is_learner);

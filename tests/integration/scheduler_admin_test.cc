@@ -212,10 +212,135 @@ TEST_F(AdminApi, StatusPageAndEndpoints) {
   ASSERT_EQ(page.status, 200u);
   EXPECT_NE(page.Header("Content-Type").value_or("").find("text/html"), std::string::npos);
   EXPECT_NE(page.body.find("etcd-1"), std::string::npos);
-  EXPECT_NE(page.body.find("http-equiv=\"refresh\""), std::string::npos);
+  // The console refreshes in place from /console.json; only a client without scripts reloads.
+  EXPECT_NE(page.body.find("<noscript><meta http-equiv=\"refresh\""), std::string::npos);
+  EXPECT_EQ(page.body.find("http-equiv=\"refresh\""),
+            page.body.find("<noscript><meta http-equiv=\"refresh\"") + 16);
+  EXPECT_NE(page.body.find("fetch('/console.json"), std::string::npos);
   EXPECT_NE(page.body.find("loaded state"), std::string::npos);  // the core's note
+  // Self-contained: nothing is loaded from elsewhere (it must work on an isolated network).
+  EXPECT_EQ(page.body.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(page.body.find("href=\"http"), std::string::npos);
   auto endpoints = Get("/endpoints");
   EXPECT_EQ(endpoints.body, "http://127.0.0.9:31001,http://127.0.0.9:31101\n");
+}
+
+// The console's data: members with their role, lag and database, the notes with their kind and
+// member, the history's samples, each poll asking only for what is new; bad cursors are refused.
+TEST_F(AdminApi, ConsoleJsonGivesMembersNotesAndHistoryIncrementally) {
+  ClusterHistory history;
+  server_->SetHistory(&history);
+  server_->SetMasterUrl("http://127.0.0.1:5050");
+  Member& one = const_cast<Member&>(core_.state().members.at("etcd-1"));
+  one.member_id = 0x11;  // distinct ids: the probes vote for etcd-1 as leader
+  auto now = Clock::now();
+  for (const auto& a : core_.Handle(ProbeResult{
+           "etcd-1", MemberProbe{0x11, 0x11, 500, 2, false, true, 40, 1000000, 250000}, now})) {
+    Record(a);
+  }
+  history.Sample(core_, false, 1000, 1.5);
+  history.Sample(core_, false, 11000, std::nullopt);
+  notes_.Add(Note{"warn", "removing member etcd-2 (x): lost", "heal", "etcd-2"});
+
+  json d = json::parse(Get("/console.json").body);
+  EXPECT_EQ(d["framework"], "etcd-default");
+  EXPECT_EQ(d["leader"], "etcd-1");
+  ASSERT_EQ(d["members"].size(), 2u);
+  const json& leader = d["members"][0];
+  EXPECT_EQ(leader["name"], "etcd-1");
+  EXPECT_EQ(leader["role"], "leader");
+  EXPECT_EQ(leader["lag"], 0);
+  EXPECT_EQ(leader["db_size"], 1000000);
+  EXPECT_DOUBLE_EQ(leader["fragmented"].get<double>(), 0.75);
+  EXPECT_EQ(leader["sandbox_url"],
+            "http://127.0.0.1:5050/#/agents/agent-etcd-1/frameworks/fw-1/executors/etcd-1.0/"
+            "browse");
+  EXPECT_EQ(d["members"][1]["role"], "voter") << "a bootstrap member, staging";
+  EXPECT_TRUE(d["members"][1]["lag"].is_null()) << "not answering: no lag to tell";
+  const json& items = d["notes"]["items"];
+  ASSERT_GE(items.size(), 2u);
+  EXPECT_EQ(items.back()["kind"], "heal");
+  EXPECT_EQ(items.back()["member"], "etcd-2");
+  EXPECT_EQ(items.front()["kind"], "session");  // "loaded state: ..."
+  ASSERT_EQ(d["history"]["samples"].size(), 2u);
+  EXPECT_EQ(d["history"]["samples"][0], json::parse("[1000, 1, 3, 0, 1000000, 1.5]"));
+  EXPECT_TRUE(d["history"]["samples"][1][5].is_null()) << "no latency read: no value, not 0";
+
+  // The next poll asks for what is new only.
+  uint64_t last = d["notes"]["last"];
+  json next =
+      json::parse(Get(fmt::format("/console.json?notes_after={}&samples_after=1000", last)).body);
+  EXPECT_TRUE(next["notes"]["items"].empty());
+  EXPECT_EQ(next["notes"]["last"], last);
+  ASSERT_EQ(next["history"]["samples"].size(), 1u);
+  EXPECT_EQ(next["history"]["samples"][0][0], 11000);
+
+  for (const char* bad : {"/console.json?notes_after=abc", "/console.json?samples_after=-1",
+                          "/console.json?notes_after=99999999999999999999999"}) {
+    auto r = Get(bad);
+    EXPECT_EQ(r.status, 400u) << bad;
+    EXPECT_NE(r.body.find("_after must be"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(Call(net::Verb::post, "/console.json").status, 405u);
+}
+
+// The history and the notes stay bounded however long the scheduler runs; leader changes and
+// health flips are counted as they are observed.
+TEST(ConsoleHistory, IsBoundedAndCountsLeaderChangesAndHealthFlips) {
+  PersistentState state;
+  state.framework_id = "fw-1";
+  state.bootstrapped = true;
+  state.members["etcd-1"] = M("etcd-1", 31000, mesos::TASK_RUNNING);
+  state.members["etcd-1"].member_id = 1;
+  state.members["etcd-2"] = M("etcd-2", 31100, mesos::TASK_RUNNING);
+  state.members["etcd-2"].member_id = 2;
+  SchedulerCore core(CoreConfig{});
+  core.Handle(Started{state, Clock::now()});
+  auto probe = [&](uint64_t leader) {
+    for (auto [name, id] : {std::pair{"etcd-1", 1}, std::pair{"etcd-2", 2}}) {
+      core.Handle(ProbeResult{
+          name, MemberProbe{static_cast<uint64_t>(id), leader, 9, 1, false, leader != 0, 1, 0, 0},
+          Clock::now()});
+    }
+  };
+  ClusterHistory history;
+  history.Observe(core, false, 5);
+  EXPECT_EQ(history.health_since_ms(), 5);
+  probe(1);
+  history.Observe(core, false, 10);
+  probe(2);
+  history.Observe(core, false, 20);
+  probe(1);
+  history.Observe(core, false, 30);
+  EXPECT_EQ(history.leader_changes(), 2u);
+  probe(0);  // no leader: not a change of leader
+  history.Observe(core, false, 40);
+  probe(1);
+  history.Observe(core, false, 50);
+  EXPECT_EQ(history.leader_changes(), 2u);
+
+  for (int64_t t = 0; t < 3000; ++t) history.Sample(core, false, 100 + t, std::nullopt);
+  EXPECT_EQ(history.samples().size(), ClusterHistory::kKeep);
+  EXPECT_EQ(history.samples().back().unix_ms, 3099);
+  EXPECT_EQ(history.samples().back().healthy_voters, 2);
+  // A clock that went back still gives increasing times (the console's cursor relies on it).
+  history.Sample(core, false, 7, std::nullopt);
+  EXPECT_EQ(history.samples().back().unix_ms, 3100);
+
+  NoteLog notes;
+  for (int i = 0; i < 5000; ++i) notes.Add(Note{"info", fmt::format("note {}", i), "heal"});
+  EXPECT_EQ(notes.notes().size(), NoteLog::kKeep);
+  EXPECT_EQ(notes.notes().back().seq, 5000u);
+  EXPECT_EQ(notes.notes().front().note.message, fmt::format("note {}", 5000 - NoteLog::kKeep));
+}
+
+TEST(ConsoleHistory, MeanFsyncIsTheDeltaOfEtcdsTotals) {
+  etcd::DiskLatencyTotals before{0.5, 100, 1, 10};
+  etcd::DiskLatencyTotals after{0.7, 140, 1, 10};
+  ASSERT_TRUE(ClusterHistory::MeanFsyncMs(before, after).has_value());
+  EXPECT_DOUBLE_EQ(*ClusterHistory::MeanFsyncMs(before, after), 5.0);  // 0.2 s over 40
+  EXPECT_FALSE(ClusterHistory::MeanFsyncMs(after, after).has_value()) << "no fsync between";
+  EXPECT_FALSE(ClusterHistory::MeanFsyncMs(after, before).has_value()) << "a restarted member";
 }
 
 // Total loss (every member's task gone for good) is told on the page, in /stats and /metrics, and

@@ -976,7 +976,7 @@ void SchedulerCore::ForgetEndedMembers(Time now, Actions& out) {
         fmt::format("forgetting {} ({:x}): etcd no longer lists it, its task is {} and it does "
                     "not answer",
                     m.name, m.member_id, mesos::TaskState_Name(m.task_state)),
-        out, name);
+        out, m.name);
     return true;
   });
   if (dropped > 0) Persisted(out);

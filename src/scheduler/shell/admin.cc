@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +26,14 @@ namespace {
 using json = nlohmann::json;
 // nlohmann's ordered_json keeps insertion order: /stats keeps the original's key order.
 using ordered_json = nlohmann::ordered_json;
+
+// A non-negative decimal count, all of `text`; nullopt otherwise.
+std::optional<uint64_t> ParseCount(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 int Hex(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -398,15 +407,16 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     if (!get) return reply(MethodNotAllowed(req, "GET"));
     return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);
   }
-  static const char* kReadOnly[] = {"/",        "/members",   "/stats",  "/healthz",
-                                    "/metrics", "/endpoints", "/backups"};
+  static const char* kReadOnly[] = {"/",        "/members",   "/stats",   "/healthz",
+                                    "/metrics", "/endpoints", "/backups", "/console.json"};
   if (std::none_of(std::begin(kReadOnly), std::end(kReadOnly),
                    [&](const char* p) { return path == p; })) {
     return reply(Text(404, fmt::format("404 not found: {} (try /, /members, /stats, /healthz, "
-                                       "/metrics, /endpoints, /backups, /reseed)\n",
+                                       "/metrics, /endpoints, /backups, /console.json, /reseed)\n",
                                        path.substr(0, 200))));
   }
   if (!get) return reply(MethodNotAllowed(req, "GET"));
+  if (path == "/console.json") return reply(ServeConsole(req));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
   if (path == "/stats") {
     return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_, holding_)));
@@ -453,6 +463,40 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
 }
 
 void AdminServer::SetStandby(std::optional<std::string> leader) { standby_ = std::move(leader); }
+
+net::HttpResponse AdminServer::ServeConsole(const net::ServerRequest& req) const {
+  ConsoleContext context;
+  context.now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  context.standby_leader = standby_;
+  context.holding = holding_;
+  context.master_url = master_url_;
+  // The page asks only for what it has not seen yet.
+  for (auto [key, into] : {std::pair{"notes_after", &context.notes_after}}) {
+    auto value = QueryValue(req.query, key);
+    if (!value) continue;
+    auto parsed = ParseCount(*value);
+    if (!parsed)
+      return Text(400, fmt::format("400 bad request: {} must be a count, not '{}'\n", key,
+                                   value->substr(0, 40)));
+    *into = *parsed;
+  }
+  if (auto value = QueryValue(req.query, "samples_after")) {
+    auto parsed = ParseCount(*value);
+    if (!parsed || *parsed > static_cast<uint64_t>(INT64_MAX)) {
+      return Text(400,
+                  fmt::format("400 bad request: samples_after must be a time in ms, not '{}'\n",
+                              value->substr(0, 40)));
+    }
+    context.samples_after_ms = static_cast<int64_t>(*parsed);
+  }
+  static const ClusterHistory kNoHistory;
+  auto r = net::JsonResponse(
+      200, RenderConsoleJson(core_, notes_, history_ ? *history_ : kNoHistory, context));
+  r.headers.push_back({"Cache-Control", "no-store"});
+  return r;
+}
 
 void AdminServer::Command(const net::ServerRequest& req,
                           std::shared_ptr<net::Responder> responder) {

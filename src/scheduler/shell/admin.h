@@ -64,6 +64,7 @@
 #include "common/uri.h"
 #include "net/http.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/shell/console.h"
 #include "scheduler/shell/status_page.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -121,11 +122,17 @@ class AdminServer {
   void SetStandby(std::optional<std::string> leader);
   // A leader cut off from ZooKeeper holds every action: /stats and /metrics say so.
   void SetHolding(bool holding) { holding_ = holding; }
+  // The console's history (kept by the shell; outlives this server) and the leading master's
+  // web UI address, for its sandbox links.
+  void SetHistory(const ClusterHistory* history) { history_ = history; }
+  void SetMasterUrl(std::string url) { master_url_ = std::move(url); }
 
  private:
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
+  // GET /console.json[?notes_after=<seq>&samples_after=<ms>]: the status page's live data.
+  net::HttpResponse ServeConsole(const net::ServerRequest& request) const;
   // The backup directory may be a network mount that hangs: it is listed on disk_, never on
   // the event loop that serves every other endpoint.
   void ServeBackups(std::shared_ptr<net::Responder> responder);
@@ -135,6 +142,8 @@ class AdminServer {
   const SchedulerCore& core_;
   std::optional<std::string> standby_;  // the leader's admin URL while this instance stands by
   bool holding_ = false;
+  const ClusterHistory* history_ = nullptr;
+  std::string master_url_;
   const NoteLog& notes_;
   Submit submit_;
   net::HttpServer server_;

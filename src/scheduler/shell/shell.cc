@@ -17,6 +17,7 @@
 #include "common/wait_status.h"
 #include "etcd/client.h"
 #include "net/http.h"
+#include "scheduler/core/rules.h"
 #include "scheduler/shell/backups.h"
 #include "scheduler/shell/membership_route.h"
 #include "scheduler/shell/state_codec.h"
@@ -104,6 +105,7 @@ SchedulerShell::SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags
       flags_(std::move(flags)),
       options_(std::move(options)),
       core_(flags_.core),
+      console_timer_(io),
       standby_timer_(io),
       tick_timer_(io),
       retry_timer_(io) {}
@@ -130,8 +132,10 @@ Status SchedulerShell::Start() {
   admin.artifacts = artifacts_;
   admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
                                          [this](Event e) { Feed(std::move(e)); });
+  admin_->SetHistory(&history_);
   auto bound = admin_->Start();
   if (!bound.ok()) return bound.error();
+  ArmConsole();
   artifact_base_ = fmt::format("http://{}:{}/artifacts/", flags_.shell.address, bound->port);
   if (admin.token.empty()) {
     spdlog::warn(
@@ -269,6 +273,7 @@ void SchedulerShell::Stop() {
   if (stopped_) return;
   stopped_ = true;
   tick_timer_.cancel();
+  console_timer_.cancel();
   retry_timer_.cancel();
   standby_timer_.cancel();
   election_.reset();             // withdraws: the next instance in line leads at once
@@ -364,6 +369,54 @@ void SchedulerShell::ArmTick() {
   }));
 }
 
+void SchedulerShell::ArmConsole() {
+  console_timer_.expires_after(std::chrono::seconds(1));
+  console_timer_.async_wait(Guarded([this](boost::system::error_code ec) {
+    if (ec) return;
+    ObserveConsole();
+    ArmConsole();
+  }));
+}
+
+void SchedulerShell::ObserveConsole() {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  bool standby = !leading();
+  history_.Observe(core_, standby, now);
+  if (now - last_sample_ms_ < ClusterHistory::kSampleIntervalMs) return;
+  last_sample_ms_ = now;
+  uint64_t leader_id = CountLeaderVotes(core_.state().members).leader;
+  const Member* leader = nullptr;
+  for (const auto& [name, m] : core_.state().members) {
+    if (leader_id != 0 && m.member_id == leader_id && m.reachable) leader = &m;
+  }
+  // A standby does not talk to etcd; without a leader there is no write latency to read.
+  if (standby || leader == nullptr) {
+    fsync_totals_.reset();
+    return history_.Sample(core_, standby, now, std::nullopt);
+  }
+  etcd::Client::Options options;
+  options.request_timeout = flags_.shell.probe_timeout;
+  auto client =
+      std::make_shared<etcd::Client>(io_, HostPort{leader->host, leader->client_port}, options);
+  client->DiskLatency(
+      Guarded([this, client, name = leader->name, now](Result<etcd::DiskLatencyTotals> totals) {
+        std::optional<double> mean;
+        if (totals.ok()) {
+          if (fsync_totals_ && fsync_from_ == name) {
+            mean = ClusterHistory::MeanFsyncMs(*fsync_totals_, *totals);
+          }
+          fsync_totals_ = *totals;
+          fsync_from_ = name;
+        } else {
+          spdlog::debug("console: reading {}'s disk latency: {}", name, totals.error().ToString());
+          fsync_totals_.reset();
+        }
+        history_.Sample(core_, !leading(), now, mean);
+      }));
+}
+
 void SchedulerShell::StartMaster() {
   mesos_client::SchedulerClient::Options client_options = options_.client;
   if (flags_.shell.principal && !flags_.shell.secret.empty()) {
@@ -376,6 +429,7 @@ void SchedulerShell::StartMaster() {
           Guarded([this](const MesosEvent::Subscribed& s) {
             spdlog::info("subscribed to {} as framework {}", client_->master().ToString(),
                          s.framework_id().value());
+            if (admin_) admin_->SetMasterUrl("http://" + client_->master().ToString());
             Feed(Subscribed{s.framework_id().value(), Clock::now()});
           }),
           Guarded([this](const MesosEvent& e) { OnMesosEvent(e); }),

@@ -47,6 +47,7 @@
 #include "scheduler/core/pipeline.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/admin.h"
+#include "scheduler/shell/console.h"
 #include "scheduler/shell/flags.h"
 #include "scheduler/shell/task_info.h"
 #include "store/state_store.h"
@@ -130,6 +131,10 @@ class SchedulerShell {
   void DoBackup(const TakeBackup& backup);
   void Send(mesos::scheduler::Call call, std::string what);
   void ArmTick();
+  // The console's history: observed every second, sampled every ClusterHistory::kSampleIntervalMs
+  // with the leader's disk latency as etcd reports it.
+  void ArmConsole();
+  void ObserveConsole();
 
   // A guard for callbacks that may complete after the shell is gone.
   template <typename F>
@@ -145,6 +150,11 @@ class SchedulerShell {
   Options options_;
   SchedulerCore core_;
   NoteLog notes_;
+  ClusterHistory history_;
+  boost::asio::steady_timer console_timer_;
+  int64_t last_sample_ms_ = 0;
+  std::optional<etcd::DiskLatencyTotals> fsync_totals_;  // the leader's, at the last sample
+  std::string fsync_from_;                               // the member they were read from
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<store::ZkElection> election_;  // with a ZooKeeper store

@@ -7,11 +7,12 @@
 
 #include "net/http.h"
 #include "scheduler/core/rules.h"
+#include "scheduler/shell/console_page.h"
 
 namespace etcd_mesos::scheduler::shell {
 
 void NoteLog::Add(Note note) {
-  notes_.push_back(TimedNote{std::chrono::system_clock::now(), std::move(note)});
+  notes_.push_back(TimedNote{std::chrono::system_clock::now(), std::move(note), next_seq_++});
   while (notes_.size() > kKeep) notes_.pop_front();
 }
 
@@ -52,7 +53,8 @@ std::string MemberRows(const SchedulerCore& core) {
 // One table row per note, newest first.
 std::string NoteRows(const NoteLog& notes) {
   std::string rows;
-  for (auto it = notes.notes().rbegin(); it != notes.notes().rend(); ++it) {
+  int shown = 0;
+  for (auto it = notes.notes().rbegin(); it != notes.notes().rend() && shown++ < 100; ++it) {
     rows += fmt::format(
         "<tr class=\"{}\"><td>{:%Y-%m-%d %H:%M:%S}</td><td>{}</td><td>{}</td>"
         "</tr>\n",
@@ -110,14 +112,12 @@ std::string RenderStatusPage(const SchedulerCore& core, const NoteLog& notes, in
   const BackupStatus& b = core.backups();
   return fmt::format(
       R"(<!DOCTYPE html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<noscript><meta http-equiv="refresh" content="5"></noscript>
 <title>etcd-mesos: {0}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-.ok {{ background: #dff0d8; }} .bad, .error {{ background: #f2dede; }} .warn {{ background: #fcf8e3; }}
-</style></head><body>
+<style>{22}</style></head><body>
+<div id="snapshot">
 <h1>etcd-mesos: {0}</h1>
 {21}<p class="{1}"><b>{2}</b></p>
 <p>master: {3}; reconciliation: {4}; livelock: {5}; reseed: {6}; generation {7};
@@ -136,6 +136,9 @@ cluster size {8}</p>
 <h2>recent events</h2>
 <table><tr><th>time</th><th>level</th><th>message</th></tr>
 {20}</table>
+</div>
+{23}
+<script>{24}</script>
 </body></html>
 )",
       Html(core.config().framework_name), Healthy(core, standby_leader.has_value()) ? "ok" : "bad",
@@ -150,7 +153,7 @@ cluster size {8}</p>
                     [](const auto& kv) { return kv.second.task_state == mesos::TASK_RUNNING; }),
       c.launched_servers, c.failed_servers, c.lost_servers, c.cluster_livelocks, c.cluster_reseeds,
       c.reseed_attempts, c.members_added, c.members_promoted, c.members_removed, NoteRows(notes),
-      StandbyBanner(standby_leader));
+      StandbyBanner(standby_leader), ConsoleStyle(), ConsoleBody(), ConsoleScript());
 }
 
 }  // namespace etcd_mesos::scheduler::shell

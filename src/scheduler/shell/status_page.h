@@ -23,15 +23,18 @@ namespace etcd_mesos::scheduler::shell {
 struct TimedNote {
   std::chrono::system_clock::time_point at;
   Note note;
+  uint64_t seq = 0;  // 1, 2, ...: the console asks for the notes after the last it has
 };
+// Bounded: the oldest notes go first (a few hours of a busy cluster's decisions).
 class NoteLog {
  public:
-  static constexpr size_t kKeep = 100;
+  static constexpr size_t kKeep = 1000;
   void Add(Note note);
   const std::deque<TimedNote>& notes() const { return notes_; }
 
  private:
   std::deque<TimedNote> notes_;
+  uint64_t next_seq_ = 1;
 };
 
 // Seconds since the newest backup was written (`now_unix`: the wall clock); -1 when there is none.

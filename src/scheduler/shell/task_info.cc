@@ -97,6 +97,10 @@ void AddTaskResources(const std::vector<mesos::Resource>& pieces, Pool* out) {
 
 }  // namespace
 
+std::string ExecutorIdOf(const Member& member) {
+  return fmt::format("{}.{}", member.name, member.generation);
+}
+
 mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
                               const LaunchContext& context) {
   const CoreConfig& config = *context.core;
@@ -129,7 +133,7 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
 
   auto* exec = task.mutable_executor();
   exec->set_type(mesos::ExecutorInfo::CUSTOM);
-  exec->mutable_executor_id()->set_value(fmt::format("{}.{}", m.name, m.generation));
+  exec->mutable_executor_id()->set_value(ExecutorIdOf(m));
   if (!context.framework_id.empty()) {
     exec->mutable_framework_id()->set_value(context.framework_id);
   }

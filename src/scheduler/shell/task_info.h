@@ -45,6 +45,8 @@ struct LaunchContext {
 // may be null (an offer that went away): the master then refuses the launch, as it should.
 mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
                               const LaunchContext& context);
+// The id of the executor that runs `member`: one per member and generation.
+std::string ExecutorIdOf(const Member& member);
 // The FrameworkInfo this scheduler subscribes with.
 mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
                                         const std::optional<std::string>& framework_id);

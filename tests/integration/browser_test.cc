@@ -344,5 +344,15 @@ TEST(BrowserStart, AMissingBrowserIsAClearError) {
   EXPECT_THAT(started.error().message, HasSubstr("not installed"));
 }
 
+TEST(BrowserStart, ABrowserThatDoesNotStartInTimeIsAClearError) {
+  Browser::Options options;
+  options.start_timeout = std::chrono::milliseconds(1);
+  auto started = Browser::Start(options);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code, ErrorCode::kUnavailable);
+  EXPECT_THAT(started.error().message, HasSubstr("did not write"));
+  EXPECT_THAT(started.error().message, HasSubstr("DevToolsActivePort within 1 ms"));
+}
+
 }  // namespace
 }  // namespace etcd_mesos::test

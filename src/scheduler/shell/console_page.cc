@@ -107,8 +107,12 @@ function renderBanner(d) {
            'empty cluster.';
   } else if (h.livelock) {
     cls = 'bad';
-    text = 'LIVELOCK: a majority of members is lost; ' + (h.reseeding ? 'reseeding now. ' :
-           'the cluster takes no writes. ') + h.reason + since;
+    text = 'LIVELOCK: a majority of members is lost; ' + (h.reseeding ? 'reseeding now: ' :
+           'the cluster takes no writes: ') + h.reason + since;
+  } else if (h.healthy && d.healthy_voters < d.target_size) {
+    cls = 'warn';
+    text = 'HEALING: ' + d.healthy_voters + ' of ' + d.target_size + ' members are healthy ' +
+           'voters; the scheduler is replacing the rest. ' + h.reason + since;
   } else if (h.healthy) {
     text = 'HEALTHY: ' + h.reason + since;
   } else {

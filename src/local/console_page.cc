@@ -117,6 +117,7 @@ dialog h2 { margin-top: 0; border: none; }
   let failingSince = null;   // when polls started failing, or null
   let lastError = '';
   let pendingFault = null;   // the URL the open dialog will POST on Confirm
+  let pendingKey = '';       // the data-key of the button that opened it
   let timer = null;
   let inflight = false;
   let again = false;
@@ -463,6 +464,7 @@ dialog h2 { margin-top: 0; border: none; }
     const b = ev.target.closest ? ev.target.closest('button[data-fault]') : null;
     if (!b || b.disabled) return;
     pendingFault = b.dataset.fault;
+    pendingKey = b.dataset.key;
     $('confirm-text').textContent = b.dataset.confirm;
     const d = $('confirm');
     d.returnValue = '';
@@ -472,6 +474,10 @@ dialog h2 { margin-top: 0; border: none; }
   $('confirm').addEventListener('close', () => {
     const url = pendingFault;
     pendingFault = null;
+    // The button that opened the dialog may have been re-rendered meanwhile: focus its successor.
+    for (const e of document.querySelectorAll('[data-key]')) {
+      if (e.dataset.key === pendingKey && !e.disabled) { e.focus(); break; }
+    }
     if ($('confirm').returnValue === 'confirm' && url) inject(url);
   });
 

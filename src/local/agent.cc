@@ -1344,6 +1344,20 @@ std::string Agent::SandboxOf(const std::string& framework_id,
   return it == impl_->sandboxes.end() ? "" : it->second;
 }
 
+std::vector<Agent::SandboxEntry> Agent::Sandboxes() const {
+  std::vector<SandboxEntry> out;
+  for (const auto& [key, directory] : impl_->sandboxes) {
+    const auto& [fid, eid] = key;
+    bool live = false;
+    if (auto fw = impl_->frameworks.find(fid); fw != impl_->frameworks.end()) {
+      auto e = fw->second.executors.find(eid);
+      live = e != fw->second.executors.end() && e->second->pid > 0;
+    }
+    out.push_back({fid, eid, directory, live});
+  }
+  return out;
+}
+
 std::vector<int> Agent::ProcessIds() const {
   std::vector<int> pids;
   for (pid_t p : impl_->reaper.Pids()) pids.push_back(p);

@@ -74,6 +74,15 @@ class Agent : public AgentApi {
   const std::vector<mesos::Resource>& resources() const;
   // Sandbox directory of a running or completed executor ("" if unknown), for /master/state.
   std::string SandboxOf(const std::string& framework_id, const std::string& executor_id) const;
+  // Every executor this agent has run, live or completed, with its sandbox directory: what the
+  // console lists per agent (no disk I/O).
+  struct SandboxEntry {
+    std::string framework_id;
+    std::string executor_id;
+    std::string directory;
+    bool live = false;  // its process runs now (a kill fault can reach it)
+  };
+  std::vector<SandboxEntry> Sandboxes() const;
   // The pids of every live process this agent started (executors and command tasks).
   std::vector<int> ProcessIds() const;
   // The JSON document of GET /slave(N)/state.

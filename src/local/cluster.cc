@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "local/console_page.h"
+#include "local/resources.h"
 #include "mesos/json_codec.h"
 
 extern char** environ;
@@ -27,6 +29,7 @@ struct LocalCluster::AgentSlot {
   std::unique_ptr<Link> link;
   std::unique_ptr<Agent> agent;
   bool running = false;
+  bool crashed = false;  // not running because the agent process died (executors run on)
 };
 
 namespace {
@@ -149,6 +152,7 @@ Status LocalCluster::LaunchAgent(AgentSlot& slot, bool new_identity) {
   }
   slot.port = bound->port;
   slot.running = true;
+  slot.crashed = false;
   Agent* agent = slot.agent.get();
   master_->AddAgent({agent->info(), agent->pid(), slot.link.get(),
                      [agent](const std::string& fid, const std::string& eid) {
@@ -197,6 +201,7 @@ Status LocalCluster::StopAgent(int n) {
   s.agent->Stop(Agent::StopMode::kLoseHost);
   s.link->set_partitioned(true);  // a dead host neither hears nor answers
   s.running = false;
+  s.crashed = false;
   return OkStatus();
 }
 
@@ -212,6 +217,7 @@ Status LocalCluster::CrashAgent(int n) {
   s.agent->Stop(Agent::StopMode::kKeepExecutors);
   s.link->set_partitioned(true);
   s.running = false;
+  s.crashed = true;
   return OkStatus();
 }
 
@@ -236,6 +242,7 @@ Status LocalCluster::RestartAgent(int n, bool wipe) {
   auto bound = s.agent->Start();
   if (!bound.ok()) return bound.error();
   s.running = true;
+  s.crashed = false;
   return OkStatus();
 }
 
@@ -370,7 +377,51 @@ std::vector<int> LocalCluster::ProcessIds() const {
   return pids;
 }
 
-// ---- HTTP: faults, index page, sandbox browser ------------------------------------------------
+json LocalCluster::FaultStateJson() const {
+  json agents = json::array();
+  for (const auto& slot : agents_) {
+    const char* state = "running";
+    if (!slot->agent || !slot->running) {
+      state = slot->crashed ? "crashed" : "stopped";
+    } else if (slot->link && slot->link->partitioned()) {
+      state = "partitioned";
+    }
+    json executors = json::array();
+    json a = {{"n", slot->n},
+              {"ip", slot->ip},
+              {"port", slot->port},
+              {"state", state},
+              {"running", slot->running},
+              {"partitioned", slot->link && slot->link->partitioned()},
+              {"work_dir", slot->work_dir.string()}};
+    if (slot->agent) {
+      a["id"] = slot->agent->id().value();
+      a["resources"] = ResourceBag::From(slot->agent->resources()).Summary();
+      for (const auto& e : slot->agent->Sandboxes()) {
+        executors.push_back({{"framework_id", e.framework_id},
+                             {"executor_id", e.executor_id},
+                             {"directory", e.directory},
+                             {"live", e.live && slot->running}});
+      }
+    } else {
+      a["id"] = "";
+      a["resources"] = json::object();
+    }
+    a["executors"] = std::move(executors);
+    agents.push_back(std::move(a));
+  }
+  json master = json::object();
+  if (master_) {
+    master = {{"id", master_->id()},
+              {"address", master_->address().ToString()},
+              {"serving", master_->serving()}};
+  }
+  return {{"master", std::move(master)},
+          {"work_dir", options_.work_dir.string()},
+          {"agents", std::move(agents)}};
+}
+
+// ---- HTTP: faults, console, sandbox browser ---------------------------------------------------
 
 bool LocalCluster::HandleExtra(const net::ServerRequest& req,
                                std::shared_ptr<net::Responder>& responder) {
@@ -391,6 +442,10 @@ bool LocalCluster::HandleExtra(const net::ServerRequest& req,
 
 void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {
   static constexpr std::string_view kHelp =
+      "State (GET):\n"
+      "  /faults/state                      JSON: every agent's number N, id, ip, state\n"
+      "                                     (running, partitioned, crashed or stopped) and\n"
+      "                                     executors with their sandbox directories\n"
       "Fault injection (POST):\n"
       "  /faults/agents/N/stop              the host dies with every executor and etcd on it\n"
       "  /faults/agents/N/crash             the agent process dies; executors run on, and\n"
@@ -408,6 +463,14 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
       "                                     session timeout)\n";
   if (req.path == "/faults" || req.path == "/faults/") {
     return r->Respond(net::TextResponse(200, std::string(kHelp)));
+  }
+  if (req.path == "/faults/state") {
+    if (req.method != net::Verb::get && req.method != net::Verb::head) {
+      return r->Respond({405, {{"Allow", "GET"}}, "the fault state is read with GET\n"});
+    }
+    net::HttpResponse answer = net::JsonResponse(200, FaultStateJson().dump());
+    answer.headers.push_back({"Cache-Control", "no-store"});
+    return r->Respond(std::move(answer));
   }
   if (req.method != net::Verb::post) {
     return r->Respond(
@@ -461,66 +524,10 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
 }
 
 void LocalCluster::ServeIndex(std::shared_ptr<net::Responder>& r) {
-  json state = master_->StateJson();
-  std::map<std::string, std::string> hosts;
-  for (const auto& s : state["slaves"]) hosts[s["id"]] = s["hostname"];
-  std::string page =
-      "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>"
-      "<title>etcd-mesos-local</title><style>body{font-family:sans-serif;margin:2em}"
-      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-      "</style></head><body><h1>etcd-mesos-local</h1>";
-  page += fmt::format(
-      "<p>Master {} at {} &middot; {} agents active, {} unreachable &middot; "
-      "<a href=/master/state>/master/state</a> &middot; <a href=/faults>faults</a></p>",
-      Html(state["id"].get<std::string>()), Html(master_->address().ToString()),
-      state["activated_slaves"].get<int>(), state["unreachable_slaves"].get<int>());
-  page += "<h2 id=frameworks>Frameworks</h2>";
-  for (const auto& f : state["frameworks"]) {
-    page += fmt::format("<h3>{} <small>({}, {})</small></h3>", Html(f["name"].get<std::string>()),
-                        Html(f["id"].get<std::string>()),
-                        f["connected"].get<bool>() ? "connected" : "disconnected");
-    if (!f["webui_url"].get<std::string>().empty()) {
-      page += fmt::format("<p>Web UI: <a href=\"{0}\">{0}</a></p>",
-                          Html(f["webui_url"].get<std::string>()));
-    }
-    page += "<table><tr><th>Task</th><th>State</th><th>Agent host</th><th>Sandbox</th></tr>";
-    std::map<std::string, std::string> sandboxes;
-    for (const auto& e : f["executors"]) {
-      if (e.contains("directory")) sandboxes[e["executor_id"]["value"]] = e["directory"];
-    }
-    for (const char* list : {"tasks", "unreachable_tasks"}) {
-      for (const auto& t : f[list]) {
-        std::string sandbox = sandboxes[t["executor_id"].get<std::string>()];
-        if (sandbox.empty()) {
-          auto* agent_ptr = static_cast<Agent*>(nullptr);
-          for (auto& slot : agents_) {
-            if (slot->agent && slot->agent->id().value() == t["slave_id"])
-              agent_ptr = slot->agent.get();
-          }
-          if (agent_ptr) sandbox = agent_ptr->SandboxOf(f["id"], t["id"]);
-        }
-        page +=
-            fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        Html(t["name"].get<std::string>()), Html(t["state"].get<std::string>()),
-                        Html(hosts.count(t["slave_id"]) ? hosts[t["slave_id"]]
-                                                        : t["slave_id"].get<std::string>()),
-                        sandbox.empty() ? ""
-                                        : fmt::format("<a href=\"/sandbox?path={}\">sandbox</a> {}",
-                                                      UrlEncode(sandbox), Html(sandbox)));
-      }
-    }
-    page += "</table>";
-  }
-  page += "<h2>Agents</h2><table><tr><th>#</th><th>Id</th><th>Host</th><th>Resources</th></tr>";
-  for (const auto& slot : agents_) {
-    if (!slot->agent) continue;
-    page += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", slot->n,
-                        Html(slot->agent->id().value()),
-                        Html(slot->ip + (slot->running ? "" : " (stopped)")),
-                        Html(ResourceBag::From(slot->agent->resources()).Summary().dump()));
-  }
-  page += "</table></body></html>";
-  r->Respond({200, {{"Content-Type", "text/html; charset=utf-8"}}, std::move(page)});
+  // The console renders itself from /master/state and /faults/state (local/console_page.h).
+  r->Respond({200,
+              {{"Content-Type", "text/html; charset=utf-8"}, {"Cache-Control", "no-store"}},
+              std::string(LocalConsolePage())});
 }
 
 void LocalCluster::ServeSandbox(const net::ServerRequest& req, std::shared_ptr<net::Responder>& r) {

@@ -1,9 +1,10 @@
 // LocalCluster: everything etcd-mesos-local runs in one process: the master, N agents (each a
-// host of its own on 127.0.0.2, 127.0.0.3, ...), the links between them, the web page at `/`,
-// a read-only sandbox browser, and the fault injection endpoints under `/faults/` that do to a
-// framework what a real cluster does (lose a host, restart an agent with or without its work
-// dir, partition an agent from the master, kill an executor). Frameworks only ever see the
-// consequences through the normal v1 events.
+// host of its own on 127.0.0.2, 127.0.0.3, ...), the links between them, the operator's console
+// at `/` (local/console_page.h) with its data at `/faults/state`, a read-only sandbox browser,
+// and the fault injection endpoints under `/faults/` that do to a framework what a real cluster
+// does (lose a host, restart an agent with or without its work dir, partition an agent from the
+// master, kill an executor). Frameworks only ever see the consequences through the normal v1
+// events.
 //
 // Threading: runs on one io_context thread; not thread-safe.
 #pragma once
@@ -17,6 +18,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/result.h"
 #include "local/agent.h"
@@ -66,6 +68,12 @@ class LocalCluster {
   // Starts `argv` (e.g. the scheduler) as a child once the cluster is up; it is stopped at
   // shutdown. MESOS_MASTER=MasterUrl() is added to its environment.
   Status StartCommand(const std::vector<std::string>& argv);
+
+  // GET /faults/state: what the harness knows that /master/state does not, for the console: per
+  // agent its number (as in the fault URLs), id, address, fault state ("running", "partitioned",
+  // "crashed" or "stopped"), resources, and every executor it has run with its sandbox directory.
+  // In memory only: never blocks.
+  nlohmann::json FaultStateJson() const;
 
   Master& master() { return *master_; }
   int agent_count() const { return static_cast<int>(agents_.size()); }

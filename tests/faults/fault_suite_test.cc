@@ -989,18 +989,24 @@ TEST_F(FaultSuite, TotalLossIsRestoredFromABackupByTheGuide) {
   workload_->Stop();
   history_->Stop();    // the backup holds all of it: the final reads after the restore must agree
   RunFor(seconds(2));  // the last write answered and applied on every member
+  // The periodic backup taken at start (before any write) is listed already; the one to restore
+  // is the one asked for now, the newest (the list is oldest first).
+  auto listed = [&] { return nlohmann::json::parse(Guide("backups").second, nullptr, false); };
+  ASSERT_TRUE(RunUntil([&] { return !core().backups().running; }, 60));
+  size_t before = listed().size();
   auto now = Guide("backup-now");
   EXPECT_NE(now.second.find("202"), std::string::npos) << now.second;
   std::string snapshot;
   ASSERT_TRUE(RunUntil(
       [&] {
-        auto list = nlohmann::json::parse(Guide("backups").second, nullptr, false);
-        if (!list.is_array() || list.empty() || !list[0].value("verified", false)) return false;
-        snapshot = list[0].value("name", "");
+        auto list = listed();
+        if (!list.is_array() || list.size() <= before) return false;
+        if (!list.back().value("verified", false)) return false;
+        snapshot = list.back().value("name", "");
         return true;
       },
       60))
-      << "no verified backup listed";
+      << "no new verified backup listed";
   for (const auto& m : Members()) ASSERT_NO_FATAL_FAILURE(KillMember(m.name));
   ASSERT_TRUE(RunUntil([&] { return core().total_loss(); }, 60)) << core().health_reason();
   EXPECT_EQ(GuideJson("stats").value("total_loss", -1), 1);

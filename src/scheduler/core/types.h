@@ -73,7 +73,7 @@ struct Member {
   uint64_t leader = 0;
   uint64_t raft_index = 0;
   uint64_t raft_term = 0;
-  uint64_t revision = 0;  // etcd's KV revision as this member has applied it
+  uint64_t revision = 0;        // etcd's KV revision as this member has applied it
   uint64_t db_size = 0;         // bytes of its database file
   uint64_t db_size_in_use = 0;  // of which in use; the rest is free pages a defrag gives back
   std::optional<Time> launched_at;

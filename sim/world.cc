@@ -1276,6 +1276,15 @@ void World::Execute(Instance& s, const core::Action& action) {
                          Error{ErrorCode::kUnavailable, "snapshot: member unreachable"});
             return core::BackupResult{a.id, done, now_};
           });
+        } else if constexpr (std::is_same_v<A, core::Maintain>) {
+          // The simulated members report no database sizes or alarms, so only an operator's
+          // POST /defrag would ask; a member that answers does it.
+          Result<core::MemberProbe> r = Probe(a.client_url);
+          Millis d = r.ok() ? Ms(5, 500) : Ms(300, 1000);
+          ToCore(epoch, d, [this, a, ok = r.ok()] {
+            Status status = ok ? Status() : Status(Error{ErrorCode::kUnavailable, "unreachable"});
+            return core::MaintenanceResult{a.id, a.op, a.member, status, now_};
+          });
         } else {
           // AnswerAdmin and Note: already in the trace.
         }

@@ -273,6 +273,11 @@ void Client::AlarmDisarm(uint64_t member_id, AlarmType type, Callback<AlarmRespo
                       std::move(done));
 }
 
+void Client::Compact(uint64_t revision, Callback<ResponseHeader> done) {
+  Call<ResponseHeader>("/v3/kv/compaction", EncodeCompaction(revision, /*physical=*/true),
+                       DecodeHeaderOnly, std::move(done));
+}
+
 void Client::Defragment(Callback<ResponseHeader> done) {
   Call<ResponseHeader>("/v3/maintenance/defragment", "{}", DecodeHeaderOnly, std::move(done));
 }

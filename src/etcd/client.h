@@ -66,6 +66,9 @@ class Client {
   void AlarmDisarm(uint64_t member_id, AlarmType type, Callback<AlarmResponse> done);
   // GET /metrics, reduced to the disk latency totals (a learner answers too).
   void DiskLatency(Callback<DiskLatencyTotals> done);
+  // Compacts the cluster's KV history up to `revision` (every member applies it), waiting until
+  // the space is freed (physical). kRefused "required revision has been compacted" when already.
+  void Compact(uint64_t revision, Callback<ResponseHeader> done);
   // Blocks reads and writes on this member while it runs; do one member at a time.
   void Defragment(Callback<ResponseHeader> done);
 

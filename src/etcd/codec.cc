@@ -358,6 +358,10 @@ std::string EncodeAlarmDisarm(uint64_t member_id, AlarmType type) {
       .dump();
 }
 
+std::string EncodeCompaction(uint64_t revision, bool physical) {
+  return json{{"revision", std::to_string(revision)}, {"physical", physical}}.dump();
+}
+
 std::string EncodePut(std::string_view key, std::string_view value) {
   return json{{"key", Base64Encode(key)}, {"value", Base64Encode(value)}}.dump();
 }

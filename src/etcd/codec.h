@@ -37,6 +37,8 @@ std::string EncodeMemberId(uint64_t id);  // promote and remove: {"ID":"<decimal
 std::string EncodeMemberUpdate(uint64_t id, const std::vector<std::string>& peer_urls);
 std::string EncodeAlarmList();
 std::string EncodeAlarmDisarm(uint64_t member_id, AlarmType type);
+// Compaction of the KV history up to `revision`; physical: answered once the space is freed.
+std::string EncodeCompaction(uint64_t revision, bool physical);
 std::string EncodePut(std::string_view key, std::string_view value);
 // A single-key range. `serializable` lets the member answer from its own state without a quorum
 // round (possibly stale), which is also what works on a member that lost quorum.

@@ -357,6 +357,19 @@ class FaultSuite : public ::testing::Test {
     }
     return known_endpoints_;
   }
+  // Overwrites five keys with 500 KB values (each put keeps the old value in the history) until
+  // etcd refuses a write with NOSPACE.
+  void FillTheQuota() {
+    auto value = dir_.path() / "500k";
+    ASSERT_EQ(Shell("head -c 375000 /dev/urandom | base64 -w0 > " + value.string()).first, 0);
+    auto fill =
+        Shell("for i in $(seq 1 400); do ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
+              " put /fill/$((i % 5)) < " + value.string() +
+              " 2>&1 >/dev/null | grep -q 'database space exceeded' && exit 0; done; "
+              "exit 1");
+    ASSERT_EQ(fill.first, 0) << "400 writes of 500 KB did not fill a 16 MiB quota";
+  }
+
   std::string EndpointsLine() {
     std::string out;
     for (const auto& e : ClientEndpoints())
@@ -655,6 +668,44 @@ TEST_F(FaultSuite, TheClusterGrowsToFiveAndShrinksBackToThreeByTheGuide) {
   auto even = Guide("cluster-size", "SIZE=4");
   EXPECT_NE(even.second.find("400"), std::string::npos) << even.second;
   EXPECT_EQ(GuideJson("stats").value("target_size", -1), 3);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: "Disk full (NOSPACE)": writes fill the backend quota until etcd raises NOSPACE and
+// refuses them; the scheduler compacts, defragments every member and disarms the alarm by
+// itself, writes succeed again, and POST /defrag by the guide defragments every member again.
+TEST_F(FaultSuite, ANoSpaceAlarmIsClearedByTheSchedulerAndWritesSucceedAgain) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--quota-backend-bytes=16777216"}}));
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(FillTheQuota());
+  ASSERT_TRUE(RunUntil([&] { return core().maintenance().nospace_alarms >= 1; }, 30));
+  std::printf("[timing] quota filled -> NOSPACE seen: %.1fs\n", Since(t0));
+  t0 = Clock::now();
+  ASSERT_TRUE(RunUntil(
+      [&] { return core().maintenance().nospace_cleared >= 1 && !core().maintenance().nospace; },
+      120))
+      << core().maintenance().last_error;
+  std::printf("[timing] NOSPACE seen -> disarmed: %.1fs\n", Since(t0));
+  auto alarms = Guide("alarm-list");
+  EXPECT_EQ(alarms.first, 0) << alarms.second;
+  EXPECT_EQ(alarms.second.find("NOSPACE"), std::string::npos) << alarms.second;
+  auto put = Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
+                   " put /faults/after-nospace written");
+  EXPECT_EQ(put.first, 0) << put.second;
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("nospace_alarm", -1), 0) << stats.dump();
+  EXPECT_EQ(stats.value("nospace_cleared", -1), 1) << stats.dump();
+  EXPECT_GE(stats.value("members_defragmented", 0), 3) << stats.dump();
+  EXPECT_EQ(stats.value("maintenance_failures", -1), 0) << stats.dump();
+  EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "no quorum was lost";
+  EXPECT_EQ(core().state().counters.members_removed, 0u) << "no member was replaced";
+
+  uint64_t before = core().maintenance().members_defragmented;
+  auto defrag = Guide("defrag");
+  EXPECT_NE(defrag.second.find("202"), std::string::npos) << defrag.second;
+  ASSERT_TRUE(RunUntil([&] { return core().maintenance().members_defragmented >= before + 3; }, 60))
+      << core().maintenance().last_error;
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

@@ -181,6 +181,21 @@ TEST_F(EtcdClientTest, OneMemberListStatusHealthKvAlarmsDefragment) {
 
   auto defrag = Await<ResponseHeader>(io_, [&](auto cb) { c.Defragment(cb); });
   ASSERT_TRUE(defrag.ok()) << defrag.error();
+
+  // Compaction: the history before the revision is gone (an old read fails), the key is not; a
+  // second compaction to the same revision is refused with etcd's reason.
+  auto second = Put(c, "greeting", "again");
+  ASSERT_TRUE(second.ok()) << second.error();
+  uint64_t now_rev = second->header.revision;
+  auto compacted = Await<ResponseHeader>(io_, [&](auto cb) { c.Compact(now_rev, cb); });
+  ASSERT_TRUE(compacted.ok()) << compacted.error();
+  auto again = Await<ResponseHeader>(io_, [&](auto cb) { c.Compact(now_rev, cb); });
+  ASSERT_FALSE(again.ok());
+  EXPECT_THAT(again.error().message, ::testing::HasSubstr("compacted"));
+  auto kept = Get(c, "greeting");
+  ASSERT_TRUE(kept.ok()) << kept.error();
+  ASSERT_EQ(kept->kvs.size(), 1u);
+  EXPECT_EQ(kept->kvs[0].value, "again");
 }
 
 // Compare-and-swap is one transaction: it applies only when the compare holds, and says which.

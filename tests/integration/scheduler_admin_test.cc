@@ -408,6 +408,27 @@ TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
   EXPECT_EQ(Get("/stats").status, 200u);
 }
 
+// POST /defrag: guarded by the token, a POST, the core's answer returned (here: not subscribed,
+// so not now), the maintenance state on /stats and /metrics.
+TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
+  Start("s3cret");
+  EXPECT_EQ(Call(net::Verb::post, "/defrag").status, 401u);
+  EXPECT_EQ(Get("/defrag?token=s3cret").status, 405u) << "a change is a POST";
+  EXPECT_EQ(submitted_, 0);
+  auto r = Call(net::Verb::post, "/defrag", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(r.status, 503u) << r.body;
+  EXPECT_NE(r.body.find("not now"), std::string::npos) << r.body;
+  EXPECT_EQ(submitted_, 1);
+  json stats = json::parse(Get("/stats").body);
+  EXPECT_EQ(stats["nospace_alarm"], 0);
+  EXPECT_EQ(stats["members_defragmented"], 0);
+  EXPECT_TRUE(stats["maintenance_running"].is_null());
+  std::string metrics = Get("/metrics").body;
+  EXPECT_NE(metrics.find("\netcd_mesos_nospace_alarm 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE etcd_mesos_members_defragmented_total counter"),
+            std::string::npos);
+}
+
 // POST /cluster-size?n=N: guarded by the token like every command, n checked before the core
 // hears of it, the core's answer returned, the new target on /stats and /metrics.
 TEST_F(AdminApi, ClusterSizeIsACommandWithItsTargetOnStats) {

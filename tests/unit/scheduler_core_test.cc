@@ -148,6 +148,20 @@ class CoreTest : public ::testing::Test {
     return out;
   }
 
+  // Every member answers a probe with its database size, in use, and whether it reports the
+  // NOSPACE alarm; leader 1.
+  Actions ProbeDatabases(uint64_t db, uint64_t in_use, bool nospace, uint64_t revision = 40) {
+    Actions out;
+    for (const auto& [name, m] : core_.state().members) {
+      if (Gone(m.task_state)) continue;
+      MemberProbe p{ids_[name], 1, 100, 2, m.learner, !nospace, revision, db, in_use};
+      p.nospace_alarm = nospace;
+      auto a = On(ProbeResult{name, p, now_});
+      out.insert(out.end(), a.begin(), a.end());
+    }
+    return out;
+  }
+
   SchedulerCore core_;
   Time now_ = Time() + 1000s;
   std::map<std::string, uint64_t> ids_;
@@ -1790,5 +1804,174 @@ TEST_F(CoreTest, AProbeAnswerArrivingAfterTheTaskEndedIsHistory) {
   EXPECT_FALSE(core_.state().members.at(launches[0].member.name).reachable);
 }
 
+// ---- Maintenance: defragmentation and NOSPACE ---------------------------------------------
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// Members past --defrag-threshold are defragmented one at a time, followers first and the leader
+// last, each only once the one before answers again; then nothing more is asked.
+TEST_F(CoreTest, FragmentedMembersAreDefragmentedOneAtATimeTheLeaderLast) {
+  Bootstrap();
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  ProbeDatabases(100 * kMiB, 20 * kMiB, false);
+  auto first = All<Maintain>(Advance(1s));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].op, MaintenanceOp::kDefragment);
+  EXPECT_EQ(first[0].member, "etcd-2") << "etcd-1 leads: it goes last";
+  EXPECT_NE(core_.maintenance().running.find("defragment etcd-2"), std::string::npos);
+  EXPECT_TRUE(All<Maintain>(Advance(1s)).empty()) << "one step at a time";
+  On(MaintenanceResult{first[0].id, MaintenanceOp::kDefragment, "etcd-2", OkStatus(), now_});
+  EXPECT_TRUE(All<Maintain>(Advance(100ms)).empty()) << "etcd-2 has not answered since";
+  ProbeDatabases(100 * kMiB, 20 * kMiB, false);
+  auto second = All<Maintain>(Advance(100ms));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].member, "etcd-3");
+  On(MaintenanceResult{second[0].id, MaintenanceOp::kDefragment, "etcd-3", OkStatus(), now_});
+  ProbeDatabases(100 * kMiB, 20 * kMiB, false);
+  auto third = All<Maintain>(Advance(100ms));
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].member, "etcd-1");
+  On(MaintenanceResult{third[0].id, MaintenanceOp::kDefragment, "etcd-1", OkStatus(), now_});
+  ProbeDatabases(20 * kMiB, 20 * kMiB, false);  // defragmented: nothing free any more
+  EXPECT_TRUE(All<Maintain>(Advance(1s)).empty());
+  EXPECT_EQ(core_.maintenance().members_defragmented, 3u);
+  EXPECT_EQ(core_.maintenance().runs, 1u);
+  EXPECT_TRUE(core_.maintenance().running.empty());
+}
+
+TEST_F(CoreTest, SmallOrDenseDatabasesAreLeftAlone) {
+  Bootstrap();
+  Advance(6s);
+  ProbeDatabases(10 * kMiB, 1 * kMiB, false);  // 90% free, but below --defrag-min-size
+  EXPECT_TRUE(All<Maintain>(Advance(1s)).empty());
+  ProbeDatabases(100 * kMiB, 60 * kMiB, false);  // 40% free: below the threshold
+  EXPECT_TRUE(All<Maintain>(Advance(1s)).empty());
+}
+
+// A run waits while the cluster is unhealthy and goes on when it is healthy again.
+TEST_F(CoreTest, DefragmentationWaitsForHealth) {
+  Bootstrap();
+  Advance(6s);
+  ProbeDatabases(100 * kMiB, 20 * kMiB, false);
+  auto first = All<Maintain>(Advance(1s));
+  ASSERT_EQ(first.size(), 1u);
+  On(MaintenanceResult{first[0].id, MaintenanceOp::kDefragment, "etcd-2", OkStatus(), now_});
+  ProbeAll(/*leader=*/0, 100);  // no leader
+  auto unhealthy = Advance(1s);
+  ASSERT_FALSE(core_.healthy());
+  EXPECT_TRUE(All<Maintain>(unhealthy).empty());
+  ProbeAll(/*leader=*/1, 101);
+  auto next = All<Maintain>(Advance(1s));
+  ASSERT_TRUE(core_.healthy());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].member, "etcd-3");
+}
+
+// NOSPACE: compact to the newest revision, defragment every member, and disarm only once every
+// database is below 90% of the quota.
+TEST_F(CoreTest, NoSpaceIsCompactedDefragmentedAndDisarmedOnceThereIsRoom) {
+  CoreConfig c = Config();
+  c.quota_backend_bytes = 16 * kMiB;
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  Advance(6s);
+  ProbeDatabases(17 * kMiB, 2 * kMiB, /*nospace=*/true, /*revision=*/77);
+  auto tick = Advance(1s);
+  EXPECT_EQ(core_.maintenance().nospace_alarms, 1u);
+  EXPECT_TRUE(core_.maintenance().nospace);
+  auto compact = All<Maintain>(tick);
+  ASSERT_EQ(compact.size(), 1u);
+  EXPECT_EQ(compact[0].op, MaintenanceOp::kCompact);
+  EXPECT_EQ(compact[0].revision, 77u);
+  EXPECT_EQ(compact[0].member, "etcd-1") << "through the leader";
+  // The first defragmentation follows the compaction at once; each next one waits for the
+  // member defragmented before it to answer a probe.
+  auto step = All<Maintain>(
+      On(MaintenanceResult{compact[0].id, MaintenanceOp::kCompact, "etcd-1", OkStatus(), now_}));
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(step.size(), 1u) << i;
+    ASSERT_EQ(step[0].op, MaintenanceOp::kDefragment);
+    order.push_back(step[0].member);
+    EXPECT_TRUE(All<Maintain>(
+                    On(MaintenanceResult{step[0].id, step[0].op, step[0].member, OkStatus(), now_}))
+                    .empty());
+    Advance(100ms);
+    ProbeDatabases(i < 2 ? 17 * kMiB : 2 * kMiB, 2 * kMiB, true, 77);
+    step = All<Maintain>(Advance(100ms));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"etcd-2", "etcd-3", "etcd-1"}));
+  auto disarm = step;
+  ASSERT_EQ(disarm.size(), 1u);
+  EXPECT_EQ(disarm[0].op, MaintenanceOp::kDisarmNoSpace);
+  On(MaintenanceResult{disarm[0].id, disarm[0].op, disarm[0].member, OkStatus(), now_});
+  EXPECT_EQ(core_.maintenance().nospace_cleared, 1u);
+  ProbeDatabases(2 * kMiB, 2 * kMiB, false, 77);
+  EXPECT_TRUE(All<Maintain>(Advance(1s)).empty());
+  EXPECT_FALSE(core_.maintenance().nospace);
+  EXPECT_EQ(core_.maintenance().failures, 0u);
+}
+
+// If the data itself fills the quota, the alarm stays (etcd would raise it again at once) and the
+// run stops with the reason; it is tried again only after --maintenance-retry.
+TEST_F(CoreTest, NoSpaceIsNotDisarmedWhileTheDataItselfFillsTheQuota) {
+  CoreConfig c = Config();
+  c.quota_backend_bytes = 16 * kMiB;
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  Advance(6s);
+  ProbeDatabases(17 * kMiB, 16 * kMiB, true);
+  auto compact = All<Maintain>(Advance(1s));
+  ASSERT_EQ(compact.size(), 1u);
+  // Already compacted to that revision (auto-compaction got there first): done, not a failure.
+  auto step = All<Maintain>(On(MaintenanceResult{
+      compact[0].id, MaintenanceOp::kCompact, "etcd-1",
+      Error{ErrorCode::kRefused, "etcdserver: mvcc: required revision has been compacted"}, now_}));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(step.size(), 1u);
+    ASSERT_EQ(step[0].op, MaintenanceOp::kDefragment);
+    On(MaintenanceResult{step[0].id, step[0].op, step[0].member, OkStatus(), now_});
+    Advance(100ms);
+    ProbeDatabases(16 * kMiB, 16 * kMiB, true);
+    step = All<Maintain>(Advance(100ms));
+  }
+  EXPECT_TRUE(step.empty()) << "no disarm: no room";
+  EXPECT_EQ(core_.maintenance().failures, 1u);
+  EXPECT_NE(core_.maintenance().last_error.find("raise --quota-backend-bytes"), std::string::npos)
+      << core_.maintenance().last_error;
+  EXPECT_TRUE(All<Maintain>(Advance(60s)).empty()) << "not again before the retry interval";
+  ProbeDatabases(16 * kMiB, 16 * kMiB, true);
+  EXPECT_EQ(All<Maintain>(Advance(c.maintenance_retry)).size(), 1u) << "tried again";
+}
+
+TEST_F(CoreTest, TheOperatorsDefragIsRefusedUnlessHealthyAndRunsOnceAtATime) {
+  Bootstrap();
+  Advance(6s);
+  ProbeAll(/*leader=*/0, 100);
+  Advance(1s);
+  ASSERT_FALSE(core_.healthy());
+  auto refused = All<AnswerAdmin>(On(AdminDefrag{1, now_}));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].http_status, 409);
+  EXPECT_NE(refused[0].message.find("not healthy"), std::string::npos);
+  ProbeAll(/*leader=*/1, 101);
+  Advance(1s);
+  auto asked = On(AdminDefrag{2, now_});
+  auto answer = All<AnswerAdmin>(asked);
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].http_status, 202);
+  EXPECT_NE(answer[0].message.find("etcd-2, etcd-3, etcd-1"), std::string::npos)
+      << answer[0].message;
+  ASSERT_EQ(All<Maintain>(asked).size(), 1u);
+  auto again = All<AnswerAdmin>(On(AdminDefrag{3, now_}));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].http_status, 409);
+  // A failed step stops the run with the reason.
+  On(MaintenanceResult{All<Maintain>(asked)[0].id, MaintenanceOp::kDefragment, "etcd-2",
+                       Error{ErrorCode::kUnavailable, "deadline exceeded"}, now_});
+  EXPECT_EQ(core_.maintenance().failures, 1u);
+  EXPECT_NE(core_.maintenance().last_error.find("defragment on etcd-2 failed"), std::string::npos);
+}
 }  // namespace
 }  // namespace etcd_mesos::scheduler

@@ -114,6 +114,10 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnAdminRestore(e, out);
         else if constexpr (std::is_same_v<E, AdminResize>)
           OnAdminResize(e, out);
+        else if constexpr (std::is_same_v<E, MaintenanceResult>)
+          OnMaintenanceResult(e, out);
+        else if constexpr (std::is_same_v<E, AdminDefrag>)
+          OnAdminDefrag(e, out);
       },
       event);
   return out;
@@ -603,6 +607,8 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   m.revision = p.revision;
   m.db_size = p.db_size;
   m.db_size_in_use = p.db_size_in_use;
+  m.nospace_alarm = p.nospace_alarm;
+  m.corrupt_alarm = p.corrupt_alarm;
   // Written with the next state write: one per probe would be a write a second.
   state_.revisions.highest_seen = std::max(state_.revisions.highest_seen, p.revision);
   m.last_reachable = e.now;
@@ -771,6 +777,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   }
   Evaluate(now, out);
   MaybeBackup(now, out);  // after Evaluate: health is known
+  MaybeMaintain(now, out);
 }
 
 void SchedulerCore::Evaluate(Time now, Actions& out) {

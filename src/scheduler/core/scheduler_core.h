@@ -32,6 +32,20 @@ struct BackupStatus {
   std::optional<std::string> running;  // "etcd-2 (periodic)" while one is in flight
 };
 
+// What the core knows of database maintenance (compaction, defragmentation, the NOSPACE and
+// CORRUPT alarms), for /stats, /metrics and the console.
+struct MaintenanceStatus {
+  uint64_t runs = 0;                  // maintenance runs started
+  uint64_t members_defragmented = 0;  // defragmentations that succeeded
+  uint64_t nospace_alarms = 0;        // NOSPACE episodes seen
+  uint64_t nospace_cleared = 0;       // NOSPACE alarms disarmed by the scheduler
+  uint64_t failures = 0;              // runs that stopped at a failure
+  std::string last_error;
+  std::string running;   // what the run in flight does, "" when none
+  bool nospace = false;  // a member reports the NOSPACE alarm now
+  bool corrupt = false;  // a member reports the CORRUPT alarm now
+};
+
 class SchedulerCore {
  public:
   explicit SchedulerCore(CoreConfig config);
@@ -53,6 +67,7 @@ class SchedulerCore {
   // Advances with every completed membership change and reseed; see ProbeCluster::epoch.
   uint64_t membership_epoch() const { return membership_epoch_; }
   const BackupStatus& backups() const { return backup_status_; }
+  const MaintenanceStatus& maintenance() const { return maintenance_status_; }
   // A reseed (started or asked for) waits for the backup in flight before it begins.
   bool reseed_waiting_for_backup() const { return reseed_waiting_.has_value(); }
   // Recent notes (newest last), for the status page.
@@ -90,6 +105,21 @@ class SchedulerCore {
   void OnBackupResult(const BackupResult& e, Actions& out);
   void OnAdminBackup(const AdminBackup& e, Actions& out);
   void OnAdminRestore(const AdminRestore& e, Actions& out);
+
+  // Maintenance (maintenance.cc): one run at a time, one member at a time, followers first and
+  // the leader last, each step only while the cluster is healthy, the member just defragmented
+  // answering again before the next. A NOSPACE run compacts first and disarms last, once every
+  // database is below kNoSpaceClearShare of the quota.
+  void OnMaintenanceResult(const MaintenanceResult& e, Actions& out);
+  void OnAdminDefrag(const AdminDefrag& e, Actions& out);
+  void MaybeMaintain(Time now, Actions& out);
+  void StartMaintenance(std::string reason, bool nospace, std::vector<std::string> members,
+                        Time now, Actions& out);
+  void NextMaintenanceStep(Time now, Actions& out);
+  void EndMaintenance(Time now, const std::string& error, Actions& out);
+  void IssueMaintenance(MaintenanceOp op, const Member& on, uint64_t revision, Actions& out);
+  const Member* MaintenanceContact() const;  // a healthy voter, the leader first
+  std::vector<std::string> LeaderLast(std::vector<std::string> names) const;
 
   // Backups.
   const Member* BackupSource(bool allow_unhealthy) const;
@@ -195,6 +225,21 @@ class SchedulerCore {
     std::string reason;
     Time since;
   };
+  struct MaintenanceRun {
+    std::string reason;
+    bool nospace = false;               // compact first, disarm last
+    bool compacted = false;             // (a NOSPACE run) the history is compacted
+    uint64_t revision = 0;              // compacted to
+    std::deque<std::string> queue;      // members still to defragment, in order
+    std::optional<uint64_t> in_flight;  // the id of the step asked for
+    std::string in_flight_member;
+    std::string settling;  // defragmented last: must answer a probe after settle_since
+    Time settle_since;
+  };
+  std::optional<MaintenanceRun> maintenance_run_;
+  MaintenanceStatus maintenance_status_;
+  std::optional<Time> maintenance_failed_at_;
+  uint64_t next_maintenance_id_ = 1;
   BackupStatus backup_status_;
   std::optional<BackupRun> backup_;
   uint64_t next_backup_id_ = 1;

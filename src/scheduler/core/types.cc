@@ -46,4 +46,16 @@ Result<Member> ParseTaskId(std::string_view task_id) {
   return m;
 }
 
+std::string_view MaintenanceOpName(MaintenanceOp op) {
+  switch (op) {
+    case MaintenanceOp::kCompact:
+      return "compact";
+    case MaintenanceOp::kDefragment:
+      return "defragment";
+    case MaintenanceOp::kDisarmNoSpace:
+      return "disarm NOSPACE";
+  }
+  return "?";
+}
+
 }  // namespace etcd_mesos::scheduler

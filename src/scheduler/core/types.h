@@ -53,7 +53,19 @@ struct CoreConfig {
   Millis backup_timeout{120'000};  // a backup not answered by then counts as failed
   // Before a risky membership change, a backup finished (or failed) within this long will do.
   Millis backup_fresh{300'000};
+  // Maintenance. Members run with this backend quota (etcd's --quota-backend-bytes): past it
+  // etcd raises NOSPACE and refuses writes until it is disarmed, which is done only once every
+  // database is below kNoSpaceClearShare of it. A member whose database is at least
+  // defrag_min_bytes and whose free share (1 - in use / size) passes defrag_threshold is
+  // defragmented (0: never by itself; POST /defrag still does).
+  uint64_t quota_backend_bytes = 2ull << 30;
+  double defrag_threshold = 0.5;
+  uint64_t defrag_min_bytes = 64ull << 20;
+  Millis maintenance_retry{300'000};  // after a maintenance run that failed
 };
+
+// A NOSPACE alarm is disarmed only once every member's database is below this share of the quota.
+inline constexpr double kNoSpaceClearShare = 0.9;
 
 // One etcd member as the scheduler knows it: its task and what etcd says about it.
 struct Member {
@@ -76,6 +88,8 @@ struct Member {
   uint64_t revision = 0;        // etcd's KV revision as this member has applied it
   uint64_t db_size = 0;         // bytes of its database file
   uint64_t db_size_in_use = 0;  // of which in use; the rest is free pages a defrag gives back
+  bool nospace_alarm = false;   // etcd reports the NOSPACE alarm (raised by any member)
+  bool corrupt_alarm = false;   // etcd reports the CORRUPT alarm
   std::optional<Time> launched_at;
   std::optional<Time> last_reachable;
   std::optional<Time> learner_since;
@@ -211,6 +225,8 @@ struct MemberProbe {
                           // initializers of the fields above stay valid)
   uint64_t db_size = 0;
   uint64_t db_size_in_use = 0;
+  bool nospace_alarm = false;
+  bool corrupt_alarm = false;
 };
 struct ProbeResult {
   std::string name;
@@ -289,10 +305,27 @@ struct AdminResize {
   Time now;
 };
 
+// Maintenance of the members' databases: compaction of the history (to a revision), defragmentation
+// of one member (it serves nothing while it runs), disarming the NOSPACE alarm.
+enum class MaintenanceOp { kCompact, kDefragment, kDisarmNoSpace };
+std::string_view MaintenanceOpName(MaintenanceOp op);  // "compact", "defragment", "disarm NOSPACE"
+struct MaintenanceResult {
+  uint64_t id = 0;  // echoes Maintain::id
+  MaintenanceOp op;
+  std::string member;
+  Status status;
+  Time now;
+};
+// POST /defrag: defragment every member now, followers first and the leader last.
+struct AdminDefrag {
+  uint64_t request = 0;
+  Time now;
+};
+
 using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
                            TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
                            ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
-                           AdminBackup, AdminRestore, AdminResize>;
+                           AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 
@@ -357,6 +390,14 @@ struct TakeBackup {
   std::string client_url;
   std::string reason;
 };
+// One maintenance step on one member; answered by MaintenanceResult. `revision`: kCompact's.
+struct Maintain {
+  uint64_t id = 0;
+  MaintenanceOp op;
+  std::string member;
+  std::string client_url;
+  uint64_t revision = 0;
+};
 struct AnswerAdmin {
   uint64_t request = 0;
   int http_status = 200;
@@ -374,7 +415,7 @@ struct Note {
 
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
-                            AnswerAdmin, Note, TakeBackup>;
+                            AnswerAdmin, Note, TakeBackup, Maintain>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

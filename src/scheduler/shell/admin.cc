@@ -227,6 +227,16 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["leader_url"] = standby_leader.value_or("");
   out["holding"] = holding ? 1 : 0;
   out["target_size"] = core.TargetSize();
+  const MaintenanceStatus& mt = core.maintenance();
+  out["nospace_alarm"] = mt.nospace ? 1 : 0;
+  out["corrupt_alarm"] = mt.corrupt ? 1 : 0;
+  out["maintenance_running"] = mt.running.empty() ? json(nullptr) : json(mt.running);
+  out["maintenance_runs"] = mt.runs;
+  out["members_defragmented"] = mt.members_defragmented;
+  out["nospace_alarms"] = mt.nospace_alarms;
+  out["nospace_cleared"] = mt.nospace_cleared;
+  out["maintenance_failures"] = mt.failures;
+  out["last_maintenance_error"] = mt.last_error;
   return out.dump() + "\n";
 }
 
@@ -304,6 +314,18 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
            static_cast<uint64_t>(BackupAgeSeconds(core, now_unix)));
     metric("last_backup_size_bytes", "gauge", "Size of the newest snapshot.", b.last->size);
   }
+  const MaintenanceStatus& mt = core.maintenance();
+  metric("nospace_alarm", "gauge", "1 while a member reports etcd's NOSPACE alarm.",
+         mt.nospace ? 1 : 0);
+  metric("corrupt_alarm", "gauge", "1 while a member reports etcd's CORRUPT alarm.",
+         mt.corrupt ? 1 : 0);
+  metric("members_defragmented_total", "counter", "Defragmentations that succeeded.",
+         mt.members_defragmented);
+  metric("nospace_alarms_total", "counter", "NOSPACE alarm episodes seen.", mt.nospace_alarms);
+  metric("nospace_cleared_total", "counter", "NOSPACE alarms disarmed by the scheduler.",
+         mt.nospace_cleared);
+  metric("maintenance_failures_total", "counter", "Maintenance runs stopped by a failure.",
+         mt.failures);
   return out;
 }
 
@@ -399,7 +421,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
 
   if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore" ||
-      path == "/cluster-size") {
+      path == "/cluster-size" || path == "/defrag") {
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
@@ -566,6 +588,8 @@ void AdminServer::Command(const net::ServerRequest& req,
     submit_(AdminReseed{id, force, Clock::now()});
   } else if (req.path == "/backup") {
     submit_(AdminBackup{id, Clock::now()});
+  } else if (req.path == "/defrag") {
+    submit_(AdminDefrag{id, Clock::now()});
   } else if (req.path == "/restore") {
     submit_(AdminRestore{id, restore_name, Clock::now()});
   } else if (req.path == "/cluster-size") {

@@ -51,6 +51,13 @@ int64_t UnixMs(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
+json AlarmsOf(const Member& m) {
+  json alarms = json::array();
+  if (m.nospace_alarm) alarms.push_back("NOSPACE");
+  if (m.corrupt_alarm) alarms.push_back("CORRUPT");
+  return alarms;
+}
+
 json MemberJson(const SchedulerCore& core, const Member& m, const Member* leader,
                 const ConsoleContext& context) {
   uint64_t leader_id = leader ? leader->member_id : 0;
@@ -67,6 +74,7 @@ json MemberJson(const SchedulerCore& core, const Member& m, const Member* leader
       {"raft_index", m.raft_index},
       {"db_size", m.db_size},
       {"db_size_in_use", m.db_size_in_use},
+      {"alarms", AlarmsOf(m)},
       {"client_url", m.ClientUrl()},
       {"lag", nullptr},
       {"catch_up", nullptr},
@@ -114,6 +122,17 @@ json BackupsJson(const SchedulerCore& core, int64_t now_unix) {
                          {"age_s", BackupAgeSeconds(core, now_unix)}};
   }
   return out;
+}
+
+json MaintenanceJson(const MaintenanceStatus& m) {
+  return json{{"nospace_alarm", m.nospace},
+              {"corrupt_alarm", m.corrupt},
+              {"running", m.running.empty() ? json(nullptr) : json(m.running)},
+              {"members_defragmented", m.members_defragmented},
+              {"nospace_alarms", m.nospace_alarms},
+              {"nospace_cleared", m.nospace_cleared},
+              {"failures", m.failures},
+              {"last_error", m.last_error}};
 }
 
 json NotesJson(const NoteLog& notes, uint64_t after) {
@@ -222,6 +241,7 @@ std::string RenderConsoleJson(const SchedulerCore& core, const NoteLog& notes,
       {"members", std::move(members)},
       {"counters", CountersJson(core.state().counters)},
       {"backups", BackupsJson(core, now_unix)},
+      {"maintenance", MaintenanceJson(core.maintenance())},
       {"notes", NotesJson(notes, context.notes_after)},
       {"history", HistoryJson(history, context.samples_after_ms)},
   };

@@ -126,6 +126,13 @@ function renderBanner(d) {
   if (d.holding) notes.push('HOLDING: this leader lost ZooKeeper; every action waits until it ' +
       'is back within the session.');
   if (!h.connected) notes.push('DISCONNECTED from the Mesos master: no launches or changes.');
+  const mt = d.maintenance;
+  if (mt.nospace_alarm) notes.push('DISK FULL (NOSPACE): a database reached the quota and etcd ' +
+      'refuses every write; the scheduler compacts, defragments and disarms the alarm.');
+  if (mt.corrupt_alarm) notes.push('CORRUPT: etcd found members whose data differ; see the ' +
+      'guide, "A member is corrupt".');
+  if (mt.running) notes.push('Maintenance: ' + mt.running + '.');
+  if (mt.last_error) notes.push('Last maintenance error: ' + mt.last_error);
   $('notices').replaceChildren(...notes.map((t) => el('p', { class: 'banner warn', text: t })));
 }
 
@@ -169,7 +176,8 @@ function renderMembers(d) {
       el('td', { text: health }), el('td', { text: m.task_state }),
       el('td', { text: m.host }), el('td', { text: String(m.raft_index) }), lagCell,
       el('td', { text: bytes(m.db_size) + (m.fragmented == null ? '' :
-                       ', ' + pct(m.fragmented) + ' free') }),
+                       ', ' + pct(m.fragmented) + ' free') +
+                       (m.alarms.length ? ', ALARM ' + m.alarms.join(' ') : '') }),
       el('td', { text: m.member_id || '-' }), el('td', {}, sandbox),
       el('td', {}, memberHistory(m.name)));
   });
@@ -259,6 +267,10 @@ function renderCounters(d) {
 
 // ---- Actions: each behind a confirmation that says what it does and what may be lost. ----
 const ACTIONS = {
+  defrag: { title: 'Defragment', path: () => '/defrag',
+    text: () => 'Defragments every member one at a time, followers first and the leader last, ' +
+                'only while the cluster is healthy. Each member stops serving while its own ' +
+                'database is rewritten (seconds per GiB). Nothing is lost.' },
   backup: { title: 'Back up now', path: () => '/backup',
     text: () => 'Takes a snapshot of the cluster from a healthy member into the backup ' +
                 'directory. Nothing is lost; writes go on.' },
@@ -352,6 +364,7 @@ std::string_view ConsoleBody() {
 <label for="token">Admin token</label> <input id="token" type="password" autocomplete="off"
   size="24"> <span class="muted">(kept in this tab only)</span><br>
 <button id="ask-backup" type="button">Back up now</button>
+<button id="ask-defrag" type="button">Defragment&hellip;</button>
 <button id="ask-reseed" type="button" class="danger">Reseed&hellip;</button>
 <button id="ask-fresh" type="button" class="danger">Start fresh&hellip;</button>
 <label for="restore-name">Backup</label> <select id="restore-name"></select>

@@ -305,6 +305,17 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "etcd's backend quota: past it, etcd raises the NOSPACE alarm and refuses writes "
            "(etcd advises at most 8 GiB)")
       .Range(int64_t{16} << 20, int64_t{8} << 30);
+  flags
+      .Add("--defrag-threshold", &core.defrag_threshold,
+           "Defragment a member (one at a time, followers first, the leader last, only while the "
+           "cluster is healthy) when this share of its database file is free pages: 1 - "
+           "dbSizeInUse / dbSize from etcd's status (0: never by itself; POST /defrag still does)")
+      .Range(0.0, 0.99);
+  int64_t defrag_min_size = static_cast<int64_t>(core.defrag_min_bytes);
+  flags
+      .Add("--defrag-min-size", &defrag_min_size,
+           "Bytes: a database smaller than this is never defragmented by itself")
+      .Range(int64_t{0}, int64_t{1} << 40);
   flags.Add("--initial-corrupt-check", &shell.upkeep.initial_corrupt_check,
             "A starting member compares its data's hash with its peers' and refuses to serve "
             "when they differ (etcd's --experimental-initial-corrupt-check)");
@@ -361,6 +372,8 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   }
   shell.failover_timeout_s = failover.count();
   shell.probe_timeout = std::max(core.probe_interval, 500ms);
+  core.defrag_min_bytes = static_cast<uint64_t>(defrag_min_size);
+  core.quota_backend_bytes = static_cast<uint64_t>(shell.upkeep.quota_backend_bytes);
   core.backups = !shell.backup_dir.empty();
   if (shell.healthz_max_backup_age.count() > 0 && !core.backups) {
     return max_age.Bad("needs --backup-dir (backups are off)");

@@ -59,6 +59,9 @@ struct ShellConfig {
   std::string reseed_token_file;
   std::string admin_token;  // read by LoadFiles; empty: /reseed and /start-fresh unguarded
   std::chrono::milliseconds probe_timeout{1'000};
+  // One maintenance step (compaction, defragmentation, disarm): a defragmentation rewrites the
+  // database file, seconds per GiB.
+  std::chrono::milliseconds maintenance_timeout{300'000};
   // ExecutorInfo.shutdown_grace_period of every member's executor.
   std::chrono::milliseconds executor_shutdown_grace{10'000};
   // etcd's own upkeep, passed to every member launched from now on (a running member keeps what

@@ -585,6 +585,7 @@ void SchedulerShell::Carry(Action& action) {
                  },
                  [&](Note& a) { DoNote(a); },
                  [&](TakeBackup& a) { DoBackup(a); },
+                 [&](Maintain& a) { DoMaintain(a); },
              },
              action);
 }
@@ -720,6 +721,11 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     p.is_learner = s.is_learner;
     p.db_size = s.db_size;
     p.db_size_in_use = s.db_size_in_use;
+    // etcd names an active alarm in the status errors: "memberID:<id> alarm:NOSPACE ".
+    for (const std::string& error : s.errors) {
+      p.nospace_alarm = p.nospace_alarm || error.find("alarm:NOSPACE") != std::string::npos;
+      p.corrupt_alarm = p.corrupt_alarm || error.find("alarm:CORRUPT") != std::string::npos;
+    }
     std::optional<bool> health;
     if (join->health->ok()) health = (*join->health)->healthy;
     p.healthy = MemberHealthy(s.leader, !s.errors.empty(), health, s.is_learner);
@@ -1005,6 +1011,53 @@ void SchedulerShell::WriteFrameworkId(const std::string& id) {
                                  }
                                }));
               }));
+}
+
+void SchedulerShell::DoMaintain(const Maintain& step) {
+  auto url = ParseHttpUrl(step.client_url);
+  auto done = Guarded([this, step](Status status) {
+    if (!status.ok()) {
+      spdlog::warn("maintenance: {} on {} failed: {}", MaintenanceOpName(step.op), step.member,
+                   status.error().ToString());
+    }
+    Feed(MaintenanceResult{step.id, step.op, step.member, status, Clock::now()});
+  });
+  if (!url.ok()) {
+    return boost::asio::post(io_, [done, e = url.error()] { done(e); });
+  }
+  etcd::Client::Options options;
+  // A defragmentation rewrites the whole database file: seconds per GiB, far past a probe.
+  options.request_timeout = flags_.shell.maintenance_timeout;
+  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  auto header_done = [client, done](Result<etcd::ResponseHeader> r) {
+    done(r.ok() ? Status() : Status(r.error()));
+  };
+  spdlog::info("maintenance: {} on {}", MaintenanceOpName(step.op), step.member);
+  switch (step.op) {
+    case MaintenanceOp::kCompact:
+      return client->Compact(step.revision, header_done);
+    case MaintenanceOp::kDefragment:
+      return client->Defragment(header_done);
+    case MaintenanceOp::kDisarmNoSpace:
+      // As etcdctl alarm disarm does: each active NOSPACE alarm, by the member that raised it.
+      return client->AlarmList([client, done](Result<etcd::AlarmResponse> list) {
+        if (!list.ok()) return done(list.error());
+        auto pending = std::make_shared<int>(0);
+        auto first_error = std::make_shared<std::optional<Error>>();
+        for (const auto& alarm : list->alarms) {
+          if (alarm.type != etcd::AlarmType::kNoSpace) continue;
+          ++*pending;
+          client->AlarmDisarm(alarm.member_id, alarm.type,
+                              [client, done, pending, first_error](Result<etcd::AlarmResponse> r) {
+                                if (!r.ok() && !*first_error) *first_error = r.error();
+                                if (--*pending == 0) {
+                                  done(*first_error ? Status(**first_error) : Status());
+                                }
+                              });
+        }
+        if (*pending == 0) done(Status());  // cleared meanwhile
+      });
+  }
 }
 
 void SchedulerShell::DoBackup(const TakeBackup& backup) {

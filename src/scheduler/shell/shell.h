@@ -129,6 +129,7 @@ class SchedulerShell {
   void WriteFrameworkId(const std::string& id);
   void DoNote(const Note& note);
   void DoBackup(const TakeBackup& backup);
+  void DoMaintain(const Maintain& step);
   void Send(mesos::scheduler::Call call, std::string what);
   void ArmTick();
   // The console's history: observed every second, sampled every ClusterHistory::kSampleIntervalMs

@@ -690,8 +690,8 @@ TEST_F(FaultSuite, ANoSpaceAlarmIsClearedByTheSchedulerAndWritesSucceedAgain) {
   auto alarms = Guide("alarm-list");
   EXPECT_EQ(alarms.first, 0) << alarms.second;
   EXPECT_EQ(alarms.second.find("NOSPACE"), std::string::npos) << alarms.second;
-  auto put = Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
-                   " put /faults/after-nospace written");
+  auto put =
+      Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() + " put /after-nospace written");
   EXPECT_EQ(put.first, 0) << put.second;
   auto stats = GuideJson("stats");
   EXPECT_EQ(stats.value("nospace_alarm", -1), 0) << stats.dump();

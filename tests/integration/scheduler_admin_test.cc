@@ -173,7 +173,11 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
       "last_backup_error", "backup_running",
       // Which instance answers (scheduler high availability).
-      "standby", "leader_url", "holding", "target_size"};
+      "standby", "leader_url", "holding", "target_size",
+      // Maintenance: the alarms, the run in flight, what was done.
+      "nospace_alarm", "corrupt_alarm", "maintenance_running", "maintenance_runs",
+      "members_defragmented", "nospace_alarms", "nospace_cleared", "maintenance_failures",
+      "last_maintenance_error"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";

@@ -1907,6 +1907,9 @@ TEST_F(CoreTest, NoSpaceIsCompactedDefragmentedAndDisarmedOnceThereIsRoom) {
   EXPECT_EQ(disarm[0].op, MaintenanceOp::kDisarmNoSpace);
   On(MaintenanceResult{disarm[0].id, disarm[0].op, disarm[0].member, OkStatus(), now_});
   EXPECT_EQ(core_.maintenance().nospace_cleared, 1u);
+  EXPECT_FALSE(core_.maintenance().nospace);
+  EXPECT_TRUE(All<Maintain>(Advance(100ms)).empty())
+      << "the probes from before the disarm do not start it over";
   ProbeDatabases(2 * kMiB, 2 * kMiB, false, 77);
   EXPECT_TRUE(All<Maintain>(Advance(1s)).empty());
   EXPECT_FALSE(core_.maintenance().nospace);

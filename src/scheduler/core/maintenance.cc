@@ -206,6 +206,10 @@ void SchedulerCore::OnMaintenanceResult(const MaintenanceResult& e, Actions& out
       break;
     case MaintenanceOp::kDisarmNoSpace:
       ++maintenance_status_.nospace_cleared;
+      // The probes answered before the disarm still say NOSPACE: the next ones say whether it is
+      // raised again (else the run would start over on what it has just cleared).
+      for (auto& [name, m] : state_.members) m.nospace_alarm = false;
+      maintenance_status_.nospace = false;
       Say("info", "maintenance",
           "NOSPACE alarm disarmed: every database is below 90% of the quota; etcd takes writes "
           "again",

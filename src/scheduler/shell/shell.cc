@@ -1015,7 +1015,7 @@ void SchedulerShell::WriteFrameworkId(const std::string& id) {
 
 void SchedulerShell::DoMaintain(const Maintain& step) {
   auto url = ParseHttpUrl(step.client_url);
-  auto done = Guarded([this, step](Status status) {
+  std::function<void(Status)> done = Guarded([this, step](Status status) {
     if (!status.ok()) {
       spdlog::warn("maintenance: {} on {} failed: {}", MaintenanceOpName(step.op), step.member,
                    status.error().ToString());

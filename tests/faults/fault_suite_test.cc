@@ -1040,20 +1040,28 @@ TEST_F(FaultSuite, TotalLossIsRestoredFromABackupByTheGuide) {
   workload_->Stop();
   history_->Stop();    // the backup holds all of it: the final reads after the restore must agree
   RunFor(seconds(2));  // the last write answered and applied on every member
-  // The periodic backup taken at start (before any write) is listed already; the one to restore
-  // is the one asked for now, the newest (the list is oldest first).
-  auto listed = [&] { return nlohmann::json::parse(Guide("backups").second, nullptr, false); };
+  // A periodic backup may be taken at start, before any write: the one to restore is the one
+  // asked for now, the highest revision (every write is in it), once it is listed and verified.
   ASSERT_TRUE(RunUntil([&] { return !core().backups().running; }, 60));
-  size_t before = listed().size();
   auto now = Guide("backup-now");
   EXPECT_NE(now.second.find("202"), std::string::npos) << now.second;
   std::string snapshot;
   ASSERT_TRUE(RunUntil(
       [&] {
-        auto list = listed();
-        if (!list.is_array() || list.size() <= before) return false;
-        if (!list.back().value("verified", false)) return false;
-        snapshot = list.back().value("name", "");
+        if (core().backups().running || !core().backups().last) return false;
+        auto list = nlohmann::json::parse(Guide("backups").second, nullptr, false);
+        if (!list.is_array() || list.empty()) return false;
+        const nlohmann::json* newest = &list[0];
+        for (const auto& b : list) {
+          if (b.value("revision", uint64_t{0}) > newest->value("revision", uint64_t{0})) {
+            newest = &b;
+          }
+        }
+        if (!newest->value("verified", false) ||
+            newest->value("revision", uint64_t{0}) < core().backups().last->revision) {
+          return false;
+        }
+        snapshot = newest->value("name", "");
         return true;
       },
       60))

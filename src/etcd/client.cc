@@ -200,6 +200,24 @@ void Client::Call(std::string target, std::string body, Decode decode, Callback<
                  });
 }
 
+template <typename T, typename Decode>
+void Client::Fetch(std::string target, Decode decode, Callback<T> done) {
+  net::HttpRequest request;
+  request.method = net::Verb::get;
+  request.endpoint = endpoint_;
+  request.target = target;
+  request.timeout = options_.request_timeout;
+  request.max_body_bytes = options_.max_response_bytes;
+  net::HttpFetch(io_, std::move(request),
+                 [where = endpoint_.ToString() + target, decode,
+                  done = std::move(done)](Result<net::HttpResponse> response) {
+                   if (!response.ok()) return done(response.error());
+                   Result<T> out = decode(response->status, response->body);
+                   if (!out.ok()) return done(out.error().Context(where));
+                   done(std::move(out));
+                 });
+}
+
 void Client::MemberList(Callback<MemberListResponse> done) {
   Call<MemberListResponse>("/v3/cluster/member/list", "{}", DecodeMemberList, std::move(done));
 }
@@ -231,37 +249,11 @@ void Client::Status(Callback<StatusResponse> done) {
 }
 
 void Client::Health(Callback<HealthResponse> done) {
-  net::HttpRequest request;
-  request.method = net::Verb::get;
-  request.endpoint = endpoint_;
-  request.target = "/health";
-  request.timeout = options_.request_timeout;
-  request.max_body_bytes = options_.max_response_bytes;
-  net::HttpFetch(io_, std::move(request),
-                 [where = endpoint_.ToString() + "/health",
-                  done = std::move(done)](Result<net::HttpResponse> response) {
-                   if (!response.ok()) return done(response.error());
-                   auto out = DecodeHealth(response->status, response->body);
-                   if (!out.ok()) return done(out.error().Context(where));
-                   done(std::move(out));
-                 });
+  Fetch<HealthResponse>("/health", DecodeHealth, std::move(done));
 }
 
 void Client::DiskLatency(Callback<DiskLatencyTotals> done) {
-  net::HttpRequest request;
-  request.method = net::Verb::get;
-  request.endpoint = endpoint_;
-  request.target = "/metrics";
-  request.timeout = options_.request_timeout;
-  request.max_body_bytes = options_.max_response_bytes;
-  net::HttpFetch(io_, std::move(request),
-                 [where = endpoint_.ToString() + "/metrics",
-                  done = std::move(done)](Result<net::HttpResponse> response) {
-                   if (!response.ok()) return done(response.error());
-                   auto out = DecodeDiskLatency(response->status, response->body);
-                   if (!out.ok()) return done(out.error().Context(where));
-                   done(std::move(out));
-                 });
+  Fetch<DiskLatencyTotals>("/metrics", DecodeDiskLatency, std::move(done));
 }
 
 void Client::AlarmList(Callback<AlarmResponse> done) {

@@ -91,6 +91,9 @@ class Client {
  private:
   template <typename T, typename Decode>
   void Call(std::string target, std::string body, Decode decode, Callback<T> done);
+  // GET `target` (health, metrics: not v3 JSON calls), decoded from the HTTP status and body.
+  template <typename T, typename Decode>
+  void Fetch(std::string target, Decode decode, Callback<T> done);
 
   boost::asio::io_context& io_;
   HostPort endpoint_;

@@ -180,34 +180,19 @@ Client::Client(asio::io_context& io, HostPort endpoint, Options options)
     : io_(io), endpoint_(std::move(endpoint)), options_(options) {}
 
 template <typename T, typename Decode>
-void Client::Call(std::string target, std::string body, Decode decode, Callback<T> done) {
+void Client::Send(std::string target, std::optional<std::string> body, Decode decode,
+                  Callback<T> done) {
   net::HttpRequest request;
-  request.method = net::Verb::post;
+  request.method = body ? net::Verb::post : net::Verb::get;
   request.endpoint = endpoint_;
   request.target = target;
-  request.headers = {{"Content-Type", "application/json"}};
-  request.body = std::move(body);
+  if (body) {
+    request.headers = {{"Content-Type", "application/json"}};
+    request.body = std::move(*body);
+  }
   request.timeout = options_.request_timeout;
   request.max_body_bytes = options_.max_response_bytes;
   // The callback holds copies of what it needs, not the client: it may outlive it.
-  net::HttpFetch(io_, std::move(request),
-                 [where = endpoint_.ToString() + target, decode,
-                  done = std::move(done)](Result<net::HttpResponse> response) {
-                   if (!response.ok()) return done(response.error());
-                   Result<T> out = DecodeResponse(response->status, response->body, decode);
-                   if (!out.ok()) return done(out.error().Context(where));
-                   done(std::move(out));
-                 });
-}
-
-template <typename T, typename Decode>
-void Client::Fetch(std::string target, Decode decode, Callback<T> done) {
-  net::HttpRequest request;
-  request.method = net::Verb::get;
-  request.endpoint = endpoint_;
-  request.target = target;
-  request.timeout = options_.request_timeout;
-  request.max_body_bytes = options_.max_response_bytes;
   net::HttpFetch(io_, std::move(request),
                  [where = endpoint_.ToString() + target, decode,
                   done = std::move(done)](Result<net::HttpResponse> response) {
@@ -216,6 +201,16 @@ void Client::Fetch(std::string target, Decode decode, Callback<T> done) {
                    if (!out.ok()) return done(out.error().Context(where));
                    done(std::move(out));
                  });
+}
+
+template <typename T, typename Decode>
+void Client::Call(std::string target, std::string body, Decode decode, Callback<T> done) {
+  Send<T>(
+      std::move(target), std::move(body),
+      [decode](unsigned status, std::string_view text) {
+        return DecodeResponse(status, text, decode);
+      },
+      std::move(done));
 }
 
 void Client::MemberList(Callback<MemberListResponse> done) {
@@ -249,11 +244,11 @@ void Client::Status(Callback<StatusResponse> done) {
 }
 
 void Client::Health(Callback<HealthResponse> done) {
-  Fetch<HealthResponse>("/health", DecodeHealth, std::move(done));
+  Send<HealthResponse>("/health", std::nullopt, DecodeHealth, std::move(done));
 }
 
 void Client::DiskLatency(Callback<DiskLatencyTotals> done) {
-  Fetch<DiskLatencyTotals>("/metrics", DecodeDiskLatency, std::move(done));
+  Send<DiskLatencyTotals>("/metrics", std::nullopt, DecodeDiskLatency, std::move(done));
 }
 
 void Client::AlarmList(Callback<AlarmResponse> done) {

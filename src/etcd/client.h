@@ -89,11 +89,13 @@ class Client {
   void Snapshot(std::filesystem::path path, Callback<SnapshotInfo> done);
 
  private:
+  // One request: a POST of the JSON `body` when there is one, else a GET (health, metrics);
+  // `decode` reads the HTTP status and body.
+  template <typename T, typename Decode>
+  void Send(std::string target, std::optional<std::string> body, Decode decode, Callback<T> done);
+  // A v3 JSON call: a POST whose answer DecodeResponse checks before `decode` reads it.
   template <typename T, typename Decode>
   void Call(std::string target, std::string body, Decode decode, Callback<T> done);
-  // GET `target` (health, metrics: not v3 JSON calls), decoded from the HTTP status and body.
-  template <typename T, typename Decode>
-  void Fetch(std::string target, Decode decode, Callback<T> done);
 
   boost::asio::io_context& io_;
   HostPort endpoint_;

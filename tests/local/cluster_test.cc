@@ -15,6 +15,7 @@
 #include "mesos/json_codec.h"
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
+#include "quick_cluster.h"
 #include "testing/tempdir.h"
 
 namespace etcd_mesos::local {
@@ -26,17 +27,8 @@ using mesos::scheduler::Event;
 class ClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LocalClusterOptions options;
-    options.agents = 3;
-    options.resources = *ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
-    options.work_dir = dir_.path();
-    options.master.port = 0;
-    options.master.allocation_interval = std::chrono::milliseconds(100);
-    options.master.heartbeat_interval = std::chrono::milliseconds(500);
-    options.master.agent_unreachable_timeout = std::chrono::milliseconds(1500);
+    LocalClusterOptions options = QuickClusterOptions(dir_.path());
     options.agent.status_update_retry_min = std::chrono::milliseconds(300);
-    options.agent.ping_interval = std::chrono::milliseconds(200);
-    options.agent.executor_shutdown_grace_period = std::chrono::milliseconds(1000);
     cluster_ = std::make_unique<LocalCluster>(io_, options);
     auto bound = cluster_->Start();
     ASSERT_TRUE(bound.ok()) << bound.error();

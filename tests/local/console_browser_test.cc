@@ -19,6 +19,7 @@
 #include "local/cluster.h"
 #include "local/resources.h"
 #include "mesos/scheduler_client.h"
+#include "quick_cluster.h"
 #include "testing/browser.h"
 #include "testing/tempdir.h"
 
@@ -34,16 +35,7 @@ using std::chrono::seconds;
 class ConsoleBrowserTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LocalClusterOptions options;
-    options.agents = 3;
-    options.resources = *ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
-    options.work_dir = dir_.path();
-    options.master.port = 0;
-    options.master.allocation_interval = milliseconds(100);
-    options.master.heartbeat_interval = milliseconds(500);
-    options.master.agent_unreachable_timeout = milliseconds(1500);
-    options.agent.ping_interval = milliseconds(200);
-    options.agent.executor_shutdown_grace_period = milliseconds(1000);
+    LocalClusterOptions options = QuickClusterOptions(dir_.path());
     cluster_ = std::make_unique<LocalCluster>(io_, options);
     auto bound = cluster_->Start();
     ASSERT_TRUE(bound.ok()) << bound.error();

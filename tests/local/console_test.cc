@@ -16,6 +16,7 @@
 #include "local/resources.h"
 #include "mesos/scheduler_client.h"
 #include "net/http.h"
+#include "quick_cluster.h"
 #include "testing/tempdir.h"
 
 namespace etcd_mesos::local {
@@ -28,16 +29,7 @@ using nlohmann::json;
 class ConsoleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LocalClusterOptions options;
-    options.agents = 3;
-    options.resources = *ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
-    options.work_dir = dir_.path();
-    options.master.port = 0;
-    options.master.allocation_interval = std::chrono::milliseconds(100);
-    options.master.heartbeat_interval = std::chrono::milliseconds(500);
-    options.master.agent_unreachable_timeout = std::chrono::milliseconds(1500);
-    options.agent.ping_interval = std::chrono::milliseconds(200);
-    options.agent.executor_shutdown_grace_period = std::chrono::milliseconds(1000);
+    LocalClusterOptions options = QuickClusterOptions(dir_.path());
     cluster_ = std::make_unique<LocalCluster>(io_, options);
     auto bound = cluster_->Start();
     ASSERT_TRUE(bound.ok()) << bound.error();

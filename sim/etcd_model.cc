@@ -55,6 +55,15 @@ Result<uint64_t> ApplyMembershipChange(std::vector<ModelMember>& members, core::
       entry->learner = false;
       return member_id;
     }
+    case core::MembershipOp::kMoveLeader:
+      // Not a membership change: who leads is the world's (it checks the member asked leads).
+      if (entry == members.end()) {
+        return Error{ErrorCode::kNotFound, "etcdserver: member not found"};
+      }
+      if (entry->learner) {
+        return Error{ErrorCode::kRefused, "etcdserver: bad leader transferee"};
+      }
+      return member_id;
     case core::MembershipOp::kRemove: {
       if (entry == members.end()) {
         return Error{ErrorCode::kNotFound, "etcdserver: member not found"};

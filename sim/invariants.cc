@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "scheduler/core/rules.h"
+
 namespace etcd_mesos::sim {
 
 std::vector<Violation> CheckWorld(const WorldFacts& facts) {
@@ -69,7 +71,18 @@ std::optional<Violation> CheckMembershipChange(const ChangeFacts& f) {
   if (f.op == scheduler::MembershipOp::kRemove && !f.target_is_voter) return std::nullopt;
   if (!f.had_quorum) return std::nullopt;
   bool quorum_after = f.voters_after > 0 && f.running_voters_after * 2 > f.voters_after;
-  if (quorum_after) return std::nullopt;
+  if (quorum_after) {
+    if (f.op == scheduler::MembershipOp::kRemove && f.target_running && f.target_size > 0 &&
+        f.running_voters_after < scheduler::Quorum(f.target_size)) {
+      return Violation{
+          "removal-below-target-quorum",
+          fmt::format("removal of running voter {} leaves {} running voters, fewer than a quorum "
+                      "({}) of the target size {}",
+                      f.name, f.running_voters_after, scheduler::Quorum(f.target_size),
+                      f.target_size)};
+    }
+    return std::nullopt;
+  }
   return Violation{
       "membership-change-breaks-quorum",
       fmt::format("{} of {} leaves {} running voters of {}: the cluster had quorum and loses it",

@@ -62,6 +62,10 @@ struct ChangeFacts {
   bool had_quorum = false;
   int voters_after = 0;          // voters once the change is applied
   int running_voters_after = 0;  // of those, how many run and are connected
+  // A removal of a voter that runs (our own decision, not a heal of the dead: a shrink or a
+  // rollout) must leave a quorum of the target size running. 0: not judged.
+  bool target_running = false;
+  int target_size = 0;
 };
 std::optional<Violation> CheckMembershipChange(const ChangeFacts& facts);
 

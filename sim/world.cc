@@ -58,6 +58,9 @@ constexpr Millis kElectionStep{100};
 // Whether the operator resizes the cluster now and then in this seed's chaos (POST
 // /cluster-size): in a fifth of the seeds, chosen as above.
 bool ResizesInSeed(uint64_t seed) { return seed % 20 == 12 || seed % 20 == 16; }
+// Whether the operator rolls the members out now and then (a changed launch configuration, a
+// rolling restart, a resume): in about 6% of the seeds, residues no pinned seed has.
+bool RolloutsInSeed(uint64_t seed) { return seed % 30 == 26 || seed % 30 == 28; }
 
 int SchedulersForSeed(uint64_t seed) {
   switch (seed % 20) {
@@ -114,6 +117,8 @@ std::string OpName(core::MembershipOp op) {
       return "promote";
     case core::MembershipOp::kRemove:
       return "remove";
+    case core::MembershipOp::kMoveLeader:
+      return "move-leader";
   }
   return "?";
 }
@@ -284,6 +289,8 @@ class World {
   void LosesLeadership(Instance& s, const std::string& why);
   void InjectInstanceFault();
   void InjectResize();
+  void InjectRollout();
+  bool RolloutSettled(const core::SchedulerCore& core) const;
   void CutFromMesos(Instance& s, Millis d);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
@@ -356,6 +363,7 @@ class World {
   Result<core::MemberProbe> Probe(const std::string& url);
   Result<core::ClusterView> ProbeCluster(const std::vector<std::string>& urls);
   void ChangeMembership(uint64_t epoch, const core::ChangeMembership& change);
+  Status MoveLeader(Cluster& c, const Process& via, uint64_t target);
   void Reseed(uint64_t epoch, const core::TriggerReseed& reseed);
   Cluster& NewCluster(std::string key);
 
@@ -405,6 +413,9 @@ class World {
   std::vector<Instance> instances_;
   bool ha_ = false;
   bool resizes_ = false;
+  bool rollouts_ = false;
+  int launch_configs_ = 1;  // launch configurations the operator has deployed
+  std::optional<Time> rollout_resumed_;
   int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
   uint64_t next_epoch_ = 0;
   uint64_t next_node_ = 0;
@@ -463,10 +474,14 @@ World::World(const SimOptions& options, uint64_t seed)
   config_.backups = seed_ % 10 == 2 || seed_ % 10 == 3 || seed_ % 10 == 5 || seed_ % 10 == 9;
   config_.backup_interval = 300s;
   config_.backup_timeout = 30s;
+  config_.launch_config = "sim-launch-1";
+  config_.launch_summary = "etcd 3.4.23 (sim launch configuration 1)";
+  config_.etcd_version = "3.4.23";
   next_member_id_ = (rng_() & 0x7fff'ffff'0000'0000ull) | 0x1000;
   int schedulers = options_.schedulers > 0 ? options_.schedulers : SchedulersForSeed(seed_);
   ha_ = schedulers > 1;
   resizes_ = ResizesInSeed(seed_);
+  rollouts_ = RolloutsInSeed(seed_);
   largest_target_ = options_.cluster_size;
   for (int i = 0; i < schedulers; ++i) {
     instances_.emplace_back();
@@ -1792,6 +1807,14 @@ void World::TickCore() {
     Hit("operator.reseed_in_calm");
     Deliver(*acting, core::AdminReseed{++admin_requests_, false, now_});
   }
+  // A rollout stopped at a failure during the chaos: the operator, the cause gone, resumes it.
+  bool resumed_lately = rollout_resumed_ && now_ - *rollout_resumed_ < 60s;
+  if (calm_ && acting && acting->core && acting->core->rollout().state == "stopped" &&
+      !resumed_lately) {
+    rollout_resumed_ = now_;
+    Hit("operator.rollout_resume_in_calm");
+    Deliver(*acting, core::AdminRollout{++admin_requests_, core::RolloutCommand::kResume, now_});
+  }
 }
 
 Result<core::MemberProbe> World::Probe(const std::string& url) {
@@ -1806,6 +1829,7 @@ Result<core::MemberProbe> World::Probe(const std::string& url) {
   probe.raft_index = p->index;
   probe.raft_term = c.term;
   probe.revision = p->index;  // the model has no KV: its log stands for the revisions
+  probe.version = "3.4.23";
   for (const auto& e : c.members) {
     if (e.id == p->member_id) probe.is_learner = e.learner;
   }
@@ -1827,6 +1851,26 @@ Result<core::ClusterView> World::ProbeCluster(const std::vector<std::string>& ur
     return view;
   }
   return Error{ErrorCode::kUnavailable, "no member answers"};
+}
+
+// etcd's MoveLeader: only the leader hands over, to a voter that runs and hears it.
+Status World::MoveLeader(Cluster& c, const Process& via, uint64_t target) {
+  if (via.member_id != c.leader) return Error{ErrorCode::kRefused, "etcdserver: not leader"};
+  ChangeContext none;
+  Result<uint64_t> valid =
+      ApplyMembershipChange(c.members, core::MembershipOp::kMoveLeader, target, "", 0, none);
+  if (!valid.ok()) return valid.error();
+  bool hears = std::any_of(processes_.begin(), processes_.end(), [&](const Process& p) {
+    return p.alive && p.cluster == c.uid && p.member_id == target && Connected(p);
+  });
+  if (!hears) {
+    return Error{ErrorCode::kUnavailable,
+                 "etcdserver: request timed out, leader transfer took too long"};
+  }
+  c.leader = target;
+  ++c.term;
+  Hit("etcd.leader_moved");
+  return OkStatus();
 }
 
 void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& change) {
@@ -1855,6 +1899,10 @@ void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& chang
   Cluster& c = clusters_.at(via->cluster);
   if (c.leader == 0) {
     status = Error{ErrorCode::kUnavailable, "etcdserver: no leader"};
+    return answer();
+  }
+  if (change.op == core::MembershipOp::kMoveLeader) {
+    status = MoveLeader(c, *via, change.member_id);
     return answer();
   }
   auto entry = std::find_if(c.members.begin(), c.members.end(),
@@ -1898,6 +1946,8 @@ void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& chang
     f.target_is_voter = !entry->learner;
     f.voters_after = voters - (entry->learner ? 0 : 1);
     f.running_voters_after = RunningVoters(c, entry->id);
+    f.target_running = RunningVoters(c) > f.running_voters_after;
+    if (const core::SchedulerCore* acting = ActingCore()) f.target_size = acting->TargetSize();
     if (auto v = CheckMembershipChange(f)) return Fail(*v);
   }
   // etcd's rules (etcd_model.h) decide the answer; the world adds what a change does to the
@@ -1946,6 +1996,8 @@ void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& chang
       if (auto v = CheckMembershipChange(f)) return Fail(*v);
       break;
     }
+    case core::MembershipOp::kMoveLeader:
+      break;  // answered above
     case core::MembershipOp::kRemove: {
       uint64_t id = *applied;
       if (c.leader == id) c.leader = 0;
@@ -2210,6 +2262,7 @@ void World::InjectFault() {
   // so that the others replay as they did).
   if (ha_ && Chance(0.25)) return InjectInstanceFault();
   if (resizes_ && Chance(0.1)) return InjectResize();
+  if (rollouts_ && Chance(0.1)) return InjectRollout();
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
@@ -2307,6 +2360,36 @@ void World::InjectResize() {
   Deliver(*s, core::AdminResize{++admin_requests_, size, false, now_});
 }
 
+// The operator deploys a changed launch configuration (the scheduler restarts with it), asks for
+// a rolling restart, or resumes a stopped rollout.
+void World::InjectRollout() {
+  Instance* s = Acting();
+  if (s == nullptr) return;
+  switch (Uniform(0, 2)) {
+    case 0:
+      if (ha_) break;  // a redeploy changes every instance's flags at once: one instance only
+      ++launch_configs_;
+      Hit("operator.new_launch_config");
+      Trace(fmt::format("OPERATOR redeploys the scheduler with launch configuration {}",
+                        launch_configs_));
+      config_.launch_config = fmt::format("sim-launch-{}", launch_configs_);
+      config_.launch_summary =
+          fmt::format("etcd 3.4.23 (sim launch configuration {})", launch_configs_);
+      CrashScheduler(*s, /*graceful=*/true, "is redeployed");
+      return;
+    case 1:
+      Hit("operator.rolling_restart");
+      Trace("OPERATOR asks for a rolling restart");
+      Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kRestart, now_});
+      return;
+    default:
+      break;
+  }
+  Hit("operator.rollout_resume");
+  Trace("OPERATOR resumes the rollout");
+  Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kResume, now_});
+}
+
 void World::InjectStoreFault() {
   switch (Uniform(0, 3)) {
     case 0:  // the connection to the store is lost for a while; the client retries
@@ -2394,6 +2477,12 @@ void World::StartCalm() {
   }
 }
 
+// In the calm, a rollout under way finishes: no member is left with an older configuration.
+bool World::RolloutSettled(const core::SchedulerCore& core) const {
+  std::string state = core.rollout().state;
+  return state != "running" && state != "waiting";
+}
+
 bool World::Healed() const {
   const Instance* s = subscriber_ >= 0 ? &instances_[subscriber_] : nullptr;
   if (s == nullptr || !s->core || !s->core->healthy() || !connected_) return false;
@@ -2410,14 +2499,16 @@ bool World::Healed() const {
         }
       }
     }
-    if (voters == s->core->TargetSize() && running == voters) return true;
+    if (voters == s->core->TargetSize() && running == voters) return RolloutSettled(*s->core);
   }
   return false;
 }
 
 void World::CheckWorld() {
   WorldFacts f;
-  f.cluster_size = largest_target_;
+  // A rollout step adds a member's successor before it removes the member (and a scheduler that
+  // stops in between leaves the extra voter to its successor to remove).
+  f.cluster_size = largest_target_ + (rollouts_ ? 1 : 0);
   for (const auto& [uid, c] : clusters_) {
     ClusterFacts cf;
     cf.uid = uid;

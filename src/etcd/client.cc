@@ -265,6 +265,11 @@ void Client::Compact(uint64_t revision, Callback<ResponseHeader> done) {
                        DecodeHeaderOnly, std::move(done));
 }
 
+void Client::MoveLeader(uint64_t target_id, Callback<ResponseHeader> done) {
+  Call<ResponseHeader>("/v3/maintenance/transfer-leadership", EncodeMoveLeader(target_id),
+                       DecodeHeaderOnly, std::move(done));
+}
+
 void Client::Defragment(Callback<ResponseHeader> done) {
   Call<ResponseHeader>("/v3/maintenance/defragment", "{}", DecodeHeaderOnly, std::move(done));
 }

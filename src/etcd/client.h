@@ -58,6 +58,9 @@ class Client {
   void MemberRemove(uint64_t id, Callback<MemberListResponse> done);
   void MemberUpdate(uint64_t id, std::vector<std::string> peer_urls,
                     Callback<MemberListResponse> done);
+  // Hands leadership to voter `target_id` (etcd's MoveLeader). Only the leader does it: another
+  // member answers kRefused "etcdserver: not leader".
+  void MoveLeader(uint64_t target_id, Callback<ResponseHeader> done);
 
   // Maintenance, answered by this member (a learner too).
   void Status(Callback<StatusResponse> done);

@@ -345,6 +345,10 @@ std::string EncodeMemberAdd(const std::vector<std::string>& peer_urls, bool as_l
 
 std::string EncodeMemberId(uint64_t id) { return json{{"ID", std::to_string(id)}}.dump(); }
 
+std::string EncodeMoveLeader(uint64_t target_id) {
+  return json{{"targetID", std::to_string(target_id)}}.dump();
+}
+
 std::string EncodeMemberUpdate(uint64_t id, const std::vector<std::string>& peer_urls) {
   return json{{"ID", std::to_string(id)}, {"peerURLs", peer_urls}}.dump();
 }

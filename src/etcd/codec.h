@@ -33,7 +33,8 @@ namespace etcd_mesos::etcd {
 // ---- Requests --------------------------------------------------------------------------------
 
 std::string EncodeMemberAdd(const std::vector<std::string>& peer_urls, bool as_learner);
-std::string EncodeMemberId(uint64_t id);  // promote and remove: {"ID":"<decimal>"}
+std::string EncodeMemberId(uint64_t id);           // promote and remove: {"ID":"<decimal>"}
+std::string EncodeMoveLeader(uint64_t target_id);  // {"targetID":"<decimal>"}
 std::string EncodeMemberUpdate(uint64_t id, const std::vector<std::string>& peer_urls);
 std::string EncodeAlarmList();
 std::string EncodeAlarmDisarm(uint64_t member_id, AlarmType type);

@@ -232,6 +232,33 @@ TEST(Sim, SeedsWhereTheOperatorResizesTheClusterPass) {
   EXPECT_GT(shrinks, 0) << "no seed shrank a cluster";
 }
 
+// The operator redeploys with a changed launch configuration, asks for rolling restarts and
+// resumes stopped rollouts, among every other fault: rollouts add each successor before removing
+// the member when they can, move leadership away from the leader first, never leave fewer
+// running voters than a quorum of the target (the invariant removal-below-target-quorum), and
+// finish in the calm.
+TEST(Sim, SeedsWhereTheOperatorRollsOutPass) {
+  SimOptions o = Short();
+  o.keep_trace = true;
+  std::map<std::string, uint64_t> hits;
+  int surges = 0, done = 0;
+  for (uint64_t seed = 1; seed <= 600; ++seed) {
+    if (seed % 30 != 26 && seed % 30 != 28) continue;
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r) << "replay: sim --seed=" << seed << " --chaos-ms=120000";
+    for (const auto& [k, v] : r.coverage) hits[k] += v;
+    for (const auto& line : r.trace) {
+      surges += line.find("rollout: replaced by") != std::string::npos;
+      done += line.find("rolling out") != std::string::npos;
+    }
+  }
+  EXPECT_GT(hits["operator.new_launch_config"], 0u);
+  EXPECT_GT(hits["operator.rolling_restart"], 0u);
+  EXPECT_GT(hits["etcd.leader_moved"], 0u) << "no rollout moved leadership";
+  EXPECT_GT(surges, 0) << "no rollout replaced a member";
+  EXPECT_GT(done, 0) << "no rollout started";
+}
+
 // ---- Several scheduler instances (HA) -----------------------------------------------------
 
 // Two or three schedulers elected through a model of ZooKeeper, with every instance fault: a
@@ -366,6 +393,31 @@ TEST(SimInvariants, ARemovalThatCostsQuorum) {
   f.had_quorum = true;
   f.target_is_voter = false;
   EXPECT_FALSE(CheckMembershipChange(f)) << "a learner never votes";
+}
+
+// A shrink or a rollout removes a voter that runs: what runs after must still be a quorum of the
+// target size, not only of the voters left.
+TEST(SimInvariants, ARemovalOfARunningVoterKeepsAQuorumOfTheTarget) {
+  ChangeFacts f;
+  f.op = core::MembershipOp::kRemove;
+  f.name = "etcd-1";
+  f.target_is_voter = true;
+  f.had_quorum = true;
+  f.target_running = true;
+  f.target_size = 5;
+  f.voters_after = 3;
+  f.running_voters_after = 2;
+  ASSERT_TRUE(CheckMembershipChange(f));
+  EXPECT_EQ(CheckMembershipChange(f)->invariant, "removal-below-target-quorum");
+  f.running_voters_after = 3;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "3 of a target of 5 is a quorum";
+  f.target_size = 3;
+  f.voters_after = 2;
+  f.running_voters_after = 2;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "an in-place rollout step of 3 keeps 2 running";
+  f.target_running = false;
+  f.target_size = 5;
+  EXPECT_FALSE(CheckMembershipChange(f)) << "the removal of a dead voter is a heal";
 }
 
 TEST(SimInvariants, AReseedNeedsItsCauseAndTheHighestIndex) {

@@ -1,6 +1,7 @@
 #include "scheduler/core/rules.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -170,6 +171,58 @@ std::string DescribeReseedWindow(const Revisions& r) {
       "other members had applied, are lost; {}",
       r.last_reseed_survivor, r.last_reseed_survivor + 1, r.last_reseed_highest,
       RevisionsLostByReseed(r), after);
+}
+
+// ---- Rollouts ---------------------------------------------------------------------------------
+
+namespace {
+
+struct EtcdVersion {
+  int major = 0, minor = 0, patch = 0;
+};
+
+std::optional<EtcdVersion> ParseEtcdVersion(std::string_view text) {
+  if (text.starts_with('v')) text.remove_prefix(1);
+  EtcdVersion v;
+  int* parts[] = {&v.major, &v.minor, &v.patch};
+  for (int i = 0; i < 3; ++i) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *parts[i]);
+    if (ec != std::errc() || end == text.data()) return std::nullopt;
+    text.remove_prefix(end - text.data());
+    if (i < 2) {
+      if (!text.starts_with('.')) return std::nullopt;
+      text.remove_prefix(1);
+    }
+  }
+  return v;  // anything after the patch ("-rc.0") is ignored
+}
+
+}  // namespace
+
+std::optional<std::string> RefusedVersionChange(std::string_view running, std::string_view next) {
+  auto from = ParseEtcdVersion(running);
+  auto to = ParseEtcdVersion(next);
+  if (!from || !to) return std::nullopt;
+  if (to->major != from->major) {
+    return fmt::format(
+        "etcd {} cannot replace etcd {}: a change of major version is not an "
+        "upgrade etcd supports",
+        next, running);
+  }
+  if (to->minor < from->minor) {
+    return fmt::format(
+        "etcd {} cannot replace etcd {}: a downgrade to an older minor version is "
+        "refused (etcd's cluster version and data format only move forward); "
+        "restore a backup into a new cluster to go back",
+        next, running);
+  }
+  if (to->minor > from->minor + 1) {
+    return fmt::format(
+        "etcd {} cannot replace etcd {}: etcd upgrades one minor version at a "
+        "time; roll out {}.{} first",
+        next, running, from->major, from->minor + 1);
+  }
+  return std::nullopt;
 }
 
 }  // namespace etcd_mesos::scheduler

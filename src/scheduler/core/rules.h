@@ -118,4 +118,13 @@ std::vector<const Member*> RankSurvivors(const std::map<std::string, Member>& me
 uint64_t RevisionsLostByReseed(const Revisions& r);
 std::string DescribeReseedWindow(const Revisions& r);
 
+// ---- Rollouts ---------------------------------------------------------------------------------
+
+// Why etcd `next` may not replace members running etcd `running` (versions as etcd reports them,
+// "3.4.23"), or nullopt when it may: etcd upgrades one minor version at a time (a 3.4 member
+// cannot join a cluster whose members run 3.6 until all are 3.5) and cannot go back to an older
+// minor version (its cluster version and data format only move forward). Patch versions of one
+// minor version mix either way. A version that does not parse (unknown) is never refused.
+std::optional<std::string> RefusedVersionChange(std::string_view running, std::string_view next);
+
 }  // namespace etcd_mesos::scheduler

@@ -118,6 +118,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnMaintenanceResult(e, out);
         else if constexpr (std::is_same_v<E, AdminDefrag>)
           OnAdminDefrag(e, out);
+        else if constexpr (std::is_same_v<E, AdminRollout>)
+          OnAdminRollout(e, out);
       },
       event);
   return out;
@@ -147,6 +149,7 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     m.launched_at = e.now;  // staging timeouts count from now, not from before the restart
     if (m.learner) m.learner_since = e.now;
   }
+  AdoptUnlabelledMembers(out);
   if (e.newest_backup) backup_status_.last = e.newest_backup;
   if (e.newest_backup_age) {
     last_backup_ok_ = e.now - *e.newest_backup_age;
@@ -254,6 +257,7 @@ std::optional<Member> SchedulerCore::Place(const mesos::Offer& offer) const {
   m.client_port = (*ports)[1];
   m.reseed_port = (*ports)[2];
   m.generation = state_.generation;
+  m.launch_config = EffectiveLaunch();
   return m;
 }
 
@@ -306,7 +310,7 @@ int SchedulerCore::Voters() const {
 
 bool SchedulerCore::NeedsMember() const {
   if (!state_.bootstrapped) return !total_loss_;
-  return !total_loss_ && LiveMembers() < TargetSize();
+  return !total_loss_ && LiveMembers() < KeepSize();
 }
 
 int SchedulerCore::TargetSize() const {
@@ -416,10 +420,12 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
   else if (view_ && std::any_of(view_->members.begin(), view_->members.end(),
                                 [](const EtcdMember& m) { return m.is_learner; })) {
     blocked = "a learner is still catching up";
-  } else if (view_ && static_cast<int>(view_->members.size()) >= TargetSize()) {
+  } else if (view_ && static_cast<int>(view_->members.size()) >= KeepSize()) {
     blocked = "dead members must be removed first";
   } else if (!view_) {
     blocked = "etcd's member list is not known yet";
+  } else if (auto refused = VersionRefused()) {
+    blocked = *refused;
   }
   std::optional<size_t> chosen;
   std::optional<Member> member;
@@ -609,6 +615,7 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   m.db_size_in_use = p.db_size_in_use;
   m.nospace_alarm = p.nospace_alarm;
   m.corrupt_alarm = p.corrupt_alarm;
+  if (!p.version.empty()) m.etcd_version = p.version;
   // Written with the next state write: one per probe would be a write a second.
   state_.revisions.highest_seen = std::max(state_.revisions.highest_seen, p.revision);
   m.last_reachable = e.now;
@@ -778,6 +785,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   Evaluate(now, out);
   MaybeBackup(now, out);  // after Evaluate: health is known
   MaybeMaintain(now, out);
+  MaybeRollout(now, out);
 }
 
 void SchedulerCore::Evaluate(Time now, Actions& out) {
@@ -886,7 +894,7 @@ bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
 // learner is on its way, so the quorum left is whole.
 bool SchedulerCore::ShrinkByOne(Time now, Actions& out) {
   int voters = Voters();
-  if (voters <= TargetSize()) return false;
+  if (voters <= KeepSize()) return false;
   if (std::any_of(view_->members.begin(), view_->members.end(),
                   [](const EtcdMember& m) { return m.is_learner; })) {
     return false;
@@ -897,7 +905,12 @@ bool SchedulerCore::ShrinkByOne(Time now, Actions& out) {
   for (const auto& em : view_->members) {
     const Member* ours = OursFor(state_.members, em);
     if (ours == nullptr || ours->member_id == ours->leader || !ours->healthy) continue;
-    if (chosen_ours == nullptr || MemberNumber(ours->name) > MemberNumber(chosen_ours->name)) {
+    // One launched with an older configuration first (a rollout's extra member was added when
+    // its scheduler stopped): the rollout's work, not undone.
+    bool stale = ours->launch_config != EffectiveLaunch();
+    bool chosen_stale = chosen_ours && chosen_ours->launch_config != EffectiveLaunch();
+    if (chosen_ours == nullptr || (stale && !chosen_stale) ||
+        (stale == chosen_stale && MemberNumber(ours->name) > MemberNumber(chosen_ours->name))) {
       chosen = &em;
       chosen_ours = ours;
     }
@@ -1079,6 +1092,8 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
           m.name);
       return;
     }
+    case MembershipOp::kMoveLeader:
+      return OnMoveLeader(e, out);
     case MembershipOp::kPromote: {
       auto it = state_.members.find(e.name);
       if (!e.status.ok()) {
@@ -1102,6 +1117,7 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
       if (!e.status.ok() && e.status.error().code != ErrorCode::kNotFound) {
         Say("warn", "heal", "removing " + e.name + " failed: " + e.status.error().message, out,
             e.name);
+        RolloutRemovalFailed(e);
         return;
       }
       if (e.status.ok()) ++state_.counters.members_removed;  // not found: already gone

@@ -46,6 +46,16 @@ struct MaintenanceStatus {
   bool corrupt = false;  // a member reports the CORRUPT alarm now
 };
 
+// A rollout as the admin API shows it (GET /rollout, /stats, the console).
+struct RolloutView {
+  std::string state;                 // "idle", "waiting", "running", "stopped", "done"
+  std::string target_summary;        // what the members are rolled to, in words
+  uint64_t total = 0;                // members it had to replace at its start
+  std::vector<std::string> pending;  // members still launched otherwise, the leader last
+  std::string step;                  // what the step under way does ("" when none)
+  std::string reason;                // why it stopped, or what it waits for
+};
+
 class SchedulerCore {
  public:
   explicit SchedulerCore(CoreConfig config);
@@ -70,6 +80,10 @@ class SchedulerCore {
   const MaintenanceStatus& maintenance() const { return maintenance_status_; }
   // A reseed (started or asked for) waits for the backup in flight before it begins.
   bool reseed_waiting_for_backup() const { return reseed_waiting_.has_value(); }
+  RolloutView rollout() const;
+  // The launch configuration members are launched with now: --launch_config and the rolling
+  // restarts asked.
+  std::string EffectiveLaunch() const;
   // Recent notes (newest last), for the status page.
   const std::deque<Note>& notes() const { return notes_; }
 
@@ -120,6 +134,39 @@ class SchedulerCore {
   void IssueMaintenance(MaintenanceOp op, const Member& on, uint64_t revision, Actions& out);
   const Member* MaintenanceContact() const;  // a healthy voter, the leader first
   std::vector<std::string> LeaderLast(std::vector<std::string> names) const;
+
+  // Rollouts (rollout.cc): members launched with another configuration than EffectiveLaunch()
+  // are replaced one at a time, followers first and the leader last (leadership moved away
+  // first), each new member added and promoted before the old one is removed when a spare
+  // agent offers room within the surge wait, and the cluster whole again before the next.
+  struct RolloutStep {
+    enum Phase { kAdd, kHandOver, kRemoving, kSettle };
+    std::string member;  // the one being replaced
+    bool surge = true;   // one member more than the target until `member` is removed
+    Phase phase = kAdd;
+    Time since;                    // the step's start
+    Time phase_since;              // the phase's start
+    std::optional<Time> retry_at;  // after a failed hand-over or removal
+  };
+  void OnAdminRollout(const AdminRollout& e, Actions& out);
+  void AdoptUnlabelledMembers(Actions& out);
+  void MaybeRollout(Time now, Actions& out);
+  void BeginRollout(const std::string& target, size_t stale, Time now, Actions& out);
+  bool StartRolloutStep(Time now, Actions& out);
+  void StepRollout(Time now, Actions& out);
+  void HandOver(Time now, Actions& out);
+  void StopRollout(const std::string& why, Actions& out);
+  void OnMoveLeader(const MembershipResult& e, Actions& out);
+  void RolloutRemovalFailed(const MembershipResult& e);
+  // Members in etcd whose task may run and whose launch configuration is not EffectiveLaunch(),
+  // leader last.
+  std::vector<std::string> StaleMembers() const;
+  // Why the served etcd may not replace the members (RefusedVersionChange), if so.
+  std::optional<std::string> VersionRefused() const;
+  // Why no rollout step may start now ("" when one may).
+  std::string RolloutBlocked() const;
+  // The size to keep: the target, and one more while a rollout step adds before it removes.
+  int KeepSize() const;
 
   // Backups.
   const Member* BackupSource(bool allow_unhealthy) const;
@@ -191,6 +238,7 @@ class SchedulerCore {
   // many updates or decisions ask for it (a healed partition delivered a burst of updates for
   // one stale task, and each one sent a KILL). Forgotten when the task ends.
   std::map<std::string, Time> kills_sent_;
+  std::optional<RolloutStep> rollout_step_;
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;
   std::optional<Time> last_uncertain_reconcile_;

@@ -62,6 +62,16 @@ struct CoreConfig {
   double defrag_threshold = 0.5;
   uint64_t defrag_min_bytes = 64ull << 20;
   Millis maintenance_retry{300'000};  // after a maintenance run that failed
+  // Rollouts. What a member is launched with (etcd's version, its flags, the task's resources) as
+  // a fingerprint ("": unknown, no rollouts) and in words; members launched otherwise are
+  // replaced one at a time. A step first adds the new member (a spare agent's offer within
+  // rollout_surge_wait), else replaces the old one in place; a step not done within
+  // rollout_step_timeout stops the rollout.
+  std::string launch_config;
+  std::string launch_summary;
+  std::string etcd_version;  // of the etcd binary served ("": unknown, no version rules)
+  Millis rollout_surge_wait{60'000};
+  Millis rollout_step_timeout{600'000};
 };
 
 // A NOSPACE alarm is disarmed only once every member's database is below this share of the quota.
@@ -79,6 +89,10 @@ struct Member {
   bool learner = false;
   bool initial = false;  // launched as part of a static bootstrap (not added as a learner)
   mesos::TaskState task_state = mesos::TASK_STAGING;
+  // The launch configuration it runs (CoreConfig::launch_config, with the rolling restart count),
+  // and the etcd version it last reported (kept: a standby and a restarted scheduler know it).
+  std::string launch_config;
+  std::string etcd_version;
   // Not persisted: what the latest probes said.
   bool reachable = false;
   bool healthy = false;
@@ -110,6 +124,9 @@ struct Counters {
   uint64_t members_added = 0;
   uint64_t members_promoted = 0;
   uint64_t members_removed = 0;
+  uint64_t rollouts_done = 0;
+  uint64_t rollouts_stopped = 0;
+  uint64_t members_rolled = 0;  // members replaced by a rollout
 };
 
 // etcd KV revisions, for what a reseed may lose: a reseed keeps the survivor's data, so writes
@@ -167,6 +184,15 @@ struct PersistentState {
   // write, not on every probe): what a standby, which does not probe, shows.
   bool healthy = false;
   std::string health_reason;
+  // Rollouts: the launch configuration the members are rolled to (once one is under way), the
+  // reason it stopped ("" while it runs or when done), the number of members it had to replace
+  // at its start, and the rolling restarts asked (POST /rollout/restart): each makes every
+  // member's configuration stale.
+  std::string rollout_target;
+  std::string rollout_stopped;
+  uint64_t rollout_total = 0;
+  bool rollout_done = false;
+  uint64_t restarts = 0;
 };
 
 // One backup written to --backup-dir, as the shell reports it.
@@ -227,6 +253,7 @@ struct MemberProbe {
   uint64_t db_size_in_use = 0;
   bool nospace_alarm = false;
   bool corrupt_alarm = false;
+  std::string version;  // etcd's server version, "3.4.23"
 };
 struct ProbeResult {
   std::string name;
@@ -251,7 +278,8 @@ struct ClusterProbeResult {
   uint64_t epoch = 0;  // echoes ProbeCluster::epoch
 };
 
-enum class MembershipOp { kAddLearner, kPromote, kRemove };
+// kMoveLeader hands leadership to `member_id` (etcd's MoveLeader, sent to the leader).
+enum class MembershipOp { kAddLearner, kPromote, kRemove, kMoveLeader };
 struct MembershipResult {
   MembershipOp op;
   std::string name;        // our member's name ("" for a removal of a stranger)
@@ -305,6 +333,15 @@ struct AdminResize {
   Time now;
 };
 
+// POST /rollout/restart: replace every member once (a rolling restart); POST /rollout/resume: go
+// on with a rollout that stopped at a failure.
+enum class RolloutCommand { kRestart, kResume };
+struct AdminRollout {
+  uint64_t request = 0;
+  RolloutCommand command;
+  Time now;
+};
+
 // Maintenance of the members' databases: compaction of the history (to a revision), defragmentation
 // of one member (it serves nothing while it runs), disarming the NOSPACE alarm.
 enum class MaintenanceOp { kCompact, kDefragment, kDisarmNoSpace };
@@ -322,10 +359,11 @@ struct AdminDefrag {
   Time now;
 };
 
-using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
-                           TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
-                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
-                           AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag>;
+using Event =
+    std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded, TaskUpdate,
+                 Tick, ProbeResult, ClusterProbeResult, MembershipResult, ReseedResult,
+                 PersistResult, AdminReseed, AdminStartFresh, BackupResult, AdminBackup,
+                 AdminRestore, AdminResize, MaintenanceResult, AdminDefrag, AdminRollout>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 

@@ -237,6 +237,13 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["nospace_cleared"] = mt.nospace_cleared;
   out["maintenance_failures"] = mt.failures;
   out["last_maintenance_error"] = mt.last_error;
+  RolloutView rollout = core.rollout();
+  out["rollout_state"] = rollout.state;
+  out["rollout_members_pending"] = rollout.pending.size();
+  out["rollout_stopped_reason"] = rollout.state == "stopped" ? rollout.reason : "";
+  out["rollouts_done"] = c.rollouts_done;
+  out["rollouts_stopped"] = c.rollouts_stopped;
+  out["members_rolled"] = c.members_rolled;
   return out.dump() + "\n";
 }
 
@@ -326,7 +333,42 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
          mt.nospace_cleared);
   metric("maintenance_failures_total", "counter", "Maintenance runs stopped by a failure.",
          mt.failures);
+  RolloutView rollout = core.rollout();
+  metric("rollout_members_pending", "gauge",
+         "Members launched with another configuration than the current one (a rollout replaces "
+         "them).",
+         rollout.pending.size());
+  metric("rollout_stopped", "gauge", "1 while a rollout is stopped at a failure.",
+         rollout.state == "stopped" ? 1 : 0);
+  metric("rollouts_done_total", "counter", "Rollouts finished.", c.rollouts_done);
+  metric("rollouts_stopped_total", "counter", "Rollouts stopped at a failure.", c.rollouts_stopped);
+  metric("members_rolled_total", "counter", "Members replaced by rollouts.", c.members_rolled);
   return out;
+}
+
+std::string RenderRollout(const SchedulerCore& core) {
+  RolloutView v = core.rollout();
+  json members = json::array();
+  std::string target = core.EffectiveLaunch();
+  for (const auto& [name, m] : core.state().members) {
+    if (!MaybeAlive(m.task_state)) continue;
+    members.push_back(json{{"name", name},
+                           {"etcd_version", m.etcd_version},
+                           {"launch_config", m.launch_config},
+                           {"current", m.launch_config == target}});
+  }
+  json out = {{"state", v.state},
+              {"target", v.target_summary},
+              {"launch_config", target},
+              {"etcd_version", core.config().etcd_version},
+              {"total", v.total},
+              {"pending", v.pending},
+              {"step", v.step},
+              {"reason", v.reason},
+              {"members", members},
+              {"rollouts_done", core.state().counters.rollouts_done},
+              {"members_rolled", core.state().counters.members_rolled}};
+  return out.dump() + "\n";
 }
 
 std::string RenderEndpoints(const SchedulerCore& core) {
@@ -421,7 +463,8 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   auto reply = [&](net::HttpResponse r) { responder->Respond(std::move(r)); };
 
   if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore" ||
-      path == "/cluster-size" || path == "/defrag") {
+      path == "/cluster-size" || path == "/defrag" || path == "/rollout/restart" ||
+      path == "/rollout/resume") {
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
@@ -429,17 +472,20 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     if (!get) return reply(MethodNotAllowed(req, "GET"));
     return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);
   }
-  static const char* kReadOnly[] = {"/",        "/members",   "/stats",   "/healthz",
-                                    "/metrics", "/endpoints", "/backups", "/console.json"};
+  static const char* kReadOnly[] = {"/",        "/members",      "/stats",
+                                    "/healthz", "/metrics",      "/endpoints",
+                                    "/backups", "/console.json", "/rollout"};
   if (std::none_of(std::begin(kReadOnly), std::end(kReadOnly),
                    [&](const char* p) { return path == p; })) {
     return reply(Text(404, fmt::format("404 not found: {} (try /, /members, /stats, /healthz, "
-                                       "/metrics, /endpoints, /backups, /console.json, /reseed)\n",
+                                       "/metrics, /endpoints, /backups, /console.json, /rollout, "
+                                       "/reseed)\n",
                                        path.substr(0, 200))));
   }
   if (!get) return reply(MethodNotAllowed(req, "GET"));
   if (path == "/console.json") return reply(ServeConsole(req));
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
+  if (path == "/rollout") return reply(net::JsonResponse(200, RenderRollout(core_)));
   if (path == "/stats") {
     return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_, holding_)));
   }
@@ -590,6 +636,10 @@ void AdminServer::Command(const net::ServerRequest& req,
     submit_(AdminBackup{id, Clock::now()});
   } else if (req.path == "/defrag") {
     submit_(AdminDefrag{id, Clock::now()});
+  } else if (req.path == "/rollout/restart") {
+    submit_(AdminRollout{id, RolloutCommand::kRestart, Clock::now()});
+  } else if (req.path == "/rollout/resume") {
+    submit_(AdminRollout{id, RolloutCommand::kResume, Clock::now()});
   } else if (req.path == "/restore") {
     submit_(AdminRestore{id, restore_name, Clock::now()});
   } else if (req.path == "/cluster-size") {

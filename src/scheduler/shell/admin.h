@@ -86,6 +86,9 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0,
 std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0, bool standby = false,
                           bool holding = false);
 std::string RenderEndpoints(const SchedulerCore& core);
+// GET /rollout: the rollout's state, what the members are rolled to, and each member's
+// configuration and etcd version.
+std::string RenderRollout(const SchedulerCore& core);
 // True when no token is configured, or the request carries it (Bearer header or ?token=).
 bool Authorized(const net::ServerRequest& request, const std::string& token);
 // The value of `key` in a query string, percent-decoded; nullopt when absent.

@@ -236,7 +236,13 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
         {"--learner-timeout", &core.learner_timeout, 5s, 24h,
          "A learner not promoted by then is removed"},
         {"--dead-member-grace", &core.dead_member_grace, 0s, 1h,
-         "How long a member whose task is lost may stay unreachable before it is replaced"}}) {
+         "How long a member whose task is lost may stay unreachable before it is replaced"},
+        {"--rollout-surge-wait", &core.rollout_surge_wait, 0s, 1h,
+         "A rollout adds each member's successor before removing it when an agent without a "
+         "member offers room within this long; else it replaces the member in place"},
+        {"--rollout-step-timeout", &core.rollout_step_timeout, 10s, 24h,
+         "A rollout stops (resume with POST /rollout/resume) when replacing one member takes "
+         "longer"}}) {
     flags.Add(name, dest, help).Range(lo, hi);
   }
   flags

@@ -19,6 +19,7 @@
 #include "net/http.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/backups.h"
+#include "scheduler/shell/launch_config.h"
 #include "scheduler/shell/membership_route.h"
 #include "scheduler/shell/state_codec.h"
 
@@ -100,11 +101,31 @@ Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body) {
 
 // ---- The shell ------------------------------------------------------------------------------
 
+namespace {
+
+// The core's config with what members are launched with (see launch_config.h), which needs the
+// served etcd's version: asked of the binary once, at start.
+CoreConfig WithLaunchConfig(SchedulerFlags& flags) {
+  auto version = EtcdBinaryVersion(flags.shell.etcd_bin);
+  if (!version.ok()) {
+    spdlog::warn("{}: etcd version rules are off for rollouts", version.error().message);
+  }
+  LaunchConfig launch =
+      DescribeLaunch(flags.core, EtcdUpkeepFlags(flags.shell.upkeep), version.ok() ? *version : "");
+  flags.core.launch_config = launch.fingerprint;
+  flags.core.launch_summary = launch.summary;
+  flags.core.etcd_version = version.ok() ? *version : "";
+  spdlog::info("members are launched with {} ({})", launch.summary, launch.fingerprint);
+  return flags.core;
+}
+
+}  // namespace
+
 SchedulerShell::SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags, Options options)
     : io_(io),
       flags_(std::move(flags)),
       options_(std::move(options)),
-      core_(flags_.core),
+      core_(WithLaunchConfig(flags_)),
       console_timer_(io),
       standby_timer_(io),
       tick_timer_(io),
@@ -721,6 +742,7 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     p.is_learner = s.is_learner;
     p.db_size = s.db_size;
     p.db_size_in_use = s.db_size_in_use;
+    p.version = s.version;
     // etcd names an active alarm in the status errors: "memberID:<id> alarm:NOSPACE ".
     for (const std::string& error : s.errors) {
       p.nospace_alarm = p.nospace_alarm || error.find("alarm:NOSPACE") != std::string::npos;
@@ -884,6 +906,14 @@ void SchedulerShell::SendMembership(const ChangeMembership& change) {
                                 deliver(OkStatus(), id);
                               }));
         break;
+      case MembershipOp::kMoveLeader:
+        client->MoveLeader(change.member_id,
+                           Guarded([client, next_or, deliver,
+                                    id = change.member_id](Result<etcd::ResponseHeader> r) {
+                             if (!r.ok()) return next_or(r.error(), id);
+                             deliver(OkStatus(), id);
+                           }));
+        break;
       case MembershipOp::kRemove:
         client->MemberRemove(change.member_id,
                              Guarded([client, next_or, deliver,
@@ -896,9 +926,10 @@ void SchedulerShell::SendMembership(const ChangeMembership& change) {
   };
   // Each member in turn while they answer "unavailable": the error names the last one asked.
   spdlog::info("membership change {} {} ({:x}) through {}",
-               change.op == MembershipOp::kAddLearner ? "add learner"
-               : change.op == MembershipOp::kPromote  ? "promote"
-                                                      : "remove",
+               change.op == MembershipOp::kAddLearner   ? "add learner"
+               : change.op == MembershipOp::kPromote    ? "promote"
+               : change.op == MembershipOp::kMoveLeader ? "move leadership to"
+                                                        : "remove",
                change.name, change.member_id,
                change.client_urls.empty()
                    ? "nobody"

@@ -133,6 +133,8 @@ json EncodeMember(const Member& m) {
       {"learner", m.learner},
       {"initial", m.initial},
       {"task_state", mesos::TaskState_Name(m.task_state)},
+      {"launch_config", m.launch_config},
+      {"etcd_version", m.etcd_version},
   };
 }
 
@@ -174,6 +176,13 @@ Result<Member> DecodeMember(const json& j, size_t index) {
   auto initial = Bool(j, "initial", path("initial"), /*required=*/false);
   if (!initial.ok()) return initial.error();
   m.initial = *initial;
+  // Absent in records written before rollouts: adopted as the current configuration at start.
+  auto launch = String(j, "launch_config", path("launch_config"), /*required=*/false);
+  if (!launch.ok()) return launch.error();
+  m.launch_config = *launch;
+  auto version = String(j, "etcd_version", path("etcd_version"), /*required=*/false);
+  if (!version.ok()) return version.error();
+  m.etcd_version = *version;
   auto state = String(j, "task_state", path("task_state"));
   if (!state.ok()) return state.error();
   if (!mesos::TaskState_Parse(*state, &m.task_state)) {
@@ -198,6 +207,9 @@ const std::pair<const char*, uint64_t Counters::*> kCounterFields[] = {
     {"cluster_livelocks", &Counters::cluster_livelocks},
     {"cluster_reseeds", &Counters::cluster_reseeds},
     {"reseed_attempts", &Counters::reseed_attempts},
+    {"rollouts_done", &Counters::rollouts_done},
+    {"rollouts_stopped", &Counters::rollouts_stopped},
+    {"members_rolled", &Counters::members_rolled},
     {"members_added", &Counters::members_added},
     {"members_promoted", &Counters::members_promoted},
     {"members_removed", &Counters::members_removed},
@@ -234,6 +246,33 @@ json EncodeUnsignedFields(const std::pair<const char*, uint64_t T::*> (&fields)[
   return out;
 }
 
+// The rollout under way or last done, and the rolling restarts asked; absent in older records.
+Status DecodeRollout(const json& j, PersistentState& state) {
+  auto restarts = Unsigned(j, "restarts", "restarts", std::numeric_limits<uint64_t>::max(),
+                           /*required=*/false);
+  if (!restarts.ok()) return restarts.error();
+  state.restarts = *restarts;
+  auto rollout = Field(j, "rollout", "rollout", /*required=*/false);
+  if (!rollout.ok()) return rollout.error();
+  if (*rollout == nullptr) return OkStatus();
+  const json& r = **rollout;
+  if (!r.is_object()) return Corrupt("rollout", "must be an object");
+  auto target = String(r, "target", "rollout.target");
+  if (!target.ok()) return target.error();
+  if (target->empty()) return Corrupt("rollout.target", "must not be empty");
+  auto stopped = String(r, "stopped", "rollout.stopped");
+  if (!stopped.ok()) return stopped.error();
+  auto total = Unsigned(r, "total", "rollout.total", 99);
+  if (!total.ok()) return total.error();
+  auto done = Bool(r, "done", "rollout.done");
+  if (!done.ok()) return done.error();
+  state.rollout_target = *target;
+  state.rollout_stopped = *stopped;
+  state.rollout_total = *total;
+  state.rollout_done = *done;
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string StatePath(std::string_view framework_name) {
@@ -266,6 +305,13 @@ std::string EncodeState(const PersistentState& state) {
     j["target_size"] = state.target_size;
     j["target_flag"] = state.target_flag;
   }
+  if (!state.rollout_target.empty()) {
+    j["rollout"] = json{{"target", state.rollout_target},
+                        {"stopped", state.rollout_stopped},
+                        {"total", state.rollout_total},
+                        {"done", state.rollout_done}};
+  }
+  if (state.restarts > 0) j["restarts"] = state.restarts;
   j["healthy"] = state.healthy;
   j["health_reason"] = state.health_reason;
   if (state.reseed) {
@@ -336,6 +382,7 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto reason = String(j, "health_reason", "health_reason", /*required=*/false);
   if (!reason.ok()) return reason.error();
   state.health_reason = *reason;
+  if (Status s = DecodeRollout(j, state); !s.ok()) return s.error();
   auto restored = String(j, "restored_from", "restored_from", /*required=*/false);
   if (!restored.ok()) return restored.error();
   state.restored_from = *restored;

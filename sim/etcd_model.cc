@@ -57,10 +57,8 @@ Result<uint64_t> ApplyMembershipChange(std::vector<ModelMember>& members, core::
     }
     case core::MembershipOp::kMoveLeader:
       // Not a membership change: who leads is the world's (it checks the member asked leads).
-      if (entry == members.end()) {
-        return Error{ErrorCode::kNotFound, "etcdserver: member not found"};
-      }
-      if (entry->learner) {
+      // etcd 3.4 refuses an unknown member and a learner alike (FailedPrecondition).
+      if (entry == members.end() || entry->learner) {
         return Error{ErrorCode::kRefused, "etcdserver: bad leader transferee"};
       }
       return member_id;
@@ -129,6 +127,12 @@ Result<uint64_t> MembershipModel::AddLearner(const std::string& peer_url) {
 
 Status MembershipModel::Promote(uint64_t id) {
   auto r = ApplyMembershipChange(members_, core::MembershipOp::kPromote, id, "", 0, Context());
+  if (!r.ok()) return r.error();
+  return OkStatus();
+}
+
+Status MembershipModel::MoveLeader(uint64_t id) {
+  auto r = ApplyMembershipChange(members_, core::MembershipOp::kMoveLeader, id, "", 0, Context());
   if (!r.ok()) return r.error();
   return OkStatus();
 }

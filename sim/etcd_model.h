@@ -54,8 +54,8 @@ struct ChangeContext {
 bool LearnerInSync(uint64_t index, uint64_t commit);
 
 // Applies one change to `members` as etcd's leader would, or answers why not (members unchanged).
-// kAddLearner uses `peer_url` and gives the new member `new_id`; kPromote and kRemove use
-// `member_id`. Answers the id acted on.
+// kAddLearner uses `peer_url` and gives the new member `new_id`; kPromote, kRemove and
+// kMoveLeader (its target checked, nothing changed) use `member_id`. Answers the id acted on.
 Result<uint64_t> ApplyMembershipChange(std::vector<ModelMember>& members,
                                        scheduler::MembershipOp op, uint64_t member_id,
                                        const std::string& peer_url, uint64_t new_id,
@@ -71,6 +71,8 @@ class MembershipModel {
   Result<uint64_t> AddLearner(const std::string& peer_url);
   Status Promote(uint64_t id);
   Status Remove(uint64_t id);
+  // The target's validity only (the model has no leader of its own).
+  Status MoveLeader(uint64_t id);
   const std::vector<ModelMember>& List() const { return members_; }
   // The member's process starts (it publishes `name`): a learner begins to catch up; a voter
   // (re)connects, and adds are refused for the next kHealthIntervalSteps steps.

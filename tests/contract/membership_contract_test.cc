@@ -45,6 +45,9 @@ class MembershipTarget {
   virtual Result<uint64_t> AddLearner(const std::string& peer_url) = 0;
   virtual Status Promote(uint64_t id) = 0;
   virtual Status Remove(uint64_t id) = 0;
+  // etcd's MoveLeader, sent to the leader; the leader's id (0 where the target has none).
+  virtual Status MoveLeader(uint64_t id) = 0;
+  virtual uint64_t Leader() = 0;
   virtual std::string VoterPeerUrl(int i) = 0;
   virtual std::string SparePeerUrl(int i) = 0;
   // Starts spare i, already added with `id`, to join the cluster.
@@ -107,6 +110,21 @@ class RealEtcd : public MembershipTarget {
         etcd::Await<etcd::MemberListResponse>(io_, [&](auto cb) { client_->MemberRemove(id, cb); });
     return r.ok() ? OkStatus() : Status(r.error());
   }
+  Status MoveLeader(uint64_t id) override {
+    for (auto& v : voters_) {
+      etcd::Client client(io_, v->client_endpoint());
+      auto status = etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { client.Status(cb); });
+      if (!status.ok() || status->leader != status->header.member_id) continue;
+      auto r = etcd::Await<etcd::ResponseHeader>(io_, [&](auto cb) { client.MoveLeader(id, cb); });
+      return r.ok() ? OkStatus() : Status(r.error());
+    }
+    return MakeError(ErrorCode::kUnavailable, "no voter says it leads");
+  }
+  uint64_t Leader() override {
+    etcd::Client client(io_, voters_[0]->client_endpoint());
+    auto status = etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { client.Status(cb); });
+    return status.ok() ? status->leader : 0;
+  }
   std::string VoterPeerUrl(int i) override { return voters_[i]->peer_url(); }
   std::string SparePeerUrl(int i) override { return spares_[i]->peer_url(); }
   Status StartSpare(int i, uint64_t) override {
@@ -148,6 +166,8 @@ class ModelEtcd : public MembershipTarget {
   }
   Status Promote(uint64_t id) override { return model_.Promote(id); }
   Status Remove(uint64_t id) override { return model_.Remove(id); }
+  Status MoveLeader(uint64_t id) override { return model_.MoveLeader(id); }
+  uint64_t Leader() override { return 0; }
   std::string VoterPeerUrl(int i) override { return voters_[i].peer_url; }
   std::string SparePeerUrl(int i) override { return fmt::format("http://10.0.1.{}:2380", i + 1); }
   Status StartSpare(int i, uint64_t id) override { return model_.Start(id, fmt::format("s{}", i)); }
@@ -291,6 +311,29 @@ TEST_P(MembershipContract, RemovalOrPromotionOfAnUnknownIdIsNotFound) {
   ExpectCode(Final([&] { return target_->Remove(unknown); }), ErrorCode::kNotFound);
   ExpectCode(Final([&] { return target_->Promote(unknown); }), ErrorCode::kNotFound);
   EXPECT_EQ(Members().size(), 3u);
+}
+
+TEST_P(MembershipContract, LeadershipMovesOnlyToAVoter) {
+  ExpectCode(Final([&] { return target_->MoveLeader(0x7777); }), ErrorCode::kRefused);
+  uint64_t learner = AddLearner(target_->SparePeerUrl(0));
+  ASSERT_NE(learner, 0u);
+  ExpectCode(Final([&] { return target_->MoveLeader(learner); }), ErrorCode::kRefused);
+  uint64_t leader = target_->Leader();
+  uint64_t successor = 0;
+  for (const auto& m : Members()) {
+    if (!m.learner && m.id != leader) successor = m.id;
+  }
+  ASSERT_NE(successor, 0u);
+  Status moved = Final([&] { return target_->MoveLeader(successor); });
+  EXPECT_TRUE(moved.ok()) << moved.error().ToString();
+  if (leader != 0) {  // the real cluster: the successor leads now
+    uint64_t now_leading = 0;
+    for (int i = 0; i < 50 && now_leading != successor; ++i) {
+      now_leading = target_->Leader();
+      if (now_leading != successor) target_->Wait();
+    }
+    EXPECT_EQ(now_leading, successor);
+  }
 }
 
 TEST_P(MembershipContract, ALearnerAndAVoterCanBeRemoved) {

@@ -383,5 +383,23 @@ TEST(Rules, TheReseedWindowNamesTheRevisionsOnlyTheOthersHad) {
   EXPECT_EQ(none.find(".."), std::string::npos) << none;
 }
 
+TEST(Rules, EtcdVersionChangesGoOneMinorVersionAtATimeAndNeverBack) {
+  EXPECT_FALSE(RefusedVersionChange("3.4.23", "3.4.23"));
+  EXPECT_FALSE(RefusedVersionChange("3.4.23", "3.4.27")) << "a patch upgrade";
+  EXPECT_FALSE(RefusedVersionChange("3.4.23", "3.4.20")) << "patch versions mix either way";
+  EXPECT_FALSE(RefusedVersionChange("3.4.23", "3.5.0")) << "the next minor version";
+  EXPECT_FALSE(RefusedVersionChange("v3.4.23", "3.5.9-rc.0"));
+  auto skip = RefusedVersionChange("3.4.23", "3.6.1");
+  ASSERT_TRUE(skip);
+  EXPECT_NE(skip->find("one minor version at a time; roll out 3.5 first"), std::string::npos)
+      << *skip;
+  auto down = RefusedVersionChange("3.5.0", "3.4.23");
+  ASSERT_TRUE(down);
+  EXPECT_NE(down->find("downgrade"), std::string::npos) << *down;
+  EXPECT_TRUE(RefusedVersionChange("3.4.23", "4.0.0"));
+  EXPECT_FALSE(RefusedVersionChange("", "3.6.0")) << "unknown: never refused";
+  EXPECT_FALSE(RefusedVersionChange("3.4.23", "latest"));
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

@@ -139,7 +139,9 @@ class CoreTest : public ::testing::Test {
       if (unreachable.count(name)) {
         take(On(ProbeResult{name, Error{ErrorCode::kUnavailable, "refused"}, now_}));
       } else {
-        take(On(ProbeResult{name, MemberProbe{id, leader, index, 2, m.learner, true}, now_}));
+        MemberProbe p{id, leader, index, 2, m.learner, true};
+        p.version = version_;
+        take(On(ProbeResult{name, p, now_}));
       }
       if (id != 0) view.members.push_back({id, name, {m.PeerUrl()}, m.learner});
     }
@@ -162,9 +164,47 @@ class CoreTest : public ::testing::Test {
     return out;
   }
 
+  // A core whose members are launched with `launch` (rollouts on), etcd 3.4.23 served.
+  void WithLaunch(const std::string& launch, const std::string& etcd = "3.4.23") {
+    CoreConfig c = Config();
+    c.launch_config = launch;
+    c.launch_summary = "config " + launch;
+    c.etcd_version = etcd;
+    core_ = SchedulerCore(c);
+  }
+
+  // One rollout step that adds first: an offer of `agent` takes the successor (id `new_id`),
+  // which is launched, runs and is promoted; answers what the next tick asked for after that.
+  Actions Successor(int agent, uint64_t new_id, uint64_t leader) {
+    auto adds = All<ChangeMembership>(Offers({MakeOffer(agent)}));
+    EXPECT_EQ(adds.size(), 1u);
+    if (adds.empty()) return {};
+    EXPECT_EQ(adds[0].op, MembershipOp::kAddLearner);
+    auto launched = All<LaunchMember>(
+        On(MembershipResult{MembershipOp::kAddLearner, adds[0].name, new_id, OkStatus(), now_}));
+    EXPECT_EQ(launched.size(), 1u);
+    if (launched.empty()) return {};
+    ids_[adds[0].name] = new_id;
+    Update(launched[0].member.task_id, mesos::TASK_RUNNING, launched[0].member.agent_id);
+    auto promote = All<ChangeMembership>(ProbeAll(leader, 130));
+    EXPECT_EQ(promote.size(), 1u);
+    On(MembershipResult{MembershipOp::kPromote, adds[0].name, new_id, OkStatus(), now_});
+    ProbeAll(leader, 131);
+    return Advance(1s);
+  }
+
+  // Answers the removal of `name` (id from ids_) and the end of its task.
+  void Removed(const std::string& name) {
+    const Member m = core_.state().members.at(name);
+    On(MembershipResult{MembershipOp::kRemove, name, ids_[name], OkStatus(), now_});
+    Update(m.task_id, mesos::TASK_KILLED, m.agent_id);
+    ids_.erase(name);
+  }
+
   SchedulerCore core_;
   Time now_ = Time() + 1000s;
   std::map<std::string, uint64_t> ids_;
+  std::string version_;  // the etcd version members report in probes
 };
 
 TEST(TaskId, FormatsAndParsesTheGuidesFiveFields) {
@@ -1976,5 +2016,189 @@ TEST_F(CoreTest, TheOperatorsDefragIsRefusedUnlessHealthyAndRunsOnceAtATime) {
   EXPECT_EQ(core_.maintenance().failures, 1u);
   EXPECT_NE(core_.maintenance().last_error.find("defragment on etcd-2 failed"), std::string::npos);
 }
+
+// ---- Rollouts -------------------------------------------------------------------------------
+
+// A rolling restart replaces each member once: followers first, each successor added and
+// promoted before the member goes, the leader last after leadership moved to a member already
+// replaced.
+TEST_F(CoreTest, ARolloutReplacesEachMemberOnceFollowersFirstAndTheLeaderLastAfterMovingIt) {
+  WithLaunch("lc-A");
+  Bootstrap();
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_EQ(core_.rollout().state, "idle");
+  auto asked = On(AdminRollout{1, RolloutCommand::kRestart, now_});
+  ASSERT_EQ(All<AnswerAdmin>(asked).size(), 1u);
+  EXPECT_EQ(All<AnswerAdmin>(asked)[0].http_status, 202);
+  EXPECT_EQ(core_.state().restarts, 1u);
+  EXPECT_TRUE(Has<Persist>(asked)) << "on record before anything changes";
+  auto begin = Advance(1s);
+  EXPECT_TRUE(Has<Revive>(begin)) << "one member more is wanted: the first successor";
+  EXPECT_EQ(core_.rollout().state, "running");
+  EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-2", "etcd-3", "etcd-1"}));
+
+  // etcd-2 first: its successor etcd-4 on agent 4, then etcd-2 is removed.
+  auto after = Successor(4, 10, /*leader=*/1);
+  auto removal = All<ChangeMembership>(after);
+  ASSERT_EQ(removal.size(), 1u);
+  EXPECT_EQ(removal[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(removal[0].name, "etcd-2");
+  EXPECT_EQ(All<KillTask>(after).size(), 1u);
+  Removed("etcd-2");
+  ProbeAll(1, 140);
+  Advance(1s);  // settled
+  ProbeAll(1, 141);
+  Advance(1s);  // the next step: etcd-3, its successor on agent 2 (etcd-2's, free again)
+  after = Successor(2, 11, /*leader=*/1);
+  removal = All<ChangeMembership>(after);
+  ASSERT_EQ(removal.size(), 1u);
+  EXPECT_EQ(removal[0].name, "etcd-3");
+  Removed("etcd-3");
+  ProbeAll(1, 150);
+  Advance(1s);
+  ProbeAll(1, 151);
+  Advance(1s);
+
+  // etcd-1 leads: after its successor, leadership moves first to a replaced member.
+  after = Successor(3, 12, /*leader=*/1);
+  auto move = All<ChangeMembership>(after);
+  ASSERT_EQ(move.size(), 1u);
+  EXPECT_EQ(move[0].op, MembershipOp::kMoveLeader);
+  EXPECT_NE(move[0].name, "etcd-1");
+  ASSERT_FALSE(move[0].client_urls.empty());
+  EXPECT_EQ(move[0].client_urls[0], core_.state().members.at("etcd-1").ClientUrl())
+      << "MoveLeader is sent to the leader";
+  EXPECT_TRUE(All<ChangeMembership>(Advance(1s)).empty()) << "one change at a time";
+  On(MembershipResult{MembershipOp::kMoveLeader, move[0].name, move[0].member_id, OkStatus(),
+                      now_});
+  ProbeAll(move[0].member_id, 160);
+  removal = All<ChangeMembership>(Advance(1s));
+  ASSERT_EQ(removal.size(), 1u);
+  EXPECT_EQ(removal[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(removal[0].name, "etcd-1");
+  Removed("etcd-1");
+  ProbeAll(move[0].member_id, 170);
+  Advance(1s);
+  ProbeAll(move[0].member_id, 171);
+  Advance(1s);
+  EXPECT_EQ(core_.rollout().state, "done");
+  EXPECT_TRUE(core_.rollout().pending.empty());
+  EXPECT_EQ(core_.state().counters.members_rolled, 3u);
+  EXPECT_EQ(core_.state().counters.rollouts_done, 1u);
+  EXPECT_EQ(core_.state().members.size(), 3u);
+  for (const auto& [name, m] : core_.state().members) {
+    EXPECT_EQ(m.launch_config, core_.EffectiveLaunch()) << name;
+  }
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(5)})).empty()) << "nothing more to do";
+}
+
+// A scheduler started with another launch configuration rolls the members it finds; with no
+// agent offering room for a successor within the surge wait, a follower is replaced in place.
+TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInPlace) {
+  WithLaunch("lc-A");
+  Bootstrap();
+  PersistentState stored = core_.state();
+  WithLaunch("lc-B");
+  Start(stored);
+  Subscribe();
+  for (const auto& [name, m] : core_.state().members) {
+    Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
+  }
+  ProbeAll(1, 100);
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_EQ(core_.rollout().pending.size(), 3u);
+  Advance(1s);
+  ASSERT_EQ(core_.rollout().state, "running");
+  ProbeAll(1, 101);
+  EXPECT_TRUE(All<ChangeMembership>(Advance(30s)).empty()) << "waiting for a spare agent";
+  ProbeAll(1, 102);
+  auto in_place = Advance(31s);
+  auto removal = All<ChangeMembership>(in_place);
+  ASSERT_EQ(removal.size(), 1u);
+  EXPECT_EQ(removal[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(removal[0].name, "etcd-2");
+  Removed("etcd-2");
+  ProbeAll(1, 103);
+  Advance(1s);
+  // Its successor comes as a heal would: on the agent it left.
+  auto adds = All<ChangeMembership>(Offers({MakeOffer(2)}));
+  ASSERT_EQ(adds.size(), 1u);
+  EXPECT_EQ(adds[0].op, MembershipOp::kAddLearner);
+}
+
+// A version etcd cannot take is refused with the reason, and no member is launched with it.
+TEST_F(CoreTest, AnEtcdVersionThatSkipsAMinorVersionIsRefusedAndNothingIsLaunchedWithIt) {
+  WithLaunch("lc-A");
+  version_ = "3.4.23";
+  Bootstrap();
+  PersistentState stored = core_.state();
+  WithLaunch("lc-B", "3.6.0");
+  Start(stored);
+  Subscribe();
+  for (const auto& [name, m] : core_.state().members) {
+    Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
+  }
+  ProbeAll(1, 100);
+  Advance(6s);
+  auto tick = Advance(1s);
+  EXPECT_EQ(core_.rollout().state, "stopped");
+  EXPECT_NE(core_.rollout().reason.find("one minor version at a time"), std::string::npos)
+      << core_.rollout().reason;
+  EXPECT_EQ(core_.state().counters.rollouts_stopped, 1u);
+  auto resumed = All<AnswerAdmin>(On(AdminRollout{2, RolloutCommand::kResume, now_}));
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].http_status, 409) << resumed[0].message;
+  // A member dies: its replacement would run 3.6 next to 3.4, so none is added.
+  const Member dead = core_.state().members.at("etcd-3");
+  Update(dead.task_id, mesos::TASK_FAILED, dead.agent_id);
+  On(MembershipResult{MembershipOp::kRemove, "etcd-3", ids_["etcd-3"], OkStatus(), now_});
+  ids_.erase("etcd-3");
+  ProbeAll(1, 110);
+  Advance(1s);
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(4)})).empty());
+}
+
+// A step that does not finish within the step timeout stops the rollout with the reason; the
+// operator's resume goes on.
+TEST_F(CoreTest, AStuckRolloutStopsWithTheReasonAndResumes) {
+  CoreConfig c = Config();
+  c.launch_config = "lc-A";
+  c.auto_reseed = false;  // the livelock below is left to the operator
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  Advance(6s);
+  On(AdminRollout{1, RolloutCommand::kRestart, now_});
+  Advance(1s);
+  ASSERT_EQ(core_.rollout().state, "running");
+  ProbeAll(/*leader=*/0, 100);  // the cluster loses its leader for good
+  for (int i = 0; i < 11; ++i) Advance(60s);
+  EXPECT_EQ(core_.rollout().state, "stopped");
+  EXPECT_NE(core_.rollout().reason.find("did not finish within 600 s"), std::string::npos)
+      << core_.rollout().reason;
+  ProbeAll(1, 200);
+  Advance(6s);
+  auto resumed = All<AnswerAdmin>(On(AdminRollout{2, RolloutCommand::kResume, now_}));
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].http_status, 202) << resumed[0].message;
+  Advance(1s);
+  EXPECT_EQ(core_.rollout().state, "running");
+  auto again = All<AnswerAdmin>(On(AdminRollout{3, RolloutCommand::kRestart, now_}));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].http_status, 409) << "one rollout at a time";
+}
+
+// Records from before rollouts have no launch configuration: adopted, not all replaced at once.
+TEST_F(CoreTest, MembersRecordedWithoutALaunchConfigurationAreAdopted) {
+  Bootstrap();  // rollouts off: no labels
+  PersistentState stored = core_.state();
+  for (const auto& [name, m] : stored.members) EXPECT_TRUE(m.launch_config.empty());
+  WithLaunch("lc-A");
+  Start(stored);
+  for (const auto& [name, m] : core_.state().members) EXPECT_EQ(m.launch_config, "lc-A");
+  EXPECT_TRUE(core_.rollout().pending.empty());
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

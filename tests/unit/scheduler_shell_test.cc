@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "executor/task_config.h"
+#include "scheduler/shell/launch_config.h"
 
 namespace etcd_mesos::scheduler::shell {
 namespace {
@@ -156,6 +157,42 @@ TEST(SchedulerShellBuild, TaskInfoCarvesExactResourcesWithTheOffersRole) {
   auto upkept = executor::ParseTaskConfig(BuildTaskInfo(Launch(), &offer, ctx).data());
   ASSERT_TRUE(upkept.ok()) << upkept.error();
   EXPECT_EQ(upkept->extra_flags, ctx.etcd_flags);
+}
+
+// What members are launched with: any change of etcd's version, its flags or the resources
+// changes the fingerprint (a rollout follows); the same inputs give the same one in any process.
+TEST(SchedulerShellBuild, TheLaunchConfigurationNamesWhatAMemberRunsWith) {
+  CoreConfig core;
+  std::vector<std::string> flags = {"--quota-backend-bytes=2147483648",
+                                    "--auto-compaction-mode=periodic"};
+  LaunchConfig base = DescribeLaunch(core, flags, "3.4.23");
+  EXPECT_EQ(base.fingerprint, DescribeLaunch(core, flags, "3.4.23").fingerprint);
+  EXPECT_EQ(base.fingerprint.substr(0, 3), "lc-");
+  EXPECT_NE(base.summary.find("etcd 3.4.23"), std::string::npos) << base.summary;
+  EXPECT_NE(base.summary.find("--quota-backend-bytes=2147483648"), std::string::npos);
+  EXPECT_NE(base.fingerprint, DescribeLaunch(core, flags, "3.4.24").fingerprint);
+  auto other_flags = flags;
+  other_flags[0] = "--quota-backend-bytes=4294967296";
+  EXPECT_NE(base.fingerprint, DescribeLaunch(core, other_flags, "3.4.23").fingerprint);
+  CoreConfig more_mem = core;
+  more_mem.task_mem = 2048;
+  LaunchConfig bigger = DescribeLaunch(more_mem, flags, "3.4.23");
+  EXPECT_NE(base.fingerprint, bigger.fingerprint);
+  EXPECT_NE(bigger.summary.find("mem 2048 MB"), std::string::npos) << bigger.summary;
+}
+
+TEST(SchedulerShellBuild, TheServedEtcdsVersionIsAskedOfTheBinary) {
+  EXPECT_EQ(ParseEtcdVersionOutput("etcd Version: 3.4.23\nGit SHA: Not provided\n"), "3.4.23");
+  EXPECT_EQ(ParseEtcdVersionOutput("something else"), "");
+  auto real = EtcdBinaryVersion("/usr/bin/etcd");
+  ASSERT_TRUE(real.ok()) << real.error();
+  EXPECT_TRUE(real->starts_with("3.")) << *real;
+  auto missing = EtcdBinaryVersion("/nonexistent/etcd");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("/nonexistent/etcd"), std::string::npos);
+  auto not_etcd = EtcdBinaryVersion("/bin/true");
+  ASSERT_FALSE(not_etcd.ok());
+  EXPECT_NE(not_etcd.error().message.find("printed no"), std::string::npos);
 }
 
 TEST(SchedulerShellBuild, FrameworkInfo) {

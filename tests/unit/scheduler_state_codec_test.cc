@@ -24,6 +24,8 @@ Member SampleMember(std::string name, uint16_t base) {
   m.learner = true;
   m.initial = false;
   m.task_state = mesos::TASK_RUNNING;
+  m.launch_config = "lc-0123456789abcdef";
+  m.etcd_version = "3.4.23";
   return m;
 }
 
@@ -64,6 +66,8 @@ void ExpectSameMember(const Member& a, const Member& b) {
   EXPECT_EQ(a.learner, b.learner);
   EXPECT_EQ(a.initial, b.initial);
   EXPECT_EQ(a.task_state, b.task_state);
+  EXPECT_EQ(a.launch_config, b.launch_config);
+  EXPECT_EQ(a.etcd_version, b.etcd_version);
 }
 
 TEST(SchedulerStateCodec, RoundTripsEveryPersistedField) {
@@ -87,6 +91,40 @@ TEST(SchedulerStateCodec, RoundTripsEveryPersistedField) {
   EXPECT_EQ(decoded->counters.members_removed, 9u);
   ASSERT_EQ(decoded->members.size(), 2u);
   for (const auto& [name, m] : s.members) ExpectSameMember(decoded->members.at(name), m);
+}
+
+// A rollout under way (or stopped, with its reason) and the rolling restarts asked survive a
+// restart; a record without them (older, or none asked) reads as none; a bad one is named.
+TEST(SchedulerStateCodec, TheRolloutAndTheRestartsAreKept) {
+  PersistentState s = Sample();
+  s.rollout_target = "lc-1+restart2";
+  s.rollout_stopped = "replacing etcd-3 did not finish within 600 s";
+  s.rollout_total = 3;
+  s.restarts = 2;
+  s.counters.rollouts_done = 4;
+  s.counters.rollouts_stopped = 5;
+  s.counters.members_rolled = 6;
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->rollout_target, s.rollout_target);
+  EXPECT_EQ(decoded->rollout_stopped, s.rollout_stopped);
+  EXPECT_EQ(decoded->rollout_total, 3u);
+  EXPECT_FALSE(decoded->rollout_done);
+  EXPECT_EQ(decoded->restarts, 2u);
+  EXPECT_EQ(decoded->counters.rollouts_done, 4u);
+  EXPECT_EQ(decoded->counters.rollouts_stopped, 5u);
+  EXPECT_EQ(decoded->counters.members_rolled, 6u);
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_FALSE(j.contains("rollout"));
+  for (auto& m : j["members"]) m.erase("launch_config");
+  auto older = DecodeState(j.dump());
+  ASSERT_TRUE(older.ok()) << older.error();
+  EXPECT_EQ(older->restarts, 0u);
+  EXPECT_TRUE(older->members.at("etcd-3").launch_config.empty());
+  j["rollout"] = json{{"target", ""}, {"stopped", ""}, {"total", 1}, {"done", false}};
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("rollout.target"), std::string::npos) << bad.error();
 }
 
 TEST(SchedulerStateCodec, APendingRestoreIsKept) {

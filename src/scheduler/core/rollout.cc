@@ -160,8 +160,8 @@ void SchedulerCore::MaybeRollout(Time now, Actions& out) {
   if (target.empty()) return;
   std::vector<std::string> stale = StaleMembers();
   if (state_.rollout_target != target) {
-    if (!stale.empty()) BeginRollout(target, stale.size(), now, out);
-    return;
+    if (stale.empty()) return;
+    BeginRollout(target, stale.size(), now, out);
   }
   if (state_.rollout_done || !state_.rollout_stopped.empty()) return;
   if (rollout_step_) return StepRollout(now, out);

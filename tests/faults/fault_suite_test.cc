@@ -586,6 +586,43 @@ class FaultSuite : public ::testing::Test {
     }
     return 0;
   }
+  // Runs until the rollout is done (or `seconds` pass); answers the order in which the members
+  // of `before` were removed from etcd, as the scheduler's notes say.
+  std::vector<std::string> RunRollout(const std::vector<Member>& before, int seconds) {
+    std::vector<std::string> gone;
+    RunUntil(
+        [&] {
+          for (const Note& n : core().notes()) {
+            for (const auto& m : before) {
+              bool removal = n.message.starts_with("removing member " + m.name + " (");
+              if (removal && std::count(gone.begin(), gone.end(), m.name) == 0) {
+                gone.push_back(m.name);
+              }
+            }
+          }
+          return core().rollout().state == "done" && AtSize(3);
+        },
+        seconds);
+    return gone;
+  }
+  bool Noted(const std::string& text) const {
+    return std::any_of(core().notes().begin(), core().notes().end(),
+                       [&](const Note& n) { return n.message.find(text) != std::string::npos; });
+  }
+  std::string LeaderName() {
+    std::string leader;
+    RunUntil(
+        [&] {
+          uint64_t id = CountLeaderVotes(core().state().members).leader;
+          for (const auto& [name, m] : core().state().members) {
+            if (id != 0 && m.member_id == id) leader = name;
+          }
+          return !leader.empty();
+        },
+        30);
+    return leader;
+  }
+
   std::vector<Member> Members() const {
     std::vector<Member> out;
     for (const auto& [name, m] : core().state().members) out.push_back(m);
@@ -629,9 +666,11 @@ class FaultSuite : public ::testing::Test {
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
   auto commands = GuideCommands();
   for (const char* name :
-       {"stats", "members", "endpoints", "healthz", "health-v3", "health-v2", "member-list-v3",
-        "member-list-v2", "reseed", "reseed-get", "start-fresh", "master-tasks", "backups",
-        "backup-now", "restore", "cluster-size"}) {
+       {"stats",         "members",        "endpoints",      "healthz",         "health-v3",
+        "health-v2",     "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
+        "start-fresh",   "master-tasks",   "backups",        "backup-now",      "restore",
+        "cluster-size",  "alarm-list",     "defrag",         "rolling-restart", "rollout",
+        "rollout-resume"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
 }
@@ -668,6 +707,100 @@ TEST_F(FaultSuite, TheClusterGrowsToFiveAndShrinksBackToThreeByTheGuide) {
   auto even = Guide("cluster-size", "SIZE=4");
   EXPECT_NE(even.second.find("400"), std::string::npos) << even.second;
   EXPECT_EQ(GuideJson("stats").value("target_size", -1), 3);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: "Rolling restarts, configuration changes and etcd upgrades": a rolling restart under
+// the workloads replaces every member once, followers first and the leader last after its
+// leadership moved, each successor added and promoted before its member is removed; no
+// acknowledged write is lost and the cluster never loses its quorum.
+TEST_F(FaultSuite, ARollingRestartByTheGuideReplacesEachMemberOnceTheLeaderLast) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  std::vector<Member> before = Members();
+  std::string leader = LeaderName();
+  ASSERT_FALSE(leader.empty());
+  auto t0 = Clock::now();
+  auto asked = Guide("rolling-restart");
+  EXPECT_NE(asked.second.find("202"), std::string::npos) << asked.second;
+  std::vector<std::string> gone = RunRollout(before, 300);
+  ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
+  std::printf("[timing] rolling restart of 3 -> 3 healthy voters, all replaced: %.1fs\n",
+              Since(t0));
+  ASSERT_EQ(gone.size(), 3u);
+  EXPECT_EQ(gone.back(), leader) << "the leader goes last";
+  EXPECT_TRUE(Noted("moving leadership from " + leader)) << "leadership moved away first";
+  for (const auto& m : before) EXPECT_EQ(core().state().members.count(m.name), 0u) << m.name;
+  auto rollout = GuideJson("rollout");
+  EXPECT_EQ(rollout.value("state", ""), "done") << rollout.dump();
+  EXPECT_EQ(rollout.value("members_rolled", 0), 3) << rollout.dump();
+  EXPECT_TRUE(rollout["pending"].empty()) << rollout.dump();
+  EXPECT_EQ(core().state().counters.members_added, 3u) << "one successor per member";
+  EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// A scheduler restarted with a changed etcd flag and more memory rolls both out member by
+// member: every member afterwards runs etcd with the new flag in a task with the new memory.
+TEST_F(FaultSuite, AChangedEtcdFlagAndMemoryAreRolledOutMemberByMember) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  std::vector<Member> before = Members();
+  std::string leader = LeaderName();
+  KillScheduler();
+  flags_.shell.upkeep.quota_backend_bytes = int64_t{3} << 30;
+  flags_.core.task_mem = 160;
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  std::vector<std::string> gone = RunRollout(before, 300);
+  ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
+  std::printf("[timing] flag and memory change rolled out to 3 members: %.1fs\n", Since(t0));
+  ASSERT_EQ(gone.size(), 3u);
+  EXPECT_EQ(gone.back(), leader) << "the leader goes last";
+  auto etcds = Shell("ps -eo args | grep -c '^[^ ]*etcd .*--quota-backend-bytes=3221225472'");
+  EXPECT_EQ(etcds.second, "3\n") << "every etcd runs with the new flag";
+  nlohmann::json state = cluster_->master().StateJson();
+  int with_new_memory = 0;
+  for (const auto& f : state["frameworks"]) {
+    for (const auto& t : f["tasks"]) {
+      if (t.value("state", "") != "TASK_RUNNING") continue;
+      with_new_memory += t["resources"].value("mem", 0.0) == 160;  // as Mesos's state.json
+    }
+  }
+  EXPECT_EQ(with_new_memory, 3) << state["frameworks"].dump();
+  EXPECT_EQ(core().state().counters.cluster_livelocks, 0u);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// An etcd binary two minor versions ahead is refused with the reason: the rollout stops before
+// it touches anything, the guide's resume says why, and no member is replaced.
+TEST_F(FaultSuite, AnUpgradeThatSkipsAMinorVersionIsRefusedAndTouchesNothing) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  std::vector<Member> before = Members();
+  std::filesystem::path fake = dir_.path() / "etcd-3.6";
+  std::ofstream(fake) << "#!/bin/sh\n"
+                         "if [ \"$1\" = --version ]; then echo 'etcd Version: 3.6.0'; exit 0; fi\n"
+                         "exec /usr/bin/etcd \"$@\"\n";
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  KillScheduler();
+  flags_.shell.etcd_bin = fake.string();
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_TRUE(RunUntil([&] { return core().rollout().state == "stopped"; }, 60))
+      << core().rollout().state << " " << core().rollout().reason;
+  auto rollout = GuideJson("rollout");
+  EXPECT_NE(rollout.value("reason", "").find("one minor version at a time"), std::string::npos)
+      << rollout.dump();
+  auto resume = Guide("rollout-resume");
+  EXPECT_NE(resume.second.find("409"), std::string::npos) << resume.second;
+  EXPECT_NE(resume.second.find("3.6.0"), std::string::npos) << resume.second;
+  RunFor(seconds(5));
+  for (const auto& m : before) {
+    ASSERT_EQ(core().state().members.count(m.name), 1u) << m.name << " was replaced";
+    EXPECT_EQ(core().state().members.at(m.name).task_id, m.task_id);
+  }
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  EXPECT_EQ(GuideJson("stats").value("rollout_state", ""), "stopped");
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

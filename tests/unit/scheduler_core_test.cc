@@ -204,7 +204,7 @@ class CoreTest : public ::testing::Test {
   SchedulerCore core_;
   Time now_ = Time() + 1000s;
   std::map<std::string, uint64_t> ids_;
-  std::string version_;  // the etcd version members report in probes
+  std::string version_ = "3.4.23";  // the etcd version members report in probes
 };
 
 TEST(TaskId, FormatsAndParsesTheGuidesFiveFields) {
@@ -2131,7 +2131,6 @@ TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInP
 // A version etcd cannot take is refused with the reason, and no member is launched with it.
 TEST_F(CoreTest, AnEtcdVersionThatSkipsAMinorVersionIsRefusedAndNothingIsLaunchedWithIt) {
   WithLaunch("lc-A");
-  version_ = "3.4.23";
   Bootstrap();
   PersistentState stored = core_.state();
   WithLaunch("lc-B", "3.6.0");

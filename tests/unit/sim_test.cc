@@ -87,10 +87,12 @@ TEST(Sim, ARangeOfSeedsPasses) {
 // commit 2bb7e5c), at the default lengths they were found with: a reseed leaving two clusters
 // with quorum (1, 6), a dead member left RUNNING because periodic reconciliation was implicit
 // (368, 954), a learner-only survivor never reseeded (487, 600), and a 1-voter cluster that
-// stopped growing (467). They pass now and must keep passing.
+// stopped growing (467); and later a forced reseed of four voters (a rollout's extra member)
+// while a dead one's removal was in flight, whose fallbacks were two of the three voters left
+// (1828). They pass now and must keep passing.
 TEST(Sim, PinnedSeedsThatFoundCoreBugs) {
   SimOptions o;
-  for (uint64_t seed : {1, 6, 368, 467, 487, 600, 954}) {
+  for (uint64_t seed : {1, 6, 368, 467, 487, 600, 954, 1828}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
   }

@@ -48,6 +48,15 @@ std::vector<std::string> SchedulerCore::StaleMembers() const {
   return LeaderLast(std::move(stale));
 }
 
+// Whether every member that may run has said which etcd it runs (when the served one is known),
+// so that a rollout is judged against all of them.
+bool SchedulerCore::VersionsKnown() const {
+  if (config_.etcd_version.empty()) return true;
+  return std::all_of(state_.members.begin(), state_.members.end(), [](const auto& kv) {
+    return !MaybeAlive(kv.second.task_state) || !kv.second.etcd_version.empty();
+  });
+}
+
 std::optional<std::string> SchedulerCore::VersionRefused() const {
   if (config_.etcd_version.empty()) return std::nullopt;
   for (const auto& [name, m] : state_.members) {
@@ -160,7 +169,7 @@ void SchedulerCore::MaybeRollout(Time now, Actions& out) {
   if (target.empty()) return;
   std::vector<std::string> stale = StaleMembers();
   if (state_.rollout_target != target) {
-    if (stale.empty()) return;
+    if (stale.empty() || !VersionsKnown()) return;
     BeginRollout(target, stale.size(), now, out);
   }
   if (state_.rollout_done || !state_.rollout_stopped.empty()) return;
@@ -225,8 +234,7 @@ void SchedulerCore::StepRollout(Time now, Actions& out) {
   bool in_etcd = it != state_.members.end() && MaybeAlive(it->second.task_state) &&
                  InEtcd(it->second, view_->members);
   if (!in_etcd && step.phase != RolloutStep::kSettle) {
-    // Removed (by us, or as dead by a heal): the cluster now goes back to its size.
-    if (step.phase == RolloutStep::kRemoving) ++state_.counters.members_rolled;
+    // Gone another way (dead, and removed by a heal): the cluster goes back to its size.
     step.surge = false;
     step.phase = RolloutStep::kSettle;
     step.phase_since = now;
@@ -330,6 +338,17 @@ void SchedulerCore::OnMoveLeader(const MembershipResult& e, Actions& out) {
   }
   Say("info", "rollout", fmt::format("leadership moved to {}", e.name), out, e.name);
   ProbeNow(e.now, out);  // the removal waits until the probes see the new leader
+}
+
+// The member a step replaces is out of etcd: the cluster goes back to its size at once (an offer
+// answered before the next tick must not bring a fifth member).
+void SchedulerCore::RolloutRemoved(const MembershipResult& e) {
+  if (!rollout_step_ || rollout_step_->member != e.name) return;
+  if (rollout_step_->phase != RolloutStep::kRemoving) return;
+  ++state_.counters.members_rolled;
+  rollout_step_->surge = false;
+  rollout_step_->phase = RolloutStep::kSettle;
+  rollout_step_->phase_since = e.now;
 }
 
 void SchedulerCore::RolloutRemovalFailed(const MembershipResult& e) {

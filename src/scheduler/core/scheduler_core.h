@@ -158,11 +158,13 @@ class SchedulerCore {
   void StopRollout(const std::string& why, Actions& out);
   void OnMoveLeader(const MembershipResult& e, Actions& out);
   void RolloutRemovalFailed(const MembershipResult& e);
+  void RolloutRemoved(const MembershipResult& e);
   // Members in etcd whose task may run and whose launch configuration is not EffectiveLaunch(),
   // leader last.
   std::vector<std::string> StaleMembers() const;
   // Why the served etcd may not replace the members (RefusedVersionChange), if so.
   std::optional<std::string> VersionRefused() const;
+  bool VersionsKnown() const;
   // Why no rollout step may start now ("" when one may).
   std::string RolloutBlocked() const;
   // The size to keep: the target, and one more while a rollout step adds before it removes.

@@ -177,7 +177,10 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       // Maintenance: the alarms, the run in flight, what was done.
       "nospace_alarm", "corrupt_alarm", "maintenance_running", "maintenance_runs",
       "members_defragmented", "nospace_alarms", "nospace_cleared", "maintenance_failures",
-      "last_maintenance_error"};
+      "last_maintenance_error",
+      // Rollouts.
+      "rollout_state", "rollout_members_pending", "rollout_stopped_reason", "rollouts_done",
+      "rollouts_stopped", "members_rolled"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -431,6 +434,33 @@ TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
   EXPECT_NE(metrics.find("\netcd_mesos_nospace_alarm 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("# TYPE etcd_mesos_members_defragmented_total counter"),
             std::string::npos);
+}
+
+// Rollouts: GET /rollout is open, its two commands are guarded like every command, and the
+// rollout's state is on /stats and /metrics.
+TEST_F(AdminApi, RolloutIsShownAndItsCommandsAreGuarded) {
+  Start("s3cret");
+  for (const char* path : {"/rollout/restart", "/rollout/resume"}) {
+    EXPECT_EQ(Call(net::Verb::post, path).status, 401u) << path;
+    EXPECT_EQ(Call(net::Verb::post, path, {{"Authorization", "Bearer wrong"}}).status, 401u);
+    EXPECT_EQ(Get(std::string(path) + "?token=s3cret").status, 405u) << "a change is a POST";
+  }
+  EXPECT_EQ(submitted_, 0);
+  auto r = Call(net::Verb::post, "/rollout/restart", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(submitted_, 1) << r.body;
+  auto rollout = Get("/rollout");
+  ASSERT_EQ(rollout.status, 200u);
+  json j = json::parse(rollout.body);
+  EXPECT_EQ(j["state"], "idle") << j.dump();
+  EXPECT_TRUE(j["pending"].is_array());
+  EXPECT_TRUE(j["members"].is_array());
+  EXPECT_EQ(Call(net::Verb::post, "/rollout").status, 405u) << "GET only";
+  json stats = json::parse(Get("/stats").body);
+  EXPECT_EQ(stats["rollout_state"], "idle");
+  EXPECT_EQ(stats["rollout_members_pending"], 0);
+  std::string metrics = Get("/metrics").body;
+  EXPECT_NE(metrics.find("\netcd_mesos_rollout_stopped 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE etcd_mesos_members_rolled_total counter"), std::string::npos);
 }
 
 // POST /cluster-size?n=N: guarded by the token like every command, n checked before the core

@@ -135,6 +135,12 @@ json MaintenanceJson(const MaintenanceStatus& m) {
               {"last_error", m.last_error}};
 }
 
+json RolloutJson(const RolloutView& r) {
+  return json{{"state", r.state}, {"target", r.target_summary},
+              {"total", r.total}, {"pending", r.pending},
+              {"step", r.step},   {"reason", r.reason}};
+}
+
 json NotesJson(const NoteLog& notes, uint64_t after) {
   json items = json::array();
   uint64_t last = 0;
@@ -242,6 +248,7 @@ std::string RenderConsoleJson(const SchedulerCore& core, const NoteLog& notes,
       {"counters", CountersJson(core.state().counters)},
       {"backups", BackupsJson(core, now_unix)},
       {"maintenance", MaintenanceJson(core.maintenance())},
+      {"rollout", RolloutJson(core.rollout())},
       {"notes", NotesJson(notes, context.notes_after)},
       {"history", HistoryJson(history, context.samples_after_ms)},
   };

@@ -133,6 +133,12 @@ function renderBanner(d) {
       'guide, "A member is corrupt".');
   if (mt.running) notes.push('Maintenance: ' + mt.running + '.');
   if (mt.last_error) notes.push('Last maintenance error: ' + mt.last_error);
+  const ro = d.rollout;
+  if (ro && ro.state === 'stopped') notes.push('ROLLOUT STOPPED: ' + ro.reason + '. See the ' +
+      'guide, "A rollout stopped"; resume it once the cause is fixed.');
+  if (ro && ro.state === 'running') notes.push('Rollout to ' + ro.target + ': ' +
+      (ro.step || ro.reason || 'starting') + ' (' + ro.pending.length + ' of ' + ro.total +
+      ' members left).');
   $('notices').replaceChildren(...notes.map((t) => el('p', { class: 'banner warn', text: t })));
 }
 
@@ -271,6 +277,13 @@ const ACTIONS = {
     text: () => 'Defragments every member one at a time, followers first and the leader last, ' +
                 'only while the cluster is healthy. Each member stops serving while its own ' +
                 'database is rewritten (seconds per GiB). Nothing is lost.' },
+  restart: { title: 'Rolling restart', path: () => '/rollout/restart',
+    text: () => 'Replaces every member once, followers first and the leader last (leadership ' +
+                'is moved away first); each successor is added and promoted before its member ' +
+                'is removed. Each successor copies the whole database. Nothing is lost.' },
+  resume: { title: 'Resume the rollout', path: () => '/rollout/resume',
+    text: () => 'Goes on with a rollout that stopped at a failure, from where it stopped. Fix ' +
+                'the cause first (the notice says it). Nothing is lost.' },
   backup: { title: 'Back up now', path: () => '/backup',
     text: () => 'Takes a snapshot of the cluster from a healthy member into the backup ' +
                 'directory. Nothing is lost; writes go on.' },
@@ -365,6 +378,8 @@ std::string_view ConsoleBody() {
   size="24"> <span class="muted">(kept in this tab only)</span><br>
 <button id="ask-backup" type="button">Back up now</button>
 <button id="ask-defrag" type="button">Defragment&hellip;</button>
+<button id="ask-restart" type="button">Rolling restart&hellip;</button>
+<button id="ask-resume" type="button">Resume rollout&hellip;</button>
 <button id="ask-reseed" type="button" class="danger">Reseed&hellip;</button>
 <button id="ask-fresh" type="button" class="danger">Start fresh&hellip;</button>
 <label for="restore-name">Backup</label> <select id="restore-name"></select>

@@ -16,6 +16,12 @@
 //                 heal floor. (A kill -9 of the leader adds its session timeout, 10 s.)
 //   reseed        the reseed decision -> N healthy voters; floor: the survivor restarted with
 //                 --force-new-cluster, then N-1 learners joined and promoted one at a time.
+//   resize        POST /cluster-size?n=5 on a healthy 3 -> 5 healthy voters; floor: two learners
+//                 added, started and promoted by hand, one at a time, on bare etcd.
+//   rollout       POST /rollout/restart on a healthy 3 -> every member replaced, 3 healthy
+//                 voters; floor: by hand on bare etcd, for each member (followers first, the
+//                 leader last after MoveLeader): add a learner, start it, promote it, remove the
+//                 old member, stop it.
 //   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
 //                 and under a write load.
 //
@@ -31,6 +37,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -90,10 +97,10 @@ class System {
  public:
   // `store`: where the scheduler keeps its state; empty: a directory of its own.
   System(boost::asio::io_context& io, int size, milliseconds reseed_timeout,
-         const std::string& store = "")
+         const std::string& store = "", int agents = 0)
       : io_(io) {
     local::LocalClusterOptions options;
-    options.agents = size + 1;
+    options.agents = agents > 0 ? agents : size + 1;
     options.resources = *local::ParseResources("cpus:4;mem:4096;disk:4096;ports:[31000-31999]");
     options.first_agent_host = test::AgentHostBase();
     options.work_dir = dir_.path() / "mesos";
@@ -182,6 +189,18 @@ class System {
       }
     }
     throw std::runtime_error("no task for " + name);
+  }
+
+  // POSTs to the scheduler's admin API (open: no token file) while the loop keeps serving it;
+  // answers the HTTP status.
+  std::string Post(const std::string& path) {
+    std::string command = fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -XPOST http://{}{}",
+                                      scheduler_->admin_address().ToString(), path);
+    auto result = std::async(std::launch::async, [command] { return test::RunShell(command); });
+    while (result.wait_for(milliseconds(0)) != std::future_status::ready) {
+      io_.run_for(milliseconds(5));
+    }
+    return result.get().second;
   }
 
   std::vector<HostPort> ClientEndpoints() const {
@@ -283,6 +302,45 @@ double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, doub
             {"launch", run - a},
             {"join+promote", total - run}};
   return total;
+}
+
+// A healthy cluster of 3 (past etcd's 5 s window), with `agents` agents.
+std::unique_ptr<System> HealthyThree(boost::asio::io_context& io, int agents) {
+  auto system = std::make_unique<System>(io, 3, seconds(240), "", agents);
+  system->StartScheduler();
+  if (!system->RunUntil([&] { return system->AtSize(3); }, 180)) {
+    throw std::runtime_error("no cluster of 3");
+  }
+  system->RunFor(seconds(6));
+  return system;
+}
+
+// POST /cluster-size?n=5 -> 5 healthy voters.
+double Resize(boost::asio::io_context& io) {
+  auto system = HealthyThree(io, 6);
+  auto t0 = Clock::now();
+  if (std::string code = system->Post("/cluster-size?n=5"); code != "202") {
+    throw std::runtime_error("POST /cluster-size answered " + code);
+  }
+  if (!system->RunUntil([&] { return system->AtSize(5); }, 300)) {
+    throw std::runtime_error("the cluster did not grow to 5: " + system->core().health_reason());
+  }
+  return Since(t0);
+}
+
+// POST /rollout/restart -> every member replaced, 3 healthy voters.
+double Rollout(boost::asio::io_context& io) {
+  auto system = HealthyThree(io, 4);
+  auto t0 = Clock::now();
+  if (std::string code = system->Post("/rollout/restart"); code != "202") {
+    throw std::runtime_error("POST /rollout/restart answered " + code);
+  }
+  auto done = [&] { return system->core().rollout().state == "done" && system->AtSize(3); };
+  if (!system->RunUntil(done, 600)) {
+    throw std::runtime_error("the rolling restart did not finish: " +
+                             system->core().rollout().reason + system->core().rollout().step);
+  }
+  return Since(t0);
 }
 
 // Scheduler HA (state in ZooKeeper, a standby behind the leader): the leader stops -> the
@@ -517,6 +575,87 @@ double HealFloor(Victim kind) {
   return Since(t0);
 }
 
+// Two learners added, started and promoted by hand, one at a time: 3 -> 5.
+double ResizeFloor() {
+  test::TempDir dir("em-bench-floor");
+  int base = test::AgentHostBase();
+  auto servers = StaticCluster(dir.path(), 3, base);
+  std::this_thread::sleep_for(seconds(6));  // as the system run: past etcd's 5 s window
+  boost::asio::io_context io;
+  etcd::Client voter(io, servers[0]->client_endpoint());
+  auto t0 = Clock::now();
+  std::vector<test::EtcdServer*> all;
+  for (auto& s : servers) all.push_back(s.get());
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(std::make_unique<test::EtcdServer>(
+        test::EtcdServer::Options{.name = fmt::format("g{}", i + 1),
+                                  .ip = fmt::format("127.0.0.{}", base + 3 + i)},
+        dir.path()));
+    JoinLearner(io, voter, *servers.back());
+    all.push_back(servers.back().get());
+  }
+  WaitHealthy(all);
+  return Since(t0);
+}
+
+// A rolling restart by hand with etcdctl's operations: for each member, followers first and the
+// leader last, a successor added as a learner, started and promoted; leadership moved to it when
+// the member leads; the member removed and stopped.
+double RolloutFloor() {
+  test::TempDir dir("em-bench-floor");
+  int base = test::AgentHostBase();
+  auto servers = StaticCluster(dir.path(), 3, base);
+  std::this_thread::sleep_for(seconds(6));
+  boost::asio::io_context io;
+  auto id_of = [&](etcd::Client& client) {
+    return Retry<etcd::StatusResponse>(io, [&](auto cb) { client.Status(cb); });
+  };
+  etcd::Client first(io, servers[0]->client_endpoint());
+  uint64_t leader = id_of(first).leader;
+  std::vector<size_t> order;
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    etcd::Client c(io, servers[i]->client_endpoint());
+    ids.push_back(id_of(c).header.member_id);
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    if (ids[i] != leader) order.push_back(i);
+  }
+  for (size_t i = 0; i < 3; ++i) {
+    if (ids[i] == leader) order.push_back(i);
+  }
+  auto t0 = Clock::now();
+  std::vector<std::unique_ptr<test::EtcdServer>> successors;
+  size_t host = 3;  // the spare host, then each old member's, as the scheduler does
+  for (size_t n = 0; n < order.size(); ++n) {
+    size_t old = order[n];
+    // Ask a member that stays (the leader while it stays, else a successor).
+    test::EtcdServer* via = old == order.back() && !successors.empty()
+                                ? successors.front().get()
+                                : servers[order.back()].get();
+    etcd::Client voter(io, via->client_endpoint());
+    successors.push_back(std::make_unique<test::EtcdServer>(
+        test::EtcdServer::Options{.name = fmt::format("r{}", n + 1),
+                                  .ip = fmt::format("127.0.0.{}", base + host)},
+        dir.path()));
+    host = old;
+    JoinLearner(io, voter, *successors.back());
+    etcd::Client successor(io, successors.back()->client_endpoint());
+    uint64_t successor_id = id_of(successor).header.member_id;
+    if (ids[old] == leader) {
+      etcd::Client current(io, servers[old]->client_endpoint());
+      Retry<etcd::ResponseHeader>(io, [&](auto cb) { current.MoveLeader(successor_id, cb); });
+    }
+    etcd::Client remover(io, successors.back()->client_endpoint());
+    Retry<etcd::MemberListResponse>(io, [&](auto cb) { remover.MemberRemove(ids[old], cb); });
+    servers[old]->Stop();
+  }
+  std::vector<test::EtcdServer*> all;
+  for (auto& s : successors) all.push_back(s.get());
+  WaitHealthy(all);
+  return Since(t0);
+}
+
 double ReseedFloor() {
   test::TempDir dir("em-bench-floor");
   int base = test::AgentHostBase();
@@ -665,8 +804,10 @@ int main(int argc, char** argv) {
   app.add_flag("--verbose", verbose, "Log what the scheduler and the local cluster do (info)");
   std::vector<std::string> only;
   app.add_option("--only", only,
-                 "Measure only these figures (bootstrap, heal, failover, reseed, supervision)")
-      ->check(CLI::IsMember({"bootstrap", "heal", "failover", "reseed", "supervision"}))
+                 "Measure only these figures (bootstrap, heal, failover, resize, rollout, reseed, "
+                 "supervision)")
+      ->check(CLI::IsMember(
+          {"bootstrap", "heal", "failover", "resize", "rollout", "reseed", "supervision"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
@@ -714,6 +855,22 @@ int main(int argc, char** argv) {
       }
       figures.push_back(failover);
       figures.push_back(heal);
+    }
+    if (!quick && wanted("resize")) {
+      Figure resize{"grow 3 -> 5 healthy voters"};
+      for (int i = 0; i < runs; ++i) {
+        resize.floors.push_back(ResizeFloor());
+        resize.runs.push_back(Resize(io));
+      }
+      figures.push_back(resize);
+    }
+    if (!quick && wanted("rollout")) {
+      Figure rollout{"rolling restart of 3 -> all replaced"};
+      for (int i = 0; i < runs; ++i) {
+        rollout.floors.push_back(RolloutFloor());
+        rollout.runs.push_back(Rollout(io));
+      }
+      figures.push_back(rollout);
     }
     if (!quick && wanted("reseed")) {
       Figure reseed{"reseed decision -> 3 healthy voters"};

@@ -2188,6 +2188,35 @@ TEST_F(CoreTest, AStuckRolloutStopsWithTheReasonAndResumes) {
   EXPECT_EQ(again[0].http_status, 409) << "one rollout at a time";
 }
 
+// With backups on, a rollout backs the cluster up before it touches the first member, and its
+// first step waits for that backup.
+TEST_F(CoreTest, ARolloutBacksUpFirstWhenBackupsAreOn) {
+  CoreConfig c = BackupConfig();
+  c.launch_config = "lc-A";
+  c.etcd_version = "3.4.23";
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  auto periodic = All<TakeBackup>(Advance(1s));
+  ASSERT_EQ(periodic.size(), 1u);
+  On(BackupResult{periodic[0].id, Done(periodic[0].member), now_});
+  ProbeAll(1, 101);
+  Advance(6s);
+  On(AdminRollout{1, RolloutCommand::kRestart, now_});
+  auto begin = Advance(1s);
+  auto backups = All<TakeBackup>(begin);
+  ASSERT_EQ(backups.size(), 1u) << "a fresh backup before the rollout";
+  EXPECT_EQ(backups[0].reason, "before the rollout");
+  EXPECT_FALSE(Has<Revive>(begin)) << "no successor until the backup is written";
+  ProbeAll(1, 102);
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(4)})).empty());
+  On(BackupResult{backups[0].id, Done(backups[0].member), now_});
+  ProbeAll(1, 103);
+  Advance(1s);
+  auto adds = All<ChangeMembership>(Offers({MakeOffer(4)}));
+  ASSERT_EQ(adds.size(), 1u);
+  EXPECT_EQ(adds[0].op, MembershipOp::kAddLearner);
+}
+
 // Records from before rollouts have no launch configuration: adopted, not all replaced at once.
 TEST_F(CoreTest, MembersRecordedWithoutALaunchConfigurationAreAdopted) {
   Bootstrap();  // rollouts off: no labels

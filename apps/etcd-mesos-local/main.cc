@@ -19,6 +19,7 @@
 
 #include "common/flags.h"
 #include "common/logging.h"
+#include "etcd/client.h"
 #include "local/cluster.h"
 #include "local/resources.h"
 #include "net/http.h"
@@ -110,6 +111,44 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
   return r->status == 200 ? 0 : 1;
 }
 
+// `etcd-mesos-local fill-quota`: writes random values to a cluster until etcd refuses a write
+// with "database space exceeded" (its NOSPACE alarm), to rehearse the guide's "Disk full".
+int RunFillQuota(const std::string& endpoint_text, int value_kib, int max_writes) {
+  auto url = ParseHttpUrl(endpoint_text.substr(0, endpoint_text.find(',')));
+  if (!url.ok()) {
+    std::cerr << "etcd-mesos-local fill-quota: --endpoints: " << url.error().message << "\n";
+    return kUsageError;
+  }
+  boost::asio::io_context io;
+  etcd::Client client(io, url->endpoint);
+  std::string value(static_cast<size_t>(value_kib) * 1024, 'x');
+  uint64_t state = 0x9e3779b97f4a7c15ull;  // random-looking bytes defeat bbolt's page reuse
+  uint64_t written = 0;
+  for (int i = 0; i < max_writes; ++i) {
+    for (char& c : value) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      c = static_cast<char>('a' + state % 26);
+    }
+    auto put = etcd::Await<etcd::PutResponse>(io, [&](auto cb) {
+      client.Put("/etcd-mesos-local/fill/" + std::to_string(i % 8), value, cb);
+    });
+    if (!put.ok() && put.error().message.find("database space exceeded") != std::string::npos) {
+      std::cout << "NOSPACE after " << i << " writes (" << written / 1024
+                << " KiB): " << put.error().message << "\n";
+      return 0;
+    }
+    if (!put.ok()) {
+      std::cerr << "etcd-mesos-local fill-quota: write " << i << ": " << put.error().message
+                << "\n";
+      return 1;
+    }
+    written += value.size();
+  }
+  std::cerr << "etcd-mesos-local fill-quota: " << max_writes << " writes (" << written / 1024
+            << " KiB) did not fill the quota\n";
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -197,6 +236,21 @@ int main(int argc, char** argv) {
   fault->allow_extras(false);
   fault->prefix_command(false);
 
+  std::string fill_endpoints;
+  int fill_value_kib = 500, fill_max_writes = 10000;
+  auto* fill = flags.app().add_subcommand(
+      "fill-quota",
+      "Write random values to an etcd cluster until it refuses writes with its NOSPACE alarm "
+      "(\"database space exceeded\"), to rehearse a full disk; keys /etcd-mesos-local/fill/0..7");
+  fill->add_option("--endpoints", fill_endpoints, "A member's client URL (http://IP:PORT)")
+      ->required();
+  fill->add_option("--value-kib", fill_value_kib, "Size of each value written")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  fill->add_option("--max-writes", fill_max_writes, "Give up (exit 1) after this many writes")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+
   auto fail = [](const Error& e) {
     std::cerr << "etcd-mesos-local: " << e.message << "\n";
     return kUsageError;
@@ -208,6 +262,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (fault->parsed()) return RunFault(fault_master, fault_words);
+  if (fill->parsed()) return RunFillQuota(fill_endpoints, fill_value_kib, fill_max_writes);
 
   if (Status s = SetUpLogging("etcd-mesos-local", log_level); !s.ok()) return fail(s.error());
   auto first_host = FirstAgentHost(first_agent_ip, options.agents);

@@ -359,15 +359,13 @@ class FaultSuite : public ::testing::Test {
   }
   // Overwrites five keys with 500 KB values (each put keeps the old value in the history) until
   // etcd refuses a write with NOSPACE.
+  // etcd-mesos-local's rehearsal tool writes 500 KiB values until etcd raises NOSPACE.
   void FillTheQuota() {
-    auto value = dir_.path() / "500k";
-    ASSERT_EQ(Shell("head -c 375000 /dev/urandom | base64 -w0 > " + value.string()).first, 0);
+    std::string first = "http://" + ClientEndpoints().front().ToString();
     auto fill =
-        Shell("for i in $(seq 1 400); do ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
-              " put /fill/$((i % 5)) < " + value.string() +
-              " 2>&1 >/dev/null | grep -q 'database space exceeded' && exit 0; done; "
-              "exit 1");
-    ASSERT_EQ(fill.first, 0) << "400 writes of 500 KB did not fill a 16 MiB quota";
+        Shell(std::string(LOCAL_PATH) + " fill-quota --max-writes=400 --endpoints=" + first);
+    ASSERT_EQ(fill.first, 0) << fill.second;
+    EXPECT_NE(fill.second.find("NOSPACE after"), std::string::npos) << fill.second;
   }
 
   std::string EndpointsLine() {

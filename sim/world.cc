@@ -58,6 +58,9 @@ constexpr Millis kElectionStep{100};
 // Whether the operator resizes the cluster now and then in this seed's chaos (POST
 // /cluster-size): in a fifth of the seeds, chosen as above.
 bool ResizesInSeed(uint64_t seed) { return seed % 20 == 12 || seed % 20 == 16; }
+// Whether one member's data may be corrupted behind etcd's back in this seed's chaos (as the
+// local fault /faults/executors/ID/corrupt does): in a tenth of the seeds, chosen as above.
+bool CorruptionInSeed(uint64_t seed) { return seed % 20 == 7 || seed % 20 == 13; }
 
 int SchedulersForSeed(uint64_t seed) {
   switch (seed % 20) {
@@ -170,6 +173,10 @@ class World {
     std::string name;
     uint64_t index = 0;
     bool alive = true;
+    // Its data were corrupted: its HashKV differs from its cluster's. A member that joins gets
+    // its data from the leader's snapshot, but the model does not copy the corruption: it is one
+    // member's, as a disk's would be.
+    bool corrupt = false;
     std::string host;
     uint16_t peer_port = 0, client_port = 0, reseed_port = 0;
     Time changed_at;  // it started, died, moved or its connectivity changed
@@ -284,6 +291,7 @@ class World {
   void LosesLeadership(Instance& s, const std::string& why);
   void InjectInstanceFault();
   void InjectResize();
+  void InjectCorruption();
   void CutFromMesos(Instance& s, Millis d);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
@@ -405,7 +413,8 @@ class World {
   std::vector<Instance> instances_;
   bool ha_ = false;
   bool resizes_ = false;
-  int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
+  bool corruption_ = false;  // this seed's chaos may corrupt a member's data
+  int largest_target_ = 0;   // the largest size asked in this run (voters above it are too many)
   uint64_t next_epoch_ = 0;
   uint64_t next_node_ = 0;
   uint64_t acted_term_ = 0;  // the latest leader's term that acted (HA)
@@ -467,6 +476,8 @@ World::World(const SimOptions& options, uint64_t seed)
   int schedulers = options_.schedulers > 0 ? options_.schedulers : SchedulersForSeed(seed_);
   ha_ = schedulers > 1;
   resizes_ = ResizesInSeed(seed_);
+  corruption_ = CorruptionInSeed(seed_);
+  config_.hash_check_interval = 60s;
   largest_target_ = options_.cluster_size;
   for (int i = 0; i < schedulers; ++i) {
     instances_.emplace_back();
@@ -823,6 +834,10 @@ void World::CheckBatch(Instance& s, const core::Event& event, const core::Action
     }
   }
   if (trigger == nullptr) return;
+  if (s.core->corrupt_members().count(trigger->name)) {
+    return Fail({"corrupt-reseed-survivor",
+                 trigger->name + ", which a hash check found corrupt, was asked to stand alone"});
+  }
   ReseedFacts f;
   f.chosen = trigger->name;
   f.manual = std::holds_alternative<core::AdminReseed>(event) || manual_reseed_pending_;
@@ -1202,7 +1217,8 @@ void World::Execute(Instance& s, const core::Action& action) {
         using A = std::decay_t<decltype(a)>;
         constexpr bool kReadOnly =
             std::is_same_v<A, core::ProbeMember> || std::is_same_v<A, core::ProbeCluster> ||
-            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note>;
+            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note> ||
+            std::is_same_v<A, core::CheckHashes>;
         if constexpr (!kReadOnly) {
           if (ha_) CheckOneLeaderActs(s, "acts (" + Describe(core::Action(a)) + ")");
           if (done_) return;
@@ -1284,6 +1300,27 @@ void World::Execute(Instance& s, const core::Action& action) {
           ToCore(epoch, d, [this, a, ok = r.ok()] {
             Status status = ok ? Status() : Status(Error{ErrorCode::kUnavailable, "unreachable"});
             return core::MaintenanceResult{a.id, a.op, a.member, status, now_};
+          });
+        } else if constexpr (std::is_same_v<A, core::CheckHashes>) {
+          // HashKV: one cluster's members agree (its uid stands for its data) unless corrupt;
+          // the answer comes when the slowest member has answered or timed out.
+          Hit("shell.hash_check");
+          core::HashCheckResult r{a.id, a.revision, {}, now_};
+          Millis slowest{0};
+          for (const auto& [name, url] : a.members) {
+            Process* p = ProcessAt(url, false);
+            if (p == nullptr || p->cluster == 0) {
+              r.hashes.push_back({name, Error{ErrorCode::kUnavailable, "deadline exceeded"}});
+              slowest = std::max(slowest, Ms(300, 1000));
+              continue;
+            }
+            auto hash = static_cast<uint32_t>(p->cluster) ^ (p->corrupt ? 0xbadu : 0u);
+            r.hashes.push_back({name, core::KvHash{hash, 0}});
+            slowest = std::max(slowest, Ms(5, 500));
+          }
+          ToCore(epoch, slowest, [this, r]() mutable {
+            r.now = now_;
+            return r;
           });
         } else {
           // AnswerAdmin and Note: already in the trace.
@@ -2210,6 +2247,7 @@ void World::InjectFault() {
   // so that the others replay as they did).
   if (ha_ && Chance(0.25)) return InjectInstanceFault();
   if (resizes_ && Chance(0.1)) return InjectResize();
+  if (corruption_ && Chance(0.1)) return InjectCorruption();
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
@@ -2294,6 +2332,25 @@ void World::InjectFault() {
     default:
       return;  // a quiet interval
   }
+}
+
+// One running member's data are corrupted behind etcd's back, in a cluster where no member's
+// are yet (two corrupt members of three leave no majority to tell which data are right).
+void World::InjectCorruption() {
+  std::vector<size_t> candidates;
+  for (size_t i = 0; i < processes_.size(); ++i) {
+    const Process& p = processes_[i];
+    if (!p.alive || p.cluster == 0 || p.corrupt) continue;
+    bool clean = std::none_of(processes_.begin(), processes_.end(), [&](const Process& q) {
+      return q.alive && q.cluster == p.cluster && q.corrupt;
+    });
+    if (clean) candidates.push_back(i);
+  }
+  if (candidates.empty()) return;
+  Process& p = processes_[candidates[Uniform(0, static_cast<int64_t>(candidates.size()) - 1)]];
+  p.corrupt = true;
+  Hit("fault.data_corrupted");
+  Trace("FAULT the data of '" + p.task_id + "' are corrupted");
 }
 
 // The operator asks for another size (odd, within the agents), as the guide's command does.
@@ -2400,17 +2457,19 @@ bool World::Healed() const {
   for (const auto& [uid, c] : clusters_) {
     if (c.leader == 0) continue;
     int voters = 0, running = 0;
+    bool corrupt = false;  // a corrupt voter must have been found by the hash checks and replaced
     for (const auto& e : c.members) {
       if (e.learner) continue;
       ++voters;
       for (const auto& p : processes_) {
         if (p.alive && p.cluster == uid && p.member_id == e.id && Connected(p)) {
           ++running;
+          corrupt = corrupt || p.corrupt;
           break;
         }
       }
     }
-    if (voters == s->core->TargetSize() && running == voters) return true;
+    if (voters == s->core->TargetSize() && running == voters && !corrupt) return true;
   }
   return false;
 }

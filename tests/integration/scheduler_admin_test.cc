@@ -177,7 +177,10 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       // Maintenance: the alarms, the run in flight, what was done.
       "nospace_alarm", "corrupt_alarm", "maintenance_running", "maintenance_runs",
       "members_defragmented", "nospace_alarms", "nospace_cleared", "maintenance_failures",
-      "last_maintenance_error"};
+      "last_maintenance_error",
+      // Corruption checks: the voters' hashes compared, members found corrupt.
+      "hash_checks", "hash_mismatches", "members_corrupt", "corrupt_members", "last_hash_check",
+      "last_hash_check_revision"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -431,6 +434,13 @@ TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
   EXPECT_NE(metrics.find("\netcd_mesos_nospace_alarm 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("# TYPE etcd_mesos_members_defragmented_total counter"),
             std::string::npos);
+  EXPECT_EQ(stats["hash_checks"], 0);
+  EXPECT_EQ(stats["members_corrupt"], 0);
+  EXPECT_EQ(stats["corrupt_members"], json::array());
+  EXPECT_TRUE(stats["last_hash_check"].is_null());
+  EXPECT_NE(metrics.find("\netcd_mesos_members_corrupt_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\netcd_mesos_hash_mismatches_total 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("\netcd_mesos_corrupt_members 0\n"), std::string::npos);
 }
 
 // POST /cluster-size?n=N: guarded by the token like every command, n checked before the core

@@ -53,6 +53,8 @@ class HashKvRun : public std::enable_shared_from_this<HashKvRun> {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
     posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+    // Nothing else of ours (the admin server's listening socket, say) goes with it.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     std::vector<std::string> env_strings = {"ETCDCTL_API=3"};
     for (char** e = environ; *e != nullptr; ++e) {
       if (std::string_view(*e).starts_with("ETCDCTL_")) continue;  // ours decide

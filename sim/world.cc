@@ -61,6 +61,10 @@ bool ResizesInSeed(uint64_t seed) { return seed % 20 == 12 || seed % 20 == 16; }
 // Whether the operator rolls the members out now and then (a changed launch configuration, a
 // rolling restart, a resume): in about 6% of the seeds, residues no pinned seed has.
 bool RolloutsInSeed(uint64_t seed) { return seed % 30 == 26 || seed % 30 == 28; }
+// Whether one member's data may be corrupted behind etcd's back in this seed's chaos (as the
+// local fault /faults/executors/ID/corrupt does): in a tenth of the seeds, chosen as above (and
+// half of them with several schedulers).
+bool CorruptionInSeed(uint64_t seed) { return seed % 20 == 2 || seed % 20 == 15; }
 
 int SchedulersForSeed(uint64_t seed) {
   switch (seed % 20) {
@@ -175,6 +179,10 @@ class World {
     std::string name;
     uint64_t index = 0;
     bool alive = true;
+    // Its data were corrupted: its HashKV differs from its cluster's. A member that joins gets
+    // its data from the leader's snapshot, but the model does not copy the corruption: it is one
+    // member's, as a disk's would be.
+    bool corrupt = false;
     std::string host;
     uint16_t peer_port = 0, client_port = 0, reseed_port = 0;
     Time changed_at;  // it started, died, moved or its connectivity changed
@@ -291,6 +299,7 @@ class World {
   void InjectResize();
   void InjectRollout();
   bool RolloutSettled(const core::SchedulerCore& core) const;
+  void InjectCorruption();
   void CutFromMesos(Instance& s, Millis d);
 
   // ---- The store, and the shell's use of it ----------------------------------------------
@@ -416,7 +425,8 @@ class World {
   bool rollouts_ = false;
   int launch_configs_ = 1;  // launch configurations the operator has deployed
   std::optional<Time> rollout_resumed_;
-  int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
+  bool corruption_ = false;  // this seed's chaos may corrupt a member's data
+  int largest_target_ = 0;   // the largest size asked in this run (voters above it are too many)
   uint64_t next_epoch_ = 0;
   uint64_t next_node_ = 0;
   uint64_t acted_term_ = 0;  // the latest leader's term that acted (HA)
@@ -447,7 +457,9 @@ class World {
   };
   std::map<uint64_t, ReseedAsked> reseeds_asked_;  // executor reseed request
   std::optional<Time> operator_asked_;
-  bool manual_reseed_pending_ = false;  // an operator's reseed waits for its backup
+  // The instance whose core holds an operator's reseed waiting for its backup (-1: none); it is
+  // dropped with that core only (a deposed leader's loss says nothing of its successor's).
+  int manual_reseed_pending_ = -1;
 
   bool calm_ = false;
   bool done_ = false;
@@ -482,6 +494,8 @@ World::World(const SimOptions& options, uint64_t seed)
   ha_ = schedulers > 1;
   resizes_ = ResizesInSeed(seed_);
   rollouts_ = RolloutsInSeed(seed_);
+  corruption_ = CorruptionInSeed(seed_);
+  config_.hash_check_interval = 60s;
   largest_target_ = options_.cluster_size;
   for (int i = 0; i < schedulers; ++i) {
     instances_.emplace_back();
@@ -610,7 +624,7 @@ void World::CrashScheduler(Instance& s, bool graceful, const std::string& why) {
     }
   }
   s.livelocked_since.reset();
-  if (!ha_ || acted) manual_reseed_pending_ = false;
+  if ((!ha_ || acted) && manual_reseed_pending_ == s.id) manual_reseed_pending_ = -1;
   if (!ha_ || subscriber_ == s.id) DropSession();
   RestartLater(s.id, Ms(500, 10'000));
 }
@@ -808,7 +822,7 @@ void World::CheckBatch(Instance& s, const core::Event& event, const core::Action
     if (f.answer == 202 && s.core->reseed_waiting_for_backup()) {
       // Accepted: the reseed begins once its backup is written (or has timed out).
       f.triggered = true;
-      manual_reseed_pending_ = true;
+      manual_reseed_pending_ = s.id;
     }
     Hit(fmt::format("admin.reseed_answer_{}", f.answer));
     if (auto v = CheckAdminReseed(f)) return Fail(*v);
@@ -838,10 +852,14 @@ void World::CheckBatch(Instance& s, const core::Event& event, const core::Action
     }
   }
   if (trigger == nullptr) return;
+  if (s.core->corrupt_members().count(trigger->name)) {
+    return Fail({"corrupt-reseed-survivor",
+                 trigger->name + ", which a hash check found corrupt, was asked to stand alone"});
+  }
   ReseedFacts f;
   f.chosen = trigger->name;
-  f.manual = std::holds_alternative<core::AdminReseed>(event) || manual_reseed_pending_;
-  manual_reseed_pending_ = false;
+  f.manual = std::holds_alternative<core::AdminReseed>(event) || manual_reseed_pending_ == s.id;
+  manual_reseed_pending_ = -1;
   f.auto_reseed = config_.auto_reseed;
   f.reseed_timeout = config_.reseed_timeout;
   f.livelocked_for = s.livelocked_since ? Millis((now_ - *s.livelocked_since) / 1ms) : Millis(0);
@@ -985,7 +1003,7 @@ void World::LosesLeadership(Instance& s, const std::string& why) {
   s.leading = false;
   s.epoch = ++next_epoch_;
   s.livelocked_since.reset();
-  if (acted) manual_reseed_pending_ = false;
+  if (acted && manual_reseed_pending_ == s.id) manual_reseed_pending_ = -1;
   if (subscriber_ == s.id) DropSession();
 }
 
@@ -1217,7 +1235,8 @@ void World::Execute(Instance& s, const core::Action& action) {
         using A = std::decay_t<decltype(a)>;
         constexpr bool kReadOnly =
             std::is_same_v<A, core::ProbeMember> || std::is_same_v<A, core::ProbeCluster> ||
-            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note>;
+            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note> ||
+            std::is_same_v<A, core::CheckHashes>;
         if constexpr (!kReadOnly) {
           if (ha_) CheckOneLeaderActs(s, "acts (" + Describe(core::Action(a)) + ")");
           if (done_) return;
@@ -1299,6 +1318,29 @@ void World::Execute(Instance& s, const core::Action& action) {
           ToCore(epoch, d, [this, a, ok = r.ok()] {
             Status status = ok ? Status() : Status(Error{ErrorCode::kUnavailable, "unreachable"});
             return core::MaintenanceResult{a.id, a.op, a.member, status, now_};
+          });
+        } else if constexpr (std::is_same_v<A, core::CheckHashes>) {
+          // HashKV: one cluster's members agree (its uid stands for its data) unless corrupt;
+          // the answer comes when the slowest member has answered or timed out. Fixed delays,
+          // not drawn: the checks leave the random stream, and so the other seeds' runs, as
+          // they were.
+          Hit("shell.hash_check");
+          core::HashCheckResult r{a.id, a.revision, {}, now_};
+          Millis slowest{0};
+          for (const auto& [name, url] : a.members) {
+            Process* p = ProcessAt(url, false);
+            if (p == nullptr || p->cluster == 0) {
+              r.hashes.push_back({name, Error{ErrorCode::kUnavailable, "deadline exceeded"}});
+              slowest = std::max(slowest, Millis(1000));
+              continue;
+            }
+            auto hash = static_cast<uint32_t>(p->cluster) ^ (p->corrupt ? 0xbadu : 0u);
+            r.hashes.push_back({name, core::KvHash{hash, 0}});
+            slowest = std::max(slowest, Millis(50));
+          }
+          ToCore(epoch, slowest, [this, r]() mutable {
+            r.now = now_;
+            return r;
           });
         } else {
           // AnswerAdmin and Note: already in the trace.
@@ -2263,6 +2305,7 @@ void World::InjectFault() {
   if (ha_ && Chance(0.25)) return InjectInstanceFault();
   if (resizes_ && Chance(0.1)) return InjectResize();
   if (rollouts_ && Chance(0.1)) return InjectRollout();
+  if (corruption_ && Chance(0.1)) return InjectCorruption();
   int i = static_cast<int>(Uniform(0, static_cast<int64_t>(agents_.size()) - 1));
   Agent& a = agents_[i];
   bool agent_ok = a.up && !a.master_cut && !a.net_cut;
@@ -2347,6 +2390,25 @@ void World::InjectFault() {
     default:
       return;  // a quiet interval
   }
+}
+
+// One running member's data are corrupted behind etcd's back, in a cluster where no member's
+// are yet (two corrupt members of three leave no majority to tell which data are right).
+void World::InjectCorruption() {
+  std::vector<size_t> candidates;
+  for (size_t i = 0; i < processes_.size(); ++i) {
+    const Process& p = processes_[i];
+    if (!p.alive || p.cluster == 0 || p.corrupt) continue;
+    bool clean = std::none_of(processes_.begin(), processes_.end(), [&](const Process& q) {
+      return q.alive && q.cluster == p.cluster && q.corrupt;
+    });
+    if (clean) candidates.push_back(i);
+  }
+  if (candidates.empty()) return;
+  Process& p = processes_[candidates[Uniform(0, static_cast<int64_t>(candidates.size()) - 1)]];
+  p.corrupt = true;
+  Hit("fault.data_corrupted");
+  Trace("FAULT the data of '" + p.task_id + "' are corrupted");
 }
 
 // The operator asks for another size (odd, within the agents), as the guide's command does.
@@ -2489,17 +2551,21 @@ bool World::Healed() const {
   for (const auto& [uid, c] : clusters_) {
     if (c.leader == 0) continue;
     int voters = 0, running = 0;
+    bool corrupt = false;  // a corrupt voter must have been found by the hash checks and replaced
     for (const auto& e : c.members) {
       if (e.learner) continue;
       ++voters;
       for (const auto& p : processes_) {
         if (p.alive && p.cluster == uid && p.member_id == e.id && Connected(p)) {
           ++running;
+          corrupt = corrupt || p.corrupt;
           break;
         }
       }
     }
-    if (voters == s->core->TargetSize() && running == voters) return RolloutSettled(*s->core);
+    if (voters == s->core->TargetSize() && running == voters && !corrupt) {
+      return RolloutSettled(*s->core);
+    }
   }
   return false;
 }

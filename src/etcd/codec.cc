@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -635,6 +636,63 @@ Result<ResponseHeader> DecodeHeaderOnly(std::string_view text) {
   Fields f(*obj, "response", &error);
   ResponseHeader header = ReadHeader(f);
   return Finish(header, error);
+}
+
+Result<HashKvResponse> DecodeEtcdctlHashKv(std::string_view output) {
+  std::string_view rest = output;
+  std::string error;
+  while (!rest.empty()) {
+    size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (line.starts_with("Error: ")) error = std::string(line.substr(7));
+    if (!line.starts_with("[")) continue;
+    auto parsed = Parse(line);
+    if (!parsed || !parsed->is_array()) continue;
+    if (parsed->empty()) continue;  // etcdctl printed no answer: its error follows
+    const json& entry = parsed->front();
+    if (!entry.is_object() || !entry.contains("HashKV") || !entry["HashKV"].is_object()) {
+      return MakeError(ErrorCode::kInvalidArgument, "hashkv: no HashKV in '{}'", Quote(line));
+    }
+    const json& kv = entry["HashKV"];
+    auto number = [&](const json& in, const char* key, auto& out) -> bool {
+      if (!in.contains(key)) return true;  // omitted when zero
+      const json& v = in[key];
+      if (!v.is_number_integer()) return false;
+      using T = std::remove_reference_t<decltype(out)>;
+      if (v.is_number_unsigned()) {
+        uint64_t u = v.get<uint64_t>();
+        if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+        out = static_cast<T>(u);
+        return true;
+      }
+      int64_t i = v.get<int64_t>();
+      if (i < static_cast<int64_t>(std::numeric_limits<T>::min())) return false;
+      out = static_cast<T>(i);
+      return true;
+    };
+    HashKvResponse out;
+    bool ok = number(kv, "hash", out.hash) && number(kv, "compact_revision", out.compact_revision);
+    if (ok && kv.contains("header")) {
+      const json& h = kv["header"];
+      ok = h.is_object() && number(h, "cluster_id", out.header.cluster_id) &&
+           number(h, "member_id", out.header.member_id) &&
+           number(h, "revision", out.header.revision) &&
+           number(h, "raft_term", out.header.raft_term);
+    }
+    if (!ok) {
+      return MakeError(ErrorCode::kInvalidArgument, "hashkv: malformed answer '{}'", Quote(line));
+    }
+    return out;
+  }
+  if (error.empty()) {
+    return MakeError(ErrorCode::kUnavailable, "hashkv: etcdctl printed no answer: '{}'",
+                     Quote(output));
+  }
+  bool refused = error.find("compacted") != std::string::npos ||
+                 error.find("future revision") != std::string::npos;
+  return MakeError(refused ? ErrorCode::kRefused : ErrorCode::kUnavailable, "hashkv: {}",
+                   Quote(error));
 }
 
 // ---- Snapshot stream -------------------------------------------------------------------------

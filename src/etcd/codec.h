@@ -71,6 +71,12 @@ Result<TxnResponse> DecodeTxn(std::string_view json);
 // Defragment answers {} or a header; only its shape is checked.
 Result<ResponseHeader> DecodeHeaderOnly(std::string_view json);
 
+// What `etcdctl endpoint hashkv -w json` prints for one endpoint (its stdout, with stderr mixed
+// in): the line holding [{"Endpoint","HashKV":{"header","hash","compact_revision"}}], numbers as
+// JSON numbers. Without that line, the error etcdctl gave ("Error: ..."), as kUnavailable, or
+// kRefused for a revision compacted away or not yet applied.
+Result<HashKvResponse> DecodeEtcdctlHashKv(std::string_view output);
+
 // The wrapper every call shares: 200 -> `decode(body)`, anything else -> DecodeError.
 template <typename Decode>
 auto DecodeResponse(unsigned http_status, std::string_view body, Decode decode)

@@ -103,6 +103,14 @@ struct AlarmResponse {
   std::vector<Alarm> alarms;  // for a list: the active ones; for a disarm: the one cleared
 };
 
+// HashKV of one member: the CRC-32C of its KV history up to the revision asked, from its
+// compaction on. Two members' hashes are comparable only at the same compact revision.
+struct HashKvResponse {
+  ResponseHeader header;
+  uint32_t hash = 0;
+  int64_t compact_revision = 0;  // -1: never compacted
+};
+
 struct KeyValue {
   std::string key;
   std::string value;

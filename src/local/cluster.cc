@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -332,6 +333,59 @@ Status LocalCluster::KillExecutor(const std::string& executor_id) {
   return MakeError(ErrorCode::kNotFound, "no running executor '{}' on any agent", executor_id);
 }
 
+Result<std::pair<std::string, int>> LocalCluster::CorruptData(const std::string& executor_id,
+                                                              std::string_view value) {
+  if (value.size() < 16) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "value must be at least 16 bytes, so that only the stored copies match");
+  }
+  std::string sandbox;
+  for (auto& slot : agents_) {
+    if (!slot->agent) continue;
+    for (const auto& entry : slot->agent->Sandboxes()) {
+      if (entry.executor_id == executor_id) sandbox = entry.directory;
+    }
+  }
+  if (sandbox.empty()) {
+    return MakeError(ErrorCode::kNotFound, "no sandbox of executor '{}' on any agent", executor_id);
+  }
+  std::filesystem::path db;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(sandbox, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& path = it->path();
+    if (path.filename() == "db" && path.parent_path().filename() == "snap" &&
+        path.parent_path().parent_path().filename() == "member") {
+      db = path;
+    }
+  }
+  if (db.empty()) {
+    return MakeError(ErrorCode::kNotFound, "no etcd database (member/snap/db) under {}", sandbox);
+  }
+  std::fstream file(db, std::ios::in | std::ios::out | std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(file)), {});
+  if (!file.good() && !file.eof()) {
+    return MakeError(ErrorCode::kInternal, "cannot read {}", db.string());
+  }
+  file.clear();
+  std::string flipped(value);
+  for (char& c : flipped) c = static_cast<char>(c ^ 1);
+  int changed = 0;
+  for (size_t at = data.find(value); at != std::string::npos; at = data.find(value, at + 1)) {
+    // Written in place (the same file, not a new one): etcd's shared map of it sees the bytes.
+    file.seekp(static_cast<std::streamoff>(at));
+    file.write(flipped.data(), static_cast<std::streamsize>(flipped.size()));
+    ++changed;
+  }
+  file.flush();
+  if (!file.good()) return MakeError(ErrorCode::kInternal, "cannot write {}", db.string());
+  if (changed == 0) {
+    return MakeError(ErrorCode::kNotFound, "the value is not stored in {}", db.string());
+  }
+  spdlog::warn("fault: corrupted {} copies of a value in {}", changed, db.string());
+  return std::make_pair(db.string(), changed);
+}
+
 std::string LocalCluster::MasterUrl() const {
   const auto& zk = options_.master.zk;
   if (!zk) return master_->address().ToString();
@@ -455,6 +509,10 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
       "  /faults/agents/N/partition         the master stops hearing from it\n"
       "  /faults/agents/N/heal              ends the partition\n"
       "  /faults/executors/ID/kill          SIGKILL one executor\n"
+      "  /faults/executors/ID/corrupt?value=TEXT\n"
+      "                                     flips every stored copy of TEXT (16 bytes or\n"
+      "                                     more) in that member's etcd database, in place,\n"
+      "                                     behind the running etcd's back\n"
       "  /faults/master/restart[?agents_after_ms=N][&session_lives_ms=M]\n"
       "                                     the master restarts with no memory; agents\n"
       "                                     re-register N ms (default 5000) after it serves;\n"
@@ -519,6 +577,12 @@ void LocalCluster::HandleFault(const net::ServerRequest& req, std::shared_ptr<ne
   }
   if (parts.size() == 4 && parts[1] == "executors" && parts[3] == "kill") {
     return r->Respond(FaultAnswer(KillExecutor(UrlDecode(parts[2])), "executor killed"));
+  }
+  if (parts.size() == 4 && parts[1] == "executors" && parts[3] == "corrupt") {
+    auto done = CorruptData(UrlDecode(parts[2]), QueryParam(req.query, "value"));
+    if (!done.ok()) return r->Respond(FaultAnswer(done.error(), ""));
+    return r->Respond(FaultAnswer(
+        OkStatus(), fmt::format("corrupted {} copies in {}", done->second, done->first)));
   }
   r->Respond(net::TextResponse(404, "unknown fault " + req.path + "\n" + std::string(kHelp)));
 }

@@ -52,6 +52,15 @@ class LocalCluster {
   Status PartitionAgent(int n);           // master stops hearing from it; it keeps running
   Status HealAgent(int n);
   Status KillExecutor(const std::string& executor_id);
+  // Corrupts the etcd data of one member behind its back, as a failing disk would: every copy
+  // of `value` (at least 16 bytes: write a key with a distinctive value first) in the member's
+  // bolt database (member/snap/db under the executor's sandbox) has each byte flipped (XOR 1), in
+  // place. etcd maps that file shared and reads through the map, so the running member's reads
+  // and HashKV see the change at once, while its peers keep the right data. Returns the file and
+  // the number of copies changed; kNotFound without a sandbox, database or copy. Reads the whole
+  // file on the calling thread (the test databases are a few MiB).
+  Result<std::pair<std::string, int>> CorruptData(const std::string& executor_id,
+                                                  std::string_view value);
   // The master process restarts on the same address with no memory (no registry): schedulers
   // lose their stream and must re-subscribe with their framework id; each agent that is up
   // re-registers with what it runs after `agents_back_after`, and until then the master neither

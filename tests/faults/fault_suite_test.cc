@@ -664,11 +664,11 @@ class FaultSuite : public ::testing::Test {
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
   auto commands = GuideCommands();
   for (const char* name :
-       {"stats",         "members",        "endpoints",      "healthz",         "health-v3",
-        "health-v2",     "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
-        "start-fresh",   "master-tasks",   "backups",        "backup-now",      "restore",
-        "cluster-size",  "alarm-list",     "defrag",         "rolling-restart", "rollout",
-        "rollout-resume"}) {
+       {"stats",          "members",        "endpoints",      "healthz",         "health-v3",
+        "health-v2",      "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
+        "start-fresh",    "master-tasks",   "backups",        "backup-now",      "restore",
+        "cluster-size",   "alarm-list",     "defrag",         "rolling-restart", "rollout",
+        "rollout-resume", "hashkv"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
 }
@@ -837,6 +837,105 @@ TEST_F(FaultSuite, ANoSpaceAlarmIsClearedByTheSchedulerAndWritesSucceedAgain) {
   EXPECT_NE(defrag.second.find("202"), std::string::npos) << defrag.second;
   ASSERT_TRUE(RunUntil([&] { return core().maintenance().members_defragmented >= before + 3; }, 60))
       << core().maintenance().last_error;
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// The guide's HashKV of every member at revision `rev`: member id (hex) -> hash.
+std::map<std::string, uint64_t> HashesOf(const std::string& output) {
+  std::map<std::string, uint64_t> out;
+  auto parsed = nlohmann::json::parse(output, nullptr, false);
+  if (!parsed.is_array()) return out;
+  for (const auto& e : parsed) {
+    const auto& kv = e.value("HashKV", nlohmann::json::object());
+    uint64_t id = kv.value("header", nlohmann::json::object()).value("member_id", uint64_t{0});
+    out[fmt::format("{:x}", id)] = kv.value("hash", uint64_t{0});
+  }
+  return out;
+}
+
+// Guide: "A member is corrupt": the stored copies of one value in one follower's database are
+// changed behind its running etcd's back (etcd-mesos-local's corrupt fault, over its HTTP API).
+// Its HashKV then differs from its peers' at the same revision; the scheduler's hash check finds
+// it in the minority, removes it and replaces it with a learner from the majority; the cluster is
+// healthy again with three members that agree, and no acknowledged write is lost.
+TEST_F(FaultSuite, ACorruptMemberIsFoundByTheHashCheckAndReplaced) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--hash-check-interval=3s"}}));
+  const std::string value(64, 'Z');
+  auto put = Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() + " put /corrupt-me " +
+                   value + " -w json");
+  ASSERT_EQ(put.first, 0) << put.second;
+  uint64_t rev = nlohmann::json::parse(put.second, nullptr, false)
+                     .value("header", nlohmann::json::object())
+                     .value("revision", uint64_t{0});
+  ASSERT_GT(rev, 0u) << put.second;
+  std::string victim;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        uint64_t leader = CountLeaderVotes(core().state().members).leader;
+        for (const auto& [name, m] : core().state().members) {
+          if (m.member_id != leader && m.revision >= rev) victim = name;
+        }
+        return !victim.empty();
+      },
+      10));
+  uint64_t victim_id = core().state().members.at(victim).member_id;
+  RunFor(milliseconds(500));  // etcd commits its backend every 100 ms
+  std::string executor = ExecutorOf(victim);
+  std::string encoded;
+  for (char c : executor) {
+    encoded +=
+        std::isalnum(static_cast<unsigned char>(c)) ? std::string(1, c) : fmt::format("%{:02X}", c);
+  }
+  auto corrupt =
+      Shell(fmt::format("curl -s -XPOST 'http://{}/faults/executors/{}/corrupt?value={}'",
+                        master_.ToString(), encoded, value));
+  ASSERT_NE(corrupt.second.find("\"ok\":true"), std::string::npos) << corrupt.second;
+  auto t0 = Clock::now();
+  // The operator's view: at the revision of the write, the victim's hash is not its peers'.
+  auto hashes = HashesOf(Guide("hashkv", fmt::format("REV={}", rev)).second);
+  ASSERT_EQ(hashes.size(), 3u);
+  std::string victim_hex = fmt::format("{:x}", victim_id);
+  ASSERT_EQ(hashes.count(victim_hex), 1u);
+  std::set<uint64_t> peers;
+  for (const auto& [id, hash] : hashes) {
+    if (id != victim_hex) peers.insert(hash);
+  }
+  EXPECT_EQ(peers.size(), 1u) << "the two others agree";
+  EXPECT_EQ(peers.count(hashes[victim_hex]), 0u) << "the corrupted " << victim << " differs";
+  ASSERT_TRUE(RunUntil([&] { return core().hash_checks().members_corrupt >= 1; }, 30))
+      << core().hash_checks().last_result;
+  std::printf("[timing] data corrupted -> found by the hash check: %.1fs\n", Since(t0));
+  EXPECT_EQ(core().hash_checks().last_result, "corrupt: " + victim);
+  auto t1 = Clock::now();
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 30));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] found -> replaced, 3 healthy voters: %.1fs (corrupted -> healthy: %.1fs)\n",
+              Since(t1), Since(t0));
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("members_corrupt", -1), 1) << stats.dump();
+  EXPECT_GE(stats.value("hash_mismatches", 0), 1) << stats.dump();
+  EXPECT_EQ(stats.value("corrupt_alarm", -1), 0) << stats.dump();
+  EXPECT_EQ(stats.value("members_removed", 0), 1) << stats.dump();
+  EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
+  // The replacement has the majority's data: every member agrees at a revision all have applied.
+  uint64_t common = std::numeric_limits<uint64_t>::max();
+  for (const auto& [name, m] : core().state().members) common = std::min(common, m.revision);
+  auto after = HashesOf(Guide("hashkv", fmt::format("REV={}", common)).second);
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after.count(victim_hex), 0u);
+  std::set<uint64_t> distinct;
+  for (const auto& [id, hash] : after) distinct.insert(hash);
+  EXPECT_EQ(distinct.size(), 1u) << "the members disagree after the replacement";
+  uint64_t checks = core().hash_checks().checks;
+  ASSERT_TRUE(RunUntil([&] { return core().hash_checks().checks > checks; }, 15));
+  EXPECT_EQ(core().hash_checks().members_corrupt, 1u) << core().hash_checks().last_result;
+  auto alarms = Guide("alarm-list");
+  EXPECT_EQ(alarms.first, 0) << alarms.second;
+  EXPECT_EQ(alarms.second.find("CORRUPT"), std::string::npos) << alarms.second;
+  auto got = Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() +
+                   " get /corrupt-me --print-value-only");
+  EXPECT_EQ(got.second, value + "\n");
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

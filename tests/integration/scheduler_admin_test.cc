@@ -180,7 +180,10 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_maintenance_error",
       // Rollouts.
       "rollout_state", "rollout_members_pending", "rollout_stopped_reason", "rollouts_done",
-      "rollouts_stopped", "members_rolled"};
+      "rollouts_stopped", "members_rolled",
+      // Corruption checks: the voters' hashes compared, members found corrupt.
+      "hash_checks", "hash_mismatches", "members_corrupt", "corrupt_members", "last_hash_check",
+      "last_hash_check_revision"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
@@ -434,6 +437,13 @@ TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
   EXPECT_NE(metrics.find("\netcd_mesos_nospace_alarm 0\n"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("# TYPE etcd_mesos_members_defragmented_total counter"),
             std::string::npos);
+  EXPECT_EQ(stats["hash_checks"], 0);
+  EXPECT_EQ(stats["members_corrupt"], 0);
+  EXPECT_EQ(stats["corrupt_members"], json::array());
+  EXPECT_TRUE(stats["last_hash_check"].is_null());
+  EXPECT_NE(metrics.find("\netcd_mesos_members_corrupt_total 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\netcd_mesos_hash_mismatches_total 0\n"), std::string::npos);
+  EXPECT_NE(metrics.find("\netcd_mesos_corrupt_members 0\n"), std::string::npos);
 }
 
 // Rollouts: GET /rollout is open, its two commands are guarded like every command, and the

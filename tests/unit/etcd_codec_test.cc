@@ -561,6 +561,43 @@ TEST(EtcdSnapshotStream, LongLinesAreRefusedAndSinkErrorsStop) {
 
 // ---- Command line ------------------------------------------------------------------------------
 
+// What etcdctl 3.4.23 printed (recorded): numbers as JSON numbers, -1 for never compacted, and
+// the retry warning and error it mixes in on stderr.
+TEST(EtcdHashKv, DecodesEtcdctlsAnswerAndItsErrors) {
+  auto ok = DecodeEtcdctlHashKv(
+      R"([{"Endpoint":"127.0.0.1:23791","HashKV":{"header":{"cluster_id":15118495548433857066,)"
+      R"("member_id":13668033151171901709,"revision":9,"raft_term":2},"hash":3190942102,)"
+      R"("compact_revision":3}}])"
+      "\n");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->hash, 3190942102u);
+  EXPECT_EQ(ok->compact_revision, 3);
+  EXPECT_EQ(ok->header.member_id, 13668033151171901709ull);
+  EXPECT_EQ(ok->header.revision, 9u);
+  auto never = DecodeEtcdctlHashKv(
+      R"([{"Endpoint":"e","HashKV":{"header":{"revision":2},"hash":1,"compact_revision":-1}}])");
+  ASSERT_TRUE(never.ok()) << never.error();
+  EXPECT_EQ(never->compact_revision, -1);
+  auto compacted = DecodeEtcdctlHashKv(
+      "[]\n"
+      R"({"level":"warn","msg":"retrying of unary invoker failed","error":"rpc error: code = )"
+      R"(OutOfRange desc = etcdserver: mvcc: required revision has been compacted"})"
+      "\nFailed to get the hash of endpoint 127.0.0.1:23791 (etcdserver: mvcc: required revision "
+      "has been compacted)\nError: etcdserver: mvcc: required revision has been compacted\n");
+  ASSERT_FALSE(compacted.ok());
+  EXPECT_EQ(compacted.error().code, ErrorCode::kRefused);
+  EXPECT_NE(compacted.error().message.find("required revision has been compacted"),
+            std::string::npos);
+  auto down = DecodeEtcdctlHashKv("Error: context deadline exceeded\n");
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().code, ErrorCode::kUnavailable);
+  EXPECT_FALSE(DecodeEtcdctlHashKv("").ok());
+  auto malformed = DecodeEtcdctlHashKv(R"([{"HashKV":{"hash":"x"}}])");
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_EQ(malformed.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(DecodeEtcdctlHashKv(R"([{"HashKV":{"hash":4294967296}}])").ok()) << "not 32 bits";
+}
+
 TEST(EtcdLaunch, CommandLineForNewAndJoiningMembers) {
   MemberConfig c;
   c.name = "n2";

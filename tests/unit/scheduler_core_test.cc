@@ -2228,5 +2228,218 @@ TEST_F(CoreTest, MembersRecordedWithoutALaunchConfigurationAreAdopted) {
   EXPECT_TRUE(core_.rollout().pending.empty());
 }
 
+// ---- Corruption: hash checks -------------------------------------------------------------
+
+class HashCheckTest : public CoreTest {
+ protected:
+  HashCheckTest() {
+    CoreConfig c = Config();
+    c.hash_check_interval = 10s;
+    core_ = SchedulerCore(c);
+  }
+  // A healthy cluster of three whose members have applied `revision` (etcd-3 only `lowest`).
+  void HealthyAt(uint64_t revision, uint64_t lowest) {
+    launches_ = Bootstrap();
+    Advance(1s);
+    ProbeDatabases(kMiB, kMiB, false, revision);
+    On(ProbeResult{"etcd-3", MemberProbe{ids_["etcd-3"], 1, 100, 2, false, true, lowest}, now_});
+    ASSERT_TRUE(core_.healthy());
+  }
+  // The check due after one interval.
+  CheckHashes Asked() {
+    Advance(1s);
+    auto checks = All<CheckHashes>(Advance(10s));
+    EXPECT_EQ(checks.size(), 1u);
+    return checks.empty() ? CheckHashes{} : checks[0];
+  }
+  // Each member's answer: (hash, compact revision), or an error for a hash of 0.
+  Actions Answer(const CheckHashes& check,
+                 const std::map<std::string, std::pair<uint32_t, int64_t>>& answers) {
+    HashCheckResult r{check.id, check.revision, {}, now_};
+    for (const auto& [name, url] : check.members) {
+      auto it = answers.find(name);
+      if (it == answers.end() || it->second.first == 0) {
+        r.hashes.push_back({name, Error{ErrorCode::kUnavailable, "deadline exceeded"}});
+      } else {
+        r.hashes.push_back({name, KvHash{it->second.first, it->second.second}});
+      }
+    }
+    return On(r);
+  }
+  std::vector<ChangeMembership> Removals(const Actions& actions) {
+    std::vector<ChangeMembership> out;
+    for (const auto& c : All<ChangeMembership>(actions)) {
+      if (c.op == MembershipOp::kRemove) out.push_back(c);
+    }
+    return out;
+  }
+  std::vector<LaunchMember> launches_;
+};
+
+// The voters are compared at the lowest revision they have all applied; the one a majority
+// contradicts is marked corrupt, counted, removed from etcd and its task killed, and a fresh
+// learner replaces it once the removal is done.
+TEST_F(HashCheckTest, AMemberInTheMinorityIsRemovedAndReplaced) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 45));
+  CheckHashes check = Asked();
+  EXPECT_EQ(check.revision, 45u) << "every voter has applied it";
+  ASSERT_EQ(check.members.size(), 3u);
+  EXPECT_TRUE(All<CheckHashes>(Advance(1s)).empty()) << "one check at a time";
+  auto found =
+      Answer(check, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 7}}, {"etcd-3", {0xaaaa, 7}}});
+  auto removals = Removals(found);
+  ASSERT_EQ(removals.size(), 1u);
+  EXPECT_EQ(removals[0].name, "etcd-2");
+  EXPECT_EQ(removals[0].member_id, ids_["etcd-2"]);
+  auto kills = All<KillTask>(found);
+  ASSERT_EQ(kills.size(), 1u);
+  EXPECT_EQ(kills[0].task_id, core_.state().members.at("etcd-2").task_id);
+  bool noted = false;
+  for (const auto& note : All<Note>(found)) {
+    noted |= note.kind == "corruption" && note.level == "error" && note.member == "etcd-2";
+  }
+  EXPECT_TRUE(noted);
+  EXPECT_EQ(core_.hash_checks().checks, 1u);
+  EXPECT_EQ(core_.hash_checks().mismatches, 1u);
+  EXPECT_EQ(core_.hash_checks().members_corrupt, 1u);
+  EXPECT_EQ(core_.corrupt_members().count("etcd-2"), 1u);
+  // The removal done, a learner is added for the next offer.
+  On(MembershipResult{MembershipOp::kRemove, "etcd-2", ids_["etcd-2"], OkStatus(), now_});
+  ids_.erase("etcd-2");
+  ProbeAll(/*leader=*/1, 101);
+  Advance(1s);
+  auto add = All<ChangeMembership>(Offers({MakeOffer(4)}));
+  ASSERT_EQ(add.size(), 1u);
+  EXPECT_EQ(add[0].op, MembershipOp::kAddLearner);
+  EXPECT_TRUE(core_.corrupt_members().empty()) << "the mark goes with the member";
+}
+
+// Without a strict majority of the voters on one hash nothing is removed: two of three that
+// disagree with the third unanswered, or three different hashes.
+TEST_F(HashCheckTest, NothingIsDoneWithoutAStrictMajority) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  CheckHashes first = Asked();
+  auto split = Answer(first, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 7}}});
+  EXPECT_TRUE(Removals(split).empty());
+  EXPECT_FALSE(Has<KillTask>(split));
+  CheckHashes second = Asked();
+  auto three =
+      Answer(second, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 7}}, {"etcd-3", {0xcccc, 7}}});
+  EXPECT_TRUE(Removals(three).empty());
+  EXPECT_FALSE(Has<KillTask>(three));
+  EXPECT_EQ(core_.hash_checks().members_corrupt, 0u);
+  EXPECT_EQ(core_.hash_checks().mismatches, 2u);
+  EXPECT_TRUE(core_.corrupt_members().empty());
+}
+
+// Hashes of histories compacted to different revisions are not comparable.
+TEST_F(HashCheckTest, DifferentCompactRevisionsAreNotCompared) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  CheckHashes check = Asked();
+  auto answered =
+      Answer(check, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 9}}, {"etcd-3", {0xaaaa, 7}}});
+  EXPECT_TRUE(Removals(answered).empty());
+  EXPECT_EQ(core_.hash_checks().mismatches, 0u);
+  EXPECT_EQ(core_.hash_checks().members_corrupt, 0u);
+  EXPECT_EQ(core_.hash_checks().checks, 1u);
+}
+
+// A corrupt member is not removed when that would leave no quorum (etcd-3 does not answer): it
+// waits, marked, until the removal is safe.
+TEST_F(HashCheckTest, NoRemovalThatWouldCostTheQuorum) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  CheckHashes check = Asked();
+  ProbeAll(/*leader=*/1, 101, {"etcd-3"});
+  ASSERT_TRUE(core_.healthy());
+  auto answered =
+      Answer(check, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 7}}, {"etcd-3", {0xaaaa, 7}}});
+  EXPECT_TRUE(Removals(answered).empty());
+  EXPECT_TRUE(Removals(Advance(1s)).empty());
+  EXPECT_EQ(core_.corrupt_members().count("etcd-2"), 1u);
+  ProbeAll(/*leader=*/1, 102);  // etcd-3 answers again
+  auto removals = Removals(Advance(1s));
+  ASSERT_EQ(removals.size(), 1u);
+  EXPECT_EQ(removals[0].name, "etcd-2");
+}
+
+// No check while the cluster is unhealthy or a membership change is in flight, and none at all
+// with --hash-check-interval=0.
+TEST_F(HashCheckTest, ChecksOnlyASettledClusterAndNeverWhenOff) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  ProbeAll(/*leader=*/0, 100);
+  Advance(1s);
+  ASSERT_FALSE(core_.healthy());
+  EXPECT_FALSE(Has<CheckHashes>(Advance(20s)));
+  CoreConfig off = Config();
+  off.hash_check_interval = Millis(0);
+  core_ = SchedulerCore(off);
+  ids_.clear();
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(Has<CheckHashes>(Advance(60s)));
+}
+
+// A member marked corrupt holds the automatic reseed back (the note says why) and is never a
+// reseed candidate, even with the highest raft index; the operator's reseed picks another.
+TEST_F(HashCheckTest, ACorruptMemberHoldsTheAutomaticReseedAndIsNeverTheSurvivor) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  CheckHashes check = Asked();
+  // etcd-3 dies before the answers come: its removal is in flight, so etcd-2's must wait.
+  ASSERT_EQ(Removals(Update(launches_[2].member.task_id, mesos::TASK_FAILED,
+                            launches_[2].member.agent_id))
+                .size(),
+            1u);
+  auto answered =
+      Answer(check, {{"etcd-1", {0xaaaa, 7}}, {"etcd-2", {0xbbbb, 7}}, {"etcd-3", {0xaaaa, 7}}});
+  EXPECT_TRUE(Removals(answered).empty()) << "one membership change at a time";
+  ASSERT_EQ(core_.corrupt_members().count("etcd-2"), 1u);
+  // The leader is lost: etcd-2 has the highest raft index.
+  On(ProbeResult{"etcd-1", MemberProbe{ids_["etcd-1"], 0, 500, 3, false, false}, now_});
+  On(ProbeResult{"etcd-2", MemberProbe{ids_["etcd-2"], 0, 700, 3, false, false}, now_});
+  On(ClusterProbeResult{Error{ErrorCode::kUnavailable, "no leader"}, now_,
+                        core_.membership_epoch()});
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  Actions held;
+  for (int i = 0; i < 5; ++i) {
+    auto a = Advance(30s);
+    held.insert(held.end(), a.begin(), a.end());
+  }
+  EXPECT_FALSE(Has<TriggerReseed>(held));
+  int said = 0;
+  for (const auto& note : All<Note>(held)) {
+    said +=
+        note.kind == "livelock" && note.message.find("etcd-2 marked corrupt") != std::string::npos;
+  }
+  EXPECT_EQ(said, 1) << "said once per episode";
+  auto triggers = All<TriggerReseed>(On(AdminReseed{1, true, now_}));
+  ASSERT_EQ(triggers.size(), 1u);
+  EXPECT_EQ(triggers[0].name, "etcd-1");
+}
+
+// etcd's own CORRUPT alarm holds the automatic reseed back as well.
+TEST_F(HashCheckTest, TheCorruptAlarmHoldsTheAutomaticReseed) {
+  ASSERT_NO_FATAL_FAILURE(HealthyAt(50, 50));
+  Update(launches_[2].member.task_id, mesos::TASK_FAILED, launches_[2].member.agent_id);
+  for (const char* name : {"etcd-1", "etcd-2"}) {
+    MemberProbe p{ids_[name], 0, 500, 3, false, false};
+    p.corrupt_alarm = true;
+    On(ProbeResult{name, p, now_});
+  }
+  On(ClusterProbeResult{Error{ErrorCode::kUnavailable, "no leader"}, now_,
+                        core_.membership_epoch()});
+  Advance(1s);
+  ASSERT_TRUE(core_.livelocked());
+  Actions held;
+  for (int i = 0; i < 5; ++i) {
+    auto a = Advance(30s);
+    held.insert(held.end(), a.begin(), a.end());
+  }
+  EXPECT_FALSE(Has<TriggerReseed>(held));
+  bool said = false;
+  for (const auto& note : All<Note>(held)) {
+    said |= note.message.find("CORRUPT alarm reported by etcd-1, etcd-2") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+}
 }  // namespace
 }  // namespace etcd_mesos::scheduler

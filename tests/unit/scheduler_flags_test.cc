@@ -262,6 +262,16 @@ TEST(SchedulerFlags, EtcdUpkeepIsOnByDefaultAndReachesEtcdAsItsOwnFlags) {
   }
 }
 
+// The scheduler's own corruption check: every 5 minutes by default, 0 turns it off, and less
+// than a second is refused (each check runs etcdctl against every member).
+TEST(SchedulerFlags, HashCheckIntervalDefaultsToFiveMinutesAndZeroTurnsItOff) {
+  EXPECT_EQ(Ok({}).core.hash_check_interval, std::chrono::minutes(5));
+  EXPECT_EQ(Ok({"--hash-check-interval=30s"}).core.hash_check_interval, std::chrono::seconds(30));
+  EXPECT_EQ(Ok({"--hash-check-interval=0"}).core.hash_check_interval.count(), 0);
+  ExpectError({"--hash-check-interval=500ms"}, "--hash-check-interval");
+  ExpectError({"--hash-check-interval=often"}, "--hash-check-interval");
+}
+
 TEST(SchedulerFlags, BadEnvironmentValuesNameFlagAndVariable) {
   ExpectError({}, "--cluster-size (from CLUSTER_SIZE)", {{"CLUSTER_SIZE", "x"}});
   ExpectError({}, "FRAMEWORK_FAILOVER_TIMEOUT_SECONDS",

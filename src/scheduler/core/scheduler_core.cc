@@ -120,6 +120,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnAdminDefrag(e, out);
         else if constexpr (std::is_same_v<E, AdminRollout>)
           OnAdminRollout(e, out);
+        else if constexpr (std::is_same_v<E, HashCheckResult>)
+          OnHashCheckResult(e, out);
       },
       event);
   return out;
@@ -417,6 +419,8 @@ void SchedulerCore::HandleOffersForGrowth(const std::vector<mesos::Offer>& offer
     blocked = "a membership change is in flight";
   else if (!healthy_)
     blocked = "the cluster is not healthy";
+  else if (LeaderMarkedCorrupt())
+    blocked = "the leader is marked corrupt; a learner would copy its data";
   else if (view_ && std::any_of(view_->members.begin(), view_->members.end(),
                                 [](const EtcdMember& m) { return m.is_learner; })) {
     blocked = "a learner is still catching up";
@@ -788,6 +792,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   MaybeBackup(now, out);  // after Evaluate: health is known
   MaybeMaintain(now, out);
   MaybeRollout(now, out);
+  MaybeCheckHashes(now, out);
 }
 
 void SchedulerCore::Evaluate(Time now, Actions& out) {
@@ -809,7 +814,7 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
   RetryAdd(now, out);
   if (!MayAct()) return;
   if (livelock_since_ && config_.auto_reseed &&
-      Elapsed(livelock_since_, now, config_.reseed_timeout)) {
+      Elapsed(livelock_since_, now, config_.reseed_timeout) && !CorruptionHoldsReseed(out)) {
     BeginReseed(now, /*manual=*/false, out);
     return;
   }
@@ -1174,7 +1179,9 @@ void SchedulerCore::NoSurvivorToReseed(Time now, Actions& out) {
 
 std::vector<std::string> SchedulerCore::ReseedCandidates() const {
   std::vector<std::string> candidates;
-  for (const Member* m : RankSurvivors(state_.members)) candidates.push_back(m->name);
+  for (const Member* m : RankSurvivors(state_.members)) {
+    if (!corrupt_.count(m->name)) candidates.push_back(m->name);  // would spread its data
+  }
   if (candidates.empty()) return candidates;
   // Once the chosen survivor stands alone, the rest of the old cluster must not be able to
   // form a quorum without it, or two clusters would take writes. Every member that is not a
@@ -1381,7 +1388,7 @@ const Member* SchedulerCore::BackupSource(bool allow_unhealthy) const {
   const Member* best = nullptr;
   int best_rank = 99;
   for (const auto& [name, m] : state_.members) {
-    if (!MaybeVoter(m) || !m.reachable || m.member_id == 0) continue;
+    if (!MaybeVoter(m) || !m.reachable || m.member_id == 0 || corrupt_.count(name)) continue;
     int rank = 99;
     if (m.healthy) {
       rank = m.member_id != m.leader ? 0 : 1;

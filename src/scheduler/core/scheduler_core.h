@@ -56,6 +56,17 @@ struct RolloutView {
   std::string reason;                // why it stopped, or what it waits for
 };
 
+// What the core knows of its corruption checks (HashKV compared across the voters), for /stats,
+// /metrics and the console.
+struct HashCheckStatus {
+  uint64_t checks = 0;           // hash checks answered
+  uint64_t mismatches = 0;       // checks in which some member disagreed with the majority
+  uint64_t members_corrupt = 0;  // members marked corrupt (each counted once)
+  uint64_t last_revision = 0;    // the revision the last check compared at (0: none yet)
+  std::string last_result;       // what the last check found
+  std::optional<Time> last_check;
+};
+
 class SchedulerCore {
  public:
   explicit SchedulerCore(CoreConfig config);
@@ -78,6 +89,10 @@ class SchedulerCore {
   uint64_t membership_epoch() const { return membership_epoch_; }
   const BackupStatus& backups() const { return backup_status_; }
   const MaintenanceStatus& maintenance() const { return maintenance_status_; }
+  const HashCheckStatus& hash_checks() const { return hash_status_; }
+  // Members a hash check found in the minority, until they are removed: never a reseed survivor
+  // nor a backup source.
+  const std::set<std::string>& corrupt_members() const { return corrupt_; }
   // A reseed (started or asked for) waits for the backup in flight before it begins.
   bool reseed_waiting_for_backup() const { return reseed_waiting_.has_value(); }
   RolloutView rollout() const;
@@ -169,6 +184,19 @@ class SchedulerCore {
   std::string RolloutBlocked() const;
   // The size to keep: the target, and one more while a rollout step adds before it removes.
   int KeepSize() const;
+  // Corruption (corruption.cc): every --hash-check-interval, while the cluster is healthy and
+  // nothing else changes it, the voters' HashKV at the lowest revision they have all applied. A
+  // member whose hash a strict majority of the voters contradicts (at the same compact revision)
+  // is marked corrupt and removed (its task killed); the heal adds a fresh learner from the
+  // majority. Never without a strict majority, never when the removal would cost the quorum. A
+  // corrupt member, or etcd's CORRUPT alarm, holds the automatic reseed back.
+  void OnHashCheckResult(const HashCheckResult& e, Actions& out);
+  void MaybeCheckHashes(Time now, Actions& out);
+  void RemoveOneCorruptMember(Time now, Actions& out);
+  // Whether corruption holds an automatic reseed back (said once per livelock episode).
+  bool CorruptionHoldsReseed(Actions& out);
+  // Whether the member etcd agrees leads is marked corrupt: a learner added now would copy it.
+  bool LeaderMarkedCorrupt() const;
 
   // Backups.
   const Member* BackupSource(bool allow_unhealthy) const;
@@ -290,6 +318,13 @@ class SchedulerCore {
   MaintenanceStatus maintenance_status_;
   std::optional<Time> maintenance_failed_at_;
   uint64_t next_maintenance_id_ = 1;
+  HashCheckStatus hash_status_;
+  std::set<std::string> corrupt_;           // members marked corrupt, until removed
+  std::optional<uint64_t> hash_check_id_;   // the check in flight
+  std::optional<Time> hash_check_started_;  // the last one asked (in flight or not)
+  uint64_t next_hash_check_id_ = 1;
+  // The livelock episode (its start) whose automatic reseed corruption was said to hold back.
+  std::optional<Time> reseed_hold_said_;
   BackupStatus backup_status_;
   std::optional<BackupRun> backup_;
   uint64_t next_backup_id_ = 1;

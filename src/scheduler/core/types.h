@@ -72,6 +72,9 @@ struct CoreConfig {
   std::string etcd_version;  // of the etcd binary served ("": unknown, no version rules)
   Millis rollout_surge_wait{60'000};
   Millis rollout_step_timeout{600'000};
+  // Corruption checks: every hash_check_interval (0: never) the voters' HashKV at one revision
+  // they have all applied is compared; a member in the minority is marked corrupt and replaced.
+  Millis hash_check_interval{300'000};
 };
 
 // A NOSPACE alarm is disarmed only once every member's database is below this share of the quota.
@@ -359,11 +362,28 @@ struct AdminDefrag {
   Time now;
 };
 
-using Event =
-    std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded, TaskUpdate,
-                 Tick, ProbeResult, ClusterProbeResult, MembershipResult, ReseedResult,
-                 PersistResult, AdminReseed, AdminStartFresh, BackupResult, AdminBackup,
-                 AdminRestore, AdminResize, MaintenanceResult, AdminDefrag, AdminRollout>;
+// What one member's HashKV answered: the hash of its KV history up to the revision asked, and the
+// revision its history is compacted to (hashes are comparable only at the same one).
+struct KvHash {
+  uint32_t hash = 0;
+  int64_t compact_revision = 0;
+};
+struct MemberHash {
+  std::string member;
+  Result<KvHash> hash;
+};
+struct HashCheckResult {
+  uint64_t id = 0;  // echoes CheckHashes::id
+  uint64_t revision = 0;
+  std::vector<MemberHash> hashes;  // one per member asked
+  Time now;
+};
+
+using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
+                           TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
+                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
+                           AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag,
+                           AdminRollout, HashCheckResult>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 
@@ -436,6 +456,13 @@ struct Maintain {
   std::string client_url;
   uint64_t revision = 0;
 };
+// HashKV of every member listed at `revision` (all have applied it); answered by one
+// HashCheckResult.
+struct CheckHashes {
+  uint64_t id = 0;
+  uint64_t revision = 0;
+  std::vector<std::pair<std::string, std::string>> members;  // name, client URL
+};
 struct AnswerAdmin {
   uint64_t request = 0;
   int http_status = 200;
@@ -453,7 +480,7 @@ struct Note {
 
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
-                            AnswerAdmin, Note, TakeBackup, Maintain>;
+                            AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

@@ -244,6 +244,13 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["rollouts_done"] = c.rollouts_done;
   out["rollouts_stopped"] = c.rollouts_stopped;
   out["members_rolled"] = c.members_rolled;
+  const HashCheckStatus& hc = core.hash_checks();
+  out["hash_checks"] = hc.checks;
+  out["hash_mismatches"] = hc.mismatches;
+  out["members_corrupt"] = hc.members_corrupt;
+  out["corrupt_members"] = core.corrupt_members();
+  out["last_hash_check"] = hc.last_result.empty() ? json(nullptr) : json(hc.last_result);
+  out["last_hash_check_revision"] = hc.last_revision;
   return out.dump() + "\n";
 }
 
@@ -343,6 +350,15 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
   metric("rollouts_done_total", "counter", "Rollouts finished.", c.rollouts_done);
   metric("rollouts_stopped_total", "counter", "Rollouts stopped at a failure.", c.rollouts_stopped);
   metric("members_rolled_total", "counter", "Members replaced by rollouts.", c.members_rolled);
+  const HashCheckStatus& hc = core.hash_checks();
+  metric("hash_checks_total", "counter", "Comparisons of the voters' HashKV answered.", hc.checks);
+  metric("hash_mismatches_total", "counter",
+         "Hash checks in which a member disagreed with the others.", hc.mismatches);
+  metric("members_corrupt_total", "counter",
+         "Members a hash check found in the minority (marked corrupt and replaced).",
+         hc.members_corrupt);
+  metric("corrupt_members", "gauge", "Members marked corrupt and not yet removed.",
+         static_cast<uint64_t>(core.corrupt_members().size()));
   return out;
 }
 

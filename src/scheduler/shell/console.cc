@@ -89,6 +89,8 @@ json MemberJson(const SchedulerCore& core, const Member& m, const Member* leader
       out["catch_up"] = std::min(1.0, static_cast<double>(m.raft_index) / leader->raft_index);
     }
   }
+  // Found in the minority by the scheduler's hash check: shown with etcd's own alarms.
+  if (core.corrupt_members().count(m.name)) out["alarms"].push_back("CORRUPT (hash check)");
   if (m.db_size > 0 && m.db_size >= m.db_size_in_use) {
     out["fragmented"] = 1.0 - static_cast<double>(m.db_size_in_use) / m.db_size;
   }

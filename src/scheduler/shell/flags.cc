@@ -330,6 +330,15 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "How often etcd's leader compares the members' data hashes and raises the CORRUPT "
            "alarm on a mismatch (0: never; etcd's --experimental-corrupt-check-time)")
       .Range(0ms, 24h * 7);
+  flags
+      .Add("--hash-check-interval", &core.hash_check_interval,
+           "How often the scheduler compares the voters' HashKV at a revision they have all "
+           "applied, and replaces a member whose data a majority contradicts (0: never)")
+      .Range(0ms, 24h * 7)
+      .Check([](milliseconds d) -> Problem {
+        if (d.count() > 0 && d < 1s) return "is less than 1s (0 turns the checks off)";
+        return {};
+      });
   flags.Add("--log-level", &shell.log_level, "trace, debug, info, warn or error").Check(LogLevel);
   DeclareObsolete(flags);
 

@@ -16,6 +16,7 @@
 #include "common/overloaded.h"
 #include "common/wait_status.h"
 #include "etcd/client.h"
+#include "etcd/hashkv.h"
 #include "net/http.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/backups.h"
@@ -607,6 +608,7 @@ void SchedulerShell::Carry(Action& action) {
                  [&](Note& a) { DoNote(a); },
                  [&](TakeBackup& a) { DoBackup(a); },
                  [&](Maintain& a) { DoMaintain(a); },
+                 [&](CheckHashes& a) { DoCheckHashes(a); },
              },
              action);
 }
@@ -1088,6 +1090,48 @@ void SchedulerShell::DoMaintain(const Maintain& step) {
         }
         if (*pending == 0) done(Status());  // cleared meanwhile
       });
+  }
+}
+
+void SchedulerShell::DoCheckHashes(const CheckHashes& check) {
+  struct Gathered {
+    HashCheckResult result;
+    size_t pending = 0;
+  };
+  auto gathered = std::make_shared<Gathered>();
+  gathered->result.id = check.id;
+  gathered->result.revision = check.revision;
+  gathered->pending = check.members.size();
+  auto answered = Guarded([this, gathered](size_t i, Result<KvHash> hash) {
+    gathered->result.hashes[i].hash = std::move(hash);
+    if (--gathered->pending > 0) return;
+    gathered->result.now = Clock::now();
+    Feed(std::move(gathered->result));
+  });
+  // etcdctl dials and answers within this; a member that does not counts as unanswered.
+  auto timeout =
+      std::max<std::chrono::milliseconds>(flags_.shell.probe_timeout, std::chrono::seconds(3));
+  spdlog::debug("hash check {}: HashKV at revision {} of {} members", check.id, check.revision,
+                check.members.size());
+  for (size_t i = 0; i < check.members.size(); ++i) {
+    const auto& [name, client_url] = check.members[i];
+    gathered->result.hashes.push_back({name, Error{ErrorCode::kInternal, "hashkv: not answered"}});
+    auto url = ParseHttpUrl(client_url);
+    if (!url.ok()) {
+      boost::asio::post(io_, [answered, i, e = url.error()]() mutable { answered(i, e); });
+      continue;
+    }
+    etcd::HashKv(io_, flags_.shell.etcdctl_bin, url->endpoint, check.revision, timeout,
+                 [answered, i](Result<etcd::HashKvResponse> r) mutable {
+                   if (!r.ok()) return answered(i, r.error());
+                   answered(i, KvHash{r->hash, r->compact_revision});
+                 });
+  }
+  if (check.members.empty()) {
+    boost::asio::post(io_, Guarded([this, gathered] {
+                        gathered->result.now = Clock::now();
+                        Feed(std::move(gathered->result));
+                      }));
   }
 }
 

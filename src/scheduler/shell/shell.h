@@ -130,6 +130,8 @@ class SchedulerShell {
   void DoNote(const Note& note);
   void DoBackup(const TakeBackup& backup);
   void DoMaintain(const Maintain& step);
+  // Every member's HashKV at once, each bounded by the probe timeout; one HashCheckResult.
+  void DoCheckHashes(const CheckHashes& check);
   void Send(mesos::scheduler::Call call, std::string what);
   void ArmTick();
   // The console's history: observed every second, sampled every ClusterHistory::kSampleIntervalMs

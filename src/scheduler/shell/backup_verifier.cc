@@ -176,10 +176,15 @@ BackupVerifier::BackupVerifier(boost::asio::io_context& io, Options options, Liv
                                Done done)
     : io_(io), options_(std::move(options)), live_(std::move(live)), done_(std::move(done)) {
   status_.enabled = true;
+  // The children run in the scratch directory: relative paths would name files there.
+  std::error_code ec;
+  options_.backup_dir = fs::absolute(options_.backup_dir, ec);
+  for (std::string* bin : {&options_.etcd_bin, &options_.etcdctl_bin}) {
+    if (bin->find('/') != std::string::npos) *bin = fs::absolute(*bin, ec).string();
+  }
 }
 
 BackupVerifier::~BackupVerifier() {
-  *alive_ = false;
   disk_.join();  // a checksum in flight (its answer is dropped)
   if (run_) {
     run_->tool.KillNow();

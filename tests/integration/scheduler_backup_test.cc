@@ -296,6 +296,21 @@ TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapsho
   EXPECT_NE(Admin(net::Verb::get, "/metrics", false)
                 .body.find("etcd_mesos_backup_verify_failures_total 1\n"),
             std::string::npos);
+  // Intact, but its restore check failed: refused unless forced.
+  std::string unrestorable = "etcd-bk-20200101T000002Z-rev1-0000000000000001.db";
+  copy(
+      unrestorable, [](std::string&) {}, true);
+  {
+    std::ifstream in(BackupDir() / (unrestorable + ".json"));
+    json side = json::parse(in);
+    side["verified"] = "failed";
+    side["verify_error"] = "the scratch etcd exited";
+    std::ofstream(BackupDir() / (unrestorable + ".json")) << side.dump();
+  }
+  auto unverified = Admin(net::Verb::post, "/restore?name=" + unrestorable, true);
+  EXPECT_EQ(unverified.status, 422u) << unverified.body;
+  EXPECT_NE(unverified.body.find("failed verification"), std::string::npos) << unverified.body;
+  EXPECT_NE(unverified.body.find("force=1"), std::string::npos) << unverified.body;
   EXPECT_EQ(Admin(net::Verb::post, "/restore?name=../../etc/passwd", true).status, 400u);
   EXPECT_EQ(Admin(net::Verb::post, "/restore?name=" + good.name, false).status, 401u);
   io_.run_for(std::chrono::seconds(2));

@@ -624,6 +624,18 @@ void AdminServer::Command(const net::ServerRequest& req,
       return responder->Respond(Text(code, fmt::format("{} refused: {}; nothing was launched\n",
                                                        code, verified.error().message)));
     }
+    // Its checksums hold, but a restore of it was tried and failed: only when the operator
+    // insists (the only copy left, say).
+    const auto& check = verified->restore_check;
+    if (check && !check->restored && !force) {
+      spdlog::error("admin: refused POST /restore?name={}: it failed verification: {}", *name,
+                    check->error);
+      return responder->Respond(
+          Text(422, fmt::format("422 refused: backup {} failed verification on {}: {}; restore "
+                                "another one (GET /backups), or add &force=1 to restore it "
+                                "anyway; nothing was launched\n",
+                                *name, FormatWallTime(check->at), check->error)));
+    }
     restore_name = *name;
   }
   uint64_t id = next_request_++;

@@ -30,7 +30,8 @@
 //                        verification is off), 503 (too many queued). Token-guarded.
 //   POST /restore?name=  after total loss (or before any start) only: the backup is verified
 //                        (etcd's trailer hash and the sidecar's SHA-256) here, before the core is
-//                        asked; a bad one gets 422 naming the problem and nothing is launched.
+//                        asked; a bad one gets 422 naming the problem and nothing is launched;
+//                        so does one whose restore check failed, unless &force=1.
 //                        Token-guarded.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.

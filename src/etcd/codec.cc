@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -693,6 +694,46 @@ Result<HashKvResponse> DecodeEtcdctlHashKv(std::string_view output) {
                  error.find("future revision") != std::string::npos;
   return MakeError(refused ? ErrorCode::kRefused : ErrorCode::kUnavailable, "hashkv: {}",
                    Quote(error));
+}
+
+Result<std::vector<HashKV>> DecodeEtcdctlHashKV(std::string_view text) {
+  auto value = Parse(text);
+  if (!value || !value->is_array()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "etcdctl endpoint hashkv: output is not a JSON array: {}", Quote(text));
+  }
+  std::optional<Error> error;
+  std::vector<HashKV> out;
+  for (size_t i = 0; i < value->size() && !error; ++i) {
+    const json& item = (*value)[i];
+    std::string where = fmt::format("etcdctl endpoint hashkv: [{}]", i);
+    if (!item.is_object()) {
+      error = MakeError(ErrorCode::kInvalidArgument, "{}: should be an object", where);
+      break;
+    }
+    Fields entry(item, where, &error);
+    entry.Require("HashKV");
+    HashKV h;
+    h.endpoint = entry.Str("Endpoint");
+    const json* body = entry.Object("HashKV");
+    if (body == nullptr) break;
+    Fields f(*body, where + ": HashKV", &error);
+    f.Require("hash");
+    h.header = ReadHeader(f);
+    uint64_t hash = f.U64("hash");
+    if (hash > UINT32_MAX) f.Fail("hash", "a 32-bit CRC", (*body)["hash"]);
+    h.hash = static_cast<uint32_t>(hash);
+    // -1 (never compacted) or a revision.
+    if (const json* c = f.Get("compact_revision"); c != nullptr) {
+      if (c->is_number_integer() && c->get<int64_t>() >= -1) {
+        h.compact_revision = c->get<int64_t>();
+      } else {
+        f.Fail("compact_revision", "-1 or a revision", *c);
+      }
+    }
+    out.push_back(std::move(h));
+  }
+  return Finish(std::move(out), error);
 }
 
 // ---- Snapshot stream -------------------------------------------------------------------------

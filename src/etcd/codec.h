@@ -76,6 +76,13 @@ Result<ResponseHeader> DecodeHeaderOnly(std::string_view json);
 // JSON numbers. Without that line, the error etcdctl gave ("Error: ..."), as kUnavailable, or
 // kRefused for a revision compacted away or not yet applied.
 Result<HashKvResponse> DecodeEtcdctlHashKv(std::string_view output);
+// `etcdctl endpoint hashkv --rev=<R> -w json` on stdout: one entry per endpoint that answered,
+// [{"Endpoint":"http://...","HashKV":{"header":{...},"hash":N,"compact_revision":C}}], numbers
+// as JSON numbers. etcdctl because etcd 3.4's gateway maps HashKV and Hash to the same path
+// (POST /v3/maintenance/hash) and Hash wins there: the revision is ignored and the whole
+// database, membership included, is hashed. An endpoint that failed is absent (etcdctl says why
+// on stderr and exits 1): an empty array is not an error here.
+Result<std::vector<HashKV>> DecodeEtcdctlHashKV(std::string_view json);
 
 // The wrapper every call shares: 200 -> `decode(body)`, anything else -> DecodeError.
 template <typename Decode>

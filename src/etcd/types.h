@@ -1,5 +1,6 @@
 // Plain values for what etcd 3.4's v3 JSON gateway tells us: members, maintenance status, health,
-// alarms, key-values, snapshots. Decoded by etcd/codec.h, fetched by etcd/client.h.
+// alarms, key-values, snapshots; and etcdctl's HashKV (which the 3.4 gateway does not reach).
+// Decoded by etcd/codec.h, fetched by etcd/client.h.
 //
 // 64-bit identifiers are uint64_t: the gateway writes them as decimal strings because a JSON number
 // (a double) cannot hold them, and we never round-trip them through a double. Fields the gateway
@@ -133,6 +134,19 @@ struct RangeResponse {
   ResponseHeader header;
   std::vector<KeyValue> kvs;
   uint64_t count = 0;
+};
+
+// One member's HashKV: a CRC-32C of its KV store's history up to `revision`, from the revision
+// after `compact_revision` (-1: never compacted) on, with what compaction keeps of older ones.
+// Two members, or a member and a restored snapshot, with the same data answer the same hash at
+// the same revision as long as they were compacted at the same revision.
+struct HashKV {
+  std::string endpoint;   // the client URL that answered
+  ResponseHeader header;  // header.revision: the member's current revision, not the hashed one
+  uint32_t hash = 0;
+  int64_t compact_revision = -1;
+
+  bool operator==(const HashKV&) const = default;
 };
 
 // What a downloaded snapshot is: the database bytes written, and their SHA-256, which etcd sent

@@ -172,6 +172,10 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "backups_taken", "backup_failures", "last_backup", "last_backup_time",
       "last_backup_age_seconds", "last_backup_size_bytes", "last_backup_revision",
       "last_backup_error", "backup_running",
+      // Backup verification (this instance's restore checks).
+      "backup_verification_enabled", "backups_verified", "backup_verify_failures",
+      "last_verified_backup", "last_verified_backup_time", "last_verified_backup_checked_at",
+      "last_backup_verify_error", "backup_verifying",
       // Which instance answers (scheduler high availability).
       "standby", "leader_url", "holding", "target_size",
       // Maintenance: the alarms, the run in flight, what was done.
@@ -188,6 +192,8 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
   EXPECT_EQ(j["last_backup_age_seconds"], -1) << "no backup: -1";
+  EXPECT_EQ(j["backup_verification_enabled"], 0);
+  EXPECT_TRUE(j["last_verified_backup"].is_null()) << "none verified";
   EXPECT_EQ(j["running_servers"], 1);
   EXPECT_EQ(j["launched_servers"], 2);
   EXPECT_EQ(j["failed_servers"], 1);
@@ -215,6 +221,47 @@ TEST_F(AdminApi, MetricsArePrometheusText) {
             std::string::npos);
   EXPECT_NE(r.body.find("# HELP etcd_mesos_running_servers "), std::string::npos);
   EXPECT_NE(r.body.find("etcd_mesos_running_servers 1\n"), std::string::npos);
+}
+
+TEST_F(AdminApi, BackupVerificationIsInStatsAndMetricsOnceOn) {
+  EXPECT_EQ(Get("/metrics").body.find("verif"), std::string::npos) << "off: not a word of it";
+  VerificationStatus v;
+  v.enabled = true;
+  v.restored = 3;
+  v.failures = 1;
+  v.last_verified = "etcd-x-20261124T100000Z-rev9-0000000000000abc.db";
+  v.last_verified_unix_time = 1'795'514'400;
+  v.last_verified_at_unix = 1'795'514'402;
+  v.last_failure = "etcd-x-...: the restored data's HashKV differs";
+  v.running = "etcd-x-20261124T110000Z-rev9-0000000000000abc.db";
+  std::string metrics = RenderMetrics(core_, 1'795'514'500, false, false, &v);
+  for (const char* want :
+       {"# HELP etcd_mesos_last_verified_backup_timestamp_seconds Unix time of the newest snapshot "
+        "that verified.\n# TYPE etcd_mesos_last_verified_backup_timestamp_seconds gauge\n"
+        "etcd_mesos_last_verified_backup_timestamp_seconds 1795514400\n",
+        "# TYPE etcd_mesos_backups_verified_total counter\netcd_mesos_backups_verified_total 3\n",
+        "# TYPE etcd_mesos_backup_verify_failures_total counter\n"
+        "etcd_mesos_backup_verify_failures_total 1\n"}) {
+    EXPECT_NE(metrics.find(want), std::string::npos) << want << "\nin:\n" << metrics;
+  }
+  json stats = json::parse(RenderStats(core_, 1'795'514'500, std::nullopt, false, &v));
+  EXPECT_EQ(stats["backup_verification_enabled"], 1);
+  EXPECT_EQ(stats["backups_verified"], 3);
+  EXPECT_EQ(stats["backup_verify_failures"], 1);
+  EXPECT_EQ(stats["last_verified_backup"], v.last_verified);
+  EXPECT_EQ(stats["last_verified_backup_time"], "2026-11-24T10:00:00Z");
+  EXPECT_EQ(stats["last_verified_backup_checked_at"], "2026-11-24T10:00:02Z");
+  EXPECT_EQ(stats["last_backup_verify_error"], v.last_failure);
+  EXPECT_EQ(stats["backup_verifying"], v.running);
+  // Without a verifier (no --backup-dir, or --backup-verify=false) a request says so.
+  auto off =
+      Call(net::Verb::post, "/backups/etcd-x-20261124T100000Z-rev9-0000000000000abc.db/verify");
+  EXPECT_EQ(off.status, 409u) << off.body;
+  EXPECT_NE(off.body.find("--backup-verify"), std::string::npos) << off.body;
+  // Nothing verified yet: no timestamp to alert on a wrong value of.
+  v.last_verified.clear();
+  EXPECT_EQ(RenderMetrics(core_, 0, false, false, &v).find("last_verified_backup_timestamp"),
+            std::string::npos);
 }
 
 TEST_F(AdminApi, StatusPageAndEndpoints) {
@@ -505,8 +552,8 @@ TEST_F(AdminApi, ClusterSizeIsACommandWithItsTargetOnStats) {
 TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   Start("s3cret");
   server_->SetStandby("http://10.0.0.9:12300/");
-  for (const char* target :
-       {"/reseed?force=1&token=s3cret", "/start-fresh", "/backup", "/restore?name=b.db"}) {
+  for (const char* target : {"/reseed?force=1&token=s3cret", "/start-fresh", "/backup",
+                             "/restore?name=b.db", "/backups/b.db/verify"}) {
     auto r = Call(net::Verb::post, target, {{"Authorization", "Bearer s3cret"}});
     EXPECT_EQ(r.status, 307u) << target;
     EXPECT_EQ(net::FindHeader(r.headers, "Location").value_or(""),

@@ -1,8 +1,9 @@
 // Backups and restore end to end: the scheduler (shell + core) against etcd-mesos-local, the real
 // executor and real etcd/etcdctl. Snapshots appear on schedule, verify with etcdctl, and are
-// pruned; POST /backup needs the token; after a total loss (every agent's host lost and wiped) a
-// restore brings the cluster back to its size with every key the snapshot held; a corrupt or
-// truncated snapshot is refused and nothing is launched from it.
+// pruned, and each is verified (restored into a scratch etcd, its HashKV the cluster's); POST
+// /backup and POST /backups/<name>/verify need the token; after a total loss (every agent's host
+// lost and wiped) a restore brings the cluster back to its size with every key the snapshot held; a
+// corrupt or truncated snapshot is refused and nothing is launched from it.
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -78,6 +79,18 @@ class SchedulerBackups : public ::testing::Test {
       return {};
     }
     return **got;
+  }
+
+  // GET /stats until `done` says so (each a fresh read), or `seconds` pass.
+  json StatsUntil(const std::function<bool(const json&)>& done, int seconds) {
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    json stats;
+    while (Clock::now() < deadline) {
+      stats = json::parse(Admin(net::Verb::get, "/stats", false).body);
+      if (done(stats)) break;
+      io_.run_for(std::chrono::milliseconds(200));
+    }
+    return stats;
   }
 
   // Writes n keys /bk/key-0000 = value-0000 ... through the v3 API, one member at a time.
@@ -162,6 +175,12 @@ TEST_F(SchedulerBackups, SnapshotsAppearOnScheduleVerifyAndArePruned) {
   EXPECT_EQ(Admin(net::Verb::get, "/healthz", false).status, 200u);
   EXPECT_NE(Admin(net::Verb::get, "/", false).body.find("backups: newest etcd-bk-"),
             std::string::npos);
+
+  // Each is verified in the background while the next ones are taken and pruned: none fails.
+  stats = StatsUntil([](const json& s) { return s["backups_verified"].get<uint64_t>() >= 2; }, 30);
+  EXPECT_GE(stats["backups_verified"].get<uint64_t>(), 2u) << stats.dump();
+  EXPECT_EQ(stats["backup_verify_failures"], 0) << stats["last_backup_verify_error"];
+  EXPECT_EQ(stats["backup_verification_enabled"], 1);
 }
 
 TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapshotsAreRefused) {
@@ -182,6 +201,41 @@ TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapsho
   const shell::BackupRecord good = backups[0];
   std::printf("[figures] POST /backup -> %s written: %llu bytes in %.2fs\n", good.name.c_str(),
               static_cast<unsigned long long>(good.size), backup_s);
+
+  // Verified in the background: restored into a scratch etcd, its HashKV the cluster's.
+  auto stats = StatsUntil([](const json& s) { return s["backups_verified"] == 1; }, 30);
+  ASSERT_EQ(stats["backups_verified"], 1) << stats.dump();
+  EXPECT_EQ(stats["last_verified_backup"], good.name);
+  EXPECT_EQ(stats["backup_verify_failures"], 0) << stats["last_backup_verify_error"];
+  json listed = json::parse(Admin(net::Verb::get, "/backups", false).body)[0];
+  EXPECT_EQ(listed["restore_check"], "restored") << listed.dump();
+  EXPECT_EQ(listed["hash_compared"], true) << listed["verify_error"];
+  EXPECT_GE(listed["hash_revision"].get<uint64_t>(), good.revision);
+  EXPECT_EQ(listed["verified"], true);
+  std::ifstream side_in(BackupDir() / (good.name + ".json"));
+  EXPECT_EQ(json::parse(side_in)["verified"], "restored");
+  auto metrics = Admin(net::Verb::get, "/metrics", false).body;
+  EXPECT_NE(metrics.find(fmt::format("etcd_mesos_last_verified_backup_timestamp_seconds {}\n",
+                                     good.time.time_since_epoch().count())),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("etcd_mesos_backup_verify_failures_total 0\n"), std::string::npos);
+  std::printf("[figures] POST /backup -> written and verified (HashKV compared) after %.2fs\n",
+              Since(t0));
+
+  // On demand, with the token only; bad names are refused.
+  std::string verify = "/backups/" + good.name + "/verify";
+  EXPECT_EQ(Admin(net::Verb::post, verify, false).status, 401u);
+  EXPECT_EQ(Admin(net::Verb::get, verify, true).status, 405u);
+  EXPECT_EQ(Admin(net::Verb::post, "/backups/nonsense/verify", true).status, 400u);
+  EXPECT_EQ(Admin(net::Verb::post,
+                  "/backups/etcd-bk-20200101T000000Z-rev1-0000000000000001.db/verify", true)
+                .status,
+            404u);
+  auto again = Admin(net::Verb::post, verify, true);
+  EXPECT_EQ(again.status, 202u) << again.body;
+  stats = StatsUntil([](const json& s) { return s["backups_verified"] == 2; }, 30);
+  EXPECT_EQ(stats["backups_verified"], 2) << stats.dump();
   ASSERT_EQ(Etcdctl("put /bk/after-backup lost").first, 0);
 
   // A restore while the cluster lives is refused.
@@ -225,6 +279,38 @@ TEST_F(SchedulerBackups, TotalLossIsRestoredFromABackupWithEveryKeyAndBadSnapsho
     EXPECT_EQ(refused.status, 422u) << refused.body;
     EXPECT_NE(refused.body.find("nothing was launched"), std::string::npos) << refused.body;
   }
+  // Verified on demand, the corrupt one fails with the reason (and is no longer listed as a
+  // good backup).
+  ASSERT_EQ(Admin(net::Verb::post, "/backups/" + corrupt + "/verify", true).status, 202u);
+  stats = StatsUntil([](const json& s) { return s["backup_verify_failures"] == 1; }, 30);
+  EXPECT_EQ(stats["backup_verify_failures"], 1) << stats.dump();
+  EXPECT_NE(stats["last_backup_verify_error"].get<std::string>().find("corrupt or truncated"),
+            std::string::npos)
+      << stats["last_backup_verify_error"];
+  EXPECT_EQ(stats["last_verified_backup"], good.name) << "still the newest good one";
+  for (const auto& b : json::parse(Admin(net::Verb::get, "/backups", false).body)) {
+    if (b["name"] != corrupt) continue;
+    EXPECT_EQ(b["restore_check"], "failed");
+    EXPECT_EQ(b["verified"], false);
+  }
+  EXPECT_NE(Admin(net::Verb::get, "/metrics", false)
+                .body.find("etcd_mesos_backup_verify_failures_total 1\n"),
+            std::string::npos);
+  // Intact, but its restore check failed: refused unless forced.
+  std::string unrestorable = "etcd-bk-20200101T000002Z-rev1-0000000000000001.db";
+  copy(
+      unrestorable, [](std::string&) {}, true);
+  {
+    std::ifstream in(BackupDir() / (unrestorable + ".json"));
+    json side = json::parse(in);
+    side["verified"] = "failed";
+    side["verify_error"] = "the scratch etcd exited";
+    std::ofstream(BackupDir() / (unrestorable + ".json")) << side.dump();
+  }
+  auto unverified = Admin(net::Verb::post, "/restore?name=" + unrestorable, true);
+  EXPECT_EQ(unverified.status, 422u) << unverified.body;
+  EXPECT_NE(unverified.body.find("failed verification"), std::string::npos) << unverified.body;
+  EXPECT_NE(unverified.body.find("force=1"), std::string::npos) << unverified.body;
   EXPECT_EQ(Admin(net::Verb::post, "/restore?name=../../etc/passwd", true).status, 400u);
   EXPECT_EQ(Admin(net::Verb::post, "/restore?name=" + good.name, false).status, 401u);
   io_.run_for(std::chrono::seconds(2));

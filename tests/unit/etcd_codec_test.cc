@@ -265,6 +265,46 @@ TEST(EtcdCodec, DefragmentAnswersEmptyObjectOrHeader) {
   EXPECT_EQ(h->member_id, 5u);
 }
 
+// etcdctl 3.4.23's `endpoint hashkv -w json`, verbatim: a compacted member and a restored one that
+// never was (-1).
+TEST(EtcdCodec, EtcdctlHashKV) {
+  auto list = DecodeEtcdctlHashKV(
+      R"([{"Endpoint":"http://127.0.0.1:23791","HashKV":{"header":{"cluster_id":)"
+      R"(15118495548433857066,"member_id":13668033151171901709,"revision":8,"raft_term":2},)"
+      R"("hash":1095425422,"compact_revision":3}},{"Endpoint":"http://127.0.0.1:23792",)"
+      R"("HashKV":{"header":{"cluster_id":1763263672009699311,"member_id":975050037397374526,)"
+      R"("revision":7,"raft_term":2},"hash":4294967295,"compact_revision":-1}}])"
+      "\n");
+  ASSERT_TRUE(list.ok()) << list.error();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].endpoint, "http://127.0.0.1:23791");
+  EXPECT_EQ((*list)[0].header.cluster_id, 15118495548433857066u) << "no double in between";
+  EXPECT_EQ((*list)[0].header.revision, 8u);
+  EXPECT_EQ((*list)[0].hash, 1095425422u);
+  EXPECT_EQ((*list)[0].compact_revision, 3);
+  EXPECT_EQ((*list)[1].hash, 4294967295u);
+  EXPECT_EQ((*list)[1].compact_revision, -1);
+  // Every endpoint failed: etcdctl prints [] (and says why on stderr).
+  auto none = DecodeEtcdctlHashKV("[]\n");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(EtcdCodec, EtcdctlHashKVMalformed) {
+  for (const char* bad :
+       {"", "{}", "Error: context deadline exceeded", "[1]", R"([{"Endpoint":"x"}])",
+        R"([{"HashKV":{"hash":"x"}}])", R"([{"HashKV":{"hash":4294967296}}])",
+        R"([{"HashKV":{"hash":-1}}])", R"([{"HashKV":{"hash":1,"compact_revision":-2}}])",
+        R"([{"HashKV":{"hash":1,"compact_revision":1.5}}])",
+        R"([{"HashKV":{"compact_revision":1}}])"}) {
+    SCOPED_TRACE(bad);
+    auto r = DecodeEtcdctlHashKV(bad);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_THAT(r.error().message, HasSubstr("etcdctl endpoint hashkv"));
+  }
+}
+
 // ---- Errors: the catalogue of anchors.md section 8 -------------------------------------------
 
 struct ErrorCase {

@@ -1,5 +1,6 @@
 // The backup directory's file operations (real files in a temp dir), the backup and restore flags,
 // the restore fields of the executor's task config, and the restore URI of a TaskInfo.
+#include "scheduler/shell/backup_verifier.h"
 #include "scheduler/shell/backups.h"
 
 #include <fstream>
@@ -141,6 +142,123 @@ TEST_F(BackupFiles, PruningFollowsThePolicyAndLeavesForeignFilesAlone) {
   EXPECT_TRUE(fs::exists(dir_.path() / "notes.txt"));
 }
 
+TEST_F(BackupFiles, ARestoreCheckIsKeptInTheSidecarAndAFailedOneIsNoLongerVerified) {
+  BackupDone older = Make(At(1));
+  BackupDone newer = Make(At(2));
+  RestoreCheck good;
+  good.restored = true;
+  good.at = At(3);
+  good.hash_compared = true;
+  good.hash_revision = 43;
+  good.hash = 4294967295u;
+  good.live_hash = 4294967295u;
+  good.compact_revision = 7;
+  good.seconds = 1.23456;
+  ASSERT_TRUE(RecordRestoreCheck(dir_.path(), older.name, good).ok());
+  RestoreCheck bad;
+  bad.at = At(4);
+  bad.error = "etcdctl snapshot restore failed";
+  ASSERT_TRUE(RecordRestoreCheck(dir_.path(), newer.name, bad).ok());
+
+  json side = json::parse(ReadAll(dir_.path() / (older.name + ".json")));
+  EXPECT_EQ(side["verified"], "restored");
+  EXPECT_EQ(side["verified_at"], "2026-11-24T03:00:00Z");
+  EXPECT_EQ(side["hash"], 4294967295u);
+  EXPECT_EQ(side["verify_seconds"], 1.235);
+  EXPECT_EQ(side["sha256"], older.sha256) << "what the sidecar held stays";
+  EXPECT_EQ(json::parse(ReadAll(dir_.path() / (newer.name + ".json")))["verified"], "failed");
+
+  auto list = ListBackups(dir_.path());
+  ASSERT_EQ(list.size(), 2u);
+  ASSERT_EQ(list[0].name, newer.name);
+  ASSERT_TRUE(list[0].restore_check && list[1].restore_check);
+  EXPECT_FALSE(list[0].restore_check->restored);
+  EXPECT_EQ(list[0].restore_check->error, bad.error);
+  EXPECT_FALSE(list[0].verified) << "a failed restore check: not a good backup";
+  EXPECT_FALSE(list[0].restore_check->hash.has_value());
+  const RestoreCheck& read = *list[1].restore_check;
+  EXPECT_TRUE(list[1].verified);
+  EXPECT_TRUE(read.restored);
+  EXPECT_EQ(read.at, At(3));
+  EXPECT_TRUE(read.hash_compared);
+  EXPECT_EQ(read.hash_revision, 43u);
+  EXPECT_EQ(read.hash, 4294967295u);
+  EXPECT_EQ(read.live_hash, 4294967295u);
+  EXPECT_EQ(read.compact_revision, 7);
+  // Retention keeps the newest good one, not the newest.
+  auto deleted = PruneBackups(dir_.path(), RetentionPolicy{1, 0h, 0h}, At(20));
+  EXPECT_TRUE(deleted.empty()) << "the newest is kept, and the only good one";
+
+  // Gone meanwhile (pruned): nothing is written back.
+  fs::remove(dir_.path() / older.name);
+  fs::remove(dir_.path() / (older.name + ".json"));
+  Status late = RecordRestoreCheck(dir_.path(), older.name, good);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_.path() / (older.name + ".json")));
+}
+
+etcd::HashKV Hash(uint32_t hash, uint64_t revision, int64_t compacted, uint64_t cluster = 0xabc) {
+  etcd::HashKV h;
+  h.endpoint = "http://10.0.0.1:2379";
+  h.header.cluster_id = cluster;
+  h.header.revision = revision;
+  h.hash = hash;
+  h.compact_revision = compacted;
+  return h;
+}
+
+TEST(JudgeRestore, EqualHashesVerifyAndADifferentOneFails) {
+  RestoreCheck check;
+  JudgeRestore(Hash(11, 40, 5), 0xabc, Hash(11, 90, 5), check);
+  EXPECT_TRUE(check.restored);
+  EXPECT_TRUE(check.hash_compared);
+  EXPECT_EQ(check.error, "");
+  EXPECT_EQ(check.hash_revision, 40u) << "the restored etcd's revision is the snapshot's";
+  EXPECT_EQ(check.hash, 11u);
+  EXPECT_EQ(check.live_hash, 11u);
+  EXPECT_EQ(check.compact_revision, 5);
+
+  JudgeRestore(Hash(11, 40, 5), 0xabc, Hash(12, 90, 5), check);
+  EXPECT_FALSE(check.restored);
+  EXPECT_TRUE(check.hash_compared);
+  EXPECT_NE(check.error.find("HashKV at revision 40 is 11"), std::string::npos) << check.error;
+  EXPECT_NE(check.error.find("is 12"), std::string::npos) << check.error;
+}
+
+TEST(JudgeRestore, WhatCannotBeComparedStillVerifiesTheRestore) {
+  struct Case {
+    Result<etcd::HashKV> live;
+    uint64_t backup_cluster;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {MakeError(ErrorCode::kUnavailable,
+                 "Error: etcdserver: mvcc: required revision has been compacted"),
+       0xabc, "compacted its history past revision 40"},
+      {MakeError(ErrorCode::kUnavailable,
+                 "Error: etcdserver: mvcc: required revision is a future revision"),
+       0xabc, "behind the snapshot's revision 40"},
+      {MakeError(ErrorCode::kUnavailable, "http://10.0.0.1:2379: context deadline exceeded"), 0xabc,
+       "no live member answered HashKV at revision 40: http://10.0.0.1:2379: context"},
+      {Hash(12, 90, 5), 0, "the snapshot's cluster is unknown"},
+      {Hash(12, 90, 5, 0xdef), 0xabc,
+       "the snapshot is of cluster 0000000000000abc, the live cluster is 0000000000000def"},
+      {Hash(12, 90, 30), 0xabc, "compacted at revision 30, the snapshot at 5"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.says);
+    RestoreCheck check;
+    check.hash_compared = true;  // stale values are overwritten
+    JudgeRestore(Hash(11, 40, 5), c.backup_cluster, c.live, check);
+    EXPECT_TRUE(check.restored);
+    EXPECT_FALSE(check.hash_compared);
+    EXPECT_NE(check.error.find("hash not compared: "), std::string::npos) << check.error;
+    EXPECT_NE(check.error.find(c.says), std::string::npos) << check.error;
+    EXPECT_EQ(check.hash, 11u);
+  }
+}
+
 TEST(BackupFlags, BackupsAreOffUntilADirectoryIsGivenAndBadValuesNameTheFlag) {
   auto off = ParseFlags({}, {}, "/opt");
   ASSERT_TRUE(off.ok());
@@ -158,6 +276,13 @@ TEST(BackupFlags, BackupsAreOffUntilADirectoryIsGivenAndBadValuesNameTheFlag) {
   EXPECT_EQ(on->flags.shell.retention.hourly_span, 2h);
   EXPECT_EQ(on->flags.shell.retention.daily_span, 72h);
   EXPECT_EQ(on->flags.shell.healthz_max_backup_age, 1h);
+  EXPECT_TRUE(on->flags.shell.backup_verify) << "each backup is verified unless told not to";
+  EXPECT_EQ(on->flags.shell.backup_verify_timeout, 60s);
+  auto unverified = ParseFlags(
+      {"--backup-dir=/b", "--backup-verify=false", "--backup-verify-timeout=2m"}, {}, "/opt");
+  ASSERT_TRUE(unverified.ok()) << unverified.error();
+  EXPECT_FALSE(unverified->flags.shell.backup_verify);
+  EXPECT_EQ(unverified->flags.shell.backup_verify_timeout, 2min);
   auto zero = ParseFlags({"--backup-dir=/b", "--backup-interval=0"}, {}, "/opt");
   ASSERT_TRUE(zero.ok());
   EXPECT_EQ(zero->flags.core.backup_interval.count(), 0);
@@ -166,7 +291,9 @@ TEST(BackupFlags, BackupsAreOffUntilADirectoryIsGivenAndBadValuesNameTheFlag) {
            {{"--backup-dir=/b", "--backup-keep=0"}, "--backup-keep"},
            {{"--healthz-max-backup-age=1h"}, "--healthz-max-backup-age"},
            {{"--restore-from=/tmp/x.db"}, "--restore-from"},
-           {{"--backup-dir=/b", "--backup-keep-daily=often"}, "--backup-keep-daily"}}) {
+           {{"--backup-dir=/b", "--backup-keep-daily=often"}, "--backup-keep-daily"},
+           {{"--backup-dir=/b", "--backup-verify-timeout=1s"}, "--backup-verify-timeout"},
+           {{"--backup-dir=/b", "--backup-verify=sometimes"}, "--backup-verify"}}) {
     auto r = ParseFlags(args, {}, "/opt");
     ASSERT_FALSE(r.ok()) << needle;
     EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error();

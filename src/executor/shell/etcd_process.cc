@@ -52,7 +52,8 @@ EtcdProcess::~EtcdProcess() {
 
 Result<pid_t> EtcdProcess::Start(const std::vector<std::string>& argv,
                                  const std::filesystem::path& cwd,
-                                 const std::filesystem::path& log_file, ExitCallback on_exit) {
+                                 const std::filesystem::path& log_file, ExitCallback on_exit,
+                                 const std::filesystem::path& stdout_file) {
   if (pid_) return MakeError(ErrorCode::kInternal, "etcd is still running (pid {})", *pid_);
   if (argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty etcd command line");
   // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
@@ -68,6 +69,7 @@ Result<pid_t> EtcdProcess::Start(const std::vector<std::string>& argv,
   envp.push_back(nullptr);
   std::string cwd_s = cwd.string();
   std::string log_s = log_file.string();
+  std::string out_s = stdout_file.empty() ? log_s : stdout_file.string();
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) {
     return MakeError(ErrorCode::kInternal, "pipe: {}", std::strerror(errno));
@@ -98,7 +100,10 @@ Result<pid_t> EtcdProcess::Start(const std::vector<std::string>& argv,
     if (null_fd >= 0) ::dup2(null_fd, 0);
     int log_fd = ::open(log_s.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
     if (log_fd < 0) fail(2);
-    ::dup2(log_fd, 1);
+    int out_fd =
+        out_s == log_s ? log_fd : ::open(out_s.c_str(), O_WRONLY | O_TRUNC | O_CREAT, 0644);
+    if (out_fd < 0) fail(2);
+    ::dup2(out_fd, 1);
     ::dup2(log_fd, 2);
     // Close everything else but the report pipe (close-on-exec, so exec closes it).
     for (int fd = 3; fd < 1024; ++fd) {
@@ -118,7 +123,7 @@ Result<pid_t> EtcdProcess::Start(const std::vector<std::string>& argv,
     int status = 0;
     ::waitpid(pid, &status, 0);
     static constexpr const char* kSteps[] = {"prctl(PR_SET_PDEATHSIG)", "chdir to the sandbox",
-                                             "open the log file", "exec"};
+                                             "open the log or output file", "exec"};
     return MakeError(ErrorCode::kInvalidArgument, "cannot start '{}': {} failed: {}", argv[0],
                      kSteps[report[0] & 3], std::strerror(report[1]));
   }

@@ -1,4 +1,5 @@
-// EtcdProcess: the one etcd child of the executor.
+// EtcdProcess: the one etcd child of the executor (also the proxy's grpc-proxy, and the
+// scheduler's scratch etcd and etcdctl runs when it verifies a backup).
 //
 // etcd runs in its own session and process group (so a signal reaches etcd and anything it
 // started, and the agent's signals to the executor's group do not hit etcd half-way through a
@@ -49,8 +50,11 @@ class EtcdProcess {
 
   // Starts argv[0] (a path, or a name searched in PATH) in `cwd`. Fails (with the reason) if
   // something still runs, or when the program cannot be executed. `on_exit` runs once, posted.
+  // stdout goes to `stdout_file` when one is given (a tool whose output is read), else to
+  // `log_file` with stderr.
   Result<pid_t> Start(const std::vector<std::string>& argv, const std::filesystem::path& cwd,
-                      const std::filesystem::path& log_file, ExitCallback on_exit);
+                      const std::filesystem::path& log_file, ExitCallback on_exit,
+                      const std::filesystem::path& stdout_file = {});
   // Signals etcd's process group. No-op when nothing runs.
   void Signal(int sig);
   // SIGKILL to the group, then reap, blocking; the exit callback does not run.

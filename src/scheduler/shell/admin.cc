@@ -93,6 +93,13 @@ std::string RenderBackupList(const std::string& dir) {
                        {"member", b.member},
                        {"time", FormatWallTime(b.time)},
                        {"verified", b.verified}});
+    const auto& check = b.restore_check;
+    json& entry = out.back();
+    entry["restore_check"] = check ? json(check->Outcome()) : json(nullptr);
+    entry["verified_at"] = check ? json(FormatWallTime(check->at)) : json(nullptr);
+    entry["verify_error"] = check ? check->error : "";
+    entry["hash_compared"] = check && check->hash_compared;
+    entry["hash_revision"] = check ? check->hash_revision : 0;
   }
   return out.dump() + "\n";
 }
@@ -178,7 +185,8 @@ uint64_t UnreachableServers(const SchedulerCore& core) {
 }  // namespace
 
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
-                        const std::optional<std::string>& standby_leader, bool holding) {
+                        const std::optional<std::string>& standby_leader, bool holding,
+                        const VerificationStatus* verification) {
   const Counters& c = core.state().counters;
   uint64_t running = 0;
   for (const auto& [name, m] : core.state().members) {
@@ -223,6 +231,22 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["last_backup_revision"] = b.last ? b.last->revision : 0;
   out["last_backup_error"] = b.last_error;
   out["backup_running"] = b.running ? json(*b.running) : json(nullptr);
+  // The restore checks of backup_verifier.h (this instance's; a standby makes none).
+  const VerificationStatus v = verification ? *verification : VerificationStatus{};
+  out["backup_verification_enabled"] = v.enabled ? 1 : 0;
+  out["backups_verified"] = v.restored;
+  out["backup_verify_failures"] = v.failures;
+  out["last_verified_backup"] = v.last_verified.empty() ? json(nullptr) : json(v.last_verified);
+  out["last_verified_backup_time"] =
+      v.last_verified.empty()
+          ? json(nullptr)
+          : json(FormatWallTime(WallTime(std::chrono::seconds(v.last_verified_unix_time))));
+  out["last_verified_backup_checked_at"] =
+      v.last_verified.empty()
+          ? json(nullptr)
+          : json(FormatWallTime(WallTime(std::chrono::seconds(v.last_verified_at_unix))));
+  out["last_backup_verify_error"] = v.last_failure;
+  out["backup_verifying"] = v.running.empty() ? json(nullptr) : json(v.running);
   out["standby"] = standby_leader ? 1 : 0;
   out["leader_url"] = standby_leader.value_or("");
   out["holding"] = holding ? 1 : 0;
@@ -254,7 +278,8 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   return out.dump() + "\n";
 }
 
-std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool standby, bool holding) {
+std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool standby, bool holding,
+                          const VerificationStatus* verification) {
   const Counters& c = core.state().counters;
   std::string out;
   auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
@@ -327,6 +352,21 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
     metric("last_backup_age_seconds", "gauge", "Age of the newest snapshot.",
            static_cast<uint64_t>(BackupAgeSeconds(core, now_unix)));
     metric("last_backup_size_bytes", "gauge", "Size of the newest snapshot.", b.last->size);
+  }
+  if (verification) {
+    metric("backups_verified_total", "counter",
+           "Snapshots restored into a scratch etcd whose data was served (and, when it could be "
+           "compared, whose HashKV matched the live cluster's).",
+           verification->restored);
+    metric("backup_verify_failures_total", "counter",
+           "Snapshots that failed verification (restore refused, not served, or a HashKV "
+           "differing from the live cluster's).",
+           verification->failures);
+    if (!verification->last_verified.empty()) {
+      metric("last_verified_backup_timestamp_seconds", "gauge",
+             "Unix time of the newest snapshot that verified.",
+             static_cast<uint64_t>(std::max<int64_t>(0, verification->last_verified_unix_time)));
+    }
   }
   const MaintenanceStatus& mt = core.maintenance();
   metric("nospace_alarm", "gauge", "1 while a member reports etcd's NOSPACE alarm.",
@@ -484,6 +524,10 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
+  if (path.starts_with("/backups/") && path.ends_with("/verify")) {
+    if (standby_) return reply(ToLeader(req, *standby_));
+    return reply(VerifyCommand(req));
+  }
   if (path.starts_with("/artifacts/")) {
     if (!get) return reply(MethodNotAllowed(req, "GET"));
     return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);
@@ -503,7 +547,8 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   if (path == "/members") return reply(net::JsonResponse(200, RenderMembers(core_)));
   if (path == "/rollout") return reply(net::JsonResponse(200, RenderRollout(core_)));
   if (path == "/stats") {
-    return reply(net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_, holding_)));
+    return reply(
+        net::JsonResponse(200, RenderStats(core_, NowUnix(), standby_, holding_, verification_)));
   }
   if (path == "/backups") return ServeBackups(std::move(responder));
   if (path == "/healthz") {
@@ -533,7 +578,8 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     return reply(Text(200, "cluster is healthy\n"));
   }
   if (path == "/metrics") {
-    auto r = Text(200, RenderMetrics(core_, NowUnix(), standby_.has_value(), holding_));
+    auto r =
+        Text(200, RenderMetrics(core_, NowUnix(), standby_.has_value(), holding_, verification_));
     for (auto& [k, v] : r.headers) {
       if (k == "Content-Type") v = "text/plain; version=0.0.4; charset=utf-8";
     }
@@ -640,6 +686,18 @@ void AdminServer::Command(const net::ServerRequest& req,
       return responder->Respond(Text(code, fmt::format("{} refused: {}; nothing was launched\n",
                                                        code, verified.error().message)));
     }
+    // Its checksums hold, but a restore of it was tried and failed: only when the operator
+    // insists (the only copy left, say).
+    const auto& check = verified->restore_check;
+    if (check && !check->restored && !force) {
+      spdlog::error("admin: refused POST /restore?name={}: it failed verification: {}", *name,
+                    check->error);
+      return responder->Respond(
+          Text(422, fmt::format("422 refused: backup {} failed verification on {}: {}; restore "
+                                "another one (GET /backups), or add &force=1 to restore it "
+                                "anyway; nothing was launched\n",
+                                *name, FormatWallTime(check->at), check->error)));
+    }
     restore_name = *name;
   }
   uint64_t id = next_request_++;
@@ -663,6 +721,53 @@ void AdminServer::Command(const net::ServerRequest& req,
   } else {
     submit_(AdminStartFresh{id, Clock::now()});
   }
+}
+
+net::HttpResponse AdminServer::VerifyCommand(const net::ServerRequest& req) {
+  if (req.method != net::Verb::post) return MethodNotAllowed(req, "POST");
+  if (!Authorized(req, options_.token)) {
+    spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string,
+                 req.path, req.remote);
+    auto r = Text(401,
+                  "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
+                  "--reseed-token-file) or ?token=<token>\n");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
+    return r;
+  }
+  if (!options_.verify_backup) {
+    return Text(409,
+                "409 backup verification is off: start the scheduler with --backup-dir (and "
+                "without --backup-verify=false)\n");
+  }
+  constexpr std::string_view kPrefix = "/backups/", kSuffix = "/verify";
+  std::string name =
+      req.path.substr(kPrefix.size(), req.path.size() - kPrefix.size() - kSuffix.size());
+  Status queued = options_.verify_backup(name);
+  if (!queued.ok()) {
+    unsigned code = 500;
+    switch (queued.error().code) {
+      case ErrorCode::kInvalidArgument:
+        code = 400;
+        break;
+      case ErrorCode::kNotFound:
+        code = 404;
+        break;
+      case ErrorCode::kAlreadyExists:
+      case ErrorCode::kRefused:
+        code = 409;
+        break;
+      case ErrorCode::kUnavailable:
+        code = 503;
+        break;
+      default:
+        break;
+    }
+    return Text(code, fmt::format("{} {}\n", code, queued.error().message));
+  }
+  spdlog::info("admin: verifying backup {} for {}", name, req.remote);
+  return Text(202, fmt::format("202 verifying {}: restoring it into a scratch etcd; the verdict "
+                               "goes into its sidecar and GET /backups (restore_check)\n",
+                               name));
 }
 
 void AdminServer::ServeArtifact(const std::string& name,

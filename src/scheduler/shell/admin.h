@@ -20,10 +20,18 @@
 //                        --healthz-max-backup-age also 500 when the newest backup is older.
 //   POST /backup         a snapshot now (token-guarded); 202 naming the member, or 409/503.
 //   GET  /backups        JSON array, newest first: name, size, sha256, revision, member, time,
-//                        verified (the sidecar is there and names the file's size).
+//                        verified (the sidecar is there and names the file's size, and no
+//                        restore check failed), and the restore check's verdict from the sidecar
+//                        (restore_check: "restored", "failed" or null while none was made;
+//                        verified_at, verify_error, hash_compared, hash_revision).
+//   POST /backups/<name>/verify  restores the backup into a scratch etcd and compares its HashKV
+//                        with the live cluster's (backup_verifier.h): 202, the verdict later in
+//                        GET /backups and the sidecar; 404, 409 (already being verified, or
+//                        verification is off), 503 (too many queued). Token-guarded.
 //   POST /restore?name=  after total loss (or before any start) only: the backup is verified
 //                        (etcd's trailer hash and the sidecar's SHA-256) here, before the core is
-//                        asked; a bad one gets 422 naming the problem and nothing is launched.
+//                        asked; a bad one gets 422 naming the problem and nothing is launched;
+//                        so does one whose restore check failed, unless &force=1.
 //                        Token-guarded.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
@@ -64,6 +72,7 @@
 #include "common/uri.h"
 #include "net/http.h"
 #include "scheduler/core/scheduler_core.h"
+#include "scheduler/shell/backup_verifier.h"
 #include "scheduler/shell/console.h"
 #include "scheduler/shell/status_page.h"
 
@@ -80,11 +89,12 @@ std::string RenderMembers(const SchedulerCore& core);
 // `now_unix`: the wall clock (seconds), for the age of the newest backup.
 // `standby_leader` as RenderStatusPage's: "standby" and "leader_url" say which instance this is.
 // `holding`: a leader cut off from ZooKeeper, holding every action until it hears it again.
+// `verification`: the backup verifier's findings (nullptr: verification is off).
 std::string RenderStats(const SchedulerCore& core, int64_t now_unix = 0,
                         const std::optional<std::string>& standby_leader = std::nullopt,
-                        bool holding = false);
+                        bool holding = false, const VerificationStatus* verification = nullptr);
 std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix = 0, bool standby = false,
-                          bool holding = false);
+                          bool holding = false, const VerificationStatus* verification = nullptr);
 std::string RenderEndpoints(const SchedulerCore& core);
 // GET /rollout: the rollout's state, what the members are rolled to, and each member's
 // configuration and etcd version.
@@ -103,6 +113,8 @@ class AdminServer {
     size_t max_pending = 16;                       // admin commands awaiting the core's answer
     std::string backup_dir;                        // "" = backups off
     std::chrono::milliseconds healthz_max_backup_age{0};
+    // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.
+    std::function<Status(const std::string& name)> verify_backup;
   };
   // Hands an operator command (AdminReseed, AdminStartFresh) to the core.
   using Submit = std::function<void(Event)>;
@@ -129,10 +141,14 @@ class AdminServer {
   // web UI address, for its sandbox links.
   void SetHistory(const ClusterHistory* history) { history_ = history; }
   void SetMasterUrl(std::string url) { master_url_ = std::move(url); }
+  // The backup verifier's findings for /stats and /metrics (kept by the shell; nullptr: none).
+  void SetVerification(const VerificationStatus* status) { verification_ = status; }
 
  private:
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
+  // POST /backups/<name>/verify.
+  net::HttpResponse VerifyCommand(const net::ServerRequest& request);
   void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
   // GET /console.json[?notes_after=<seq>&samples_after=<ms>]: the status page's live data.
   net::HttpResponse ServeConsole(const net::ServerRequest& request) const;
@@ -146,6 +162,7 @@ class AdminServer {
   std::optional<std::string> standby_;  // the leader's admin URL while this instance stands by
   bool holding_ = false;
   const ClusterHistory* history_ = nullptr;
+  const VerificationStatus* verification_ = nullptr;
   std::string master_url_;
   const NoteLog& notes_;
   Submit submit_;

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -99,7 +101,63 @@ Status WriteSidecar(const fs::path& dir, const BackupDone& done, const BackupNam
   return WriteFileAtomically(SidecarOf(dir, done.name), j.dump(2) + "\n");
 }
 
+std::optional<RestoreCheck> ReadRestoreCheck(const json& side) {
+  auto it = side.find("verified");
+  if (it == side.end() || !it->is_string()) return std::nullopt;
+  if (*it != "restored" && *it != "failed") return std::nullopt;
+  RestoreCheck c;
+  c.restored = *it == "restored";
+  auto get = [&](const char* key, auto fallback) {
+    auto v = side.find(key);
+    using T = decltype(fallback);
+    if (v == side.end()) return fallback;
+    if constexpr (std::is_same_v<T, std::string>) {
+      return v->is_string() ? v->get<std::string>() : fallback;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      return v->is_boolean() ? v->get<bool>() : fallback;
+    } else {
+      return v->is_number() ? v->get<T>() : fallback;
+    }
+  };
+  c.at = WallTime(std::chrono::seconds(get("verified_at_unix", int64_t{0})));
+  c.error = get("verify_error", std::string());
+  c.seconds = get("verify_seconds", 0.0);
+  c.hash_compared = get("hash_compared", false);
+  c.hash_revision = get("hash_revision", uint64_t{0});
+  c.compact_revision = get("compact_revision", int64_t{-1});
+  for (auto [key, into] : {std::pair{"hash", &c.hash}, std::pair{"live_hash", &c.live_hash}}) {
+    auto v = side.find(key);
+    if (v != side.end() && v->is_number_unsigned() && v->get<uint64_t>() <= UINT32_MAX) {
+      *into = v->get<uint32_t>();
+    }
+  }
+  return c;
+}
+
 }  // namespace
+
+Status RecordRestoreCheck(const fs::path& dir, const std::string& name, const RestoreCheck& check) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / name, ec)) {
+    return MakeError(ErrorCode::kNotFound, "backup {} is gone (pruned?)", name);
+  }
+  std::ifstream in(SidecarOf(dir, name));
+  json side = in ? json::parse(in, nullptr, /*allow_exceptions=*/false) : json();
+  if (!side.is_object()) {
+    return MakeError(ErrorCode::kNotFound, "backup {} has no readable sidecar", name);
+  }
+  side["verified"] = check.Outcome();
+  side["verified_at"] = FormatWallTime(check.at);
+  side["verified_at_unix"] = check.at.time_since_epoch().count();
+  side["verify_error"] = check.error;
+  side["verify_seconds"] = std::round(check.seconds * 1000) / 1000;
+  side["hash_compared"] = check.hash_compared;
+  side["hash_revision"] = check.hash_revision;
+  side["hash"] = check.hash ? json(*check.hash) : json(nullptr);
+  side["live_hash"] = check.live_hash ? json(*check.live_hash) : json(nullptr);
+  side["compact_revision"] = check.compact_revision;
+  return WriteFileAtomically(SidecarOf(dir, name), side.dump(2) + "\n");
+}
 
 Result<FileDigests> DigestFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -185,6 +243,8 @@ std::vector<BackupRecord> ListBackups(const fs::path& dir) {
         if (j.contains("member") && j["member"].is_string()) r.member = j["member"];
         if (j.contains("revision") && j["revision"].is_number_unsigned())
           r.revision = j["revision"];
+        r.restore_check = ReadRestoreCheck(j);
+        if (r.restore_check && !r.restore_check->restored) r.verified = false;
       }
     }
     out.push_back(std::move(r));

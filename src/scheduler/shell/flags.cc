@@ -277,6 +277,14 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--backup-keep-daily", &shell.retention.daily_span,
            "Retention: also keep the newest snapshot of every day within this span (0: none)")
       .Range(0h, 24h * 3660);
+  flags.Add("--backup-verify", &shell.backup_verify,
+            "Verify each new snapshot: restore it into a scratch etcd on this host (--etcd-bin, "
+            "--etcdctl-bin, on loopback ports, under --backup-dir) and compare its HashKV with "
+            "the live cluster's at the snapshot's revision; the verdict goes into its sidecar");
+  flags
+      .Add("--backup-verify-timeout", &shell.backup_verify_timeout,
+           "A verification not done by then fails (its scratch etcd is stopped and removed)")
+      .Range(5s, 6h);
   Flag& max_age =
       flags
           .Add("--healthz-max-backup-age", &shell.healthz_max_backup_age,

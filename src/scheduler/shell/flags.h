@@ -72,6 +72,9 @@ struct ShellConfig {
   RetentionPolicy retention;
   std::chrono::milliseconds healthz_max_backup_age{0};  // 0: /healthz ignores backups
   std::string restore_from;  // a snapshot file to restore from at start (total loss / empty)
+  // Each new backup restored into a scratch etcd and its HashKV compared (backup_verifier.h).
+  bool backup_verify = true;
+  std::chrono::milliseconds backup_verify_timeout{60'000};
   std::string log_level = "info";
 };
 

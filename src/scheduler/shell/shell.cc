@@ -152,9 +152,27 @@ Status SchedulerShell::Start() {
                 {"etcd", flags_.shell.etcd_bin},
                 {"etcdctl", flags_.shell.etcdctl_bin}};
   admin.artifacts = artifacts_;
+  if (!flags_.shell.backup_dir.empty() && flags_.shell.backup_verify) {
+    BackupVerifier::Options verify;
+    verify.backup_dir = flags_.shell.backup_dir;
+    verify.etcd_bin = flags_.shell.etcd_bin;
+    verify.etcdctl_bin = flags_.shell.etcdctl_bin;
+    verify.timeout = flags_.shell.backup_verify_timeout;
+    verifier_ = std::make_unique<BackupVerifier>(
+        io_, verify, [this] { return LiveHashEndpoints(); },
+        [this](const std::string& name, const RestoreCheck& check) {
+          OnBackupVerified(name, check);
+        });
+    verifier_->Recover();
+    admin.verify_backup = [this](const std::string& name) -> Status {
+      if (!verifier_) return MakeError(ErrorCode::kRefused, "the scheduler is stopping");
+      return verifier_->Enqueue(name);
+    };
+  }
   admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
                                          [this](Event e) { Feed(std::move(e)); });
   admin_->SetHistory(&history_);
+  if (verifier_) admin_->SetVerification(&verifier_->status());
   auto bound = admin_->Start();
   if (!bound.ok()) return bound.error();
   ArmConsole();
@@ -301,7 +319,11 @@ void SchedulerShell::Stop() {
   election_.reset();             // withdraws: the next instance in line leads at once
   detector_.reset();             // closes its ZooKeeper session; no callback afterwards
   if (client_) client_->Stop();  // no TEARDOWN: the tasks keep running for the failover timeout
-  if (admin_) admin_->Stop();
+  if (admin_) {
+    admin_->Stop();
+    admin_->SetVerification(nullptr);
+  }
+  verifier_.reset();  // its scratch etcd stopped, its scratch directory removed
   alive_.reset();
 }
 
@@ -1182,8 +1204,51 @@ void SchedulerShell::DoBackup(const TakeBackup& backup) {
           for (const auto& pruned : PruneBackups(dir, flags_.shell.retention, now)) {
             spdlog::info("retention: deleted backup {}", pruned);
           }
+          if (!verifier_) return;
+          if (auto queued = verifier_->Enqueue(done->name); !queued.ok()) {
+            DoNote(Note{"warn",
+                        fmt::format("backup {} will not be verified: {}", done->name,
+                                    queued.error().message),
+                        "backup"});
+          }
         }));
   }));
+}
+
+std::vector<std::string> SchedulerShell::LiveHashEndpoints() const {
+  uint64_t leader_id = CountLeaderVotes(core_.state().members).leader;
+  std::vector<std::string> out;
+  for (const auto& [name, m] : core_.state().members) {
+    if (!m.reachable || m.learner) continue;
+    if (leader_id != 0 && m.member_id == leader_id) {
+      out.insert(out.begin(), m.ClientUrl());
+    } else {
+      out.push_back(m.ClientUrl());
+    }
+  }
+  return out;
+}
+
+void SchedulerShell::OnBackupVerified(const std::string& name, const RestoreCheck& check) {
+  if (!check.restored) {
+    return DoNote(Note{"warn",
+                       fmt::format("backup {} FAILED verification after {:.1f} s: {}; do not "
+                                   "count on it (docs/response.md: a backup failed verification)",
+                                   name, check.seconds, check.error),
+                       "backup"});
+  }
+  if (!check.hash_compared) {
+    return DoNote(Note{"info",
+                       fmt::format("backup {} verified: restored and served by a scratch etcd at "
+                                   "revision {} in {:.1f} s; {}",
+                                   name, check.hash_revision, check.seconds, check.error),
+                       "backup"});
+  }
+  DoNote(Note{"info",
+              fmt::format("backup {} verified: restored into a scratch etcd in {:.1f} s; its "
+                          "HashKV at revision {} is the live cluster's ({})",
+                          name, check.seconds, check.hash_revision, check.hash.value_or(0)),
+              "backup"});
 }
 
 void SchedulerShell::DoNote(const Note& note) {

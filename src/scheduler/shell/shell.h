@@ -47,6 +47,7 @@
 #include "scheduler/core/pipeline.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/admin.h"
+#include "scheduler/shell/backup_verifier.h"
 #include "scheduler/shell/console.h"
 #include "scheduler/shell/flags.h"
 #include "scheduler/shell/task_info.h"
@@ -129,6 +130,10 @@ class SchedulerShell {
   void WriteFrameworkId(const std::string& id);
   void DoNote(const Note& note);
   void DoBackup(const TakeBackup& backup);
+  // The client URLs to ask for the live cluster's HashKV when a backup is verified: the leader
+  // first, then the other reachable voters.
+  std::vector<std::string> LiveHashEndpoints() const;
+  void OnBackupVerified(const std::string& name, const RestoreCheck& check);
   void DoMaintain(const Maintain& step);
   // Every member's HashKV at once, each bounded by the probe timeout; one HashCheckResult.
   void DoCheckHashes(const CheckHashes& check);
@@ -160,6 +165,7 @@ class SchedulerShell {
   std::string fsync_from_;                               // the member they were read from
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<BackupVerifier> verifier_;     // with --backup-dir and --backup-verify
   std::unique_ptr<store::ZkElection> election_;  // with a ZooKeeper store
   bool leading_ = false;
   boost::asio::steady_timer standby_timer_;

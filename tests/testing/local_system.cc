@@ -10,21 +10,14 @@
 #include "local/resources.h"
 #include "testing/ports.h"
 #include "testing/process.h"
+#include "testing/workload.h"
 
 namespace etcd_mesos::test {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::pair<int, std::string> RunCommand(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, ""};
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+std::pair<int, std::string> RunCommand(const std::string& command) { return RunShell(command); }
 
 LocalSystem::LocalSystem(boost::asio::io_context& io, fs::path dir)
     : io_(io), dir_(std::move(dir)) {}

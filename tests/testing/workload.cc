@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -122,7 +123,18 @@ std::pair<int, std::string> RunShell(const std::string& command) {
   FILE* pipe = ::popen(("exec 2>&1\n" + command).c_str(), "r");
   if (pipe == nullptr) return {-1, "popen failed"};
   char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  while (true) {
+    size_t n = fread(buf, 1, sizeof buf, pipe);
+    out.append(buf, n);
+    if (n > 0) continue;
+    // A signal handled in this process (SIGCHLD of a child the scheduler or an agent reaps)
+    // interrupts the read: go on, or the command dies of SIGPIPE on its next write (exit 141).
+    if (ferror(pipe) && errno == EINTR) {
+      clearerr(pipe);
+      continue;
+    }
+    break;
+  }
   int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }

@@ -234,7 +234,9 @@ void SchedulerCore::StepRollout(Time now, Actions& out) {
   bool in_etcd = it != state_.members.end() && MaybeAlive(it->second.task_state) &&
                  InEtcd(it->second, view_->members);
   if (!in_etcd && step.phase != RolloutStep::kSettle) {
-    // Gone another way (dead, and removed by a heal): the cluster goes back to its size.
+    // Its task ended before the removal's answer came (our kill and our removal race), or it
+    // died and a heal removed it: the cluster goes back to its size.
+    if (step.phase == RolloutStep::kRemoving) ++state_.counters.members_rolled;
     step.surge = false;
     step.phase = RolloutStep::kSettle;
     step.phase_since = now;

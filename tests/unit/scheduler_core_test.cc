@@ -173,6 +173,20 @@ class CoreTest : public ::testing::Test {
     core_ = SchedulerCore(c);
   }
 
+  // The scheduler restarts with launch configuration `launch` (etcd `etcd`) on the state it had;
+  // its members run on and answer; etcd's 5 s window passes.
+  void RestartWithLaunch(const std::string& launch, const std::string& etcd = "3.4.23") {
+    PersistentState stored = core_.state();
+    WithLaunch(launch, etcd);
+    Start(stored);
+    Subscribe();
+    for (const auto& [name, m] : core_.state().members) {
+      Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
+    }
+    ProbeAll(1, 100);
+    Advance(6s);
+  }
+
   // One rollout step that adds first: an offer of `agent` takes the successor (id `new_id`),
   // which is launched, runs and is promoted; answers what the next tick asked for after that.
   Actions Successor(int agent, uint64_t new_id, uint64_t leader) {
@@ -2098,15 +2112,7 @@ TEST_F(CoreTest, ARolloutReplacesEachMemberOnceFollowersFirstAndTheLeaderLastAft
 TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInPlace) {
   WithLaunch("lc-A");
   Bootstrap();
-  PersistentState stored = core_.state();
-  WithLaunch("lc-B");
-  Start(stored);
-  Subscribe();
-  for (const auto& [name, m] : core_.state().members) {
-    Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
-  }
-  ProbeAll(1, 100);
-  Advance(6s);
+  RestartWithLaunch("lc-B");
   ASSERT_TRUE(core_.healthy());
   EXPECT_EQ(core_.rollout().pending.size(), 3u);
   Advance(1s);
@@ -2132,15 +2138,7 @@ TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInP
 TEST_F(CoreTest, AnEtcdVersionThatSkipsAMinorVersionIsRefusedAndNothingIsLaunchedWithIt) {
   WithLaunch("lc-A");
   Bootstrap();
-  PersistentState stored = core_.state();
-  WithLaunch("lc-B", "3.6.0");
-  Start(stored);
-  Subscribe();
-  for (const auto& [name, m] : core_.state().members) {
-    Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
-  }
-  ProbeAll(1, 100);
-  Advance(6s);
+  RestartWithLaunch("lc-B", "3.6.0");
   auto tick = Advance(1s);
   EXPECT_EQ(core_.rollout().state, "stopped");
   EXPECT_NE(core_.rollout().reason.find("one minor version at a time"), std::string::npos)

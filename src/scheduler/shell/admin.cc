@@ -628,6 +628,21 @@ net::HttpResponse AdminServer::ServeConsole(const net::ServerRequest& req) const
   return r;
 }
 
+namespace {
+
+// A command without the right token: 401 with the challenge, and a log line (never the token).
+net::HttpResponse Unauthorized(const net::ServerRequest& req) {
+  spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string, req.path,
+               req.remote);
+  auto r = Text(401,
+                "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
+                "--reseed-token-file) or ?token=<token>\n");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
+  return r;
+}
+
+}  // namespace
+
 void AdminServer::Command(const net::ServerRequest& req,
                           std::shared_ptr<net::Responder> responder) {
   bool reseed = req.path == "/reseed";
@@ -635,13 +650,7 @@ void AdminServer::Command(const net::ServerRequest& req,
   bool method_ok = req.method == net::Verb::post || (reseed && req.method == net::Verb::get);
   if (!method_ok) return responder->Respond(MethodNotAllowed(req, reseed ? "GET, POST" : "POST"));
   if (!Authorized(req, options_.token)) {
-    spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string,
-                 req.path, req.remote);
-    auto r = Text(401,
-                  "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
-                  "--reseed-token-file) or ?token=<token>\n");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
-    return responder->Respond(std::move(r));
+    return responder->Respond(Unauthorized(req));
   }
   if (pending_.size() >= options_.max_pending) {
     return responder->Respond(Text(503, "503 too many admin commands in flight; try again\n"));
@@ -726,13 +735,7 @@ void AdminServer::Command(const net::ServerRequest& req,
 net::HttpResponse AdminServer::VerifyCommand(const net::ServerRequest& req) {
   if (req.method != net::Verb::post) return MethodNotAllowed(req, "POST");
   if (!Authorized(req, options_.token)) {
-    spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string,
-                 req.path, req.remote);
-    auto r = Text(401,
-                  "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
-                  "--reseed-token-file) or ?token=<token>\n");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
-    return r;
+    return Unauthorized(req);
   }
   if (!options_.verify_backup) {
     return Text(409,

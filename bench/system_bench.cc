@@ -109,9 +109,12 @@ class System {
     auto master = cluster_->Start();
     if (!master.ok()) throw std::runtime_error(master.error().ToString());
     std::filesystem::path wrapper = test::WriteExecutorWrapper(dir_.path(), EXECUTOR_PATH);
+    std::filesystem::path token = dir_.path() / "admin-token";
+    std::ofstream(token) << kToken << "\n";
     // Default flags, but for where things are and what a member may use on this machine.
     std::vector<std::string> args = {
         "--cluster-name=bench",
+        "--admin-token-file=" + token.string(),
         "--master=" + master->ToString(),
         store.empty() ? "--state-dir=" + (dir_.path() / "state").string()
                       : "--zk-framework-persist=" + store,
@@ -191,11 +194,14 @@ class System {
     throw std::runtime_error("no task for " + name);
   }
 
-  // POSTs to the scheduler's admin API (open: no token file) while the loop keeps serving it;
+  static constexpr const char* kToken = "bench-admin-token";  // --admin-token-file's
+
+  // POSTs to the scheduler's admin API, with the token, while the loop keeps serving it;
   // answers the HTTP status.
   std::string Post(const std::string& path) {
-    std::string command = fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -XPOST http://{}{}",
-                                      scheduler_->admin_address().ToString(), path);
+    std::string command = fmt::format(
+        "curl -s -o /dev/null -w '%{{http_code}}' -XPOST -H 'Authorization: Bearer {}' http://{}{}",
+        kToken, scheduler_->admin_address().ToString(), path);
     auto result = std::async(std::launch::async, [command] { return test::RunShell(command); });
     while (result.wait_for(milliseconds(0)) != std::future_status::ready) {
       io_.run_for(milliseconds(5));

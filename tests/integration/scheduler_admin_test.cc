@@ -13,15 +13,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
@@ -76,13 +80,16 @@ class AdminApi : public ::testing::Test {
     state.healthy = true;  // the leader's last verdict, which only a standby shows
     state.health_reason = "2 of 2 voters agree on a leader";
     for (const auto& a : core_.Handle(Started{state, Clock::now()})) Record(a);
-    Start("");
+    Start("", /*insecure=*/true);
   }
-  void Start(std::string token) {
+  // An empty token without `insecure`: the token is not loaded yet.
+  void Start(std::string token, bool insecure = false) {
     if (server_) server_->Stop();
     AdminServer::Options options;
     options.listen = HostPort{"127.0.0.1", 0};
     options.token = std::move(token);
+    options.insecure = insecure;
+    options.token_hint = "/var/lib/etcd-mesos/admin-token";
     options.artifacts = {{"etcd-mesos-executor", (dir_.path() / "etcd-mesos-executor").string()},
                          {"etcd", "/usr/bin/etcd"},
                          {"etcdctl", (dir_.path() / "missing").string()}};
@@ -465,6 +472,46 @@ TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
   EXPECT_EQ(Get("/stats").status, 200u);
 }
 
+// Secure by default: every command is refused (503) until the token is known, then needs it
+// (401 without it or with a wrong one, naming where the token is), and reaches the core with it.
+TEST_F(AdminApi, EveryCommandNeedsTheTokenOnceItIsKnownAndNoneRunsBefore) {
+  Start("");
+  const std::vector<std::string> commands = {
+      "/reseed", "/start-fresh",     "/backup",         "/restore?name=x.db",  "/cluster-size?n=3",
+      "/defrag", "/rollout/restart", "/rollout/resume", "/backups/x.db/verify"};
+  for (const auto& c : commands) {
+    auto r = Call(net::Verb::post, c);
+    EXPECT_EQ(r.status, 503u) << c << ": " << r.body;
+    EXPECT_NE(r.body.find("admin token is not loaded yet"), std::string::npos) << r.body;
+  }
+  server_->SetToken("s3cret");
+  for (const auto& c : commands) {
+    auto none = Call(net::Verb::post, c);
+    EXPECT_EQ(none.status, 401u) << c;
+    EXPECT_NE(none.body.find("/var/lib/etcd-mesos/admin-token"), std::string::npos) << none.body;
+    EXPECT_EQ(none.Header("WWW-Authenticate").value_or(""), "Bearer realm=\"etcd-mesos\"");
+    EXPECT_EQ(none.body.find("s3cret"), std::string::npos) << "the token leaked: " << none.body;
+    EXPECT_EQ(Call(net::Verb::post, c, {{"Authorization", "Bearer s3cre"}}).status, 401u) << c;
+    EXPECT_EQ(
+        Call(net::Verb::post, c + (c.find('?') == std::string::npos ? "?" : "&") + "token=s3cretX")
+            .status,
+        401u)
+        << c;
+  }
+  EXPECT_EQ(submitted_, 0) << "a command without the token reached the core";
+  int reached = 0;
+  for (const auto& c : commands) {
+    auto r = Call(net::Verb::post, c, {{"Authorization", "Bearer s3cret"}});
+    EXPECT_NE(r.status, 401u) << c << ": " << r.body;
+    EXPECT_EQ(r.body.find("token"), std::string::npos) << c << ": " << r.body;
+    if (c != "/restore?name=x.db" && c != "/backups/x.db/verify") ++reached;
+  }
+  // The restore and the verification are checked here first (backups are off: 409), the rest
+  // reach the core.
+  EXPECT_EQ(submitted_, reached);
+  EXPECT_EQ(Get("/stats").status, 200u) << "reading stays open";
+}
+
 // POST /defrag: guarded by the token, a POST, the core's answer returned (here: not subscribed,
 // so not now), the maintenance state on /stats and /metrics.
 TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
@@ -719,8 +766,14 @@ class SchedulerEndToEnd : public ::testing::Test {
     auto bound = cluster_->Start();
     ASSERT_TRUE(bound.ok()) << bound.error();
     master_ = *bound;
+    // What the scheduler logs, to check what it says (and what it never says: secrets).
+    log_ = std::make_shared<std::ostringstream>();
+    log_sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(*log_);
+    spdlog::default_logger()->sinks().push_back(log_sink_);
   }
   void TearDown() override {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), log_sink_), sinks.end());
     if (shell_) shell_->Stop();
     shell_.reset();
     cluster_->Shutdown();
@@ -768,6 +821,8 @@ class SchedulerEndToEnd : public ::testing::Test {
   std::unique_ptr<local::LocalCluster> cluster_;
   HostPort master_;
   std::unique_ptr<SchedulerShell> shell_;
+  std::shared_ptr<std::ostringstream> log_;
+  spdlog::sink_ptr log_sink_;
 };
 
 int HealthyVoters(const SchedulerCore& core) {
@@ -856,10 +911,38 @@ TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {
   ASSERT_EQ(list["members"].size(), 3u) << out;
   for (const auto& m : list["members"]) EXPECT_FALSE(m.value("isLearner", false)) << out;
 
+  // Secure by default: no token was given, so one was generated, kept 0600 in the state dir.
+  fs::path token_file = dir_.path() / "state" / "admin-token";
+  ASSERT_TRUE(fs::exists(token_file));
+  EXPECT_EQ(fs::status(token_file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  std::ifstream token_in(token_file);
+  std::string token;
+  token_in >> token;
+  ASSERT_EQ(token.size(), 64u) << "32 random bytes, hex";
+  EXPECT_EQ(shell_->core().state().admin_token, token) << "kept in the state too";
+  EXPECT_EQ(Admin(net::Verb::get, "/reseed").status, 401u);
+  EXPECT_EQ(Admin(net::Verb::post, "/backup?token=" + token.substr(1)).status, 401u);
+
   // A manual reseed of a healthy cluster is refused with the reason.
-  auto reseed = Admin(net::Verb::get, "/reseed");
+  auto reseed = Admin(net::Verb::get, "/reseed?token=" + token);
   EXPECT_EQ(reseed.status, 409u);
   EXPECT_NE(reseed.body.find("healthy"), std::string::npos) << reseed.body;
+
+  // The token is nowhere but in its file and the state store: not in the log, not in the
+  // master's state (task labels and all), not in any sandbox or agent file.
+  EXPECT_NE(log_->str().find("admin token generated"), std::string::npos) << log_->str();
+  EXPECT_EQ(log_->str().find(token), std::string::npos) << "the log holds the token";
+  EXPECT_EQ(cluster_->master().StateJson().dump().find(token), std::string::npos);
+  for (const auto& entry : fs::recursive_directory_iterator(dir_.path())) {
+    if (!entry.is_regular_file() || entry.path() == token_file ||
+        entry.path().string().starts_with((dir_.path() / "state").string() + "/c.")) {
+      continue;
+    }
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find(token), std::string::npos) << entry.path() << " holds the admin token";
+  }
 
   // The state is on record: framework id both in the state and as plain text.
   EXPECT_TRUE(shell_->core().state().framework_id.has_value());

@@ -56,7 +56,21 @@ TEST(SchedulerFlags, Defaults) {
   EXPECT_EQ(f.shell.etcd_bin, "/usr/bin/etcd");
   EXPECT_EQ(f.shell.etcdctl_bin, "/usr/bin/etcdctl");
   EXPECT_TRUE(f.shell.reseed_token_file.empty());
+  EXPECT_FALSE(f.shell.admin_insecure) << "the commands are guarded by default";
+  EXPECT_EQ(f.shell.state_dir, "./etcd-mesos-state");
   EXPECT_FALSE(f.shell.principal.has_value());
+}
+
+// The admin token: --admin-token-file is --reseed-token-file's other name; with ZooKeeper the
+// state dir still says where a generated token's file goes; --admin-insecure opens the commands
+// and contradicts a token file.
+TEST(SchedulerFlags, AdminTokenFlags) {
+  EXPECT_EQ(Ok({"--admin-token-file=/t"}).shell.reseed_token_file, "/t");
+  SchedulerFlags zk = Ok({"--zk-framework-persist=zk://z1:2181/em", "--state-dir=/var/lib/em"});
+  EXPECT_EQ(zk.shell.store_spec, "zk://z1:2181/em");
+  EXPECT_EQ(zk.shell.state_dir, "/var/lib/em");
+  EXPECT_TRUE(Ok({"--admin-insecure"}).shell.admin_insecure);
+  ExpectError({"--admin-insecure", "--admin-token-file=/t"}, "--admin-insecure");
 }
 
 TEST(SchedulerFlags, EveryFlag) {

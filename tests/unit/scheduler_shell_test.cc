@@ -3,10 +3,17 @@
 // executor's reseed answer.
 #include "scheduler/shell/shell.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "executor/task_config.h"
+#include "scheduler/shell/admin_token.h"
 #include "scheduler/shell/launch_config.h"
+#include "testing/tempdir.h"
 
 namespace etcd_mesos::scheduler::shell {
 namespace {
@@ -236,6 +243,81 @@ TEST(SchedulerShellBuild, ReseedAnswer) {
   EXPECT_FALSE(ParseReseedAnswer(200, "ok").ok());  // the original's answer carries no index
   EXPECT_FALSE(ParseReseedAnswer(200, R"({"facts":{"raft_index":"x"}})").ok());
   EXPECT_FALSE(ParseReseedAnswer(200, R"({"outcome":"failed","facts":{"raft_index":"1"}})").ok());
+}
+
+// ---- The admin token (admin_token.h) ----------------------------------------------------------
+
+TEST(AdminToken, ASecretIs32RandomBytesInHex) {
+  std::string a = NewSecretToken(), b = NewSecretToken();
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+  EXPECT_NE(a, b);
+}
+
+// The store's token wins (every instance shares it); this host's file is taken when the store has
+// none yet (generated, then the scheduler stopped before writing its state); a new one only when
+// neither has one.
+TEST(AdminToken, TheStoredTokenWinsThenTheFileThenANewOne) {
+  int generated = 0;
+  auto generate = [&] {
+    ++generated;
+    return std::string("new");
+  };
+  using Source = AdminTokenChoice::Source;
+  auto stored = ChooseAdminToken("stored", "file", generate);
+  EXPECT_EQ(stored.token, "stored");
+  EXPECT_EQ(stored.source, Source::kStored);
+  auto file = ChooseAdminToken("", "file", generate);
+  EXPECT_EQ(file.token, "file");
+  EXPECT_EQ(file.source, Source::kFile);
+  EXPECT_EQ(generated, 0);
+  auto fresh = ChooseAdminToken("", "", generate);
+  EXPECT_EQ(fresh.token, "new");
+  EXPECT_EQ(fresh.source, Source::kGenerated);
+  EXPECT_EQ(generated, 1);
+}
+
+mode_t Mode(const std::filesystem::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 0777;
+}
+
+TEST(AdminToken, TheFileIsWrittenOwnerOnlyAndReadBack) {
+  test::TempDir dir;
+  auto path = AdminTokenPath(dir.path() / "state");
+  EXPECT_EQ(path, dir.path() / "state" / "admin-token");
+  auto none = ReadAdminTokenFile(path);
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_EQ(*none, "") << "no file: no token";
+  ASSERT_TRUE(WriteAdminTokenFile(path, "abc123").ok());
+  EXPECT_EQ(Mode(path), 0600u);
+  EXPECT_EQ(Mode(path.parent_path()), 0700u) << "a directory it made is the owner's only";
+  auto held = ReadAdminTokenFile(path);
+  ASSERT_TRUE(held.ok()) << held.error();
+  EXPECT_EQ(*held, "abc123");
+  // A file opened up by hand is put back to 0600; another token replaces the old one.
+  ::chmod(path.c_str(), 0644);
+  ASSERT_TRUE(WriteAdminTokenFile(path, "abc123").ok());
+  EXPECT_EQ(Mode(path), 0600u);
+  ASSERT_TRUE(WriteAdminTokenFile(path, "def456").ok());
+  EXPECT_EQ(*ReadAdminTokenFile(path), "def456");
+  EXPECT_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+}
+
+TEST(AdminToken, ABadFileIsNamed) {
+  test::TempDir dir;
+  auto path = dir.path() / "admin-token";
+  std::ofstream(path) << "two words\n";
+  auto bad = ReadAdminTokenFile(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find(path.string()), std::string::npos) << bad.error();
+  EXPECT_NE(bad.error().message.find("whitespace"), std::string::npos) << bad.error();
+  EXPECT_EQ(bad.error().message.find("two words"), std::string::npos) << "the token is not told";
+  auto unwritable = WriteAdminTokenFile(path / "below-a-file", "x");
+  ASSERT_FALSE(unwritable.ok());
+  EXPECT_NE(unwritable.error().message.find("admin token file"), std::string::npos)
+      << unwritable.error();
 }
 
 }  // namespace

@@ -127,6 +127,26 @@ TEST(SchedulerStateCodec, TheRolloutAndTheRestartsAreKept) {
   EXPECT_NE(bad.error().message.find("rollout.target"), std::string::npos) << bad.error();
 }
 
+// The generated admin token is kept so that every restart and instance guards the commands with
+// the one the operators were told of; an older record without it reads as none (generated then);
+// a token that is not a string is named.
+TEST(SchedulerStateCodec, TheAdminTokenIsKept) {
+  PersistentState s = Sample();
+  s.admin_token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->admin_token, s.admin_token);
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_FALSE(j.contains("admin_token"));
+  auto older = DecodeState(j.dump());
+  ASSERT_TRUE(older.ok()) << older.error();
+  EXPECT_TRUE(older->admin_token.empty());
+  j["admin_token"] = 42;
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("admin_token"), std::string::npos) << bad.error();
+}
+
 TEST(SchedulerStateCodec, APendingRestoreIsKept) {
   PersistentState s = Sample();
   s.restore_snapshot = "etcd-c-20261124T223005Z-rev9-00000000000000ab.db";

@@ -172,6 +172,10 @@ struct PersistentState {
   // restored again.
   std::string restored_from;
   std::string reseed_token;
+  // The token that guards the admin API's commands when the operator gives none (generated at
+  // first start by the shell; the core only carries it, so that every scheduler instance and
+  // restart keeps the one the operators were told of).
+  std::string admin_token;
   Counters counters;
   Revisions revisions;
   // A restore the operator asked for and that has not launched yet: the backup file's name in

@@ -455,7 +455,7 @@ std::optional<std::string> QueryValue(std::string_view query, std::string_view k
 }
 
 bool Authorized(const net::ServerRequest& request, const std::string& token) {
-  if (token.empty()) return true;
+  if (token.empty()) return false;
   if (auto auth = request.Header("Authorization")) {
     constexpr std::string_view kBearer = "Bearer ";
     if (auth->size() > kBearer.size() && auth->compare(0, kBearer.size(), kBearer) == 0 &&
@@ -631,17 +631,28 @@ net::HttpResponse AdminServer::ServeConsole(const net::ServerRequest& req) const
 namespace {
 
 // A command without the right token: 401 with the challenge, and a log line (never the token).
-net::HttpResponse Unauthorized(const net::ServerRequest& req) {
+net::HttpResponse Unauthorized(const net::ServerRequest& req, std::string_view hint) {
   spdlog::warn("admin: refused {} {} from {}: missing or wrong token", req.method_string, req.path,
                req.remote);
-  auto r = Text(401,
-                "401 unauthorized: send 'Authorization: Bearer <token>' (the contents of "
-                "--reseed-token-file) or ?token=<token>\n");
+  auto r = Text(401, fmt::format("401 unauthorized: send 'Authorization: Bearer <token>' or "
+                                 "?token=<token>; the token is in {}\n",
+                                 hint));
   r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"etcd-mesos\"");
   return r;
 }
 
 }  // namespace
+
+std::optional<net::HttpResponse> AdminServer::Refused(const net::ServerRequest& req) const {
+  if (options_.insecure) return std::nullopt;
+  if (options_.token.empty()) {
+    return Text(503,
+                "503 the admin token is not loaded yet (the state store has not answered); try "
+                "again\n");
+  }
+  if (!Authorized(req, options_.token)) return Unauthorized(req, options_.token_hint);
+  return std::nullopt;
+}
 
 void AdminServer::Command(const net::ServerRequest& req,
                           std::shared_ptr<net::Responder> responder) {
@@ -649,9 +660,7 @@ void AdminServer::Command(const net::ServerRequest& req,
   // GET /reseed stays because the on-call guide tells people to GET it.
   bool method_ok = req.method == net::Verb::post || (reseed && req.method == net::Verb::get);
   if (!method_ok) return responder->Respond(MethodNotAllowed(req, reseed ? "GET, POST" : "POST"));
-  if (!Authorized(req, options_.token)) {
-    return responder->Respond(Unauthorized(req));
-  }
+  if (auto refused = Refused(req)) return responder->Respond(std::move(*refused));
   if (pending_.size() >= options_.max_pending) {
     return responder->Respond(Text(503, "503 too many admin commands in flight; try again\n"));
   }
@@ -734,9 +743,7 @@ void AdminServer::Command(const net::ServerRequest& req,
 
 net::HttpResponse AdminServer::VerifyCommand(const net::ServerRequest& req) {
   if (req.method != net::Verb::post) return MethodNotAllowed(req, "POST");
-  if (!Authorized(req, options_.token)) {
-    return Unauthorized(req);
-  }
+  if (auto refused = Refused(req)) return std::move(*refused);
   if (!options_.verify_backup) {
     return Text(409,
                 "409 backup verification is off: start the scheduler with --backup-dir (and "

@@ -11,8 +11,10 @@
 //                        launched_servers, failed_servers, cluster_livelocks, cluster_reseeds,
 //                        healthy as 1/0), then ours.
 //   GET|POST /reseed     asks the core for a manual reseed (?force=1 even when healthy); 202 or
-//                        409/503 with the core's reason. Guarded by the token when one is
-//                        configured (Authorization: Bearer <token>, or ?token=<token>): else 401.
+//                        409/503 with the core's reason. Guarded by the admin token
+//                        (Authorization: Bearer <token>, or ?token=<token>; admin_token.h):
+//                        401 without it, 503 while it is not loaded yet; every command is
+//                        guarded alike, and only --admin-insecure leaves them open.
 //   POST /start-fresh    after total loss only, the operator's explicit request for an EMPTY
 //                        cluster. Token-guarded like /reseed.
 //   GET  /healthz        200 "cluster is healthy\n" or 500 "500 internal server error: cluster not
@@ -99,7 +101,8 @@ std::string RenderEndpoints(const SchedulerCore& core);
 // GET /rollout: the rollout's state, what the members are rolled to, and each member's
 // configuration and etcd version.
 std::string RenderRollout(const SchedulerCore& core);
-// True when no token is configured, or the request carries it (Bearer header or ?token=).
+// True when the request carries `token` (Bearer header or ?token=), compared in constant time.
+// An empty token authorizes nothing.
 bool Authorized(const net::ServerRequest& request, const std::string& token);
 // The value of `key` in a query string, percent-decoded; nullopt when absent.
 std::optional<std::string> QueryValue(std::string_view query, std::string_view key);
@@ -107,11 +110,15 @@ std::optional<std::string> QueryValue(std::string_view query, std::string_view k
 class AdminServer {
  public:
   struct Options {
-    HostPort listen;                               // --address (or 0.0.0.0) : --admin-port
-    std::string token;                             // guards /reseed and /start-fresh; "" = open
-    std::map<std::string, std::string> artifacts;  // served name -> local path
-    size_t max_pending = 16;                       // admin commands awaiting the core's answer
-    std::string backup_dir;                        // "" = backups off
+    HostPort listen;  // --address (or 0.0.0.0) : --admin-port
+    // Guards every command. Empty: not known yet (SetToken gives it once the state is loaded),
+    // and commands get 503, unless `insecure` leaves them open (--admin-insecure).
+    std::string token;
+    bool insecure = false;
+    std::string token_hint = "--admin-token-file";  // where an operator finds the token
+    std::map<std::string, std::string> artifacts;   // served name -> local path
+    size_t max_pending = 16;                        // admin commands awaiting the core's answer
+    std::string backup_dir;                         // "" = backups off
     std::chrono::milliseconds healthz_max_backup_age{0};
     // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.
     std::function<Status(const std::string& name)> verify_backup;
@@ -130,6 +137,8 @@ class AdminServer {
   HostPort address() const;
   // Completes the pending request the core answered; unknown ids are ignored (the client left).
   void Answer(const AnswerAdmin& answer);
+  // The token chosen once the state is loaded (admin_token.h); commands need it from now on.
+  void SetToken(std::string token) { options_.token = std::move(token); }
   // A standby instance (scheduler high availability): the views show the state the leader last
   // stored (the shell keeps the core a mirror of it), /healthz answers 200 naming the leader, and
   // every command is sent to the leader with a 307 (503 when no leader is known). `leader` is the
@@ -149,6 +158,9 @@ class AdminServer {
   void Command(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
   // POST /backups/<name>/verify.
   net::HttpResponse VerifyCommand(const net::ServerRequest& request);
+  // A command's answer when it may not run: 503 before the token is known, 401 without it;
+  // nothing when the request carries the token or the commands are open (--admin-insecure).
+  std::optional<net::HttpResponse> Refused(const net::ServerRequest& request) const;
   void ServeArtifact(const std::string& name, std::shared_ptr<net::Responder> responder);
   // GET /console.json[?notes_after=<seq>&samples_after=<ms>]: the status page's live data.
   net::HttpResponse ServeConsole(const net::ServerRequest& request) const;

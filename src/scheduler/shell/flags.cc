@@ -24,7 +24,8 @@ constexpr const char* kDescription =
     "heals it and reseeds it after a majority loss.\n\n"
     "Every flag may also be written Go-style (-cluster-size=5). Environment variables (in\n"
     "brackets) apply when the flag is not given. Admin API on http://<address>:<admin-port>/:\n"
-    "/members, /stats, /healthz, /metrics, /reseed, /start-fresh, /endpoints, the status page.\n"
+    "/members, /stats, /healthz, /metrics, /reseed, /start-fresh, /endpoints, the console. Its\n"
+    "commands need the admin token (--admin-token-file, else generated: <state-dir>/admin-token).\n"
     "The original's glog flags (-v, -logtostderr, ...), -artifact-port, -driver-port and\n"
     "-mesos-authentication-provider are accepted and ignored, with a warning that says why.";
 
@@ -132,7 +133,8 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       });
   Flag& state = flags.Add("--state-dir", &state_dir,
                           "Directory for the scheduler's state when --zk-framework-persist is "
-                          "empty");
+                          "empty; the generated admin token's file (admin-token) is kept here "
+                          "in either case");
   flags.Add("--cluster-size", &core.cluster_size, "Number of etcd members to run (1..99)")
       .Env("CLUSTER_SIZE")
       .Range(1, 99);
@@ -188,9 +190,15 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "Continuous livelock before an automatic reseed (seconds, or with a unit)")
       .Env("RESEED_TIMEOUT")
       .Range(1s, 24h * 7);
-  flags.Add("--reseed-token-file", &shell.reseed_token_file,
-            "File holding the token that guards /reseed and /start-fresh (Authorization: Bearer "
-            "<token>, or ?token=). Empty: unguarded (a warning is logged)");
+  flags.Add("--reseed-token-file,--admin-token-file", &shell.reseed_token_file,
+            "File holding the token that guards every admin command (/reseed, /start-fresh, "
+            "/backup, /restore, /cluster-size, ...: Authorization: Bearer <token>, or ?token=). "
+            "Empty: the scheduler generates one at first start, keeps it in the state store and "
+            "in <state-dir>/admin-token (mode 0600), and logs where it is");
+  Flag& insecure =
+      flags.Add("--admin-insecure", &shell.admin_insecure,
+                "Leave the admin commands open to anyone who can reach the admin port (no token; "
+                "a warning is logged). Only for a trusted network");
   flags
       .Add("--single-instance-per-slave", &core.single_member_per_agent,
            "At most one member per agent (false is dangerous: one host loss may cost a quorum)")
@@ -377,9 +385,11 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   }
   core.framework_name = "etcd-" + shell.cluster_name;
 
-  if (zk.empty()) {
-    if (state_dir.empty()) return state.Bad("must not be empty");
-    shell.store_spec = state_dir;
+  if (state_dir.empty()) return state.Bad("must not be empty");
+  shell.state_dir = state_dir;
+  if (zk.empty()) shell.store_spec = state_dir;
+  if (shell.admin_insecure && !shell.reseed_token_file.empty()) {
+    return insecure.Bad("contradicts --reseed-token-file (a token guards the commands); drop one");
   }
   if (shell.webui_url.empty()) {
     shell.webui_url = fmt::format("http://{}:{}/", shell.address, shell.admin_port);

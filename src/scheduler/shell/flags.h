@@ -46,6 +46,8 @@ struct ShellConfig {
   MasterAddress master;
   // Where the state lives: a zk:// URL (--zk-framework-persist) or a directory (--state-dir).
   std::string store_spec = "./etcd-mesos-state";
+  // --state-dir, also with ZooKeeper: where the generated admin token's file is kept.
+  std::string state_dir = "./etcd-mesos-state";
   std::string address = "127.0.0.1";  // the scheduler's own IP: admin server, artifacts, webui
   uint16_t admin_port = 12300;
   bool admin_bind_all = false;  // bind 0.0.0.0 instead of --address
@@ -57,7 +59,10 @@ struct ShellConfig {
   std::string secret;  // read by LoadFiles
   std::string executor_bin, etcd_bin, etcdctl_bin;
   std::string reseed_token_file;
-  std::string admin_token;  // read by LoadFiles; empty: /reseed and /start-fresh unguarded
+  // Read by LoadFiles from --reseed-token-file; empty: the shell generates one (admin_token.h)
+  // unless admin_insecure leaves the commands open.
+  std::string admin_token;
+  bool admin_insecure = false;
   std::chrono::milliseconds probe_timeout{1'000};
   // One maintenance step (compaction, defragmentation, disarm): a defragmentation rewrites the
   // database file, seconds per GiB.

@@ -19,6 +19,7 @@
 #include "etcd/hashkv.h"
 #include "net/http.h"
 #include "scheduler/core/rules.h"
+#include "scheduler/shell/admin_token.h"
 #include "scheduler/shell/backups.h"
 #include "scheduler/shell/launch_config.h"
 #include "scheduler/shell/membership_route.h"
@@ -145,7 +146,7 @@ Status SchedulerShell::Start() {
   AdminServer::Options admin;
   admin.listen = HostPort{flags_.shell.admin_bind_all ? "0.0.0.0" : flags_.shell.address,
                           flags_.shell.admin_port};
-  admin.token = flags_.shell.admin_token;
+  if (Status s = PrepareAdminToken(admin); !s.ok()) return s;
   admin.backup_dir = flags_.shell.backup_dir;
   admin.healthz_max_backup_age = flags_.shell.healthz_max_backup_age;
   artifacts_ = {{"etcd-mesos-executor", flags_.shell.executor_bin},
@@ -177,10 +178,10 @@ Status SchedulerShell::Start() {
   if (!bound.ok()) return bound.error();
   ArmConsole();
   artifact_base_ = fmt::format("http://{}:{}/artifacts/", flags_.shell.address, bound->port);
-  if (admin.token.empty()) {
+  if (admin.insecure) {
     spdlog::warn(
-        "no --reseed-token-file: /reseed and /start-fresh are open to anyone who can "
-        "reach {}",
+        "--admin-insecure: every admin command (reseed, start-fresh, backup, restore, resize, "
+        "rollouts) is open to anyone who can reach {}",
         bound->ToString());
   }
   spdlog::info("admin server on http://{}/ ; state in {}", bound->ToString(), store_->Describe());
@@ -374,12 +375,54 @@ void SchedulerShell::LoadState(int attempt) {
               }));
 }
 
+Status SchedulerShell::PrepareAdminToken(AdminServer::Options& admin) {
+  admin.insecure = flags_.shell.admin_insecure;
+  if (admin.insecure) return OkStatus();
+  if (!flags_.shell.admin_token.empty()) {
+    admin.token = flags_.shell.admin_token;
+    admin.token_hint = flags_.shell.reseed_token_file;
+    return OkStatus();
+  }
+  // This host's file until the state says otherwise: commands work from the first moment.
+  admin_token_path_ = AdminTokenPath(flags_.shell.state_dir);
+  admin.token_hint = admin_token_path_.string();
+  auto held = ReadAdminTokenFile(admin_token_path_);
+  if (!held.ok()) return held.error();
+  admin.token = *held;
+  return OkStatus();
+}
+
+Status SchedulerShell::SettleAdminToken(PersistentState& state) {
+  if (flags_.shell.admin_insecure || !flags_.shell.admin_token.empty()) return OkStatus();
+  auto held = ReadAdminTokenFile(admin_token_path_);
+  auto choice = ChooseAdminToken(state.admin_token, held.ok() ? *held : "", NewSecretToken);
+  if (Status s = WriteAdminTokenFile(admin_token_path_, choice.token); !s.ok()) {
+    return s.error().Context("keeping the admin token (or give --admin-token-file)");
+  }
+  using Source = AdminTokenChoice::Source;
+  if (choice.source == Source::kGenerated) {
+    spdlog::info("admin token generated: it is in {} (mode 0600) and in the state store",
+                 admin_token_path_.string());
+  } else if (choice.source == Source::kStored && held.ok() && *held != choice.token) {
+    spdlog::warn(
+        "admin token: {} held another token than the state store; it now holds the "
+        "store's, which guards the commands",
+        admin_token_path_.string());
+  } else {
+    spdlog::info("admin token: in {}", admin_token_path_.string());
+  }
+  state.admin_token = choice.token;
+  if (admin_) admin_->SetToken(choice.token);
+  return OkStatus();
+}
+
 void SchedulerShell::OnLoaded(PersistentState state) {
   if (state.reseed_token.empty()) {
     // The executors' reseed token: a secret between this framework and its executors, kept with
     // the state so that a restarted scheduler can still reseed the members it launched.
-    state.reseed_token = HexEncode(NewUuidBytes()) + HexEncode(NewUuidBytes());
+    state.reseed_token = NewSecretToken();
   }
+  if (Status s = SettleAdminToken(state); !s.ok()) return Fatal(s.error());
   loaded_ = true;
   Started started{std::move(state), Clock::now()};
   if (!flags_.shell.backup_dir.empty()) {

@@ -31,6 +31,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,6 +103,10 @@ class SchedulerShell {
   void RefreshStandby();
   void LoadState(int attempt);
   void OnLoaded(PersistentState state);
+  // The admin token (admin_token.h): before the state is loaded, the one in --admin-token-file
+  // or this host's file; once it is, the state's (generated at first start) is settled in both.
+  Status PrepareAdminToken(AdminServer::Options& admin);
+  Status SettleAdminToken(PersistentState& state);
   void Fatal(const Error& error);
   void StartMaster();
   void OnLeader(const std::optional<HostPort>& leader);
@@ -178,6 +183,7 @@ class SchedulerShell {
   bool loaded_ = false;
   bool stopped_ = false;
   std::string artifact_base_;
+  std::filesystem::path admin_token_path_;        // <state-dir>/admin-token, when generated
   std::map<std::string, std::string> artifacts_;  // served name -> local path
   std::string restore_from_name_;  // --restore-from, imported into --backup-dir at Start
 

@@ -301,6 +301,7 @@ std::string EncodeState(const PersistentState& state) {
   j["revisions"] = EncodeUnsignedFields(kRevisionFields, state.revisions);
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (!state.restored_from.empty()) j["restored_from"] = state.restored_from;
+  if (!state.admin_token.empty()) j["admin_token"] = state.admin_token;
   if (state.target_size > 0) {
     j["target_size"] = state.target_size;
     j["target_flag"] = state.target_flag;
@@ -389,6 +390,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto token = String(j, "reseed_token", "reseed_token");
   if (!token.ok()) return token.error();
   state.reseed_token = *token;
+  auto admin_token = String(j, "admin_token", "admin_token", /*required=*/false);
+  if (!admin_token.ok()) return admin_token.error();
+  state.admin_token = *admin_token;
   auto restore = String(j, "restore_snapshot", "restore_snapshot", /*required=*/false);
   if (!restore.ok()) return restore.error();
   state.restore_snapshot = *restore;

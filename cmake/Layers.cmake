@@ -4,6 +4,7 @@
 # caught when it is written, not when it has grown roots. Foreign libraries are not checked.
 #
 #   common <- net <- mesos clients, etcd <- shells <- proxy, apps
+#   common <- tls (the cluster's PKI, on OpenSSL)
 #   common <- flags (CLI11) <- the scheduler's and the proxy's flags, apps
 #   common <- store;  mesos types <- the pure cores (which link nothing that does I/O)
 #   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries; its
@@ -12,6 +13,7 @@
 set(EM_LAYERS
   "em_common="
   "em_flags=em_common"
+  "em_tls=em_common"
   "em_net=em_common"
   "em_mesos_proto="
   "em_mesos_codec=em_common|em_mesos_proto"

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,24 @@ Result<std::map<std::string, std::string>> ReadCredentials(const std::string& pa
     out[c["principal"]] = c["secret"];
   }
   return out;
+}
+
+// The key as Mesos reads it: the whole file, trailing newline included.
+Result<std::string> ReadSecretKey(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, "--jwt-secret-key: cannot read {}", path);
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (key.empty())
+    return MakeError(ErrorCode::kInvalidArgument, "--jwt-secret-key {} is empty", path);
+  std::error_code ec;
+  auto perms = std::filesystem::status(path, ec).permissions();
+  if (!ec && (perms & std::filesystem::perms::others_all) != std::filesystem::perms::none) {
+    spdlog::warn(
+        "Permissions on executor secret key file '{}' are too open; it is recommended "
+        "that your key file is NOT accessible by others",
+        path);
+  }
+  return key;
 }
 
 // The last byte of --first-agent-ip: agents live on 127.0.0.<it>, 127.0.0.<it + 1>, ...
@@ -165,6 +184,7 @@ int main(int argc, char** argv) {
   local::AgentOptions& agent = options.agent;
   std::string resources = "cpus:4;mem:4096;disk:4096;ports:[31000-31999]";
   std::string work_dir, first_agent_ip = "127.0.0.2", credentials, log_level = "info", zk;
+  std::string jwt_secret_key;
   std::vector<std::string> command;
   flags.Add("--agents", &options.agents, "Number of agents (1..250)").Range(1, 250);
   flags
@@ -221,6 +241,15 @@ int main(int argc, char** argv) {
   flags.Add("--credentials", &credentials,
             "JSON file {\"credentials\":[{\"principal\":..,\"secret\":..}]}: require HTTP Basic "
             "framework authentication");
+  // Mesos's agent flags, by their names: tokens are issued with a key, and required only when
+  // asked, so the rollout Mesos documents (issue first, require later) can be rehearsed.
+  flags.Add("--jwt-secret-key,--executor-secret-key", &jwt_secret_key,
+            "File whose contents sign a JWT (HS256) for every executor the agents launch, given "
+            "to it in MESOS_EXECUTOR_AUTHENTICATION_TOKEN (Mesos: --jwt_secret_key)");
+  flags.Add("--authenticate-http-executors", &agent.authenticate_http_executors,
+            "Calls to the agents' executor API need that token (Authorization: Bearer): else 401, "
+            "and 403 for another executor's; needs --jwt-secret-key (Mesos: "
+            "--authenticate_http_executors)");
   flags.Add("--log-level", &log_level, "trace, debug, info, warn or error").Check(LogLevel);
   flags.app().add_option("command", command, "Command to start once the cluster is up (after --)");
 
@@ -281,6 +310,16 @@ int main(int argc, char** argv) {
     auto creds = ReadCredentials(credentials);
     if (!creds.ok()) return fail(creds.error());
     master.credentials = *creds;
+  }
+
+  if (!jwt_secret_key.empty()) {
+    auto key = ReadSecretKey(jwt_secret_key);
+    if (!key.ok()) return fail(key.error());
+    agent.jwt_secret_key = *key;
+  }
+  if (agent.authenticate_http_executors && agent.jwt_secret_key.empty()) {
+    return fail(MakeError(ErrorCode::kInvalidArgument,
+                          "--jwt-secret-key must be given with --authenticate-http-executors"));
   }
 
   boost::asio::io_context io;

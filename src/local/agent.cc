@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/steady_timer.hpp>
@@ -17,6 +18,7 @@
 #include "common/duration.h"
 #include "common/encoding.h"
 #include "local/fetcher.h"
+#include "local/jwt.h"
 #include "local/process.h"
 #include "local/status_update_manager.h"
 #include "mesos/codec.h"
@@ -226,6 +228,13 @@ struct Agent::Impl {
 
   Result<HostPort> Start() {
     if (started) return bound;
+    // As a Mesos agent refuses to start: without a key every token would be checked against the
+    // empty key, which anyone can sign with.
+    if (options.authenticate_http_executors && options.jwt_secret_key.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "agent slave({}): executor authentication needs a JWT secret key",
+                       options.index);
+    }
     uint16_t port = bound.port != 0 ? bound.port : options.port;
     net::HttpServer::Options server_options;
     server_options.server_name = "etcd-mesos-local agent";
@@ -619,6 +628,14 @@ struct Agent::Impl {
         continue;
       }
       env[var.name()] = var.value();
+    }
+    // Last, so that nothing the framework sets can stand in for it. The built-in command
+    // executor is the agent itself: its task (a command) is not an executor and gets none.
+    if (!options.jwt_secret_key.empty() && !e.command) {
+      env["MESOS_EXECUTOR_AUTHENTICATION_TOKEN"] = CreateJwt({{"fid", e.framework_id.value()},
+                                                              {"eid", e.info.executor_id().value()},
+                                                              {"cid", e.container_id}},
+                                                             options.jwt_secret_key);
     }
     return env;
   }
@@ -1038,7 +1055,80 @@ struct Agent::Impl {
     }
   }
 
+  // The realm's authenticator, as libprocess's JWTAuthenticator for "mesos-agent-executor" (what
+  // an agent with --authenticate_http_executors and --http_authenticators=jwt runs): the claims of
+  // a valid Bearer token, or the 401 with its challenge. No header gets the bare challenge (RFC
+  // 6750 3.1); a bad one says why in error_description.
+  std::variant<JwtClaims, net::HttpResponse> AuthenticateExecutor(
+      const net::ServerRequest& req) const {
+    constexpr std::string_view kChallenge = "Bearer realm=\"mesos-agent-executor\"";
+    auto refuse = [&](std::string_view why) -> net::HttpResponse {
+      std::string challenge(kChallenge);
+      if (!why.empty()) {
+        challenge += fmt::format(", error=\"invalid_token\", error_description=\"{}\"", why);
+      }
+      return {401, {{"WWW-Authenticate", challenge}}, ""};
+    };
+    auto header = req.Header("Authorization");
+    if (!header) return refuse("");
+    size_t space = header->find(' ');
+    if (space == std::string::npos || header->find(' ', space + 1) != std::string::npos) {
+      return refuse("Malformed 'Authorization' header");
+    }
+    std::string scheme = header->substr(0, space);
+    if (scheme != "Bearer") return refuse(fmt::format("Scheme '{}' unsupported", scheme));
+    auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    auto claims = VerifyJwt(std::string_view(*header).substr(space + 1), options.jwt_secret_key,
+                            seconds.count());
+    if (!claims.ok()) return refuse("Invalid JWT: " + claims.error().message);
+    if (claims->empty()) return refuse("JWT claims missing");
+    return *claims;
+  }
+
+  // Mesos's verifyExecutorClaims (src/slave/http.cpp): a valid token speaks only for the
+  // framework, executor and container (this run of the executor) it was issued to.
+  static std::optional<std::string> ForeignClaims(const JwtClaims& claims, const Call& call,
+                                                  const Executor& e) {
+    auto has = [&](const char* name, const std::string& value) {
+      auto it = claims.find(name);
+      return it != claims.end() && it->second == value;
+    };
+    std::string principal = nlohmann::json{{"claims", claims}}.dump();
+    if (!has("fid", call.framework_id().value())) {
+      return fmt::format(
+          "Authenticated principal '{}' does not contain an 'fid' claim with the framework ID "
+          "{}, which is set in the call",
+          principal, call.framework_id().value());
+    }
+    if (!has("eid", call.executor_id().value())) {
+      return fmt::format(
+          "Authenticated principal '{}' does not contain an 'eid' claim with the executor ID "
+          "{}, which is set in the call",
+          principal, call.executor_id().value());
+    }
+    if (!has("cid", e.container_id)) {
+      return fmt::format(
+          "Authenticated principal '{}' does not contain a 'cid' claim with the correct active "
+          "ContainerID",
+          principal);
+    }
+    return std::nullopt;
+  }
+
   void HandleExecutorApi(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
+    // libprocess authenticates a realm before the endpoint's handler runs: a request without a
+    // valid token gets 401 whatever its method or body.
+    std::optional<JwtClaims> claims;
+    if (options.authenticate_http_executors) {
+      auto authenticated = AuthenticateExecutor(req);
+      if (auto* refused = std::get_if<net::HttpResponse>(&authenticated)) {
+        SPDLOG_WARN("agent {}: executor API call refused: {}", id.value(),
+                    refused->Header("WWW-Authenticate").value_or(""));
+        return r->Respond(std::move(*refused));
+      }
+      claims = std::move(std::get<JwtClaims>(authenticated));
+    }
     if (req.method != net::Verb::post) {
       auto resp = net::TextResponse(
           405, fmt::format("Expecting one of {{ 'POST' }}, but received '{}'", req.method_string));
@@ -1079,6 +1169,12 @@ struct Agent::Impl {
     // The built-in command executor lives inside the agent; nothing outside speaks for it.
     if (e == nullptr || e->command) {
       return r->Respond(net::TextResponse(400, "Executor cannot be found"));
+    }
+    if (claims) {
+      if (auto foreign = ForeignClaims(*claims, call, *e)) {
+        SPDLOG_WARN("agent {}: executor API call refused: {}", id.value(), *foreign);
+        return r->Respond(net::TextResponse(403, *foreign));
+      }
     }
     if (call.type() == Call::SUBSCRIBE) return Subscribe(*e, call.subscribe(), *accept, r);
     if (!e->ever_subscribed) {
@@ -1268,24 +1364,26 @@ struct Agent::Impl {
         master_hostname.resize(colon);
       }
     }
-    return {{"version", "1.11.0"},
-            {"id", id.value()},
-            {"pid", Pid()},
-            {"hostname", options.ip},
-            {"port", bound.port},
-            {"resources", ResourcesSummary(options.resources)},
-            {"attributes", nlohmann::json::object()},
-            {"master_hostname", master_hostname},
-            {"flags",
-             {{"work_dir", options.work_dir.string()},
-              {"port", std::to_string(bound.port)},
-              {"ip", options.ip},
-              {"executor_registration_timeout",
-               FormatStoutDuration(options.executor_registration_timeout)},
-              {"executor_shutdown_grace_period",
-               FormatStoutDuration(options.executor_shutdown_grace_period)}}},
-            {"frameworks", std::move(fws)},
-            {"completed_frameworks", std::move(done)}};
+    return {
+        {"version", "1.11.0"},
+        {"id", id.value()},
+        {"pid", Pid()},
+        {"hostname", options.ip},
+        {"port", bound.port},
+        {"resources", ResourcesSummary(options.resources)},
+        {"attributes", nlohmann::json::object()},
+        {"master_hostname", master_hostname},
+        {"flags",
+         {{"work_dir", options.work_dir.string()},
+          {"port", std::to_string(bound.port)},
+          {"ip", options.ip},
+          {"executor_registration_timeout",
+           FormatStoutDuration(options.executor_registration_timeout)},
+          {"executor_shutdown_grace_period",
+           FormatStoutDuration(options.executor_shutdown_grace_period)},
+          {"authenticate_http_executors", options.authenticate_http_executors ? "true" : "false"}}},
+        {"frameworks", std::move(fws)},
+        {"completed_frameworks", std::move(done)}};
   }
 
   // ---- members ----

@@ -5,7 +5,8 @@
 // own resources. It starts custom executors as child processes in their sandboxes with the full
 // MESOS_* environment, runs CommandInfo tasks with a built-in command executor, fetches URIs,
 // and keeps status updates reliable (per-task FIFO, one in flight, resent with the same uuid
-// until the scheduler acknowledges). It talks to the master only through a Link.
+// until the scheduler acknowledges). With a JWT secret key it issues executor tokens and can
+// require them, as a Mesos agent does. It talks to the master only through a Link.
 //
 // Threading: runs on the cluster's io_context thread; not thread-safe.
 #pragma once
@@ -45,6 +46,13 @@ struct AgentOptions {
   std::chrono::milliseconds ping_interval{1'000};
   std::chrono::milliseconds recovery_timeout{900'000};        // MESOS_RECOVERY_TIMEOUT
   std::chrono::milliseconds subscription_backoff_max{2'000};  // MESOS_SUBSCRIPTION_BACKOFF_MAX
+  // Mesos's --jwt_secret_key (the file's contents): each executor launched gets a JWT signed with
+  // it (claims fid, eid, cid) in MESOS_EXECUTOR_AUTHENTICATION_TOKEN. Empty: no tokens.
+  std::string jwt_secret_key;
+  // Mesos's --authenticate_http_executors (needs jwt_secret_key): calls to the executor API must
+  // carry `Authorization: Bearer <token>`: else 401 with a Bearer challenge for the realm
+  // mesos-agent-executor; a valid token of another executor or run gets 403.
+  bool authenticate_http_executors = false;
 };
 
 class Agent : public AgentApi {

@@ -18,6 +18,7 @@ using mesos::executor::Event;
 namespace {
 
 constexpr size_t kMaxErrorBody = 4096;
+constexpr char kTokenVariable[] = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN";
 
 Result<std::string> Required(const EnvLookup& lookup, std::string_view name) {
   auto value = lookup(name);
@@ -63,10 +64,17 @@ Result<HttpUrl> UrlFromPid(std::string_view pid) {
   return url;
 }
 
+// The agent's answer for a log line. A 401's reason is in its challenge (the body is empty), which
+// never holds the token itself.
 std::string Describe(const net::HttpResponse& response) {
   std::string body = response.body.substr(0, kMaxErrorBody);
   while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-  return fmt::format("HTTP {}{}{}", response.status, body.empty() ? "" : ": ", body);
+  std::string text = fmt::format("HTTP {}{}{}", response.status, body.empty() ? "" : ": ", body);
+  if (response.status == 401) {
+    text += fmt::format(" (executor authentication failed: WWW-Authenticate: {})",
+                        response.Header("WWW-Authenticate").value_or("none"));
+  }
+  return text;
 }
 
 double WallClockSeconds() {
@@ -133,18 +141,22 @@ Result<ExecutorEnvironment> ReadExecutorEnvironment(const EnvLookup& lookup) {
     if (!grace.ok()) return grace.error();
     env.shutdown_grace_period = *grace;
   }
-  if (auto token = lookup("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"); token && !token->empty()) {
+  if (auto token = lookup(kTokenVariable); token && !token->empty()) {
     env.authentication_token = std::move(*token);
   }
   return env;
 }
 
 Result<ExecutorEnvironment> ReadExecutorEnvironmentFromProcess() {
-  return ReadExecutorEnvironment([](std::string_view name) -> std::optional<std::string> {
+  auto env = ReadExecutorEnvironment([](std::string_view name) -> std::optional<std::string> {
     const char* value = std::getenv(std::string(name).c_str());
     if (value == nullptr) return std::nullopt;
     return std::string(value);
   });
+  // As Mesos's executor library (src/executor/executor.cpp): once read, the token leaves the
+  // environment, so that no process the executor starts (etcd, etcdctl) inherits it.
+  ::unsetenv(kTokenVariable);
+  return env;
 }
 
 // ---- ExecutorClient --------------------------------------------------------------------------
@@ -519,9 +531,11 @@ void ExecutorClient::OnCallDone(Result<net::HttpResponse> response) {
   if (!response.ok()) {
     result = response.error().Context(what);
   } else if (response->status != 202 && response->status != 200) {
-    ErrorCode code = response->status >= 400 && response->status < 500 && response->status != 403
-                         ? ErrorCode::kInvalidArgument
-                         : ErrorCode::kUnavailable;
+    // 401 and 403 say who may speak, not that the update is bad: it is kept.
+    unsigned http = response->status;
+    ErrorCode code = http == 401                                ? ErrorCode::kUnauthenticated
+                     : http >= 400 && http < 500 && http != 403 ? ErrorCode::kInvalidArgument
+                                                                : ErrorCode::kUnavailable;
     result = MakeError(code, "agent answered {} with {}", what, Describe(*response));
   }
   if (call.done) call.done(result);

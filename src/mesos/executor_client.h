@@ -70,7 +70,8 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view name
 // MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD defaults to 5secs, so an executor started by hand still
 // works. A missing or malformed variable is kInvalidArgument naming it.
 Result<ExecutorEnvironment> ReadExecutorEnvironment(const EnvLookup& lookup);
-// The same over this process's environment.
+// The same over this process's environment; then takes MESOS_EXECUTOR_AUTHENTICATION_TOKEN out
+// of it, as Mesos's executor library does, so that the executor's children do not inherit it.
 Result<ExecutorEnvironment> ReadExecutorEnvironmentFromProcess();
 
 class ExecutorClient {
@@ -107,8 +108,8 @@ class ExecutorClient {
     // The client gave up (no checkpointing and the connection dropped, recovery timed out, the
     // agent refused SUBSCRIBE): the executor should shut its tasks down and exit.
     std::function<void(const Error&)> on_lost;
-    // The agent refused an update (not 202). A 4xx other than 403 means the update itself is bad:
-    // it leaves the unacknowledged list, since resending it would fail the same way.
+    // The agent refused an update (not 202). A 4xx other than 401 and 403 means the update itself
+    // is bad: it leaves the unacknowledged list, since resending it would fail the same way.
     std::function<void(const mesos::TaskStatus&, const Error&)> on_update_failed;
     // The agent has answered every call sent so far (or it failed) and none is waiting.
     std::function<void()> on_calls_done;

@@ -286,6 +286,8 @@ void SchedulerClient::OnStreamEnd(Status status) {
     // recovery"); a backoff here cost 0.6 s of a failover.
     return AskAgainSoon("is not ready yet (" + Shorten(error_body_) + ")");
   }
+  if (stream_head_ && stream_head_->status == 401)
+    return Disconnect(Unauthenticated(*stream_head_));
   if (stream_head_ && stream_head_->status != 200) {
     return Disconnect(MakeError(CodeForStatus(stream_head_->status),
                                 "SUBSCRIBE refused by master {}: HTTP {}: {}", master_.ToString(),
@@ -296,6 +298,25 @@ void SchedulerClient::OnStreamEnd(Status status) {
       MakeError(ErrorCode::kUnavailable, "master {} closed the event stream", master_.ToString()));
 }
 
+// The operator's to fix: whose credentials the master refused (never the secret), and what the
+// master asked for. The client keeps trying with backoff: a master restarted with corrected
+// --credentials, or a failover to one that has them, lets it subscribe without a restart.
+Error SchedulerClient::Unauthenticated(const net::HttpResponse& head) const {
+  std::string challenge = head.Header("WWW-Authenticate").value_or("none");
+  if (!options_.credential) {
+    return MakeError(ErrorCode::kUnauthenticated,
+                     "authentication required: master {} answered SUBSCRIBE with HTTP 401 "
+                     "(WWW-Authenticate: {}) and this framework has no credentials; give it "
+                     "--principal and --secret-file",
+                     master_.ToString(), challenge);
+  }
+  return MakeError(ErrorCode::kUnauthenticated,
+                   "authentication failed: master {} refused the credentials of principal '{}' "
+                   "(HTTP 401, WWW-Authenticate: {}); check --principal and --secret-file against "
+                   "the master's --credentials",
+                   master_.ToString(), options_.credential->principal, challenge);
+}
+
 void SchedulerClient::Disconnect(const Error& reason) {
   if (!running_) return;
   bool was_subscribed = subscribed_;
@@ -303,8 +324,11 @@ void SchedulerClient::Disconnect(const Error& reason) {
   stream_id_.reset();
   stream_.reset();
   heartbeat_timer_.cancel();
-  spdlog::warn("{} from master {}: {}", was_subscribed ? "disconnected" : "could not subscribe",
-               master_.ToString(), reason.message);
+  auto level =
+      reason.code == ErrorCode::kUnauthenticated ? spdlog::level::err : spdlog::level::warn;
+  spdlog::log(level, "{} master {}: {}",
+              was_subscribed ? "disconnected from" : "could not subscribe to", master_.ToString(),
+              reason.message);
   auto alive = alive_;
   if (callbacks_.on_disconnected) callbacks_.on_disconnected(reason);
   if (!*alive || !running_) return;

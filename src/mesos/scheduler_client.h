@@ -3,7 +3,9 @@
 // drop), sends calls on separate connections with the current Mesos-Stream-Id, follows a 307 to
 // the leading master (the Location is protocol-relative), treats silence longer than
 // `missed_heartbeats` heartbeat intervals as a dead stream, and backs off with capped jitter
-// between attempts. It makes no decisions about offers or tasks: it hands events up.
+// between attempts. It makes no decisions about offers or tasks: it hands events up. With a
+// Credential every request carries HTTP Basic authentication; a master that refuses it (401) is
+// logged as an error naming the principal (never the secret) and asked again with backoff.
 //
 // Threading: lives on one io_context thread; all callbacks run there; not thread-safe.
 #pragma once
@@ -104,6 +106,7 @@ class SchedulerClient {
   void OnStreamEnd(Status status);
   void HandleEvent(const mesos::scheduler::Event& event);
   void Disconnect(const Error& reason);
+  Error Unauthenticated(const net::HttpResponse& head) const;
   void ArmHeartbeatTimer();
   void ScheduleResubscribe();
   void AskAgainSoon(const std::string& why);

@@ -21,6 +21,7 @@
 
 #include "common/encoding.h"
 #include "local/agent.h"
+#include "local/jwt.h"
 #include "local/process.h"
 #include "local/resources.h"
 #include "mesos/codec.h"
@@ -264,6 +265,45 @@ class AgentTest : public ::testing::Test {
                              const std::string& target = "/slave(1)/api/v1/executor") {
     return Http(net::Verb::post, target, mesos_codec::MessageToJsonString(call),
                 {{"Content-Type", content_type}, {"Accept", "application/json"}});
+  }
+
+  // A call with `authorization` as its Authorization header (none when empty).
+  net::HttpResponse PostWithAuthorization(const Call& call, const std::string& authorization) {
+    net::Headers headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    if (!authorization.empty()) headers.push_back({"Authorization", authorization});
+    return Http(net::Verb::post, "/slave(1)/api/v1/executor",
+                mesos_codec::MessageToJsonString(call), std::move(headers));
+  }
+
+  // An executor that is a shell: it writes the token the agent gave it to ./token, then sleeps,
+  // so that the test can speak for it (or against it) by hand.
+  mesos::TaskInfo TokenWritingExecutorTask(const std::string& task_id,
+                                           const std::string& executor_id) {
+    mesos::TaskInfo task = SleepingExecutorTask(task_id, executor_id);
+    task.mutable_executor()->mutable_command()->set_value(
+        "printf %s \"$MESOS_EXECUTOR_AUTHENTICATION_TOKEN\" > token.tmp && mv token.tmp token && "
+        "exec sleep 60");
+    return task;
+  }
+
+  // The token the executor wrote, once it has written it ("" if it never does).
+  std::string TokenOf(const std::string& executor_id) {
+    std::string token;
+    RunUntil([&] {
+      if (SandboxOf(executor_id).empty()) return false;
+      token = ReadFile(SandboxOf(executor_id) / "token");
+      return !token.empty();
+    });
+    return token;
+  }
+
+  static Call CallOf(const std::string& executor_id, Call::Type type) {
+    Call call;
+    call.mutable_framework_id()->set_value(kFramework);
+    call.mutable_executor_id()->set_value(executor_id);
+    call.set_type(type);
+    if (type == Call::SUBSCRIBE) call.mutable_subscribe();
+    return call;
   }
 
   test::TempDir dir_{"em-agent"};
@@ -773,6 +813,170 @@ TEST_F(AgentTest, ExecutorApiRefusesBadCallsAndAcknowledgesGoodUpdates) {
   RunFor(milliseconds(500));
   EXPECT_EQ(master_.Of("t1").size(), count);
   stream->Close();
+}
+
+// ---- Executor authentication (Mesos's --jwt_secret_key, --authenticate_http_executors) ----------
+
+constexpr char kKey[] = "agent-jwt-secret-key";
+constexpr char kChallenge[] = "Bearer realm=\"mesos-agent-executor\"";
+
+TEST_F(AgentTest, WithoutAKeyNoTokenIsIssuedAndNoneIsAsked) {
+  StartAgent();
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("t1", "manual"));
+  ASSERT_TRUE(RunUntil(
+      [&] { return !SandboxOf("manual").empty() && fs::exists(SandboxOf("manual") / "token"); }));
+  EXPECT_EQ(ReadFile(SandboxOf("manual") / "token"), "");
+  auto state = nlohmann::json::parse(Http(net::Verb::get, "/slave(1)/state", "", {}).body);
+  EXPECT_EQ(state["flags"]["authenticate_http_executors"], "false");
+  EXPECT_EQ(PostWithAuthorization(CallOf("manual", Call::UPDATE), "").status, 400u)
+      << "an unauthenticated call goes through to the handler (an UPDATE without 'update')";
+}
+
+TEST_F(AgentTest, ExecutorTokenCarriesFrameworkExecutorAndContainerSignedWithTheKey) {
+  options_.jwt_secret_key = kKey;
+  StartAgent();
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("t1", "manual"));
+  std::string token = TokenOf("manual");
+  ASSERT_FALSE(token.empty()) << "no MESOS_EXECUTOR_AUTHENTICATION_TOKEN in the executor's env";
+  auto claims = VerifyJwt(token, kKey, 0);
+  ASSERT_TRUE(claims.ok()) << claims.error();
+  EXPECT_EQ((*claims)["fid"], kFramework);
+  EXPECT_EQ((*claims)["eid"], "manual");
+  // The container id is the sandbox's run directory (runs/<container id>), as on Mesos.
+  EXPECT_EQ((*claims)["cid"], SandboxOf("manual").filename().string());
+  EXPECT_EQ(claims->size(), 3u);
+  EXPECT_FALSE(VerifyJwt(token, "another-key", 0).ok());
+  // Tokens are issued without being required (Mesos's first step of enabling it on a cluster).
+  EXPECT_EQ(PostWithAuthorization(CallOf("manual", Call::UPDATE), "").status, 400u);
+}
+
+TEST_F(AgentTest, ExecutorApiRefusesMissingForgedAndForeignTokensAsMesosDoes) {
+  options_.jwt_secret_key = kKey;
+  options_.authenticate_http_executors = true;
+  StartAgent();
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("ta", "manual-a"));
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("tb", "manual-b"));
+  std::string token_a = TokenOf("manual-a"), token_b = TokenOf("manual-b");
+  ASSERT_FALSE(token_a.empty());
+  ASSERT_FALSE(token_b.empty());
+  auto state = nlohmann::json::parse(Http(net::Verb::get, "/slave(1)/state", "", {}).body);
+  EXPECT_EQ(state["flags"]["authenticate_http_executors"], "true");
+  Call subscribe = CallOf("manual-a", Call::SUBSCRIBE);
+
+  // No credentials: the bare challenge, before anything else is looked at (even the method).
+  auto r = PostWithAuthorization(subscribe, "");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.Header("WWW-Authenticate"), kChallenge);
+  r = Http(net::Verb::get, "/slave(1)/api/v1/executor", "", {});
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.Header("WWW-Authenticate"), kChallenge);
+
+  auto expect_invalid = [&](const std::string& authorization, const std::string& why) {
+    auto resp = PostWithAuthorization(subscribe, authorization);
+    EXPECT_EQ(resp.status, 401u) << why;
+    EXPECT_THAT(resp.Header("WWW-Authenticate").value_or(""),
+                HasSubstr(std::string(kChallenge) + ", error=\"invalid_token\""));
+    EXPECT_THAT(resp.Header("WWW-Authenticate").value_or(""), HasSubstr(why));
+  };
+  expect_invalid("Basic " + Base64Encode("etcd:secret"), "Scheme 'Basic' unsupported");
+  expect_invalid("Bearer", "Malformed 'Authorization' header");
+  expect_invalid("Bearer not-a-jwt", "Expected 3 components in token, got 1");
+  // The right claims signed with another key, and a's signature under b's claims.
+  expect_invalid("Bearer " + CreateJwt({{"fid", kFramework}, {"eid", "manual-a"}}, "guess"),
+                 "Token signature does not match");
+  std::string b_payload = token_b.substr(token_b.find('.'), token_b.rfind('.') - token_b.find('.'));
+  std::string spliced =
+      token_a.substr(0, token_a.find('.')) + b_payload + token_a.substr(token_a.rfind('.'));
+  expect_invalid("Bearer " + spliced, "Token signature does not match");
+  // An unsigned token ("alg":"none") is not accepted in place of a signed one.
+  std::string unsigned_token =
+      "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0" +
+      token_a.substr(token_a.find('.'), token_a.rfind('.') - token_a.find('.')) + ".";
+  expect_invalid("Bearer " + unsigned_token, "does not match, expected \"HS256\"");
+
+  // A valid token of another executor: authenticated, but not this executor's (403, as Mesos).
+  r = PostWithAuthorization(subscribe, "Bearer " + token_b);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_THAT(r.body, HasSubstr("does not contain an 'eid' claim with the executor ID manual-a"));
+
+  // Its own token: subscribed, and every later call needs the token too.
+  net::HttpRequest request;
+  request.method = net::Verb::post;
+  request.endpoint = agent_->address();
+  request.target = "/slave(1)/api/v1/executor";
+  request.headers = {{"Content-Type", "application/json"},
+                     {"Accept", "application/json"},
+                     {"Authorization", "Bearer " + token_a}};
+  request.body = mesos_codec::MessageToJsonString(subscribe);
+  std::optional<net::HttpResponse> head;
+  std::string received;
+  auto stream =
+      net::OpenHttpStream(io_, request,
+                          {[&](const net::HttpResponse& h) { head = h; },
+                           [&](std::string_view data) { received += data; }, [&](Status) {}});
+  ASSERT_TRUE(RunUntil([&] { return received.find("SUBSCRIBED") != std::string::npos; }));
+  EXPECT_EQ(head->status, 200u);
+  Call update = CallOf("manual-a", Call::UPDATE);
+  auto* status = update.mutable_update()->mutable_status();
+  status->mutable_task_id()->set_value("ta");
+  status->set_state(mesos::TASK_RUNNING);
+  status->set_source(mesos::TaskStatus::SOURCE_EXECUTOR);
+  status->set_uuid(NewUuidBytes());
+  EXPECT_EQ(PostWithAuthorization(update, "").status, 401u);
+  EXPECT_EQ(PostWithAuthorization(update, "Bearer " + token_b).status, 403u);
+  EXPECT_TRUE(master_.Of("ta").empty()) << "a refused update reached the master";
+  EXPECT_EQ(PostWithAuthorization(update, "Bearer " + token_a).status, 202u);
+  auto got = WaitForUpdate("ta", 1);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->uuid(), status->uuid());
+  stream->Close();
+}
+
+TEST_F(AgentTest, TokenOfAnEarlierRunOfTheSameExecutorIsRefused) {
+  options_.jwt_secret_key = kKey;
+  options_.authenticate_http_executors = true;
+  StartAgent();
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("t1", "manual"));
+  std::string first = TokenOf("manual");
+  ASSERT_FALSE(first.empty());
+  fs::path first_sandbox = SandboxOf("manual");
+  ASSERT_TRUE(agent_->KillExecutor("manual").ok());
+  ASSERT_TRUE(WaitForUpdate("t1", 1));
+  agent_->RunTask(Framework(), TokenWritingExecutorTask("t2", "manual"));
+  ASSERT_TRUE(RunUntil([&] { return SandboxOf("manual") != first_sandbox; }));
+  std::string second = TokenOf("manual");
+  ASSERT_FALSE(second.empty());
+  ASSERT_NE(first, second);
+  auto r = PostWithAuthorization(CallOf("manual", Call::SUBSCRIBE), "Bearer " + first);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_THAT(r.body, HasSubstr("'cid' claim with the correct active ContainerID"));
+}
+
+TEST_F(AgentTest, OurExecutorAuthenticatesWithItsTokenAndHidesItFromItsChildren) {
+  options_.jwt_secret_key = kKey;
+  options_.authenticate_http_executors = true;
+  StartAgent();
+  agent_->RunTask(Framework(), CustomTask("t1", "dump-env;message:hello-master"));
+  auto running = WaitForUpdate("t1", 1);
+  ASSERT_TRUE(running) << "the executor did not get through; its stderr:\n"
+                       << ReadFile(SandboxOf("exec-1") / "stderr");
+  EXPECT_EQ(running->state(), mesos::TASK_RUNNING);
+  ASSERT_TRUE(RunUntil([&] { return !master_.messages.empty(); }));
+  // The executor library takes the token out of its environment once read, as Mesos's does, so
+  // what the executor starts (etcd, for ours) does not inherit it.
+  auto env = ReadEnvFile(SandboxOf("exec-1") / "executor.env");
+  EXPECT_EQ(env.count("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"), 0u);
+  EXPECT_EQ(env["MESOS_EXECUTOR_ID"], "exec-1");
+}
+
+TEST_F(AgentTest, RequiringExecutorAuthenticationWithoutAKeyIsRefused) {
+  options_.authenticate_http_executors = true;
+  mesos::AgentID id;
+  id.set_value(kAgentId);
+  Agent agent(io_, options_, id, link_);
+  auto bound = agent.Start();
+  ASSERT_FALSE(bound.ok());
+  EXPECT_THAT(bound.error().message, HasSubstr("needs a JWT secret key"));
 }
 
 // ---- Stopping and restarting --------------------------------------------------------------------

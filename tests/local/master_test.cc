@@ -3,6 +3,7 @@
 // validation, status update forwarding, reconciliation, failover and unreachable agents.
 #include <utility>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,6 +19,8 @@ namespace {
 
 using mesos::scheduler::Call;
 using mesos::scheduler::Event;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Records what the master asks of it; pings the master while "alive".
 class RecordingAgent : public AgentApi {
@@ -739,6 +742,37 @@ TEST_F(AuthenticatedMasterTest, RequiresBasicCredentials) {
   client_->Start(master_->address(), Framework());
   RunUntil([&] { return client_->subscribed(); });
   EXPECT_EQ(master_->StateJson()["frameworks"][0]["principal"], "etcd");
+}
+
+// A wrong secret, or none: the scheduler is told who was refused (never the secret), and keeps
+// asking rather than giving up.
+TEST_F(AuthenticatedMasterTest, RefusedCredentialsAreReportedByPrincipalAndRetried) {
+  auto refused = [&](std::optional<mesos_client::Credential> credential) {
+    mesos_client::SchedulerClient::Options options;
+    options.credential = credential;
+    options.backoff_min = std::chrono::milliseconds(10);
+    options.backoff_max = std::chrono::milliseconds(20);
+    std::vector<Error> errors;
+    mesos_client::SchedulerClient::Callbacks callbacks;
+    callbacks.on_disconnected = [&](const Error& e) { errors.push_back(e); };
+    client_ = std::make_unique<mesos_client::SchedulerClient>(io_, options, callbacks);
+    client_->Start(master_->address(), Framework());
+    RunUntil([&] { return errors.size() >= 2; });
+    EXPECT_FALSE(client_->subscribed());
+    client_.reset();
+    return errors;
+  };
+  auto wrong = refused(mesos_client::Credential{"etcd", "not-the-s3cret"});
+  ASSERT_GE(wrong.size(), 2u) << "it asked once and gave up";
+  EXPECT_EQ(wrong[0].code, ErrorCode::kUnauthenticated);
+  EXPECT_THAT(wrong[0].message, HasSubstr("refused the credentials of principal 'etcd'"));
+  EXPECT_THAT(wrong[0].message, HasSubstr("Basic realm=\"mesos-master-scheduler\""));
+  EXPECT_THAT(wrong[0].message, Not(HasSubstr("not-the-s3cret")));
+  auto none = refused(std::nullopt);
+  ASSERT_FALSE(none.empty());
+  EXPECT_EQ(none[0].code, ErrorCode::kUnauthenticated);
+  EXPECT_THAT(none[0].message, HasSubstr("authentication required"));
+  EXPECT_TRUE(master_->StateJson()["frameworks"].empty());
 }
 
 }  // namespace

@@ -369,12 +369,12 @@ TEST_P(ExecutorClientTest, SubscribesLaunchesUpdatesAndForgetsAcknowledged) {
   EXPECT_EQ(agent_hostname_, "agent-1");
   EXPECT_EQ(launched_, std::vector<std::string>{"etcd-1"});
   ASSERT_EQ(client_->unacknowledged_tasks().size(), 1u);
-  EXPECT_EQ(agent_->authorizations.front(), "Bearer tok3n");
-
   auto uuid = client_->SendUpdate(MakeStatus("etcd-1", mesos::TASK_RUNNING));
   ASSERT_TRUE(uuid.ok()) << uuid.error();
   EXPECT_TRUE(IsValidUuidBytes(*uuid));
   RunUntil([&] { return agent_->CallsOfType(Call::UPDATE).size() == 1; });
+  // MESOS_EXECUTOR_AUTHENTICATION_TOKEN goes on every call, SUBSCRIBE and UPDATE alike.
+  EXPECT_EQ(agent_->authorizations, (std::vector<std::string>{"Bearer tok3n", "Bearer tok3n"}));
   auto update = agent_->CallsOfType(Call::UPDATE)[0].update().status();
   EXPECT_EQ(update.uuid(), *uuid);
   EXPECT_EQ(update.source(), mesos::TaskStatus::SOURCE_EXECUTOR);

@@ -126,17 +126,19 @@ class FetchOp : public std::enable_shared_from_this<FetchOp<Stream>> {
     resolver_.async_resolve(request_.endpoint.host, std::to_string(request_.endpoint.port),
                             [self = this->shared_from_this()](beast::error_code ec,
                                                               tcp::resolver::results_type results) {
-                              if (ec)
-                                return self->Finish(ExchangeError(self->request_, "resolve", ec));
-                              beast::get_lowest_layer(self->stream_)
-                                  .async_connect(
-                                      results, [self](beast::error_code ec, const tcp::endpoint&) {
-                                        self->OnConnect(ec);
-                                      });
+                              self->OnResolve(ec, results);
                             });
   }
 
  private:
+  void OnResolve(beast::error_code ec, const tcp::resolver::results_type& results) {
+    if (ec) return Finish(ExchangeError(request_, "resolve", ec));
+    beast::get_lowest_layer(stream_).async_connect(
+        results, [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          self->OnConnect(ec);
+        });
+  }
+
   void OnConnect(beast::error_code ec) {
     if (ec) return Finish(ExchangeError(request_, "connect", ec));
     if constexpr (kIsTls<Stream>) {
@@ -235,14 +237,7 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
     resolver_.async_resolve(request_.endpoint.host, std::to_string(request_.endpoint.port),
                             [self = this->shared_from_this()](beast::error_code ec,
                                                               tcp::resolver::results_type results) {
-                              if (self->closed_) return;
-                              if (ec)
-                                return self->End(ExchangeError(self->request_, "resolve", ec));
-                              beast::get_lowest_layer(self->stream_)
-                                  .async_connect(
-                                      results, [self](beast::error_code ec, const tcp::endpoint&) {
-                                        self->OnConnect(ec);
-                                      });
+                              self->OnResolve(ec, results);
                             });
   }
 
@@ -257,6 +252,15 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
   }
 
  private:
+  void OnResolve(beast::error_code ec, const tcp::resolver::results_type& results) {
+    if (closed_) return;
+    if (ec) return End(ExchangeError(request_, "resolve", ec));
+    beast::get_lowest_layer(stream_).async_connect(
+        results, [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          self->OnConnect(ec);
+        });
+  }
+
   void OnConnect(beast::error_code ec) {
     if (closed_) return;
     if (ec) return End(ExchangeError(request_, "connect", ec));

@@ -177,7 +177,23 @@ class SnapshotOp : public std::enable_shared_from_this<SnapshotOp> {
 }  // namespace
 
 Client::Client(asio::io_context& io, HostPort endpoint, Options options)
-    : io_(io), endpoint_(std::move(endpoint)), options_(options) {}
+    : io_(io), endpoint_(std::move(endpoint)), options_(std::move(options)) {}
+
+Result<HostPort> ClientEndpoint(std::string_view client_url, const Client::Options& options) {
+  auto url = ParseHttpUrl(client_url);
+  if (!url.ok()) return url.error();
+  bool https = url->scheme == "https";
+  if (https && !options.tls) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "{}: an https member, and no TLS configuration to reach it with", client_url);
+  }
+  if (!https && options.tls) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "{}: a plain http member, and TLS is configured: its URL should be https",
+                     client_url);
+  }
+  return url->endpoint;
+}
 
 template <typename T, typename Decode>
 void Client::Send(std::string target, std::optional<std::string> body, Decode decode,
@@ -192,6 +208,7 @@ void Client::Send(std::string target, std::optional<std::string> body, Decode de
   }
   request.timeout = options_.request_timeout;
   request.max_body_bytes = options_.max_response_bytes;
+  request.tls = options_.tls;
   // The callback holds copies of what it needs, not the client: it may outlive it.
   net::HttpFetch(io_, std::move(request),
                  [where = endpoint_.ToString() + target, decode,
@@ -296,6 +313,7 @@ void Client::Snapshot(std::filesystem::path path, Callback<SnapshotInfo> done) {
   request.headers = {{"Content-Type", "application/json"}};
   request.body = "{}";
   request.timeout = options_.request_timeout;  // until the headers; then the idle timer rules
+  request.tls = options_.tls;
   auto op = std::make_shared<SnapshotOp>(io_, std::move(request), std::move(path),
                                          options_.request_timeout, std::move(done));
   op->Start();

@@ -9,6 +9,11 @@
 // when the member cannot be reached in time. Results and errors are classified by etcd/codec.h:
 // kUnavailable is "retry later", kRefused carries etcd's reason, kNotFound an unknown member.
 //
+// With Options::tls every request is https: the member's certificate must chain to the
+// configuration's CA bundle and name the endpoint's IP address, and the configuration's client
+// certificate answers etcd's --client-cert-auth. A failed handshake is kUnavailable, its message
+// naming the TLS stage and why.
+//
 // Threading: the client and every callback live on the io_context passed in, which the owner runs
 // on one thread; callbacks are never invoked inside the call that started the request. A callback
 // may still arrive after the client is destroyed (a request in flight keeps what it needs), so
@@ -19,6 +24,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -29,6 +35,10 @@
 #include "common/result.h"
 #include "common/uri.h"
 #include "etcd/types.h"
+
+namespace etcd_mesos::net {
+class TlsClientConfig;
+}
 
 namespace etcd_mesos::etcd {
 
@@ -42,6 +52,8 @@ class Client {
     std::chrono::milliseconds request_timeout{5000};
     // Largest response body accepted (a member list of a few members is a few KiB).
     uint64_t max_response_bytes = 4ull << 20;
+    // Set: https with this configuration (net::TlsClientConfig::Create). Unset: plain http.
+    std::shared_ptr<const net::TlsClientConfig> tls;
   };
 
   Client(boost::asio::io_context& io, HostPort endpoint) : Client(io, std::move(endpoint), {}) {}
@@ -104,6 +116,11 @@ class Client {
   HostPort endpoint_;
   Options options_;
 };
+
+// The endpoint of a member's client URL ("http://ip:port" or "https://ip:port"), checked against
+// the options: an https URL needs Options::tls and an http one must not have it, since a member
+// serves one or the other. kInvalidArgument naming the URL otherwise.
+Result<HostPort> ClientEndpoint(std::string_view client_url, const Client::Options& options);
 
 // Runs `io` until `start`'s callback has delivered its result: for command-line tools and tests,
 // never for code that is itself running on `io`.

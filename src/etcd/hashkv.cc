@@ -33,19 +33,16 @@ class HashKvRun : public std::enable_shared_from_this<HashKvRun> {
   HashKvRun(boost::asio::io_context& io, Callback<HashKvResponse> done)
       : io_(io), pipe_(io), timer_(io), done_(std::move(done)) {}
 
-  void Start(const std::string& etcdctl, const HostPort& endpoint, uint64_t revision,
+  void Start(const std::string& etcdctl, const HostPort& endpoint,
+             const std::optional<TlsFiles>& tls, uint64_t revision,
              std::chrono::milliseconds timeout) {
     auto seconds =
         std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
-    std::vector<std::string> args = {etcdctl,
-                                     "--endpoints=http://" + endpoint.ToString(),
-                                     fmt::format("--dial-timeout={}s", seconds),
-                                     fmt::format("--command-timeout={}s", seconds),
-                                     "endpoint",
-                                     "hashkv",
-                                     fmt::format("--rev={}", revision),
-                                     "-w",
-                                     "json"};
+    std::vector<std::string> args = {etcdctl};
+    for (auto& flag : EtcdctlEndpointFlags(endpoint, tls)) args.push_back(std::move(flag));
+    args.insert(args.end(), {fmt::format("--dial-timeout={}s", seconds),
+                             fmt::format("--command-timeout={}s", seconds), "endpoint", "hashkv",
+                             fmt::format("--rev={}", revision), "-w", "json"});
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return Finish(Errno("pipe"));
     posix_spawn_file_actions_t actions;
@@ -143,8 +140,10 @@ class HashKvRun : public std::enable_shared_from_this<HashKvRun> {
 }  // namespace
 
 void HashKv(boost::asio::io_context& io, const std::string& etcdctl, const HostPort& endpoint,
-            uint64_t revision, std::chrono::milliseconds timeout, Callback<HashKvResponse> done) {
-  std::make_shared<HashKvRun>(io, std::move(done))->Start(etcdctl, endpoint, revision, timeout);
+            const std::optional<TlsFiles>& tls, uint64_t revision,
+            std::chrono::milliseconds timeout, Callback<HashKvResponse> done) {
+  std::make_shared<HashKvRun>(io, std::move(done))
+      ->Start(etcdctl, endpoint, tls, revision, timeout);
 }
 
 }  // namespace etcd_mesos::etcd

@@ -21,11 +21,14 @@
 
 #include "common/uri.h"
 #include "etcd/client.h"
+#include "etcd/launch.h"
 #include "etcd/types.h"
 
 namespace etcd_mesos::etcd {
 
+// `tls`: the files etcdctl dials the member with (--cacert, --cert, --key); none for plain http.
 void HashKv(boost::asio::io_context& io, const std::string& etcdctl, const HostPort& endpoint,
-            uint64_t revision, std::chrono::milliseconds timeout, Callback<HashKvResponse> done);
+            const std::optional<TlsFiles>& tls, uint64_t revision,
+            std::chrono::milliseconds timeout, Callback<HashKvResponse> done);
 
 }  // namespace etcd_mesos::etcd

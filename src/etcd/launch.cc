@@ -6,12 +6,18 @@
 
 namespace etcd_mesos::etcd {
 
+namespace {
+
 // HostPort brackets an IPv6 literal, as a URL needs.
-std::string MemberConfig::ClientUrl() const {
-  return "http://" + HostPort{ip, client_port}.ToString();
+std::string Url(const std::optional<TlsFiles>& tls, const HostPort& endpoint) {
+  return (tls ? "https://" : "http://") + endpoint.ToString();
 }
 
-std::string MemberConfig::PeerUrl() const { return "http://" + HostPort{ip, peer_port}.ToString(); }
+}  // namespace
+
+std::string MemberConfig::ClientUrl() const { return Url(tls, {ip, client_port}); }
+
+std::string MemberConfig::PeerUrl() const { return Url(tls, {ip, peer_port}); }
 
 std::vector<std::string> MemberCommandLine(const MemberConfig& c) {
   std::vector<std::string> argv = {
@@ -31,7 +37,24 @@ std::vector<std::string> MemberCommandLine(const MemberConfig& c) {
       "--log-outputs=stderr",
   };
   if (c.enable_v2) argv.push_back("--enable-v2=true");
+  if (c.tls) {
+    argv.insert(argv.end(),
+                {"--cert-file=" + c.tls->cert_file, "--key-file=" + c.tls->key_file,
+                 "--trusted-ca-file=" + c.tls->ca_file, "--client-cert-auth=true",
+                 "--peer-cert-file=" + c.tls->cert_file, "--peer-key-file=" + c.tls->key_file,
+                 "--peer-trusted-ca-file=" + c.tls->ca_file, "--peer-client-cert-auth=true"});
+  }
   return argv;
+}
+
+std::vector<std::string> EtcdctlEndpointFlags(const HostPort& endpoint,
+                                              const std::optional<TlsFiles>& tls) {
+  std::vector<std::string> flags = {"--endpoints=" + Url(tls, endpoint)};
+  if (tls) {
+    flags.insert(flags.end(), {"--cacert=" + tls->ca_file, "--cert=" + tls->cert_file,
+                               "--key=" + tls->key_file});
+  }
+  return flags;
 }
 
 }  // namespace etcd_mesos::etcd

@@ -5,6 +5,13 @@
 // The server hands each request to a handler that answers now or later, or turns the response
 // into an endless chunked stream (what a Mesos master does for SUBSCRIBE).
 //
+// Both sides speak HTTPS when given a TLS configuration (TlsClientConfig, TlsServerConfig), and
+// plain HTTP otherwise. A client verifies the server: its certificate must chain to the client's CA
+// bundle and name the endpoint's IP address or host name (subject alternative names). A server may
+// require a client certificate that chains to its client CA bundle (etcd's --client-cert-auth).
+// A configuration parses its PEM texts and builds its OpenSSL context once, when it is created, so
+// a bad certificate or key fails there, and every request that shares it costs no parsing.
+//
 // Threading: everything runs on the boost::asio::io_context passed in, which the owner runs on one
 // thread. Callbacks are invoked on that thread, never inline inside the call that started the
 // work. Objects here are not thread-safe; post onto the io_context to use them from elsewhere.
@@ -26,6 +33,10 @@
 #include "common/result.h"
 #include "common/uri.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace etcd_mesos::net {
 
 using Verb = boost::beast::http::verb;
@@ -37,6 +48,45 @@ std::optional<std::string> FindHeader(const Headers& headers, std::string_view n
 // "Basic base64(user:secret)" for an Authorization header.
 std::string BasicAuthorization(std::string_view user, std::string_view secret);
 
+// TLS for a client: the CA bundle a server's certificate must chain to and, when the server asks
+// for one, the client's own certificate (with its chain) and private key. Immutable once created;
+// share it between requests and threads.
+class TlsClientConfig {
+ public:
+  // kInvalidArgument naming the part that does not load: an empty or malformed CA bundle, a
+  // certificate without its key (or the reverse), a key that is not the certificate's, an
+  // encrypted key. Never quotes a key.
+  static Result<std::shared_ptr<const TlsClientConfig>> Create(
+      std::string_view ca_bundle_pem, std::string_view certificate_pem = {},
+      std::string_view key_pem = {});
+  ~TlsClientConfig();
+
+  // For net's own streams: the OpenSSL context every connection of this configuration uses.
+  boost::asio::ssl::context& context() const { return *context_; }
+
+ private:
+  explicit TlsClientConfig(std::unique_ptr<boost::asio::ssl::context> context);
+  std::unique_ptr<boost::asio::ssl::context> context_;
+};
+
+// TLS for a server: its certificate (with any chain) and private key and, when set, the CA bundle
+// a client's certificate must chain to: a client without such a certificate is refused at the
+// handshake. Immutable once created.
+class TlsServerConfig {
+ public:
+  // kInvalidArgument naming the part that does not load; never quotes a key.
+  static Result<std::shared_ptr<const TlsServerConfig>> Create(std::string_view certificate_pem,
+                                                               std::string_view key_pem,
+                                                               std::string_view client_ca_pem = {});
+  ~TlsServerConfig();
+
+  boost::asio::ssl::context& context() const { return *context_; }
+
+ private:
+  explicit TlsServerConfig(std::unique_ptr<boost::asio::ssl::context> context);
+  std::unique_ptr<boost::asio::ssl::context> context_;
+};
+
 struct HttpRequest {
   Verb method = Verb::get;
   HostPort endpoint;
@@ -47,6 +97,9 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{10'000};
   // Largest body HttpFetch accepts; a larger one is an error, not a truncation.
   uint64_t max_body_bytes = 16ull << 20;
+  // Set: HTTPS with this configuration (the endpoint's host is what the server's certificate must
+  // name). Unset: plain HTTP.
+  std::shared_ptr<const TlsClientConfig> tls;
 };
 
 struct HttpResponse {
@@ -63,7 +116,9 @@ using FetchCallback = std::function<void(Result<HttpResponse>)>;
 
 // Sends one request on a fresh connection and delivers the whole response. Any HTTP status is a
 // response; only failures to exchange are errors: kUnavailable for connect refused, reset,
-// timeout or a malformed response, kInvalidArgument for a body over max_body_bytes.
+// timeout, a failed TLS handshake (the message says "TLS handshake:" and why, e.g. the server's
+// certificate did not verify) or a malformed response, kInvalidArgument for a body over
+// max_body_bytes.
 void HttpFetch(boost::asio::io_context& io, HttpRequest request, FetchCallback done);
 
 // The same, blocking on a private io_context: for command-line tools and tests, never for
@@ -135,6 +190,8 @@ class HttpServer {
     uint32_t max_header_bytes = 16 << 10;
     std::chrono::milliseconds idle_timeout{60'000};  // keep-alive and request read deadline
     std::string server_name = "etcd-mesos";
+    // Set: HTTPS only (a plain HTTP request fails its handshake and is closed). Unset: plain HTTP.
+    std::shared_ptr<const TlsServerConfig> tls;
   };
 
   HttpServer(boost::asio::io_context& io, Options options, Handler handler);

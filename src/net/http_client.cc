@@ -1,11 +1,17 @@
 // Client side of net/http.h.
 #include <limits>
+#include <type_traits>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/encoding.h"
 #include "net/http.h"
@@ -14,6 +20,7 @@ namespace etcd_mesos::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 std::optional<std::string> FindHeader(const Headers& headers, std::string_view name) {
@@ -55,35 +62,108 @@ Error ExchangeError(const HttpRequest& r, std::string_view stage, const beast::e
                    r.endpoint.ToString(), r.target, stage, what);
 }
 
+// The two transports: plain TCP, and TLS over it. The exchanges below are written once for both;
+// a plain request runs exactly the code it ran before TLS existed (no handshake step, no checks).
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <typename Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+PlainStream NewStream(asio::io_context& io, const HttpRequest&, PlainStream*) {
+  return PlainStream(io);
+}
+TlsStream NewStream(asio::io_context& io, const HttpRequest& r, TlsStream*) {
+  return TlsStream(io, r.tls->context());
+}
+
+// What the server's certificate must name (the endpoint's IP address, else its host name), and
+// the host name for SNI. Peer verification itself is the configuration's (verify_peer).
+Status PrepareHandshake(TlsStream& stream, const std::string& host) {
+  SSL* ssl = stream.native_handle();
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  boost::system::error_code not_ip;
+  asio::ip::make_address(host, not_ip);
+  bool ok = true;
+  if (!not_ip) {
+    ok = X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) == 1;
+  } else {
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ok = X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size()) == 1 &&
+         SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;
+  }
+  if (!ok) return MakeError(ErrorCode::kInvalidArgument, "TLS: cannot verify host '{}'", host);
+  return OkStatus();
+}
+
+// A failed handshake says why: OpenSSL's "certificate verify failed" alone does not tell an
+// unknown CA from an expired certificate or a name mismatch.
+Error HandshakeError(const HttpRequest& r, TlsStream& stream, const beast::error_code& ec) {
+  Error error = ExchangeError(r, "TLS handshake:", ec);
+  long verified = SSL_get_verify_result(stream.native_handle());
+  if (verified != X509_V_OK) {
+    error.message += fmt::format(" ({})", X509_verify_cert_error_string(verified));
+  }
+  return error;
+}
+
 // One whole request/response exchange; owns itself through shared_from_this until done.
-class FetchOp : public std::enable_shared_from_this<FetchOp> {
+template <typename Stream>
+class FetchOp : public std::enable_shared_from_this<FetchOp<Stream>> {
  public:
   FetchOp(asio::io_context& io, HttpRequest request, FetchCallback done)
-      : resolver_(io), stream_(io), request_(std::move(request)), done_(std::move(done)) {
+      : resolver_(io),
+        stream_(NewStream(io, request, static_cast<Stream*>(nullptr))),
+        request_(std::move(request)),
+        done_(std::move(done)) {
     parser_.body_limit(request_.max_body_bytes);
     parser_.header_limit(64 << 10);
   }
 
   void Start() {
     wire_ = BuildRequest(request_);
-    stream_.expires_after(request_.timeout);
-    resolver_.async_resolve(
-        request_.endpoint.host, std::to_string(request_.endpoint.port),
-        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
-          if (ec) return self->Finish(ExchangeError(self->request_, "resolve", ec));
-          self->stream_.async_connect(
-              results, [self](beast::error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
-        });
+    beast::get_lowest_layer(stream_).expires_after(request_.timeout);
+    resolver_.async_resolve(request_.endpoint.host, std::to_string(request_.endpoint.port),
+                            [self = this->shared_from_this()](beast::error_code ec,
+                                                              tcp::resolver::results_type results) {
+                              self->OnResolve(ec, results);
+                            });
   }
 
  private:
+  void OnResolve(beast::error_code ec, const tcp::resolver::results_type& results) {
+    if (ec) return Finish(ExchangeError(request_, "resolve", ec));
+    beast::get_lowest_layer(stream_).async_connect(
+        results, [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          self->OnConnect(ec);
+        });
+  }
+
   void OnConnect(beast::error_code ec) {
     if (ec) return Finish(ExchangeError(request_, "connect", ec));
-    bhttp::async_write(stream_, wire_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->Finish(ExchangeError(self->request_, "write", ec));
-      bhttp::async_read_header(self->stream_, self->buffer_, self->parser_,
-                               [self](beast::error_code ec, size_t) { self->OnHeader(ec); });
-    });
+    if constexpr (kIsTls<Stream>) {
+      if (auto s = PrepareHandshake(stream_, request_.endpoint.host); !s.ok()) {
+        return Finish(s.error());
+      }
+      stream_.async_handshake(
+          ssl::stream_base::client, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) {
+              return self->Finish(HandshakeError(self->request_, self->stream_, ec));
+            }
+            self->Write();
+          });
+    } else {
+      Write();
+    }
+  }
+
+  void Write() {
+    bhttp::async_write(
+        stream_, wire_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->Finish(ExchangeError(self->request_, "write", ec));
+          bhttp::async_read_header(self->stream_, self->buffer_, self->parser_,
+                                   [self](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        });
   }
 
   // Boost 1.74's response parser ignores body_limit, so the limit is enforced here: on the
@@ -100,7 +180,7 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
     parser_.on_chunk_header(on_chunk_);  // Beast keeps a reference: on_chunk_ is a member
     bhttp::async_read(
         stream_, buffer_, parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -117,8 +197,8 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
 
   void Finish(Result<HttpResponse> result) {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(stream_).close();
     if (done_) {
       auto done = std::move(done_);
       done(std::move(result));
@@ -126,7 +206,7 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
   }
 
   tcp::resolver resolver_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpRequest request_;
   FetchCallback done_;
   bhttp::request<bhttp::string_body> wire_;
@@ -137,10 +217,14 @@ class FetchOp : public std::enable_shared_from_this<FetchOp> {
 };
 
 // A response body read piece by piece until it ends, fails, or Close() is called.
-class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp> {
+template <typename Stream>
+class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp<Stream>> {
  public:
   StreamOp(asio::io_context& io, HttpRequest request, Callbacks callbacks)
-      : resolver_(io), stream_(io), request_(std::move(request)), cb_(std::move(callbacks)) {
+      : resolver_(io),
+        stream_(NewStream(io, request, static_cast<Stream*>(nullptr))),
+        request_(std::move(request)),
+        cb_(std::move(callbacks)) {
     // The body of an event stream never ends. (Not boost::none: Boost 1.74 compares a known
     // Content-Length against an empty limit as if it were exceeded.)
     parser_.body_limit(std::numeric_limits<uint64_t>::max());
@@ -149,44 +233,67 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
 
   void Start() {
     wire_ = BuildRequest(request_);
-    stream_.expires_after(request_.timeout);
-    resolver_.async_resolve(
-        request_.endpoint.host, std::to_string(request_.endpoint.port),
-        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
-          if (self->closed_) return;
-          if (ec) return self->End(ExchangeError(self->request_, "resolve", ec));
-          self->stream_.async_connect(
-              results, [self](beast::error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
-        });
+    beast::get_lowest_layer(stream_).expires_after(request_.timeout);
+    resolver_.async_resolve(request_.endpoint.host, std::to_string(request_.endpoint.port),
+                            [self = this->shared_from_this()](beast::error_code ec,
+                                                              tcp::resolver::results_type results) {
+                              self->OnResolve(ec, results);
+                            });
   }
 
   void Close() override {
     if (closed_) return;
     closed_ = true;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(stream_).close();
     // Callbacks are kept (not cleared) because Close() may be called from inside one of them;
     // closed_ silences them, and they die with this object once the cancelled reads return.
   }
 
  private:
+  void OnResolve(beast::error_code ec, const tcp::resolver::results_type& results) {
+    if (closed_) return;
+    if (ec) return End(ExchangeError(request_, "resolve", ec));
+    beast::get_lowest_layer(stream_).async_connect(
+        results, [self = this->shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
+          self->OnConnect(ec);
+        });
+  }
+
   void OnConnect(beast::error_code ec) {
     if (closed_) return;
     if (ec) return End(ExchangeError(request_, "connect", ec));
-    bhttp::async_write(stream_, wire_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (self->closed_) return;
-      if (ec) return self->End(ExchangeError(self->request_, "write", ec));
-      bhttp::async_read_header(self->stream_, self->buffer_, self->parser_,
-                               [self](beast::error_code ec, size_t) { self->OnHeader(ec); });
-    });
+    if constexpr (kIsTls<Stream>) {
+      if (auto s = PrepareHandshake(stream_, request_.endpoint.host); !s.ok()) return End(s);
+      stream_.async_handshake(
+          ssl::stream_base::client, [self = this->shared_from_this()](beast::error_code ec) {
+            if (self->closed_) return;
+            if (ec) {
+              return self->End(HandshakeError(self->request_, self->stream_, ec));
+            }
+            self->Write();
+          });
+    } else {
+      Write();
+    }
+  }
+
+  void Write() {
+    bhttp::async_write(
+        stream_, wire_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (self->closed_) return;
+          if (ec) return self->End(ExchangeError(self->request_, "write", ec));
+          bhttp::async_read_header(self->stream_, self->buffer_, self->parser_,
+                                   [self](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        });
   }
 
   void OnHeader(beast::error_code ec) {
     if (closed_) return;
     if (ec) return End(ExchangeError(request_, "read headers", ec));
     // From here on, liveness is the caller's business (Mesos heartbeats), not a socket deadline.
-    stream_.expires_never();
+    beast::get_lowest_layer(stream_).expires_never();
     const auto& msg = parser_.get();
     HttpResponse head{msg.result_int(), CopyHeaders(msg.base()), {}};
     if (cb_.on_headers) cb_.on_headers(head);
@@ -202,7 +309,7 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
     // small and must be delivered as soon as they arrive.
     bhttp::async_read_some(
         stream_, buffer_, parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {
@@ -221,7 +328,7 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
   }
 
   tcp::resolver resolver_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpRequest request_;
   Callbacks cb_;
   bool closed_ = false;
@@ -233,10 +340,18 @@ class StreamOp : public HttpStream, public std::enable_shared_from_this<StreamOp
 
 }  // namespace
 
-void HttpFetch(asio::io_context& io, HttpRequest request, FetchCallback done) {
-  auto op = std::make_shared<FetchOp>(io, std::move(request), std::move(done));
+namespace {
+template <typename Stream>
+void StartFetch(asio::io_context& io, HttpRequest request, FetchCallback done) {
+  auto op = std::make_shared<FetchOp<Stream>>(io, std::move(request), std::move(done));
   // Posted so that the callback can never run inside this call.
   asio::post(io, [op] { op->Start(); });
+}
+}  // namespace
+
+void HttpFetch(asio::io_context& io, HttpRequest request, FetchCallback done) {
+  if (request.tls) return StartFetch<TlsStream>(io, std::move(request), std::move(done));
+  StartFetch<PlainStream>(io, std::move(request), std::move(done));
 }
 
 Result<HttpResponse> HttpFetchSync(HttpRequest request) {
@@ -252,20 +367,27 @@ namespace {
 // The caller's handle: dropping it closes the stream, so no callback outlives its owner.
 class StreamHandle : public HttpStream {
  public:
-  explicit StreamHandle(std::shared_ptr<StreamOp> op) : op_(std::move(op)) {}
+  explicit StreamHandle(std::shared_ptr<HttpStream> op) : op_(std::move(op)) {}
   ~StreamHandle() override { op_->Close(); }
   void Close() override { op_->Close(); }
 
  private:
-  std::shared_ptr<StreamOp> op_;
+  std::shared_ptr<HttpStream> op_;
 };
+
+template <typename Stream>
+std::unique_ptr<HttpStream> StartStream(asio::io_context& io, HttpRequest request,
+                                        HttpStream::Callbacks callbacks) {
+  auto op = std::make_shared<StreamOp<Stream>>(io, std::move(request), std::move(callbacks));
+  asio::post(io, [op] { op->Start(); });
+  return std::make_unique<StreamHandle>(std::move(op));
+}
 }  // namespace
 
 std::unique_ptr<HttpStream> OpenHttpStream(asio::io_context& io, HttpRequest request,
                                            HttpStream::Callbacks callbacks) {
-  auto op = std::make_shared<StreamOp>(io, std::move(request), std::move(callbacks));
-  asio::post(io, [op] { op->Start(); });
-  return std::make_unique<StreamHandle>(std::move(op));
+  if (request.tls) return StartStream<TlsStream>(io, std::move(request), std::move(callbacks));
+  return StartStream<PlainStream>(io, std::move(request), std::move(callbacks));
 }
 
 HttpResponse TextResponse(unsigned status, std::string text) {

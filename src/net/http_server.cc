@@ -5,9 +5,11 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "net/http.h"
 
@@ -15,11 +17,19 @@ namespace etcd_mesos::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
 
-class Session;
+// One connection, whatever its transport: what responders and the server need of it.
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual void Shutdown() = 0;
+  virtual void Send(HttpResponse response, bool keep_alive) = 0;
+  virtual std::shared_ptr<ResponseStream> BeginStream(unsigned status, Headers headers) = 0;
+};
 
 // Shared by the server object and its sessions, so that sessions outliving Stop() stay safe.
 struct ServerState {
@@ -35,34 +45,45 @@ std::string ReasonLine(unsigned status) {
   return fmt::format("HTTP/1.1 {} {}\r\n", status, std::string_view(reason.data(), reason.size()));
 }
 
+// The two transports. A plain session runs the code it ran before TLS existed: no handshake, and
+// a chunked body written straight to the socket.
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+tcp::socket& Wire(PlainStream& stream) { return stream.socket(); }
+TlsStream& Wire(TlsStream& stream) { return stream; }
+
+template <typename Stream>
 class ChunkedStream;
 
-class Session : public std::enable_shared_from_this<Session> {
+template <typename Stream>
+class BasicSession : public Session, public std::enable_shared_from_this<BasicSession<Stream>> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<ServerState> state)
-      : stream_(std::move(socket)), state_(std::move(state)) {
+  // `stream_args` make the stream: the accepted socket, and for TLS the server's context.
+  template <typename... StreamArgs>
+  explicit BasicSession(std::shared_ptr<ServerState> state, StreamArgs&&... stream_args)
+      : stream_(std::forward<StreamArgs>(stream_args)...), state_(std::move(state)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
     remote_ = ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
   }
 
-  void Start() { ReadRequest(); }
-  void Shutdown();
-  void Send(HttpResponse response, bool keep_alive);
-  std::shared_ptr<ResponseStream> BeginStream(unsigned status, Headers headers);
-  const std::shared_ptr<ServerState>& state() const { return state_; }
+  void Start();
+  void Shutdown() override;
+  void Send(HttpResponse response, bool keep_alive) override;
+  std::shared_ptr<ResponseStream> BeginStream(unsigned status, Headers headers) override;
 
  private:
-  friend class ChunkedStream;
+  friend class ChunkedStream<Stream>;
 
   void ReadRequest() {
     parser_.emplace();
     parser_->body_limit(state_->options.max_body_bytes);
     parser_->header_limit(state_->options.max_header_bytes);
-    stream_.expires_after(state_->options.idle_timeout);
+    beast::get_lowest_layer(stream_).expires_after(state_->options.idle_timeout);
     bhttp::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRequest(ec); });
   }
 
   void OnRequest(beast::error_code ec) {
@@ -101,7 +122,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DispatchRequest(ServerRequest request);
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<ServerState> state_;
   std::string remote_;
   beast::flat_buffer buffer_;
@@ -109,13 +130,16 @@ class Session : public std::enable_shared_from_this<Session> {
   bhttp::response<bhttp::string_body> response_;
   bool keep_alive_ = false;
   bool closed_ = false;
-  std::weak_ptr<ChunkedStream> chunked_;
+  std::weak_ptr<ChunkedStream<Stream>> chunked_;
 };
 
 // A chunked response body written as the application produces it.
-class ChunkedStream : public ResponseStream, public std::enable_shared_from_this<ChunkedStream> {
+template <typename Stream>
+class ChunkedStream : public ResponseStream,
+                      public std::enable_shared_from_this<ChunkedStream<Stream>> {
  public:
-  explicit ChunkedStream(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+  explicit ChunkedStream(std::shared_ptr<BasicSession<Stream>> session)
+      : session_(std::move(session)) {}
 
   void Begin(std::string head) {
     queue_.push_back(std::move(head));
@@ -161,8 +185,8 @@ class ChunkedStream : public ResponseStream, public std::enable_shared_from_this
   void Flush() {
     if (writing_ || queue_.empty() || closed_) return;
     writing_ = true;
-    asio::async_write(session_->stream_.socket(), asio::buffer(queue_.front()),
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+    asio::async_write(Wire(session_->stream_), asio::buffer(queue_.front()),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         self->writing_ = false;
                         if (ec) return self->Terminate();
                         if (!self->queue_.empty()) self->queue_.pop_front();
@@ -174,14 +198,15 @@ class ChunkedStream : public ResponseStream, public std::enable_shared_from_this
   // The only way to notice that the peer went away while we have nothing to send: a read that
   // completes (with EOF or an error) when the connection closes.
   void WatchPeer() {
-    session_->stream_.socket().async_read_some(
-        asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec) return self->Terminate();
-          self->WatchPeer();  // a client has no business sending more; ignore it
-        });
+    Wire(session_->stream_)
+        .async_read_some(asio::buffer(scratch_),
+                         [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                           if (ec) return self->Terminate();
+                           self->WatchPeer();  // a client has no business sending more; ignore it
+                         });
   }
 
-  std::shared_ptr<Session> session_;
+  std::shared_ptr<BasicSession<Stream>> session_;
   std::deque<std::string> queue_;
   bool writing_ = false;
   bool ending_ = false;
@@ -227,14 +252,35 @@ class ResponderImpl : public Responder {
   bool answered_ = false;
 };
 
-void Session::DispatchRequest(ServerRequest request) {
+template <typename Stream>
+void BasicSession<Stream>::Start() {
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    // The handshake has the request's deadline: a peer that connects and says nothing is dropped.
+    beast::get_lowest_layer(stream_).expires_after(state_->options.idle_timeout);
+    stream_.async_handshake(
+        ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+          if (ec) {
+            // A plain HTTP client, an untrusted or missing client certificate.
+            spdlog::info("TLS handshake with {} failed: {}", self->remote_, ec.message());
+            return self->Shutdown();
+          }
+          self->ReadRequest();
+        });
+  } else {
+    ReadRequest();
+  }
+}
+
+template <typename Stream>
+void BasicSession<Stream>::DispatchRequest(ServerRequest request) {
   auto responder = std::make_shared<ResponderImpl>(
-      shared_from_this(), keep_alive_,
+      this->shared_from_this(), keep_alive_,
       fmt::format("{} {} from {}", request.method_string, request.path, remote_));
   state_->handler(request, std::move(responder));
 }
 
-void Session::Send(HttpResponse response, bool keep_alive) {
+template <typename Stream>
+void BasicSession<Stream>::Send(HttpResponse response, bool keep_alive) {
   if (closed_) return;
   response_ = {};
   response_.version(11);
@@ -248,32 +294,35 @@ void Session::Send(HttpResponse response, bool keep_alive) {
   // The deadline bounds a stuck peer, not a slow link: a large body (the scheduler serves ~20 MB
   // artifacts to several fetchers at once) gets time in proportion, at 256 KiB/s at worst.
   auto body_allowance = std::chrono::seconds(response_.body().size() / (256 << 10));
-  stream_.expires_after(state_->options.idle_timeout + body_allowance);
+  beast::get_lowest_layer(stream_).expires_after(state_->options.idle_timeout + body_allowance);
   bhttp::async_write(stream_, response_,
-                     [self = shared_from_this(), again](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this(), again](beast::error_code ec, size_t) {
                        if (ec || !again) return self->Shutdown();
                        self->ReadRequest();
                      });
 }
 
-std::shared_ptr<ResponseStream> Session::BeginStream(unsigned status, Headers headers) {
-  stream_.expires_never();
+template <typename Stream>
+std::shared_ptr<ResponseStream> BasicSession<Stream>::BeginStream(unsigned status,
+                                                                  Headers headers) {
+  beast::get_lowest_layer(stream_).expires_never();
   std::string head = ReasonLine(status);
   head += fmt::format("Server: {}\r\n", state_->options.server_name);
   for (const auto& [k, v] : headers) head += fmt::format("{}: {}\r\n", k, v);
   head += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-  auto chunked = std::make_shared<ChunkedStream>(shared_from_this());
+  auto chunked = std::make_shared<ChunkedStream<Stream>>(this->shared_from_this());
   chunked_ = chunked;
   chunked->Begin(std::move(head));
   return chunked;
 }
 
-void Session::Shutdown() {
+template <typename Stream>
+void BasicSession<Stream>::Shutdown() {
   if (closed_) return;
   closed_ = true;
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(stream_).close();
   state_->sessions.erase(this);
   if (auto chunked = chunked_.lock()) chunked->Terminate();
 }
@@ -290,14 +339,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (self->state->stopped || !self->acceptor.is_open()) return;
       if (!ec) {
-        auto session = std::make_shared<Session>(std::move(socket), self->state);
-        self->state->sessions[session.get()] = session;
-        session->Start();
+        self->StartSession(std::move(socket));
       } else {
         spdlog::warn("HTTP accept on {} failed: {}", self->bound.ToString(), ec.message());
       }
       self->Accept();
     });
+  }
+
+  void StartSession(tcp::socket socket) {
+    if (const auto& tls = state->options.tls) {
+      Start(std::make_shared<BasicSession<TlsStream>>(state, std::move(socket), tls->context()));
+    } else {
+      Start(std::make_shared<BasicSession<PlainStream>>(state, std::move(socket)));
+    }
+  }
+
+  template <typename Stream>
+  void Start(std::shared_ptr<BasicSession<Stream>> session) {
+    state->sessions[session.get()] = session;
+    session->Start();
   }
 
   std::shared_ptr<ServerState> state;

@@ -24,6 +24,7 @@ EtcdServer::EtcdServer(Options options, const std::filesystem::path& work_dir)
   config_.client_port = FreePort(options_.ip);
   config_.peer_port = FreePort(options_.ip);
   config_.data_dir = (dir / "data").string();
+  config_.tls = options_.tls;
   log_file_ = dir / "etcd.log";
 }
 
@@ -71,7 +72,7 @@ Status EtcdServer::JoinExisting(const std::string& initial_cluster) {
 
 Result<uint64_t> EtcdServer::AddAndJoin(const HostPort& voter, bool as_learner) {
   boost::asio::io_context io;
-  etcd::Client client(io, voter);
+  etcd::Client client(io, voter, {.tls = options_.client_tls});
   // The leader refuses changes for a few seconds after a member (re)connects ("unhealthy
   // cluster", kUnavailable): retry those.
   Result<etcd::MemberAddResponse> added = Error{};
@@ -107,7 +108,8 @@ Status EtcdServer::WaitUntilAnswering(std::chrono::milliseconds timeout) {
 Status EtcdServer::WaitFor(std::chrono::milliseconds timeout, bool need_healthy) {
   if (!process_) return MakeError(ErrorCode::kInternal, "etcd {} was not started", name());
   boost::asio::io_context io;
-  etcd::Client client(io, client_endpoint(), {.request_timeout = std::chrono::seconds(2)});
+  etcd::Client client(io, client_endpoint(),
+                      {.request_timeout = std::chrono::seconds(2), .tls = options_.client_tls});
   std::string last = "no answer yet";
   bool exited = false;
   bool ready = test::WaitFor(

@@ -3,7 +3,9 @@
 // directory under the test's work directory, and the v2 API enabled, as a ChildProcess. It starts
 // either as a new one-member cluster, as one of several members of a new cluster, or as a member
 // joining a running cluster (--initial-cluster-state=existing), optionally added as a learner
-// through etcd::Client first. Start calls wait until the member answers GET /health.
+// through etcd::Client first. Start calls wait until the member answers GET /health. With TLS
+// files it serves https only and requires certificates of clients and peers; the helper's own
+// requests then use Options::client_tls.
 //
 // Threading: not shared; owned by one test. Blocking calls run a private io_context.
 #pragma once
@@ -12,12 +14,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "common/uri.h"
 #include "etcd/launch.h"
+#include "net/http.h"
 #include "testing/process.h"
 
 namespace etcd_mesos::test {
@@ -28,6 +32,11 @@ class EtcdServer {
     std::string name = "n1";
     std::string ip = "127.0.0.2";
     std::chrono::milliseconds start_timeout{30000};
+    // Set: https on both ports with these files (etcd::MemberConfig::tls).
+    std::optional<etcd::TlsFiles> tls;
+    // What the helper's health checks and member adds use with `tls`: a CA bundle and a client
+    // certificate of the members' CA.
+    std::shared_ptr<const net::TlsClientConfig> client_tls;
   };
 
   // Picks free ports; starts nothing. Data and log live under `work_dir`/<name>.
@@ -68,7 +77,7 @@ class EtcdServer {
   std::filesystem::path data_dir() const { return config_.data_dir; }
   std::string LogTail(size_t max_bytes = 4000) const;
 
-  // "n1=http://...,n2=http://..." for the given servers.
+  // "n1=http://...,n2=http://..." (https with TLS) for the given servers.
   static std::string InitialCluster(const std::vector<const EtcdServer*>& servers);
 
  private:

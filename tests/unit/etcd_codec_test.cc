@@ -7,8 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/encoding.h"
+#include "etcd/client.h"
 #include "etcd/codec.h"
 #include "etcd/launch.h"
+#include "net/http.h"
+#include "tls/pki.h"
 
 namespace etcd_mesos::etcd {
 namespace {
@@ -670,6 +673,62 @@ TEST(EtcdLaunch, CommandLineForNewAndJoiningMembers) {
   EXPECT_THAT(argv, ::testing::IsSupersetOf({"--listen-client-urls=http://[fd00::3]:2379",
                                              "--listen-peer-urls=http://[fd00::3]:2380",
                                              "--initial-cluster=n2=http://[fd00::3]:2380"}));
+}
+
+TEST(EtcdLaunch, WithTlsBothPortsAreHttpsAndRequireCertificates) {
+  MemberConfig c;
+  c.name = "n1";
+  c.ip = "10.0.0.7";
+  c.client_port = 2379;
+  c.peer_port = 2380;
+  c.tls = TlsFiles{.ca_file = "/s/ca.pem", .cert_file = "/s/n1.pem", .key_file = "/s/n1-key.pem"};
+  EXPECT_EQ(c.ClientUrl(), "https://10.0.0.7:2379");
+  EXPECT_EQ(c.PeerUrl(), "https://10.0.0.7:2380");
+  EXPECT_THAT(
+      MemberCommandLine(c),
+      ::testing::IsSupersetOf(
+          {"--listen-client-urls=https://10.0.0.7:2379",
+           "--advertise-client-urls=https://10.0.0.7:2379",
+           "--listen-peer-urls=https://10.0.0.7:2380",
+           "--initial-advertise-peer-urls=https://10.0.0.7:2380",
+           "--initial-cluster=n1=https://10.0.0.7:2380", "--cert-file=/s/n1.pem",
+           "--key-file=/s/n1-key.pem", "--trusted-ca-file=/s/ca.pem", "--client-cert-auth=true",
+           "--peer-cert-file=/s/n1.pem", "--peer-key-file=/s/n1-key.pem",
+           "--peer-trusted-ca-file=/s/ca.pem", "--peer-client-cert-auth=true"}));
+}
+
+TEST(EtcdLaunch, EtcdctlIsPointedAtAMemberWithItsTlsFiles) {
+  EXPECT_THAT(EtcdctlEndpointFlags({"10.0.0.7", 2379}, std::nullopt),
+              ElementsAre("--endpoints=http://10.0.0.7:2379"));
+  TlsFiles files{.ca_file = "ca.pem", .cert_file = "op.pem", .key_file = "op-key.pem"};
+  EXPECT_THAT(EtcdctlEndpointFlags({"10.0.0.7", 2379}, files),
+              ElementsAre("--endpoints=https://10.0.0.7:2379", "--cacert=ca.pem", "--cert=op.pem",
+                          "--key=op-key.pem"));
+}
+
+TEST(ClientEndpoint, AnHttpsMemberNeedsTlsAndAnHttpOneMustNotHaveIt) {
+  auto now = std::chrono::system_clock::now();
+  auto ca = tls::NewAuthority("CA", now, now + std::chrono::hours(1));
+  ASSERT_TRUE(ca.ok()) << ca.error();
+  Client::Options with_tls;
+  with_tls.tls = *net::TlsClientConfig::Create(ca->certificate_pem);
+  Client::Options plain;
+
+  auto https = ClientEndpoint("https://10.0.0.7:2379", with_tls);
+  ASSERT_TRUE(https.ok()) << https.error();
+  EXPECT_EQ(*https, (HostPort{"10.0.0.7", 2379}));
+  auto http = ClientEndpoint("http://10.0.0.7:2379", plain);
+  ASSERT_TRUE(http.ok()) << http.error();
+  EXPECT_EQ(*http, (HostPort{"10.0.0.7", 2379}));
+
+  auto unreachable = ClientEndpoint("https://10.0.0.7:2379", plain);
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_EQ(unreachable.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(unreachable.error().message, HasSubstr("no TLS configuration"));
+  auto downgraded = ClientEndpoint("http://10.0.0.7:2379", with_tls);
+  ASSERT_FALSE(downgraded.ok());
+  EXPECT_THAT(downgraded.error().message, HasSubstr("should be https"));
+  EXPECT_FALSE(ClientEndpoint("10.0.0.7", plain).ok());
 }
 
 }  // namespace

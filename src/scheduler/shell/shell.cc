@@ -1186,8 +1186,8 @@ void SchedulerShell::DoCheckHashes(const CheckHashes& check) {
       boost::asio::post(io_, [answered, i, e = url.error()]() mutable { answered(i, e); });
       continue;
     }
-    etcd::HashKv(io_, flags_.shell.etcdctl_bin, url->endpoint, check.revision, timeout,
-                 [answered, i](Result<etcd::HashKvResponse> r) mutable {
+    etcd::HashKv(io_, flags_.shell.etcdctl_bin, url->endpoint, /*tls=*/std::nullopt, check.revision,
+                 timeout, [answered, i](Result<etcd::HashKvResponse> r) mutable {
                    if (!r.ok()) return answered(i, r.error());
                    answered(i, KvHash{r->hash, r->compact_revision});
                  });

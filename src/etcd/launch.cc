@@ -38,11 +38,12 @@ std::vector<std::string> MemberCommandLine(const MemberConfig& c) {
   };
   if (c.enable_v2) argv.push_back("--enable-v2=true");
   if (c.tls) {
+    const TlsFiles& peer = c.peer_tls ? *c.peer_tls : *c.tls;
     argv.insert(argv.end(),
                 {"--cert-file=" + c.tls->cert_file, "--key-file=" + c.tls->key_file,
                  "--trusted-ca-file=" + c.tls->ca_file, "--client-cert-auth=true",
-                 "--peer-cert-file=" + c.tls->cert_file, "--peer-key-file=" + c.tls->key_file,
-                 "--peer-trusted-ca-file=" + c.tls->ca_file, "--peer-client-cert-auth=true"});
+                 "--peer-cert-file=" + peer.cert_file, "--peer-key-file=" + peer.key_file,
+                 "--peer-trusted-ca-file=" + peer.ca_file, "--peer-client-cert-auth=true"});
   }
   return argv;
 }

@@ -48,6 +48,8 @@ struct MemberConfig {
   std::string etcd_binary = "etcd";
   // Set: https on both ports, and certificates required of clients and peers.
   std::optional<TlsFiles> tls;
+  // The peer port's own certificate and key (with `tls`); unset: the peer port uses `tls`'s.
+  std::optional<TlsFiles> peer_tls;
 
   std::string ClientUrl() const;  // http://ip:client_port, or https:// with TLS
   std::string PeerUrl() const;    // http://ip:peer_port, or https:// with TLS

@@ -267,6 +267,8 @@ bool IsHostName(std::string_view name) {
 
 // Built name by name, not from a configuration string, so that no name can inject another.
 Status AddAlternativeNames(X509* cert, const CertificateRequest& r) {
+  // An empty subjectAltName is not allowed (RFC 5280): a client's certificate just has none.
+  if (r.ip_addresses.empty() && r.dns_names.empty()) return OkStatus();
   NamesPtr names(sk_GENERAL_NAME_new_null());
   for (const auto& ip : r.ip_addresses) {
     ASN1_OCTET_STRING* octets = a2i_IPADDRESS(ip.c_str());
@@ -395,22 +397,23 @@ Result<Authority> LoadAuthority(std::string_view certificate_pem, std::string_vi
   return Authority{std::move(*cert_pem), std::move(*own_key_pem)};
 }
 
-Result<IssuedCertificate> Issue(const Authority& ca, const CertificateRequest& r) {
+namespace {
+
+// A certificate for `r` signed by `ca` that certifies `key` (a fresh one, or a request's).
+Result<std::string> IssueFor(const Authority& ca, const CertificateRequest& r, EVP_PKEY* key) {
   auto where = fmt::format("issuing '{}'", r.common_name);
   if (r.common_name.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "issuing: empty common name");
   }
-  if (r.ip_addresses.empty() && r.dns_names.empty()) {
+  if (r.ip_addresses.empty() && r.dns_names.empty() && r.usage != Usage::kClient) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "{}: no IP address or host name (TLS clients match only those)", where);
   }
   if (auto s = CheckValidity(r.not_before, r.not_after); !s.ok()) return s.error().Context(where);
   auto authority = Load(ca.certificate_pem, ca.key_pem);
   if (!authority.ok()) return authority.error().Context(where);
-  auto key = NewKey();
-  if (!key.ok()) return key.error();
   auto cert = NewCertificate(r.common_name, X509_get_subject_name(authority->certificate.get()),
-                             key->get(), r.not_before, r.not_after);
+                             key, r.not_before, r.not_after);
   if (!cert.ok()) return cert.error();
   if (auto s = AddAlternativeNames(cert->get(), r); !s.ok()) return s.error().Context(where);
   Status extended = AddExtensions(cert->get(), authority->certificate.get(),
@@ -421,11 +424,61 @@ Result<IssuedCertificate> Issue(const Authority& ca, const CertificateRequest& r
                                    {NID_authority_key_identifier, "keyid:always"}});
   if (!extended.ok()) return extended.error().Context(where);
   if (auto s = Sign(cert->get(), authority->key.get()); !s.ok()) return s.error();
-  auto cert_pem = CertificatePem(cert->get());
+  return CertificatePem(cert->get());
+}
+
+using RequestPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ_free>>;
+
+}  // namespace
+
+Result<IssuedCertificate> Issue(const Authority& ca, const CertificateRequest& r) {
+  auto key = NewKey();
+  if (!key.ok()) return key.error();
+  auto cert_pem = IssueFor(ca, r, key->get());
   if (!cert_pem.ok()) return cert_pem.error();
   auto key_pem = KeyPem(key->get());
   if (!key_pem.ok()) return key_pem.error();
   return IssuedCertificate{std::move(*cert_pem), std::move(*key_pem)};
+}
+
+Result<KeyAndRequest> NewCertificateRequest(const std::string& common_name) {
+  if (common_name.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "certificate request: empty common name");
+  }
+  auto key = NewKey();
+  if (!key.ok()) return key.error();
+  RequestPtr req(X509_REQ_new());
+  bool ok = req && X509_REQ_set_version(req.get(), X509_REQ_VERSION_1) == 1 &&
+            SetCommonName(X509_REQ_get_subject_name(req.get()), common_name) &&
+            X509_REQ_set_pubkey(req.get(), key->get()) == 1 &&
+            X509_REQ_sign(req.get(), key->get(), EVP_sha256()) > 0;
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!ok || !bio || PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) {
+    return MakeError(ErrorCode::kInternal, "certificate request for '{}': {}", common_name,
+                     TakeOpenSslReason());
+  }
+  auto key_pem = KeyPem(key->get());
+  if (!key_pem.ok()) return key_pem.error();
+  return KeyAndRequest{std::move(*key_pem), BioText(bio.get())};
+}
+
+Result<std::string> IssueForRequest(const Authority& ca, std::string_view request_pem,
+                                    const CertificateRequest& r) {
+  BioPtr bio = ReadOnlyBio(request_pem);
+  RequestPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    TakeOpenSslReason();
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "certificate request for '{}': not a PEM certificate request", r.common_name);
+  }
+  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
+  if (key == nullptr || X509_REQ_verify(req.get(), key) != 1) {
+    TakeOpenSslReason();
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "certificate request for '{}': its signature does not match its key",
+                     r.common_name);
+  }
+  return IssueFor(ca, r, key);
 }
 
 Result<CertificateInfo> ReadCertificate(std::string_view pem) {

@@ -80,9 +80,23 @@ Result<Authority> LoadAuthority(std::string_view certificate_pem, std::string_vi
 // A certificate for `request`, signed by `ca`, with its own fresh key and a random 128-bit serial;
 // the subject alternative names are exactly the request's addresses and names. kInvalidArgument
 // for an empty common name, an address that is not an IP address, no subject alternative name at
-// all (TLS clients match the host against those only), a validity that ends before it begins, or
-// an unusable `ca`.
+// all for a server's certificate (TLS clients match the host against those only; a client-only
+// certificate may have none), a validity that ends before it begins, or an unusable `ca`.
 Result<IssuedCertificate> Issue(const Authority& ca, const CertificateRequest& request);
+
+// A fresh P-256 key and a certificate request (PKCS#10) signed with it, both PEM: what a member's
+// executor sends for its certificates, so that its private key never leaves its host.
+struct KeyAndRequest {
+  std::string key_pem;
+  std::string request_pem;
+};
+Result<KeyAndRequest> NewCertificateRequest(const std::string& common_name);
+
+// A certificate signed by `ca` for the key of `request_pem` (whose signature must match it). Only
+// the key is taken from the request: the names, usages and validity are `request`'s, decided by
+// the issuer. kInvalidArgument for a malformed request, a bad signature, or what Issue() refuses.
+Result<std::string> IssueForRequest(const Authority& ca, std::string_view request_pem,
+                                    const CertificateRequest& request);
 
 // The first certificate of a PEM text (a leaf followed by its chain, or a bundle). kInvalidArgument
 // "certificate PEM: no certificate found" when there is none.

@@ -132,6 +132,12 @@ TEST(Issue, RefusesBadAddressesMissingNamesAndBackwardValidity) {
   r = Issue(ca, nameless);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.error().message, HasSubstr("no IP address or host name"));
+  // A client's certificate names its holder, not a host: it needs none (etcd then does not match
+  // the connection's address against it).
+  nameless.usage = Usage::kClient;
+  auto client = Issue(ca, nameless);
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_TRUE(ReadCertificate(client->certificate_pem)->ip_addresses.empty());
 
   CertificateRequest backward = Member("m");
   backward.not_after = backward.not_before;
@@ -265,6 +271,43 @@ TEST(LoadAuthority, LoadsAGoodPairAndNamesWhatIsWrongWithABadOne) {
   auto bad_key = LoadAuthority(ca.certificate_pem, damaged);
   ASSERT_FALSE(bad_key.ok());
   EXPECT_THAT(bad_key.error().message, Not(HasSubstr(damaged.substr(30, 20))));
+}
+
+// The executor's way: it keeps its key and sends a request; the CA certifies that key with the
+// names it decides (not the request's), and a request whose signature does not match its key,
+// or that is not a request at all, is refused by name.
+TEST(CertificateRequests, CertifyTheRequestersOwnKeyWithTheIssuersNames) {
+  Authority ca = NewCa("ca");
+  auto req = NewCertificateRequest("a name the requester chose");
+  ASSERT_TRUE(req.ok()) << req.error();
+  EXPECT_THAT(req->request_pem, HasSubstr("-----BEGIN CERTIFICATE REQUEST-----"));
+  EXPECT_THAT(req->key_pem, HasSubstr("-----BEGIN PRIVATE KEY-----"));
+  auto cert = IssueForRequest(ca, req->request_pem, Member("etcd-3"));
+  ASSERT_TRUE(cert.ok()) << cert.error();
+  auto info = ReadCertificate(*cert);
+  ASSERT_TRUE(info.ok()) << info.error();
+  EXPECT_EQ(info->subject_common_name, "etcd-3");
+  EXPECT_THAT(info->ip_addresses, ElementsAre("10.0.0.7", "::1"));
+  EXPECT_TRUE(info->server_auth && info->client_auth);
+  EXPECT_TRUE(Verify(*cert, ca.certificate_pem, kNow).ok());
+  // The certificate is for the requester's key: the key and the certificate load as a pair.
+  EXPECT_TRUE(LoadAuthority(*cert, req->key_pem).error().message.find("not a CA") !=
+              std::string::npos)
+      << "the key matches (it is refused only for not being a CA)";
+  auto other = NewCertificateRequest("x");
+  ASSERT_TRUE(other.ok());
+  EXPECT_THAT(LoadAuthority(*cert, other->key_pem).error().message, Not(HasSubstr("not a CA")));
+
+  auto garbage = IssueForRequest(ca, "not a request", Member("etcd-3"));
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_THAT(garbage.error().message, HasSubstr("not a PEM certificate request"));
+  // A request whose body was altered after it was signed.
+  std::string tampered = req->request_pem;
+  size_t at = tampered.find('\n') + 40;
+  tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
+  auto forged = IssueForRequest(ca, tampered, Member("etcd-3"));
+  ASSERT_FALSE(forged.ok());
+  EXPECT_EQ(forged.error().code, ErrorCode::kInvalidArgument);
 }
 
 }  // namespace

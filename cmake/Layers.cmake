@@ -4,7 +4,7 @@
 # caught when it is written, not when it has grown roots. Foreign libraries are not checked.
 #
 #   common <- net <- mesos clients, etcd <- shells <- proxy, apps
-#   common <- tls (the cluster's PKI, on OpenSSL)
+#   common <- tls (the cluster's PKI, on OpenSSL) <- the scheduler's and executor's shells
 #   common <- flags (CLI11) <- the scheduler's and the proxy's flags, apps
 #   common <- store;  mesos types <- the pure cores (which link nothing that does I/O)
 #   local (etcd-mesos-local) never reaches the scheduler, executor, etcd or store libraries; its
@@ -30,11 +30,12 @@ set(EM_LAYERS
   "em_local_cluster=em_local_base|em_local_agent|em_local_master"
   "em_executor_config=em_common"
   "em_executor_core=em_common|em_executor_config|em_mesos_proto"
-  "em_executor_shell=em_common|em_net|em_etcd|em_mesos_.*|em_executor_core|em_executor_config"
+  "em_executor_shell=em_common|em_net|em_etcd|em_tls|em_mesos_.*|em_executor_core|em_executor_config"
   "em_scheduler_core=em_common|em_mesos_proto"
   "em_scheduler_state=em_common|em_scheduler_core"
   "em_scheduler_flags=em_common|em_flags|em_scheduler_core"
-  "em_scheduler_shell=em_common|em_net|em_etcd|em_store|em_zk_election|em_mesos_.*|em_executor_config|em_executor_shell|em_scheduler_core|em_scheduler_state|em_scheduler_flags"
+  "em_scheduler_certs=em_common|em_tls"
+  "em_scheduler_shell=em_common|em_net|em_etcd|em_tls|em_scheduler_certs|em_store|em_zk_election|em_mesos_.*|em_executor_config|em_executor_shell|em_scheduler_core|em_scheduler_state|em_scheduler_flags"
   "em_proxy_discovery=em_common|em_flags"
   "em_proxy=em_common|em_net|em_mesos_.*|em_etcd|em_executor_.*|em_proxy_discovery"
   "em_sim=em_common|em_scheduler_core|em_executor_core|em_store_record")

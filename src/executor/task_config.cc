@@ -20,8 +20,21 @@ Error FieldError(std::string_view field, std::string_view problem) {
 }
 
 // HostPort brackets an IPv6 literal, as a URL needs.
-std::string Url(const std::string& address, uint16_t port) {
-  return "http://" + HostPort{address, port}.ToString();
+std::string Url(const std::string& address, uint16_t port, bool tls = false) {
+  return (tls ? "https://" : "http://") + HostPort{address, port}.ToString();
+}
+
+Status ValidateTls(const TaskConfig::Tls& tls) {
+  if (tls.ca.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return FieldError("tls.ca", "must hold PEM certificates");
+  }
+  if (!tls.cert_url.starts_with("http://") && !tls.cert_url.starts_with("https://")) {
+    return FieldError("tls.cert_url", "must be an http:// or https:// URL");
+  }
+  if (tls.cert_token.empty() || tls.cert_token.find_first_of(" \t\r\n") != std::string::npos) {
+    return FieldError("tls.cert_token", "must be a non-empty token without whitespace");
+  }
+  return OkStatus();
 }
 
 bool IsIpAddress(const std::string& text) {
@@ -129,16 +142,19 @@ std::string_view InitialClusterStateName(InitialClusterState state) {
   return state == InitialClusterState::kNew ? "new" : "existing";
 }
 
-std::string TaskConfig::ClientUrl() const { return Url(address, client_port); }
-std::string TaskConfig::PeerUrl() const { return Url(address, peer_port); }
+std::string TaskConfig::ClientUrl() const { return Url(address, client_port, tls.has_value()); }
+std::string TaskConfig::PeerUrl() const { return Url(address, peer_port, tls.has_value()); }
 std::string TaskConfig::ReseedUrl() const { return Url(address, reseed_port); }
 
 bool IsOwnedEtcdFlag(std::string_view flag) {
   std::string_view name = flag.substr(0, flag.find('='));
   while (name.rfind("-", 0) == 0) name.remove_prefix(1);
-  static constexpr std::string_view kOwned[] = {"name", "data-dir", "wal-dir"};
+  static constexpr std::string_view kOwned[] = {
+      "name",     "data-dir",        "wal-dir",          "cert-file",
+      "key-file", "trusted-ca-file", "client-cert-auth", "auto-tls"};
+  // The peer port's TLS is the executor's too (peer-cert-file, peer-client-cert-auth, ...).
   static constexpr std::string_view kOwnedPrefixes[] = {"listen-", "advertise-", "initial-",
-                                                        "force-new-cluster"};
+                                                        "force-new-cluster", "peer-"};
   for (auto owned : kOwned) {
     if (name == owned) return true;
   }
@@ -173,6 +189,10 @@ Status ValidateTaskConfig(const TaskConfig& c) {
     return FieldError("peer_port", fmt::format("peer_port {}, client_port {} and reseed_port {} "
                                                "must be distinct",
                                                c.peer_port, c.client_port, c.reseed_port));
+  }
+  // Before the initial cluster: TLS decides the scheme of this member's own URL.
+  if (c.tls) {
+    if (auto s = ValidateTls(*c.tls); !s.ok()) return s;
   }
   if (auto s = ValidateInitialCluster(c); !s.ok()) return s;
   if (c.cluster_token.empty()) return FieldError("cluster_token", "must not be empty");
@@ -240,6 +260,10 @@ std::string EncodeTaskConfig(const TaskConfig& c) {
     doc["restore_snapshot"] = *c.restore_snapshot;
     doc["restore_sha256"] = c.restore_sha256;
   }
+  if (c.tls) {
+    doc["tls"] = {
+        {"ca", c.tls->ca}, {"cert_url", c.tls->cert_url}, {"cert_token", c.tls->cert_token}};
+  }
   return doc.dump();
 }
 
@@ -265,7 +289,8 @@ Result<TaskConfig> ParseTaskConfig(std::string_view text) {
                                                             "restart_window_s",
                                                             "health_interval_ms",
                                                             "restore_snapshot",
-                                                            "restore_sha256"};
+                                                            "restore_sha256",
+                                                            "tls"};
   for (const auto& [key, value] : doc.items()) {
     if (kKnown.count(key) == 0) return FieldError(key, "is not a known field");
   }
@@ -316,6 +341,23 @@ Result<TaskConfig> ParseTaskConfig(std::string_view text) {
     return s.error();
   }
   c.health_interval = std::chrono::milliseconds(interval);
+  if (auto it = doc.find("tls"); it != doc.end()) {
+    if (!it->is_object()) return FieldError("tls", "must be an object");
+    for (const auto& [key, value] : it->items()) {
+      if (key != "ca" && key != "cert_url" && key != "cert_token") {
+        return FieldError("tls." + key, "is not a known field");
+      }
+    }
+    TaskConfig::Tls tls;
+    for (auto [key, into] : {std::pair{"ca", &tls.ca}, std::pair{"cert_url", &tls.cert_url},
+                             std::pair{"cert_token", &tls.cert_token}}) {
+      auto field = it->find(key);
+      if (field == it->end()) return FieldError(std::string("tls.") + key, "is required");
+      if (!field->is_string()) return FieldError(std::string("tls.") + key, "must be a string");
+      *into = field->get<std::string>();
+    }
+    c.tls = std::move(tls);
+  }
   if (s = ValidateTaskConfig(c); !s.ok()) return s.error();
   return c;
 }

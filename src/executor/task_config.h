@@ -17,7 +17,9 @@
 //    "reseed_token":"<secret>","extra_flags":["--snapshot-count=10000"],
 //    "etcd_binary":"/usr/bin/etcd" (optional),"restart_max":5,"restart_window_s":60,
 //    "health_interval_ms":1000,"restore_snapshot":"etcd-c-...-rev42-....db" (optional),
-//    "restore_sha256":"<hex of the whole file>" (with restore_snapshot)}
+//    "restore_sha256":"<hex of the whole file>" (with restore_snapshot),
+//    "tls":{"ca":"<PEM trust bundle>","cert_url":"http://<scheduler>/certificates",
+//           "cert_token":"<hex>"} (optional: the member serves TLS)}
 // TaskStatus.data (and GET /status):
 //   {"name":"etcd-3","member_id":"8455861066767519386","cluster_id":"...","raft_index":"42",
 //    "raft_term":"3","leader":"16110641917360169610","is_learner":false,"healthy":true,
@@ -68,9 +70,19 @@ struct TaskConfig {
   // checked first. Only with initial_cluster_state "new" and this member alone in the cluster.
   std::optional<std::string> restore_snapshot;
   std::string restore_sha256;
+  // TLS for the member's client and peer ports (absent: plain HTTP). The executor makes its own
+  // keys, sends certificate requests to `cert_url` with `cert_token` (a secret for this task
+  // only) and keeps what comes back only if it chains to `ca`: no private key leaves the agent.
+  struct Tls {
+    std::string ca;  // the CA certificates the member trusts, PEM (public)
+    std::string cert_url;
+    std::string cert_token;
+    bool operator==(const Tls&) const = default;
+  };
+  std::optional<Tls> tls;
 
-  std::string ClientUrl() const;  // http://address:client_port
-  std::string PeerUrl() const;    // http://address:peer_port
+  std::string ClientUrl() const;  // http(s)://address:client_port
+  std::string PeerUrl() const;    // http(s)://address:peer_port
   std::string ReseedUrl() const;  // http://address:reseed_port
 
   bool operator==(const TaskConfig&) const = default;

@@ -108,8 +108,15 @@ std::string LocalSystem::Endpoints() const {
 
 std::pair<int, std::string> LocalSystem::Etcdctl(const std::string& args,
                                                  int command_timeout_s) const {
+  std::string tls;
+  if (flags_.shell.tls != "off") {
+    // The scheduler's own client certificate, which it keeps as files for its etcdctl.
+    std::filesystem::path dir = std::filesystem::path(flags_.shell.state_dir) / "tls";
+    tls = " --cacert=" + (dir / "ca.crt").string() + " --cert=" + (dir / "scheduler.crt").string() +
+          " --key=" + (dir / "scheduler.key").string();
+  }
   return RunCommand("ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=" +
-                    std::to_string(command_timeout_s) + "s --endpoints=" + Endpoints() + " " +
+                    std::to_string(command_timeout_s) + "s --endpoints=" + Endpoints() + tls + " " +
                     args);
 }
 

@@ -52,6 +52,7 @@ class LocalSystem {
   bool AtSize(int size) const;
   // The client URLs of the members whose task runs, comma-separated.
   std::string Endpoints() const;
+  // With TLS (--tls), etcdctl presents the scheduler's client certificate.
   std::pair<int, std::string> Etcdctl(const std::string& args, int command_timeout_s = 10) const;
   // SIGKILLs a member's executor (etcd dies with it), as when its container is lost.
   void KillMember(const std::string& name);

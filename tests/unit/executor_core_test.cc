@@ -45,6 +45,53 @@ TEST(TaskConfig, RoundTripsWithDefaults) {
   EXPECT_EQ(c.ReseedUrl(), "http://10.0.0.7:31003");
 }
 
+// A TLS member: its URLs are https, and where it gets its certificates round-trips.
+TEST(TaskConfig, ATlsMemberHasHttpsUrlsAndKnowsWhereToGetItsCertificates) {
+  TaskConfig c = Config();
+  c.tls = TaskConfig::Tls{"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                          "http://10.0.0.1:12300/certificates", "0123abcd"};
+  c.initial_cluster = "etcd-1=https://10.0.0.5:31001,etcd-2=https://10.0.0.7:31001";
+  EXPECT_EQ(c.ClientUrl(), "https://10.0.0.7:31002");
+  EXPECT_EQ(c.PeerUrl(), "https://10.0.0.7:31001");
+  auto parsed = ParseTaskConfig(EncodeTaskConfig(c));
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_EQ(*parsed, c);
+  // Its own entry must be its https peer URL.
+  c.initial_cluster = "etcd-1=https://10.0.0.5:31001,etcd-2=http://10.0.0.7:31001";
+  auto plain = ParseTaskConfig(EncodeTaskConfig(c));
+  ASSERT_FALSE(plain.ok());
+  EXPECT_NE(plain.error().message.find("initial_cluster"), std::string::npos) << plain.error();
+}
+
+// A bad TLS section is named (tls or tls.<field>).
+TEST(TaskConfig, EveryBadTlsFieldIsNamed) {
+  TaskConfig c = Config();
+  c.tls = TaskConfig::Tls{"-----BEGIN CERTIFICATE-----\n", "http://s/c", "t"};
+  c.initial_cluster = "etcd-2=https://10.0.0.7:31001";
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {"on", "\"tls\""},
+      {{{"ca", "x"}, {"cert_url", "http://s/c"}, {"cert_token", "t"}}, "\"tls.ca\""},
+      {{{"ca", "-----BEGIN CERTIFICATE-----"}, {"cert_url", "ftp://s/c"}, {"cert_token", "t"}},
+       "\"tls.cert_url\""},
+      {{{"ca", "-----BEGIN CERTIFICATE-----"}, {"cert_url", "http://s/c"}, {"cert_token", ""}},
+       "\"tls.cert_token\""},
+      {{{"ca", "-----BEGIN CERTIFICATE-----"}, {"cert_url", "http://s/c"}}, "\"tls.cert_token\""},
+      {{{"ca", "-----BEGIN CERTIFICATE-----"},
+        {"cert_url", "http://s/c"},
+        {"cert_token", "t"},
+        {"key", "x"}},
+       "\"tls.key\""},
+  };
+  ASSERT_TRUE(ParseTaskConfig(EncodeTaskConfig(c)).ok());
+  for (const auto& [value, field] : cases) {
+    auto doc = nlohmann::json::parse(EncodeTaskConfig(c));
+    doc["tls"] = value;
+    auto parsed = ParseTaskConfig(doc.dump());
+    ASSERT_FALSE(parsed.ok()) << value.dump();
+    EXPECT_NE(parsed.error().message.find(field), std::string::npos) << parsed.error();
+  }
+}
+
 TEST(TaskConfig, OptionalFieldsMayBeOmitted) {
   auto doc = nlohmann::json::parse(EncodeTaskConfig(Config()));
   for (auto field : {"extra_flags", "restart_max", "restart_window_s", "health_interval_ms"}) {
@@ -98,6 +145,9 @@ TEST(TaskConfig, EveryBadFieldIsNamed) {
       {"restart_window_s", 0},
       {"health_interval_ms", 1},
       {"surprise", 1},  // unknown fields are refused
+      {"extra_flags", nlohmann::json::array({"--cert-file=/tmp/x.crt"})},
+      {"extra_flags", nlohmann::json::array({"--peer-client-cert-auth=false"})},
+      {"extra_flags", nlohmann::json::array({"--client-cert-auth=false"})},
   };
   for (const auto& c : cases) {
     auto doc = nlohmann::json::parse(EncodeTaskConfig(Config()));

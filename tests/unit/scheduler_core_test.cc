@@ -270,6 +270,41 @@ TEST_F(CoreTest, BootstrapsAllMembersAtOnceAsOneStaticClusterOnDistinctAgents) {
   ASSERT_EQ(declines.size(), 1u) << "the fourth agent's offer is not held";
 }
 
+// With TLS, every member is launched with https URLs and its agent's host name (for its
+// certificates); the expiry of the certificates issued for a task is kept. A scheduler restarted
+// with another TLS mode says the cluster keeps its own.
+TEST_F(CoreTest, ATlsClusterLaunchesHttpsMembersAndKeepsItsSchemeAcrossARestart) {
+  CoreConfig config = Config();
+  config.tls = true;
+  core_ = SchedulerCore(config);
+  Start();
+  Subscribe();
+  auto launches = All<LaunchMember>(ThreeOffers());
+  ASSERT_EQ(launches.size(), 3u);
+  for (const auto& l : launches) {
+    EXPECT_TRUE(l.member.tls);
+    EXPECT_EQ(l.member.hostname, "host" + l.member.agent_id.substr(1));
+    EXPECT_NE(l.initial_cluster.find(l.member.name + "=https://" + l.member.host),
+              std::string::npos)
+        << l.initial_cluster;
+  }
+  std::string task = launches[0].member.task_id;
+  auto issued = On(CertificateIssued{task, 1'900'000'000});
+  EXPECT_FALSE(All<Persist>(issued).empty()) << "the expiry is on record";
+  for (const auto& [name, m] : core_.state().members) {
+    EXPECT_EQ(m.cert_not_after, m.task_id == task ? 1'900'000'000 : 0) << name;
+  }
+
+  PersistentState state = core_.state();
+  config.tls = false;
+  core_ = SchedulerCore(config);
+  auto started = Start(state);
+  bool said = false;
+  for (const auto& n : All<Note>(started))
+    said |= n.message.find("with TLS; it keeps") != std::string::npos;
+  EXPECT_TRUE(said) << "a restart with another TLS mode says the cluster keeps its own";
+}
+
 TEST_F(CoreTest, TooFewAgentsAreHeldBrieflyThenWhatFitsIsLaunched) {
   Start();
   Subscribe();

@@ -61,6 +61,26 @@ TEST(SchedulerFlags, Defaults) {
   EXPECT_FALSE(f.shell.principal.has_value());
 }
 
+// TLS: off by default; auto and files turn the core's TLS on; files needs both CA files and only
+// files takes them; anything else is named.
+TEST(SchedulerFlags, TlsFlags) {
+  SchedulerFlags off = Ok({});
+  EXPECT_EQ(off.shell.tls, "off");
+  EXPECT_FALSE(off.core.tls);
+  EXPECT_EQ(off.shell.cert_lifetime, std::chrono::hours(24 * 365));
+  SchedulerFlags on = Ok({"--tls=auto", "--cert-lifetime=90d"});
+  EXPECT_TRUE(on.core.tls);
+  EXPECT_EQ(on.shell.cert_lifetime, std::chrono::hours(24 * 90));
+  SchedulerFlags files = Ok({"--tls=files", "--tls-ca-cert=/ca.crt", "--tls-ca-key=/ca.key"});
+  EXPECT_TRUE(files.core.tls);
+  EXPECT_EQ(files.shell.tls_ca_cert_file, "/ca.crt");
+  EXPECT_TRUE(Ok({}, {{"ETCD_TLS", "auto"}}).core.tls);
+  ExpectError({"--tls=maybe"}, "--tls");
+  ExpectError({"--tls=files", "--tls-ca-cert=/ca.crt"}, "--tls-ca-cert");
+  ExpectError({"--tls=auto", "--tls-ca-cert=/ca.crt", "--tls-ca-key=/k"}, "--tls-ca-cert");
+  ExpectError({"--cert-lifetime=1m"}, "--cert-lifetime");
+}
+
 // The admin token: --admin-token-file is --reseed-token-file's other name; with ZooKeeper the
 // state dir still says where a generated token's file goes; --admin-insecure opens the commands
 // and contradicts a token file.

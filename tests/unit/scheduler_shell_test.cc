@@ -9,10 +9,12 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "executor/task_config.h"
 #include "scheduler/shell/admin_token.h"
 #include "scheduler/shell/launch_config.h"
+#include "scheduler/shell/member_certificates.h"
 #include "testing/tempdir.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -316,8 +318,162 @@ TEST(AdminToken, ABadFileIsNamed) {
   EXPECT_EQ(bad.error().message.find("two words"), std::string::npos) << "the token is not told";
   auto unwritable = WriteAdminTokenFile(path / "below-a-file", "x");
   ASSERT_FALSE(unwritable.ok());
-  EXPECT_NE(unwritable.error().message.find("admin token file"), std::string::npos)
+  EXPECT_NE(unwritable.error().message.find("admin token"), std::string::npos)
       << unwritable.error();
+  EXPECT_NE(unwritable.error().message.find((path / "below-a-file").string()), std::string::npos)
+      << unwritable.error();
+}
+
+// ---- Member certificates (member_certificates.h) ----------------------------------------------
+
+const auto kCertNow = std::chrono::system_clock::from_time_t(1'900'000'000);
+
+TEST(MemberCertificates, TheRecordRoundTripsAndABadOneIsNamed) {
+  auto record = NewTlsRecord("etcd-prod", kCertNow);
+  ASSERT_TRUE(record.ok()) << record.error();
+  auto ca = tls::ReadCertificate(record->ca_cert);
+  ASSERT_TRUE(ca.ok());
+  EXPECT_EQ(ca->subject_common_name, "etcd-mesos etcd-prod CA");
+  EXPECT_TRUE(ca->is_ca);
+  EXPECT_EQ(TlsPath("etcd-prod"), "/etcd-prod/tls");
+  auto back = DecodeTlsRecord(EncodeTlsRecord(*record));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(back->ca_cert, record->ca_cert);
+  EXPECT_EQ(back->ca_key, record->ca_key);
+  EXPECT_EQ(back->secret, record->secret);
+  auto other = NewTlsRecord("etcd-prod", kCertNow);
+  TlsRecord mixed = *record;
+  mixed.ca_key = other->ca_key;
+  auto bad = DecodeTlsRecord(EncodeTlsRecord(mixed));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(bad.error().message.find("not the certificate's"), std::string::npos) << bad.error();
+  EXPECT_EQ(bad.error().message.find("PRIVATE KEY"), std::string::npos) << "no key is told";
+  EXPECT_FALSE(DecodeTlsRecord("{}").ok());
+  EXPECT_FALSE(DecodeTlsRecord("[").ok());
+}
+
+TEST(MemberCertificates, ATaskTokenIsTheTasksAlone) {
+  std::string a = TaskCertificateToken("secret-1", "etcd-1 10.0.0.1 1 2 3");
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_EQ(a, TaskCertificateToken("secret-1", "etcd-1 10.0.0.1 1 2 3"));
+  EXPECT_NE(a, TaskCertificateToken("secret-1", "etcd-2 10.0.0.1 1 2 3"));
+  EXPECT_NE(a, TaskCertificateToken("secret-2", "etcd-1 10.0.0.1 1 2 3"));
+}
+
+class CertificateRequests : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto record = NewTlsRecord("etcd-c", kCertNow - std::chrono::hours(24));
+    ASSERT_TRUE(record.ok());
+    record_ = *record;
+    ca_ = tls::Authority{record_.ca_cert, record_.ca_key};
+    subject_ = CertificateSubject{kTask, "etcd-4", "10.0.0.4", "agent-4.example", true, false};
+  }
+  std::string Body(const std::string& task = kTask) {
+    server_ = *tls::NewCertificateRequest("x");
+    peer_ = *tls::NewCertificateRequest("y");
+    return nlohmann::json{
+        {"task_id", task}, {"server_csr", server_.request_pem}, {"peer_csr", peer_.request_pem}}
+        .dump();
+  }
+  CertificateAnswer Ask(const std::string& body, const std::string& authorization) {
+    return AnswerCertificateRequest(
+        ca_, record_.ca_cert, record_.secret, body, authorization,
+        [&](const std::string& task) -> std::optional<CertificateSubject> {
+          if (task != subject_.task_id) return std::nullopt;
+          return subject_;
+        },
+        kCertNow, std::chrono::hours(24 * 365));
+  }
+  std::string Bearer(const std::string& task = kTask) {
+    return "Bearer " + TaskCertificateToken(record_.secret, task);
+  }
+
+  static constexpr const char* kTask = "etcd-4 10.0.0.4 31000 31001 31002";
+  TlsRecord record_;
+  tls::Authority ca_;
+  CertificateSubject subject_;
+  tls::KeyAndRequest server_, peer_;
+};
+
+TEST_F(CertificateRequests, TheTaskGetsCertificatesForItsOwnKeysWithItsAddresses) {
+  auto answer = Ask(Body(), Bearer());
+  ASSERT_EQ(answer.status, 200u) << answer.body;
+  auto j = nlohmann::json::parse(answer.body);
+  EXPECT_EQ(j["ca"], record_.ca_cert);
+  for (const char* field : {"server_cert", "peer_cert"}) {
+    std::string cert = j[field];
+    auto info = tls::ReadCertificate(cert);
+    ASSERT_TRUE(info.ok()) << info.error();
+    EXPECT_EQ(info->subject_common_name, "etcd-4");
+    EXPECT_EQ(info->ip_addresses, std::vector<std::string>{"10.0.0.4"});
+    EXPECT_EQ(info->dns_names, std::vector<std::string>{"agent-4.example"});
+    EXPECT_TRUE(info->server_auth && info->client_auth) << "peers dial with it too";
+    EXPECT_EQ(info->not_after, kCertNow + std::chrono::hours(24 * 365));
+    EXPECT_TRUE(tls::Verify(cert, record_.ca_cert, kCertNow).ok());
+  }
+  // Each certificate is for the key its request was made with.
+  EXPECT_NE(tls::LoadAuthority(j["server_cert"].get<std::string>(), server_.key_pem)
+                .error()
+                .message.find("not a CA"),
+            std::string::npos);
+  EXPECT_NE(tls::LoadAuthority(j["peer_cert"].get<std::string>(), peer_.key_pem)
+                .error()
+                .message.find("not a CA"),
+            std::string::npos);
+  ASSERT_TRUE(answer.not_after.has_value());
+  EXPECT_EQ(*answer.not_after, j["not_after"].get<int64_t>());
+  EXPECT_EQ(answer.body.find("PRIVATE KEY"), std::string::npos) << "no key travels";
+}
+
+// Agents on loopback addresses (etcd-mesos-local): peers connect from 127.0.0.1, which etcd
+// matches against the certificate, so a loopback member's certificates name it too.
+TEST_F(CertificateRequests, ALoopbackMemberIsAlsoNamed127001) {
+  subject_.host = "127.0.0.5";
+  subject_.hostname = "";
+  auto answer = Ask(Body(), Bearer());
+  ASSERT_EQ(answer.status, 200u) << answer.body;
+  auto j = nlohmann::json::parse(answer.body);
+  auto info = tls::ReadCertificate(j["peer_cert"].get<std::string>());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->ip_addresses, (std::vector<std::string>{"127.0.0.5", "127.0.0.1"}));
+  EXPECT_TRUE(info->dns_names.empty());
+}
+
+TEST_F(CertificateRequests, OnlyTheTaskWithItsTokenGetsThemAndOnlyOnce) {
+  std::string token = TaskCertificateToken(record_.secret, kTask);
+  for (const std::string& auth : {std::string(), "Bearer " + token.substr(1), "Basic " + token,
+                                  Bearer("etcd-9 10.0.0.9 1 2 3")}) {
+    auto answer = Ask(Body(), auth);
+    EXPECT_EQ(answer.status, 401u) << auth;
+    EXPECT_EQ(answer.body.find(token), std::string::npos);
+  }
+  // Another task's token for an unknown task: the same 401, telling nothing of what exists.
+  EXPECT_EQ(Ask(Body("etcd-9 10.0.0.9 1 2 3"), Bearer("etcd-9 10.0.0.9 1 2 3")).status, 401u);
+  subject_.issued = true;
+  auto again = Ask(Body(), Bearer());
+  EXPECT_EQ(again.status, 409u);
+  EXPECT_NE(again.body.find("issued already"), std::string::npos) << again.body;
+  subject_.issued = false;
+  subject_.may_run = false;
+  EXPECT_EQ(Ask(Body(), Bearer()).status, 409u);
+}
+
+TEST_F(CertificateRequests, MalformedRequestsAreNamed) {
+  EXPECT_EQ(Ask("not json", Bearer()).status, 400u);
+  EXPECT_EQ(Ask("[]", Bearer()).status, 400u);
+  auto missing =
+      Ask(R"({"task_id":"etcd-4 10.0.0.4 31000 31001 31002","server_csr":"x"})", Bearer());
+  EXPECT_EQ(missing.status, 400u);
+  EXPECT_NE(missing.body.find("peer_csr"), std::string::npos) << missing.body;
+  auto j = nlohmann::json::parse(Body());
+  j["peer_csr"] = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+  auto bad = Ask(j.dump(), Bearer());
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("peer_csr"), std::string::npos) << bad.body;
+  j["peer_csr"] = std::string(20000, 'A');
+  EXPECT_EQ(Ask(j.dump(), Bearer()).status, 400u);
 }
 
 }  // namespace

@@ -130,6 +130,33 @@ TEST(SchedulerStateCodec, TheRolloutAndTheRestartsAreKept) {
 // The generated admin token is kept so that every restart and instance guards the commands with
 // the one the operators were told of; an older record without it reads as none (generated then);
 // a token that is not a string is named.
+// A TLS member keeps its scheme, its agent's host name and its certificates' expiry; a plain
+// member (and an older record) has none; a bad expiry is named.
+TEST(SchedulerStateCodec, AMembersTlsIsKept) {
+  PersistentState s = Sample();
+  Member& m = s.members.at("etcd-3");
+  m.tls = true;
+  m.hostname = "agent-3.example";
+  m.cert_not_after = 1'900'000'000;
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  const Member& back = decoded->members.at("etcd-3");
+  EXPECT_TRUE(back.tls);
+  EXPECT_EQ(back.hostname, "agent-3.example");
+  EXPECT_EQ(back.cert_not_after, 1'900'000'000);
+  EXPECT_EQ(back.ClientUrl(), "https://" + m.host + ":" + std::to_string(m.client_port));
+  const Member& plain = decoded->members.at("etcd-4");
+  EXPECT_FALSE(plain.tls);
+  EXPECT_EQ(plain.cert_not_after, 0);
+  json j = json::parse(EncodeState(s));
+  EXPECT_FALSE(j["members"][1].contains("tls")) << "a plain member's record is as before";
+  j["members"][0]["cert_not_after"] = "soon";
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("members[0].cert_not_after"), std::string::npos)
+      << bad.error();
+}
+
 TEST(SchedulerStateCodec, TheAdminTokenIsKept) {
   PersistentState s = Sample();
   s.admin_token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

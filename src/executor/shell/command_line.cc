@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "etcd/launch.h"
+#include "executor/shell/member_tls.h"
 
 namespace etcd_mesos::executor::shell {
 
@@ -29,6 +30,11 @@ std::vector<std::string> EtcdCommandLine(const core::StartEtcd& start, const std
   member.cluster_token = c.cluster_token;
   member.enable_v2 = true;
   member.etcd_binary = binary;
+  if (c.tls) {
+    MemberTlsPaths files = MemberTlsFiles(data_dir.parent_path());
+    member.tls = files.Server();
+    member.peer_tls = files.Peer();
+  }
   std::vector<std::string> argv = etcd::MemberCommandLine(member);
   for (const auto& flag : c.extra_flags) argv.push_back(flag);
   if (start.force_new_cluster) argv.push_back("--force-new-cluster");

@@ -4,7 +4,9 @@
 // in the sandbox, the member's own IP in every listen and advertise URL (etcd 3.4 binds IPs only,
 // and a wildcard would expose the member on every interface), the v2 API on (the on-call guide's
 // `etcdctl -C ... cluster-health`), the task's extra flags, and --force-new-cluster only when the
-// supervisor asks for it (one step of a reseed, never a plain restart).
+// supervisor asks for it (one step of a reseed, never a plain restart). A TLS task serves both
+// ports over https with the certificates in the sandbox (member_tls.h; the sandbox is the data
+// dir's parent) and requires certificates of its CA from clients and peers.
 //
 // Threading: pure functions on values.
 #pragma once

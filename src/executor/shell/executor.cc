@@ -10,6 +10,7 @@
 #include "common/duration.h"
 #include "common/overloaded.h"
 #include "executor/shell/command_line.h"
+#include "executor/shell/member_tls.h"
 #include "executor/shell/restore.h"
 
 namespace etcd_mesos::executor::shell {
@@ -51,6 +52,7 @@ void Executor::Start() {
   };
   cb.on_launch = [this](const mesos::TaskInfo& task) {
     spdlog::info("launch of task {}", task.task_id().value());
+    task_id_ = task.task_id().value();
     Feed(core::Launched{task, Now()});
   };
   cb.on_launch_group = [this](const mesos::TaskGroupInfo& group) {
@@ -173,10 +175,35 @@ void Executor::Do(const core::Action& action) {
 }
 
 void Executor::DoStartEtcd(const core::StartEtcd& start) {
+  if (start.config.tls && !HaveMemberTls(sandbox_)) {
+    // The first start of a TLS member: its certificates first (asked once per task; an etcd
+    // restart or a reseed reuses the files).
+    auto alive = alive_;
+    RequestMemberCertificates(
+        io_, start.config, task_id_, sandbox_, [this, alive, start](Status got) {
+          if (!*alive) return;
+          if (!got.ok()) {
+            spdlog::error("no certificates: {}", got.error().ToString());
+            Post(core::EtcdStartFailed{start.incarnation, got.error().ToString(), "", Now()});
+            return;
+          }
+          spdlog::info("certificates in {}", (sandbox_ / "tls").string());
+          DoStartEtcd(start);
+        });
+    return;
+  }
   if (!etcd_client_) {
+    etcd::Client::Options client{.request_timeout = options_.probe_timeout};
+    if (start.config.tls) {
+      auto tls = MemberClientTls(sandbox_);
+      if (!tls.ok()) {
+        Post(core::EtcdStartFailed{start.incarnation, tls.error().ToString(), "", Now()});
+        return;
+      }
+      client.tls = *tls;
+    }
     etcd_client_ = std::make_unique<etcd::Client>(
-        io_, HostPort{start.config.address, start.config.client_port},
-        etcd::Client::Options{.request_timeout = options_.probe_timeout});
+        io_, HostPort{start.config.address, start.config.client_port}, client);
   }
   std::string binary = ResolveEtcdBinary(start.config, options_.etcd_binary, sandbox_);
   std::error_code ec;

@@ -10,6 +10,9 @@
 //    member's client URL (status first: a learner answers it, and it carries the facts).
 //  - Timers: one steady_timer per supervisor timer id.
 //  - The reseed listener (shell/reseed_listener.h).
+//  - TLS (a task with TaskConfig::tls): before etcd first starts, the member's certificates
+//    (shell/member_tls.h: keys made here, requests sent to the scheduler); the probes then speak
+//    https with the member's certificate.
 //  - SIGTERM/SIGINT to the executor: a shutdown with a short grace period.
 // Exit: once the supervisor says so, the executor waits (bounded) for the agent to acknowledge the
 // last updates, makes sure etcd's process group is gone, and stops the io_context.
@@ -81,6 +84,7 @@ class Executor {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer exit_timer_;
   bool subscribed_once_ = false;
+  std::string task_id_;  // the task it runs (its certificates are asked for by it)
   bool exiting_ = false;
   bool agent_lost_ = false;
   // After SHUTDOWN the agent acknowledges nothing more (for a framework torn down it drops the

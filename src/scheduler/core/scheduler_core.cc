@@ -122,6 +122,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnAdminRollout(e, out);
         else if constexpr (std::is_same_v<E, HashCheckResult>)
           OnHashCheckResult(e, out);
+        else if constexpr (std::is_same_v<E, CertificateIssued>)
+          OnCertificateIssued(e, out);
       },
       event);
   return out;
@@ -152,6 +154,13 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     if (m.learner) m.learner_since = e.now;
   }
   AdoptUnlabelledMembers(out);
+  if (ClusterTls() != config_.tls) {
+    Say("warn", "session",
+        fmt::format("the cluster runs {}; it keeps that (the TLS mode applies to a new cluster: "
+                    "a fresh start or a restore)",
+                    ClusterTls() ? "with TLS" : "without TLS"),
+        out);
+  }
   if (e.newest_backup) backup_status_.last = e.newest_backup;
   if (e.newest_backup_age) {
     last_backup_ok_ = e.now - *e.newest_backup_age;
@@ -260,7 +269,27 @@ std::optional<Member> SchedulerCore::Place(const mesos::Offer& offer) const {
   m.reseed_port = (*ports)[2];
   m.generation = state_.generation;
   m.launch_config = EffectiveLaunch();
+  m.tls = ClusterTls();
+  if (offer.hostname() != m.host) m.hostname = offer.hostname();
   return m;
+}
+
+// Every member of a cluster speaks one scheme: the one its members run, else (a new cluster)
+// the configured one.
+bool SchedulerCore::ClusterTls() const {
+  for (const auto& [name, m] : state_.members) {
+    if (MaybeAlive(m.task_state)) return m.tls;
+  }
+  return config_.tls;
+}
+
+void SchedulerCore::OnCertificateIssued(const CertificateIssued& e, Actions& out) {
+  for (auto& [name, m] : state_.members) {
+    if (m.task_id != e.task_id) continue;
+    m.cert_not_after = e.not_after;
+    Persisted(out);
+    return;
+  }
 }
 
 std::string SchedulerCore::InitialCluster(const std::vector<const Member*>& members) const {

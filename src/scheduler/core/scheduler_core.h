@@ -191,6 +191,8 @@ class SchedulerCore {
   // majority. Never without a strict majority, never when the removal would cost the quorum. A
   // corrupt member, or etcd's CORRUPT alarm, holds the automatic reseed back.
   void OnHashCheckResult(const HashCheckResult& e, Actions& out);
+  void OnCertificateIssued(const CertificateIssued& e, Actions& out);
+  bool ClusterTls() const;
   void MaybeCheckHashes(Time now, Actions& out);
   void RemoveOneCorruptMember(Time now, Actions& out);
   // Whether corruption holds an automatic reseed back (said once per livelock episode).

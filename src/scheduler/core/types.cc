@@ -7,8 +7,12 @@
 
 namespace etcd_mesos::scheduler {
 
-std::string Member::PeerUrl() const { return fmt::format("http://{}:{}", host, peer_port); }
-std::string Member::ClientUrl() const { return fmt::format("http://{}:{}", host, client_port); }
+std::string Member::PeerUrl() const {
+  return fmt::format("{}://{}:{}", tls ? "https" : "http", host, peer_port);
+}
+std::string Member::ClientUrl() const {
+  return fmt::format("{}://{}:{}", tls ? "https" : "http", host, client_port);
+}
 std::string Member::ReseedUrl() const { return fmt::format("http://{}:{}", host, reseed_port); }
 
 std::string FormatTaskId(const Member& m) {

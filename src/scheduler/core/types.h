@@ -26,6 +26,9 @@ using Millis = std::chrono::milliseconds;
 
 struct CoreConfig {
   std::string framework_name = "etcd-default";  // etcd-<cluster-name>
+  // New clusters serve TLS (--tls auto or files). A running cluster keeps the mode it was
+  // started with (its members' `tls`); a fresh start or a restore takes this one.
+  bool tls = false;
   int cluster_size = 3;
   std::string role = "*";
   bool single_member_per_agent = true;
@@ -96,6 +99,13 @@ struct Member {
   // and the etcd version it last reported (kept: a standby and a restarted scheduler know it).
   std::string launch_config;
   std::string etcd_version;
+  // TLS: the member serves its client and peer ports with certificates (https URLs); set at
+  // launch from the cluster's mode and kept for its life. `hostname` is the agent's (a subject
+  // alternative name of its certificates, with `host`); `cert_not_after` the expiry of the
+  // certificates it was issued, in Unix seconds (0: none issued yet; issued once per task).
+  bool tls = false;
+  std::string hostname;
+  int64_t cert_not_after = 0;
   // Not persisted: what the latest probes said.
   bool reachable = false;
   bool healthy = false;
@@ -383,11 +393,18 @@ struct HashCheckResult {
   Time now;
 };
 
+// The shell issued a member's certificates (on its executor's request, once per task): their
+// expiry, in Unix seconds, is kept with the member.
+struct CertificateIssued {
+  std::string task_id;
+  int64_t not_after = 0;
+};
+
 using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
                            TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
                            ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
                            AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag,
-                           AdminRollout, HashCheckResult>;
+                           AdminRollout, HashCheckResult, CertificateIssued>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 

@@ -528,6 +528,33 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     if (standby_) return reply(ToLeader(req, *standby_));
     return reply(VerifyCommand(req));
   }
+  if (path == "/certificates" && options_.issue_certificates) {
+    // Answered by any instance that leads; a standby sends the executor to the leader.
+    if (standby_) return reply(ToLeader(req, *standby_));
+    if (req.method != net::Verb::post) return reply(MethodNotAllowed(req, "POST"));
+    CertificateAnswer answer =
+        options_.issue_certificates(req.body, req.Header("Authorization").value_or(""));
+    return reply(answer.status == 200 ? net::JsonResponse(200, std::move(answer.body))
+                                      : Text(answer.status, std::move(answer.body)));
+  }
+  if ((path == "/ca.crt" || path == "/client-cert") && options_.trust_bundle) {
+    if (!get) return reply(MethodNotAllowed(req, "GET"));
+    if (path == "/ca.crt") {
+      auto r = Text(200, options_.trust_bundle());
+      r.headers = {{"Content-Type", "application/x-pem-file"}};
+      return reply(std::move(r));
+    }
+    if (auto refused = Refused(req)) return reply(std::move(*refused));
+    std::string name = QueryValue(req.query, "name").value_or("operator");
+    auto pem = options_.client_certificate(name);
+    if (!pem.ok()) {
+      return reply(Text(400, fmt::format("400 bad request: {}\n", pem.error().message)));
+    }
+    spdlog::info("admin: issued a client certificate '{}' to {}", name.substr(0, 64), req.remote);
+    auto r = Text(200, std::move(*pem));
+    r.headers = {{"Content-Type", "application/x-pem-file"}, {"Cache-Control", "no-store"}};
+    return reply(std::move(r));
+  }
   if (path.starts_with("/artifacts/")) {
     if (!get) return reply(MethodNotAllowed(req, "GET"));
     return ServeArtifact(path.substr(std::string_view("/artifacts/").size()), responder);

@@ -35,6 +35,13 @@
 //                        asked; a bad one gets 422 naming the problem and nothing is launched;
 //                        so does one whose restore check failed, unless &force=1.
 //                        Token-guarded.
+//   POST /certificates   a TLS member's executor sends its certificate requests with its task's
+//                        token (not the admin token) and gets its certificates, once per task:
+//                        member_certificates.h.
+//   GET  /ca.crt         with TLS: the CA certificate clients must trust (PEM).
+//   GET  /client-cert    with TLS (admin token): a new client certificate of the CA and its
+//                        private key in one PEM text (?name=<common name>, default "operator"),
+//                        for etcdctl's --cert and --key.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
@@ -76,6 +83,7 @@
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/backup_verifier.h"
 #include "scheduler/shell/console.h"
+#include "scheduler/shell/member_certificates.h"
 #include "scheduler/shell/status_page.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -120,6 +128,14 @@ class AdminServer {
     size_t max_pending = 16;                        // admin commands awaiting the core's answer
     std::string backup_dir;                         // "" = backups off
     std::chrono::milliseconds healthz_max_backup_age{0};
+    // POST /certificates: a TLS member's executor asks for its certificates with its task's
+    // token (member_certificates.h); unset: 404.
+    std::function<CertificateAnswer(const std::string& body, const std::string& authorization)>
+        issue_certificates;
+    // GET /ca.crt: the CA certificates clients must trust (public); GET /client-cert (admin
+    // token): a new client certificate and its key, PEM. Unset (TLS off): 404.
+    std::function<std::string()> trust_bundle;
+    std::function<Result<std::string>(const std::string& common_name)> client_certificate;
     // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.
     std::function<Status(const std::string& name)> verify_backup;
   };

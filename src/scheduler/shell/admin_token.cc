@@ -60,7 +60,7 @@ Result<std::string> ReadAdminTokenFile(const fs::path& path) {
 namespace {
 
 Error FileError(const fs::path& path, std::string_view what) {
-  return MakeError(ErrorCode::kUnavailable, "the admin token file {}: {}: {}", path.string(), what,
+  return MakeError(ErrorCode::kUnavailable, "file {}: {}: {}", path.string(), what,
                    std::strerror(errno));
 }
 
@@ -75,13 +75,19 @@ bool AlreadyHolds(const fs::path& path, std::string_view token) {
 
 Status WriteAdminTokenFile(const fs::path& path, std::string_view token) {
   if (AlreadyHolds(path, token)) return OkStatus();
+  Status written = WritePrivateFile(path, token);
+  if (!written.ok()) return written.error().Context("the admin token");
+  return OkStatus();
+}
+
+Status WritePrivateFile(const fs::path& path, std::string_view token) {
   fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
     fs::create_directories(dir, ec);
     if (ec) {
-      return MakeError(ErrorCode::kUnavailable, "the admin token file {}: cannot create {}: {}",
-                       path.string(), dir.string(), ec.message());
+      return MakeError(ErrorCode::kUnavailable, "file {}: cannot create {}: {}", path.string(),
+                       dir.string(), ec.message());
     }
     fs::permissions(dir, fs::perms::owner_all, ec);
   }
@@ -90,7 +96,8 @@ Status WriteAdminTokenFile(const fs::path& path, std::string_view token) {
   ::unlink(tmp.c_str());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return FileError(path, "cannot create " + tmp.string());
-  std::string text = std::string(token) + "\n";
+  std::string text(token);
+  if (!text.ends_with('\n')) text += '\n';
   bool ok = ::fchmod(fd, 0600) == 0 &&
             ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
             ::fsync(fd) == 0;

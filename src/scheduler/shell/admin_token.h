@@ -45,4 +45,8 @@ Result<std::string> ReadAdminTokenFile(const std::filesystem::path& path);
 // file already holds it with that mode. An error names the file and what failed.
 Status WriteAdminTokenFile(const std::filesystem::path& path, std::string_view token);
 
+// Writes `text` (ending with a newline) to `path` atomically with mode 0600, making a missing
+// directory 0700: for secrets (the admin token, the scheduler's TLS key). An error names the file.
+Status WritePrivateFile(const std::filesystem::path& path, std::string_view text);
+
 }  // namespace etcd_mesos::scheduler::shell

@@ -384,22 +384,32 @@ void BackupVerifier::HashLive(size_t next, std::optional<Error> first_error) {
                              : MakeError(ErrorCode::kUnavailable, "no live member to ask"));
   }
   run.step = "etcdctl endpoint hashkv ran on " + run.live[next];
-  Etcdctl({"endpoint", "hashkv", "--endpoints=" + run.live[next], fmt::format("--rev={}", revision),
-           "-w", "json", "--dial-timeout=2s", "--command-timeout=10s"},
-          [this, next, first_error, judge](int status, const std::string& out) {
-            auto hashes = etcd::DecodeEtcdctlHashKV(out);
-            if (ExitedZero(status) && hashes.ok() && hashes->size() == 1) {
-              return judge(hashes->front());
-            }
-            Error error = MakeError(ErrorCode::kUnavailable, "{}: {}", run_->live[next],
-                                    EtcdctlComplaint(run_->scratch / "etcdctl.log"));
-            // etcd's own answer about the revision is the cluster's: asking others changes
-            // nothing.
-            if (Mentions(error, "required revision") || Mentions(error, "future revision")) {
-              return judge(error);
-            }
-            HashLive(next + 1, first_error ? first_error : error);
-          });
+  std::vector<std::string> args = {"endpoint",
+                                   "hashkv",
+                                   "--endpoints=" + run.live[next],
+                                   fmt::format("--rev={}", revision),
+                                   "-w",
+                                   "json",
+                                   "--dial-timeout=2s",
+                                   "--command-timeout=10s"};
+  if (live_tls_) {
+    args.insert(args.end(), {"--cacert=" + live_tls_->ca_file, "--cert=" + live_tls_->cert_file,
+                             "--key=" + live_tls_->key_file});
+  }
+  Etcdctl(std::move(args), [this, next, first_error, judge](int status, const std::string& out) {
+    auto hashes = etcd::DecodeEtcdctlHashKV(out);
+    if (ExitedZero(status) && hashes.ok() && hashes->size() == 1) {
+      return judge(hashes->front());
+    }
+    Error error = MakeError(ErrorCode::kUnavailable, "{}: {}", run_->live[next],
+                            EtcdctlComplaint(run_->scratch / "etcdctl.log"));
+    // etcd's own answer about the revision is the cluster's: asking others changes
+    // nothing.
+    if (Mentions(error, "required revision") || Mentions(error, "future revision")) {
+      return judge(error);
+    }
+    HashLive(next + 1, first_error ? first_error : error);
+  });
 }
 
 void BackupVerifier::Etcdctl(std::vector<std::string> args,

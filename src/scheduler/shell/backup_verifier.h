@@ -40,6 +40,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "common/result.h"
+#include "etcd/launch.h"
 #include "etcd/types.h"
 #include "scheduler/shell/backups.h"
 
@@ -97,6 +98,8 @@ class BackupVerifier {
   // checked, kUnavailable when the queue is full.
   Status Enqueue(const std::string& name);
   const VerificationStatus& status() const { return status_; }
+  // The client certificate for asking a TLS cluster's members (step 5); unset: plain http.
+  void SetLiveTls(std::optional<etcd::TlsFiles> tls) { live_tls_ = std::move(tls); }
 
  private:
   struct Run;
@@ -125,6 +128,7 @@ class BackupVerifier {
   uint64_t next_id_ = 1;
   VerificationStatus status_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::optional<etcd::TlsFiles> live_tls_;
 };
 
 }  // namespace etcd_mesos::scheduler::shell

@@ -285,6 +285,27 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--backup-keep-daily", &shell.retention.daily_span,
            "Retention: also keep the newest snapshot of every day within this span (0: none)")
       .Range(0h, 24h * 3660);
+  flags
+      .Add("--tls", &shell.tls,
+           "TLS for the etcd members' client and peer ports: auto (a cluster CA made at the first "
+           "start and kept in the state store issues every member's certificates), files (the CA "
+           "of --tls-ca-cert and --tls-ca-key issues them), or off (plain http). Every client "
+           "must then present a certificate of the CA (GET /client-cert). A running cluster "
+           "keeps the mode it was started with")
+      .Env("ETCD_TLS")
+      .Check([](const std::string& v) {
+        return OneOf(v, {"auto", "files", "off"});
+      });
+  Flag& ca_cert = flags.Add("--tls-ca-cert", &shell.tls_ca_cert_file,
+                            "With --tls=files: the CA certificate (PEM) that issues the members' "
+                            "and clients' certificates");
+  flags.Add("--tls-ca-key", &shell.tls_ca_key_file,
+            "With --tls=files: that CA's private key (PEM, unencrypted); read at start, never "
+            "stored or sent anywhere");
+  flags
+      .Add("--cert-lifetime", &shell.cert_lifetime,
+           "How long the certificates issued to members and clients are valid")
+      .Range(1h, 24h * 3650);
   flags.Add("--backup-verify", &shell.backup_verify,
             "Verify each new snapshot: restore it into a scratch etcd on this host (--etcd-bin, "
             "--etcdctl-bin, on loopback ports, under --backup-dir) and compare its HashKV with "
@@ -385,6 +406,12 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   }
   core.framework_name = "etcd-" + shell.cluster_name;
 
+  if ((shell.tls == "files") !=
+      (!shell.tls_ca_cert_file.empty() && !shell.tls_ca_key_file.empty())) {
+    return ca_cert.Bad(shell.tls == "files" ? "and --tls-ca-key are both needed with --tls=files"
+                                            : "and --tls-ca-key are for --tls=files only");
+  }
+  core.tls = shell.tls != "off";
   if (state_dir.empty()) return state.Bad("must not be empty");
   shell.state_dir = state_dir;
   if (zk.empty()) shell.store_spec = state_dir;
@@ -483,6 +510,15 @@ Status LoadFiles(ShellConfig& config) {
                        config.reseed_token_file);
     }
     config.admin_token = *token;
+  }
+  if (config.tls == "files") {
+    for (auto [flag, path, into] :
+         {std::tuple{"--tls-ca-cert", &config.tls_ca_cert_file, &config.tls_ca_cert},
+          std::tuple{"--tls-ca-key", &config.tls_ca_key_file, &config.tls_ca_key}}) {
+      auto text = ReadWholeFile(flag, *path);
+      if (!text.ok()) return text.error();
+      *into = *text;
+    }
   }
   if (!config.restore_from.empty()) {
     std::error_code ec;

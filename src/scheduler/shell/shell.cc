@@ -18,14 +18,18 @@
 #include "etcd/client.h"
 #include "etcd/hashkv.h"
 #include "net/http.h"
+#include "scheduler/core/backup_retention.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/admin_token.h"
 #include "scheduler/shell/backups.h"
 #include "scheduler/shell/launch_config.h"
+#include "scheduler/shell/member_certificates.h"
 #include "scheduler/shell/membership_route.h"
 #include "scheduler/shell/state_codec.h"
+#include "tls/pki.h"
 
 namespace etcd_mesos::scheduler::shell {
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -168,6 +172,16 @@ Status SchedulerShell::Start() {
     admin.verify_backup = [this](const std::string& name) -> Status {
       if (!verifier_) return MakeError(ErrorCode::kRefused, "the scheduler is stopping");
       return verifier_->Enqueue(name);
+    };
+  }
+  if (flags_.shell.tls != "off") {
+    admin.issue_certificates = [this](const std::string& body, const std::string& authorization) {
+      return IssueCertificates(body, authorization);
+    };
+    admin.trust_bundle = [this] { return tls_record_ ? tls_record_->ca_cert : ""; };
+    admin.client_certificate = [this](const std::string& name) -> Result<std::string> {
+      if (!tls_record_) return MakeError(ErrorCode::kUnavailable, "TLS is not loaded yet");
+      return IssueClientCertificate(name);
     };
   }
   admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
@@ -335,6 +349,11 @@ void SchedulerShell::Fatal(const Error& error) {
 }
 
 void SchedulerShell::LoadState(int attempt) {
+  if (flags_.shell.tls != "off" && !tls_record_) {
+    // The members' CA first: no member is launched, probed or asked before the scheduler can
+    // speak TLS to it.
+    return LoadTls(0, [this, attempt] { LoadState(attempt); });
+  }
   std::string path = StatePath(flags_.core.framework_name);
   store_->Get(path, Guarded([this, path, attempt](Result<store::Record> r) {
                 if (r.ok()) {
@@ -373,6 +392,155 @@ void SchedulerShell::LoadState(int attempt) {
                   if (!ec) LoadState(attempt + 1);
                 }));
               }));
+}
+
+// ---- TLS (member_certificates.h) ----------------------------------------------------------
+
+void SchedulerShell::LoadTls(int attempt, std::function<void()> then) {
+  auto now = std::chrono::system_clock::now();
+  if (flags_.shell.tls == "files") {
+    auto ca = tls::LoadAuthority(flags_.shell.tls_ca_cert, flags_.shell.tls_ca_key);
+    if (!ca.ok()) return Fatal(ca.error().Context("--tls-ca-cert and --tls-ca-key"));
+    // Every instance with the same key derives the same secret for the task tokens.
+    TlsRecord record{ca->certificate_pem, ca->key_pem,
+                     TaskCertificateToken(ca->key_pem, "etcd-mesos task certificates")};
+    if (Status s = UseTls(std::move(record), now); !s.ok()) return Fatal(s.error());
+    return then();
+  }
+  std::string path = TlsPath(flags_.core.framework_name);
+  auto retry = [this, attempt, then](const Error& e) {
+    auto delay = StateWriter::LoadRetryDelay(attempt);
+    spdlog::warn("reading the TLS record at {}{} failed ({}); retrying in {} ms",
+                 store_->Describe(), TlsPath(flags_.core.framework_name), e.ToString(),
+                 delay.count());
+    retry_timer_.expires_after(delay);
+    retry_timer_.async_wait(Guarded([this, attempt, then](boost::system::error_code ec) {
+      if (!ec) LoadTls(attempt + 1, then);
+    }));
+  };
+  store_->Get(
+      path, Guarded([this, path, now, then, retry](Result<store::Record> r) {
+        if (r.ok()) {
+          auto record = DecodeTlsRecord(r->data);
+          if (!record.ok()) {
+            return Fatal(record.error().Context(fmt::format(
+                "the TLS record at {}{} is unreadable; the members' certificates come from it",
+                store_->Describe(), path)));
+          }
+          if (Status s = UseTls(std::move(*record), now); !s.ok()) return Fatal(s.error());
+          return then();
+        }
+        if (r.error().code != ErrorCode::kNotFound) return retry(r.error());
+        auto record = NewTlsRecord(flags_.core.framework_name, now);
+        if (!record.ok()) return Fatal(record.error().Context("making the cluster's CA"));
+        // Created only if absent: of two instances starting at once, both use the first one's.
+        store_->Create(path, EncodeTlsRecord(*record),
+                       Guarded([this, path, then, retry](Result<store::Record> created) {
+                         if (!created.ok() && created.error().code == ErrorCode::kAlreadyExists) {
+                           return LoadTls(0, then);  // another instance made it first
+                         }
+                         if (!created.ok()) return retry(created.error());
+                         spdlog::info("made the cluster's CA; it is kept at {}{}",
+                                      store_->Describe(), path);
+                         LoadTls(0, then);
+                       }));
+      }));
+}
+
+Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_point now) {
+  auto ca = tls::LoadAuthority(record.ca_cert, record.ca_key);
+  if (!ca.ok()) return ca.error();
+  // The scheduler's own client certificate: probes, membership changes, backups, hash checks.
+  tls::CertificateRequest me{.common_name = "etcd-mesos-scheduler",
+                             .ip_addresses = {},
+                             .dns_names = {},
+                             .usage = tls::Usage::kClient,
+                             .not_before = now - std::chrono::hours(1),
+                             .not_after = now + flags_.shell.cert_lifetime};
+  // No subject alternative name: etcd matches those against the connection's source address,
+  // and a client certificate names its holder, not a host.
+  auto client = tls::Issue(*ca, me);
+  if (!client.ok()) return client.error().Context("the scheduler's client certificate");
+  auto config =
+      net::TlsClientConfig::Create(record.ca_cert, client->certificate_pem, client->key_pem);
+  if (!config.ok()) return config.error().Context("the scheduler's client certificate");
+  // The same, as files, for the etcdctl the scheduler runs (hash checks, backup verification).
+  fs::path dir = fs::path(flags_.shell.state_dir) / "tls";
+  etcd::TlsFiles files{(dir / "ca.crt").string(), (dir / "scheduler.crt").string(),
+                       (dir / "scheduler.key").string()};
+  for (auto [path, text] : {std::pair{files.ca_file, record.ca_cert},
+                            std::pair{files.cert_file, client->certificate_pem},
+                            std::pair{files.key_file, client->key_pem}}) {
+    if (Status s = WritePrivateFile(path, text); !s.ok()) {
+      return s.error().Context("writing the scheduler's TLS files");
+    }
+  }
+  etcd_tls_ = *config;
+  etcdctl_tls_ = files;
+  if (verifier_) verifier_->SetLiveTls(files);
+  tls_record_ = std::move(record);
+  spdlog::info(
+      "TLS ({}): members get certificates of CA '{}'; this scheduler's client "
+      "certificate is in {}",
+      flags_.shell.tls, tls::ReadCertificate(tls_record_->ca_cert)->subject_common_name,
+      dir.string());
+  return OkStatus();
+}
+
+etcd::Client::Options SchedulerShell::EtcdOptions(std::chrono::milliseconds timeout,
+                                                  std::string_view url) const {
+  etcd::Client::Options options;
+  options.request_timeout = timeout;
+  if (url.starts_with("https://")) options.tls = etcd_tls_;
+  return options;
+}
+
+Result<std::string> SchedulerShell::IssueClientCertificate(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name.find_first_of("\r\n\t/\\\"") != std::string::npos) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "name must be 1..64 characters without slashes, quotes or controls");
+  }
+  auto now = std::chrono::system_clock::now();
+  // A client certificate names its holder, not a host: no subject alternative name, which etcd
+  // would match against the address the client connects from.
+  auto issued = tls::Issue({tls_record_->ca_cert, tls_record_->ca_key},
+                           {.common_name = name,
+                            .ip_addresses = {},
+                            .dns_names = {},
+                            .usage = tls::Usage::kClient,
+                            .not_before = now - std::chrono::hours(1),
+                            .not_after = now + flags_.shell.cert_lifetime});
+  if (!issued.ok()) return issued.error();
+  return issued->certificate_pem + issued->key_pem;
+}
+
+CertificateAnswer SchedulerShell::IssueCertificates(const std::string& body,
+                                                    const std::string& authorization) {
+  if (!tls_record_) return {503, "503 TLS is not loaded yet; try again\n", std::nullopt};
+  auto find = [this](const std::string& task_id) -> std::optional<CertificateSubject> {
+    for (const auto& [name, m] : core_.state().members) {
+      if (m.task_id != task_id || !m.tls) continue;
+      return CertificateSubject{
+          m.task_id, m.name, m.host, m.hostname, MaybeAlive(m.task_state), m.cert_not_after != 0};
+    }
+    return std::nullopt;
+  };
+  tls::Authority ca{tls_record_->ca_cert, tls_record_->ca_key};
+  auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(flags_.shell.cert_lifetime);
+  CertificateAnswer answer =
+      AnswerCertificateRequest(ca, tls_record_->ca_cert, tls_record_->secret, body, authorization,
+                               find, std::chrono::system_clock::now(), lifetime);
+  if (answer.status == 200) {
+    auto task = nlohmann::json::parse(body)["task_id"].get<std::string>();
+    spdlog::info("issued certificates for task '{}', valid until {}", task,
+                 FormatWallTime(WallTime(std::chrono::seconds(*answer.not_after))));
+    Feed(CertificateIssued{task, *answer.not_after});
+  } else {
+    std::string_view why = std::string_view(answer.body).substr(0, 200);
+    while (why.ends_with('\n')) why.remove_suffix(1);
+    spdlog::warn("refused a certificate request: {}", why);
+  }
+  return answer;
 }
 
 Status SchedulerShell::PrepareAdminToken(AdminServer::Options& admin) {
@@ -483,10 +651,9 @@ void SchedulerShell::ObserveConsole() {
     fsync_totals_.reset();
     return history_.Sample(core_, standby, now, std::nullopt);
   }
-  etcd::Client::Options options;
-  options.request_timeout = flags_.shell.probe_timeout;
   auto client =
-      std::make_shared<etcd::Client>(io_, HostPort{leader->host, leader->client_port}, options);
+      std::make_shared<etcd::Client>(io_, HostPort{leader->host, leader->client_port},
+                                     EtcdOptions(flags_.shell.probe_timeout, leader->ClientUrl()));
   client->DiskLatency(
       Guarded([this, client, name = leader->name, now](Result<etcd::DiskLatencyTotals> totals) {
         std::optional<double> mean;
@@ -696,6 +863,15 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
                         artifact_base_, core_.state().reseed_token};
   context.executor_shutdown_grace = flags_.shell.executor_shutdown_grace;
   context.etcd_flags = EtcdUpkeepFlags(flags_.shell.upkeep);
+  if (launch.member.tls && tls_record_) {
+    context.tls_ca = tls_record_->ca_cert;
+    context.cert_url =
+        fmt::format("http://{}:{}/certificates", flags_.shell.address, admin_->address().port);
+    context.cert_token = TaskCertificateToken(tls_record_->secret, launch.member.task_id);
+  } else if (launch.member.tls) {
+    spdlog::error("launching TLS member {} without the CA loaded: it cannot get certificates",
+                  launch.member.name);
+  }
   for (const auto& [name, path] : artifacts_) {
     // Stat'ed at each launch: a binary replaced under a running scheduler gets a new URL.
     if (auto version = ArtifactVersion(path); version.ok()) {
@@ -785,9 +961,8 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     return;
   }
   probing_.insert(probe.name);
-  etcd::Client::Options options;
-  options.request_timeout = flags_.shell.probe_timeout;
-  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  auto client = std::make_shared<etcd::Client>(
+      io_, url->endpoint, EtcdOptions(flags_.shell.probe_timeout, probe.client_url));
   struct Join {
     std::optional<Result<etcd::StatusResponse>> status;
     std::optional<Result<etcd::HealthResponse>> health;
@@ -848,9 +1023,8 @@ void SchedulerShell::DoProbeCluster(const ProbeCluster& probe) {
     }
     auto url = ParseHttpUrl((*urls)[i]);
     if (!url.ok()) return (*self)(i + 1, url.error());
-    etcd::Client::Options options;
-    options.request_timeout = flags_.shell.probe_timeout;
-    auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+    auto client = std::make_shared<etcd::Client>(
+        io_, url->endpoint, EtcdOptions(flags_.shell.probe_timeout, (*urls)[i]));
     client->MemberList(Guarded([this, self, client, i,
                                 epoch](Result<etcd::MemberListResponse> list) {
       if (!list.ok()) return (*self)(i + 1, list.error());
@@ -917,9 +1091,8 @@ void SchedulerShell::RouteMembership(ChangeMembership change, Clock::time_point 
   if (change.client_urls.empty()) {
     return boost::asio::post(io_, Guarded([decide]() mutable { decide(true); }));
   }
-  etcd::Client::Options options;
-  options.request_timeout = flags_.shell.probe_timeout;
   for (const auto& url_text : change.client_urls) {
+    etcd::Client::Options options = EtcdOptions(flags_.shell.probe_timeout, url_text);
     auto url = ParseHttpUrl(url_text);
     if (!url.ok()) {
       boost::asio::post(io_, Guarded([decide, pending]() mutable { decide(--*pending == 0); }));
@@ -949,9 +1122,8 @@ void SchedulerShell::SendMembership(const ChangeMembership& change) {
     }
     auto url = ParseHttpUrl((*urls)[i]);
     if (!url.ok()) return (*self)(i + 1, url.error());
-    etcd::Client::Options options;
-    options.request_timeout = kMembershipTimeout;
-    auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+    auto client = std::make_shared<etcd::Client>(io_, url->endpoint,
+                                                 EtcdOptions(kMembershipTimeout, (*urls)[i]));
     // kUnavailable: try the next member; anything else (done, refused, not found) is the answer.
     auto next_or = [self, i, deliver](const Error& e, uint64_t id) {
       if (e.code == ErrorCode::kUnavailable) return (*self)(i + 1, e);
@@ -1123,10 +1295,9 @@ void SchedulerShell::DoMaintain(const Maintain& step) {
   if (!url.ok()) {
     return boost::asio::post(io_, [done, e = url.error()] { done(e); });
   }
-  etcd::Client::Options options;
   // A defragmentation rewrites the whole database file: seconds per GiB, far past a probe.
-  options.request_timeout = flags_.shell.maintenance_timeout;
-  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  auto client = std::make_shared<etcd::Client>(
+      io_, url->endpoint, EtcdOptions(flags_.shell.maintenance_timeout, step.client_url));
   auto header_done = [client, done](Result<etcd::ResponseHeader> r) {
     done(r.ok() ? Status() : Status(r.error()));
   };
@@ -1186,8 +1357,10 @@ void SchedulerShell::DoCheckHashes(const CheckHashes& check) {
       boost::asio::post(io_, [answered, i, e = url.error()]() mutable { answered(i, e); });
       continue;
     }
-    etcd::HashKv(io_, flags_.shell.etcdctl_bin, url->endpoint, /*tls=*/std::nullopt, check.revision,
-                 timeout, [answered, i](Result<etcd::HashKvResponse> r) mutable {
+    std::optional<etcd::TlsFiles> tls;
+    if (url->scheme == "https") tls = etcdctl_tls_;
+    etcd::HashKv(io_, flags_.shell.etcdctl_bin, url->endpoint, tls, check.revision, timeout,
+                 [answered, i](Result<etcd::HashKvResponse> r) mutable {
                    if (!r.ok()) return answered(i, r.error());
                    answered(i, KvHash{r->hash, r->compact_revision});
                  });
@@ -1208,9 +1381,9 @@ void SchedulerShell::DoBackup(const TakeBackup& backup) {
   if (!url.ok()) return fail(url.error());
   std::filesystem::path dir = flags_.shell.backup_dir;
   std::filesystem::path partial = dir / fmt::format(".backup-{}-{}.partial", ::getpid(), backup.id);
-  etcd::Client::Options options;
-  options.request_timeout = std::chrono::seconds(30);  // for the snapshot: the longest silence
-  auto client = std::make_shared<etcd::Client>(io_, url->endpoint, options);
+  // For the snapshot, the timeout is the longest silence.
+  auto client = std::make_shared<etcd::Client>(
+      io_, url->endpoint, EtcdOptions(std::chrono::seconds(30), backup.client_url));
   auto t0 = std::make_shared<Clock::time_point>(Clock::now());
   spdlog::info("backup {}: streaming a snapshot from {} ({}) into {}", backup.id, backup.member,
                backup.client_url, dir.string());

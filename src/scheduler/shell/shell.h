@@ -43,14 +43,18 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/result.h"
+#include "etcd/client.h"
+#include "etcd/launch.h"
 #include "mesos/master_detector.h"
 #include "mesos/scheduler_client.h"
+#include "net/http.h"
 #include "scheduler/core/pipeline.h"
 #include "scheduler/core/scheduler_core.h"
 #include "scheduler/shell/admin.h"
 #include "scheduler/shell/backup_verifier.h"
 #include "scheduler/shell/console.h"
 #include "scheduler/shell/flags.h"
+#include "scheduler/shell/member_certificates.h"
 #include "scheduler/shell/task_info.h"
 #include "store/state_store.h"
 #include "store/zk_election.h"
@@ -107,6 +111,16 @@ class SchedulerShell {
   // or this host's file; once it is, the state's (generated at first start) is settled in both.
   Status PrepareAdminToken(AdminServer::Options& admin);
   Status SettleAdminToken(PersistentState& state);
+  // TLS (--tls auto or files): the CA (from the store, made at the first start, or the
+  // operator's files), then the scheduler's own client certificate; `then` once it is in use.
+  void LoadTls(int attempt, std::function<void()> then);
+  Status UseTls(TlsRecord record, std::chrono::system_clock::time_point now);
+  // A client of a member at `url`: https with the scheduler's certificate when the URL says so.
+  etcd::Client::Options EtcdOptions(std::chrono::milliseconds timeout, std::string_view url) const;
+  // POST /certificates (member_certificates.h), answered from the core's view of the task.
+  CertificateAnswer IssueCertificates(const std::string& body, const std::string& authorization);
+  // GET /client-cert: a client certificate named `name` and its key, one PEM text.
+  Result<std::string> IssueClientCertificate(const std::string& name);
   void Fatal(const Error& error);
   void StartMaster();
   void OnLeader(const std::optional<HostPort>& leader);
@@ -183,8 +197,11 @@ class SchedulerShell {
   bool loaded_ = false;
   bool stopped_ = false;
   std::string artifact_base_;
-  std::filesystem::path admin_token_path_;        // <state-dir>/admin-token, when generated
-  std::map<std::string, std::string> artifacts_;  // served name -> local path
+  std::filesystem::path admin_token_path_;  // <state-dir>/admin-token, when generated
+  std::optional<TlsRecord> tls_record_;     // the members' CA, once loaded (--tls not off)
+  std::shared_ptr<const net::TlsClientConfig> etcd_tls_;  // the scheduler's client certificate
+  std::optional<etcd::TlsFiles> etcdctl_tls_;             // the same as files, for etcdctl
+  std::map<std::string, std::string> artifacts_;          // served name -> local path
   std::string restore_from_name_;  // --restore-from, imported into --backup-dir at Start
 
   ActionPipeline pipeline_;  // the order of the core's actions; write-ahead

@@ -120,7 +120,7 @@ Result<std::optional<ReseedRun>> DecodeReseed(const json& j,
 }
 
 json EncodeMember(const Member& m) {
-  return json{
+  json j{
       {"name", m.name},
       {"task_id", m.task_id},
       {"agent_id", m.agent_id},
@@ -136,6 +136,10 @@ json EncodeMember(const Member& m) {
       {"launch_config", m.launch_config},
       {"etcd_version", m.etcd_version},
   };
+  if (m.tls) j["tls"] = true;
+  if (!m.hostname.empty()) j["hostname"] = m.hostname;
+  if (m.cert_not_after != 0) j["cert_not_after"] = m.cert_not_after;
+  return j;
 }
 
 Result<Member> DecodeMember(const json& j, size_t index) {
@@ -183,6 +187,20 @@ Result<Member> DecodeMember(const json& j, size_t index) {
   auto version = String(j, "etcd_version", path("etcd_version"), /*required=*/false);
   if (!version.ok()) return version.error();
   m.etcd_version = *version;
+  // Absent in records written before TLS: plain members.
+  auto tls = Bool(j, "tls", path("tls"), /*required=*/false);
+  if (!tls.ok()) return tls.error();
+  m.tls = *tls;
+  auto hostname = String(j, "hostname", path("hostname"), /*required=*/false);
+  if (!hostname.ok()) return hostname.error();
+  m.hostname = *hostname;
+  if (j.contains("cert_not_after")) {
+    const json& v = j["cert_not_after"];
+    if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
+      return Corrupt(path("cert_not_after"), "must be a positive whole number of Unix seconds");
+    }
+    m.cert_not_after = v.get<int64_t>();
+  }
   auto state = String(j, "task_state", path("task_state"));
   if (!state.ok()) return state.error();
   if (!mesos::TaskState_Parse(*state, &m.task_state)) {

@@ -200,6 +200,8 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
     tc.restore_snapshot = launch.restore_snapshot;
     tc.restore_sha256 = context.restore_sha256;
   }
+  if (m.tls)
+    tc.tls = executor::TaskConfig::Tls{context.tls_ca, context.cert_url, context.cert_token};
   task.set_data(executor::EncodeTaskConfig(tc));
   return task;
 }

@@ -35,6 +35,12 @@ struct LaunchContext {
   std::chrono::milliseconds executor_shutdown_grace{0};
   // More etcd flags for the member (EtcdUpkeepFlags), into the task config's extra_flags.
   std::vector<std::string> etcd_flags;
+  // A TLS member (Member::tls): the CA bundle it trusts, where it asks for its certificates
+  // (http://<address>:<admin-port>/certificates) and the task's token for that
+  // (TaskCertificateToken of its task id).
+  std::string tls_ca;
+  std::string cert_url;
+  std::string cert_token;
 };
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly

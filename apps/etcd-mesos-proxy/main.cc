@@ -3,6 +3,7 @@
 // only; see src/proxy/proxy.h. Exit codes: 0 after --once or SIGINT/SIGTERM, 1 when no cluster
 // was found or the grpc-proxy cannot be kept running, 2 for bad flags.
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,11 +14,19 @@
 #include "proxy/flags.h"
 #include "proxy/proxy.h"
 
+extern char** environ;
+
 int main(int argc, char** argv) {
   using namespace etcd_mesos;         // NOLINT: main() wiring
   using namespace etcd_mesos::proxy;  // NOLINT
 
-  auto parsed = ParseProxyFlags(std::vector<std::string>(argv + 1, argv + argc));
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  auto parsed = ParseProxyFlags(std::vector<std::string>(argv + 1, argv + argc), env);
   if (!parsed.ok()) {
     std::cerr << "etcd-mesos-proxy: " << parsed.error().message << "\n";
     return 2;

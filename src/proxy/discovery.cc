@@ -11,6 +11,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "common/uri.h"
+
 namespace etcd_mesos::proxy {
 namespace {
 
@@ -18,8 +20,8 @@ using json = nlohmann::json;
 
 ClientUrls Sorted(std::set<std::string> urls) { return ClientUrls(urls.begin(), urls.end()); }
 
-std::string Url(std::string_view host, uint64_t port) {
-  return fmt::format("http://{}:{}", host, port);
+std::string Url(std::string_view scheme, std::string_view host, uint64_t port) {
+  return fmt::format("{}://{}:{}", scheme, host, port);
 }
 
 bool ValidPort(const json& j) {
@@ -69,7 +71,8 @@ uint64_t DiscoveredClientPort(const json& task) {
 
 // The client URL of one master-state task, or nullopt when it says too little.
 std::optional<std::string> TaskClientUrl(const json& task,
-                                         const std::map<std::string, std::string>& agent_hosts) {
+                                         const std::map<std::string, std::string>& agent_hosts,
+                                         std::string_view scheme) {
   std::string id = StringOr(task, "id");
   auto fields = ParseTaskId(id);
   std::string host = fields ? fields->host : "";
@@ -80,7 +83,7 @@ std::optional<std::string> TaskClientUrl(const json& task,
   uint64_t port = DiscoveredClientPort(task);
   if (port == 0 && fields) port = fields->client_port;
   if (host.empty() || port == 0) return std::nullopt;
-  return Url(host, port);
+  return Url(scheme, host, port);
 }
 
 }  // namespace
@@ -104,13 +107,28 @@ Result<ClientUrls> ClientUrlsFromMembers(std::string_view members_json) {
     auto learner = m.find("learner");
     if (learner != m.end() && learner->is_boolean() && learner->get<bool>()) continue;
     if (StringOr(m, "taskState", "TASK_RUNNING") != "TASK_RUNNING") continue;
-    urls.insert(Url(m["host"].get<std::string>(), m["clientPort"].get<uint64_t>()));
+    // The scheduler's own URL says whether the member serves https; older schedulers send
+    // none, and their members serve plain http.
+    auto url = m.find("clientUrl");
+    if (url == m.end()) {
+      urls.insert(Url("http", m["host"].get<std::string>(), m["clientPort"].get<uint64_t>()));
+      continue;
+    }
+    Result<HttpUrl> parsed = url->is_string() ? ParseHttpUrl(url->get<std::string>())
+                                              : Error{ErrorCode::kInvalidArgument, "not text"};
+    if (!parsed.ok() || parsed->path != "/") {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "a member in /members has a 'clientUrl' that is not http(s)://host:port: {}",
+                       m.dump());
+    }
+    urls.insert(parsed->scheme + "://" + parsed->endpoint.ToString());
   }
   return Sorted(std::move(urls));
 }
 
 Result<ClientUrls> ClientUrlsFromMasterState(std::string_view state_json,
-                                             std::string_view framework_name) {
+                                             std::string_view framework_name,
+                                             std::string_view scheme) {
   json j = json::parse(state_json, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("frameworks") ||
       !j["frameworks"].is_array()) {
@@ -151,10 +169,24 @@ Result<ClientUrls> ClientUrlsFromMasterState(std::string_view state_json,
   if (tasks != matches[0]->end() && tasks->is_array()) {
     for (const auto& t : *tasks) {
       if (!t.is_object() || StringOr(t, "state") != "TASK_RUNNING") continue;
-      if (auto url = TaskClientUrl(t, agent_hosts)) urls.insert(*url);
+      if (auto url = TaskClientUrl(t, agent_hosts, scheme)) urls.insert(*url);
     }
   }
   return Sorted(std::move(urls));
+}
+
+Status RequireTlsFor(const ClientUrls& urls, bool have_ca_bundle) {
+  if (have_ca_bundle) return OkStatus();
+  std::vector<std::string> https;
+  for (const auto& u : urls) {
+    if (u.starts_with("https://")) https.push_back(u);
+  }
+  if (https.empty()) return OkStatus();
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "the members serve TLS ({}) but no CA bundle was given: run the proxy with "
+                   "--cacert=<the cluster's CA bundle> and --cert=/--key=<a client certificate of "
+                   "that CA> (it does not fall back to plain http)",
+                   fmt::join(https, ", "));
 }
 
 std::string JoinUrls(const ClientUrls& urls) { return fmt::format("{}", fmt::join(urls, ",")); }

@@ -13,6 +13,11 @@
 //     The master cannot tell a learner from a voter, so while a replacement is catching up its
 //     URL is listed too; etcd refuses most calls there, which clients see as a retryable error
 //     until it is promoted. Prefer --scheduler where it is reachable.
+//     Nor does the master say whether members serve https: the caller says so (--cacert).
+//
+// A TLS cluster's members serve https only. Their URLs say so (the scheduler's `clientUrl`), and
+// RequireTlsFor refuses them without a CA bundle, so that the proxy never quietly dials plain http
+// at a member that will only hang up.
 //
 // Threading: pure functions on values.
 #pragma once
@@ -26,20 +31,26 @@
 
 namespace etcd_mesos::proxy {
 
-// Client URLs (`http://host:port`), sorted and without duplicates, so that two sets compare
-// with ==.
+// Client URLs (`http://host:port` or `https://host:port`), sorted and without duplicates, so that
+// two sets compare with ==.
 using ClientUrls = std::vector<std::string>;
 
-// The voters of the scheduler's /members answer whose task is RUNNING. kInvalidArgument when
-// the body is not the /members JSON.
+// The voters of the scheduler's /members answer whose task is RUNNING: each member's `clientUrl`
+// (http or https), or `http://host:clientPort` from a scheduler that does not send one.
+// kInvalidArgument when the body is not the /members JSON.
 Result<ClientUrls> ClientUrlsFromMembers(std::string_view members_json);
 
 // The RUNNING tasks of the one registered framework named `framework_name` in a master's
 // /master/state. kNotFound (naming the frameworks that are there) when none has that name;
 // kConflict when several do (two clusters under one name: which one is meant is not ours to
-// guess); kInvalidArgument when the body is not master state.
+// guess); kInvalidArgument when the body is not master state. `scheme` is "http" or "https".
 Result<ClientUrls> ClientUrlsFromMasterState(std::string_view state_json,
-                                             std::string_view framework_name);
+                                             std::string_view framework_name,
+                                             std::string_view scheme = "http");
+
+// OK unless some URL is https and `have_ca_bundle` is false: then kInvalidArgument naming the
+// https URLs and the flags that fix it (--cacert, --cert, --key).
+Status RequireTlsFor(const ClientUrls& urls, bool have_ca_bundle);
 
 // "a,b,c": what etcdctl's --endpoints and ETCDCTL_ENDPOINTS take.
 std::string JoinUrls(const ClientUrls& urls);

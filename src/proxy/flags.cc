@@ -19,6 +19,16 @@ constexpr const char* kDescription =
     "      etcdctl member list\n"
     "  etcd-mesos-proxy --master=zk://zk1:2181/mesos --framework-name=etcd-prod\n"
     "\n"
+    "A TLS cluster (its members serve https and ask every client for a certificate of the\n"
+    "cluster's CA) needs --cacert, --cert and --key, as etcdctl does: the proxy checks that it\n"
+    "gets in, then hands them to the grpc-proxy. etcd 3.4's grpc-proxy takes only a client\n"
+    "certificate with an empty Common Name (CN). Without --cacert the proxy refuses https\n"
+    "members rather than fall back to plain http. Its own listener stays plain (for clients on\n"
+    "127.0.0.1) unless --listen-cert-file and --listen-key-file are given:\n"
+    "\n"
+    "  etcd-mesos-proxy --scheduler=https://sched:12300 --cacert=ca.pem --cert=proxy.pem \\\n"
+    "      --key=proxy-key.pem\n"
+    "\n"
     "Flags may be written Go-style too (-master=...), as the original etcd-mesos-proxy took them.\n"
     "\n"
     "Exit codes: 0 after --once or SIGINT/SIGTERM; 1 when no cluster was found within --wait,\n"
@@ -42,7 +52,8 @@ Error Bad(std::string message) {
 
 }  // namespace
 
-Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
+Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args,
+                                         const std::map<std::string, std::string>& env) {
   using std::chrono::milliseconds;
   ParsedProxyFlags out;
   ProxyFlags& f = out.flags;
@@ -51,8 +62,8 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   FlagSet flags("etcd-mesos-proxy", kDescription);
   Flag& scheduler_flag = flags.Add(
       "--scheduler", &scheduler,
-      "The scheduler's admin address, http://host:port (its /members lists the members; the "
-      "cheapest and most exact source)");
+      "The scheduler's admin address, http://host:port or https://host:port with --cacert "
+      "(its /members lists the members; the cheapest and most exact source)");
   Flag& master_flag = flags.Add(
       "--master", &master,
       "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state lists the "
@@ -89,8 +100,32 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
       .AtLeast(milliseconds(100));
   flags.Add("--once", &f.once, "Print the client URLs comma-separated on stdout and exit");
   flags.Add("--log-level", &f.log_level, "trace, debug, info, warn or error").Check(LogLevel);
+  flags
+      .Add("--cacert", &f.cacert,
+           "TLS to the members: the CA bundle (PEM) their certificates must chain "
+           "to, also for an https --scheduler. Required when the members serve "
+           "https; with --master it says that they do")
+      .Env("ETCD_MESOS_PROXY_CACERT");
+  Flag& cert = flags
+                   .Add("--cert", &f.cert,
+                        "TLS to the members: the client certificate (PEM) the proxy and its "
+                        "grpc-proxy present, issued by the cluster's CA (members require one)")
+                   .Env("ETCD_MESOS_PROXY_CERT");
+  Flag& key =
+      flags.Add("--key", &f.key, "The private key (PEM) of --cert").Env("ETCD_MESOS_PROXY_KEY");
+  Flag& listen_cert =
+      flags
+          .Add("--listen-cert-file", &f.listen_cert_file,
+               "TLS on --listen-addr: the proxy's server certificate (PEM). Default: plain, meant "
+               "for local clients on 127.0.0.1. etcd 3.4's grpc-proxy encrypts but cannot require "
+               "client certificates: do not expose it beyond the machine's trusted clients")
+          .Env("ETCD_MESOS_PROXY_LISTEN_CERT_FILE");
+  Flag& listen_key = flags
+                         .Add("--listen-key-file", &f.listen_key_file,
+                              "The private key (PEM) of --listen-cert-file")
+                         .Env("ETCD_MESOS_PROXY_LISTEN_KEY_FILE");
 
-  auto parsed = flags.Parse(args);
+  auto parsed = flags.Parse(args, env);
   if (!parsed.ok()) return parsed.error();
   out.help = parsed->exit;
   out.text = std::move(parsed->text);
@@ -100,11 +135,33 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args) {
   if (scheduler.empty() == master.empty()) {
     return Bad("give exactly one of --scheduler=http://host:port and --master=host:port|zk://...");
   }
+  // A certificate without its key (or the reverse) is a typo, not a choice; a client certificate
+  // without --cacert would leave the members' certificates checked against nothing we know of
+  // (the cluster's CA is in no system store).
+  if (f.cert.empty() != f.key.empty()) {
+    return (f.cert.empty() ? key : cert).Bad("--cert and --key go together");
+  }
+  if (!f.cert.empty() && f.cacert.empty()) {
+    return cert.Bad(
+        "needs --cacert, the cluster's CA bundle that the members' certificates "
+        "chain to");
+  }
+  if (f.listen_cert_file.empty() != f.listen_key_file.empty()) {
+    return (f.listen_cert_file.empty() ? listen_key : listen_cert)
+        .Bad("--listen-cert-file and --listen-key-file go together");
+  }
   if (!scheduler.empty()) {
     auto u = ParseHttpUrl(scheduler.find("://") == std::string::npos ? "http://" + scheduler
                                                                      : scheduler);
     if (!u.ok()) return scheduler_flag.Bad(u.error().message);
-    if (u->scheme != "http") return scheduler_flag.Bad("only http:// is supported");
+    if (u->scheme != "http" && u->scheme != "https") {
+      return scheduler_flag.Bad("only http:// and https:// are supported");
+    }
+    if (u->scheme == "https" && f.cacert.empty()) {
+      return scheduler_flag.Bad(
+          "https needs --cacert, the CA bundle the scheduler's certificate "
+          "chains to");
+    }
     f.scheduler = *u;
   } else {
     auto m = ParseMasterAddress(master);

@@ -4,17 +4,22 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <utility>
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
 #include "common/duration.h"
 #include "net/http.h"
+#include "tls/pki.h"
 
 namespace etcd_mesos::proxy {
 namespace {
@@ -79,6 +84,49 @@ Status CheckListenAddress(const HostPort& addr) {
   return OkStatus();
 }
 
+// The PEM text of the file a flag names; the error names the flag.
+Result<std::string> ReadPem(const char* flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return MakeError(ErrorCode::kInvalidArgument, "{}={}: cannot read it: {}", flag, path,
+                     std::strerror(errno));
+  }
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// The grpc-proxy runs in the data directory, so the files it is given must not be relative.
+void MakeAbsolute(std::string& path) {
+  if (!path.empty()) path = std::filesystem::absolute(path).string();
+}
+
+// What an operator should check when no member answered over TLS, from how the handshakes
+// failed. Our side's verdict on the member's certificate is explicit; the member's refusal of
+// ours comes from Go's TLS 1.3 server after our side finished, as an alert or a reset.
+std::string TlsHint(const std::vector<Error>& errors, const ProxyFlags& flags) {
+  bool verify_failed = false, refused = false;
+  for (const auto& e : errors) {
+    verify_failed |= e.message.find("certificate verify failed") != std::string::npos;
+    refused |= e.message.find("TLS") != std::string::npos ||
+               e.message.find("alert") != std::string::npos ||
+               e.message.find("reset") != std::string::npos ||
+               e.message.find("end of stream") != std::string::npos;
+  }
+  if (verify_failed) {
+    return fmt::format("the members' certificates do not chain to --cacert={}", flags.cacert);
+  }
+  if (refused && flags.cert.empty()) {
+    return "the members ask for a client certificate: give --cert and --key (one of the "
+           "cluster's CA)";
+  }
+  if (refused) {
+    return fmt::format(
+        "the members refused the client certificate --cert={}: it must be issued "
+        "by the cluster's CA",
+        flags.cert);
+  }
+  return "the members do not answer; check that they run";
+}
+
 }  // namespace
 
 // ---- Discoverer ---------------------------------------------------------------------------
@@ -86,7 +134,8 @@ Status CheckListenAddress(const HostPort& addr) {
 Discoverer::Discoverer(boost::asio::io_context& io, const ProxyFlags& flags)
     : io_(io), flags_(flags) {}
 
-Status Discoverer::Start() {
+Status Discoverer::Start(std::shared_ptr<const net::TlsClientConfig> tls) {
+  tls_ = std::move(tls);
   if (!flags_.master || !flags_.master->zk) return OkStatus();
   detector_ = std::make_unique<mesos_client::MasterDetector>(
       io_, *flags_.master, mesos_client::MasterDetector::Options{},
@@ -134,6 +183,7 @@ void Discoverer::Fetch(Callback done) {
     req.target = prefix + "/members";
     req.timeout = flags_.request_timeout;
     req.headers = {{"Accept", "application/json"}};
+    if (flags_.scheduler->scheme == "https") req.tls = tls_;
     net::HttpFetch(io_, req, [done = std::move(done), src = source()](auto r) {
       if (!r.ok()) return done(r.error().Context("asking " + src));
       if (r->status != 200) {
@@ -187,7 +237,9 @@ void Discoverer::FetchMasterState(HttpUrl url, int redirects_left, Callback done
           return done(MakeError(ErrorCode::kUnavailable, "{} answered {} with {}: {}", src,
                                 url.path, r->status, Snippet(r->body)));
         }
-        auto urls = ClientUrlsFromMasterState(r->body, flags_.framework_name);
+        // The master cannot say whether members serve https; --cacert says they do.
+        auto urls = ClientUrlsFromMasterState(r->body, flags_.framework_name,
+                                              flags_.cacert.empty() ? "http" : "https");
         if (!urls.ok()) return done(urls.error().Context(src));
         done(std::move(urls));
       });
@@ -238,7 +290,8 @@ Status Proxy::Start() {
     }
     log_file_ = data_dir_ / "grpc-proxy.log";
   }
-  if (auto s = discoverer_.Start(); !s.ok()) return s.error().Context("--master");
+  if (auto s = LoadTls(); !s.ok()) return s;
+  if (auto s = discoverer_.Start(member_tls_); !s.ok()) return s.error().Context("--master");
   give_up_at_ = Clock::now() + flags_.wait;
   spdlog::info("looking for the members through {}", discoverer_.source());
   boost::asio::post(io_, [this, alive = alive_] {
@@ -260,15 +313,122 @@ void Proxy::OnDiscovered(Result<ClientUrls> urls) {
         MakeError(ErrorCode::kNotFound, "{} lists no running voting member", discoverer_.source());
   }
   if (!urls.ok()) return Retry(urls.error());
+  if (flags_.once) return Accept(*urls);  // what is printed is for etcdctl, with its own flags
+  // Not retried: the operator has to give the flags, and a proxy that quietly kept old plain
+  // members would hide that the cluster moved to TLS.
+  if (auto s = RequireTlsFor(*urls, member_tls_ != nullptr); !s.ok()) {
+    return Finish(1, s.error().message);
+  }
+  bool any_https = std::any_of(urls->begin(), urls->end(),
+                               [](const std::string& u) { return u.starts_with("https://"); });
+  if (any_https && *urls != current_) return CheckMembers(*urls);
+  Accept(*urls);
+}
+
+Status Proxy::LoadTls() {
+  for (std::string* path : {&flags_.cacert, &flags_.cert, &flags_.key, &flags_.listen_cert_file,
+                            &flags_.listen_key_file}) {
+    MakeAbsolute(*path);
+  }
+  if (!flags_.cacert.empty()) {
+    auto ca = ReadPem("--cacert", flags_.cacert);
+    if (!ca.ok()) return ca.error();
+    std::string cert, key;
+    if (!flags_.cert.empty()) {
+      auto c = ReadPem("--cert", flags_.cert);
+      if (!c.ok()) return c.error();
+      auto k = ReadPem("--key", flags_.key);
+      if (!k.ok()) return k.error();
+      cert = std::move(*c);
+      key = std::move(*k);
+      // etcd 3.4's grpc-proxy refuses a client certificate with a Common Name at every start
+      // ("cert has non empty Common Name"), since etcd would take the name for a user's when
+      // auth is on; said here once rather than by a grpc-proxy that keeps dying.
+      auto info = tls::ReadCertificate(cert);
+      if (!info.ok()) return info.error().Context("--cert=" + flags_.cert);
+      if (!flags_.once && !info->subject_common_name.empty()) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "--cert={}: the certificate has the Common Name '{}', and etcd's "
+                         "grpc-proxy accepts only client certificates without one (etcd would "
+                         "take it for a user name): issue the proxy's certificate with an empty "
+                         "CN",
+                         flags_.cert, info->subject_common_name);
+      }
+    }
+    auto config = net::TlsClientConfig::Create(*ca, cert, key);
+    if (!config.ok()) return config.error().Context("--cacert, --cert, --key");
+    member_tls_ = *config;
+  }
+  // The grpc-proxy would only die on a bad listener certificate, with the reason in its log:
+  // load them here so that the operator reads it at once.
+  if (!flags_.once && !flags_.listen_cert_file.empty()) {
+    auto cert = ReadPem("--listen-cert-file", flags_.listen_cert_file);
+    if (!cert.ok()) return cert.error();
+    auto key = ReadPem("--listen-key-file", flags_.listen_key_file);
+    if (!key.ok()) return key.error();
+    auto config = net::TlsServerConfig::Create(*cert, *key);
+    if (!config.ok()) return config.error().Context("--listen-cert-file, --listen-key-file");
+  }
+  return OkStatus();
+}
+
+void Proxy::CheckMembers(const ClientUrls& urls) {
+  struct Pending {
+    size_t left = 0;
+    bool any_answered = false;
+    std::vector<Error> errors;
+  };
+  auto pending = std::make_shared<Pending>();
+  std::vector<HttpUrl> members;
+  for (const auto& u : urls) {
+    auto parsed = ParseHttpUrl(u);
+    if (parsed.ok() && parsed->scheme == "https") members.push_back(*parsed);
+  }
+  pending->left = members.size();
+  for (const auto& member : members) {
+    net::HttpRequest req;
+    req.endpoint = member.endpoint;
+    req.target = "/health";
+    req.timeout = flags_.request_timeout;
+    req.tls = member_tls_;
+    std::string url = "https://" + member.endpoint.ToString();
+    net::HttpFetch(io_, req, [this, alive = alive_, pending, urls, url](auto r) {
+      if (!*alive || stopping_) return;
+      // Any HTTP answer (an unhealthy member's 503 too) means that TLS let us in.
+      if (r.ok()) {
+        pending->any_answered = true;
+      } else {
+        pending->errors.push_back(r.error().Context(url));
+      }
+      if (--pending->left == 0) {
+        OnMembersChecked(urls, pending->any_answered, std::move(pending->errors));
+      }
+    });
+  }
+}
+
+void Proxy::OnMembersChecked(const ClientUrls& urls, bool any_answered, std::vector<Error> errors) {
+  if (any_answered) return Accept(urls);
+  std::vector<std::string> reasons;
+  for (const auto& e : errors) reasons.push_back(e.message);
+  Error error{ErrorCode::kUnavailable,
+              fmt::format("no member answered over TLS ({}): {}", TlsHint(errors, flags_),
+                          fmt::join(reasons, "; "))};
+  if (!found_) return Retry(error);
+  spdlog::warn("{}; pointing the grpc-proxy at them anyway", error.message);
+  Accept(urls);
+}
+
+void Proxy::Accept(const ClientUrls& urls) {
   if (failures_ > 0 && found_) spdlog::info("{} answers again", discoverer_.source());
   failures_ = 0;
   last_error_.clear();
   found_ = true;
   if (flags_.once) {
-    std::cout << JoinUrls(*urls) << std::endl;
+    std::cout << JoinUrls(urls) << std::endl;
     return Finish(0, "");
   }
-  if (*urls != current_) PointAt(*urls);
+  if (urls != current_) PointAt(urls);
   std::uniform_real_distribution<double> jitter(0.8, 1.2);
   ScheduleNextPoll(
       std::chrono::duration_cast<milliseconds>(flags_.poll_interval * jitter(random_)));
@@ -336,6 +496,15 @@ void Proxy::StartChild() {
                                    "--listen-addr=" + flags_.listen_addr.ToString(),
                                    "--advertise-client-url=" + flags_.listen_addr.ToString(),
                                    "--data-dir=" + (data_dir_ / "grpc-proxy").string()};
+  // grpc-proxy's flags for the members (etcdctl's names) and for its own listener.
+  if (!flags_.cacert.empty()) argv.push_back("--cacert=" + flags_.cacert);
+  if (!flags_.cert.empty()) {
+    argv.insert(argv.end(), {"--cert=" + flags_.cert, "--key=" + flags_.key});
+  }
+  if (!flags_.listen_cert_file.empty()) {
+    argv.insert(argv.end(),
+                {"--cert-file=" + flags_.listen_cert_file, "--key-file=" + flags_.listen_key_file});
+  }
   auto pid = child_.Start(argv, data_dir_, log_file_, [this, alive = alive_](int status) {
     if (*alive) OnChildExit(status);
   });

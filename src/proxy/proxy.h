@@ -12,6 +12,15 @@
 // still serve) and logs why. A child that keeps dying right after start (a busy listen address,
 // a wrong etcd binary) ends the proxy with its last log lines.
 //
+// TLS: members whose URLs are https are dialed only with --cacert (the proxy refuses to start on
+// them otherwise, rather than fall back to plain http). Before the grpc-proxy is pointed at a new
+// set of https members, the proxy asks each for /health with the same CA bundle and client
+// certificate the grpc-proxy will use: the grpc-proxy itself would start and then only fail its
+// clients' calls, with the reason buried in its log, so this is where a wrong CA or a client
+// certificate the members refuse is found and said. At start such a refusal is retried until
+// --wait like any other failure to find the cluster; later it is logged and the grpc-proxy
+// follows the members anyway (the scheduler knows better than one failed handshake).
+//
 // Threading: lives on one io_context thread, the one that called Start() (the child gets a
 // parent-death signal tied to that thread). `on_done` is posted, never run inside a call.
 #pragma once
@@ -30,6 +39,7 @@
 #include "common/result.h"
 #include "executor/shell/etcd_process.h"
 #include "mesos/master_detector.h"
+#include "net/http.h"
 #include "proxy/discovery.h"
 #include "proxy/flags.h"
 
@@ -40,8 +50,9 @@ class Discoverer {
  public:
   using Callback = std::function<void(Result<ClientUrls>)>;
   Discoverer(boost::asio::io_context& io, const ProxyFlags& flags);
-  // Starts ZooKeeper master detection for a zk:// --master; nothing otherwise.
-  Status Start();
+  // Starts ZooKeeper master detection for a zk:// --master; nothing otherwise. `tls` (null
+  // without --cacert) is used for an https --scheduler.
+  Status Start(std::shared_ptr<const net::TlsClientConfig> tls);
   void Fetch(Callback done);
   // "scheduler http://h:p" or "master zk://..." for messages.
   std::string source() const;
@@ -58,6 +69,7 @@ class Discoverer {
   // for the first answer (at most --request-timeout) instead of failing, so that the proxy does
   // not warn about a master it finds milliseconds later.
   bool detector_answered_ = false;
+  std::shared_ptr<const net::TlsClientConfig> tls_;
   std::vector<Callback> waiting_for_detector_;
   std::unique_ptr<boost::asio::steady_timer> detector_deadline_;
 };
@@ -82,6 +94,12 @@ class Proxy {
  private:
   void Poll();
   void OnDiscovered(Result<ClientUrls> urls);
+  // Asks every https member of `urls` for /health over TLS, then Accept()s them or says why not.
+  void CheckMembers(const ClientUrls& urls);
+  void OnMembersChecked(const ClientUrls& urls, bool any_answered, std::vector<Error> errors);
+  void Accept(const ClientUrls& urls);
+  // Loads --cacert/--cert/--key into member_tls_ and checks the listener's files.
+  Status LoadTls();
   void Retry(const Error& error);
   void ScheduleNextPoll(std::chrono::milliseconds delay);
   void PointAt(const ClientUrls& urls);
@@ -100,6 +118,7 @@ class Proxy {
   bool remove_data_dir_ = false;
   std::filesystem::path log_file_;
   std::mt19937 random_{std::random_device{}()};
+  std::shared_ptr<const net::TlsClientConfig> member_tls_;  // null without --cacert
 
   std::chrono::steady_clock::time_point give_up_at_;
   ClientUrls current_;  // what the child is (or is being) pointed at; empty before the first

@@ -146,6 +146,7 @@ TEST_F(AdminApi, MembersHaveTheOriginalsKeysAndOurs) {
   EXPECT_EQ(m["host"], "127.0.0.9");
   EXPECT_EQ(m["rpcPort"], 31000);
   EXPECT_EQ(m["clientPort"], 31001);
+  EXPECT_EQ(m["clientUrl"], "http://127.0.0.9:31001");
   EXPECT_EQ(m["httpPort"], 31002);
   EXPECT_EQ(m["type"], "new");
   EXPECT_EQ(m["slaveID"], "agent-etcd-1");

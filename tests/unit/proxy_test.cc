@@ -1,5 +1,7 @@
 // etcd-mesos-proxy's pure parts: the command line, the client URLs read from the scheduler's
 // /members and from a Mesos master's /master/state, and the jittered backoff.
+#include <map>
+
 #include <gtest/gtest.h>
 
 #include "proxy/discovery.h"
@@ -10,7 +12,10 @@ namespace {
 
 using std::chrono::milliseconds;
 
-Result<ParsedProxyFlags> Parse(std::vector<std::string> args) { return ParseProxyFlags(args); }
+Result<ParsedProxyFlags> Parse(std::vector<std::string> args,
+                               const std::map<std::string, std::string>& env = {}) {
+  return ParseProxyFlags(args, env);
+}
 
 TEST(ProxyFlags, SchedulerSourceWithDefaults) {
   auto p = Parse({"--scheduler=http://10.0.0.1:12300"});
@@ -76,6 +81,54 @@ TEST(ProxyFlags, HelpExplainsTheSourcesAndOnce) {
   }
 }
 
+TEST(ProxyFlags, TlsToTheMembersAndOnTheListener) {
+  auto p =
+      Parse({"--scheduler=https://sched:12300", "--cacert=ca.pem", "--cert=proxy.pem",
+             "--key=proxy-key.pem", "--listen-cert-file=l.pem", "--listen-key-file=l-key.pem"});
+  ASSERT_TRUE(p.ok()) << p.error();
+  const ProxyFlags& f = p->flags;
+  EXPECT_EQ(f.scheduler->scheme, "https");
+  EXPECT_EQ(f.scheduler->endpoint, (HostPort{"sched", 12300}));
+  EXPECT_EQ(f.cacert, "ca.pem");
+  EXPECT_EQ(f.cert, "proxy.pem");
+  EXPECT_EQ(f.key, "proxy-key.pem");
+  EXPECT_EQ(f.listen_cert_file, "l.pem");
+  EXPECT_EQ(f.listen_key_file, "l-key.pem");
+
+  // A CA bundle alone: members that do not ask for a client certificate.
+  auto ca_only = Parse({"--master=m:5050", "--cacert=ca.pem"});
+  ASSERT_TRUE(ca_only.ok()) << ca_only.error();
+  EXPECT_TRUE(ca_only->flags.cert.empty());
+
+  // Plain unless asked.
+  auto plain = Parse({"--scheduler=sched:12300"});
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  EXPECT_TRUE(plain->flags.cacert.empty());
+  EXPECT_TRUE(plain->flags.listen_cert_file.empty());
+
+  auto help = Parse({"--help"});
+  ASSERT_TRUE(help.ok());
+  for (const char* word : {"--cacert", "--cert", "--key", "--listen-cert-file", "--listen-key-file",
+                           "ETCD_MESOS_PROXY_CACERT", "Common Name", "127.0.0.1", "https://"}) {
+    EXPECT_NE(help->text.find(word), std::string::npos) << word;
+  }
+}
+
+TEST(ProxyFlags, TlsFilesComeFromTheEnvironmentToo) {
+  auto p = Parse({"--scheduler=https://sched:12300", "--key=/here/key.pem"},
+                 {{"ETCD_MESOS_PROXY_CACERT", "/etc/etcd/ca.pem"},
+                  {"ETCD_MESOS_PROXY_CERT", "/etc/etcd/proxy.pem"},
+                  {"ETCD_MESOS_PROXY_KEY", "/etc/etcd/proxy-key.pem"},
+                  {"ETCD_MESOS_PROXY_LISTEN_CERT_FILE", "/etc/etcd/listener.pem"},
+                  {"ETCD_MESOS_PROXY_LISTEN_KEY_FILE", "/etc/etcd/listener-key.pem"}});
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_EQ(p->flags.cacert, "/etc/etcd/ca.pem");
+  EXPECT_EQ(p->flags.cert, "/etc/etcd/proxy.pem");
+  EXPECT_EQ(p->flags.key, "/here/key.pem") << "the command line wins";
+  EXPECT_EQ(p->flags.listen_cert_file, "/etc/etcd/listener.pem");
+  EXPECT_EQ(p->flags.listen_key_file, "/etc/etcd/listener-key.pem");
+}
+
 void ExpectBad(std::vector<std::string> args, const std::string& mention) {
   auto p = Parse(args);
   ASSERT_FALSE(p.ok()) << "accepted: " << testing::PrintToString(args);
@@ -88,7 +141,8 @@ TEST(ProxyFlags, BadFlagsNameTheProblem) {
   ExpectBad({}, "exactly one of --scheduler");
   ExpectBad({"--scheduler=http://a:1", "--master=b:2"}, "exactly one of --scheduler");
   ExpectBad({"--scheduler=http://a:99999"}, "--scheduler");
-  ExpectBad({"--scheduler=https://a:1"}, "only http://");
+  ExpectBad({"--scheduler=ftp://a:1"}, "--scheduler");
+  ExpectBad({"--scheduler=https://a:1"}, "https needs --cacert");
   ExpectBad({"--master=zk://nohosts"}, "--master");
   ExpectBad({"--master=a:1", "--framework-name="}, "--framework-name");
   ExpectBad({"--scheduler=a:1", "--listen-addr=nowhere"}, "--listen-addr");
@@ -101,6 +155,12 @@ TEST(ProxyFlags, BadFlagsNameTheProblem) {
   ExpectBad({"--scheduler=a:1", "--listen-client-urls=http://a:1,http://b:2"}, "one address");
   ExpectBad({"--scheduler=a:1", "--listen-client-urls=a:1"}, "--listen-client-urls");
   ExpectBad({"--scheduler=a:1", "--listen-client-urls=http://a:1", "--listen-addr=b:2"}, "listen");
+  ExpectBad({"--scheduler=a:1", "--cacert=ca.pem", "--cert=c.pem"}, "--cert and --key go together");
+  ExpectBad({"--scheduler=a:1", "--cacert=ca.pem", "--key=k.pem"}, "--cert and --key go together");
+  ExpectBad({"--scheduler=a:1", "--cert=c.pem", "--key=k.pem"}, "needs --cacert");
+  ExpectBad({"--scheduler=a:1", "--listen-cert-file=c.pem"}, "--listen-key-file");
+  ExpectBad({"--scheduler=a:1", "--listen-key-file=k.pem"}, "--listen-cert-file");
+  ExpectBad({"--scheduler=a:1", "--listen-trusted-ca-file=ca.pem"}, "listen-trusted-ca-file");
 }
 
 TEST(ClientUrlsFromMembers, RunningVotersOnlySortedAndUnique) {
@@ -123,6 +183,38 @@ TEST(ClientUrlsFromMembers, RunningVotersOnlySortedAndUnique) {
   auto none = ClientUrlsFromMembers("[]\n");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+TEST(ClientUrlsFromMembers, TheSchedulersClientUrlCarriesTheScheme) {
+  auto urls = ClientUrlsFromMembers(R"([
+    {"host":"127.0.0.4","clientPort":31001,"clientUrl":"https://127.0.0.4:31001"},
+    {"host":"127.0.0.2","clientPort":31001,"clientUrl":"https://127.0.0.2:31001/"},
+    {"host":"127.0.0.3","clientPort":31001,"clientUrl":"https://127.0.0.3:31001","learner":true}
+  ])");
+  ASSERT_TRUE(urls.ok()) << urls.error();
+  EXPECT_EQ(*urls, (ClientUrls{"https://127.0.0.2:31001", "https://127.0.0.4:31001"}));
+  for (const char* body : {R"([{"host":"a","clientPort":1,"clientUrl":"a:1"}])",
+                           R"([{"host":"a","clientPort":1,"clientUrl":7}])",
+                           R"([{"host":"a","clientPort":1,"clientUrl":"https://a:1/v3"}])"}) {
+    auto bad = ClientUrlsFromMembers(body);
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_NE(bad.error().message.find("clientUrl"), std::string::npos) << bad.error();
+  }
+}
+
+TEST(RequireTlsFor, HttpsMembersNeedACaBundle) {
+  ClientUrls tls = {"http://127.0.0.2:1", "https://127.0.0.3:2"};
+  EXPECT_TRUE(RequireTlsFor(tls, true).ok());
+  EXPECT_TRUE(RequireTlsFor({"http://127.0.0.2:1"}, false).ok());
+  EXPECT_TRUE(RequireTlsFor({}, false).ok());
+  auto refused = RequireTlsFor(tls, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidArgument);
+  for (const char* word : {"https://127.0.0.3:2", "--cacert", "--cert", "--key", "plain http"}) {
+    EXPECT_NE(refused.error().message.find(word), std::string::npos) << refused.error();
+  }
+  EXPECT_EQ(refused.error().message.find("http://127.0.0.2:1"), std::string::npos)
+      << "only the https members are named";
 }
 
 TEST(ClientUrlsFromMembers, RefusesWhatIsNotAMemberList) {
@@ -163,6 +255,13 @@ TEST(ClientUrlsFromMasterState, RunningTasksOfTheNamedFramework) {
   // original's protocol "client" marker with the agent's hostname when the ID says nothing.
   EXPECT_EQ(*urls, (ClientUrls{"http://127.0.0.2:31001", "http://127.0.0.4:31011",
                                "http://agent4.example:4001"}));
+}
+
+TEST(ClientUrlsFromMasterState, HttpsWhenTheCallerSaysTheMembersServeTls) {
+  auto urls = ClientUrlsFromMasterState(kState, "etcd-prod", "https");
+  ASSERT_TRUE(urls.ok()) << urls.error();
+  EXPECT_EQ(*urls, (ClientUrls{"https://127.0.0.2:31001", "https://127.0.0.4:31011",
+                               "https://agent4.example:4001"}));
 }
 
 TEST(ClientUrlsFromMasterState, NamesWhatIsThereWhenTheFrameworkIsNot) {

@@ -158,6 +158,8 @@ std::string RenderMembers(const SchedulerCore& core) {
         {"host", m.host},
         {"rpcPort", m.peer_port},
         {"clientPort", m.client_port},
+        // With its scheme: etcd-mesos-proxy dials https members only with TLS flags.
+        {"clientUrl", m.ClientUrl()},
         {"httpPort", m.reseed_port},
         {"type", m.initial ? "new" : "existing"},
         {"slaveID", m.agent_id},

@@ -5,8 +5,8 @@
 //
 //   GET  /members        JSON array, one object per member, with the original's keys (name, host,
 //                        rpcPort = peer, clientPort, httpPort = reseed, type, slaveID) and ours
-//                        (taskId, agentId, taskState, memberId as a decimal string, learner,
-//                        healthy, reachable, raftIndex).
+//                        (clientUrl, with its scheme; taskId, agentId, taskState, memberId as a
+//                        decimal string, learner, healthy, reachable, raftIndex).
 //   GET  /stats          one JSON object: the original's keys first, in its order (running_servers,
 //                        launched_servers, failed_servers, cluster_livelocks, cluster_reseeds,
 //                        healthy as 1/0), then ours.

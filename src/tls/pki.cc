@@ -221,13 +221,22 @@ bool SetCommonName(X509_NAME* name, const std::string& common_name) {
                                     -1, 0) == 1;
 }
 
+// CN=<common_name>; without one (a client certificate for etcd's grpc-proxy, which refuses a
+// Common Name: etcd would take it for a user name), O=etcd-mesos.
+bool SetSubject(X509_NAME* name, const std::string& common_name) {
+  if (!common_name.empty()) return SetCommonName(name, common_name);
+  return X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                                    reinterpret_cast<const unsigned char*>("etcd-mesos"), -1, -1,
+                                    0) == 1;
+}
+
 // A certificate with everything but its extensions and signature.
 Result<X509Ptr> NewCertificate(const std::string& common_name, const X509_NAME* issuer,
                                EVP_PKEY* key, TimePoint not_before, TimePoint not_after) {
   X509Ptr cert(X509_new());
   bool ok =
       cert && X509_set_version(cert.get(), X509_VERSION_3) == 1 && SetRandomSerial(cert.get()) &&
-      SetCommonName(X509_get_subject_name(cert.get()), common_name) &&
+      SetSubject(X509_get_subject_name(cert.get()), common_name) &&
       X509_set_issuer_name(cert.get(), issuer ? issuer : X509_get_subject_name(cert.get())) == 1 &&
       ASN1_TIME_set(X509_getm_notBefore(cert.get()),
                     std::chrono::system_clock::to_time_t(not_before)) != nullptr &&
@@ -402,7 +411,7 @@ namespace {
 // A certificate for `r` signed by `ca` that certifies `key` (a fresh one, or a request's).
 Result<std::string> IssueFor(const Authority& ca, const CertificateRequest& r, EVP_PKEY* key) {
   auto where = fmt::format("issuing '{}'", r.common_name);
-  if (r.common_name.empty()) {
+  if (r.common_name.empty() && r.usage != Usage::kClient) {
     return MakeError(ErrorCode::kInvalidArgument, "issuing: empty common name");
   }
   if (r.ip_addresses.empty() && r.dns_names.empty() && r.usage != Usage::kClient) {

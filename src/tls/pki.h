@@ -81,7 +81,9 @@ Result<Authority> LoadAuthority(std::string_view certificate_pem, std::string_vi
 // the subject alternative names are exactly the request's addresses and names. kInvalidArgument
 // for an empty common name, an address that is not an IP address, no subject alternative name at
 // all for a server's certificate (TLS clients match the host against those only; a client-only
-// certificate may have none), a validity that ends before it begins, or an unusable `ca`.
+// certificate may have none), a validity that ends before it begins, or an unusable `ca`. A
+// client-only certificate may have no common name (etcd 3.4's grpc-proxy refuses one): its
+// subject is then O=etcd-mesos.
 Result<IssuedCertificate> Issue(const Authority& ca, const CertificateRequest& request);
 
 // A fresh P-256 key and a certificate request (PKCS#10) signed with it, both PEM: what a member's

@@ -138,6 +138,16 @@ TEST(Issue, RefusesBadAddressesMissingNamesAndBackwardValidity) {
   auto client = Issue(ca, nameless);
   ASSERT_TRUE(client.ok()) << client.error();
   EXPECT_TRUE(ReadCertificate(client->certificate_pem)->ip_addresses.empty());
+  // Nor a common name (etcd's grpc-proxy refuses a client certificate with one); a server's
+  // certificate must have one.
+  nameless.common_name.clear();
+  auto anonymous = Issue(ca, nameless);
+  ASSERT_TRUE(anonymous.ok()) << anonymous.error();
+  EXPECT_EQ(ReadCertificate(anonymous->certificate_pem)->subject_common_name, "");
+  EXPECT_TRUE(Verify(anonymous->certificate_pem, ca.certificate_pem, kNow).ok());
+  nameless.usage = Usage::kServerAndClient;
+  nameless.ip_addresses = {"10.0.0.1"};
+  EXPECT_FALSE(Issue(ca, nameless).ok());
 
   CertificateRequest backward = Member("m");
   backward.not_after = backward.not_before;

@@ -548,11 +548,14 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
     }
     if (auto refused = Refused(req)) return reply(std::move(*refused));
     std::string name = QueryValue(req.query, "name").value_or("operator");
+    // etcd's grpc-proxy (etcd-mesos-proxy) refuses a client certificate with a common name.
+    if (QueryValue(req.query, "for") == "proxy") name.clear();
     auto pem = options_.client_certificate(name);
     if (!pem.ok()) {
       return reply(Text(400, fmt::format("400 bad request: {}\n", pem.error().message)));
     }
-    spdlog::info("admin: issued a client certificate '{}' to {}", name.substr(0, 64), req.remote);
+    spdlog::info("admin: issued a client certificate '{}' to {}",
+                 name.empty() ? "(for a proxy)" : name.substr(0, 64), req.remote);
     auto r = Text(200, std::move(*pem));
     r.headers = {{"Content-Type", "application/x-pem-file"}, {"Cache-Control", "no-store"}};
     return reply(std::move(r));

@@ -40,8 +40,8 @@
 //                        member_certificates.h.
 //   GET  /ca.crt         with TLS: the CA certificate clients must trust (PEM).
 //   GET  /client-cert    with TLS (admin token): a new client certificate of the CA and its
-//                        private key in one PEM text (?name=<common name>, default "operator"),
-//                        for etcdctl's --cert and --key.
+//                        private key in one PEM text (?name=<common name>, default "operator";
+//                        ?for=proxy: none, as etcd's grpc-proxy wants), for --cert and --key.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).

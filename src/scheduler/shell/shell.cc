@@ -496,9 +496,9 @@ etcd::Client::Options SchedulerShell::EtcdOptions(std::chrono::milliseconds time
 }
 
 Result<std::string> SchedulerShell::IssueClientCertificate(const std::string& name) {
-  if (name.empty() || name.size() > 64 || name.find_first_of("\r\n\t/\\\"") != std::string::npos) {
+  if (name.size() > 64 || name.find_first_of("\r\n\t/\\\"") != std::string::npos) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "name must be 1..64 characters without slashes, quotes or controls");
+                     "name must be up to 64 characters without slashes, quotes or controls");
   }
   auto now = std::chrono::system_clock::now();
   // A client certificate names its holder, not a host: no subject alternative name, which etcd

@@ -195,8 +195,12 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "rollouts_stopped", "members_rolled",
       // Corruption checks: the voters' hashes compared, members found corrupt.
       "hash_checks", "hash_mismatches", "members_corrupt", "corrupt_members", "last_hash_check",
-      "last_hash_check_revision"};
+      "last_hash_check_revision",
+      // TLS: whether the members serve it, and the first of their certificates to expire.
+      "tls", "cert_expiry_earliest", "cert_expiry_member"};
   EXPECT_EQ(keys, expected);
+  EXPECT_EQ(j["tls"], 0);
+  EXPECT_EQ(j["cert_expiry_earliest"], 0);
   EXPECT_EQ(j["backups_enabled"], 0);
   EXPECT_EQ(j["last_reseed_revisions_lost"], 0) << "no reseed: nothing lost";
   EXPECT_EQ(j["last_backup_age_seconds"], -1) << "no backup: -1";

@@ -217,12 +217,31 @@ TEST_F(SchedulerHealing, ATlsClusterBootstrapsHealsAndServesOnlyClientsOfItsCa) 
   std::filesystem::path pem = dir_.path() / "oncall.pem", ca_file = dir_.path() / "ca.pem";
   std::ofstream(pem) << issued->body;
   std::ofstream(ca_file) << ca_answer->body;
-  auto oncall = test::RunCommand("ETCDCTL_API=3 etcdctl --dial-timeout=3s --endpoints=" +
-                                 system_.Endpoints() + " --cacert=" + ca_file.string() +
-                                 " --cert=" + pem.string() + " --key=" + pem.string() +
-                                 " get /tls/key --print-value-only");
+  auto oncall = test::RunCommand(
+      "ETCDCTL_API=3 etcdctl --dial-timeout=3s --endpoints=" + system_.Endpoints() +
+      " --cacert=" + ca_file.string() + " --cert=" + pem.string() + " --key=" + pem.string() +
+      " get /tls/key --print-value-only");
   EXPECT_EQ(oncall.first, 0) << oncall.second;
   EXPECT_EQ(oncall.second, "kept\n");
+
+  // The first certificate to expire is on /stats and /metrics, a year away.
+  get.headers.clear();
+  get.target = "/stats";
+  auto stats = Admin(get);
+  ASSERT_TRUE(stats.ok());
+  auto j = nlohmann::json::parse(stats->body);
+  EXPECT_EQ(j["tls"], 1);
+  int64_t unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  EXPECT_GT(j["cert_expiry_earliest"].get<int64_t>(), unix_now + 364 * 86400);
+  EXPECT_NE(j["cert_expiry_member"].get<std::string>(), "");
+  get.target = "/metrics";
+  auto metrics = Admin(get);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("etcd_mesos_cert_expiry_earliest_timestamp_seconds " +
+                               std::to_string(j["cert_expiry_earliest"].get<int64_t>())),
+            std::string::npos);
 
   // Certificates go only to a task with its own token (and once: scheduler_shell_test).
   net::HttpRequest again;

@@ -2142,6 +2142,54 @@ TEST_F(CoreTest, ARolloutReplacesEachMemberOnceFollowersFirstAndTheLeaderLastAft
   EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(5)})).empty()) << "nothing more to do";
 }
 
+// Certificates are renewed before they expire: members whose certificates expire within
+// cert_renew_before are replaced one at a time, followers first and the leader last, each
+// successor with certificates of its own. Judged at the wall clock the ticks carry (no waiting);
+// nothing is renewed early, and a successor with fresh certificates is not replaced again.
+TEST_F(CoreTest, ExpiringCertificatesAreRenewedByReplacingEachMemberOnce) {
+  CoreConfig c = Config();
+  c.tls = true;
+  c.launch_config = "lc-A";
+  c.launch_summary = "config lc-A";
+  c.etcd_version = "3.4.23";
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  constexpr int64_t kExpiry = 2'000'000'000, kDay = 86'400;
+  std::vector<std::string> tasks;
+  for (const auto& [name, m] : core_.state().members) tasks.push_back(m.task_id);
+  for (const auto& task : tasks) On(CertificateIssued{task, kExpiry});
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+
+  now_ += 1s;
+  On(Tick{now_, kExpiry - 31 * kDay});
+  EXPECT_EQ(core_.rollout().state, "idle") << "31 days left: not yet";
+  EXPECT_TRUE(core_.rollout().pending.empty());
+
+  now_ += 1s;
+  auto begun = On(Tick{now_, kExpiry - 29 * kDay});
+  EXPECT_EQ(core_.rollout().state, "running");
+  EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-2", "etcd-3", "etcd-1"}));
+  bool said = false;
+  for (const auto& n : All<Note>(begun)) {
+    said |= n.message.find("certificates renewed") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << "the timeline says why the members are replaced";
+
+  // etcd-2 first: its successor (etcd-4) is added, gets certificates of its own, and etcd-2 goes.
+  auto after = Successor(4, 10, /*leader=*/1);
+  auto removal = All<ChangeMembership>(after);
+  ASSERT_EQ(removal.size(), 1u);
+  EXPECT_EQ(removal[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(removal[0].name, "etcd-2");
+  const Member& successor = core_.state().members.at("etcd-4");
+  EXPECT_TRUE(successor.tls);
+  On(CertificateIssued{successor.task_id, kExpiry - 29 * kDay + 365 * kDay});
+  Removed("etcd-2");
+  EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-3", "etcd-1"}))
+      << "the successor's certificates are fresh";
+}
+
 // A scheduler started with another launch configuration rolls the members it finds; with no
 // agent offering room for a successor within the surge wait, a follower is replaced in place.
 TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInPlace) {

@@ -79,6 +79,10 @@ TEST(SchedulerFlags, TlsFlags) {
   ExpectError({"--tls=files", "--tls-ca-cert=/ca.crt"}, "--tls-ca-cert");
   ExpectError({"--tls=auto", "--tls-ca-cert=/ca.crt", "--tls-ca-key=/k"}, "--tls-ca-cert");
   ExpectError({"--cert-lifetime=1m"}, "--cert-lifetime");
+  EXPECT_EQ(off.core.cert_renew_before, std::chrono::hours(24 * 30));
+  EXPECT_EQ(Ok({"--cert-renew-before=7d"}).core.cert_renew_before, std::chrono::hours(24 * 7));
+  ExpectError({"--cert-lifetime=40d"}, "--cert-renew-before");
+  ExpectError({"--cert-renew-before=200d"}, "--cert-renew-before");
 }
 
 // The admin token: --admin-token-file is --reseed-token-file's other name; with ZooKeeper the

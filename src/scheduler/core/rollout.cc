@@ -36,16 +36,29 @@ int SchedulerCore::KeepSize() const {
   return TargetSize() + (rollout_step_ && rollout_step_->surge ? 1 : 0);
 }
 
+bool SchedulerCore::CertificateExpiring(const Member& m) const {
+  auto renew_before = std::chrono::duration_cast<std::chrono::seconds>(config_.cert_renew_before);
+  return m.tls && m.cert_not_after > 0 && unix_now_ > 0 &&
+         m.cert_not_after - unix_now_ < renew_before.count();
+}
+
 std::vector<std::string> SchedulerCore::StaleMembers() const {
   std::vector<std::string> stale;
   std::string target = EffectiveLaunch();
   if (target.empty() || !view_) return stale;
   for (const auto& [name, m] : state_.members) {
-    if (MaybeAlive(m.task_state) && m.launch_config != target && InEtcd(m, view_->members)) {
+    if (MaybeAlive(m.task_state) && InEtcd(m, view_->members) &&
+        (m.launch_config != target || CertificateExpiring(m))) {
       stale.push_back(name);
     }
   }
   return LeaderLast(std::move(stale));
+}
+
+bool SchedulerCore::Renewing() const {
+  return std::any_of(state_.members.begin(), state_.members.end(), [this](const auto& kv) {
+    return MaybeAlive(kv.second.task_state) && CertificateExpiring(kv.second);
+  });
 }
 
 // Whether every member that may run has said which etcd it runs (when the served one is known),
@@ -168,7 +181,8 @@ void SchedulerCore::MaybeRollout(Time now, Actions& out) {
   std::string target = EffectiveLaunch();
   if (target.empty()) return;
   std::vector<std::string> stale = StaleMembers();
-  if (state_.rollout_target != target) {
+  // A new configuration, or (after a rollout that finished) certificates about to expire.
+  if (state_.rollout_target != target || (state_.rollout_done && !stale.empty())) {
     if (stale.empty() || !VersionsKnown()) return;
     BeginRollout(target, stale.size(), now, out);
   }
@@ -199,10 +213,16 @@ void SchedulerCore::BeginRollout(const std::string& target, size_t stale, Time n
     return;
   }
   Persisted(out);
+  std::string what =
+      Renewing() ? fmt::format(
+                       "{} with certificates renewed (some expire within "
+                       "{} days)",
+                       config_.launch_summary, config_.cert_renew_before.count() / 86'400'000)
+                 : config_.launch_summary;
   Say("warn", "rollout",
       fmt::format("rolling out {} to {} members, one at a time, followers first and the leader "
                   "last",
-                  config_.launch_summary, stale),
+                  what, stale),
       out);
   if (config_.backups) StartBackup(now, "before the rollout", /*allow_unhealthy=*/false, out);
 }

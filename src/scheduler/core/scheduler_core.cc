@@ -787,6 +787,7 @@ void SchedulerCore::ReconcileUncertain(Time now, Actions& out) {
 void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   if (!started_) return;
   Time now = e.now;
+  if (e.unix_now > 0) unix_now_ = e.unix_now;
   if (connected_ && reconciling_ && Elapsed(reconcile_started_, now, config_.reconcile_timeout)) {
     ReconcileTasks again;
     for (const auto& [name, m] : state_.members) {

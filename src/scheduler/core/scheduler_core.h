@@ -193,6 +193,10 @@ class SchedulerCore {
   void OnHashCheckResult(const HashCheckResult& e, Actions& out);
   void OnCertificateIssued(const CertificateIssued& e, Actions& out);
   bool ClusterTls() const;
+  // A TLS member whose certificates expire within cert_renew_before (of the wall clock's last
+  // tick); Renewing: some member that may run has such certificates.
+  bool CertificateExpiring(const Member& m) const;
+  bool Renewing() const;
   void MaybeCheckHashes(Time now, Actions& out);
   void RemoveOneCorruptMember(Time now, Actions& out);
   // Whether corruption holds an automatic reseed back (said once per livelock episode).
@@ -271,6 +275,7 @@ class SchedulerCore {
   // one stale task, and each one sent a KILL). Forgotten when the task ends.
   std::map<std::string, Time> kills_sent_;
   std::optional<RolloutStep> rollout_step_;
+  int64_t unix_now_ = 0;  // the wall clock of the last tick that had one (Unix seconds)
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;
   std::optional<Time> last_uncertain_reconcile_;

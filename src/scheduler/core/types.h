@@ -75,6 +75,9 @@ struct CoreConfig {
   std::string etcd_version;  // of the etcd binary served ("": unknown, no version rules)
   Millis rollout_surge_wait{60'000};
   Millis rollout_step_timeout{600'000};
+  // A TLS member whose certificates expire within this is replaced by a rollout (its successor
+  // gets new ones): renewal without losing quorum.
+  Millis cert_renew_before{30LL * 24 * 3600 * 1000};
   // Corruption checks: every hash_check_interval (0: never) the voters' HashKV at one revision
   // they have all applied is compared; a member in the minority is marked corrupt and replaced.
   Millis hash_check_interval{300'000};
@@ -254,6 +257,9 @@ struct TaskUpdate {
 };
 struct Tick {
   Time now;
+  // The wall clock, Unix seconds (0: not known, as in the simulator): what certificates' expiry
+  // is judged against.
+  int64_t unix_now = 0;
 };
 
 // What one member said to a probe (maintenance status + health), or why it could not be asked.

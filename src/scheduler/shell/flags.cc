@@ -306,6 +306,13 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--cert-lifetime", &shell.cert_lifetime,
            "How long the certificates issued to members and clients are valid")
       .Range(1h, 24h * 3650);
+  Flag& renew =
+      flags
+          .Add("--cert-renew-before", &core.cert_renew_before,
+               "Members whose certificates expire within this are replaced one at a time "
+               "(followers first, the leader last), each successor with new certificates; less "
+               "than half of --cert-lifetime")
+          .Range(1min, 24h * 3650);
   flags.Add("--backup-verify", &shell.backup_verify,
             "Verify each new snapshot: restore it into a scratch etcd on this host (--etcd-bin, "
             "--etcdctl-bin, on loopback ports, under --backup-dir) and compare its HashKV with "
@@ -412,6 +419,11 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
                                             : "and --tls-ca-key are for --tls=files only");
   }
   core.tls = shell.tls != "off";
+  if (core.cert_renew_before * 2 > shell.cert_lifetime) {
+    return renew.Bad(
+        "must be less than half of --cert-lifetime (else every renewal would be "
+        "due again at once)");
+  }
   if (state_dir.empty()) return state.Bad("must not be empty");
   shell.state_dir = state_dir;
   if (zk.empty()) shell.store_spec = state_dir;

@@ -619,7 +619,9 @@ void SchedulerShell::ArmTick() {
   tick_timer_.expires_after(period);
   tick_timer_.async_wait(Guarded([this](boost::system::error_code ec) {
     if (ec) return;
-    Feed(Tick{Clock::now()});
+    auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    Feed(Tick{Clock::now(), unix_now.count()});
     ArmTick();
   }));
 }

@@ -1,13 +1,12 @@
 #include "executor/task_config.h"
 
-#include <arpa/inet.h>
-
 #include <charconv>
 #include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/secret.h"
 #include "common/uri.h"
 
 namespace etcd_mesos::executor {
@@ -35,12 +34,6 @@ Status ValidateTls(const TaskConfig::Tls& tls) {
     return FieldError("tls.cert_token", "must be a non-empty token without whitespace");
   }
   return OkStatus();
-}
-
-bool IsIpAddress(const std::string& text) {
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
-         ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
 Status ValidateInitialCluster(const TaskConfig& c) {

@@ -4,6 +4,7 @@
 #include "common/encoding.h"
 #include "common/member_health.h"
 #include "common/result.h"
+#include "common/secret.h"
 #include "common/uri.h"
 
 namespace etcd_mesos {
@@ -152,4 +153,24 @@ TEST(Result, CarriesValueOrError) {
 }
 
 }  // namespace
+// Secrets (the admin token, the reseed token, a task's certificate token) are compared whole:
+// a prefix, a longer text and anything against an empty secret do not match.
+TEST(SameSecret, MatchesOnlyTheWholeSecret) {
+  EXPECT_TRUE(SameSecret("s3cret", "s3cret"));
+  EXPECT_FALSE(SameSecret("s3cre", "s3cret"));
+  EXPECT_FALSE(SameSecret("s3crets", "s3cret"));
+  EXPECT_FALSE(SameSecret("s3creT", "s3cret"));
+  EXPECT_FALSE(SameSecret("", "s3cret"));
+  EXPECT_FALSE(SameSecret("", ""));
+  EXPECT_FALSE(SameSecret("x", ""));
+}
+
+TEST(IsIpAddress, TellsAddressesFromNames) {
+  EXPECT_TRUE(IsIpAddress("10.0.0.7"));
+  EXPECT_TRUE(IsIpAddress("::1"));
+  EXPECT_FALSE(IsIpAddress("agent-7.example.com"));
+  EXPECT_FALSE(IsIpAddress("10.0.0.300"));
+  EXPECT_FALSE(IsIpAddress(""));
+}
+
 }  // namespace etcd_mesos

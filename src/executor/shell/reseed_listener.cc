@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/secret.h"
+
 namespace etcd_mesos::executor::shell {
 namespace {
 
@@ -9,13 +11,6 @@ using nlohmann::json;
 
 net::HttpResponse ErrorResponse(unsigned status, const std::string& message) {
   return net::JsonResponse(status, json{{"error", message}}.dump());
-}
-
-// Compares without an early exit, so the answer time does not reveal how much of a guess matched.
-bool SameToken(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % (b.empty() ? 1 : b.size())];
-  return diff == 0 && !b.empty();
 }
 
 }  // namespace
@@ -29,7 +24,7 @@ ReseedRequestCheck CheckReseedRequest(const net::ServerRequest& request, const s
   if (auth->rfind(kBearer, 0) != 0) {
     return {401, "the Authorization header must be 'Bearer <reseed token>'", {}};
   }
-  if (!SameToken(auth->substr(kBearer.size()), token)) return {401, "wrong reseed token", {}};
+  if (!SameSecret(auth->substr(kBearer.size()), token)) return {401, "wrong reseed token", {}};
   ReseedRequestCheck ok;
   if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) return ok;
   json doc = json::parse(request.body, nullptr, /*allow_exceptions=*/false);

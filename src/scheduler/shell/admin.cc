@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/secret.h"
 #include "mesos/task_state.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/backups.h"
@@ -75,13 +76,6 @@ std::string PercentDecode(std::string_view s) {
     }
   }
   return out;
-}
-
-// Compares without an early exit, so that response timing does not reveal a token prefix.
-bool SameToken(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
-  return diff == 0 && !b.empty();
 }
 
 net::HttpResponse Text(unsigned status, std::string text) {
@@ -490,12 +484,12 @@ bool Authorized(const net::ServerRequest& request, const std::string& token) {
   if (auto auth = request.Header("Authorization")) {
     constexpr std::string_view kBearer = "Bearer ";
     if (auth->size() > kBearer.size() && auth->compare(0, kBearer.size(), kBearer) == 0 &&
-        SameToken(std::string_view(*auth).substr(kBearer.size()), token)) {
+        SameSecret(std::string_view(*auth).substr(kBearer.size()), token)) {
       return true;
     }
   }
   auto q = QueryValue(request.query, "token");
-  return q && SameToken(*q, token);
+  return q && SameSecret(*q, token);
 }
 
 AdminServer::AdminServer(boost::asio::io_context& io, Options options, const SchedulerCore& core,

@@ -1,8 +1,6 @@
 // The scheduler's certificate authority for its members (member_certificates.h).
 #include "scheduler/shell/member_certificates.h"
 
-#include <arpa/inet.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -12,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/encoding.h"
+#include "common/secret.h"
 #include "scheduler/shell/admin_token.h"
 
 namespace etcd_mesos::scheduler::shell {
@@ -29,16 +28,6 @@ Error Corrupt(std::string_view field, std::string_view what) {
 
 CertificateAnswer Refuse(unsigned status, std::string text) {
   return {status, std::move(text) + "\n", std::nullopt};
-}
-
-bool SameToken(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-bool IsIpAddress(const std::string& text) {
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET, text.c_str(), buf) == 1 ||
-         ::inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
 std::optional<std::string> BearerToken(std::string_view authorization) {
@@ -119,7 +108,7 @@ CertificateAnswer AnswerCertificateRequest(
   auto token = BearerToken(authorization);
   auto subject = find(task_id);
   // An unknown task gets the same answer as a wrong token: which tasks exist is not told.
-  if (!token || !subject || !SameToken(*token, TaskCertificateToken(secret, task_id))) {
+  if (!token || !subject || !SameSecret(*token, TaskCertificateToken(secret, task_id))) {
     return Refuse(401, "401 unauthorized: send 'Authorization: Bearer <the task's cert_token>'");
   }
   if (subject->issued) {

@@ -16,6 +16,7 @@
 #include "etcd/hashkv.h"
 #include "etcd/launch.h"
 #include "net/http.h"
+#include "testing/certificates.h"
 #include "testing/etcd_server.h"
 #include "testing/tempdir.h"
 #include "testing/workload.h"
@@ -24,22 +25,9 @@
 namespace etcd_mesos::etcd {
 namespace {
 
-using std::chrono::hours;
 using test::EtcdServer;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// OpenSSL and Go judge validity by the clock during handshakes, so certificates are valid around
-// now; nothing asserts on time.
-tls::CertificateRequest Request(std::string name, std::vector<std::string> ips, tls::Usage usage) {
-  auto now = std::chrono::system_clock::now();
-  return {.common_name = std::move(name),
-          .ip_addresses = std::move(ips),
-          .dns_names = {"localhost"},
-          .usage = usage,
-          .not_before = now - hours(1),
-          .not_after = now + hours(24)};
-}
 
 std::string Join(const std::vector<std::string>& words) {
   std::string out;
@@ -49,13 +37,6 @@ std::string Join(const std::vector<std::string>& words) {
 
 class EtcdTlsTest : public ::testing::Test {
  protected:
-  static tls::Authority NewCa(const std::string& name) {
-    auto now = std::chrono::system_clock::now();
-    auto ca = tls::NewAuthority(name, now - hours(1), now + hours(24 * 365));
-    EXPECT_TRUE(ca.ok()) << ca.error();
-    return *ca;
-  }
-
   std::string Write(const std::string& name, const std::string& text, bool secret = false) {
     auto path = dir_.path() / name;
     std::ofstream(path) << text;
@@ -78,7 +59,8 @@ class EtcdTlsTest : public ::testing::Test {
                                                         const tls::Authority* issuer) {
     Result<std::shared_ptr<const net::TlsClientConfig>> config = Error{};
     if (issuer) {
-      auto cert = tls::Issue(*issuer, Request("operator", {"127.0.0.1"}, tls::Usage::kClient));
+      auto cert =
+          tls::Issue(*issuer, test::CertificateFor("operator", {"127.0.0.1"}, tls::Usage::kClient));
       EXPECT_TRUE(cert.ok()) << cert.error();
       config = net::TlsClientConfig::Create(trusted.certificate_pem, cert->certificate_pem,
                                             cert->key_pem);
@@ -92,7 +74,7 @@ class EtcdTlsTest : public ::testing::Test {
   // A member on `ip` serving TLS with a certificate of ca_ for its IP (both usages).
   std::unique_ptr<EtcdServer> Server(const std::string& name, const std::string& ip) {
     EtcdServer::Options options{.name = name, .ip = ip};
-    options.tls = Files(name, ca_, Request(name, {ip}, tls::Usage::kServerAndClient));
+    options.tls = Files(name, ca_, test::CertificateFor(name, {ip}, tls::Usage::kServerAndClient));
     options.client_tls = operator_tls_;
     return std::make_unique<EtcdServer>(options, dir_.path());
   }
@@ -107,7 +89,7 @@ class EtcdTlsTest : public ::testing::Test {
 
   boost::asio::io_context io_;
   test::TempDir dir_{"em-etcd-tls"};
-  tls::Authority ca_ = NewCa("cluster CA");
+  tls::Authority ca_ = test::NewTestAuthority("cluster CA");
   std::shared_ptr<const net::TlsClientConfig> operator_tls_ = ClientTls(ca_, &ca_);
 };
 
@@ -158,7 +140,7 @@ TEST_F(EtcdTlsTest, OneMemberRefusesEveryoneElse) {
   ASSERT_FALSE(anonymous_health.ok()) << "a client without a certificate was answered";
   EXPECT_EQ(anonymous_health.error().code, ErrorCode::kUnavailable);
 
-  tls::Authority other = NewCa("other CA");
+  tls::Authority other = test::NewTestAuthority("other CA");
   Client stranger = ClientFor(*n1, ClientTls(ca_, &other));
   auto stranger_health = HealthOf(stranger);
   ASSERT_FALSE(stranger_health.ok()) << "a certificate of another CA was accepted";
@@ -183,7 +165,7 @@ TEST_F(EtcdTlsTest, EtcdctlAndHashKvReachAMemberWithTheTlsFiles) {
   auto n1 = Server("n1", "127.0.0.2");
   ASSERT_TRUE(n1->StartNewCluster().ok()) << n1->LogTail();
   TlsFiles operator_files =
-      Files("operator", ca_, Request("operator", {"127.0.0.1"}, tls::Usage::kClient));
+      Files("operator", ca_, test::CertificateFor("operator", {"127.0.0.1"}, tls::Usage::kClient));
   std::string etcdctl =
       "ETCDCTL_API=3 etcdctl " + Join(EtcdctlEndpointFlags(n1->client_endpoint(), operator_files));
 

@@ -30,6 +30,7 @@
 
 #include "etcd/launch.h"
 #include "net/http.h"
+#include "testing/certificates.h"
 #include "testing/etcd_server.h"
 #include "testing/ports.h"
 #include "testing/process.h"
@@ -40,30 +41,10 @@
 namespace etcd_mesos::proxy {
 namespace {
 
-using std::chrono::hours;
 using std::chrono::seconds;
 using test::EtcdServer;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// OpenSSL and Go judge validity by the clock during handshakes, so certificates are valid around
-// now; nothing asserts on time.
-tls::CertificateRequest Request(std::string name, std::vector<std::string> ips, tls::Usage usage) {
-  auto now = std::chrono::system_clock::now();
-  return {.common_name = std::move(name),
-          .ip_addresses = std::move(ips),
-          .dns_names = {"localhost"},
-          .usage = usage,
-          .not_before = now - hours(1),
-          .not_after = now + hours(24)};
-}
-
-tls::Authority NewCa(const std::string& name) {
-  auto now = std::chrono::system_clock::now();
-  auto ca = tls::NewAuthority(name, now - hours(1), now + hours(24 * 365));
-  EXPECT_TRUE(ca.ok()) << ca.error();
-  return *ca;
-}
 
 // The scheduler's admin port as far as the proxy reads it: GET /members, on its own thread (the
 // test's thread blocks on processes). Plain HTTP, or HTTPS with `tls`.
@@ -179,7 +160,8 @@ class ProxyTlsTest : public ::testing::Test {
 
   // `n` members of one new cluster on 127.0.0.2.., TLS on both ports with certificates of ca_.
   void StartCluster(int n) {
-    auto operator_cert = tls::Issue(ca_, Request("test", {"127.0.0.1"}, tls::Usage::kClient));
+    auto operator_cert =
+        tls::Issue(ca_, test::CertificateFor("test", {"127.0.0.1"}, tls::Usage::kClient));
     ASSERT_TRUE(operator_cert.ok()) << operator_cert.error();
     auto client_tls = net::TlsClientConfig::Create(
         ca_.certificate_pem, operator_cert->certificate_pem, operator_cert->key_pem);
@@ -189,7 +171,8 @@ class ProxyTlsTest : public ::testing::Test {
       std::string name = "n" + std::to_string(i + 1);
       std::string ip = "127.0.0." + std::to_string(i + 2);
       EtcdServer::Options options{.name = name, .ip = ip};
-      options.tls = Files(name, ca_, Request(name, {ip}, tls::Usage::kServerAndClient));
+      options.tls =
+          Files(name, ca_, test::CertificateFor(name, {ip}, tls::Usage::kServerAndClient));
       options.client_tls = *client_tls;
       members_.push_back(std::make_unique<EtcdServer>(options, dir_.path()));
       all.push_back(members_.back().get());
@@ -247,7 +230,7 @@ class ProxyTlsTest : public ::testing::Test {
 
   std::filesystem::path cwd_ = std::filesystem::current_path();
   test::TempDir dir_{"em-proxy-tls"};
-  tls::Authority ca_ = NewCa("cluster CA");
+  tls::Authority ca_ = test::NewTestAuthority("cluster CA");
   std::unique_ptr<FakeScheduler> scheduler_ = std::make_unique<FakeScheduler>();
   std::vector<std::unique_ptr<EtcdServer>> members_;
   std::string listen_;
@@ -298,7 +281,7 @@ TEST_F(ProxyTlsTest, WithoutACaBundleTheProxyRefusesHttpsMembers) {
 
 TEST_F(ProxyTlsTest, CertificatesOfAnotherCaAreRefusedAndTheProxySaysWhy) {
   ASSERT_NO_FATAL_FAILURE(StartCluster(1));
-  tls::Authority other = NewCa("other CA");
+  tls::Authority other = test::NewTestAuthority("other CA");
 
   // Our client certificate is of another CA: the member hangs up on it.
   etcd::TlsFiles stranger = NamelessClientFiles("stranger", other);
@@ -335,9 +318,10 @@ TEST_F(ProxyTlsTest, TheProxyServesTlsToItsOwnClients) {
   ASSERT_NO_FATAL_FAILURE(StartCluster(1));
   etcd::TlsFiles upstream = NamelessClientFiles("proxy", ca_);
   // The listener's certificate from a CA of the client machine's own.
-  tls::Authority local = NewCa("local CA");
+  tls::Authority local = test::NewTestAuthority("local CA");
   etcd::TlsFiles listener =
-      Files("listener", local, Request("proxy listener", {"127.0.0.1"}, tls::Usage::kServer));
+      Files("listener", local,
+            test::CertificateFor("proxy listener", {"127.0.0.1"}, tls::Usage::kServer));
   std::vector<std::string> flags = MemberTlsFlags(upstream);
   flags.insert(flags.end(), {"--listen-cert-file=" + listener.cert_file,
                              "--listen-key-file=" + listener.key_file});
@@ -362,8 +346,8 @@ TEST_F(ProxyTlsTest, TheProxyServesTlsToItsOwnClients) {
 
 TEST_F(ProxyTlsTest, AClientCertificateWithACommonNameIsRefusedBeforeTheGrpcProxyDiesOnIt) {
   ASSERT_NO_FATAL_FAILURE(StartCluster(1));
-  etcd::TlsFiles named =
-      Files("named", ca_, Request("etcd-mesos-proxy", {"127.0.0.1"}, tls::Usage::kClient));
+  etcd::TlsFiles named = Files(
+      "named", ca_, test::CertificateFor("etcd-mesos-proxy", {"127.0.0.1"}, tls::Usage::kClient));
   ASSERT_NO_FATAL_FAILURE(StartProxy(MemberTlsFlags(named)));
   EXPECT_EQ(ProxyExit(seconds(20)), 1) << ProxyLog();
   EXPECT_THAT(ProxyLog(), HasSubstr("--cert=" + named.cert_file +
@@ -374,8 +358,8 @@ TEST_F(ProxyTlsTest, AClientCertificateWithACommonNameIsRefusedBeforeTheGrpcProx
 }
 
 TEST_F(ProxyTlsTest, AnHttpsSchedulerIsReadWithTheSameCaBundle) {
-  auto server_cert =
-      tls::Issue(ca_, Request("scheduler", {"127.0.0.1"}, tls::Usage::kServerAndClient));
+  auto server_cert = tls::Issue(
+      ca_, test::CertificateFor("scheduler", {"127.0.0.1"}, tls::Usage::kServerAndClient));
   ASSERT_TRUE(server_cert.ok()) << server_cert.error();
   auto server_tls =
       net::TlsServerConfig::Create(server_cert->certificate_pem, server_cert->key_pem);
@@ -391,8 +375,9 @@ TEST_F(ProxyTlsTest, AnHttpsSchedulerIsReadWithTheSameCaBundle) {
   EXPECT_EQ(once.second, members_[0]->client_url() + "\n");
 
   // A CA bundle the scheduler's certificate does not chain to: not read, and said.
-  auto wrong = test::RunShell(proxy + scheduler + " --once --wait=1s --cacert=" +
-                              Write("other.pem", NewCa("other CA").certificate_pem) + " 2>&1");
+  auto wrong = test::RunShell(
+      proxy + scheduler + " --once --wait=1s --cacert=" +
+      Write("other.pem", test::NewTestAuthority("other CA").certificate_pem) + " 2>&1");
   EXPECT_EQ(wrong.first, 1) << wrong.second;
   EXPECT_THAT(wrong.second, HasSubstr("certificate verify failed"));
 

@@ -581,7 +581,7 @@ struct Agent::Impl {
     std::vector<mesos::CommandInfo::URI> uris(info.command().uris().begin(),
                                               info.command().uris().end());
     ref.fetch =
-        FetchUris(io, reaper, std::move(uris), ref.directory, options.work_dir / "fetch",
+        FetchUris(io, reaper, std::move(uris), ref.directory, FetchCacheDir(),
                   [this, fid = fw.info.id().value(), eid = info.executor_id().value(),
                    cid = ref.container_id](Status fetched) {
                     Executor* e = FindRun(fid, eid, cid);
@@ -592,6 +592,10 @@ struct Agent::Impl {
                     }
                     StartProcess(*e);
                   });
+  }
+
+  fs::path FetchCacheDir() const {
+    return options.fetch_cache_dir.empty() ? options.work_dir / "fetch" : options.fetch_cache_dir;
   }
 
   std::map<std::string, std::string> Environment(const Executor& e) {

@@ -32,6 +32,9 @@ struct AgentOptions {
   std::string ip = "127.0.0.2";    // the agent's own loopback address; also its hostname
   uint16_t port = 0;               // 0 picks a free port
   std::filesystem::path work_dir;  // this agent's own work dir
+  // Where fetched URIs marked `cache` are kept (Mesos's --fetcher_cache_dir). Empty: the agent's
+  // own <work_dir>/fetch, as on a real host.
+  std::filesystem::path fetch_cache_dir;
   std::vector<mesos::Resource> resources;
   std::string master_pid;  // "master@ip:port", for /slave(N)/state
   std::chrono::milliseconds executor_registration_timeout{60'000};

@@ -140,6 +140,7 @@ Status LocalCluster::LaunchAgent(AgentSlot& slot, bool new_identity) {
   options.ip = slot.ip;
   options.port = slot.port;
   options.work_dir = slot.work_dir;
+  if (options.fetch_cache_dir.empty()) options.fetch_cache_dir = options_.work_dir / "fetch-cache";
   options.resources = options_.resources;
   options.master_pid = master_->pid();
   mesos::AgentID id;

@@ -33,7 +33,13 @@ struct LocalClusterOptions {
   std::filesystem::path work_dir;
   int first_agent_host = 2;  // agents live on 127.0.0.<first_agent_host + i>
   MasterOptions master;
-  AgentOptions agent;  // template: index, ip, port, work_dir and resources are filled per agent
+  // Template: index, ip, port, work_dir and resources are filled per agent. Unless the template
+  // names one, the agents share one fetcher cache, <work_dir>/fetch-cache: they are one host, and
+  // a replacement launched on an agent that never ran a member then links the tens of MB of etcd
+  // instead of downloading them again through the process that also runs the master and every
+  // agent (on a loaded machine under a sanitizer that took minutes, past the learner timeout).
+  // A real Mesos agent keeps its own cache, which it fills at its first launch of each version.
+  AgentOptions agent;
 };
 
 class LocalCluster {

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -522,6 +524,52 @@ TEST_F(ClusterTest, AgentRestartKeepingItsWorkDirKeepsTasksWipingItLosesThem) {
     RunUntil([&] { return ::kill(pid, 0) != 0; });
   }
   EXPECT_NE(cluster_->agent(n)->id().value(), a.agent_id().value()) << "a wiped agent is new";
+}
+
+// The agents of one etcd-mesos-local are one host and share one fetcher cache: a cached URI that
+// agent 1 fetched is linked from there on agent 2 (the source has changed since, so a download
+// would give the new bytes), and an uncached URI is fetched afresh.
+TEST_F(ClusterTest, AgentsShareOneFetcherCache) {
+  Connect();
+  RunUntil([&] {
+    std::set<std::string> agents;
+    for (const auto& o : offers_) agents.insert(o.agent_id().value());
+    return agents.size() == 3;
+  });
+  mesos::Offer a = offers_[0];
+  mesos::Offer b;
+  for (const auto& o : offers_) {
+    if (o.agent_id().value() != a.agent_id().value()) b = o;
+  }
+  std::filesystem::path source = dir_.path() / "artifact.txt";
+  std::ofstream(source) << "version 1";
+  std::set<std::string> used;
+  auto fetch_and_copy = [&](const mesos::AgentID& agent, const std::string& id, bool cache) {
+    const mesos::Offer* fresh = nullptr;
+    RunUntil([&] {
+      for (const auto& o : offers_) {
+        if (o.agent_id().value() == agent.value() && !used.count(o.id().value())) fresh = &o;
+      }
+      return fresh != nullptr;
+    });
+    mesos::Offer offer = *fresh;
+    used.insert(offer.id().value());
+    mesos::TaskInfo task = CommandTask(offer, id, "cp artifact.txt " + (dir_.path() / id).string());
+    auto* uri = task.mutable_command()->add_uris();
+    uri->set_value("file://" + source.string());
+    uri->set_cache(cache);
+    EXPECT_TRUE(Launch(offer, {task}).ok());
+    RunUntil([&] { return HasUpdate(id, mesos::TASK_FINISHED); });
+    std::ifstream in(dir_.path() / id);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  EXPECT_EQ(fetch_and_copy(a.agent_id(), "first", true), "version 1");
+  std::ofstream(source, std::ios::trunc) << "version 2";
+  EXPECT_EQ(fetch_and_copy(b.agent_id(), "second", true), "version 1") << "agent 2 downloaded";
+  EXPECT_EQ(fetch_and_copy(b.agent_id(), "third", false), "version 2") << "an uncached URI cached";
+  EXPECT_TRUE(std::filesystem::is_directory(dir_.path() / "fetch-cache"));
 }
 
 }  // namespace

@@ -132,14 +132,30 @@ int RunFault(const std::string& master, const std::vector<std::string>& words) {
 
 // `etcd-mesos-local fill-quota`: writes random values to a cluster until etcd refuses a write
 // with "database space exceeded" (its NOSPACE alarm), to rehearse the guide's "Disk full".
-int RunFillQuota(const std::string& endpoint_text, int value_kib, int max_writes) {
-  auto url = ParseHttpUrl(endpoint_text.substr(0, endpoint_text.find(',')));
-  if (!url.ok()) {
-    std::cerr << "etcd-mesos-local fill-quota: --endpoints: " << url.error().message << "\n";
+// An https endpoint takes etcdctl's --cacert, --cert and --key (or its ETCDCTL_ variables).
+struct FillQuotaFlags {
+  std::string endpoints, cacert, cert, key;
+  int value_kib = 500, max_writes = 10000;
+};
+
+int RunFillQuota(const FillQuotaFlags& flags) {
+  const int value_kib = flags.value_kib, max_writes = flags.max_writes;
+  auto usage = [](const Error& e) {
+    std::cerr << "etcd-mesos-local fill-quota: " << e.message << "\n";
     return kUsageError;
+  };
+  etcd::Client::Options options;
+  if (!flags.cacert.empty()) {
+    auto tls = net::TlsClientConfig::FromFiles(flags.cacert, flags.cert,
+                                               flags.key.empty() ? flags.cert : flags.key);
+    if (!tls.ok()) return usage(tls.error());
+    options.tls = *tls;
   }
+  auto endpoint =
+      etcd::ClientEndpoint(flags.endpoints.substr(0, flags.endpoints.find(',')), options);
+  if (!endpoint.ok()) return usage(endpoint.error().Context("--endpoints"));
   boost::asio::io_context io;
-  etcd::Client client(io, url->endpoint);
+  etcd::Client client(io, *endpoint, options);
   std::string value(static_cast<size_t>(value_kib) * 1024, 'x');
   uint64_t state = 0x9e3779b97f4a7c15ull;  // random-looking bytes defeat bbolt's page reuse
   uint64_t written = 0;
@@ -265,18 +281,31 @@ int main(int argc, char** argv) {
   fault->allow_extras(false);
   fault->prefix_command(false);
 
-  std::string fill_endpoints;
-  int fill_value_kib = 500, fill_max_writes = 10000;
+  FillQuotaFlags fill_flags;
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  fill_flags.cacert = env("ETCDCTL_CACERT");
+  fill_flags.cert = env("ETCDCTL_CERT");
+  fill_flags.key = env("ETCDCTL_KEY");
   auto* fill = flags.app().add_subcommand(
       "fill-quota",
       "Write random values to an etcd cluster until it refuses writes with its NOSPACE alarm "
       "(\"database space exceeded\"), to rehearse a full disk; keys /etcd-mesos-local/fill/0..7");
-  fill->add_option("--endpoints", fill_endpoints, "A member's client URL (http://IP:PORT)")
+  fill->add_option("--endpoints", fill_flags.endpoints,
+                   "A member's client URL (http://IP:PORT, or https://IP:PORT with --cacert)")
       ->required();
-  fill->add_option("--value-kib", fill_value_kib, "Size of each value written")
+  fill->add_option("--cacert", fill_flags.cacert,
+                   "CA bundle of an https cluster [$ETCDCTL_CACERT], as etcdctl's");
+  fill->add_option("--cert", fill_flags.cert,
+                   "Client certificate (with its key, as GET /client-cert gives it) "
+                   "[$ETCDCTL_CERT]");
+  fill->add_option("--key", fill_flags.key, "Its key, when a file of its own [$ETCDCTL_KEY]");
+  fill->add_option("--value-kib", fill_flags.value_kib, "Size of each value written")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  fill->add_option("--max-writes", fill_max_writes, "Give up (exit 1) after this many writes")
+  fill->add_option("--max-writes", fill_flags.max_writes, "Give up (exit 1) after this many writes")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
 
@@ -291,7 +320,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (fault->parsed()) return RunFault(fault_master, fault_words);
-  if (fill->parsed()) return RunFillQuota(fill_endpoints, fill_value_kib, fill_max_writes);
+  if (fill->parsed()) return RunFillQuota(fill_flags);
 
   if (Status s = SetUpLogging("etcd-mesos-local", log_level); !s.ok()) return fail(s.error());
   auto first_host = FirstAgentHost(first_agent_ip, options.agents);

@@ -59,6 +59,12 @@ class TlsClientConfig {
   static Result<std::shared_ptr<const TlsClientConfig>> Create(
       std::string_view ca_bundle_pem, std::string_view certificate_pem = {},
       std::string_view key_pem = {});
+  // The same from files, as etcdctl's --cacert, --cert and --key name them (the certificate and
+  // its key may be one file, as GET /client-cert gives them). Empty cert and key paths: no client
+  // certificate. kInvalidArgument naming the file that cannot be read or does not load.
+  static Result<std::shared_ptr<const TlsClientConfig>> FromFiles(const std::string& ca_file,
+                                                                  const std::string& cert_file,
+                                                                  const std::string& key_file);
   ~TlsClientConfig();
 
   // For net's own streams: the OpenSSL context every connection of this configuration uses.

@@ -1,8 +1,13 @@
 // The TLS configurations of net/http.h: PEM texts loaded into one OpenSSL context each.
 #include <openssl/ssl.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <utility>  // before asio: boost 1.74 uses std::exchange without it
 
+#include <fmt/format.h>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ssl/context.hpp>
 
@@ -72,6 +77,28 @@ Result<std::shared_ptr<const TlsClientConfig>> TlsClientConfig::Create(
   }
   context->set_verify_mode(ssl::verify_peer);
   return std::shared_ptr<const TlsClientConfig>(new TlsClientConfig(std::move(context)));
+}
+
+Result<std::shared_ptr<const TlsClientConfig>> TlsClientConfig::FromFiles(
+    const std::string& ca_file, const std::string& cert_file, const std::string& key_file) {
+  std::string pem[3];
+  const std::string* files[3] = {&ca_file, &cert_file, &key_file};
+  for (int i = 0; i < 3; ++i) {
+    if (files[i]->empty()) continue;
+    std::ifstream in(*files[i], std::ios::binary);
+    if (!in) {
+      return MakeError(ErrorCode::kInvalidArgument, "TLS client: cannot read {}: {}", *files[i],
+                       std::strerror(errno));
+    }
+    pem[i].assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto config = Create(pem[0], pem[1], pem[2]);
+  if (!config.ok()) {
+    return config.error().Context(fmt::format("CA {}, certificate {}, key {}", ca_file,
+                                              cert_file.empty() ? "(none)" : cert_file,
+                                              key_file.empty() ? "(none)" : key_file));
+  }
+  return config;
 }
 
 TlsServerConfig::TlsServerConfig(Context context) : context_(std::move(context)) {}

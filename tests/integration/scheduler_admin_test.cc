@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -90,6 +91,10 @@ class AdminApi : public ::testing::Test {
     options.token = std::move(token);
     options.insecure = insecure;
     options.token_hint = "/var/lib/etcd-mesos/admin-token";
+    options.trust_bundle = trust_bundle_;
+    options.client_certificate = [](const std::string& name) -> Result<std::string> {
+      return "certificate for '" + name + "'\n";
+    };
     options.artifacts = {{"etcd-mesos-executor", (dir_.path() / "etcd-mesos-executor").string()},
                          {"etcd", "/usr/bin/etcd"},
                          {"etcdctl", (dir_.path() / "missing").string()}};
@@ -133,6 +138,7 @@ class AdminApi : public ::testing::Test {
   std::unique_ptr<AdminServer> server_;
   HostPort address_;
   int submitted_ = 0;
+  std::function<std::string()> trust_bundle_;  // set: the scheduler runs TLS
 };
 
 TEST_F(AdminApi, MembersHaveTheOriginalsKeysAndOurs) {
@@ -517,6 +523,28 @@ TEST_F(AdminApi, EveryCommandNeedsTheTokenOnceItIsKnownAndNoneRunsBefore) {
   EXPECT_EQ(Get("/stats").status, 200u) << "reading stays open";
 }
 
+// GET /ca.crt and /client-cert before the scheduler has loaded its CA: 503 saying so, never a
+// 200 with an empty CA that a script would save and hand to etcdctl. Once loaded, the CA is
+// open and a client certificate needs the token.
+TEST_F(AdminApi, TheCaAndClientCertificatesWaitUntilTheCaIsLoaded) {
+  std::string bundle;
+  trust_bundle_ = [&bundle] { return bundle; };
+  Start("s3cret");
+  for (const char* path : {"/ca.crt", "/client-cert?name=ops"}) {
+    auto early = Call(net::Verb::get, path, {{"Authorization", "Bearer s3cret"}});
+    EXPECT_EQ(early.status, 503u) << path << ": " << early.body;
+    EXPECT_NE(early.body.find("CA is not loaded yet"), std::string::npos) << early.body;
+  }
+  bundle = "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n";
+  auto ca = Get("/ca.crt");
+  EXPECT_EQ(ca.status, 200u);
+  EXPECT_EQ(ca.body, bundle);
+  EXPECT_EQ(Get("/client-cert?name=ops").status, 401u);
+  auto cert = Call(net::Verb::get, "/client-cert?name=ops", {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(cert.status, 200u) << cert.body;
+  EXPECT_EQ(cert.body, "certificate for 'ops'\n");
+}
+
 // POST /defrag: guarded by the token, a POST, the core's answer returned (here: not subscribed,
 // so not now), the maintenance state on /stats and /metrics.
 TEST_F(AdminApi, DefragIsAGuardedCommandAndMaintenanceIsOnStatsAndMetrics) {
@@ -899,11 +927,15 @@ TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {
   }
   EXPECT_EQ(hosts.size(), 3u) << "one member per agent";
 
-  // etcdctl agrees: three started voters.
-  std::string endpoint = fmt::format("http://{}:{}", members[0]["host"].get<std::string>(),
-                                     members[0]["clientPort"].get<int>());
-  std::string cmd =
-      "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + endpoint + " member list -w json 2>&1";
+  // etcdctl agrees: three started voters. TLS is on by default: the members serve https to
+  // clients of the cluster's CA, such as the scheduler (its certificate is in <state-dir>/tls).
+  std::string endpoint = members[0]["clientUrl"];
+  EXPECT_TRUE(endpoint.starts_with("https://")) << endpoint;
+  fs::path tls = dir_.path() / "state" / "tls";
+  std::string cmd = "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + endpoint +
+                    " --cacert=" + (tls / "ca.crt").string() +
+                    " --cert=" + (tls / "scheduler.crt").string() +
+                    " --key=" + (tls / "scheduler.key").string() + " member list -w json 2>&1";
   std::string out;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

@@ -564,8 +564,15 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
   }
   if ((path == "/ca.crt" || path == "/client-cert") && options_.trust_bundle) {
     if (!get) return reply(MethodNotAllowed(req, "GET"));
+    std::string bundle = options_.trust_bundle();
+    if (bundle.empty()) {
+      // Not a 200 with nothing: a script that saves it would hand etcdctl an empty CA file.
+      return reply(Text(503,
+                        "503 service unavailable: the cluster's CA is not loaded yet (the "
+                        "scheduler is starting); try again shortly\n"));
+    }
     if (path == "/ca.crt") {
-      auto r = Text(200, options_.trust_bundle());
+      auto r = Text(200, std::move(bundle));
       r.headers = {{"Content-Type", "application/x-pem-file"}};
       return reply(std::move(r));
     }

@@ -974,6 +974,11 @@ void SchedulerShell::DoProbe(const ProbeMember& probe) {
     if (!join->status || !join->health) return;
     probing_.erase(name);
     if (!join->status->ok()) {
+      // Said once, when a member that answered stops answering: why it counts as unreachable.
+      auto it = core_.state().members.find(name);
+      if (it != core_.state().members.end() && it->second.reachable) {
+        spdlog::info("{} does not answer its probe: {}", name, join->status->error().ToString());
+      }
       return Feed(ProbeResult{name, join->status->error(), Clock::now()});
     }
     const etcd::StatusResponse& s = **join->status;

@@ -96,6 +96,9 @@ struct Scenario {
   std::vector<std::string> extra_flags;
   // The master contends in ZooKeeper and the scheduler finds it there (--master=zk://...).
   bool master_in_zookeeper = false;
+  // Members speak TLS (--tls=auto), and the suite reaches them as the guide's operator does:
+  // with the CA and a client certificate fetched by its `tls-client` block.
+  bool tls = true;
 };
 
 class FaultSuite : public ::testing::Test {
@@ -125,6 +128,7 @@ class FaultSuite : public ::testing::Test {
     ASSERT_TRUE(master.ok()) << master.error();
     master_ = *master;
 
+    if (scenario.tls) UseOperatorEnvironment();
     std::filesystem::path wrapper = test::WriteExecutorWrapper(dir_.path(), EXECUTOR_PATH);
     token_file_ = dir_.path() / "reseed-token";
     std::ofstream(token_file_) << "s3cret-token\n";
@@ -140,7 +144,8 @@ class FaultSuite : public ::testing::Test {
         "--probe-interval=500ms",
         "--bootstrap-gather=2s",
         "--reseed-token-file=" + token_file_.string(),
-        "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms"};
+        "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms",
+        scenario.tls ? "--tls=auto" : "--tls=off"};
     if (scenario.store == Store::kZooKeeper) {
       args.push_back("--zk-framework-persist=" + zookeeper_->Url("/etcd-mesos-faults"));
     } else {
@@ -153,23 +158,65 @@ class FaultSuite : public ::testing::Test {
     flags_ = parsed->flags;
     flags_.core.dead_member_grace = seconds(3);
     ASSERT_NO_FATAL_FAILURE(StartScheduler());
+    if (scenario.tls) {
+      ASSERT_NO_FATAL_FAILURE(FetchOperatorCertificate());
+    }
     auto t0 = Clock::now();
     ASSERT_TRUE(RunUntil([&] { return AtSize(scenario.size); }, 120)) << core().health_reason();
     std::printf("[timing] bootstrap of %d -> %d healthy voters: %.1fs\n", scenario.size,
                 scenario.size, Since(t0));
     workload_ = std::make_unique<test::Workload>(
-        io_, [this] { return ClientEndpoints(); }, test::Workload::Options{.prefix = "/faults"});
+        io_, [this] { return ClientEndpoints(); },
+        test::Workload::Options{.prefix = "/faults", .tls = tls_});
     workload_->Start();
     // Beside it, clients whose reads, writes and compare-and-sets on shared keys must form a
     // linearizable history through every incident (checked by CheckData).
     history_ = std::make_unique<test::LinearizableWorkload>(
         io_, [this] { return ClientEndpoints(); },
         test::LinearizableWorkload::Options{
-            .prefix = "/linearizable", .clients = 3, .pause = milliseconds(10)});
+            .prefix = "/linearizable", .clients = 3, .pause = milliseconds(10), .tls = tls_});
     history_->Start();
     ASSERT_TRUE(RunUntil([&] { return workload_->acknowledged().size() >= 20; }, 60))
         << "the workload cannot write to a healthy cluster";
   }
+
+  // Where the guide's `tls-client` block puts the operator's CA and client certificate (its ~),
+  // and the ETCDCTL_ variables its export lines set, set here for every etcdctl the suite runs
+  // (the scheduler's own etcdctl runs ignore them; the agents' processes never see them).
+  void UseOperatorEnvironment() {
+    operator_home_ = dir_.path() / "operator";
+    std::filesystem::create_directories(operator_home_);
+    std::string ca = (operator_home_ / "etcd-ca.pem").string();
+    std::string client = (operator_home_ / "etcd-client.pem").string();
+    operator_env_ = {{"ETCDCTL_CACERT", ca}, {"ETCDCTL_CERT", client}, {"ETCDCTL_KEY", client}};
+    for (const auto& [name, value] : operator_env_) ::setenv(name.c_str(), value.c_str(), 1);
+  }
+
+  // Runs the guide's `tls-client` block as the operator would (once the scheduler has loaded its
+  // state and CA): its files must give etcd clients that the members accept, and its export
+  // lines must set exactly what UseOperatorEnvironment set.
+  void FetchOperatorCertificate() {
+    std::pair<int, std::string> got;
+    RunUntil(
+        [&] {
+          got = Guide("tls-client", "HOME=" + operator_home_.string() + " USER=fault-suite",
+                      "env | grep '^ETCDCTL_' | LC_ALL=C sort\n");
+          return got.first == 0;
+        },
+        30);
+    ASSERT_EQ(got.first, 0) << "the guide's tls-client block failed: " << got.second;
+    std::string want;
+    for (const auto& [name, value] : operator_env_) want += name + "=" + value + "\n";
+    EXPECT_EQ(got.second, want) << "the guide's export lines set other ETCDCTL_ variables";
+    auto tls = net::TlsClientConfig::FromFiles(operator_env_.at("ETCDCTL_CACERT"),
+                                               operator_env_.at("ETCDCTL_CERT"),
+                                               operator_env_.at("ETCDCTL_KEY"));
+    ASSERT_TRUE(tls.ok()) << tls.error();
+    tls_ = *tls;
+  }
+
+  etcd::Client::Options EtcdOptions() const { return etcd::Client::Options{.tls = tls_}; }
+  std::string Scheme() const { return tls_ ? "https://" : "http://"; }
 
   void StartScheduler() {
     scheduler_ = NewScheduler(flags_);
@@ -252,6 +299,7 @@ class FaultSuite : public ::testing::Test {
     workload_.reset();
     history_.reset();
     if (zookeeper_) zookeeper_->Stop();
+    for (const auto& [name, value] : operator_env_) ::unsetenv(name.c_str());
   }
 
   // After a master restart: every member of `before` runs again under the same task, all at
@@ -303,7 +351,8 @@ class FaultSuite : public ::testing::Test {
   }
 
   // Runs the guide's command `name` with the operator's variables set.
-  std::pair<int, std::string> Guide(const std::string& name, const std::string& extra_env = "") {
+  std::pair<int, std::string> Guide(const std::string& name, const std::string& extra_env = "",
+                                    const std::string& then = "") {
     static const auto commands = GuideCommands();
     auto it = commands.find(name);
     if (it == commands.end()) {
@@ -312,7 +361,7 @@ class FaultSuite : public ::testing::Test {
     }
     std::string env = "export ADMIN=" + admin_.ToString() + " MASTER=" + master_.ToString() +
                       " TOKEN_FILE=" + token_file_.string() + " CLUSTER=faults " + extra_env + "\n";
-    return Shell(env + it->second);
+    return Shell(env + it->second + then);
   }
 
   // The workload's keys as `endpoints` hold them (serializable: what that member alone has).
@@ -361,7 +410,7 @@ class FaultSuite : public ::testing::Test {
   // etcd refuses a write with NOSPACE.
   // etcd-mesos-local's rehearsal tool writes 500 KiB values until etcd raises NOSPACE.
   void FillTheQuota() {
-    std::string first = "http://" + ClientEndpoints().front().ToString();
+    std::string first = Scheme() + ClientEndpoints().front().ToString();
     auto fill =
         Shell(std::string(LOCAL_PATH) + " fill-quota --max-writes=400 --endpoints=" + first);
     ASSERT_EQ(fill.first, 0) << fill.second;
@@ -371,7 +420,7 @@ class FaultSuite : public ::testing::Test {
   std::string EndpointsLine() {
     std::string out;
     for (const auto& e : ClientEndpoints())
-      out += (out.empty() ? "http://" : ",http://") + e.ToString();
+      out += (out.empty() ? "" : ",") + Scheme() + e.ToString();
     return out;
   }
 
@@ -387,7 +436,7 @@ class FaultSuite : public ::testing::Test {
   Result<std::vector<test::Operation>> ReadHistoryKeys(const HostPort& endpoint,
                                                        bool serializable) {
     std::vector<test::Operation> reads;
-    etcd::Client client(io_, endpoint);
+    etcd::Client client(io_, endpoint, EtcdOptions());
     for (int k = 0; k < history_->options().keys; ++k) {
       test::Operation op{.client = -1, .key = fmt::format("{}/{}", history_->options().prefix, k)};
       op.invoke = history_->Now();
@@ -469,7 +518,7 @@ class FaultSuite : public ::testing::Test {
   Watcher StartWatcher() {
     Watcher w;
     auto endpoints = ClientEndpoints();
-    etcd::Client client(io_, endpoints.front());
+    etcd::Client client(io_, endpoints.front(), EtcdOptions());
     auto status = etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { client.Status(cb); });
     EXPECT_TRUE(status.ok()) << status.error();
     w.from = status.ok() ? status->header.revision : 0;
@@ -659,6 +708,9 @@ class FaultSuite : public ::testing::Test {
   std::unique_ptr<test::Workload> workload_;
   std::unique_ptr<test::LinearizableWorkload> history_;
   std::vector<HostPort> known_endpoints_;
+  std::filesystem::path operator_home_;
+  std::map<std::string, std::string> operator_env_;  // sorted, as `env | sort` prints them
+  std::shared_ptr<const net::TlsClientConfig> tls_;
 };
 
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
@@ -668,7 +720,7 @@ TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
         "health-v2",      "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
         "start-fresh",    "master-tasks",   "backups",        "backup-now",      "restore",
         "cluster-size",   "alarm-list",     "defrag",         "rolling-restart", "rollout",
-        "rollout-resume", "hashkv"}) {
+        "rollout-resume", "hashkv",         "tls-client"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
 }
@@ -966,7 +1018,8 @@ TEST_F(FaultSuite, HealDuringAWriteBurst) {
   for (int i = 0; i < 3; ++i) {
     burst.push_back(std::make_unique<test::Workload>(
         io_, [this] { return ClientEndpoints(); },
-        test::Workload::Options{.prefix = fmt::format("/burst{}", i), .pause = milliseconds(0)}));
+        test::Workload::Options{
+            .prefix = fmt::format("/burst{}", i), .pause = milliseconds(0), .tls = tls_}));
     burst.back()->Start();
   }
   RunFor(seconds(2));
@@ -1184,7 +1237,7 @@ TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
   ASSERT_TRUE(held.ok()) << held.error();
   std::set<uint64_t> survivor_had = test::Sequences(workload_->prefix(), *held);
   HistorySplit split = SplitAtSurvivor(members[2]);
-  etcd::Client survivor(io_, HostPort{members[2].host, members[2].client_port});
+  etcd::Client survivor(io_, HostPort{members[2].host, members[2].client_port}, EtcdOptions());
   auto survivor_status =
       etcd::Await<etcd::StatusResponse>(io_, [&](auto cb) { survivor.Status(cb); });
   ASSERT_TRUE(survivor_status.ok()) << survivor_status.error();

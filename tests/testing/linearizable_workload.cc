@@ -67,7 +67,8 @@ void LinearizableWorkload::Issue(Client& c, const HostPort& target) {
   c.busy = true;
   ++in_flight_;
   auto client = std::make_shared<etcd::Client>(
-      io_, target, etcd::Client::Options{.request_timeout = options_.request_timeout});
+      io_, target,
+      etcd::Client::Options{.request_timeout = options_.request_timeout, .tls = options_.tls});
   // Each callback keeps the client alive and finds its operation by index (the vector grows).
   auto answered = [this, alive = alive_, client, index, id = c.id](auto r, auto fill) {
     if (!*alive) return;

@@ -32,6 +32,7 @@
 
 #include "common/result.h"
 #include "common/uri.h"
+#include "net/http.h"
 #include "testing/linearizability.h"
 
 namespace etcd_mesos::test {
@@ -46,6 +47,7 @@ class LinearizableWorkload {
     std::chrono::milliseconds request_timeout{1000};
     std::chrono::milliseconds pause{1};  // between two operations of one client
     uint32_t seed = 1;
+    std::shared_ptr<const net::TlsClientConfig> tls;  // set: the members serve https
   };
 
   LinearizableWorkload(boost::asio::io_context& io, Endpoints endpoints, Options options);

@@ -46,6 +46,7 @@ void Workload::WriteNext() {
   const HostPort& target = endpoints[endpoint_ % endpoints.size()];
   etcd::Client::Options client_options;
   client_options.request_timeout = options_.request_timeout;
+  client_options.tls = options_.tls;
   auto client = std::make_shared<etcd::Client>(io_, target, client_options);
   uint64_t seq = next_seq_++;
   in_flight_ = true;

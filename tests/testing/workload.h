@@ -25,6 +25,7 @@
 
 #include "common/result.h"
 #include "common/uri.h"
+#include "net/http.h"
 
 namespace etcd_mesos::test {
 
@@ -34,7 +35,8 @@ class Workload {
   struct Options {
     std::string prefix = "/workload";
     std::chrono::milliseconds request_timeout{2000};
-    std::chrono::milliseconds pause{10};  // between two writes, to spare the CPU
+    std::chrono::milliseconds pause{10};              // between two writes, to spare the CPU
+    std::shared_ptr<const net::TlsClientConfig> tls;  // set: the members serve https
   };
 
   Workload(boost::asio::io_context& io, Endpoints endpoints, Options options);

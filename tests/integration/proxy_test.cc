@@ -143,6 +143,8 @@ class Client {
 
 class ProxyTest : public ::testing::Test {
  protected:
+  // The scheduler's flags are its defaults (TLS on) plus `extra`: the tests of the proxy's plain
+  // mode pass --tls=off, and AProxyWithTheSchedulersCertificateServesATlsCluster keeps TLS.
   void StartAll(std::chrono::milliseconds reseed_timeout, std::vector<std::string> extra = {}) {
     test::LocalSystemOptions options;
     options.size = 3;
@@ -232,7 +234,7 @@ class ProxyTest : public ::testing::Test {
 };
 
 TEST_F(ProxyTest, AClientOfTheProxyKeepsWorkingAcrossAHealAndAReseed) {
-  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(5)));
+  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(5), {"--tls=off"}));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
   ASSERT_NO_FATAL_FAILURE(StartProxy());
   ASSERT_TRUE(RunUntil([&] { return ProxyPointsAt() == Voters(); }, 30)) << ProxyLog();
@@ -381,7 +383,7 @@ TEST_F(ProxyTest, MasterStateCarriesDiscoveryInfoThatTheProxyReads) {
   test::ZooKeeperServer zk_server;
   Status zk_started = zk_server.Start();
   ASSERT_TRUE(zk_started.ok()) << zk_started.error();
-  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(240)));
+  ASSERT_NO_FATAL_FAILURE(StartAll(std::chrono::seconds(240), {"--tls=off"}));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 90)) << core().health_reason();
 
   // /master/state over HTTP, as mesos-dns reads it.

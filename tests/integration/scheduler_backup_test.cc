@@ -96,9 +96,11 @@ class SchedulerBackups : public ::testing::Test {
   // Writes n keys /bk/key-0000 = value-0000 ... through the v3 API, one member at a time.
   void PutKeys(int n) {
     std::string first = core().state().members.begin()->second.ClientUrl();
-    auto url = ParseHttpUrl(first);
-    ASSERT_TRUE(url.ok());
-    etcd::Client client(io_, url->endpoint);
+    auto options = system_.EtcdOptions();
+    ASSERT_TRUE(options.ok()) << options.error();
+    auto endpoint = etcd::ClientEndpoint(first, *options);
+    ASSERT_TRUE(endpoint.ok()) << endpoint.error();
+    etcd::Client client(io_, *endpoint, *options);
     int done = 0;
     std::function<void(int)> put = [&](int i) {
       if (i == n) return;

@@ -156,11 +156,15 @@ TEST_F(MesosAuthentication, ThreeMembersServeWithFrameworkAndExecutorAuthenticat
   ASSERT_TRUE(endpoints.ok() && endpoints->status == 200);
   std::string urls = endpoints->body;
   while (!urls.empty() && urls.back() == '\n') urls.pop_back();
-  auto [put, put_out] =
-      test::RunShell("ETCDCTL_API=3 etcdctl --endpoints=" + urls + " put auth-key served");
+  // TLS is on by default: etcdctl presents the scheduler's own client certificate.
+  EXPECT_TRUE(urls.starts_with("https://")) << urls;
+  fs::path tls = work_.path() / "scheduler-state" / "tls";
+  std::string etcdctl = "ETCDCTL_API=3 etcdctl --cacert=" + (tls / "ca.crt").string() +
+                        " --cert=" + (tls / "scheduler.crt").string() +
+                        " --key=" + (tls / "scheduler.key").string() + " --endpoints=" + urls;
+  auto [put, put_out] = test::RunShell(etcdctl + " put auth-key served");
   ASSERT_EQ(put, 0) << put_out;
-  auto [get, get_out] = test::RunShell("ETCDCTL_API=3 etcdctl --endpoints=" + urls +
-                                       " get --print-value-only auth-key");
+  auto [get, get_out] = test::RunShell(etcdctl + " get --print-value-only auth-key");
   ASSERT_EQ(get, 0) << get_out;
   EXPECT_EQ(get_out, "served\n");
 

@@ -120,6 +120,18 @@ std::pair<int, std::string> LocalSystem::Etcdctl(const std::string& args,
                     args);
 }
 
+Result<etcd::Client::Options> LocalSystem::EtcdOptions() const {
+  etcd::Client::Options options;
+  if (flags_.shell.tls == "off") return options;
+  std::filesystem::path dir = std::filesystem::path(flags_.shell.state_dir) / "tls";
+  auto tls =
+      net::TlsClientConfig::FromFiles((dir / "ca.crt").string(), (dir / "scheduler.crt").string(),
+                                      (dir / "scheduler.key").string());
+  if (!tls.ok()) return tls.error();
+  options.tls = *tls;
+  return options;
+}
+
 void LocalSystem::KillMember(const std::string& name) {
   auto state = cluster_->master().StateJson();
   for (const auto& t : state["frameworks"][0]["tasks"]) {

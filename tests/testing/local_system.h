@@ -16,6 +16,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/result.h"
+#include "etcd/client.h"
 #include "local/cluster.h"
 #include "scheduler/shell/flags.h"
 #include "scheduler/shell/shell.h"
@@ -54,6 +56,9 @@ class LocalSystem {
   std::string Endpoints() const;
   // With TLS (--tls), etcdctl presents the scheduler's client certificate.
   std::pair<int, std::string> Etcdctl(const std::string& args, int command_timeout_s = 10) const;
+  // Options for an etcd::Client of the members: with TLS, the scheduler's CA and client
+  // certificate (the files it keeps in <state-dir>/tls once it has loaded its CA).
+  Result<etcd::Client::Options> EtcdOptions() const;
   // SIGKILLs a member's executor (etcd dies with it), as when its container is lost.
   void KillMember(const std::string& name);
 

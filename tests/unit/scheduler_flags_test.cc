@@ -61,13 +61,21 @@ TEST(SchedulerFlags, Defaults) {
   EXPECT_FALSE(f.shell.principal.has_value());
 }
 
-// TLS: off by default; auto and files turn the core's TLS on; files needs both CA files and only
-// files takes them; anything else is named.
+// TLS: auto by default; auto and files turn the core's TLS on, off turns it off; files needs both
+// CA files and only files takes them; anything else is named.
 TEST(SchedulerFlags, TlsFlags) {
-  SchedulerFlags off = Ok({});
-  EXPECT_EQ(off.shell.tls, "off");
+  SchedulerFlags secure = Ok({});
+  EXPECT_EQ(secure.shell.tls, "auto");
+  EXPECT_TRUE(secure.core.tls);
+  EXPECT_EQ(secure.shell.cert_lifetime, std::chrono::hours(24 * 365));
+  SchedulerFlags off = Ok({"--tls=off"});
   EXPECT_FALSE(off.core.tls);
-  EXPECT_EQ(off.shell.cert_lifetime, std::chrono::hours(24 * 365));
+  // A probe waits at least a probe interval, and at least 1 s for a TLS handshake and request.
+  EXPECT_EQ(Ok({"--probe-interval=500ms"}).shell.probe_timeout, std::chrono::seconds(1));
+  EXPECT_EQ(Ok({"--probe-interval=500ms", "--tls=off"}).shell.probe_timeout,
+            std::chrono::milliseconds(500));
+  EXPECT_EQ(Ok({"--probe-interval=3s"}).shell.probe_timeout, std::chrono::seconds(3));
+  EXPECT_FALSE(Ok({}, {{"ETCD_TLS", "off"}}).core.tls);
   SchedulerFlags on = Ok({"--tls=auto", "--cert-lifetime=90d"});
   EXPECT_TRUE(on.core.tls);
   EXPECT_EQ(on.shell.cert_lifetime, std::chrono::hours(24 * 90));

@@ -289,9 +289,10 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       .Add("--tls", &shell.tls,
            "TLS for the etcd members' client and peer ports: auto (a cluster CA made at the first "
            "start and kept in the state store issues every member's certificates), files (the CA "
-           "of --tls-ca-cert and --tls-ca-key issues them), or off (plain http). Every client "
-           "must then present a certificate of the CA (GET /client-cert). A running cluster "
-           "keeps the mode it was started with")
+           "of --tls-ca-cert and --tls-ca-key issues them), or off (plain http, for clients that "
+           "cannot present a certificate). With TLS every client must present a certificate of "
+           "the CA (GET /client-cert). A running cluster keeps the mode it was started with, so an "
+           "upgrade of etcd-mesos never switches a plain cluster to TLS by itself")
       .Env("ETCD_TLS")
       .Check([](const std::string& v) {
         return OneOf(v, {"auto", "files", "off"});
@@ -443,7 +444,10 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
     return secret_file.Bad("needs --principal as well");
   }
   shell.failover_timeout_s = failover.count();
-  shell.probe_timeout = std::max(core.probe_interval, 500ms);
+  // A TLS probe is a handshake (two more round trips, each a wait for both processes to be
+  // scheduled) before its request: on a loaded host 500 ms let whole rounds of healthy members'
+  // probes time out together, which read as a cluster without a leader.
+  shell.probe_timeout = std::max(core.probe_interval, shell.tls == "off" ? 500ms : 1000ms);
   core.defrag_min_bytes = static_cast<uint64_t>(defrag_min_size);
   core.quota_backend_bytes = static_cast<uint64_t>(shell.upkeep.quota_backend_bytes);
   core.backups = !shell.backup_dir.empty();

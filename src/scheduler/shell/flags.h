@@ -65,7 +65,7 @@ struct ShellConfig {
   bool admin_insecure = false;
   // TLS for the members (member_certificates.h): "auto", "files" or "off"; with "files", the
   // operator's CA (read by LoadFiles into tls_ca_cert / tls_ca_key).
-  std::string tls = "off";
+  std::string tls = "auto";
   std::string tls_ca_cert_file, tls_ca_key_file;
   std::string tls_ca_cert, tls_ca_key;
   std::chrono::milliseconds cert_lifetime{365LL * 24 * 3600 * 1000};

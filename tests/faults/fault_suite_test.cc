@@ -200,7 +200,7 @@ class FaultSuite : public ::testing::Test {
     RunUntil(
         [&] {
           got = Guide("tls-client", "HOME=" + operator_home_.string() + " USER=fault-suite",
-                      "env | grep '^ETCDCTL_' | LC_ALL=C sort\n");
+                      "status=$?; env | grep '^ETCDCTL_' | LC_ALL=C sort; exit $status\n");
           return got.first == 0;
         },
         30);
@@ -912,7 +912,10 @@ std::map<std::string, uint64_t> HashesOf(const std::string& output) {
 // it in the minority, removes it and replaces it with a learner from the majority; the cluster is
 // healthy again with three members that agree, and no acknowledged write is lost.
 TEST_F(FaultSuite, ACorruptMemberIsFoundByTheHashCheckAndReplaced) {
-  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--hash-check-interval=3s"}}));
+  // Hash checks start after the operator has looked: a check every 3 s from the start could
+  // find and replace the victim before the guide's hashkv runs (it did, with TLS's slower
+  // etcdctl), and the operator's view would then be of a cluster being healed.
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--hash-check-interval=0"}}));
   const std::string value(64, 'Z');
   auto put = Shell("ETCDCTL_API=3 etcdctl --endpoints=" + EndpointsLine() + " put /corrupt-me " +
                    value + " -w json");
@@ -955,9 +958,15 @@ TEST_F(FaultSuite, ACorruptMemberIsFoundByTheHashCheckAndReplaced) {
   }
   EXPECT_EQ(peers.size(), 1u) << "the two others agree";
   EXPECT_EQ(peers.count(hashes[victim_hex]), 0u) << "the corrupted " << victim << " differs";
-  ASSERT_TRUE(RunUntil([&] { return core().hash_checks().members_corrupt >= 1; }, 30))
+  KillScheduler();
+  flags_.core.hash_check_interval = seconds(3);
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_TRUE(RunUntil([&] { return core().hash_checks().members_corrupt >= 1; }, 60))
       << core().hash_checks().last_result;
-  std::printf("[timing] data corrupted -> found by the hash check: %.1fs\n", Since(t0));
+  std::printf(
+      "[timing] data corrupted -> found by the hash check (of a scheduler restarted with "
+      "checks every 3 s): %.1fs\n",
+      Since(t0));
   EXPECT_EQ(core().hash_checks().last_result, "corrupt: " + victim);
   auto t1 = Clock::now();
   ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 30));

@@ -149,6 +149,7 @@ TEST_F(ConsoleInChromium, ShowsTheClusterAndAHealWithoutAReloadAndRefusesAWrongT
   EXPECT_NE(rows.find(LeaderName() + " leader healthy"), std::string::npos) << rows;
   EXPECT_NE(Text("timeline").find("bootstrapping generation"), std::string::npos)
       << Text("timeline");
+  EXPECT_EQ(Text("tls"), "TLS: off") << "a plain cluster: no certificates to expire";
   ASSERT_NO_FATAL_FAILURE(WaitOnPage("document.querySelector('#chart-voters path')", 30));
   Snap("console-healthy");
 

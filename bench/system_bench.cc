@@ -24,6 +24,11 @@
 //                 old member, stop it.
 //   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
 //                 and under a write load.
+//   TLS           bootstrap of 3, a follower's heal and supervision again with --tls=auto (the
+//                 scheduler's CA, each member's certificates, https with client certificates
+//                 required on both ports); the floors then run bare etcd with TLS the same way:
+//                 certificates of a CA made with em_tls for each member's IP, --client-cert-auth
+//                 and --peer-client-cert-auth, and a client certificate for every request.
 //
 // Prints a table (median of --runs, with min..max) and writes JSON (--out). Timings are never
 // judged here; CI runs `--runs=1 --quick` as a smoke pass.
@@ -56,13 +61,16 @@
 #include "etcd/client.h"
 #include "local/cluster.h"
 #include "local/resources.h"
+#include "net/http.h"
 #include "scheduler/shell/shell.h"
+#include "testing/certificates.h"
 #include "testing/etcd_server.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
-#include "testing/workload.h"
+#include "testing/workload.h"  // RunShell
 #include "testing/zookeeper_server.h"
+#include "tls/pki.h"
 
 namespace etcd_mesos::bench {
 namespace {
@@ -91,13 +99,20 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// Whether a figure runs with TLS: the system with --tls=auto, its floor with the same on bare etcd.
+enum class Tls { kOff, kOn };
+
+std::string Titled(const std::string& name, Tls tls) {
+  return tls == Tls::kOn ? name + " (TLS)" : name;
+}
+
 // ---- The system: etcd-mesos-local + the scheduler with default flags ------------------------
 
 class System {
  public:
   // `store`: where the scheduler keeps its state; empty: a directory of its own.
   System(boost::asio::io_context& io, int size, milliseconds reseed_timeout,
-         const std::string& store = "", int agents = 0)
+         const std::string& store = "", int agents = 0, Tls tls = Tls::kOff)
       : io_(io) {
     local::LocalClusterOptions options;
     options.agents = agents > 0 ? agents : size + 1;
@@ -125,6 +140,8 @@ class System {
         "--disk-limit=512",
         "--executor-bin=" + wrapper.string(),
         "--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"};
+    // Said both ways: the scheduler's default is --tls=auto.
+    args.push_back(tls == Tls::kOn ? "--tls=auto" : "--tls=off");
     auto parsed = scheduler::shell::ParseFlags(args, {{"USER", "root"}}, ".");
     if (!parsed.ok()) throw std::runtime_error(parsed.error().ToString());
     if (auto s = scheduler::shell::LoadFiles(parsed->flags.shell); !s.ok()) {
@@ -209,6 +226,22 @@ class System {
     return result.get().second;
   }
 
+  // What the bench's own requests to the members present with --tls=auto: the client certificate
+  // the scheduler wrote for itself under its state directory (once it has loaded its CA).
+  std::shared_ptr<const net::TlsClientConfig> ClientTls() const {
+    std::filesystem::path tls = dir_.path() / "state" / "tls";
+    auto read = [&](const char* name) {
+      std::ifstream in(tls / name);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    auto config =
+        net::TlsClientConfig::Create(read("ca.crt"), read("scheduler.crt"), read("scheduler.key"));
+    if (!config.ok()) {
+      throw std::runtime_error("the scheduler's client certificate: " + config.error().ToString());
+    }
+    return *config;
+  }
+
   std::vector<HostPort> ClientEndpoints() const {
     std::vector<HostPort> out;
     for (const auto& [name, m] : core().state().members) {
@@ -237,8 +270,8 @@ class System {
   }
 };
 
-double Bootstrap(boost::asio::io_context& io, int size) {
-  System system(io, size, seconds(240));
+double Bootstrap(boost::asio::io_context& io, int size, Tls tls) {
+  System system(io, size, seconds(240), "", 0, tls);
   auto t0 = Clock::now();
   system.StartScheduler();
   if (!system.RunUntil([&] { return system.AtSize(size); }, 180)) {
@@ -269,8 +302,9 @@ std::optional<std::string> PickVictim(const SchedulerCore& core, Victim kind) {
 // kill -9 of the leader's or a follower's executor (and so its etcd) -> healthy at size, with the
 // phases: detection (the dead member removed), offer wait (a learner added for an offer), launch
 // (the learner's task RUNNING), join and promote.
-double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, double>& phases) {
-  System system(io, 3, seconds(240));
+double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, double>& phases,
+            Tls tls) {
+  System system(io, 3, seconds(240), "", 0, tls);
   system.StartScheduler();
   if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
     throw std::runtime_error("no cluster to heal");
@@ -442,14 +476,81 @@ double Reseed(boost::asio::io_context& io) {
 
 // ---- Floors: the same outcomes with bare etcd processes -------------------------------------
 
+// TLS on bare etcd as --tls=auto sets it up on the members: a P-256 CA made with em_tls, for each
+// member a certificate of it naming the member's IP (server and client usages: etcd dials its
+// peers and its own gRPC gateway with it), https on both ports with --client-cert-auth and
+// --peer-client-cert-auth, and a client certificate of the CA for every request the floor makes.
+// The scheduler gives a member one certificate per port; one for both costs etcd the same
+// handshakes. A member's certificate is issued when its options are made, inside the floor's
+// time as the scheduler's issuing is inside the system's (about a millisecond each).
+class FloorTls {
+ public:
+  explicit FloorTls(std::filesystem::path dir) : dir_(std::move(dir)) {
+    auto now = std::chrono::system_clock::now();
+    auto ca = tls::NewAuthority("bench floor CA", now - std::chrono::hours(1),
+                                now + std::chrono::hours(24));
+    if (!ca.ok()) throw std::runtime_error(ca.error().ToString());
+    ca_ = *ca;
+    ca_file_ = Write("ca.crt", ca_.certificate_pem);
+    auto client = Issue(test::CertificateFor("bench-client", {}, tls::Usage::kClient));
+    auto config =
+        net::TlsClientConfig::Create(ca_.certificate_pem, client.certificate_pem, client.key_pem);
+    if (!config.ok()) throw std::runtime_error(config.error().ToString());
+    client_ = *config;
+  }
+
+  test::EtcdServer::Options Member(const std::string& name, const std::string& ip) const {
+    tls::IssuedCertificate issued =
+        Issue(test::CertificateFor(name, {ip}, tls::Usage::kServerAndClient));
+    test::EtcdServer::Options options{.name = name, .ip = ip};
+    options.tls = etcd::TlsFiles{.ca_file = ca_file_,
+                                 .cert_file = Write(name + ".crt", issued.certificate_pem),
+                                 .key_file = Write(name + ".key", issued.key_pem)};
+    options.client_tls = client_;
+    return options;
+  }
+  const std::shared_ptr<const net::TlsClientConfig>& client() const { return client_; }
+
+ private:
+  tls::IssuedCertificate Issue(const tls::CertificateRequest& request) const {
+    auto issued = tls::Issue(ca_, request);
+    if (!issued.ok()) throw std::runtime_error(issued.error().ToString());
+    return *issued;
+  }
+  std::string Write(const std::string& name, const std::string& text) const {
+    std::filesystem::path path = dir_ / name;
+    std::ofstream(path) << text;
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return path.string();
+  }
+
+  std::filesystem::path dir_;
+  tls::Authority ca_;
+  std::string ca_file_;
+  std::shared_ptr<const net::TlsClientConfig> client_;
+};
+
+// A floor member's options: plain http without `tls`.
+test::EtcdServer::Options FloorMember(const FloorTls* tls, const std::string& name,
+                                      const std::string& ip) {
+  return tls ? tls->Member(name, ip) : test::EtcdServer::Options{.name = name, .ip = ip};
+}
+
+// The floor's own etcd client options: with `tls`, its client certificate.
+etcd::Client::Options FloorClient(const FloorTls* tls, etcd::Client::Options options = {}) {
+  if (tls) options.tls = tls->client();
+  return options;
+}
+
 std::vector<std::unique_ptr<test::EtcdServer>> StaticCluster(const std::filesystem::path& dir,
-                                                             int size, int first_host) {
+                                                             int size, int first_host,
+                                                             const FloorTls* tls = nullptr) {
   std::vector<std::unique_ptr<test::EtcdServer>> servers;
   std::vector<const test::EtcdServer*> refs;
   for (int i = 0; i < size; ++i) {
     servers.push_back(std::make_unique<test::EtcdServer>(
-        test::EtcdServer::Options{.name = fmt::format("f{}", i + 1),
-                                  .ip = fmt::format("127.0.0.{}", first_host + i)},
+        FloorMember(tls, fmt::format("f{}", i + 1), fmt::format("127.0.0.{}", first_host + i)),
         dir));
     refs.push_back(servers.back().get());
   }
@@ -465,10 +566,12 @@ std::vector<std::unique_ptr<test::EtcdServer>> StaticCluster(const std::filesyst
   return servers;
 }
 
-double BootstrapFloor(int size) {
+double BootstrapFloor(int size, Tls tls) {
   test::TempDir dir("em-bench-floor");
+  std::optional<FloorTls> pki;
+  if (tls == Tls::kOn) pki.emplace(dir.path());
   auto t0 = Clock::now();
-  auto servers = StaticCluster(dir.path(), size, test::AgentHostBase());
+  auto servers = StaticCluster(dir.path(), size, test::AgentHostBase(), pki ? &*pki : nullptr);
   return Since(t0);
 }
 
@@ -510,9 +613,9 @@ double WaitHealthy(std::vector<test::EtcdServer*> servers) {
 // Asks the members at `endpoints` who leads until one of them names a leader among them; returns
 // that leader's index.
 size_t WaitForLeader(boost::asio::io_context& io, const std::vector<HostPort>& endpoints,
-                     const std::vector<uint64_t>& ids) {
+                     const std::vector<uint64_t>& ids, const FloorTls* tls) {
   auto deadline = Clock::now() + seconds(60);
-  etcd::Client::Options quick;
+  etcd::Client::Options quick = FloorClient(tls);
   quick.request_timeout = milliseconds(200);
   while (Clock::now() < deadline) {
     for (const auto& endpoint : endpoints) {
@@ -532,13 +635,16 @@ size_t WaitForLeader(boost::asio::io_context& io, const std::vector<HostPort>& e
 // follower; once the survivors have a leader, remove the dead member through it (a proposal made
 // while there is no leader is lost: each attempt is short, and "not found" means an earlier one
 // applied), add a learner, start it, promote it; until the three are healthy. Timed from the kill.
-double HealFloor(Victim kind) {
+double HealFloor(Victim kind, Tls tls = Tls::kOff) {
   test::TempDir dir("em-bench-floor");
+  std::optional<FloorTls> pki;
+  if (tls == Tls::kOn) pki.emplace(dir.path());
+  const FloorTls* floor_tls = pki ? &*pki : nullptr;
   int base = test::AgentHostBase();
-  auto servers = StaticCluster(dir.path(), 3, base);
+  auto servers = StaticCluster(dir.path(), 3, base, floor_tls);
   std::this_thread::sleep_for(seconds(6));  // as the system run: past etcd's 5 s window
   boost::asio::io_context io;
-  etcd::Client first(io, servers[0]->client_endpoint());
+  etcd::Client first(io, servers[0]->client_endpoint(), FloorClient(floor_tls));
   auto list = etcd::Await<etcd::MemberListResponse>(io, [&](auto cb) { first.MemberList(cb); });
   auto status = etcd::Await<etcd::StatusResponse>(io, [&](auto cb) { first.Status(cb); });
   if (!list.ok() || !status.ok()) throw std::runtime_error("the floor cluster does not answer");
@@ -563,18 +669,18 @@ double HealFloor(Victim kind) {
   }
   servers[victim]->Kill();
   auto t0 = Clock::now();
-  etcd::Client::Options short_attempts;
+  etcd::Client::Options short_attempts = FloorClient(floor_tls);
   short_attempts.request_timeout = milliseconds(500);
-  etcd::Client leader(io, endpoints[WaitForLeader(io, endpoints, survivor_ids)], short_attempts);
+  etcd::Client leader(io, endpoints[WaitForLeader(io, endpoints, survivor_ids, floor_tls)],
+                      short_attempts);
   Retry<bool>(io, [&](etcd::Callback<bool> cb) {
     leader.MemberRemove(ids[victim], [cb](Result<etcd::MemberListResponse> r) {
       if (r.ok() || r.error().code == ErrorCode::kNotFound) return cb(true);
       cb(r.error());
     });
   });
-  test::EtcdServer joiner(
-      test::EtcdServer::Options{.name = "f4", .ip = fmt::format("127.0.0.{}", base + 3)},
-      dir.path());
+  test::EtcdServer joiner(FloorMember(floor_tls, "f4", fmt::format("127.0.0.{}", base + 3)),
+                          dir.path());
   JoinLearner(io, leader, joiner);
   survivors.push_back(&joiner);
   WaitHealthy(survivors);
@@ -769,8 +875,51 @@ std::pair<ProcessUse, ProcessUse> Measure(System& system, milliseconds window) {
           {d1.cpu_seconds - d0.cpu_seconds, d1.rss_mb}};
 }
 
-Supervision MeasureSupervision(boost::asio::io_context& io, milliseconds window) {
-  System system(io, 3, seconds(240));
+// The fastest sequential write load one client gives: one put at a time, each on a connection of
+// its own (as etcd::Client makes them: with TLS every put pays a handshake), to the next member
+// after a failure. The same load with TLS on and off.
+class WriteLoad {
+ public:
+  WriteLoad(boost::asio::io_context& io, std::vector<HostPort> endpoints,
+            etcd::Client::Options options)
+      : io_(io), endpoints_(std::move(endpoints)), options_(std::move(options)) {}
+  ~WriteLoad() { *alive_ = false; }
+
+  void Start() {
+    running_ = true;
+    Next();
+  }
+  void Stop() { running_ = false; }
+  uint64_t acknowledged() const { return acknowledged_; }
+
+ private:
+  void Next() {
+    if (!running_ || endpoints_.empty()) return;
+    auto client =
+        std::make_shared<etcd::Client>(io_, endpoints_[endpoint_ % endpoints_.size()], options_);
+    client->Put(fmt::format("/bench/{:010}", ++writes_), "v",
+                [this, alive = alive_, client](Result<etcd::PutResponse> r) {
+                  if (!*alive) return;
+                  if (r.ok()) {
+                    ++acknowledged_;
+                  } else {
+                    ++endpoint_;
+                  }
+                  Next();
+                });
+  }
+
+  boost::asio::io_context& io_;
+  std::vector<HostPort> endpoints_;
+  etcd::Client::Options options_;
+  bool running_ = false;
+  uint64_t writes_ = 0, acknowledged_ = 0;
+  size_t endpoint_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+Supervision MeasureSupervision(boost::asio::io_context& io, milliseconds window, Tls tls) {
+  System system(io, 3, seconds(240), "", 0, tls);
   system.StartScheduler();
   if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
     throw std::runtime_error("no cluster to measure");
@@ -778,15 +927,44 @@ Supervision MeasureSupervision(boost::asio::io_context& io, milliseconds window)
   system.RunFor(seconds(2));
   Supervision out;
   std::tie(out.executor_idle, out.etcd_idle) = Measure(system, window);
-  test::Workload workload(
-      io, [&] { return system.ClientEndpoints(); },
-      test::Workload::Options{.prefix = "/bench", .pause = milliseconds(0)});
-  workload.Start();
+  etcd::Client::Options client;
+  client.request_timeout = milliseconds(2000);
+  if (tls == Tls::kOn) client.tls = system.ClientTls();
+  WriteLoad load(io, system.ClientEndpoints(), client);
+  load.Start();
   std::tie(out.executor_load, out.etcd_load) = Measure(system, window);
-  workload.Stop();
-  out.writes = workload.acknowledged().size();
+  load.Stop();
+  out.writes = load.acknowledged();
   system.RunFor(milliseconds(500));
   return out;
+}
+
+void PrintSupervision(const std::string& title, const Supervision& sup) {
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
+  std::printf("%-42s %9s %9s %7s\n", title.c_str(), "executors", "etcds", "ratio");
+  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory idle, MB RSS", sup.executor_idle.rss_mb,
+              sup.etcd_idle.rss_mb, ratio(sup.executor_idle.rss_mb, sup.etcd_idle.rss_mb));
+  std::printf("%-42s %9.2f %9.2f %7.3f\n", "  CPU idle, s", sup.executor_idle.cpu_seconds,
+              sup.etcd_idle.cpu_seconds,
+              ratio(sup.executor_idle.cpu_seconds, sup.etcd_idle.cpu_seconds));
+  std::printf("%-42s %9.2f %9.2f %7.3f\n",
+              fmt::format("  CPU under load ({} writes), s", sup.writes).c_str(),
+              sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds,
+              ratio(sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds));
+  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory under load, MB RSS", sup.executor_load.rss_mb,
+              sup.etcd_load.rss_mb, ratio(sup.executor_load.rss_mb, sup.etcd_load.rss_mb));
+}
+
+nlohmann::json SupervisionJson(const Supervision& sup) {
+  return {{"executor_idle_rss_mb", sup.executor_idle.rss_mb},
+          {"etcd_idle_rss_mb", sup.etcd_idle.rss_mb},
+          {"executor_idle_cpu_s", sup.executor_idle.cpu_seconds},
+          {"etcd_idle_cpu_s", sup.etcd_idle.cpu_seconds},
+          {"executor_load_cpu_s", sup.executor_load.cpu_seconds},
+          {"etcd_load_cpu_s", sup.etcd_load.cpu_seconds},
+          {"executor_load_rss_mb", sup.executor_load.rss_mb},
+          {"etcd_load_rss_mb", sup.etcd_load.rss_mb},
+          {"writes", sup.writes}};
 }
 
 }  // namespace
@@ -804,16 +982,18 @@ int main(int argc, char** argv) {
   app.add_option("--runs", runs, "Runs of each figure and floor (the median is reported)")
       ->check(CLI::Range(1, 50))
       ->capture_default_str();
-  app.add_flag("--quick", quick, "Only bootstrap of 3 and heal, with short supervision windows");
+  app.add_flag("--quick", quick,
+               "Only bootstrap of 3, heal and failover (TLS: bootstrap of 3 and a follower's "
+               "heal), with short supervision windows");
   app.add_option("--out", out, "Where to write the JSON results")->capture_default_str();
   bool verbose = false;
   app.add_flag("--verbose", verbose, "Log what the scheduler and the local cluster do (info)");
   std::vector<std::string> only;
   app.add_option("--only", only,
                  "Measure only these figures (bootstrap, heal, failover, resize, rollout, reseed, "
-                 "supervision)")
-      ->check(CLI::IsMember(
-          {"bootstrap", "heal", "failover", "resize", "rollout", "reseed", "supervision"}))
+                 "supervision, bootstrap-tls, heal-tls, supervision-tls)")
+      ->check(CLI::IsMember({"bootstrap", "heal", "failover", "resize", "rollout", "reseed",
+                             "supervision", "bootstrap-tls", "heal-tls", "supervision-tls"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
@@ -829,18 +1009,31 @@ int main(int argc, char** argv) {
                                          : std::vector<int>{3, 5}) {
       Figure f{fmt::format("bootstrap of {} -> {} healthy voters", size, size)};
       for (int i = 0; i < runs; ++i) {
-        f.floors.push_back(BootstrapFloor(size));
-        f.runs.push_back(Bootstrap(io, size));
+        f.floors.push_back(BootstrapFloor(size, Tls::kOff));
+        f.runs.push_back(Bootstrap(io, size, Tls::kOff));
       }
       figures.push_back(f);
     }
-    for (Victim kind : wanted("heal") ? std::vector<Victim>{Victim::kFollower, Victim::kLeader}
-                                      : std::vector<Victim>{}) {
-      Figure heal{fmt::format("kill -9 of the {} -> 3 healthy voters", VictimName(kind))};
+    if (wanted("bootstrap-tls")) {
+      Figure f{Titled("bootstrap of 3 -> 3 healthy voters", Tls::kOn)};
       for (int i = 0; i < runs; ++i) {
-        heal.floors.push_back(HealFloor(kind));
+        f.floors.push_back(BootstrapFloor(3, Tls::kOn));
+        f.runs.push_back(Bootstrap(io, 3, Tls::kOn));
+      }
+      figures.push_back(f);
+    }
+    // With TLS only a follower's heal: a leader's is the same steps behind an election, which TLS
+    // does not change.
+    std::vector<std::pair<Victim, Tls>> heals;
+    if (wanted("heal")) heals = {{Victim::kFollower, Tls::kOff}, {Victim::kLeader, Tls::kOff}};
+    if (wanted("heal-tls")) heals.push_back({Victim::kFollower, Tls::kOn});
+    for (auto [kind, tls] : heals) {
+      Figure heal{
+          Titled(fmt::format("kill -9 of the {} -> 3 healthy voters", VictimName(kind)), tls)};
+      for (int i = 0; i < runs; ++i) {
+        heal.floors.push_back(HealFloor(kind, tls));
         std::map<std::string, double> phases;
-        heal.runs.push_back(Heal(io, kind, phases));
+        heal.runs.push_back(Heal(io, kind, phases, tls));
         for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
       }
       figures.push_back(heal);
@@ -890,9 +1083,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "system_bench: %s\n", e.what());
     return 1;
   }
-  Supervision sup;
+  std::optional<Supervision> sup, sup_tls;
   try {
-    if (wanted("supervision")) sup = MeasureSupervision(io, quick ? seconds(2) : seconds(10));
+    milliseconds window = quick ? seconds(2) : seconds(10);
+    if (wanted("supervision")) sup = MeasureSupervision(io, window, Tls::kOff);
+    if (wanted("supervision-tls")) sup_tls = MeasureSupervision(io, window, Tls::kOn);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "system_bench: supervision: %s\n", e.what());
     return 1;
@@ -917,28 +1112,14 @@ int main(int argc, char** argv) {
     }
     json[f.name] = entry;
   }
-  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0; };
-  std::printf("%-42s %9s %9s %7s\n", "supervision (3 members)", "executors", "etcds", "ratio");
-  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory idle, MB RSS", sup.executor_idle.rss_mb,
-              sup.etcd_idle.rss_mb, ratio(sup.executor_idle.rss_mb, sup.etcd_idle.rss_mb));
-  std::printf("%-42s %9.2f %9.2f %7.3f\n", "  CPU idle, s", sup.executor_idle.cpu_seconds,
-              sup.etcd_idle.cpu_seconds,
-              ratio(sup.executor_idle.cpu_seconds, sup.etcd_idle.cpu_seconds));
-  std::printf("%-42s %9.2f %9.2f %7.3f\n",
-              fmt::format("  CPU under load ({} writes), s", sup.writes).c_str(),
-              sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds,
-              ratio(sup.executor_load.cpu_seconds, sup.etcd_load.cpu_seconds));
-  std::printf("%-42s %9.1f %9.1f %7.3f\n", "  memory under load, MB RSS", sup.executor_load.rss_mb,
-              sup.etcd_load.rss_mb, ratio(sup.executor_load.rss_mb, sup.etcd_load.rss_mb));
-  json["supervision"] = {{"executor_idle_rss_mb", sup.executor_idle.rss_mb},
-                         {"etcd_idle_rss_mb", sup.etcd_idle.rss_mb},
-                         {"executor_idle_cpu_s", sup.executor_idle.cpu_seconds},
-                         {"etcd_idle_cpu_s", sup.etcd_idle.cpu_seconds},
-                         {"executor_load_cpu_s", sup.executor_load.cpu_seconds},
-                         {"etcd_load_cpu_s", sup.etcd_load.cpu_seconds},
-                         {"executor_load_rss_mb", sup.executor_load.rss_mb},
-                         {"etcd_load_rss_mb", sup.etcd_load.rss_mb},
-                         {"writes", sup.writes}};
+  if (sup) {
+    PrintSupervision("supervision (3 members)", *sup);
+    json["supervision"] = SupervisionJson(*sup);
+  }
+  if (sup_tls) {
+    PrintSupervision("supervision with TLS (3 members)", *sup_tls);
+    json["supervision_tls"] = SupervisionJson(*sup_tls);
+  }
   std::ofstream(out) << json.dump(2) << "\n";
   return 0;
 }

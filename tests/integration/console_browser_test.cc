@@ -149,6 +149,7 @@ TEST_F(ConsoleInChromium, ShowsTheClusterAndAHealWithoutAReloadAndRefusesAWrongT
   EXPECT_NE(rows.find(LeaderName() + " leader healthy"), std::string::npos) << rows;
   EXPECT_NE(Text("timeline").find("bootstrapping generation"), std::string::npos)
       << Text("timeline");
+  EXPECT_EQ(Text("tls"), "TLS: off") << "a plain cluster: no certificates to expire";
   ASSERT_NO_FATAL_FAILURE(WaitOnPage("document.querySelector('#chart-voters path')", 30));
   Snap("console-healthy");
 
@@ -186,7 +187,7 @@ TEST_F(ConsoleInChromium, ShowsTheClusterAndAHealWithoutAReloadAndRefusesAWrongT
   std::string timeline = Text("timeline");
   EXPECT_NE(timeline.find("removing member " + victim), std::string::npos) << timeline;
   EXPECT_NE(timeline.find("as a learner"), std::string::npos) << timeline;
-  // The replacement's own history (in its row) tells how it joined.
+  // The replacement's own history (its row's last cell) tells how it joined.
   std::string replacement;
   for (const auto& name : MemberNames()) {
     if (std::find(before.begin(), before.end(), name) == before.end()) replacement = name;
@@ -195,7 +196,7 @@ TEST_F(ConsoleInChromium, ShowsTheClusterAndAHealWithoutAReloadAndRefusesAWrongT
   auto history = Eval(
       "[...document.querySelectorAll('#members tr')].find((r) => "
       "r.cells[0].textContent === '" +
-      replacement + "').cells[10].textContent");
+      replacement + "').lastElementChild.textContent");
   ASSERT_TRUE(history.ok()) << history.error();
   EXPECT_NE(history->get<std::string>().find(replacement + " promoted to voter"), std::string::npos)
       << *history;
@@ -242,6 +243,35 @@ TEST_F(ConsoleInChromium, ShowsALivelockAndItsReseedWithTheToken) {
                  150));
   EXPECT_EQ(system_.core().state().counters.cluster_reseeds, 1u);
   EXPECT_NE(Text("timeline").find("reseeded from"), std::string::npos);
+  auto errors = browser_->PageErrors();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+}
+
+// A TLS cluster: the page names the mode and the first certificate to expire, and every member's
+// row its certificates' expiry date and days left, not flagged (a year's certificates are far from
+// the 30-day renewal window).
+TEST_F(ConsoleInChromium, ShowsTheTlsModeAndEachMembersCertificateExpiry) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({"--tls=auto"}));
+  ASSERT_NO_FATAL_FAILURE(
+      WaitOnPage("document.querySelectorAll('#members tr.ok').length === 3 && "
+                 "document.getElementById('tls').textContent.includes('first certificate')",
+                 30));
+  EXPECT_EQ(Text("tls").rfind("TLS: auto \u00b7 first certificate to expire: etcd-", 0), 0u)
+      << Text("tls");
+  auto expiries = Eval(
+      "[...document.querySelectorAll('#members tr')].map((r) => r.cells[9].textContent + "
+      "(r.cells[9].className === 'warn' ? ' [warn]' : '')).join('\\n')");
+  ASSERT_TRUE(expiries.ok()) << expiries.error();
+  std::string cells = expiries->get<std::string>();
+  int with_days = 0;
+  for (size_t at = cells.find(" days left)"); at != std::string::npos;
+       at = cells.find(" days left)", at + 1)) {
+    ++with_days;
+  }
+  EXPECT_EQ(with_days, 3) << cells;
+  EXPECT_EQ(cells.find("[warn]"), std::string::npos) << cells;
+  EXPECT_EQ(cells.find("renewal due"), std::string::npos) << cells;
+  Snap("console-tls");
   auto errors = browser_->PageErrors();
   EXPECT_TRUE(errors.empty()) << errors.front();
 }

@@ -90,6 +90,7 @@ class AdminApi : public ::testing::Test {
     options.listen = HostPort{"127.0.0.1", 0};
     options.token = std::move(token);
     options.insecure = insecure;
+    options.tls_mode = tls_mode_;
     options.token_hint = "/var/lib/etcd-mesos/admin-token";
     options.trust_bundle = trust_bundle_;
     options.client_certificate = [](const std::string& name) -> Result<std::string> {
@@ -139,6 +140,7 @@ class AdminApi : public ::testing::Test {
   HostPort address_;
   int submitted_ = 0;
   std::function<std::string()> trust_bundle_;  // set: the scheduler runs TLS
+  std::string tls_mode_ = "off";               // --tls, for the console
 };
 
 TEST_F(AdminApi, MembersHaveTheOriginalsKeysAndOurs) {
@@ -357,6 +359,54 @@ TEST_F(AdminApi, ConsoleJsonGivesMembersNotesAndHistoryIncrementally) {
     EXPECT_NE(r.body.find("_after must be"), std::string::npos) << r.body;
   }
   EXPECT_EQ(Call(net::Verb::post, "/console.json").status, 405u);
+}
+
+// TLS on the console: the mode, each member's certificate expiry with the days left, flagged once
+// within --cert-renew-before (30 days by default, the core's), and the first to expire. Expiries
+// are set around the wall clock, which the console reads.
+TEST_F(AdminApi, ConsoleShowsTheTlsModeAndEachMembersCertificateExpiry) {
+  tls_mode_ = "auto";
+  ASSERT_NO_FATAL_FAILURE(Start("", /*insecure=*/true));
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  constexpr int64_t kDay = 86400;
+  auto& members = const_cast<std::map<std::string, Member>&>(core_.state().members);
+  members.at("etcd-1").tls = true;
+  members.at("etcd-1").cert_not_after = now + 90 * kDay;
+  members.at("etcd-2").tls = true;
+  members.at("etcd-2").cert_not_after = now + 10 * kDay;
+
+  json d = json::parse(Get("/console.json").body);
+  EXPECT_EQ(d["tls"]["mode"], "auto");
+  EXPECT_EQ(d["tls"]["renew_before_s"], 30 * kDay);
+  EXPECT_EQ(d["tls"]["earliest"], now + 10 * kDay);
+  EXPECT_EQ(d["tls"]["earliest_member"], "etcd-2");
+  ASSERT_EQ(d["members"].size(), 2u);
+  const json& later = d["members"][0];
+  ASSERT_EQ(later["name"], "etcd-1");
+  EXPECT_EQ(later["cert_not_after"], now + 90 * kDay);
+  EXPECT_NEAR(later["cert_days_left"].get<double>(), 90, 0.01);
+  EXPECT_EQ(later["cert_renew_due"], false) << "90 days left, outside the 30-day window";
+  const json& sooner = d["members"][1];
+  EXPECT_EQ(sooner["cert_not_after"], now + 10 * kDay);
+  EXPECT_NEAR(sooner["cert_days_left"].get<double>(), 10, 0.01);
+  EXPECT_EQ(sooner["cert_renew_due"], true) << "10 days left, within the 30-day window";
+
+  // Without TLS: no expiry to show, and the mode the scheduler was started with.
+  members.at("etcd-1").tls = false;
+  members.at("etcd-2").tls = false;
+  tls_mode_ = "off";
+  ASSERT_NO_FATAL_FAILURE(Start("", /*insecure=*/true));
+  d = json::parse(Get("/console.json").body);
+  EXPECT_EQ(d["tls"]["mode"], "off");
+  EXPECT_EQ(d["tls"]["members_tls"], false);
+  EXPECT_TRUE(d["tls"]["earliest"].is_null());
+  for (const json& m : d["members"]) {
+    EXPECT_TRUE(m["cert_not_after"].is_null()) << m["name"];
+    EXPECT_TRUE(m["cert_days_left"].is_null()) << m["name"];
+    EXPECT_EQ(m["cert_renew_due"], false) << m["name"];
+  }
 }
 
 // The history and the notes stay bounded however long the scheduler runs; leader changes and

@@ -401,5 +401,54 @@ TEST(Rules, EtcdVersionChangesGoOneMinorVersionAtATimeAndNeverBack) {
   EXPECT_FALSE(RefusedVersionChange("3.4.23", "latest"));
 }
 
+// ---- Certificates ------------------------------------------------------------------------------
+
+// Due strictly within the window, expired certificates included; never for a member without TLS,
+// without a recorded expiry, or before the wall clock is known.
+TEST(CertificateRules, RenewalIsDueWithinTheWindowOfATlsMembersExpiry) {
+  Member m;
+  m.tls = true;
+  m.cert_not_after = 1'000'000;
+  const Millis window = 10s;
+  EXPECT_FALSE(CertificateRenewalDue(m, 1'000'000 - 10, window)) << "exactly the window left";
+  EXPECT_TRUE(CertificateRenewalDue(m, 1'000'000 - 9, window));
+  EXPECT_TRUE(CertificateRenewalDue(m, 2'000'000, window)) << "expired";
+  EXPECT_FALSE(CertificateRenewalDue(m, 0, window)) << "no wall clock yet";
+  Member plain = m;
+  plain.tls = false;
+  EXPECT_FALSE(CertificateRenewalDue(plain, 999'999, window));
+  Member unissued = m;
+  unissued.cert_not_after = 0;
+  EXPECT_FALSE(CertificateRenewalDue(unissued, 999'999, window));
+}
+
+// The earliest expiry among the TLS members whose task may still run; a gone member's
+// certificates and a member not yet issued any do not count.
+TEST(CertificateRules, TheEarliestExpiryIsAmongMembersThatMayRun) {
+  std::map<std::string, Member> members;
+  EXPECT_FALSE(EarliestCertificateExpiry(members).tls);
+  auto add = [&](std::string name, mesos::TaskState state, int64_t not_after) {
+    Member& m = members[name];
+    m.name = name;
+    m.tls = true;
+    m.task_state = state;
+    m.cert_not_after = not_after;
+  };
+  add("etcd-1", mesos::TASK_RUNNING, 300);
+  add("etcd-2", mesos::TASK_FAILED, 100);  // gone: its certificates no longer matter
+  add("etcd-3", mesos::TASK_STAGING, 0);   // not issued yet
+  add("etcd-4", mesos::TASK_UNREACHABLE, 200);
+  CertificateExpiry expiry = EarliestCertificateExpiry(members);
+  EXPECT_TRUE(expiry.tls);
+  EXPECT_EQ(expiry.earliest, 200);
+  EXPECT_EQ(expiry.member, "etcd-4");
+  members.erase("etcd-4");
+  members.erase("etcd-1");
+  expiry = EarliestCertificateExpiry(members);
+  EXPECT_TRUE(expiry.tls) << "etcd-3 serves TLS";
+  EXPECT_EQ(expiry.earliest, 0);
+  EXPECT_EQ(expiry.member, "");
+}
+
 }  // namespace
 }  // namespace etcd_mesos::scheduler

@@ -37,9 +37,7 @@ int SchedulerCore::KeepSize() const {
 }
 
 bool SchedulerCore::CertificateExpiring(const Member& m) const {
-  auto renew_before = std::chrono::duration_cast<std::chrono::seconds>(config_.cert_renew_before);
-  return m.tls && m.cert_not_after > 0 && unix_now_ > 0 &&
-         m.cert_not_after - unix_now_ < renew_before.count();
+  return CertificateRenewalDue(m, unix_now_, config_.cert_renew_before);
 }
 
 std::vector<std::string> SchedulerCore::StaleMembers() const {

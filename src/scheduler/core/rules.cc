@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 
 #include <fmt/format.h>
 
@@ -198,6 +199,29 @@ std::optional<EtcdVersion> ParseEtcdVersion(std::string_view text) {
 }
 
 }  // namespace
+
+// ---- Certificates ------------------------------------------------------------------------------
+
+bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before) {
+  auto window = std::chrono::duration_cast<std::chrono::seconds>(renew_before).count();
+  return member.tls && member.cert_not_after > 0 && unix_now > 0 &&
+         member.cert_not_after - unix_now < window;
+}
+
+CertificateExpiry EarliestCertificateExpiry(const std::map<std::string, Member>& members) {
+  CertificateExpiry out;
+  for (const auto& [name, m] : members) {
+    if (!MaybeAlive(m.task_state) || !m.tls) continue;
+    out.tls = true;
+    if (m.cert_not_after > 0 && (out.earliest == 0 || m.cert_not_after < out.earliest)) {
+      out.earliest = m.cert_not_after;
+      out.member = name;
+    }
+  }
+  return out;
+}
+
+// ---- Rollouts ---------------------------------------------------------------------------------
 
 std::optional<std::string> RefusedVersionChange(std::string_view running, std::string_view next) {
   auto from = ParseEtcdVersion(running);

@@ -118,6 +118,22 @@ std::vector<const Member*> RankSurvivors(const std::map<std::string, Member>& me
 uint64_t RevisionsLostByReseed(const Revisions& r);
 std::string DescribeReseedWindow(const Revisions& r);
 
+// ---- Certificates ------------------------------------------------------------------------------
+
+// Whether a TLS member's certificates expire within `renew_before` of `unix_now` (wall-clock
+// seconds; 0 = not known yet, and nothing is due): the core renews such a member by a rollout,
+// and the console shows its expiry as a warning.
+bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before);
+
+// The members' certificates as /stats, /metrics and the console tell them: whether any member
+// that may still run serves TLS, and the first of their certificates to expire.
+struct CertificateExpiry {
+  bool tls = false;
+  int64_t earliest = 0;  // Unix seconds; 0 when none was issued
+  std::string member;    // whose certificates expire first; "" when none was issued
+};
+CertificateExpiry EarliestCertificateExpiry(const std::map<std::string, Member>& members);
+
 // ---- Rollouts ---------------------------------------------------------------------------------
 
 // Why etcd `next` may not replace members running etcd `running` (versions as etcd reports them,

@@ -24,26 +24,6 @@ namespace etcd_mesos::scheduler::shell {
 
 namespace {
 
-// The members' certificates (TLS clusters): the first to expire, for /stats and /metrics.
-struct CertificateExpiry {
-  bool tls = false;
-  int64_t earliest = 0;  // Unix seconds; 0 when none was issued
-  std::string member;
-};
-
-CertificateExpiry EarliestCertificateExpiry(const SchedulerCore& core) {
-  CertificateExpiry out;
-  for (const auto& [name, m] : core.state().members) {
-    if (!MaybeAlive(m.task_state) || !m.tls) continue;
-    out.tls = true;
-    if (m.cert_not_after > 0 && (out.earliest == 0 || m.cert_not_after < out.earliest)) {
-      out.earliest = m.cert_not_after;
-      out.member = name;
-    }
-  }
-  return out;
-}
-
 using json = nlohmann::json;
 // nlohmann's ordered_json keeps insertion order: /stats keeps the original's key order.
 using ordered_json = nlohmann::ordered_json;
@@ -291,7 +271,7 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["corrupt_members"] = core.corrupt_members();
   out["last_hash_check"] = hc.last_result.empty() ? json(nullptr) : json(hc.last_result);
   out["last_hash_check_revision"] = hc.last_revision;
-  CertificateExpiry expiry = EarliestCertificateExpiry(core);
+  CertificateExpiry expiry = EarliestCertificateExpiry(core.state().members);
   out["tls"] = expiry.tls ? 1 : 0;
   out["cert_expiry_earliest"] = expiry.earliest;
   out["cert_expiry_member"] = expiry.member;
@@ -419,7 +399,7 @@ std::string RenderMetrics(const SchedulerCore& core, int64_t now_unix, bool stan
          hc.members_corrupt);
   metric("corrupt_members", "gauge", "Members marked corrupt and not yet removed.",
          static_cast<uint64_t>(core.corrupt_members().size()));
-  CertificateExpiry expiry = EarliestCertificateExpiry(core);
+  CertificateExpiry expiry = EarliestCertificateExpiry(core.state().members);
   metric("cert_expiry_earliest_timestamp_seconds", "gauge",
          "When the first of the members' certificates expires, Unix seconds (0: TLS off or none "
          "issued); they are renewed --cert-renew-before that.",
@@ -664,6 +644,7 @@ net::HttpResponse AdminServer::ServeConsole(const net::ServerRequest& req) const
   context.standby_leader = standby_;
   context.holding = holding_;
   context.master_url = master_url_;
+  context.tls_mode = options_.tls_mode;
   // The page asks only for what it has not seen yet.
   for (auto [key, into] : {std::pair{"notes_after", &context.notes_after}}) {
     auto value = QueryValue(req.query, key);

@@ -136,6 +136,7 @@ class AdminServer {
     // token): a new client certificate and its key, PEM. Unset (TLS off): 404.
     std::function<std::string()> trust_bundle;
     std::function<Result<std::string>(const std::string& common_name)> client_certificate;
+    std::string tls_mode = "off";  // --tls (auto, files, off), for the console's TLS line
     // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.
     std::function<Status(const std::string& name)> verify_backup;
   };

@@ -80,7 +80,18 @@ json MemberJson(const SchedulerCore& core, const Member& m, const Member* leader
       {"catch_up", nullptr},
       {"fragmented", nullptr},
       {"sandbox_url", SandboxUrl(context.master_url, core.state().framework_id.value_or(""), m)},
+      {"cert_not_after", nullptr},
+      {"cert_days_left", nullptr},
+      {"cert_renew_due", false},
   };
+  // Only a TLS member's certificates have an expiry; an older cluster's members have none.
+  if (m.tls && m.cert_not_after > 0) {
+    int64_t now_unix = context.now_unix_ms / 1000;
+    out["cert_not_after"] = m.cert_not_after;
+    out["cert_days_left"] =
+        static_cast<double>(m.cert_not_after * 1000 - context.now_unix_ms) / (86400.0 * 1000);
+    out["cert_renew_due"] = CertificateRenewalDue(m, now_unix, core.config().cert_renew_before);
+  }
   // Lag and catch-up only from two fresh answers: a member that stopped answering keeps its
   // last index, which would read as a lag that is not there.
   if (leader && leader->reachable && m.reachable && leader->raft_index > 0) {
@@ -135,6 +146,19 @@ json MaintenanceJson(const MaintenanceStatus& m) {
               {"nospace_cleared", m.nospace_cleared},
               {"failures", m.failures},
               {"last_error", m.last_error}};
+}
+
+// The mode the scheduler runs with and the first certificate to expire (as /stats tells it), with
+// the renewal window the page judges each member's expiry against.
+json TlsJson(const SchedulerCore& core, const ConsoleContext& context) {
+  CertificateExpiry expiry = EarliestCertificateExpiry(core.state().members);
+  auto renew_before =
+      std::chrono::duration_cast<std::chrono::seconds>(core.config().cert_renew_before);
+  return json{{"mode", context.tls_mode},
+              {"members_tls", expiry.tls},
+              {"renew_before_s", renew_before.count()},
+              {"earliest", expiry.earliest > 0 ? json(expiry.earliest) : json(nullptr)},
+              {"earliest_member", expiry.member}};
 }
 
 json RolloutJson(const RolloutView& r) {
@@ -251,6 +275,7 @@ std::string RenderConsoleJson(const SchedulerCore& core, const NoteLog& notes,
       {"backups", BackupsJson(core, now_unix)},
       {"maintenance", MaintenanceJson(core.maintenance())},
       {"rollout", RolloutJson(core.rollout())},
+      {"tls", TlsJson(core, context)},
       {"notes", NotesJson(notes, context.notes_after)},
       {"history", HistoryJson(history, context.samples_after_ms)},
   };

@@ -64,15 +64,18 @@ struct ConsoleContext {
   int64_t now_unix_ms = 0;
   std::optional<std::string> standby_leader;  // as RenderStatusPage's
   bool holding = false;                       // a leader cut off from ZooKeeper
-  std::string master_url;  // http://<leading master>, for sandbox links; "" when unknown
+  std::string master_url;        // http://<leading master>, for sandbox links; "" when unknown
+  std::string tls_mode = "off";  // --tls: auto, files or off
   // Incremental polls: only notes with a larger sequence number and samples newer than this.
   uint64_t notes_after = 0;
   int64_t samples_after_ms = 0;
 };
 
 // The console's JSON. Members carry their role (leader, voter, learner), raft index and lag behind
-// the leader, a learner's catch-up progress, database size and its fragmented share, and a link
-// to their sandbox in the Mesos web UI; notes carry a sequence number, kind and member.
+// the leader, a learner's catch-up progress, database size and its fragmented share, their
+// certificates' expiry (and whether it is within --cert-renew-before), and a link to their
+// sandbox in the Mesos web UI; notes carry a sequence number, kind and member. `tls` gives the
+// mode and the first certificate to expire.
 std::string RenderConsoleJson(const SchedulerCore& core, const NoteLog& notes,
                               const ClusterHistory& history, const ConsoleContext& context);
 

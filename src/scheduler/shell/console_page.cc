@@ -60,6 +60,11 @@ function bytes(n) {
   return n < 1048576 ? (n / 1024).toFixed(0) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB';
 }
 function pct(x) { return x == null ? '-' : (100 * x).toFixed(0) + '%'; }
+// A certificate's expiry (Unix seconds) as a date with the whole days left.
+function expiry(unixS, nowMs) {
+  const days = (1000 * unixS - nowMs) / 86400000;
+  return stamp(1000 * unixS) + (days < 0 ? ' (EXPIRED)' : ' (' + Math.floor(days) + ' days left)');
+}
 
 async function poll() {
   try {
@@ -92,7 +97,8 @@ function render() {
   renderBanner(d);
   $('refreshed').className = 'muted';
   $('refreshed').textContent = 'Refreshed ' + clock(d.now_ms) + ', every 2 s.';
-  renderSummary(d); renderMembers(d); renderCharts(); renderTimeline(); renderBackups(d);
+  renderSummary(d); renderTls(d); renderMembers(d); renderCharts(); renderTimeline();
+  renderBackups(d);
   renderCounters(d);
 }
 
@@ -156,6 +162,25 @@ function renderSummary(d) {
   }
 }
 
+// The cluster's TLS line: the mode and the first certificate to expire, as a warning once it is
+// within the renewal window (the scheduler is then replacing that member).
+function renderTls(d) {
+  const t = d.tls, p = $('tls');
+  let text = 'TLS: ' + t.mode, cls = 'muted';
+  if (t.earliest != null) {
+    text += ' \u00b7 first certificate to expire: ' + t.earliest_member + '\'s, ' +
+            expiry(t.earliest, d.now_ms);
+    if (1000 * t.earliest - d.now_ms < 1000 * t.renew_before_s) {
+      cls = 'banner warn';
+      text += ', within the renewal window (' + Math.round(t.renew_before_s / 86400) +
+              ' days): the scheduler replaces that member with fresh certificates';
+    }
+  } else if (t.members_tls) {
+    text += ' \u00b7 no certificate expiry on record yet';
+  }
+  p.textContent = text; p.className = cls;
+}
+
 function memberHistory(name) {
   const mine = state.notes.filter((n) => n.member === name).slice(-20).reverse();
   const det = el('details', {}, el('summary', { text: mine.length + ' events' }));
@@ -177,6 +202,10 @@ function renderMembers(d) {
     }
     const health = m.healthy ? 'healthy' : (m.reachable ? 'answers, not healthy' : 'not answering');
     const sandbox = m.sandbox_url ? el('a', { href: m.sandbox_url, text: 'sandbox' }) : '-';
+    const cert = el('td', { text: m.cert_not_after == null ? '-' :
+                            expiry(m.cert_not_after, d.now_ms) +
+                            (m.cert_renew_due ? ', renewal due' : '') });
+    if (m.cert_renew_due) cert.className = 'warn';
     return el('tr', { class: m.healthy ? 'ok' : 'bad' },
       el('th', { scope: 'row', text: m.name }), el('td', { text: m.role }),
       el('td', { text: health }), el('td', { text: m.task_state }),
@@ -184,10 +213,10 @@ function renderMembers(d) {
       el('td', { text: bytes(m.db_size) + (m.fragmented == null ? '' :
                        ', ' + pct(m.fragmented) + ' free') +
                        (m.alarms.length ? ', ALARM ' + m.alarms.join(' ') : '') }),
-      el('td', { text: m.member_id || '-' }), el('td', {}, sandbox),
+      el('td', { text: m.member_id || '-' }), cert, el('td', {}, sandbox),
       el('td', {}, memberHistory(m.name)));
   });
-  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '11', text: 'no members' })));
+  if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: '12', text: 'no members' })));
   body.replaceChildren(...rows);
 }
 
@@ -369,6 +398,7 @@ std::string_view ConsoleBody() {
 <div id="notices"></div>
 <p id="refreshed" class="muted"></p>
 <p id="summary"></p>
+<p id="tls" class="muted"></p>
 </header>
 <main>
 <section aria-labelledby="h-actions">
@@ -397,7 +427,7 @@ std::string_view ConsoleBody() {
 <thead><tr><th scope="col">name</th><th scope="col">role</th><th scope="col">health</th>
 <th scope="col">task</th><th scope="col">host</th><th scope="col">raft index</th>
 <th scope="col">lag behind leader</th><th scope="col">database</th><th scope="col">member id</th>
-<th scope="col">sandbox</th><th scope="col">history</th></tr></thead>
+<th scope="col">certificates expire</th><th scope="col">sandbox</th><th scope="col">history</th></tr></thead>
 <tbody id="members"></tbody></table></div>
 </section>
 <section aria-labelledby="h-charts">

@@ -174,6 +174,7 @@ Status SchedulerShell::Start() {
       return verifier_->Enqueue(name);
     };
   }
+  admin.tls_mode = flags_.shell.tls;
   if (flags_.shell.tls != "off") {
     admin.issue_certificates = [this](const std::string& body, const std::string& authorization) {
       return IssueCertificates(body, authorization);

@@ -139,7 +139,8 @@ constexpr const char* kMemberRows =
     ".map((c) => c.textContent).join(' ')).join('\\n')";
 
 TEST_F(ConsoleInChromium, ShowsTheClusterAndAHealWithoutAReloadAndRefusesAWrongToken) {
-  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  // A plain cluster (TLS is the default; the TLS test below shows the certificates).
+  ASSERT_NO_FATAL_FAILURE(StartAll({"--tls=off"}));
   // The members, the leader and the timeline of the bootstrap, from the live cluster.
   ASSERT_NO_FATAL_FAILURE(
       WaitOnPage("document.querySelectorAll('#members tr.ok').length === 3 && "

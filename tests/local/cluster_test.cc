@@ -178,6 +178,21 @@ class ClusterTest : public ::testing::Test {
     return got.has_value() && got->ok() ? **got : net::HttpResponse{};
   }
 
+  // Once every agent has offered: an offer of one agent and one of another.
+  std::pair<mesos::Offer, mesos::Offer> OffersOfTwoAgents() {
+    RunUntil([&] {
+      std::set<std::string> agents;
+      for (const auto& o : offers_) agents.insert(o.agent_id().value());
+      return agents.size() == 3;
+    });
+    mesos::Offer a = offers_[0];
+    mesos::Offer b;
+    for (const auto& o : offers_) {
+      if (o.agent_id().value() != a.agent_id().value()) b = o;
+    }
+    return {a, b};
+  }
+
   bool HasMessage(const std::string& data) const {
     return std::any_of(messages_.begin(), messages_.end(),
                        [&](const Event::Message& m) { return m.data() == data; });
@@ -203,16 +218,7 @@ class ClusterTest : public ::testing::Test {
 
 TEST_F(ClusterTest, CommandAndCustomExecutorTasksRunAndAreKilled) {
   Connect();
-  RunUntil([&] {
-    std::set<std::string> agents;
-    for (const auto& o : offers_) agents.insert(o.agent_id().value());
-    return agents.size() == 3;
-  });
-  mesos::Offer a = offers_[0];
-  mesos::Offer b;
-  for (const auto& o : offers_) {
-    if (o.agent_id().value() != a.agent_id().value()) b = o;
-  }
+  auto [a, b] = OffersOfTwoAgents();
   ASSERT_TRUE(Launch(a, {CommandTask(a, "cmd", "sleep 600")}).ok());
   ASSERT_TRUE(Launch(b, {ExecutorTask(b, "custom")}).ok());
   RunUntil([&] {
@@ -531,16 +537,7 @@ TEST_F(ClusterTest, AgentRestartKeepingItsWorkDirKeepsTasksWipingItLosesThem) {
 // would give the new bytes), and an uncached URI is fetched afresh.
 TEST_F(ClusterTest, AgentsShareOneFetcherCache) {
   Connect();
-  RunUntil([&] {
-    std::set<std::string> agents;
-    for (const auto& o : offers_) agents.insert(o.agent_id().value());
-    return agents.size() == 3;
-  });
-  mesos::Offer a = offers_[0];
-  mesos::Offer b;
-  for (const auto& o : offers_) {
-    if (o.agent_id().value() != a.agent_id().value()) b = o;
-  }
+  auto [a, b] = OffersOfTwoAgents();
   std::filesystem::path source = dir_.path() / "artifact.txt";
   std::ofstream(source) << "version 1";
   std::set<std::string> used;

@@ -70,8 +70,8 @@ TEST(SchedulerFlags, TlsFlags) {
   EXPECT_EQ(secure.shell.cert_lifetime, std::chrono::hours(24 * 365));
   SchedulerFlags off = Ok({"--tls=off"});
   EXPECT_FALSE(off.core.tls);
-  // A probe waits at least a probe interval, and at least 1 s for a TLS handshake and request.
-  EXPECT_EQ(Ok({"--probe-interval=500ms"}).shell.probe_timeout, std::chrono::seconds(1));
+  // A probe waits at least a probe interval, and at least 2 s for a TLS handshake and request.
+  EXPECT_EQ(Ok({"--probe-interval=500ms"}).shell.probe_timeout, std::chrono::seconds(2));
   EXPECT_EQ(Ok({"--probe-interval=500ms", "--tls=off"}).shell.probe_timeout,
             std::chrono::milliseconds(500));
   EXPECT_EQ(Ok({"--probe-interval=3s"}).shell.probe_timeout, std::chrono::seconds(3));

@@ -146,10 +146,11 @@ class FaultSuite : public ::testing::Test {
         "--reseed-token-file=" + token_file_.string(),
         "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms",
         scenario.tls ? "--tls=auto" : "--tls=off"};
+    // With the ZooKeeper store the state dir still holds the admin token and the scheduler's
+    // TLS files: in the test's own dir, not the working directory's ./etcd-mesos-state.
+    args.push_back("--state-dir=" + (dir_.path() / "state").string());
     if (scenario.store == Store::kZooKeeper) {
       args.push_back("--zk-framework-persist=" + zookeeper_->Url("/etcd-mesos-faults"));
-    } else {
-      args.push_back("--state-dir=" + (dir_.path() / "state").string());
     }
     args.insert(args.end(), scenario.extra_flags.begin(), scenario.extra_flags.end());
     auto parsed = shell::ParseFlags(args, {{"USER", "root"}}, ".");

@@ -229,13 +229,8 @@ class System {
   // What the bench's own requests to the members present with --tls=auto: the client certificate
   // the scheduler wrote for itself under its state directory (once it has loaded its CA).
   std::shared_ptr<const net::TlsClientConfig> ClientTls() const {
-    std::filesystem::path tls = dir_.path() / "state" / "tls";
-    auto read = [&](const char* name) {
-      std::ifstream in(tls / name);
-      return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    auto config =
-        net::TlsClientConfig::Create(read("ca.crt"), read("scheduler.crt"), read("scheduler.key"));
+    etcd::TlsFiles files = scheduler::shell::SchedulerTlsFiles((dir_.path() / "state").string());
+    auto config = net::TlsClientConfig::FromFiles(files.ca_file, files.cert_file, files.key_file);
     if (!config.ok()) {
       throw std::runtime_error("the scheduler's client certificate: " + config.error().ToString());
     }

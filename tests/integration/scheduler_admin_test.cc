@@ -981,11 +981,10 @@ TEST_F(SchedulerEndToEnd, BootstrapsThreeHealthyVoters) {
   // clients of the cluster's CA, such as the scheduler (its certificate is in <state-dir>/tls).
   std::string endpoint = members[0]["clientUrl"];
   EXPECT_TRUE(endpoint.starts_with("https://")) << endpoint;
-  fs::path tls = dir_.path() / "state" / "tls";
+  etcd::TlsFiles tls = SchedulerTlsFiles((dir_.path() / "state").string());
   std::string cmd = "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=" + endpoint +
-                    " --cacert=" + (tls / "ca.crt").string() +
-                    " --cert=" + (tls / "scheduler.crt").string() +
-                    " --key=" + (tls / "scheduler.key").string() + " member list -w json 2>&1";
+                    " --cacert=" + tls.ca_file + " --cert=" + tls.cert_file +
+                    " --key=" + tls.key_file + " member list -w json 2>&1";
   std::string out;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

@@ -111,9 +111,8 @@ std::pair<int, std::string> LocalSystem::Etcdctl(const std::string& args,
   std::string tls;
   if (flags_.shell.tls != "off") {
     // The scheduler's own client certificate, which it keeps as files for its etcdctl.
-    std::filesystem::path dir = std::filesystem::path(flags_.shell.state_dir) / "tls";
-    tls = " --cacert=" + (dir / "ca.crt").string() + " --cert=" + (dir / "scheduler.crt").string() +
-          " --key=" + (dir / "scheduler.key").string();
+    etcd::TlsFiles files = scheduler::shell::SchedulerTlsFiles(flags_.shell.state_dir);
+    tls = " --cacert=" + files.ca_file + " --cert=" + files.cert_file + " --key=" + files.key_file;
   }
   return RunCommand("ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=" +
                     std::to_string(command_timeout_s) + "s --endpoints=" + Endpoints() + tls + " " +
@@ -123,10 +122,8 @@ std::pair<int, std::string> LocalSystem::Etcdctl(const std::string& args,
 Result<etcd::Client::Options> LocalSystem::EtcdOptions() const {
   etcd::Client::Options options;
   if (flags_.shell.tls == "off") return options;
-  std::filesystem::path dir = std::filesystem::path(flags_.shell.state_dir) / "tls";
-  auto tls =
-      net::TlsClientConfig::FromFiles((dir / "ca.crt").string(), (dir / "scheduler.crt").string(),
-                                      (dir / "scheduler.key").string());
+  etcd::TlsFiles files = scheduler::shell::SchedulerTlsFiles(flags_.shell.state_dir);
+  auto tls = net::TlsClientConfig::FromFiles(files.ca_file, files.cert_file, files.key_file);
   if (!tls.ok()) return tls.error();
   options.tls = *tls;
   return options;

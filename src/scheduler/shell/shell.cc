@@ -448,6 +448,12 @@ void SchedulerShell::LoadTls(int attempt, std::function<void()> then) {
       }));
 }
 
+etcd::TlsFiles SchedulerTlsFiles(const std::string& state_dir) {
+  fs::path dir = fs::path(state_dir) / "tls";
+  return {(dir / "ca.crt").string(), (dir / "scheduler.crt").string(),
+          (dir / "scheduler.key").string()};
+}
+
 Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_point now) {
   auto ca = tls::LoadAuthority(record.ca_cert, record.ca_key);
   if (!ca.ok()) return ca.error();
@@ -466,9 +472,7 @@ Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_
       net::TlsClientConfig::Create(record.ca_cert, client->certificate_pem, client->key_pem);
   if (!config.ok()) return config.error().Context("the scheduler's client certificate");
   // The same, as files, for the etcdctl the scheduler runs (hash checks, backup verification).
-  fs::path dir = fs::path(flags_.shell.state_dir) / "tls";
-  etcd::TlsFiles files{(dir / "ca.crt").string(), (dir / "scheduler.crt").string(),
-                       (dir / "scheduler.key").string()};
+  etcd::TlsFiles files = SchedulerTlsFiles(flags_.shell.state_dir);
   for (auto [path, text] : {std::pair{files.ca_file, record.ca_cert},
                             std::pair{files.cert_file, client->certificate_pem},
                             std::pair{files.key_file, client->key_pem}}) {
@@ -484,7 +488,7 @@ Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_
       "TLS ({}): members get certificates of CA '{}'; this scheduler's client "
       "certificate is in {}",
       flags_.shell.tls, tls::ReadCertificate(tls_record_->ca_cert)->subject_common_name,
-      dir.string());
+      fs::path(files.cert_file).parent_path().string());
   return OkStatus();
 }
 

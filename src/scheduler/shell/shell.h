@@ -61,6 +61,10 @@
 
 namespace etcd_mesos::scheduler::shell {
 
+// Where a TLS scheduler keeps its CA and its own client certificate and key as files, for the
+// etcdctl it runs (and for tools and tests on the same host): <state-dir>/tls/.
+etcd::TlsFiles SchedulerTlsFiles(const std::string& state_dir);
+
 // The raft index in an executor's answer to POST /reseed (tolerant of the shapes it may take).
 Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body);
 

@@ -2190,6 +2190,34 @@ TEST_F(CoreTest, ExpiringCertificatesAreRenewedByReplacingEachMemberOnce) {
       << "the successor's certificates are fresh";
 }
 
+// A scheduler that comes back after its members' certificates expired (it was down longer than
+// cert_renew_before) renews them the same way, while the members still keep their quorum over
+// the peer connections they hold: the clock is passed in, a day past the expiry.
+TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
+  CoreConfig c = Config();
+  c.tls = true;
+  c.launch_config = "lc-A";
+  c.launch_summary = "config lc-A";
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  constexpr int64_t kExpiry = 2'000'000'000, kDay = 86'400;
+  for (const auto& [name, m] : core_.state().members) On(CertificateIssued{m.task_id, kExpiry});
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+
+  now_ += 1s;
+  On(Tick{now_, kExpiry + kDay});
+  EXPECT_EQ(core_.rollout().state, "running");
+  EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-2", "etcd-3", "etcd-1"}));
+  auto after = Successor(4, 10, /*leader=*/1);
+  auto removal = All<ChangeMembership>(after);
+  ASSERT_EQ(removal.size(), 1u) << "one member at a time, its successor added first";
+  EXPECT_EQ(removal[0].name, "etcd-2");
+  On(CertificateIssued{core_.state().members.at("etcd-4").task_id, kExpiry + 366 * kDay});
+  Removed("etcd-2");
+  EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-3", "etcd-1"}));
+}
+
 // A scheduler started with another launch configuration rolls the members it finds; with no
 // agent offering room for a successor within the surge wait, a follower is replaced in place.
 TEST_F(CoreTest, ANewLaunchConfigurationRollsOutAndWithoutASpareAgentReplacesInPlace) {

@@ -135,6 +135,7 @@ class CoreTest : public ::testing::Test {
     auto take = [&](Actions a) { out.insert(out.end(), a.begin(), a.end()); };
     auto members = core_.state().members;
     for (const auto& [name, m] : members) {
+      if (removed_.count(name)) continue;  // etcd no longer lists it
       uint64_t id = ids_.count(name) ? ids_[name] : m.member_id;
       if (unreachable.count(name)) {
         take(On(ProbeResult{name, Error{ErrorCode::kUnavailable, "refused"}, now_}));
@@ -213,11 +214,51 @@ class CoreTest : public ::testing::Test {
     On(MembershipResult{MembershipOp::kRemove, name, ids_[name], OkStatus(), now_});
     Update(m.task_id, mesos::TASK_KILLED, m.agent_id);
     ids_.erase(name);
+    removed_.insert(name);
+  }
+
+  // Carries the running rollout to its end (not into a next one) step by step as above: each stale
+  // member's successor on a free agent (ids from `next_id`), leadership moved first off the leader
+  // (`leader` follows it). Answers the members replaced, in order.
+  std::vector<std::string> FinishRollout(uint64_t& leader, uint64_t& next_id) {
+    std::vector<std::string> replaced;
+    std::set<std::string> used;
+    for (const auto& [name, m] : core_.state().members) {
+      if (MaybeAlive(m.task_state)) used.insert(m.agent_id);
+    }
+    for (int step = 0; step < 10 && core_.rollout().state == "running"; ++step) {
+      int agent = 1;
+      while (used.count("S" + std::to_string(agent))) ++agent;
+      used.insert("S" + std::to_string(agent));
+      auto changes = All<ChangeMembership>(Successor(agent, next_id++, leader));
+      if (changes.size() == 1 && changes[0].op == MembershipOp::kMoveLeader) {
+        On(MembershipResult{MembershipOp::kMoveLeader, changes[0].name, changes[0].member_id,
+                            OkStatus(), now_});
+        leader = changes[0].member_id;
+        ProbeAll(leader, 131);
+        changes = All<ChangeMembership>(Advance(1s));
+      }
+      if (changes.size() != 1 || changes[0].op != MembershipOp::kRemove) {
+        ADD_FAILURE() << "step " << step << ": no removal of the replaced member";
+        return replaced;
+      }
+      used.erase(core_.state().members.at(changes[0].name).agent_id);
+      Removed(changes[0].name);
+      replaced.push_back(changes[0].name);
+      // Successor's indexes: a learner named etcd-10 is probed before a leader named etcd-7, and
+      // must not look behind a leader index of an earlier round.
+      ProbeAll(leader, 131);
+      Advance(1s);  // settled
+      ProbeAll(leader, 131);
+      Advance(1s);  // the next step, or done
+    }
+    return replaced;
   }
 
   SchedulerCore core_;
   Time now_ = Time() + 1000s;
   std::map<std::string, uint64_t> ids_;
+  std::set<std::string> removed_;   // by Removed(): out of etcd's member list
   std::string version_ = "3.4.23";  // the etcd version members report in probes
 };
 
@@ -2216,6 +2257,76 @@ TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
   On(CertificateIssued{core_.state().members.at("etcd-4").task_id, kExpiry + 366 * kDay});
   Removed("etcd-2");
   EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-3", "etcd-1"}));
+}
+
+// POST /rotate-ca rotates the members' CA in three rollouts, each replacing every member once
+// (followers first, the leader last): trust both CAs, then certificates of the new CA, then trust
+// the new CA alone. Each phase begins only when every member runs the one before; the launch
+// configuration of a finished rotation names its generation, so finishing rolls nothing more.
+TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
+  CoreConfig c = Config();
+  c.tls = true;
+  c.launch_config = "lc-A";
+  c.launch_summary = "config lc-A";
+  c.etcd_version = "3.4.23";
+  core_ = SchedulerCore(c);
+  Bootstrap();
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_EQ(core_.EffectiveLaunch(), "lc-A") << "a cluster that never rotated keeps its config";
+
+  auto asked = On(AdminRollout{1, RolloutCommand::kRotateCa, now_});
+  ASSERT_EQ(All<AnswerAdmin>(asked).size(), 1u);
+  EXPECT_EQ(All<AnswerAdmin>(asked)[0].http_status, 202);
+  EXPECT_TRUE(Has<Persist>(asked)) << "on record before anything changes";
+  EXPECT_EQ(core_.state().ca.phase, CaPhase::kTrustBoth);
+  auto again = All<AnswerAdmin>(On(AdminRollout{2, RolloutCommand::kRotateCa, now_}));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].http_status, 409);
+  EXPECT_NE(again[0].message.find("under way"), std::string::npos) << again[0].message;
+  EXPECT_EQ(All<AnswerAdmin>(On(AdminRollout{3, RolloutCommand::kRestart, now_}))[0].http_status,
+            409)
+      << "no rolling restart on top";
+
+  uint64_t leader = 1, next_id = 10;
+  const std::pair<CaPhase, std::string> phases[] = {{CaPhase::kTrustBoth, "lc-A+ca1-trust"},
+                                                    {CaPhase::kNewIssuer, "lc-A+ca1-issue"},
+                                                    {CaPhase::kDropOld, "lc-A+ca1"}};
+  for (const auto& [phase, launch] : phases) {
+    SCOPED_TRACE(std::string(CaPhaseName(phase)));
+    ASSERT_EQ(core_.state().ca.phase, phase);
+    EXPECT_EQ(core_.EffectiveLaunch(), launch);
+    Advance(1s);
+    EXPECT_EQ(core_.rollout().state, "running");
+    EXPECT_EQ(core_.rollout().pending.size(), 3u) << "every member, once";
+    EXPECT_NE(core_.rollout().target_summary.find("CA rotation to CA 1"), std::string::npos)
+        << core_.rollout().target_summary;
+    auto replaced = FinishRollout(leader, next_id);
+    ASSERT_EQ(replaced.size(), 3u);
+    EXPECT_EQ(core_.state().members.size(), 3u);
+    for (const auto& [name, m] : core_.state().members) EXPECT_EQ(m.launch_config, launch) << name;
+  }
+  EXPECT_EQ(core_.state().ca.phase, CaPhase::kNone);
+  EXPECT_EQ(core_.state().ca.generation, 1u);
+  EXPECT_EQ(core_.EffectiveLaunch(), "lc-A+ca1");
+  EXPECT_EQ(core_.state().counters.rollouts_done, 3u);
+  EXPECT_EQ(core_.state().counters.members_rolled, 9u);
+  Advance(1s);
+  EXPECT_EQ(core_.rollout().state, "done");
+  EXPECT_TRUE(core_.rollout().pending.empty()) << "finishing the rotation rolls nothing more";
+  EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(6)})).empty());
+}
+
+// Without TLS there is no CA to rotate.
+TEST_F(CoreTest, ACaRotationIsRefusedWithoutTls) {
+  WithLaunch("lc-A");
+  Bootstrap();
+  Advance(6s);
+  auto answer = All<AnswerAdmin>(On(AdminRollout{1, RolloutCommand::kRotateCa, now_}));
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].http_status, 409);
+  EXPECT_NE(answer[0].message.find("--tls=off"), std::string::npos) << answer[0].message;
+  EXPECT_EQ(core_.state().ca.phase, CaPhase::kNone);
 }
 
 // A scheduler started with another launch configuration rolls the members it finds; with no

@@ -127,6 +127,31 @@ TEST(SchedulerStateCodec, TheRolloutAndTheRestartsAreKept) {
   EXPECT_NE(bad.error().message.find("rollout.target"), std::string::npos) << bad.error();
 }
 
+// A CA rotation under way survives a restart in its phase, and the generation of a finished one
+// too (it is part of the launch configuration members run); none reads as generation 0; a bad
+// phase is named.
+TEST(SchedulerStateCodec, TheCaRotationIsKept) {
+  for (CaPhase phase :
+       {CaPhase::kTrustBoth, CaPhase::kNewIssuer, CaPhase::kDropOld, CaPhase::kNone}) {
+    PersistentState s = Sample();
+    s.ca = {2, phase};
+    auto decoded = DecodeState(EncodeState(s));
+    ASSERT_TRUE(decoded.ok()) << decoded.error();
+    EXPECT_EQ(decoded->ca.generation, 2u);
+    EXPECT_EQ(decoded->ca.phase, phase) << CaPhaseName(phase);
+  }
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_FALSE(j.contains("ca")) << "a cluster that never rotated writes what it wrote before";
+  auto none = DecodeState(j.dump());
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_EQ(none->ca.generation, 0u);
+  EXPECT_EQ(none->ca.phase, CaPhase::kNone);
+  j["ca"] = json{{"generation", 1}, {"phase", "half-done"}};
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("ca.phase"), std::string::npos) << bad.error();
+}
+
 // The generated admin token is kept so that every restart and instance guards the commands with
 // the one the operators were told of; an older record without it reads as none (generated then);
 // a token that is not a string is named.

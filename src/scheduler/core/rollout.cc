@@ -28,8 +28,48 @@ bool HasLearner(const ClusterView& view) {
 
 std::string SchedulerCore::EffectiveLaunch() const {
   if (config_.launch_config.empty()) return "";
-  if (state_.restarts == 0) return config_.launch_config;
-  return fmt::format("{}+restart{}", config_.launch_config, state_.restarts);
+  std::string launch = config_.launch_config;
+  if (state_.restarts > 0) launch += fmt::format("+restart{}", state_.restarts);
+  return launch + CaLaunchSuffix(state_.ca);
+}
+
+// What a CA rotation adds to the launch configuration: each phase makes every member stale once.
+// The last phase names the new generation as a finished rotation does, so that finishing it
+// rolls nothing more; a cluster that never rotated keeps the configuration it had.
+std::string CaLaunchSuffix(const CaRotation& ca) {
+  switch (ca.phase) {
+    case CaPhase::kNone:
+      return ca.generation == 0 ? "" : fmt::format("+ca{}", ca.generation);
+    case CaPhase::kTrustBoth:
+      return fmt::format("+ca{}-trust", ca.generation + 1);
+    case CaPhase::kNewIssuer:
+      return fmt::format("+ca{}-issue", ca.generation + 1);
+    case CaPhase::kDropOld:
+      return fmt::format("+ca{}", ca.generation + 1);
+  }
+  return "";
+}
+
+std::string DescribeCaRotation(const CaRotation& ca) {
+  uint64_t next = ca.generation + 1;
+  switch (ca.phase) {
+    case CaPhase::kNone:
+      return "";
+    case CaPhase::kTrustBoth:
+      return fmt::format(
+          "CA rotation to CA {}, phase 1 of 3: every member comes to trust the old "
+          "and the new CA",
+          next);
+    case CaPhase::kNewIssuer:
+      return fmt::format(
+          "CA rotation to CA {}, phase 2 of 3: every member gets certificates of the new CA", next);
+    case CaPhase::kDropOld:
+      return fmt::format(
+          "CA rotation to CA {}, phase 3 of 3: every member stops trusting the old "
+          "CA",
+          next);
+  }
+  return "";
 }
 
 int SchedulerCore::KeepSize() const {
@@ -100,6 +140,8 @@ RolloutView SchedulerCore::rollout() const {
   v.target_summary = config_.launch_summary;
   if (state_.restarts > 0)
     v.target_summary += fmt::format(" (rolling restart {})", state_.restarts);
+  if (state_.ca.phase != CaPhase::kNone)
+    v.target_summary += fmt::format(" ({})", DescribeCaRotation(state_.ca));
   v.total = state_.rollout_total;
   v.pending = StaleMembers();
   if (state_.rollout_target.empty() || state_.rollout_target != EffectiveLaunch()) {
@@ -150,11 +192,30 @@ void SchedulerCore::OnAdminRollout(const AdminRollout& e, Actions& out) {
   };
   if (config_.launch_config.empty()) return answer(409, "refused: rollouts are off");
   if (!state_.bootstrapped || total_loss_) return answer(409, "refused: no cluster is running");
-  if (e.command == RolloutCommand::kRestart) {
-    if (rollout_step_ || (!state_.rollout_done && state_.rollout_stopped.empty() &&
-                          state_.rollout_target == EffectiveLaunch() && !StaleMembers().empty())) {
-      return answer(409, "refused: a rollout is under way; GET /rollout");
+  // Under way: a step runs, or members are stale (a rollout runs or begins at the next tick),
+  // unless the rollout to this configuration stopped.
+  bool stopped = state_.rollout_target == EffectiveLaunch() && !state_.rollout_stopped.empty();
+  bool under_way = rollout_step_ || (!stopped && !StaleMembers().empty());
+  if (e.command == RolloutCommand::kRotateCa) {
+    if (!config_.tls) return answer(409, "refused: the members do not serve TLS (--tls=off)");
+    if (state_.ca.phase != CaPhase::kNone) {
+      return answer(409, "refused: a CA rotation is under way (" + DescribeCaRotation(state_.ca) +
+                             "); GET /rollout");
     }
+    if (under_way) return answer(409, "refused: a rollout is under way; GET /rollout");
+    state_.ca.phase = CaPhase::kTrustBoth;
+    Persisted(out);
+    Say("warn", "rollout",
+        fmt::format("operator asked for a rotation of the members' CA: three rollouts, each "
+                    "replacing every member one at a time, the leader last; now {}",
+                    DescribeCaRotation(state_.ca)),
+        out);
+    return answer(202, fmt::format("rotating the members' CA to CA {}: 3 rollouts of {} members "
+                                   "each; GET /rollout\n",
+                                   state_.ca.generation + 1, StaleMembers().size()));
+  }
+  if (e.command == RolloutCommand::kRestart) {
+    if (under_way) return answer(409, "refused: a rollout is under way; GET /rollout");
     ++state_.restarts;
     Persisted(out);
     Say("warn", "rollout",
@@ -198,6 +259,35 @@ void SchedulerCore::MaybeRollout(Time now, Actions& out) {
       fmt::format("rollout done: {} members replaced; the cluster runs {}", state_.rollout_total,
                   config_.launch_summary),
       out);
+  AdvanceCaRotation(out);
+}
+
+// A CA rotation goes to its next phase once every member runs the one before: the next rollout
+// begins at the next tick, as any change of the launch configuration does.
+void SchedulerCore::AdvanceCaRotation(Actions& out) {
+  CaRotation& ca = state_.ca;
+  switch (ca.phase) {
+    case CaPhase::kNone:
+      return;
+    case CaPhase::kTrustBoth:
+      ca.phase = CaPhase::kNewIssuer;
+      break;
+    case CaPhase::kNewIssuer:
+      ca.phase = CaPhase::kDropOld;
+      break;
+    case CaPhase::kDropOld:
+      ca.phase = CaPhase::kNone;
+      ++ca.generation;
+      Persisted(out);
+      Say("info", "rollout",
+          fmt::format("CA rotation done: every member has certificates of CA {} and trusts it "
+                      "alone",
+                      ca.generation),
+          out);
+      return;
+  }
+  Persisted(out);
+  Say("info", "rollout", "next: " + DescribeCaRotation(ca), out);
 }
 
 void SchedulerCore::BeginRollout(const std::string& target, size_t stale, Time now, Actions& out) {

@@ -202,10 +202,13 @@ std::optional<EtcdVersion> ParseEtcdVersion(std::string_view text) {
 
 // ---- Certificates ------------------------------------------------------------------------------
 
-bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before) {
+bool RenewalDue(int64_t not_after, int64_t unix_now, Millis renew_before) {
   auto window = std::chrono::duration_cast<std::chrono::seconds>(renew_before).count();
-  return member.tls && member.cert_not_after > 0 && unix_now > 0 &&
-         member.cert_not_after - unix_now < window;
+  return not_after > 0 && unix_now > 0 && not_after - unix_now < window;
+}
+
+bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before) {
+  return member.tls && RenewalDue(member.cert_not_after, unix_now, renew_before);
 }
 
 CertificateExpiry EarliestCertificateExpiry(const std::map<std::string, Member>& members) {

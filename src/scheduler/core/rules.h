@@ -120,10 +120,18 @@ std::string DescribeReseedWindow(const Revisions& r);
 
 // ---- Certificates ------------------------------------------------------------------------------
 
-// Whether a TLS member's certificates expire within `renew_before` of `unix_now` (wall-clock
-// seconds; 0 = not known yet, and nothing is due): the core renews such a member by a rollout,
-// and the console shows its expiry as a warning.
+// Whether a certificate valid until `not_after` expires within `renew_before` of `unix_now`
+// (wall-clock seconds; 0 for either = not known yet, and nothing is due). Also true once expired.
+bool RenewalDue(int64_t not_after, int64_t unix_now, Millis renew_before);
+
+// Whether a TLS member's certificates are due (RenewalDue): the core renews such a member by a
+// rollout, and the console shows its expiry as a warning.
 bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before);
+
+// A CA rotation (types.h CaRotation): what its phase adds to the launch configuration members
+// are rolled to, and a sentence for the timeline and /rollout ("" when none is under way).
+std::string CaLaunchSuffix(const CaRotation& ca);
+std::string DescribeCaRotation(const CaRotation& ca);
 
 // The members' certificates as /stats, /metrics and the console tell them: whether any member
 // that may still run serves TLS, and the first of their certificates to expire.

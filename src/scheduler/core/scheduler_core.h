@@ -171,6 +171,7 @@ class SchedulerCore {
   void StepRollout(Time now, Actions& out);
   void HandOver(Time now, Actions& out);
   void StopRollout(const std::string& why, Actions& out);
+  void AdvanceCaRotation(Actions& out);
   void OnMoveLeader(const MembershipResult& e, Actions& out);
   void RolloutRemovalFailed(const MembershipResult& e);
   void RolloutRemoved(const MembershipResult& e);

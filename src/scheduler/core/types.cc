@@ -62,4 +62,18 @@ std::string_view MaintenanceOpName(MaintenanceOp op) {
   return "?";
 }
 
+std::string_view CaPhaseName(CaPhase phase) {
+  switch (phase) {
+    case CaPhase::kNone:
+      return "none";
+    case CaPhase::kTrustBoth:
+      return "trust-both";
+    case CaPhase::kNewIssuer:
+      return "new-issuer";
+    case CaPhase::kDropOld:
+      return "drop-old";
+  }
+  return "?";
+}
+
 }  // namespace etcd_mesos::scheduler

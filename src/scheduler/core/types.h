@@ -171,6 +171,18 @@ struct ReseedRun {
 };
 
 // What the scheduler writes to its store (ZooKeeper or a directory) and reads after a restart.
+// The rotation of the members' CA (POST /rotate-ca, --tls=auto), as three rollouts so that every
+// member can talk to every other throughout: first every member comes to trust the old and the
+// new CA (certificates still of the old one), then every member gets certificates of the new CA,
+// then every member trusts the new CA only. `generation` counts the rotations finished (0: the
+// CA made at the first start); the shell keeps the CAs themselves and reads the phase from here.
+enum class CaPhase { kNone, kTrustBoth, kNewIssuer, kDropOld };
+std::string_view CaPhaseName(CaPhase phase);  // "none", "trust-both", "new-issuer", "drop-old"
+struct CaRotation {
+  uint64_t generation = 0;
+  CaPhase phase = CaPhase::kNone;
+};
+
 struct PersistentState {
   std::optional<std::string> framework_id;
   std::map<std::string, Member> members;  // by name
@@ -213,6 +225,7 @@ struct PersistentState {
   uint64_t rollout_total = 0;
   bool rollout_done = false;
   uint64_t restarts = 0;
+  CaRotation ca;
 };
 
 // One backup written to --backup-dir, as the shell reports it.
@@ -357,8 +370,9 @@ struct AdminResize {
 };
 
 // POST /rollout/restart: replace every member once (a rolling restart); POST /rollout/resume: go
-// on with a rollout that stopped at a failure.
-enum class RolloutCommand { kRestart, kResume };
+// on with a rollout that stopped at a failure; POST /rotate-ca: rotate the members' CA (the shell
+// has made and stored the next CA before it asks).
+enum class RolloutCommand { kRestart, kResume, kRotateCa };
 struct AdminRollout {
   uint64_t request = 0;
   RolloutCommand command;

@@ -291,6 +291,28 @@ Status DecodeRollout(const json& j, PersistentState& state) {
   return OkStatus();
 }
 
+// The CA rotation: generation and phase; absent in older records and while none ever ran.
+Status DecodeCaRotation(const json& j, PersistentState& state) {
+  auto ca = Field(j, "ca", "ca", /*required=*/false);
+  if (!ca.ok()) return ca.error();
+  if (*ca == nullptr) return OkStatus();
+  const json& c = **ca;
+  if (!c.is_object()) return Corrupt("ca", "must be an object");
+  auto generation =
+      Unsigned(c, "generation", "ca.generation", std::numeric_limits<uint64_t>::max());
+  if (!generation.ok()) return generation.error();
+  auto phase = String(c, "phase", "ca.phase");
+  if (!phase.ok()) return phase.error();
+  state.ca.generation = *generation;
+  for (CaPhase p : {CaPhase::kNone, CaPhase::kTrustBoth, CaPhase::kNewIssuer, CaPhase::kDropOld}) {
+    if (CaPhaseName(p) == *phase) {
+      state.ca.phase = p;
+      return OkStatus();
+    }
+  }
+  return Corrupt("ca.phase", "must be none, trust-both, new-issuer or drop-old");
+}
+
 }  // namespace
 
 std::string StatePath(std::string_view framework_name) {
@@ -331,6 +353,10 @@ std::string EncodeState(const PersistentState& state) {
                         {"done", state.rollout_done}};
   }
   if (state.restarts > 0) j["restarts"] = state.restarts;
+  if (state.ca.generation > 0 || state.ca.phase != CaPhase::kNone) {
+    j["ca"] = json{{"generation", state.ca.generation},
+                   {"phase", std::string(CaPhaseName(state.ca.phase))}};
+  }
   j["healthy"] = state.healthy;
   j["health_reason"] = state.health_reason;
   if (state.reseed) {
@@ -402,6 +428,7 @@ Result<PersistentState> DecodeState(std::string_view text) {
   if (!reason.ok()) return reason.error();
   state.health_reason = *reason;
   if (Status s = DecodeRollout(j, state); !s.ok()) return s.error();
+  if (Status s = DecodeCaRotation(j, state); !s.ok()) return s.error();
   auto restored = String(j, "restored_from", "restored_from", /*required=*/false);
   if (!restored.ok()) return restored.error();
   state.restored_from = *restored;

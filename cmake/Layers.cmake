@@ -34,7 +34,7 @@ set(EM_LAYERS
   "em_scheduler_core=em_common|em_mesos_proto"
   "em_scheduler_state=em_common|em_scheduler_core"
   "em_scheduler_flags=em_common|em_flags|em_scheduler_core"
-  "em_scheduler_certs=em_common|em_tls"
+  "em_scheduler_certs=em_common|em_tls|em_scheduler_core"
   "em_scheduler_shell=em_common|em_net|em_etcd|em_tls|em_scheduler_certs|em_store|em_zk_election|em_mesos_.*|em_executor_config|em_executor_shell|em_scheduler_core|em_scheduler_state|em_scheduler_flags"
   "em_proxy_discovery=em_common|em_flags"
   "em_proxy=em_common|em_net|em_tls|em_mesos_.*|em_etcd|em_executor_.*|em_proxy_discovery"

@@ -353,6 +353,82 @@ TEST(MemberCertificates, TheRecordRoundTripsAndABadOneIsNamed) {
   EXPECT_FALSE(DecodeTlsRecord("[").ok());
 }
 
+// A CA rotation: the next CA is kept with the record (named apart, so that both can be trusted at
+// once); each phase of the core's rotation picks which CA issues and which are trusted; once the
+// core has finished, the record moves on to the next CA. A record that cannot serve the phase the
+// state is in is an error that names both, not a guess.
+TEST(MemberCertificates, EachPhaseOfACaRotationPicksItsIssuerAndTrust) {
+  auto record = NewTlsRecord("etcd-prod", kCertNow);
+  ASSERT_TRUE(record.ok()) << record.error();
+  const std::string old_ca = record->ca_cert;
+  auto plain = CaForRotation(*record, {0, CaPhase::kNone});
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  EXPECT_EQ(plain->issuer.certificate_pem, old_ca);
+  EXPECT_EQ(plain->member_trust, old_ca);
+  EXPECT_EQ(plain->client_trust, old_ca);
+  EXPECT_FALSE(plain->finished);
+  EXPECT_FALSE(CaForRotation(*record, {0, CaPhase::kTrustBoth}).ok()) << "no next CA made";
+
+  TlsRecord next = *record;
+  ASSERT_TRUE(PrepareNextCa(next, "etcd-prod", kCertNow).ok());
+  const std::string new_ca = next.next_ca_cert;
+  EXPECT_EQ(tls::ReadCertificate(new_ca)->subject_common_name, "etcd-mesos etcd-prod CA 1");
+  auto stored = DecodeTlsRecord(EncodeTlsRecord(next));
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  EXPECT_EQ(stored->next_ca_cert, new_ca);
+  EXPECT_EQ(stored->next_ca_key, next.next_ca_key);
+  EXPECT_EQ(stored->generation, 0u);
+
+  auto prepared = CaForRotation(next, {0, CaPhase::kNone});
+  EXPECT_EQ(prepared->issuer.certificate_pem, old_ca) << "prepared but not begun (refused)";
+  EXPECT_EQ(prepared->member_trust, old_ca);
+
+  auto trust = CaForRotation(next, {0, CaPhase::kTrustBoth});
+  ASSERT_TRUE(trust.ok()) << trust.error();
+  EXPECT_EQ(trust->issuer.certificate_pem, old_ca);
+  EXPECT_EQ(trust->client_issuer.certificate_pem, old_ca) << "some members trust the old alone";
+  EXPECT_EQ(trust->member_trust, new_ca + old_ca);
+
+  auto issue = CaForRotation(next, {0, CaPhase::kNewIssuer});
+  EXPECT_EQ(issue->issuer.certificate_pem, new_ca);
+  EXPECT_EQ(issue->client_issuer.certificate_pem, new_ca) << "every member trusts both now";
+  EXPECT_EQ(issue->member_trust, new_ca + old_ca);
+
+  auto drop = CaForRotation(next, {0, CaPhase::kDropOld});
+  EXPECT_EQ(drop->issuer.certificate_pem, new_ca);
+  EXPECT_EQ(drop->member_trust, new_ca) << "members launched now trust the new CA alone";
+  EXPECT_EQ(drop->client_trust, new_ca + old_ca);
+  EXPECT_FALSE(drop->finished);
+
+  auto done = CaForRotation(next, {1, CaPhase::kNone});
+  EXPECT_EQ(done->issuer.certificate_pem, new_ca);
+  EXPECT_EQ(done->member_trust, new_ca);
+  EXPECT_EQ(done->client_trust, new_ca);
+  EXPECT_TRUE(done->finished);
+  TlsRecord finished = FinishedRotation(next);
+  EXPECT_EQ(finished.ca_cert, new_ca);
+  EXPECT_EQ(finished.generation, 1u);
+  EXPECT_TRUE(finished.next_ca_cert.empty());
+  EXPECT_EQ(finished.secret, record->secret) << "the tasks' tokens stay valid";
+  auto after = CaForRotation(finished, {1, CaPhase::kNone});
+  EXPECT_EQ(after->issuer.certificate_pem, new_ca);
+  EXPECT_FALSE(after->finished);
+  auto back = DecodeTlsRecord(EncodeTlsRecord(finished));
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(back->generation, 1u);
+
+  auto stale = CaForRotation(finished, {0, CaPhase::kNewIssuer});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kDataLoss);
+  EXPECT_NE(stale.error().message.find("CA 1"), std::string::npos) << stale.error();
+
+  TlsRecord broken = next;
+  broken.next_ca_key = NewTlsRecord("x", kCertNow)->ca_key;
+  auto refused = DecodeTlsRecord(EncodeTlsRecord(broken));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("next_ca_cert"), std::string::npos) << refused.error();
+}
+
 TEST(MemberCertificates, ATaskTokenIsTheTasksAlone) {
   std::string a = TaskCertificateToken("secret-1", "etcd-1 10.0.0.1 1 2 3");
   EXPECT_EQ(a.size(), 64u);

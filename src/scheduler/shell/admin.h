@@ -38,7 +38,11 @@
 //   POST /certificates   a TLS member's executor sends its certificate requests with its task's
 //                        token (not the admin token) and gets its certificates, once per task:
 //                        member_certificates.h.
-//   GET  /ca.crt         with TLS: the CA certificate clients must trust (PEM).
+//   POST /rotate-ca      with --tls=auto (admin token): a new CA for the members, brought in by
+//                        three rollouts (core types.h CaRotation); 202, or 409 while a rollout
+//                        or rotation is under way. GET /rollout follows it.
+//   GET  /ca.crt         with TLS: the CA certificates clients must trust (PEM; both the old
+//                        and the new CA during a rotation).
 //   GET  /client-cert    with TLS (admin token): a new client certificate of the CA and its
 //                        private key in one PEM text (?name=<common name>, default "operator";
 //                        ?for=proxy: none, as etcd's grpc-proxy wants), for --cert and --key.

@@ -45,9 +45,16 @@ std::string TlsPath(std::string_view framework_name) {
 }
 
 std::string EncodeTlsRecord(const TlsRecord& r) {
-  return json{
-      {"format", kRecordFormat}, {"ca_cert", r.ca_cert}, {"ca_key", r.ca_key}, {"secret", r.secret}}
-      .dump();
+  json j = {{"format", kRecordFormat},
+            {"ca_cert", r.ca_cert},
+            {"ca_key", r.ca_key},
+            {"secret", r.secret}};
+  if (r.generation > 0) j["generation"] = r.generation;
+  if (!r.next_ca_cert.empty()) {
+    j["next_ca_cert"] = r.next_ca_cert;
+    j["next_ca_key"] = r.next_ca_key;
+  }
+  return j.dump();
 }
 
 Result<TlsRecord> DecodeTlsRecord(std::string_view text) {
@@ -68,7 +75,70 @@ Result<TlsRecord> DecodeTlsRecord(std::string_view text) {
   if (r.secret.size() < 32) return Corrupt("secret", "is too short");
   auto ca = tls::LoadAuthority(r.ca_cert, r.ca_key);
   if (!ca.ok()) return Corrupt("ca_cert", ca.error().message);
+  // A rotation's fields, absent in records of schedulers before rotations and between them.
+  if (j.contains("generation")) {
+    if (!j["generation"].is_number_unsigned()) return Corrupt("generation", "must be a count");
+    r.generation = j["generation"].get<uint64_t>();
+  }
+  if (j.contains("next_ca_cert") || j.contains("next_ca_key")) {
+    for (auto [key, into] :
+         {std::pair{"next_ca_cert", &r.next_ca_cert}, std::pair{"next_ca_key", &r.next_ca_key}}) {
+      if (!j.contains(key) || !j[key].is_string()) return Corrupt(key, "must be a string");
+      *into = j[key].get<std::string>();
+    }
+    auto next = tls::LoadAuthority(r.next_ca_cert, r.next_ca_key);
+    if (!next.ok()) return Corrupt("next_ca_cert", next.error().message);
+  }
   return r;
+}
+
+Status PrepareNextCa(TlsRecord& record, std::string_view framework_name,
+                     std::chrono::system_clock::time_point now) {
+  auto ca =
+      tls::NewAuthority(fmt::format("etcd-mesos {} CA {}", framework_name, record.generation + 1),
+                        now - hours(1), now + hours(24 * 365 * 10));
+  if (!ca.ok()) return ca.error();
+  record.next_ca_cert = ca->certificate_pem;
+  record.next_ca_key = ca->key_pem;
+  return OkStatus();
+}
+
+Result<CaInUse> CaForRotation(const TlsRecord& record, const CaRotation& rotation) {
+  tls::Authority old_ca{record.ca_cert, record.ca_key};
+  tls::Authority next_ca{record.next_ca_cert, record.next_ca_key};
+  std::string both = record.next_ca_cert + record.ca_cert;
+  bool has_next = !record.next_ca_cert.empty();
+  if (rotation.phase == CaPhase::kNone) {
+    if (has_next && rotation.generation == record.generation + 1) {
+      return CaInUse{next_ca, record.next_ca_cert, next_ca, record.next_ca_cert, true};
+    }
+    return CaInUse{old_ca, record.ca_cert, old_ca, record.ca_cert, false};
+  }
+  if (!has_next || rotation.generation != record.generation) {
+    return MakeError(ErrorCode::kDataLoss,
+                     "the state says a CA rotation to CA {} is under way ({}), but the TLS record "
+                     "holds CA {} and {}",
+                     rotation.generation + 1, CaPhaseName(rotation.phase), record.generation,
+                     has_next ? "a next CA of another rotation" : "no next CA");
+  }
+  switch (rotation.phase) {
+    case CaPhase::kTrustBoth:
+      return CaInUse{old_ca, both, old_ca, both, false};
+    case CaPhase::kNewIssuer:
+      return CaInUse{next_ca, both, next_ca, both, false};
+    default:  // kDropOld
+      return CaInUse{next_ca, record.next_ca_cert, next_ca, both, false};
+  }
+}
+
+TlsRecord FinishedRotation(const TlsRecord& record) {
+  TlsRecord out = record;
+  out.ca_cert = record.next_ca_cert;
+  out.ca_key = record.next_ca_key;
+  out.generation = record.generation + 1;
+  out.next_ca_cert.clear();
+  out.next_ca_key.clear();
+  return out;
 }
 
 Result<TlsRecord> NewTlsRecord(std::string_view framework_name,

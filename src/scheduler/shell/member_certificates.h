@@ -21,15 +21,20 @@
 #include <vector>
 
 #include "common/result.h"
+#include "scheduler/core/types.h"
 #include "tls/pki.h"
 
 namespace etcd_mesos::scheduler::shell {
 
-// The record at TlsPath(): the CA and the secret the task tokens are made with.
+// The record at TlsPath(): the CA and the secret the task tokens are made with, and during a CA
+// rotation (the core's CaRotation) the CA it brings.
 struct TlsRecord {
-  std::string ca_cert;  // PEM
-  std::string ca_key;   // PEM; empty with --tls=files (the operator's key stays in its file)
-  std::string secret;   // hex; the task tokens' HMAC key
+  std::string ca_cert;       // PEM
+  std::string ca_key;        // PEM; empty with --tls=files (the operator's key stays in its file)
+  std::string secret;        // hex; the task tokens' HMAC key
+  uint64_t generation = 0;   // the rotation generation of ca_cert (0: the CA of the first start)
+  std::string next_ca_cert;  // PEM: the CA of generation + 1, made by POST /rotate-ca; "" if none
+  std::string next_ca_key;
 };
 
 std::string TlsPath(std::string_view framework_name);  // /<framework-name>/tls
@@ -39,6 +44,31 @@ Result<TlsRecord> DecodeTlsRecord(std::string_view text);
 // A new CA for the cluster (valid ten years from `now`, an hour back for clock skew) and secret.
 Result<TlsRecord> NewTlsRecord(std::string_view framework_name,
                                std::chrono::system_clock::time_point now);
+
+// Adds to `record` a new CA for generation + 1 (valid ten years from `now`), named apart from the
+// old one: both are trusted at once during the rotation.
+Status PrepareNextCa(TlsRecord& record, std::string_view framework_name,
+                     std::chrono::system_clock::time_point now);
+
+// Which CA does what at a phase of a CA rotation (the core's CaRotation) given the record:
+//  - trust-both: members launched now trust the old and the new CA, certificates of the old one;
+//  - new-issuer: certificates of the new CA, both trusted;
+//  - drop-old:   certificates of the new CA, members trust it alone;
+//  - none:       the record's CA, or (once the core has finished the rotation the record was
+//                prepared for) its next CA, and `finished` says the record should be moved on.
+// The scheduler and operators (/ca.crt) trust both CAs throughout a rotation, and their client
+// certificates come from the old CA until every member trusts the new one (new-issuer on).
+// kDataLoss when the core is in a rotation the record has no next CA for.
+struct CaInUse {
+  tls::Authority issuer;         // the members' certificates
+  std::string member_trust;      // what members launched now trust (PEM bundle)
+  tls::Authority client_issuer;  // the scheduler's and operators' client certificates
+  std::string client_trust;      // what the scheduler and operators trust (PEM bundle)
+  bool finished = false;
+};
+Result<CaInUse> CaForRotation(const TlsRecord& record, const CaRotation& rotation);
+// The record after a finished rotation: the next CA is the CA, of generation + 1.
+TlsRecord FinishedRotation(const TlsRecord& record);
 
 // The token a task presents for its certificates: hex HMAC-SHA256 of the task id under `secret`.
 std::string TaskCertificateToken(std::string_view secret, std::string_view task_id);

@@ -179,14 +179,23 @@ Status SchedulerShell::Start() {
     admin.issue_certificates = [this](const std::string& body, const std::string& authorization) {
       return IssueCertificates(body, authorization);
     };
-    admin.trust_bundle = [this] { return tls_record_ ? tls_record_->ca_cert : ""; };
+    admin.trust_bundle = [this]() -> std::string {
+      if (!tls_record_) return "";
+      auto ca = CaForRotation(*tls_record_, core_.state().ca);
+      return ca.ok() ? ca->client_trust : tls_record_->ca_cert;
+    };
     admin.client_certificate = [this](const std::string& name) -> Result<std::string> {
       if (!tls_record_) return MakeError(ErrorCode::kUnavailable, "TLS is not loaded yet");
       return IssueClientCertificate(name);
     };
   }
-  admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_,
-                                         [this](Event e) { Feed(std::move(e)); });
+  admin_ = std::make_unique<AdminServer>(io_, admin, core_, notes_, [this](Event e) {
+    auto* rollout = std::get_if<AdminRollout>(&e);
+    if (rollout && rollout->command == RolloutCommand::kRotateCa) {
+      return PrepareCaRotation(*rollout);
+    }
+    Feed(std::move(e));
+  });
   admin_->SetHistory(&history_);
   if (verifier_) admin_->SetVerification(&verifier_->status());
   auto bound = admin_->Start();
@@ -428,6 +437,7 @@ void SchedulerShell::LoadTls(int attempt, std::function<void()> then) {
                 "the TLS record at {}{} is unreadable; the members' certificates come from it",
                 store_->Describe(), path)));
           }
+          tls_version_ = r->version;
           if (Status s = UseTls(std::move(*record), now); !s.ok()) return Fatal(s.error());
           return then();
         }
@@ -457,23 +467,36 @@ etcd::TlsFiles SchedulerTlsFiles(const std::string& state_dir) {
 Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_point now) {
   auto ca = tls::LoadAuthority(record.ca_cert, record.ca_key);
   if (!ca.ok()) return ca.error();
-  // The scheduler's own client certificate: probes, membership changes, backups, hash checks.
+  auto in_use = CaForRotation(record, core_.state().ca);
+  if (!in_use.ok()) return in_use.error();
+  if (Status s = IssueSchedulerCertificate(*in_use, now); !s.ok()) return s;
+  tls_record_ = std::move(record);
+  spdlog::info(
+      "TLS ({}): members get certificates of CA '{}'; this scheduler's client "
+      "certificate is in {}",
+      flags_.shell.tls, tls::ReadCertificate(in_use->issuer.certificate_pem)->subject_common_name,
+      fs::path(SchedulerTlsFiles(flags_.shell.state_dir).cert_file).parent_path().string());
+  return OkStatus();
+}
+
+Status SchedulerShell::IssueSchedulerCertificate(const CaInUse& ca,
+                                                 std::chrono::system_clock::time_point now) {
+  // Probes, membership changes, backups, hash checks. No subject alternative name: etcd matches
+  // those against the connection's source address, and a client certificate names its holder.
   tls::CertificateRequest me{.common_name = "etcd-mesos-scheduler",
                              .ip_addresses = {},
                              .dns_names = {},
                              .usage = tls::Usage::kClient,
                              .not_before = now - std::chrono::hours(1),
                              .not_after = now + flags_.shell.cert_lifetime};
-  // No subject alternative name: etcd matches those against the connection's source address,
-  // and a client certificate names its holder, not a host.
-  auto client = tls::Issue(*ca, me);
+  auto client = tls::Issue(ca.client_issuer, me);
   if (!client.ok()) return client.error().Context("the scheduler's client certificate");
   auto config =
-      net::TlsClientConfig::Create(record.ca_cert, client->certificate_pem, client->key_pem);
+      net::TlsClientConfig::Create(ca.client_trust, client->certificate_pem, client->key_pem);
   if (!config.ok()) return config.error().Context("the scheduler's client certificate");
   // The same, as files, for the etcdctl the scheduler runs (hash checks, backup verification).
   etcd::TlsFiles files = SchedulerTlsFiles(flags_.shell.state_dir);
-  for (auto [path, text] : {std::pair{files.ca_file, record.ca_cert},
+  for (auto [path, text] : {std::pair{files.ca_file, ca.client_trust},
                             std::pair{files.cert_file, client->certificate_pem},
                             std::pair{files.key_file, client->key_pem}}) {
     if (Status s = WritePrivateFile(path, text); !s.ok()) {
@@ -483,13 +506,105 @@ Status SchedulerShell::UseTls(TlsRecord record, std::chrono::system_clock::time_
   etcd_tls_ = *config;
   etcdctl_tls_ = files;
   if (verifier_) verifier_->SetLiveTls(files);
-  tls_record_ = std::move(record);
-  spdlog::info(
-      "TLS ({}): members get certificates of CA '{}'; this scheduler's client "
-      "certificate is in {}",
-      flags_.shell.tls, tls::ReadCertificate(tls_record_->ca_cert)->subject_common_name,
-      fs::path(files.cert_file).parent_path().string());
+  client_ca_in_use_ = ca.client_issuer.certificate_pem + ca.client_trust;
+  auto info = tls::ReadCertificate(client->certificate_pem);
+  client_cert_not_after_ =
+      info.ok()
+          ? std::chrono::duration_cast<std::chrono::seconds>(info->not_after.time_since_epoch())
+                .count()
+          : 0;
   return OkStatus();
+}
+
+void SchedulerShell::RefreshTls(std::chrono::system_clock::time_point now) {
+  if (!tls_record_) return;
+  auto ca = CaForRotation(*tls_record_, core_.state().ca);
+  if (!ca.ok()) {
+    if (ca.error().message != ca_error_) spdlog::error("TLS: {}", ca.error().message);
+    ca_error_ = ca.error().message;
+    return;
+  }
+  ca_error_.clear();
+  int64_t unix_now =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  bool changed = ca->client_issuer.certificate_pem + ca->client_trust != client_ca_in_use_;
+  if (changed || RenewalDue(client_cert_not_after_, unix_now, flags_.core.cert_renew_before)) {
+    if (Status s = IssueSchedulerCertificate(*ca, now); !s.ok()) {
+      spdlog::error("TLS: could not re-issue this scheduler's client certificate: {}",
+                    s.error().ToString());
+    } else {
+      spdlog::info("TLS: this scheduler's client certificate re-issued ({}): of CA '{}'",
+                   changed ? "the CA rotation moved on" : "renewal due",
+                   tls::ReadCertificate(ca->client_issuer.certificate_pem)->subject_common_name);
+    }
+  }
+  if (ca->finished) RecordFinishedRotation();
+}
+
+void SchedulerShell::RecordFinishedRotation() {
+  if (recording_rotation_ || flags_.shell.tls != "auto") return;
+  recording_rotation_ = true;
+  TlsRecord finished = FinishedRotation(*tls_record_);
+  std::string path = TlsPath(flags_.core.framework_name);
+  store_->Set(path, EncodeTlsRecord(finished), tls_version_,
+              Guarded([this, finished, path](Result<store::Record> r) {
+                recording_rotation_ = false;
+                if (!r.ok()) {
+                  // Tried again at the next tick; the CAs in use do not depend on it.
+                  spdlog::warn("TLS: recording the finished CA rotation at {}{} failed: {}",
+                               store_->Describe(), path, r.error().ToString());
+                  return;
+                }
+                tls_record_ = finished;
+                tls_version_ = r->version;
+                spdlog::info(
+                    "TLS: CA rotation recorded: CA {} ('{}') is the cluster's CA; the "
+                    "old CA is forgotten",
+                    finished.generation,
+                    tls::ReadCertificate(finished.ca_cert)->subject_common_name);
+              }));
+}
+
+void SchedulerShell::PrepareCaRotation(AdminRollout request) {
+  auto refuse = [this, &request](int code, std::string why) {
+    spdlog::warn("admin: POST /rotate-ca refused: {}", why);
+    if (admin_) admin_->Answer(AnswerAdmin{request.request, code, std::move(why)});
+  };
+  if (flags_.shell.tls == "off") return Feed(request);  // the core says why
+  if (flags_.shell.tls == "files") {
+    return refuse(409,
+                  "refused: with --tls=files the CA is the operator's (--tls-ca-cert); "
+                  "rotations are for --tls=auto");
+  }
+  if (!tls_record_ || tls_version_ < 0) {
+    return refuse(503, "the cluster's CA is not loaded yet; try again shortly");
+  }
+  if (core_.state().ca.phase != CaPhase::kNone) return Feed(request);  // the core says which
+  auto current = CaForRotation(*tls_record_, core_.state().ca);
+  if (current.ok() && current->finished) {
+    return refuse(409, "refused: the last CA rotation is still being recorded; try again");
+  }
+  if (!tls_record_->next_ca_cert.empty()) return Feed(request);  // made by a refused request
+  TlsRecord next = *tls_record_;
+  if (Status s = PrepareNextCa(next, flags_.core.framework_name, std::chrono::system_clock::now());
+      !s.ok()) {
+    return refuse(500, "making the new CA failed: " + s.error().message);
+  }
+  std::string path = TlsPath(flags_.core.framework_name);
+  store_->Set(path, EncodeTlsRecord(next), tls_version_,
+              Guarded([this, request, next, path, refuse](Result<store::Record> r) mutable {
+                if (!r.ok()) {
+                  return refuse(503, fmt::format("storing the new CA at {}{} failed: {}",
+                                                 store_->Describe(), path, r.error().ToString()));
+                }
+                tls_record_ = next;
+                tls_version_ = r->version;
+                spdlog::info("TLS: made CA {} ('{}') for the rotation; stored at {}{}",
+                             next.generation + 1,
+                             tls::ReadCertificate(next.next_ca_cert)->subject_common_name,
+                             store_->Describe(), path);
+                Feed(request);
+              }));
 }
 
 etcd::Client::Options SchedulerShell::EtcdOptions(std::chrono::milliseconds timeout,
@@ -508,13 +623,14 @@ Result<std::string> SchedulerShell::IssueClientCertificate(const std::string& na
   auto now = std::chrono::system_clock::now();
   // A client certificate names its holder, not a host: no subject alternative name, which etcd
   // would match against the address the client connects from.
-  auto issued = tls::Issue({tls_record_->ca_cert, tls_record_->ca_key},
-                           {.common_name = name,
-                            .ip_addresses = {},
-                            .dns_names = {},
-                            .usage = tls::Usage::kClient,
-                            .not_before = now - std::chrono::hours(1),
-                            .not_after = now + flags_.shell.cert_lifetime});
+  auto ca = CaForRotation(*tls_record_, core_.state().ca);
+  if (!ca.ok()) return ca.error();
+  auto issued = tls::Issue(ca->client_issuer, {.common_name = name,
+                                               .ip_addresses = {},
+                                               .dns_names = {},
+                                               .usage = tls::Usage::kClient,
+                                               .not_before = now - std::chrono::hours(1),
+                                               .not_after = now + flags_.shell.cert_lifetime});
   if (!issued.ok()) return issued.error();
   return issued->certificate_pem + issued->key_pem;
 }
@@ -530,11 +646,12 @@ CertificateAnswer SchedulerShell::IssueCertificates(const std::string& body,
     }
     return std::nullopt;
   };
-  tls::Authority ca{tls_record_->ca_cert, tls_record_->ca_key};
+  auto ca = CaForRotation(*tls_record_, core_.state().ca);
+  if (!ca.ok()) return {503, "503 " + ca.error().message + "\n", std::nullopt};
   auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(flags_.shell.cert_lifetime);
   CertificateAnswer answer =
-      AnswerCertificateRequest(ca, tls_record_->ca_cert, tls_record_->secret, body, authorization,
-                               find, std::chrono::system_clock::now(), lifetime);
+      AnswerCertificateRequest(ca->issuer, ca->member_trust, tls_record_->secret, body,
+                               authorization, find, std::chrono::system_clock::now(), lifetime);
   if (answer.status == 200) {
     auto task = nlohmann::json::parse(body)["task_id"].get<std::string>();
     spdlog::info("issued certificates for task '{}', valid until {}", task,
@@ -627,6 +744,7 @@ void SchedulerShell::ArmTick() {
     auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::system_clock::now().time_since_epoch());
     Feed(Tick{Clock::now(), unix_now.count()});
+    if (loaded_) RefreshTls(std::chrono::system_clock::now());
     ArmTick();
   }));
 }
@@ -870,14 +988,15 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
                         artifact_base_, core_.state().reseed_token};
   context.executor_shutdown_grace = flags_.shell.executor_shutdown_grace;
   context.etcd_flags = EtcdUpkeepFlags(flags_.shell.upkeep);
-  if (launch.member.tls && tls_record_) {
-    context.tls_ca = tls_record_->ca_cert;
+  auto ca = tls_record_ ? CaForRotation(*tls_record_, core_.state().ca) : Result<CaInUse>(Error{});
+  if (launch.member.tls && tls_record_ && ca.ok()) {
+    context.tls_ca = ca->member_trust;
     context.cert_url =
         fmt::format("http://{}:{}/certificates", flags_.shell.address, admin_->address().port);
     context.cert_token = TaskCertificateToken(tls_record_->secret, launch.member.task_id);
   } else if (launch.member.tls) {
-    spdlog::error("launching TLS member {} without the CA loaded: it cannot get certificates",
-                  launch.member.name);
+    spdlog::error("launching TLS member {} without the CA {}: it cannot get certificates",
+                  launch.member.name, tls_record_ ? ca.error().message : "loaded");
   }
   for (const auto& [name, path] : artifacts_) {
     // Stat'ed at each launch: a binary replaced under a running scheduler gets a new URL.

@@ -119,6 +119,14 @@ class SchedulerShell {
   // operator's files), then the scheduler's own client certificate; `then` once it is in use.
   void LoadTls(int attempt, std::function<void()> then);
   Status UseTls(TlsRecord record, std::chrono::system_clock::time_point now);
+  // At each tick: the CAs the core's CA rotation phase calls for (CaForRotation); the scheduler's
+  // client certificate re-issued when they change or it is due for renewal (--cert-renew-before);
+  // the TLS record moved on once a rotation has finished.
+  void RefreshTls(std::chrono::system_clock::time_point now);
+  Status IssueSchedulerCertificate(const CaInUse& ca, std::chrono::system_clock::time_point now);
+  void RecordFinishedRotation();
+  // POST /rotate-ca: the next CA made and stored before the core hears of the request.
+  void PrepareCaRotation(AdminRollout request);
   // A client of a member at `url`: https with the scheduler's certificate when the URL says so.
   etcd::Client::Options EtcdOptions(std::chrono::milliseconds timeout, std::string_view url) const;
   // POST /certificates (member_certificates.h), answered from the core's view of the task.
@@ -203,6 +211,11 @@ class SchedulerShell {
   std::string artifact_base_;
   std::filesystem::path admin_token_path_;  // <state-dir>/admin-token, when generated
   std::optional<TlsRecord> tls_record_;     // the members' CA, once loaded (--tls not off)
+  int64_t tls_version_ = -1;                // its version in the store (--tls=auto)
+  std::string client_ca_in_use_;       // the issuer and trust of the scheduler's client certificate
+  int64_t client_cert_not_after_ = 0;  // its expiry, Unix seconds
+  bool recording_rotation_ = false;    // the finished rotation's record is being written
+  std::string ca_error_;               // the last CaForRotation error logged
   std::shared_ptr<const net::TlsClientConfig> etcd_tls_;  // the scheduler's client certificate
   std::optional<etcd::TlsFiles> etcdctl_tls_;             // the same as files, for etcdctl
   std::map<std::string, std::string> artifacts_;          // served name -> local path

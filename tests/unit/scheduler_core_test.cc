@@ -2261,8 +2261,10 @@ TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
 
 // POST /rotate-ca rotates the members' CA in three rollouts, each replacing every member once
 // (followers first, the leader last): trust both CAs, then certificates of the new CA, then trust
-// the new CA alone. Each phase begins only when every member runs the one before; the launch
-// configuration of a finished rotation names its generation, so finishing rolls nothing more.
+// the new CA alone. Each phase begins only when every member runs the one before and the operator
+// (whose clients must first trust the new CA, then hold its certificates) says POST
+// /rotate-ca/next; the launch configuration of a finished rotation names its generation, so
+// finishing rolls nothing more.
 TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
   CoreConfig c = Config();
   c.tls = true;
@@ -2274,19 +2276,22 @@ TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
   Advance(6s);
   ASSERT_TRUE(core_.healthy());
   EXPECT_EQ(core_.EffectiveLaunch(), "lc-A") << "a cluster that never rotated keeps its config";
+  auto status = [&](RolloutCommand command, uint64_t request) {
+    auto answers = All<AnswerAdmin>(On(AdminRollout{request, command, now_}));
+    return answers.size() == 1 ? answers[0].http_status : -1;
+  };
+  EXPECT_EQ(status(RolloutCommand::kNextCaPhase, 1), 409) << "no rotation to move on";
 
-  auto asked = On(AdminRollout{1, RolloutCommand::kRotateCa, now_});
+  auto asked = On(AdminRollout{2, RolloutCommand::kRotateCa, now_});
   ASSERT_EQ(All<AnswerAdmin>(asked).size(), 1u);
   EXPECT_EQ(All<AnswerAdmin>(asked)[0].http_status, 202);
   EXPECT_TRUE(Has<Persist>(asked)) << "on record before anything changes";
   EXPECT_EQ(core_.state().ca.phase, CaPhase::kTrustBoth);
-  auto again = All<AnswerAdmin>(On(AdminRollout{2, RolloutCommand::kRotateCa, now_}));
+  auto again = All<AnswerAdmin>(On(AdminRollout{3, RolloutCommand::kRotateCa, now_}));
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].http_status, 409);
   EXPECT_NE(again[0].message.find("under way"), std::string::npos) << again[0].message;
-  EXPECT_EQ(All<AnswerAdmin>(On(AdminRollout{3, RolloutCommand::kRestart, now_}))[0].http_status,
-            409)
-      << "no rolling restart on top";
+  EXPECT_EQ(status(RolloutCommand::kRestart, 4), 409) << "no rolling restart on top";
 
   uint64_t leader = 1, next_id = 10;
   const std::pair<CaPhase, std::string> phases[] = {{CaPhase::kTrustBoth, "lc-A+ca1-trust"},
@@ -2301,10 +2306,18 @@ TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
     EXPECT_EQ(core_.rollout().pending.size(), 3u) << "every member, once";
     EXPECT_NE(core_.rollout().target_summary.find("CA rotation to CA 1"), std::string::npos)
         << core_.rollout().target_summary;
+    EXPECT_EQ(status(RolloutCommand::kNextCaPhase, 5), 409) << "not while members are rolled";
     auto replaced = FinishRollout(leader, next_id);
     ASSERT_EQ(replaced.size(), 3u);
     EXPECT_EQ(core_.state().members.size(), 3u);
     for (const auto& [name, m] : core_.state().members) EXPECT_EQ(m.launch_config, launch) << name;
+    if (phase == CaPhase::kDropOld) break;
+    // Every member runs the phase: the rotation waits for the operator's clients.
+    Advance(5s);
+    EXPECT_EQ(core_.state().ca.phase, phase);
+    EXPECT_EQ(core_.rollout().state, "done");
+    EXPECT_TRUE(core_.rollout().pending.empty());
+    EXPECT_EQ(status(RolloutCommand::kNextCaPhase, 6), 202);
   }
   EXPECT_EQ(core_.state().ca.phase, CaPhase::kNone);
   EXPECT_EQ(core_.state().ca.generation, 1u);
@@ -2314,6 +2327,7 @@ TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
   Advance(1s);
   EXPECT_EQ(core_.rollout().state, "done");
   EXPECT_TRUE(core_.rollout().pending.empty()) << "finishing the rotation rolls nothing more";
+  EXPECT_EQ(status(RolloutCommand::kNextCaPhase, 7), 409) << "nothing left to move on";
   EXPECT_TRUE(All<ChangeMembership>(Offers({MakeOffer(6)})).empty());
 }
 

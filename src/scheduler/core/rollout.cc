@@ -214,6 +214,22 @@ void SchedulerCore::OnAdminRollout(const AdminRollout& e, Actions& out) {
                                    "each; GET /rollout\n",
                                    state_.ca.generation + 1, StaleMembers().size()));
   }
+  if (e.command == RolloutCommand::kNextCaPhase) {
+    if (state_.ca.phase == CaPhase::kNone) {
+      return answer(409, "refused: no CA rotation is under way");
+    }
+    if (state_.ca.phase == CaPhase::kDropOld || under_way ||
+        state_.rollout_target != EffectiveLaunch() || !state_.rollout_done) {
+      return answer(409, "refused: not yet: " + DescribeCaRotation(state_.ca) + "; GET /rollout");
+    }
+    state_.ca.phase =
+        state_.ca.phase == CaPhase::kTrustBoth ? CaPhase::kNewIssuer : CaPhase::kDropOld;
+    Persisted(out);
+    Say("warn", "rollout", "operator moved the CA rotation on: " + DescribeCaRotation(state_.ca),
+        out);
+    return answer(202, fmt::format("{}: 1 rollout of {} members; GET /rollout\n",
+                                   DescribeCaRotation(state_.ca), StaleMembers().size()));
+  }
   if (e.command == RolloutCommand::kRestart) {
     if (under_way) return answer(409, "refused: a rollout is under way; GET /rollout");
     ++state_.restarts;
@@ -262,19 +278,29 @@ void SchedulerCore::MaybeRollout(Time now, Actions& out) {
   AdvanceCaRotation(out);
 }
 
-// A CA rotation goes to its next phase once every member runs the one before: the next rollout
-// begins at the next tick, as any change of the launch configuration does.
+// A CA rotation's rollout is done: the operator is told what to do before the next phase, or the
+// rotation is over.
 void SchedulerCore::AdvanceCaRotation(Actions& out) {
   CaRotation& ca = state_.ca;
   switch (ca.phase) {
     case CaPhase::kNone:
       return;
     case CaPhase::kTrustBoth:
-      ca.phase = CaPhase::kNewIssuer;
-      break;
+      Say("warn", "rollout",
+          fmt::format("CA rotation to CA {}: every member trusts the old and the new CA. Give "
+                      "every client the new trust (GET /ca.crt holds both), then POST "
+                      "/rotate-ca/next: members will serve certificates of the new CA",
+                      ca.generation + 1),
+          out);
+      return;
     case CaPhase::kNewIssuer:
-      ca.phase = CaPhase::kDropOld;
-      break;
+      Say("warn", "rollout",
+          fmt::format("CA rotation to CA {}: every member has certificates of the new CA and "
+                      "trusts both. Give every client a certificate of the new CA (GET "
+                      "/client-cert), then POST /rotate-ca/next: members will refuse the old CA",
+                      ca.generation + 1),
+          out);
+      return;
     case CaPhase::kDropOld:
       ca.phase = CaPhase::kNone;
       ++ca.generation;
@@ -286,8 +312,6 @@ void SchedulerCore::AdvanceCaRotation(Actions& out) {
           out);
       return;
   }
-  Persisted(out);
-  Say("info", "rollout", "next: " + DescribeCaRotation(ca), out);
 }
 
 void SchedulerCore::BeginRollout(const std::string& target, size_t stale, Time now, Actions& out) {

@@ -173,9 +173,11 @@ struct ReseedRun {
 // What the scheduler writes to its store (ZooKeeper or a directory) and reads after a restart.
 // The rotation of the members' CA (POST /rotate-ca, --tls=auto), as three rollouts so that every
 // member can talk to every other throughout: first every member comes to trust the old and the
-// new CA (certificates still of the old one), then every member gets certificates of the new CA,
-// then every member trusts the new CA only. `generation` counts the rotations finished (0: the
-// CA made at the first start); the shell keeps the CAs themselves and reads the phase from here.
+// new CA (certificates still of the old one); then every member gets certificates of the new CA;
+// then every member trusts the new CA only. After each of the first two the rotation waits for
+// the operator (POST /rotate-ca/next): clients must first trust the new CA, then hold
+// certificates of it. `generation` counts the rotations finished (0: the CA made at the first
+// start); the shell keeps the CAs themselves and reads the phase from here.
 enum class CaPhase { kNone, kTrustBoth, kNewIssuer, kDropOld };
 std::string_view CaPhaseName(CaPhase phase);  // "none", "trust-both", "new-issuer", "drop-old"
 struct CaRotation {
@@ -371,8 +373,8 @@ struct AdminResize {
 
 // POST /rollout/restart: replace every member once (a rolling restart); POST /rollout/resume: go
 // on with a rollout that stopped at a failure; POST /rotate-ca: rotate the members' CA (the shell
-// has made and stored the next CA before it asks).
-enum class RolloutCommand { kRestart, kResume, kRotateCa };
+// has made and stored the next CA before it asks); POST /rotate-ca/next: its next phase.
+enum class RolloutCommand { kRestart, kResume, kRotateCa, kNextCaPhase };
 struct AdminRollout {
   uint64_t request = 0;
   RolloutCommand command;

@@ -525,7 +525,7 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
 
   if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore" ||
       path == "/cluster-size" || path == "/defrag" || path == "/rollout/restart" ||
-      path == "/rollout/resume" || path == "/rotate-ca") {
+      path == "/rollout/resume" || path == "/rotate-ca" || path == "/rotate-ca/next") {
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
@@ -777,6 +777,8 @@ void AdminServer::Command(const net::ServerRequest& req,
     submit_(AdminRollout{id, RolloutCommand::kResume, Clock::now()});
   } else if (req.path == "/rotate-ca") {
     submit_(AdminRollout{id, RolloutCommand::kRotateCa, Clock::now()});
+  } else if (req.path == "/rotate-ca/next") {
+    submit_(AdminRollout{id, RolloutCommand::kNextCaPhase, Clock::now()});
   } else if (req.path == "/restore") {
     submit_(AdminRestore{id, restore_name, Clock::now()});
   } else if (req.path == "/cluster-size") {

@@ -39,8 +39,11 @@
 //                        token (not the admin token) and gets its certificates, once per task:
 //                        member_certificates.h.
 //   POST /rotate-ca      with --tls=auto (admin token): a new CA for the members, brought in by
-//                        three rollouts (core types.h CaRotation); 202, or 409 while a rollout
-//                        or rotation is under way. GET /rollout follows it.
+//                        rollouts (core types.h CaRotation); 202, or 409 while a rollout or
+//                        rotation is under way. GET /rollout follows it.
+//   POST /rotate-ca/next (admin token) once a phase's rollout is done and the clients are ready:
+//                        the next phase (members serve certificates of the new CA; then they
+//                        stop trusting the old); 202, or 409 naming what the rotation waits for.
 //   GET  /ca.crt         with TLS: the CA certificates clients must trust (PEM; both the old
 //                        and the new CA during a rotation).
 //   GET  /client-cert    with TLS (admin token): a new client certificate of the CA and its

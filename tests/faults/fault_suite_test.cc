@@ -716,12 +716,13 @@ class FaultSuite : public ::testing::Test {
 
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
   auto commands = GuideCommands();
-  for (const char* name :
-       {"stats",          "members",        "endpoints",      "healthz",         "health-v3",
-        "health-v2",      "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
-        "start-fresh",    "master-tasks",   "backups",        "backup-now",      "restore",
-        "cluster-size",   "alarm-list",     "defrag",         "rolling-restart", "rollout",
-        "rollout-resume", "hashkv",         "tls-client"}) {
+  for (const char* name : {"stats",          "members",    "endpoints",       "healthz",
+                           "health-v3",      "health-v2",  "member-list-v3",  "member-list-v2",
+                           "reseed",         "reseed-get", "start-fresh",     "master-tasks",
+                           "backups",        "backup-now", "restore",         "cluster-size",
+                           "alarm-list",     "defrag",     "rolling-restart", "rollout",
+                           "rollout-resume", "hashkv",     "tls-client",      "rotate-ca",
+                           "rotate-ca-next"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
 }
@@ -788,6 +789,71 @@ TEST_F(FaultSuite, ARollingRestartByTheGuideReplacesEachMemberOnceTheLeaderLast)
   EXPECT_TRUE(rollout["pending"].empty()) << rollout.dump();
   EXPECT_EQ(core().state().counters.members_added, 3u) << "one successor per member";
   EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: "Certificates: renewal and rotating the CA", under the workloads: the CA is replaced by
+// three rollouts of every member, the operator's clients given the new trust after the first
+// and a certificate of the new CA after the second. No acknowledged write is lost, the history
+// stays linearizable, quorum is never lost, and afterwards a client of the old CA is refused.
+TEST_F(FaultSuite, TheCaIsRotatedByTheGuideUnderTheWorkloadsAndTheOldCaIsRefusedAfter) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({}));
+  auto old_client = tls_;
+  const std::string ca_file = operator_env_.at("ETCDCTL_CACERT");
+  auto certificates = [](const std::string& pem) {
+    size_t n = 0;
+    for (size_t at = pem.find("BEGIN CERTIFICATE"); at != std::string::npos;
+         at = pem.find("BEGIN CERTIFICATE", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_EQ(certificates(ReadFile(ca_file)), 1u);
+  // The operator's clients take what the guide's tls-client block fetched.
+  auto reissue = [&] {
+    ASSERT_NO_FATAL_FAILURE(FetchOperatorCertificate());
+    workload_->SetTls(tls_);
+    history_->SetTls(tls_);
+  };
+  auto t0 = Clock::now();
+  auto asked = Guide("rotate-ca");
+  EXPECT_NE(asked.second.find("202"), std::string::npos) << asked.second;
+  const CaPhase waits[] = {CaPhase::kTrustBoth, CaPhase::kNewIssuer};
+  for (CaPhase phase : waits) {
+    std::vector<std::string> gone = RunRollout(Members(), 300);
+    ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
+    ASSERT_EQ(core().state().ca.phase, phase);
+    EXPECT_EQ(gone.size(), 3u) << CaPhaseName(phase) << ": every member replaced once";
+    std::printf("[timing] CA rotation, %s: 3 members replaced after %.1fs\n",
+                std::string(CaPhaseName(phase)).c_str(), Since(t0));
+    ASSERT_NO_FATAL_FAILURE(reissue());
+    EXPECT_EQ(certificates(ReadFile(ca_file)), 2u) << "/ca.crt holds both CAs";
+    auto next = Guide("rotate-ca-next");
+    EXPECT_NE(next.second.find("202"), std::string::npos) << next.second;
+  }
+  std::vector<std::string> gone = RunRollout(Members(), 300);
+  ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
+  ASSERT_EQ(core().state().ca.phase, CaPhase::kNone);
+  EXPECT_EQ(core().state().ca.generation, 1u);
+  EXPECT_EQ(gone.size(), 3u);
+  std::printf("[timing] CA rotation: 9 members replaced in %.1fs\n", Since(t0));
+  EXPECT_TRUE(Noted("CA rotation done"));
+  EXPECT_EQ(core().state().counters.members_rolled, 9u);
+  EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
+
+  // A client of the old CA (its certificate and its trust) is refused by every member.
+  for (const HostPort& member : ClientEndpoints()) {
+    std::optional<Result<etcd::RangeResponse>> got;
+    auto client =
+        std::make_shared<etcd::Client>(io_, member, etcd::Client::Options{.tls = old_client});
+    client->Get("/faults/x", /*serializable=*/true,
+                [&](Result<etcd::RangeResponse> r) { got = std::move(r); });
+    ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 30));
+    EXPECT_FALSE(got->ok()) << member.ToString() << " answered a client of the old CA";
+  }
+  ASSERT_NO_FATAL_FAILURE(reissue());
+  EXPECT_EQ(certificates(ReadFile(ca_file)), 1u) << "/ca.crt holds the new CA alone";
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

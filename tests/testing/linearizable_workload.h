@@ -59,6 +59,9 @@ class LinearizableWorkload {
   // Issues no new operation; one in flight still records its answer when it comes.
   void Stop();
 
+  // The client certificate and trust of the requests from now on (an operator's clients given
+  // new ones during a CA rotation).
+  void SetTls(std::shared_ptr<const net::TlsClientConfig> tls) { options_.tls = std::move(tls); }
   size_t in_flight() const { return in_flight_; }
   const History& history() const { return history_; }
   // The history's clock (steady_clock nanoseconds since Start()), for operations made outside

@@ -48,6 +48,9 @@ class Workload {
   // Stops issuing writes; a write in flight still records its answer.
   void Stop();
 
+  // The client certificate and trust of the requests from now on (an operator's clients given
+  // new ones during a CA rotation).
+  void SetTls(std::shared_ptr<const net::TlsClientConfig> tls) { options_.tls = std::move(tls); }
   const std::set<uint64_t>& acknowledged() const { return acknowledged_; }
   uint64_t attempted() const { return next_seq_ - 1; }
   uint64_t failed() const { return failed_; }

@@ -1,14 +1,42 @@
 #include "sim/invariants.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "scheduler/core/rules.h"
 
 namespace etcd_mesos::sim {
 
+CaTrust CaTrustOf(std::string_view launch) {
+  size_t at = launch.rfind("+ca");
+  if (at == std::string_view::npos) return {0, {0}};
+  std::string_view rest = launch.substr(at + 3);
+  uint64_t n = 0;
+  size_t digits = 0;
+  while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') {
+    n = n * 10 + static_cast<uint64_t>(rest[digits++] - '0');
+  }
+  rest.remove_prefix(digits);
+  if (n > 0 && rest == "-trust") return {n - 1, {n - 1, n}};
+  if (n > 0 && rest == "-issue") return {n, {n - 1, n}};
+  return {n, {n}};
+}
+
 std::vector<Violation> CheckWorld(const WorldFacts& facts) {
   std::vector<Violation> out;
   for (const auto& c : facts.clusters) {
+    for (const auto& [a, launch_a] : c.launches) {
+      CaTrust ta = CaTrustOf(launch_a);
+      for (const auto& [b, launch_b] : c.launches) {
+        uint64_t cert_b = CaTrustOf(launch_b).certificate;
+        if (std::find(ta.trusts.begin(), ta.trusts.end(), cert_b) != ta.trusts.end()) continue;
+        out.push_back({"ca-trust-broken",
+                       fmt::format("in cluster {:x}, {} ({}) does not trust the CA of {}'s "
+                                   "certificates ({}): they cannot talk",
+                                   c.uid, a, launch_a, b, launch_b)});
+      }
+    }
     if (c.live_processes > 0 && c.voters > facts.cluster_size) {
       out.push_back(
           {"too-many-voters", fmt::format("live cluster {:x} has {} voters; the cluster size is {}",

@@ -38,7 +38,18 @@ struct ClusterFacts {
   bool reseed_survivor = false;
   // Every running process of it is one the scheduler ordered killed (old generation).
   bool all_ordered_killed = false;
+  // Name and launch configuration of each of its running processes: during a CA rotation every
+  // two of them must trust each other's certificates (CaTrustOf).
+  std::vector<std::pair<std::string, std::string>> launches;
 };
+
+// What a member launched with `launch_config` holds, by the CA rotation's suffix on it (core
+// rules.h CaLaunchSuffix): the generation of the CA of its certificates and of the CAs it trusts.
+struct CaTrust {
+  uint64_t certificate = 0;
+  std::vector<uint64_t> trusts;
+};
+CaTrust CaTrustOf(std::string_view launch_config);
 
 struct WorldFacts {
   int cluster_size = 0;

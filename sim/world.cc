@@ -90,6 +90,7 @@ struct Url {
 
 Url ParseUrl(std::string_view url) {
   if (url.starts_with("http://")) url.remove_prefix(7);
+  if (url.starts_with("https://")) url.remove_prefix(8);  // TLS is not modelled: the same member
   Url out;
   size_t colon = url.rfind(':');
   if (colon == std::string_view::npos) return out;
@@ -185,8 +186,11 @@ class World {
     bool corrupt = false;
     std::string host;
     uint16_t peer_port = 0, client_port = 0, reseed_port = 0;
-    Time changed_at;  // it started, died, moved or its connectivity changed
-    std::string PeerUrl() const { return fmt::format("http://{}:{}", host, peer_port); }
+    Time changed_at;   // it started, died, moved or its connectivity changed
+    bool tls = false;  // its URLs say https (certificates themselves are not modelled)
+    std::string PeerUrl() const {
+      return fmt::format("{}://{}:{}", tls ? "https" : "http", host, peer_port);
+    }
   };
   using Entry = ModelMember;
   struct Cluster {
@@ -299,6 +303,7 @@ class World {
   void InjectResize();
   void InjectRollout();
   bool RolloutSettled(const core::SchedulerCore& core) const;
+  Millis CalmAllowance() const;
   void InjectCorruption();
   void CutFromMesos(Instance& s, Millis d);
 
@@ -425,8 +430,9 @@ class World {
   bool rollouts_ = false;
   int launch_configs_ = 1;  // launch configurations the operator has deployed
   std::optional<Time> rollout_resumed_;
-  bool corruption_ = false;  // this seed's chaos may corrupt a member's data
-  int largest_target_ = 0;   // the largest size asked in this run (voters above it are too many)
+  std::optional<Time> ca_moved_on_;  // the operator last moved a CA rotation on in the calm
+  bool corruption_ = false;          // this seed's chaos may corrupt a member's data
+  int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
   uint64_t next_epoch_ = 0;
   uint64_t next_node_ = 0;
   uint64_t acted_term_ = 0;  // the latest leader's term that acted (HA)
@@ -486,6 +492,7 @@ World::World(const SimOptions& options, uint64_t seed)
   config_.backups = seed_ % 10 == 2 || seed_ % 10 == 3 || seed_ % 10 == 5 || seed_ % 10 == 9;
   config_.backup_interval = 300s;
   config_.backup_timeout = 30s;
+  config_.tls = true;  // the default; rotations of the members' CA need it
   config_.launch_config = "sim-launch-1";
   config_.launch_summary = "etcd 3.4.23 (sim launch configuration 1)";
   config_.etcd_version = "3.4.23";
@@ -1700,6 +1707,7 @@ void World::StartProcess(Task& t) {
   p.peer_port = l.member.peer_port;
   p.client_port = l.member.client_port;
   p.reseed_port = l.member.reseed_port;
+  p.tls = l.member.tls;
   t.process = static_cast<int>(processes_.size());
   auto members = ParseInitialCluster(l.initial_cluster);
   Cluster* joined = nullptr;
@@ -1856,6 +1864,18 @@ void World::TickCore() {
     rollout_resumed_ = now_;
     Hit("operator.rollout_resume_in_calm");
     Deliver(*acting, core::AdminRollout{++admin_requests_, core::RolloutCommand::kResume, now_});
+  }
+  // A CA rotation waits for the operator after its first two phases: in the calm, the operator
+  // (whose clients are ready) moves it on, so that rotations are seen to their end.
+  const core::SchedulerCore* core = acting ? acting->core.get() : nullptr;
+  bool waits = core && core->state().ca.phase != core::CaPhase::kNone &&
+               core->state().ca.phase != core::CaPhase::kDropOld && core->rollout().state == "done";
+  bool moved_lately = ca_moved_on_ && now_ - *ca_moved_on_ < 60s;
+  if (calm_ && waits && !moved_lately) {
+    ca_moved_on_ = now_;
+    Hit("operator.rotate_ca_next_in_calm");
+    Deliver(*acting,
+            core::AdminRollout{++admin_requests_, core::RolloutCommand::kNextCaPhase, now_});
   }
 }
 
@@ -2123,6 +2143,12 @@ void World::StartExecutor(Task& t) {
                                            : executor::InitialClusterState::kExisting;
   tc.cluster_token = l.cluster_token;
   tc.reseed_token = fmt::format("token-{}", seed_);
+  if (l.member.tls) {
+    // What the executor's shell would fetch its certificates with; its core never reads it.
+    tc.tls = executor::TaskConfig::Tls{
+        "-----BEGIN CERTIFICATE-----\n(sim)\n-----END CERTIFICATE-----\n",
+        "http://10.0.0.100:12300/certificates", fmt::format("cert-token-{}", seed_)};
+  }
   mesos::TaskInfo task;
   task.mutable_task_id()->set_value(t.id);
   task.set_name(t.id);
@@ -2423,11 +2449,11 @@ void World::InjectResize() {
 }
 
 // The operator deploys a changed launch configuration (the scheduler restarts with it), asks for
-// a rolling restart, or resumes a stopped rollout.
+// a rolling restart or a CA rotation (or its next phase), or resumes a stopped rollout.
 void World::InjectRollout() {
   Instance* s = Acting();
   if (s == nullptr) return;
-  switch (Uniform(0, 2)) {
+  switch (Uniform(0, 4)) {
     case 0:
       if (ha_) break;  // a redeploy changes every instance's flags at once: one instance only
       ++launch_configs_;
@@ -2443,6 +2469,16 @@ void World::InjectRollout() {
       Hit("operator.rolling_restart");
       Trace("OPERATOR asks for a rolling restart");
       Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kRestart, now_});
+      return;
+    case 2:
+      Hit("operator.rotate_ca");
+      Trace("OPERATOR asks for a rotation of the members' CA");
+      Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kRotateCa, now_});
+      return;
+    case 3:
+      Hit("operator.rotate_ca_next");
+      Trace("OPERATOR moves the CA rotation on");
+      Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kNextCaPhase, now_});
       return;
     default:
       break;
@@ -2540,9 +2576,18 @@ void World::StartCalm() {
 }
 
 // In the calm, a rollout under way finishes: no member is left with an older configuration.
+// A CA rotation under way rolls every member up to three times, each replacement a minute or
+// more in the model: the calm may take that much longer to see it to its end.
+Millis World::CalmAllowance() const {
+  const core::SchedulerCore* core = ActingCore();
+  if (core == nullptr || core->state().ca.phase == core::CaPhase::kNone) return Millis(0);
+  return Millis(3 * 120'000 * std::max(core->TargetSize(), 3));
+}
+
 bool World::RolloutSettled(const core::SchedulerCore& core) const {
   std::string state = core.rollout().state;
-  return state != "running" && state != "waiting";
+  // A CA rotation is seen to its end: the calm's operator moves it on.
+  return state != "running" && state != "waiting" && core.state().ca.phase == core::CaPhase::kNone;
 }
 
 bool World::Healed() const {
@@ -2586,6 +2631,7 @@ void World::CheckWorld() {
     for (const auto& p : processes_) {
       if (!p.alive || p.cluster != uid) continue;
       ++cf.live_processes;
+      cf.launches.emplace_back(p.name, tasks_.at(p.task_id).launch.member.launch_config);
       if (!tasks_.at(p.task_id).kill_ordered) cf.all_ordered_killed = false;
     }
     f.clusters.push_back(cf);
@@ -2645,7 +2691,7 @@ RunResult World::Run() {
         result_.total_loss = true;
         done_ = true;
       }
-    } else if (now_ >= calm_end) {
+    } else if (now_ >= calm_end + CalmAllowance()) {
       if (survivors_at_calm_ > 0) {
         Fail({"calm-not-healed",
               fmt::format("{} of budget passed without {} healthy voters ({})",

@@ -234,10 +234,10 @@ TEST(Sim, SeedsWhereTheOperatorResizesTheClusterPass) {
   EXPECT_GT(shrinks, 0) << "no seed shrank a cluster";
 }
 
-// The operator redeploys with a changed launch configuration, asks for rolling restarts and
-// resumes stopped rollouts, among every other fault: rollouts add each successor before removing
-// the member when they can, move leadership away from the leader first, never leave fewer
-// running voters than a quorum of the target (the invariant removal-below-target-quorum), and
+// The operator redeploys with a changed launch configuration, asks for rolling restarts and CA
+// rotations and resumes stopped rollouts, among every other fault: rollouts add each successor
+// before removing the member when they can, move leadership away from the leader first, never leave
+// fewer running voters than a quorum of the target (the invariant removal-below-target-quorum), and
 // finish in the calm.
 TEST(Sim, SeedsWhereTheOperatorRollsOutPass) {
   SimOptions o = Short();
@@ -256,6 +256,8 @@ TEST(Sim, SeedsWhereTheOperatorRollsOutPass) {
   }
   EXPECT_GT(hits["operator.new_launch_config"], 0u);
   EXPECT_GT(hits["operator.rolling_restart"], 0u);
+  EXPECT_GT(hits["operator.rotate_ca"], 0u);
+  EXPECT_GT(hits["operator.rotate_ca_next_in_calm"], 0u) << "no CA rotation was moved on";
   EXPECT_GT(hits["etcd.leader_moved"], 0u) << "no rollout moved leadership";
   EXPECT_GT(surges, 0) << "no rollout replaced a member";
   EXPECT_GT(done, 0) << "no rollout started";
@@ -393,6 +395,35 @@ TEST(SimInvariants, TwoClustersWithQuorumOnlyWhileTheOldGenerationIsOnItsWayOut)
   EXPECT_TRUE(CheckWorld(f).empty()) << "every old member ordered killed";
   f.clusters[1].reseed_survivor = false;
   EXPECT_FALSE(CheckWorld(f).empty()) << "two clusters and no deliberate reseed";
+}
+
+// During a CA rotation any two running members must trust each other's certificates: each phase
+// may meet the one before it, never two phases apart.
+TEST(SimInvariants, EveryTwoMembersTrustEachOthersCertificates) {
+  EXPECT_EQ(CaTrustOf("lc-1").certificate, 0u);
+  EXPECT_EQ(CaTrustOf("lc-1+restart2+ca1-trust").trusts, (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(CaTrustOf("lc-1+ca2-issue").certificate, 2u);
+  EXPECT_EQ(CaTrustOf("lc-1+ca2").trusts, (std::vector<uint64_t>{2}));
+  // Each phase meets the one before it; two phases apart, one side refuses the other.
+  const std::pair<const char*, const char*> talk[] = {{"lc-1", "lc-1+ca1-trust"},
+                                                      {"lc-1+ca1-trust", "lc-1+ca1-issue"},
+                                                      {"lc-1+ca1-issue", "lc-1+ca1"},
+                                                      {"lc-1+ca1", "lc-1+ca2-trust"}};
+  const std::pair<const char*, const char*> refuse[] = {{"lc-1", "lc-1+ca1-issue"},
+                                                        {"lc-1", "lc-1+ca1"},
+                                                        {"lc-1+ca1-trust", "lc-1+ca1"},
+                                                        {"lc-1+ca1", "lc-1+ca2-issue"}};
+  auto check = [](const char* a, const char* b) {
+    WorldFacts f = Healthy();
+    f.clusters[0].launches = {{"etcd-1", a}, {"etcd-2", b}};
+    return CheckWorld(f);
+  };
+  for (const auto& [a, b] : talk) EXPECT_TRUE(check(a, b).empty()) << a << " beside " << b;
+  for (const auto& [a, b] : refuse) {
+    auto v = check(a, b);
+    ASSERT_FALSE(v.empty()) << a << " beside " << b;
+    EXPECT_EQ(v[0].invariant, "ca-trust-broken");
+  }
 }
 
 TEST(SimInvariants, StoredStateNeverGoesBackwards) {

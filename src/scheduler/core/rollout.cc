@@ -197,7 +197,7 @@ void SchedulerCore::OnAdminRollout(const AdminRollout& e, Actions& out) {
   bool stopped = state_.rollout_target == EffectiveLaunch() && !state_.rollout_stopped.empty();
   bool under_way = rollout_step_ || (!stopped && !StaleMembers().empty());
   if (e.command == RolloutCommand::kRotateCa) {
-    if (!config_.tls) return answer(409, "refused: the members do not serve TLS (--tls=off)");
+    if (!ClusterTls()) return answer(409, "refused: the members do not serve TLS (--tls=off)");
     if (state_.ca.phase != CaPhase::kNone) {
       return answer(409, "refused: a CA rotation is under way (" + DescribeCaRotation(state_.ca) +
                              "); GET /rollout");

@@ -266,6 +266,10 @@ int main(int argc, char** argv) {
             "Calls to the agents' executor API need that token (Authorization: Bearer): else 401, "
             "and 403 for another executor's; needs --jwt-secret-key (Mesos: "
             "--authenticate_http_executors)");
+  std::string executor_environment;
+  flags.Add("--executor-environment-variables", &executor_environment,
+            "JSON object of environment variables given to every executor, e.g. "
+            "{\"SSL_CERT_FILE\":\"/etc/ssl/my-ca.pem\"} (Mesos: --executor_environment_variables)");
   flags.Add("--log-level", &log_level, "trace, debug, info, warn or error").Check(LogLevel);
   flags.app().add_option("command", command, "Command to start once the cluster is up (after --)");
 
@@ -341,6 +345,20 @@ int main(int argc, char** argv) {
     master.credentials = *creds;
   }
 
+  if (!executor_environment.empty()) {
+    auto vars = nlohmann::json::parse(executor_environment, nullptr, /*allow_exceptions=*/false);
+    if (vars.is_discarded() || !vars.is_object()) {
+      return fail(MakeError(ErrorCode::kInvalidArgument,
+                            "--executor-environment-variables must be a JSON object"));
+    }
+    for (const auto& [name, value] : vars.items()) {
+      if (!value.is_string()) {
+        return fail(MakeError(ErrorCode::kInvalidArgument,
+                              "--executor-environment-variables: {} must be a string", name));
+      }
+      agent.executor_environment[name] = value.get<std::string>();
+    }
+  }
   if (!jwt_secret_key.empty()) {
     auto key = ReadSecretKey(jwt_secret_key);
     if (!key.ok()) return fail(key.error());

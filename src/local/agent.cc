@@ -604,7 +604,8 @@ struct Agent::Impl {
     std::chrono::milliseconds grace = e.info.has_shutdown_grace_period()
                                           ? FromDurationInfo(e.info.shutdown_grace_period())
                                           : options.executor_shutdown_grace_period;
-    std::map<std::string, std::string> env = {
+    std::map<std::string, std::string> env = options.executor_environment;
+    std::map<std::string, std::string> mesos = {
         {"PATH", std::string(kDefaultPath)},
         {"MESOS_FRAMEWORK_ID", e.framework_id.value()},
         {"MESOS_EXECUTOR_ID", e.info.executor_id().value()},
@@ -617,6 +618,7 @@ struct Agent::Impl {
         {"MESOS_HTTP_COMMAND_EXECUTOR", "0"},
         {"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", FormatStoutDuration(grace)},
     };
+    for (auto& [name, value] : mesos) env[name] = std::move(value);
     if (checkpoint) {
       env["MESOS_RECOVERY_TIMEOUT"] = FormatStoutDuration(options.recovery_timeout);
       env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = FormatStoutDuration(options.subscription_backoff_max);

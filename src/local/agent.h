@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,11 @@ struct AgentOptions {
   std::chrono::milliseconds ping_interval{1'000};
   std::chrono::milliseconds recovery_timeout{900'000};        // MESOS_RECOVERY_TIMEOUT
   std::chrono::milliseconds subscription_backoff_max{2'000};  // MESOS_SUBSCRIPTION_BACKOFF_MAX
+  // Mesos's --executor_environment_variables: added to every executor's environment (a host's
+  // trust store, SSL_CERT_FILE, say). Mesos's executors inherit the agent's own environment when
+  // that flag is unset; these agents share one process with their master, so they pass nothing
+  // of theirs but what this names.
+  std::map<std::string, std::string> executor_environment;
   // Mesos's --jwt_secret_key (the file's contents): each executor launched gets a JWT signed with
   // it (claims fid, eid, cid) in MESOS_EXECUTOR_AUTHENTICATION_TOKEN. Empty: no tokens.
   std::string jwt_secret_key;

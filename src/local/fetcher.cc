@@ -119,10 +119,7 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
     if (value.starts_with("http://") || value.starts_with("https://")) {
       auto url = ParseHttpUrl(value);
       if (!url.ok()) return Finish(url.error().Context(fmt::format("fetching '{}'", value)));
-      if (url->scheme != "http") {
-        return Finish(MakeError(ErrorCode::kInvalidArgument,
-                                "fetching '{}': only http:// downloads are supported", value));
-      }
+
       return Download(uri, *url, target, 0);
     }
     std::string local(value);
@@ -159,6 +156,12 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
     request.headers = {{"Host", url.endpoint.ToString()}};
     request.timeout = kDownloadTimeout;
     request.max_body_bytes = kMaxDownloadBytes;
+    if (url.scheme == "https") {
+      // As Mesos's fetcher (curl): the server is verified against the host's trust store.
+      auto tls = net::TlsClientConfig::SystemTrust();
+      if (!tls.ok()) return Finish(tls.error().Context(fmt::format("fetching '{}'", uri.value())));
+      request.tls = *tls;
+    }
     net::HttpFetch(
         io, std::move(request),
         [self = shared_from_this(), uri, url, target,
@@ -171,7 +174,7 @@ struct FetchJob : std::enable_shared_from_this<FetchJob> {
           if (response->status >= 300 && response->status < 400 && response->Header("Location") &&
               redirects < kMaxRedirects) {
             auto next = ResolveLocation(url, *response->Header("Location"));
-            if (next.ok() && next->scheme == "http") {
+            if (next.ok() && (next->scheme == "http" || next->scheme == "https")) {
               return self->Download(uri, *next, target, redirects + 1);
             }
           }

@@ -1,8 +1,9 @@
 // The Mesos fetcher of etcd-mesos-local: puts a CommandInfo's URIs into a sandbox before the
 // executor (or command task) starts, as Mesos's fetcher does (reference/mesos-v1-api.md 2.5).
 //
-// Each URI is fetched in order: `http://` through net::HttpFetch (the scheduler's artifact
-// server), local paths and `file://` by copy. The local name is `output_file` or the URI's
+// Each URI is fetched in order: `http://` and `https://` through net::HttpFetch (the scheduler's
+// artifact server; https verified against the host's trust store, as Mesos's curl-based fetcher
+// does), local paths and `file://` by copy. The local name is `output_file` or the URI's
 // basename. `executable: true` makes it executable and skips extraction; otherwise, when
 // `extract` (default true) and the name ends in .tar, .tar.gz, .tgz, .tar.xz, .txz, .tar.bz2,
 // .tbz2 or .zip, it is extracted into the sandbox with the system `tar` (or `unzip`), run as a

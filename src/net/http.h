@@ -65,6 +65,11 @@ class TlsClientConfig {
   static Result<std::shared_ptr<const TlsClientConfig>> FromFiles(const std::string& ca_file,
                                                                   const std::string& cert_file,
                                                                   const std::string& key_file);
+  // The host's trust store (OpenSSL's default paths: the system's CA certificates, or
+  // $SSL_CERT_FILE / $SSL_CERT_DIR when set), as curl and so Mesos's fetcher use it, plus
+  // `extra_ca_pem` when given. No client certificate.
+  static Result<std::shared_ptr<const TlsClientConfig>> SystemTrust(
+      std::string_view extra_ca_pem = {});
   ~TlsClientConfig();
 
   // For net's own streams: the OpenSSL context every connection of this configuration uses.

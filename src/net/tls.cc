@@ -79,6 +79,22 @@ Result<std::shared_ptr<const TlsClientConfig>> TlsClientConfig::Create(
   return std::shared_ptr<const TlsClientConfig>(new TlsClientConfig(std::move(context)));
 }
 
+Result<std::shared_ptr<const TlsClientConfig>> TlsClientConfig::SystemTrust(
+    std::string_view extra_ca_pem) {
+  Context context = NewContext(ssl::context::tls_client);
+  boost::system::error_code ec;
+  context->set_default_verify_paths(ec);
+  if (ec) {
+    return MakeError(ErrorCode::kInvalidArgument, "TLS client: the system's trust store: {}",
+                     ec.message());
+  }
+  if (!extra_ca_pem.empty()) {
+    if (auto s = LoadTrust(*context, "CA bundle", extra_ca_pem); !s.ok()) return s.error();
+  }
+  context->set_verify_mode(ssl::verify_peer);
+  return std::shared_ptr<const TlsClientConfig>(new TlsClientConfig(std::move(context)));
+}
+
 Result<std::shared_ptr<const TlsClientConfig>> TlsClientConfig::FromFiles(
     const std::string& ca_file, const std::string& cert_file, const std::string& key_file) {
   std::string pem[3];

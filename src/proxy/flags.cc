@@ -63,7 +63,8 @@ Result<ParsedProxyFlags> ParseProxyFlags(const std::vector<std::string>& args,
   Flag& scheduler_flag = flags.Add(
       "--scheduler", &scheduler,
       "The scheduler's admin address, http://host:port or https://host:port with --cacert "
-      "(its /members lists the members; the cheapest and most exact source)");
+      "(its certificate is checked against --cacert and the system's trust store; its /members "
+      "lists the members: the cheapest and most exact source)");
   Flag& master_flag = flags.Add(
       "--master", &master,
       "The Mesos master, host:port or zk://host:port,.../mesos: its /master/state lists the "

@@ -136,6 +136,15 @@ Discoverer::Discoverer(boost::asio::io_context& io, const ProxyFlags& flags)
 
 Status Discoverer::Start(std::shared_ptr<const net::TlsClientConfig> tls) {
   tls_ = std::move(tls);
+  if (flags_.scheduler && flags_.scheduler->scheme == "https") {
+    // The scheduler's admin server (--admin-tls-cert): --cacert, and the host's trust store
+    // (as the agents' fetcher and the executors trust it).
+    std::ifstream in(flags_.cacert, std::ios::binary);
+    std::string cacert((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto system = net::TlsClientConfig::SystemTrust(cacert);
+    if (!system.ok()) return system.error().Context("--scheduler");
+    scheduler_tls_ = *system;
+  }
   if (!flags_.master || !flags_.master->zk) return OkStatus();
   detector_ = std::make_unique<mesos_client::MasterDetector>(
       io_, *flags_.master, mesos_client::MasterDetector::Options{},
@@ -183,7 +192,7 @@ void Discoverer::Fetch(Callback done) {
     req.target = prefix + "/members";
     req.timeout = flags_.request_timeout;
     req.headers = {{"Accept", "application/json"}};
-    if (flags_.scheduler->scheme == "https") req.tls = tls_;
+    if (flags_.scheduler->scheme == "https") req.tls = scheduler_tls_;
     net::HttpFetch(io_, req, [done = std::move(done), src = source()](auto r) {
       if (!r.ok()) return done(r.error().Context("asking " + src));
       if (r->status != 200) {

@@ -70,6 +70,7 @@ class Discoverer {
   // not warn about a master it finds milliseconds later.
   bool detector_answered_ = false;
   std::shared_ptr<const net::TlsClientConfig> tls_;
+  std::shared_ptr<const net::TlsClientConfig> scheduler_tls_;  // an https --scheduler
   std::vector<Callback> waiting_for_detector_;
   std::unique_ptr<boost::asio::steady_timer> detector_deadline_;
 };

@@ -135,9 +135,10 @@ void RequestMemberCertificates(boost::asio::io_context& io, const TaskConfig& co
                  .dump();
   req.timeout = std::chrono::seconds(10);
   if (url->scheme == "https") {
-    // The scheduler's admin server with --admin-tls-cert: trusted as the task's CA says.
-    auto client = net::TlsClientConfig::Create(config.tls->ca);
-    if (!client.ok()) return done(client.error().Context("tls.ca"));
+    // The scheduler's admin server with --admin-tls-cert: trusted by the host's trust store, as
+    // the Mesos fetcher that fetched this executor over the same server trusted it.
+    auto client = net::TlsClientConfig::SystemTrust();
+    if (!client.ok()) return done(client.error().Context("tls.cert_url"));
     req.tls = *client;
   }
   spdlog::info("asking {} for this member's certificates", url->ToString());

@@ -483,7 +483,8 @@ AdminServer::AdminServer(boost::asio::io_context& io, Options options, const Sch
               net::HttpServer::Options{.max_body_bytes = 64 << 10,
                                        .max_header_bytes = 16 << 10,
                                        .idle_timeout = std::chrono::seconds(30),
-                                       .server_name = "etcd-mesos-scheduler"},
+                                       .server_name = "etcd-mesos-scheduler",
+                                       .tls = options_.https},
               [this](const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
                 Handle(req, std::move(r));
               }) {}

@@ -144,6 +144,8 @@ class AdminServer {
     std::function<std::string()> trust_bundle;
     std::function<Result<std::string>(const std::string& common_name)> client_certificate;
     std::string tls_mode = "off";  // --tls (auto, files, off), for the console's TLS line
+    // Set: the server speaks HTTPS only (--admin-tls-cert), and no plain HTTP.
+    std::shared_ptr<const net::TlsServerConfig> https;
     // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.
     std::function<Status(const std::string& name)> verify_backup;
   };

@@ -157,7 +157,7 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
             "Bind the admin server on all interfaces (0.0.0.0) instead of --address");
   flags
       .Add("--framework-weburi", &shell.webui_url,
-           "FrameworkInfo.webui_url (default http://<address>:<admin-port>/)")
+           "FrameworkInfo.webui_url (default http(s)://<address>:<admin-port>/)")
       .Env("WEBURI");
   flags.Add("--user", &user, "User the executors run as (default: $USER, else root)");
   flags.Add("--role", &core.role, "Mesos role to take resources from")
@@ -303,6 +303,14 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
   flags.Add("--tls-ca-key", &shell.tls_ca_key_file,
             "With --tls=files: that CA's private key (PEM, unencrypted); read at start, never "
             "stored or sent anywhere");
+  Flag& admin_cert = flags.Add(
+      "--admin-tls-cert", &shell.admin_tls_cert_file,
+      "Serve the admin server (API, console, the artifacts and certificates the agents fetch) "
+      "over HTTPS with this certificate (PEM; with its chain). It must name --address, and the "
+      "agents' hosts must trust its CA (the Mesos fetcher and the executors use the system's "
+      "trust store)");
+  flags.Add("--admin-tls-key", &shell.admin_tls_key_file,
+            "The private key of --admin-tls-cert (PEM, unencrypted)");
   flags
       .Add("--cert-lifetime", &shell.cert_lifetime,
            "How long the certificates issued to members and clients are valid")
@@ -420,6 +428,9 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
                                             : "and --tls-ca-key are for --tls=files only");
   }
   core.tls = shell.tls != "off";
+  if (shell.admin_tls_cert_file.empty() != shell.admin_tls_key_file.empty()) {
+    return admin_cert.Bad("and --admin-tls-key go together");
+  }
   if (core.cert_renew_before * 2 > shell.cert_lifetime) {
     return renew.Bad(
         "must be less than half of --cert-lifetime (else every renewal would be "
@@ -432,7 +443,8 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
     return insecure.Bad("contradicts --reseed-token-file (a token guards the commands); drop one");
   }
   if (shell.webui_url.empty()) {
-    shell.webui_url = fmt::format("http://{}:{}/", shell.address, shell.admin_port);
+    shell.webui_url =
+        fmt::format("{}://{}:{}/", shell.AdminScheme(), shell.address, shell.admin_port);
   }
   if (!user.empty()) {
     shell.user = user;
@@ -536,6 +548,15 @@ Status LoadFiles(ShellConfig& config) {
       auto text = ReadWholeFile(flag, *path);
       if (!text.ok()) return text.error();
       *into = *text;
+    }
+  }
+  if (!config.admin_tls_cert_file.empty()) {
+    for (auto [flag, path, into] :
+         {std::tuple{"--admin-tls-cert", &config.admin_tls_cert_file, &config.admin_tls_cert},
+          std::tuple{"--admin-tls-key", &config.admin_tls_key_file, &config.admin_tls_key}}) {
+      auto text = ReadWholeFile(flag, *path);
+      if (!text.ok()) return text.error();
+      *into = *text + "\n";
     }
   }
   if (!config.restore_from.empty()) {

@@ -68,6 +68,12 @@ struct ShellConfig {
   std::string tls = "auto";
   std::string tls_ca_cert_file, tls_ca_key_file;
   std::string tls_ca_cert, tls_ca_key;
+  // HTTPS for the admin server (API, console, artifacts, /certificates): the operator's
+  // certificate and key files (read by LoadFiles into admin_tls_cert / admin_tls_key). Empty:
+  // plain http. The agents' fetcher and the executors verify it with their hosts' trust store.
+  std::string admin_tls_cert_file, admin_tls_key_file;
+  std::string admin_tls_cert, admin_tls_key;
+  std::string AdminScheme() const { return admin_tls_cert_file.empty() ? "http" : "https"; }
   std::chrono::milliseconds cert_lifetime{365LL * 24 * 3600 * 1000};
   std::chrono::milliseconds probe_timeout{1'000};
   // One maintenance step (compaction, defragmentation, disarm): a defragmentation rewrites the

@@ -175,6 +175,12 @@ Status SchedulerShell::Start() {
     };
   }
   admin.tls_mode = flags_.shell.tls;
+  if (!flags_.shell.admin_tls_cert.empty()) {
+    auto https =
+        net::TlsServerConfig::Create(flags_.shell.admin_tls_cert, flags_.shell.admin_tls_key);
+    if (!https.ok()) return https.error().Context("--admin-tls-cert and --admin-tls-key");
+    admin.https = *https;
+  }
   if (flags_.shell.tls != "off") {
     admin.issue_certificates = [this](const std::string& body, const std::string& authorization) {
       return IssueCertificates(body, authorization);
@@ -201,14 +207,16 @@ Status SchedulerShell::Start() {
   auto bound = admin_->Start();
   if (!bound.ok()) return bound.error();
   ArmConsole();
-  artifact_base_ = fmt::format("http://{}:{}/artifacts/", flags_.shell.address, bound->port);
+  artifact_base_ = fmt::format("{}://{}:{}/artifacts/", flags_.shell.AdminScheme(),
+                               flags_.shell.address, bound->port);
   if (admin.insecure) {
     spdlog::warn(
         "--admin-insecure: every admin command (reseed, start-fresh, backup, restore, resize, "
         "rollouts) is open to anyone who can reach {}",
         bound->ToString());
   }
-  spdlog::info("admin server on http://{}/ ; state in {}", bound->ToString(), store_->Describe());
+  spdlog::info("admin server on {}://{}/ ; state in {}", flags_.shell.AdminScheme(),
+               bound->ToString(), store_->Describe());
   if (flags_.shell.backup_dir.empty()) {
     spdlog::warn("no --backup-dir: backups are off (no periodic snapshots, none before reseeds)");
   } else {
@@ -241,7 +249,8 @@ void SchedulerShell::StartElection() {
   auto url = ParseZkUrl(flags_.shell.store_spec);
   if (!url.ok()) return Fatal(url.error().Context("--zk-framework-persist"));
   url->path += "/" + flags_.core.framework_name + "/leader";
-  std::string me = fmt::format("http://{}:{}/", flags_.shell.address, admin_->address().port);
+  std::string me = fmt::format("{}://{}:{}/", flags_.shell.AdminScheme(), flags_.shell.address,
+                               admin_->address().port);
   admin_->SetStandby("");  // until the election says
   election_ = std::make_unique<store::ZkElection>(
       io_, *url, me, store::ZkElection::Options{},
@@ -992,7 +1001,8 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   if (launch.member.tls && tls_record_ && ca.ok()) {
     context.tls_ca = ca->member_trust;
     context.cert_url =
-        fmt::format("http://{}:{}/certificates", flags_.shell.address, admin_->address().port);
+        fmt::format("{}://{}:{}/certificates", flags_.shell.AdminScheme(), flags_.shell.address,
+                    admin_->address().port);
     context.cert_token = TaskCertificateToken(tls_record_->secret, launch.member.task_id);
   } else if (launch.member.tls) {
     spdlog::error("launching TLS member {} without the CA {}: it cannot get certificates",

@@ -1,0 +1,107 @@
+// The admin server over HTTPS (--admin-tls-cert, --admin-tls-key), end to end with the real
+// binaries as an operator runs them: etcd-mesos-local with the scheduler after `--`, the admin
+// certificate issued by a CA that the hosts trust ($SSL_CERT_FILE standing for the system's
+// trust store, given to the agents and, by --executor-environment-variables, their executors). The
+// agents fetch the executor, etcd and etcdctl over https, each executor gets its member's
+// certificates over https, and three TLS members serve. The API answers https to a client of that
+// CA; plain http and a client that trusts another CA get nothing.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "net/http.h"
+#include "testing/certificates.h"
+#include "testing/ports.h"
+#include "testing/process.h"
+#include "testing/tempdir.h"
+
+namespace etcd_mesos {
+namespace {
+
+namespace fs = std::filesystem;
+
+void WriteFile(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
+  test::TempDir work{"em-admin-https"};
+  tls::Authority ca = test::NewTestAuthority("operator's admin CA");
+  auto cert = tls::Issue(ca, test::CertificateFor("scheduler", {"127.0.0.1"}, tls::Usage::kServer));
+  ASSERT_TRUE(cert.ok()) << cert.error();
+  WriteFile(work.path() / "ca.pem", ca.certificate_pem);
+  WriteFile(work.path() / "admin.crt", cert->certificate_pem);
+  WriteFile(work.path() / "admin.key", cert->key_pem);
+  uint16_t port = test::FreePort(), admin = test::FreePort();
+  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
+  test::ChildProcess local(
+      {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
+       "--work-dir=" + (work.path() / "mesos").string(),
+       fmt::format("--first-agent-ip=127.0.0.{}", test::AgentHostBase()),
+       // The agents' hosts trust the admin CA: Mesos's agents pass such settings to their
+       // executors (their own environment, or --executor_environment_variables).
+       nlohmann::json{{"SSL_CERT_FILE", (work.path() / "ca.pem").string()}}.dump().insert(
+           0, "--executor-environment-variables="),
+       "--", SCHEDULER_PATH, "--master=127.0.0.1:" + std::to_string(port), "--cluster-name=https",
+       "--admin-port=" + std::to_string(admin),
+       "--state-dir=" + (work.path() / "scheduler-state").string(), "--cpu-limit=0.5",
+       "--mem-limit=256", "--disk-limit=512", "--executor-bin=" + wrapper.string(),
+       "--admin-tls-cert=" + (work.path() / "admin.crt").string(),
+       "--admin-tls-key=" + (work.path() / "admin.key").string()},
+      work.path() / "local.log",
+      // The hosts' trust store, as the system's: etcd-mesos-local's fetcher (Mesos's: curl)
+      // reads it from the agent's environment.
+      {{"SSL_CERT_FILE", (work.path() / "ca.pem").string()}});
+
+  auto trusted = net::TlsClientConfig::Create(ca.certificate_pem);
+  ASSERT_TRUE(trusted.ok()) << trusted.error();
+  auto get = [&](const std::string& target, std::shared_ptr<const net::TlsClientConfig> tls) {
+    net::HttpRequest request{net::Verb::get, {"127.0.0.1", admin}, target};
+    request.tls = std::move(tls);
+    request.timeout = std::chrono::seconds(5);
+    return net::HttpFetchSync(std::move(request));
+  };
+  nlohmann::json stats;
+  bool healthy = test::WaitFor(
+      [&] {
+        auto r = get("/stats", *trusted);
+        if (!r.ok() || r->status != 200) return false;
+        stats = nlohmann::json::parse(r->body, nullptr, false);
+        return !stats.is_discarded() && stats["healthy"] == 1 && stats["running_servers"] == 3;
+      },
+      std::chrono::seconds(120));
+  ASSERT_TRUE(healthy) << stats.dump() << "\n" << local.LogTail(20000);
+
+  // Every artifact and every member's certificates came over https.
+  std::string log = local.LogTail(1 << 22);
+  EXPECT_NE(log.find(fmt::format("admin server on https://127.0.0.1:{}/", admin)),
+            std::string::npos);
+  EXPECT_EQ(log.find(fmt::format("http://127.0.0.1:{}/artifacts", admin)), std::string::npos);
+  EXPECT_EQ(log.find("refused a certificate request"), std::string::npos);
+  auto members = get("/members", *trusted);
+  ASSERT_TRUE(members.ok()) << members.error();
+  EXPECT_NE(members->body.find("https://"), std::string::npos) << "TLS members: " << members->body;
+  auto master = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", port}, "/master/state"});
+  ASSERT_TRUE(master.ok()) << master.error();
+  EXPECT_NE(master->body.find(fmt::format("https://127.0.0.1:{}/artifacts/", admin)),
+            std::string::npos)
+      << "the executors' URIs name the https server";
+
+  // Plain http, and a client that trusts another CA, get nothing.
+  auto plain = get("/stats", nullptr);
+  EXPECT_FALSE(plain.ok() && plain->status == 200) << "plain http answered";
+  auto stranger = net::TlsClientConfig::Create(test::NewTestAuthority("other CA").certificate_pem);
+  ASSERT_TRUE(stranger.ok());
+  auto untrusted = get("/stats", *stranger);
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_NE(untrusted.error().message.find("certificate verify failed"), std::string::npos)
+      << untrusted.error();
+}
+
+}  // namespace
+}  // namespace etcd_mesos

@@ -63,6 +63,17 @@ TEST(SchedulerFlags, Defaults) {
 
 // TLS: auto by default; auto and files turn the core's TLS on, off turns it off; files needs both
 // CA files and only files takes them; anything else is named.
+// HTTPS for the admin server: certificate and key together; the URLs it hands out say https.
+TEST(SchedulerFlags, AdminHttpsFlagsGoTogetherAndMakeTheUrlsHttps) {
+  EXPECT_EQ(Ok({}).shell.AdminScheme(), "http");
+  EXPECT_EQ(Ok({}).shell.webui_url, "http://127.0.0.1:12300/");
+  SchedulerFlags https = Ok({"--admin-tls-cert=/etc/a.crt", "--admin-tls-key=/etc/a.key"});
+  EXPECT_EQ(https.shell.AdminScheme(), "https");
+  EXPECT_EQ(https.shell.webui_url, "https://127.0.0.1:12300/");
+  ExpectError({"--admin-tls-cert=/etc/a.crt"}, "--admin-tls-key");
+  ExpectError({"--admin-tls-key=/etc/a.key"}, "--admin-tls-cert");
+}
+
 TEST(SchedulerFlags, TlsFlags) {
   SchedulerFlags secure = Ok({});
   EXPECT_EQ(secure.shell.tls, "auto");

@@ -825,6 +825,7 @@ TEST_F(FaultSuite, TheCaIsRotatedByTheGuideUnderTheWorkloadsAndTheOldCaIsRefused
     ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
     ASSERT_EQ(core().state().ca.phase, phase);
     EXPECT_EQ(gone.size(), 3u) << CaPhaseName(phase) << ": every member replaced once";
+    EXPECT_EQ(GuideJson("stats").value("ca_rotation", ""), CaPhaseName(phase));
     std::printf("[timing] CA rotation, %s: 3 members replaced after %.1fs\n",
                 std::string(CaPhaseName(phase)).c_str(), Since(t0));
     ASSERT_NO_FATAL_FAILURE(reissue());
@@ -839,6 +840,9 @@ TEST_F(FaultSuite, TheCaIsRotatedByTheGuideUnderTheWorkloadsAndTheOldCaIsRefused
   EXPECT_EQ(gone.size(), 3u);
   std::printf("[timing] CA rotation: 9 members replaced in %.1fs\n", Since(t0));
   EXPECT_TRUE(Noted("CA rotation done"));
+  auto stats = GuideJson("stats");
+  EXPECT_EQ(stats.value("ca_generation", -1), 1) << stats.dump();
+  EXPECT_EQ(stats.value("ca_rotation", ""), "none") << stats.dump();
   EXPECT_EQ(core().state().counters.members_rolled, 9u);
   EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
 

@@ -204,9 +204,12 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       // Corruption checks: the voters' hashes compared, members found corrupt.
       "hash_checks", "hash_mismatches", "members_corrupt", "corrupt_members", "last_hash_check",
       "last_hash_check_revision",
-      // TLS: whether the members serve it, and the first of their certificates to expire.
-      "tls", "cert_expiry_earliest", "cert_expiry_member"};
+      // TLS: whether the members serve it, and the first of their certificates to expire; the
+      // CA rotations finished and the phase of one under way.
+      "tls", "cert_expiry_earliest", "cert_expiry_member", "ca_generation", "ca_rotation"};
   EXPECT_EQ(keys, expected);
+  EXPECT_EQ(j["ca_generation"], 0);
+  EXPECT_EQ(j["ca_rotation"], "none");
   EXPECT_EQ(j["tls"], 0);
   EXPECT_EQ(j["cert_expiry_earliest"], 0);
   EXPECT_EQ(j["backups_enabled"], 0);

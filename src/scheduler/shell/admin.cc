@@ -275,6 +275,8 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["tls"] = expiry.tls ? 1 : 0;
   out["cert_expiry_earliest"] = expiry.earliest;
   out["cert_expiry_member"] = expiry.member;
+  out["ca_generation"] = core.state().ca.generation;
+  out["ca_rotation"] = std::string(CaPhaseName(core.state().ca.phase));
   return out.dump() + "\n";
 }
 

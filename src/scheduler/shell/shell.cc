@@ -555,22 +555,48 @@ void SchedulerShell::RecordFinishedRotation() {
   recording_rotation_ = true;
   TlsRecord finished = FinishedRotation(*tls_record_);
   std::string path = TlsPath(flags_.core.framework_name);
-  store_->Set(path, EncodeTlsRecord(finished), tls_version_,
-              Guarded([this, finished, path](Result<store::Record> r) {
+  store_->Set(
+      path, EncodeTlsRecord(finished), tls_version_,
+      Guarded([this, finished, path](Result<store::Record> r) {
+        if (!r.ok()) {
+          // Tried again at the next tick; the CAs in use do not depend on it. Written
+          // by someone else meanwhile: read again first.
+          spdlog::warn("TLS: recording the finished CA rotation at {}{} failed: {}",
+                       store_->Describe(), path, r.error().ToString());
+          if (r.error().code != ErrorCode::kConflict) {
+            // Not at every tick while the store is away: again in 5 s.
+            auto wait = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(5));
+            wait->async_wait(
+                Guarded([this, wait](boost::system::error_code) { recording_rotation_ = false; }));
+            return;
+          }
+          ReloadTlsRecord();
+          return;
+        }
+        recording_rotation_ = false;
+        tls_record_ = finished;
+        tls_version_ = r->version;
+        spdlog::info(
+            "TLS: CA rotation recorded: CA {} ('{}') is the cluster's CA; the "
+            "old CA is forgotten",
+            finished.generation, tls::ReadCertificate(finished.ca_cert)->subject_common_name);
+      }));
+}
+
+// After a conflicting write: the record as another writer left it (the rotation's next CA, or
+// the finished rotation), so that the next attempt starts from it.
+void SchedulerShell::ReloadTlsRecord() {
+  std::string path = TlsPath(flags_.core.framework_name);
+  store_->Get(path, Guarded([this, path](Result<store::Record> r) {
                 recording_rotation_ = false;
-                if (!r.ok()) {
-                  // Tried again at the next tick; the CAs in use do not depend on it.
-                  spdlog::warn("TLS: recording the finished CA rotation at {}{} failed: {}",
-                               store_->Describe(), path, r.error().ToString());
+                auto record = r.ok() ? DecodeTlsRecord(r->data) : Result<TlsRecord>(r.error());
+                if (!record.ok()) {
+                  spdlog::warn("TLS: reading the TLS record at {}{} again failed: {}",
+                               store_->Describe(), path, record.error().ToString());
                   return;
                 }
-                tls_record_ = finished;
+                tls_record_ = std::move(*record);
                 tls_version_ = r->version;
-                spdlog::info(
-                    "TLS: CA rotation recorded: CA {} ('{}') is the cluster's CA; the "
-                    "old CA is forgotten",
-                    finished.generation,
-                    tls::ReadCertificate(finished.ca_cert)->subject_common_name);
               }));
 }
 
@@ -603,7 +629,9 @@ void SchedulerShell::PrepareCaRotation(AdminRollout request) {
   store_->Set(path, EncodeTlsRecord(next), tls_version_,
               Guarded([this, request, next, path, refuse](Result<store::Record> r) mutable {
                 if (!r.ok()) {
-                  return refuse(503, fmt::format("storing the new CA at {}{} failed: {}",
+                  if (r.error().code == ErrorCode::kConflict) ReloadTlsRecord();
+                  return refuse(503, fmt::format("storing the new CA at {}{} failed: {}; try "
+                                                 "again",
                                                  store_->Describe(), path, r.error().ToString()));
                 }
                 tls_record_ = next;
@@ -1000,9 +1028,8 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   auto ca = tls_record_ ? CaForRotation(*tls_record_, core_.state().ca) : Result<CaInUse>(Error{});
   if (launch.member.tls && tls_record_ && ca.ok()) {
     context.tls_ca = ca->member_trust;
-    context.cert_url =
-        fmt::format("{}://{}:{}/certificates", flags_.shell.AdminScheme(), flags_.shell.address,
-                    admin_->address().port);
+    context.cert_url = fmt::format("{}://{}:{}/certificates", flags_.shell.AdminScheme(),
+                                   flags_.shell.address, admin_->address().port);
     context.cert_token = TaskCertificateToken(tls_record_->secret, launch.member.task_id);
   } else if (launch.member.tls) {
     spdlog::error("launching TLS member {} without the CA {}: it cannot get certificates",

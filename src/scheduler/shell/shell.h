@@ -125,6 +125,7 @@ class SchedulerShell {
   void RefreshTls(std::chrono::system_clock::time_point now);
   Status IssueSchedulerCertificate(const CaInUse& ca, std::chrono::system_clock::time_point now);
   void RecordFinishedRotation();
+  void ReloadTlsRecord();
   // POST /rotate-ca: the next CA made and stored before the core hears of the request.
   void PrepareCaRotation(AdminRollout request);
   // A client of a member at `url`: https with the scheduler's certificate when the URL says so.

@@ -92,6 +92,12 @@ TEST(EtcdMesosLocalCli, BadFlagsExitTwoNamingTheProblem) {
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--zk=127.0.0.1:2181/mesos"}, &out), 2);
   EXPECT_NE(out.find("--zk"), std::string::npos) << out;
   EXPECT_NE(out.find("is not a zk:// URL"), std::string::npos) << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--executor-environment-variables=[1]"}, &out), 2);
+  EXPECT_NE(out.find("--executor-environment-variables must be a JSON object"), std::string::npos)
+      << out;
+  EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, R"(--executor-environment-variables={"A":1})"}, &out),
+            2);
+  EXPECT_NE(out.find("A must be a string"), std::string::npos) << out;
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--no-such-flag"}, &out), 2);
   EXPECT_EQ(RunToExit({ETCD_MESOS_LOCAL_PATH, "--help"}, &out), 0);
   EXPECT_NE(out.find("--agents"), std::string::npos);

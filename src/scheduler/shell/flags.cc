@@ -23,9 +23,11 @@ constexpr const char* kDescription =
     "size,\n"
     "heals it and reseeds it after a majority loss.\n\n"
     "Every flag may also be written Go-style (-cluster-size=5). Environment variables (in\n"
-    "brackets) apply when the flag is not given. Admin API on http://<address>:<admin-port>/:\n"
-    "/members, /stats, /healthz, /metrics, /reseed, /start-fresh, /endpoints, the console. Its\n"
-    "commands need the admin token (--admin-token-file, else generated: <state-dir>/admin-token).\n"
+    "brackets) apply when the flag is not given. Admin API on http://<address>:<admin-port>/\n"
+    "(https with --admin-tls-cert): /members, /stats, /healthz, /metrics, /endpoints, /rollout,\n"
+    "the console, and commands (/reseed, /start-fresh, /backup, /restore, /cluster-size,\n"
+    "/rollout/restart, /rotate-ca, ...) that need the admin token (--admin-token-file, else\n"
+    "generated: <state-dir>/admin-token).\n"
     "The original's glog flags (-v, -logtostderr, ...), -artifact-port, -driver-port and\n"
     "-mesos-authentication-provider are accepted and ignored, with a warning that says why.";
 

@@ -167,7 +167,15 @@ class CoreTest : public ::testing::Test {
 
   // A core whose members are launched with `launch` (rollouts on), etcd 3.4.23 served.
   void WithLaunch(const std::string& launch, const std::string& etcd = "3.4.23") {
+    WithLaunch(Config(), launch, etcd);
+  }
+  // The same with TLS members (certificates, their renewal, CA rotations).
+  void WithTlsLaunch(const std::string& launch) {
     CoreConfig c = Config();
+    c.tls = true;
+    WithLaunch(c, launch, "3.4.23");
+  }
+  void WithLaunch(CoreConfig c, const std::string& launch, const std::string& etcd) {
     c.launch_config = launch;
     c.launch_summary = "config " + launch;
     c.etcd_version = etcd;
@@ -2188,12 +2196,7 @@ TEST_F(CoreTest, ARolloutReplacesEachMemberOnceFollowersFirstAndTheLeaderLastAft
 // successor with certificates of its own. Judged at the wall clock the ticks carry (no waiting);
 // nothing is renewed early, and a successor with fresh certificates is not replaced again.
 TEST_F(CoreTest, ExpiringCertificatesAreRenewedByReplacingEachMemberOnce) {
-  CoreConfig c = Config();
-  c.tls = true;
-  c.launch_config = "lc-A";
-  c.launch_summary = "config lc-A";
-  c.etcd_version = "3.4.23";
-  core_ = SchedulerCore(c);
+  WithTlsLaunch("lc-A");
   Bootstrap();
   constexpr int64_t kExpiry = 2'000'000'000, kDay = 86'400;
   std::vector<std::string> tasks;
@@ -2235,11 +2238,7 @@ TEST_F(CoreTest, ExpiringCertificatesAreRenewedByReplacingEachMemberOnce) {
 // cert_renew_before) renews them the same way, while the members still keep their quorum over
 // the peer connections they hold: the clock is passed in, a day past the expiry.
 TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
-  CoreConfig c = Config();
-  c.tls = true;
-  c.launch_config = "lc-A";
-  c.launch_summary = "config lc-A";
-  core_ = SchedulerCore(c);
+  WithTlsLaunch("lc-A");
   Bootstrap();
   constexpr int64_t kExpiry = 2'000'000'000, kDay = 86'400;
   for (const auto& [name, m] : core_.state().members) On(CertificateIssued{m.task_id, kExpiry});
@@ -2266,12 +2265,7 @@ TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
 // /rotate-ca/next; the launch configuration of a finished rotation names its generation, so
 // finishing rolls nothing more.
 TEST_F(CoreTest, ACaRotationRollsEveryMemberOncePerPhaseThePhasesInTurn) {
-  CoreConfig c = Config();
-  c.tls = true;
-  c.launch_config = "lc-A";
-  c.launch_summary = "config lc-A";
-  c.etcd_version = "3.4.23";
-  core_ = SchedulerCore(c);
+  WithTlsLaunch("lc-A");
   Bootstrap();
   Advance(6s);
   ASSERT_TRUE(core_.healthy());

@@ -131,8 +131,10 @@ void SchedulerCore::NextMaintenanceStep(Time now, Actions& out) {
   if (!run.settling.empty()) {
     auto it = state_.members.find(run.settling);
     bool gone = it == state_.members.end() || Gone(it->second.task_state);
+    // A probe interval later, not merely after: an answer to a probe that was in flight while it
+    // was defragmented may still carry its old size, and the disarm is judged on the sizes.
     bool answered = !gone && it->second.reachable && it->second.last_reachable &&
-                    *it->second.last_reachable >= run.settle_since;
+                    *it->second.last_reachable >= run.settle_since + config_.probe_interval;
     if (!gone && !answered) return;
     run.settling.clear();
   }

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -88,6 +89,14 @@ class Client {
     size_t n = 0;
     for (auto at : acked_at_) n += at >= t ? 1 : 0;
     return n;
+  }
+  // When the first write after `t` was acknowledged, if one was.
+  std::optional<Clock::time_point> FirstAckedSince(Clock::time_point t) {
+    std::lock_guard lock(mu_);
+    for (auto at : acked_at_) {
+      if (at >= t) return at;
+    }
+    return std::nullopt;
   }
   // Reads that gave a wrong value, or none after a few seconds of retries.
   std::vector<std::string> BadReads() {
@@ -251,8 +260,14 @@ TEST_F(ProxyTest, AClientOfTheProxyKeepsWorkingAcrossAHealAndAReseed) {
   ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
   ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
   auto healed = Clock::now();
-  EXPECT_GE(client_->AckedSince(killed) - client_->AckedSince(healed), 1u)
-      << "no write got through while a member was being replaced";
+  // Writes go on through the proxy across the replacement: the client's first write after the
+  // kill is acknowledged soon, whether the heal is slower than that or (as it now often is)
+  // faster. (Each write is an etcdctl run, a few hundred ms under the sanitizers; one sent to the
+  // dead member waits for the proxy to give up on it.)
+  ASSERT_TRUE(RunUntil([&] { return client_->FirstAckedSince(killed).has_value(); }, 30))
+      << "no write got through since a member was killed";
+  double outage = std::chrono::duration<double>(*client_->FirstAckedSince(killed) - killed).count();
+  EXPECT_LT(outage, 10.0) << "the first write after the kill took " << outage << " s";
   ASSERT_TRUE(RunUntil([&] { return ProxyPointsAt() == Voters(); }, 30))
       << "the proxy did not follow the replacement: " << ProxyLog();
   // The replacement may reuse the dead member's host and ports; in between, the proxy was

@@ -66,4 +66,18 @@ std::string FormatDuration(Duration d) {
   return fmt::format("{}m{}s", ms / 60'000, (ms % 60'000) / 1000);
 }
 
+std::string ShowDuration(Duration d) {
+  using std::chrono::duration_cast;
+  static const std::pair<Duration, const char*> kUnits[] = {
+      {std::chrono::hours(24), "d"},        {std::chrono::hours(1), "h"},
+      {std::chrono::minutes(1), "m"},       {std::chrono::seconds(1), "s"},
+      {std::chrono::milliseconds(1), "ms"},
+  };
+  if (d == Duration::zero()) return "0s";
+  for (const auto& [unit, name] : kUnits) {
+    if (d % unit == Duration::zero()) return fmt::format("{}{}", d / unit, name);
+  }
+  return FormatDuration(d);
+}
+
 }  // namespace etcd_mesos

@@ -24,4 +24,8 @@ std::string FormatStoutDuration(Duration d);
 // A short human form for logs: "1.5s", "250ms", "3m0s".
 std::string FormatDuration(Duration d);
 
+// The shortest exact form our flags take back ("7d", not "168h"; "61m"), as --help and notes
+// name a configured duration; FormatDuration when no unit divides it.
+std::string ShowDuration(Duration d);
+
 }  // namespace etcd_mesos

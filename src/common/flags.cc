@@ -58,20 +58,6 @@ Problem ParseDurationIn(const std::string& text, std::optional<Duration> lo,
   return {};
 }
 
-std::string ShowDuration(Duration d) {
-  using std::chrono::duration_cast;
-  static const std::pair<Duration, const char*> kUnits[] = {
-      {std::chrono::hours(24), "d"},        {std::chrono::hours(1), "h"},
-      {std::chrono::minutes(1), "m"},       {std::chrono::seconds(1), "s"},
-      {std::chrono::milliseconds(1), "ms"},
-  };
-  if (d == Duration::zero()) return "0s";
-  for (const auto& [unit, name] : kUnits) {
-    if (d % unit == Duration::zero()) return fmt::format("{}{}", d / unit, name);
-  }
-  return FormatDuration(d);
-}
-
 }  // namespace flags_internal
 
 namespace {

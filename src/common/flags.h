@@ -92,9 +92,6 @@ Problem ParseInt(const std::string& text, int64_t lo, int64_t hi, int64_t* out);
 Problem ParseNumber(const std::string& text, double lo, double hi, double* out);
 Problem ParseDurationIn(const std::string& text, std::optional<Duration> lo,
                         std::optional<Duration> hi, Duration* out);
-// The value as --help shows it, in a form the flag takes back ("7d", not "168h").
-std::string ShowDuration(Duration d);
-
 }  // namespace flags_internal
 
 // A flag of type T: std::string, bool, an integer, a floating-point number or a std::chrono
@@ -179,7 +176,7 @@ class TypedFlag final : public Flag {
     } else if constexpr (std::is_same_v<T, bool>) {
       return *dest_ ? "true" : "false";
     } else if constexpr (kDuration) {
-      return flags_internal::ShowDuration(std::chrono::duration_cast<Duration>(*dest_));
+      return ShowDuration(std::chrono::duration_cast<Duration>(*dest_));
     } else {
       return fmt::format("{}", *dest_);
     }

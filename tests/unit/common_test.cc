@@ -122,6 +122,16 @@ TEST(Duration, ParsesStoutAndShortForms) {
   EXPECT_EQ(FormatStoutDuration(std::chrono::minutes(15)), "15mins");
 }
 
+// Configured durations are named in the form a flag takes back, the largest exact unit.
+TEST(Duration, ShownInTheLargestUnitThatDividesIt) {
+  EXPECT_EQ(ShowDuration(std::chrono::hours(168)), "7d");
+  EXPECT_EQ(ShowDuration(std::chrono::minutes(61)), "61m");
+  EXPECT_EQ(ShowDuration(std::chrono::minutes(120)), "2h");
+  EXPECT_EQ(ShowDuration(std::chrono::milliseconds(1500)), "1500ms");
+  EXPECT_EQ(ShowDuration(std::chrono::seconds(0)), "0s");
+  EXPECT_EQ(*ParseDuration(ShowDuration(std::chrono::minutes(61))), std::chrono::minutes(61));
+}
+
 // The one health rule of the scheduler's probes, the executor's updates and the simulator.
 TEST(MemberHealthy, AVoterNeedsALeaderNoErrorsAndAHealthyAnswer) {
   EXPECT_TRUE(MemberHealthy(7, false, true, false));

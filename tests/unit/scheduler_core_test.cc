@@ -2231,6 +2231,12 @@ TEST_F(CoreTest, ExpiringCertificatesAreRenewedByReplacingEachMemberOnce) {
   ASSERT_EQ(removal.size(), 1u);
   EXPECT_EQ(removal[0].op, MembershipOp::kRemove);
   EXPECT_EQ(removal[0].name, "etcd-2");
+  said = false;
+  for (const auto& n : All<Note>(after)) {
+    said |= n.message.find("removing member etcd-2") != std::string::npos &&
+            n.message.find("its certificates expire within 30d") != std::string::npos;
+  }
+  EXPECT_TRUE(said) << "the removal says it is for the certificates";
   const Member& successor = core_.state().members.at("etcd-4");
   EXPECT_TRUE(successor.tls);
   On(CertificateIssued{successor.task_id, kExpiry - 29 * kDay + 365 * kDay});

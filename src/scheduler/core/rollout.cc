@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "common/duration.h"
 #include "mesos/task_state.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/core/scheduler_core.h"
@@ -326,10 +327,8 @@ void SchedulerCore::BeginRollout(const std::string& target, size_t stale, Time n
   }
   Persisted(out);
   std::string what =
-      Renewing() ? fmt::format(
-                       "{} with certificates renewed (some expire within "
-                       "{} days)",
-                       config_.launch_summary, config_.cert_renew_before.count() / 86'400'000)
+      Renewing() ? fmt::format("{} with certificates renewed (some expire within {})",
+                               config_.launch_summary, ShowDuration(config_.cert_renew_before))
                  : config_.launch_summary;
   Say("warn", "rollout",
       fmt::format("rolling out {} to {} members, one at a time, followers first and the leader "
@@ -457,8 +456,13 @@ void SchedulerCore::HandOver(Time now, Actions& out) {
   if (em == nullptr) return;
   step.phase = RolloutStep::kRemoving;
   step.phase_since = now;
-  RemoveMember(*em, &old, "rollout: replaced by a member launched with " + config_.launch_summary,
-               now, out);
+  std::string why = old.launch_config == EffectiveLaunch()
+                        ? fmt::format(
+                              "rollout: its certificates expire within {}; replaced by a "
+                              "member with new ones",
+                              ShowDuration(config_.cert_renew_before))
+                        : "rollout: replaced by a member launched with " + config_.launch_summary;
+  RemoveMember(*em, &old, why, now, out);
 }
 
 void SchedulerCore::OnMoveLeader(const MembershipResult& e, Actions& out) {

@@ -1,6 +1,7 @@
 #include "sim/invariants.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -23,14 +24,42 @@ CaTrust CaTrustOf(std::string_view launch) {
   return {n, {n}};
 }
 
+std::optional<scheduler::CaFiles> CaFilesOf(
+    std::string_view launch, const std::map<uint64_t, scheduler::CaFiles>& files_by_change) {
+  uint64_t change = 0;
+  if (size_t at = launch.rfind("+files"); at != std::string_view::npos) {
+    std::string_view digits = launch.substr(at + 6);
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), change).ec != std::errc()) {
+      return std::nullopt;
+    }
+  }
+  auto it = files_by_change.find(change);
+  if (it == files_by_change.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
+// Whether a member launched with `a` trusts the certificates of one launched with `b`.
+bool Trusts(std::string_view a, std::string_view b, const WorldFacts& facts) {
+  auto files_a = CaFilesOf(a, facts.ca_files), files_b = CaFilesOf(b, facts.ca_files);
+  if (files_a && files_b) {
+    return std::find(files_a->trusted.begin(), files_a->trusted.end(), files_b->issuer) !=
+           files_a->trusted.end();
+  }
+  CaTrust ta = CaTrustOf(a);
+  uint64_t cert_b = CaTrustOf(b).certificate;
+  return std::find(ta.trusts.begin(), ta.trusts.end(), cert_b) != ta.trusts.end();
+}
+
+}  // namespace
+
 std::vector<Violation> CheckWorld(const WorldFacts& facts) {
   std::vector<Violation> out;
   for (const auto& c : facts.clusters) {
     for (const auto& [a, launch_a] : c.launches) {
-      CaTrust ta = CaTrustOf(launch_a);
       for (const auto& [b, launch_b] : c.launches) {
-        uint64_t cert_b = CaTrustOf(launch_b).certificate;
-        if (std::find(ta.trusts.begin(), ta.trusts.end(), cert_b) != ta.trusts.end()) continue;
+        if (Trusts(launch_a, launch_b, facts)) continue;
         out.push_back({"ca-trust-broken",
                        fmt::format("in cluster {:x}, {} ({}) does not trust the CA of {}'s "
                                    "certificates ({}): they cannot talk",

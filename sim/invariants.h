@@ -51,9 +51,17 @@ struct CaTrust {
 };
 CaTrust CaTrustOf(std::string_view launch_config);
 
+// With the operator's CA files (--tls=files), what a member launched with `launch_config` holds:
+// the files of the change its "+filesN" suffix names (none: the first ones recorded), by
+// `files_by_change` as the cores recorded them; nothing when those are not known.
+std::optional<scheduler::CaFiles> CaFilesOf(
+    std::string_view launch_config, const std::map<uint64_t, scheduler::CaFiles>& files_by_change);
+
 struct WorldFacts {
   int cluster_size = 0;
   std::vector<ClusterFacts> clusters;
+  // --tls=files: the CA files by change, as the cores recorded them (empty otherwise).
+  std::map<uint64_t, scheduler::CaFiles> ca_files;
   // Member name -> tasks of that name that are not terminal on their agent.
   std::map<std::string, int> live_tasks_by_member;
 };

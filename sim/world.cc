@@ -16,6 +16,7 @@
 #include "executor/task_config.h"
 #include "mesos/task_state.h"
 #include "scheduler/core/pipeline.h"
+#include "scheduler/core/rules.h"
 #include "scheduler/core/scheduler_core.h"
 #include "sim/etcd_model.h"
 #include "sim/store_model.h"
@@ -65,6 +66,12 @@ bool RolloutsInSeed(uint64_t seed) { return seed % 30 == 26 || seed % 30 == 28; 
 // local fault /faults/executors/ID/corrupt does): in a tenth of the seeds, chosen as above (and
 // half of them with several schedulers).
 bool CorruptionInSeed(uint64_t seed) { return seed % 20 == 2 || seed % 20 == 15; }
+// Whether the cluster runs the operator's own CA files (--tls=files), which the operator rotates
+// by redeploying the scheduler with new files: in half of one residue of the rollout seeds.
+bool CaFilesInSeed(uint64_t seed) { return seed % 60 == 28; }
+
+// The number of a CA the sim's operator made ("ca-3" -> 3): higher is newer.
+uint64_t CaNumber(const std::string& name) { return std::stoull(name.substr(3)); }
 
 int SchedulersForSeed(uint64_t seed) {
   switch (seed % 20) {
@@ -302,6 +309,7 @@ class World {
   void InjectInstanceFault();
   void InjectResize();
   void InjectRollout();
+  void InjectCaFilesStep(Instance& s);
   bool RolloutSettled(const core::SchedulerCore& core) const;
   Millis CalmAllowance() const;
   void InjectCorruption();
@@ -429,6 +437,11 @@ class World {
   bool resizes_ = false;
   bool rollouts_ = false;
   int launch_configs_ = 1;  // launch configurations the operator has deployed
+  // --tls=files: the operator's CAs are ca-0, ca-1, ...; the files as the cores recorded them,
+  // by change (what a member launched with "+filesN" holds), for the ca-trust-broken check.
+  bool ca_files_ = false;
+  uint64_t cas_made_ = 1;
+  std::map<uint64_t, core::CaFiles> files_by_change_;
   std::optional<Time> rollout_resumed_;
   std::optional<Time> ca_moved_on_;  // the operator last moved a CA rotation on in the calm
   bool corruption_ = false;          // this seed's chaos may corrupt a member's data
@@ -502,6 +515,8 @@ World::World(const SimOptions& options, uint64_t seed)
   resizes_ = ResizesInSeed(seed_);
   rollouts_ = RolloutsInSeed(seed_);
   corruption_ = CorruptionInSeed(seed_);
+  ca_files_ = CaFilesInSeed(seed_);
+  if (ca_files_) config_.ca_files = core::CaFiles{"ca-0", {"ca-0"}, 0};
   config_.hash_check_interval = 60s;
   largest_target_ = options_.cluster_size;
   for (int i = 0; i < schedulers; ++i) {
@@ -597,8 +612,21 @@ void World::LoadState(uint64_t epoch, int attempt) {
           return;
         }
         if (state.reseed_token.empty()) state.reseed_token = fmt::format("token-{}", seed_);
+        // As the shell's OnLoaded: CA files the members could not all trust stop the process;
+        // the operator starts it again with the files the members run.
+        if (auto why = core::CaFilesChangeRefused(state, config_.ca_files)) {
+          Hit("shell.ca_files_refused");
+          Trace("scheduler refuses the CA files: " + *why);
+          config_.ca_files = core::CaFiles{state.ca_files.issuer, state.ca_files.trusted, 0};
+          CrashScheduler(*s, /*graceful=*/true, "stops, refusing the CA files");
+          return;
+        }
         s->core = std::make_unique<core::SchedulerCore>(config_);
         Deliver(*s, core::Started{state, now_});
+        if (s->core && !s->core->state().ca_files.issuer.empty()) {
+          const core::CaFiles& files = s->core->state().ca_files;
+          files_by_change_[files.changes] = files;
+        }
         After(Ms(100, 2000), [this, epoch] { Subscribe(epoch); });
       });
 }
@@ -2471,11 +2499,13 @@ void World::InjectRollout() {
       Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kRestart, now_});
       return;
     case 2:
+      if (ca_files_) return InjectCaFilesStep(*s);  // the shell refuses /rotate-ca (409)
       Hit("operator.rotate_ca");
       Trace("OPERATOR asks for a rotation of the members' CA");
       Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kRotateCa, now_});
       return;
     case 3:
+      if (ca_files_) return InjectCaFilesStep(*s);
       Hit("operator.rotate_ca_next");
       Trace("OPERATOR moves the CA rotation on");
       Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kNextCaPhase, now_});
@@ -2486,6 +2516,41 @@ void World::InjectRollout() {
   Hit("operator.rollout_resume");
   Trace("OPERATOR resumes the rollout");
   Deliver(*s, core::AdminRollout{++admin_requests_, core::RolloutCommand::kResume, now_});
+}
+
+// --tls=files: the operator redeploys the scheduler with the next step of a rotation of their
+// CA (old+new with the old key, new+old with the new key, new alone), or now and then too soon
+// or straight to a new CA, which the scheduler must refuse before it touches anything.
+void World::InjectCaFilesStep(Instance& s) {
+  if (ha_) return;  // a redeploy changes every instance's flags at once: one instance only
+  const core::CaFiles now = config_.ca_files;
+  core::CaFiles next;
+  if (Chance(0.2)) {
+    std::string fresh = fmt::format("ca-{}", cas_made_++);
+    next = core::CaFiles{fresh, {fresh}, 0};
+    Hit("operator.ca_files_jump");
+  } else if (now.trusted.size() == 1) {
+    std::string fresh = fmt::format("ca-{}", cas_made_++);
+    next = core::CaFiles{now.issuer, {now.issuer, fresh}, 0};
+    Hit("operator.ca_files_trust_both");
+  } else {
+    std::string newer = now.trusted.front();
+    for (const auto& ca : now.trusted) {
+      if (CaNumber(ca) > CaNumber(newer)) newer = ca;
+    }
+    if (now.issuer != newer) {
+      next = core::CaFiles{newer, now.trusted, 0};
+      Hit("operator.ca_files_new_issuer");
+    } else {
+      next = core::CaFiles{newer, {newer}, 0};
+      Hit("operator.ca_files_drop_old");
+    }
+  }
+  std::sort(next.trusted.begin(), next.trusted.end());
+  Trace(fmt::format("OPERATOR redeploys the scheduler with CA files: issuer {}, trusting {}",
+                    next.issuer, fmt::join(next.trusted, "+")));
+  config_.ca_files = next;
+  CrashScheduler(s, /*graceful=*/true, "is redeployed");
 }
 
 void World::InjectStoreFault() {
@@ -2617,6 +2682,7 @@ bool World::Healed() const {
 
 void World::CheckWorld() {
   WorldFacts f;
+  f.ca_files = files_by_change_;
   // A rollout step adds a member's successor before it removes the member (and a scheduler that
   // stops in between leaves the extra voter to its successor to remove).
   f.cluster_size = largest_target_ + (rollouts_ ? 1 : 0);

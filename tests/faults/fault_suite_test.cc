@@ -40,6 +40,7 @@
 #include "testing/tempdir.h"
 #include "testing/workload.h"
 #include "testing/zookeeper_server.h"
+#include "tls/pki.h"
 
 namespace etcd_mesos::scheduler {
 namespace {
@@ -146,8 +147,12 @@ class FaultSuite : public ::testing::Test {
         "--probe-interval=500ms",
         "--bootstrap-gather=2s",
         "--reseed-token-file=" + token_file_.string(),
-        "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms",
-        scenario.tls ? "--tls=auto" : "--tls=off"};
+        "--reseed-timeout=" + std::to_string(scenario.reseed_timeout.count()) + "ms"};
+    // The scenario's TLS mode, unless its extra flags name one (--tls=files).
+    if (std::none_of(scenario.extra_flags.begin(), scenario.extra_flags.end(),
+                     [](const std::string& f) { return f.starts_with("--tls="); })) {
+      args.push_back(scenario.tls ? "--tls=auto" : "--tls=off");
+    }
     // With the ZooKeeper store the state dir still holds the admin token and the scheduler's
     // TLS files: in the test's own dir, not the working directory's ./etcd-mesos-state.
     args.push_back("--state-dir=" + (dir_.path() / "state").string());
@@ -911,6 +916,80 @@ TEST_F(FaultSuite, CertificatesDueForRenewalAreRenewedMemberByMemberUnderTheWork
   }
   for (const HostPort& member : ClientEndpoints()) {
     EXPECT_GT(ServedCertificateExpiry(member), now + 2 * 3600) << member.ToString();
+  }
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// Guide: "Certificates: renewal and rotating the CA", with the operator's own CA (--tls=files):
+// the operator rotates it in three restarts of the scheduler, each rolled out before the next
+// (old+new with the old key, new+old with the new key, new alone), under the workloads. A
+// restart straight to the new CA is refused first, naming the steps, and touches nothing. No
+// acknowledged write is lost, quorum is never lost, and afterwards a client of the old CA is
+// refused by every member.
+TEST_F(FaultSuite, TheOperatorsCaFilesAreRotatedInThreeRestartsUnderTheWorkloads) {
+  auto now = std::chrono::system_clock::now();
+  auto old_ca = tls::NewAuthority("operator CA 1", now - std::chrono::hours(1),
+                                  now + std::chrono::hours(24 * 365));
+  auto new_ca = tls::NewAuthority("operator CA 2", now - std::chrono::hours(1),
+                                  now + std::chrono::hours(24 * 365));
+  ASSERT_TRUE(old_ca.ok() && new_ca.ok());
+  std::filesystem::path old_cert = dir_.path() / "operator-ca-1.crt";
+  std::filesystem::path old_key = dir_.path() / "operator-ca-1.key";
+  std::ofstream(old_cert) << old_ca->certificate_pem;
+  std::ofstream(old_key) << old_ca->key_pem;
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll({.extra_flags = {"--tls=files", "--tls-ca-cert=" + old_cert.string(),
+                                "--tls-ca-key=" + old_key.string()}}));
+  auto old_client = tls_;
+  auto restart_with = [&](const std::string& bundle, const std::string& key) {
+    KillScheduler();
+    flags_.shell.tls_ca_cert = bundle;
+    flags_.shell.tls_ca_key = key;
+    ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  };
+
+  std::vector<Member> before = Members();
+  std::optional<Error> fatal;
+  on_fatal_ = [&](const Error& e) { fatal = e; };
+  ASSERT_NO_FATAL_FAILURE(restart_with(new_ca->certificate_pem, new_ca->key_pem));
+  ASSERT_TRUE(RunUntil([&] { return fatal.has_value(); }, 30)) << "a jump to the new CA started";
+  EXPECT_NE(fatal->message.find("does not trust the CA that issued"), std::string::npos) << *fatal;
+  EXPECT_NE(fatal->message.find("three restarts"), std::string::npos) << *fatal;
+  on_fatal_ = [](const Error& e) { ADD_FAILURE() << "scheduler fatal: " << e; };
+
+  auto t0 = Clock::now();
+  const std::pair<std::string, std::string> steps[] = {
+      {old_ca->certificate_pem + new_ca->certificate_pem, old_ca->key_pem},
+      {new_ca->certificate_pem + old_ca->certificate_pem, new_ca->key_pem},
+      {new_ca->certificate_pem, new_ca->key_pem}};
+  uint64_t step = 0;
+  for (const auto& [bundle, key] : steps) {
+    SCOPED_TRACE(++step);
+    ASSERT_NO_FATAL_FAILURE(restart_with(bundle, key));
+    std::vector<std::string> gone = RunRollout(before, 300);
+    before = Members();
+    ASSERT_EQ(core().rollout().state, "done") << core().rollout().reason << core().rollout().step;
+    EXPECT_EQ(gone.size(), 3u) << "every member replaced once";
+    EXPECT_EQ(core().state().ca_files.changes, step);
+    std::printf("[timing] operator CA files, step %d: 3 members replaced after %.1fs\n",
+                static_cast<int>(step), Since(t0));
+    // The operator's clients take the trust and a certificate of the new issuer, as the guide's
+    // tls-client block fetches them.
+    ASSERT_NO_FATAL_FAILURE(FetchOperatorCertificate());
+    workload_->SetTls(tls_);
+    history_->SetTls(tls_);
+  }
+  EXPECT_TRUE(Noted("the CA files changed"));
+  EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
+  for (const HostPort& member : ClientEndpoints()) {
+    std::optional<Result<etcd::RangeResponse>> got;
+    auto client =
+        std::make_shared<etcd::Client>(io_, member, etcd::Client::Options{.tls = old_client});
+    client->Get("/faults/x", /*serializable=*/true,
+                [&](Result<etcd::RangeResponse> r) { got = std::move(r); });
+    ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 30));
+    EXPECT_FALSE(got->ok()) << member.ToString() << " answered a client of the old CA";
   }
   ExpectGuideSeesHealthyCluster(3);
   CheckData();

@@ -2269,6 +2269,75 @@ TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
   EXPECT_EQ(core_.rollout().pending, (std::vector<std::string>{"etcd-3", "etcd-1"}));
 }
 
+// With --tls=files, the CA files the members run are recorded at the first start (an upgrade
+// replaces nothing). A scheduler restarted with changed files rolls every member once per change;
+// the three steps of a CA rotation are accepted in turn, each once the last is rolled out, and a
+// change that would leave members refusing each other is refused with how to do it.
+TEST_F(CoreTest, ChangedCaFilesRollEveryMemberOnceAndAnUnsafeChangeIsRefused) {
+  auto with_files = [&](CaFiles files) {
+    CoreConfig c = Config();
+    c.tls = true;
+    c.ca_files = std::move(files);
+    WithLaunch(c, "lc-A", "3.4.23");
+  };
+  auto restart = [&](CaFiles files) {
+    PersistentState stored = core_.state();
+    with_files(std::move(files));
+    Start(stored);
+    Subscribe();
+    for (const auto& [name, m] : core_.state().members) {
+      Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
+    }
+    ProbeAll(1, 100);
+    Advance(6s);
+  };
+  const CaFiles old_only{"OLD", {"OLD"}, 0}, trust_both{"OLD", {"NEW", "OLD"}, 0},
+      new_issues{"NEW", {"NEW", "OLD"}, 0}, new_only{"NEW", {"NEW"}, 0};
+  with_files(old_only);
+  Bootstrap();
+  Advance(6s);
+  ASSERT_TRUE(core_.healthy());
+  EXPECT_EQ(core_.state().ca_files.issuer, "OLD") << "recorded at the first start";
+  EXPECT_EQ(core_.EffectiveLaunch(), "lc-A") << "the first files recorded roll nothing";
+
+  auto refused = [&](const CaFiles& next, const std::string& why) {
+    auto got = CaFilesChangeRefused(core_.state(), next);
+    ASSERT_TRUE(got.has_value()) << why;
+    EXPECT_NE(got->find(why), std::string::npos) << *got;
+    EXPECT_NE(got->find("three restarts"), std::string::npos) << *got;
+  };
+  refused(new_only, "does not trust the CA that issued the running members' certificates");
+  refused(new_issues, "do not trust the new issuing CA");
+  EXPECT_FALSE(CaFilesChangeRefused(core_.state(), old_only)) << "unchanged";
+
+  uint64_t leader = 1, next_id = 10;
+  const std::pair<CaFiles, std::string> steps[] = {
+      {trust_both, "lc-A+files1"}, {new_issues, "lc-A+files2"}, {new_only, "lc-A+files3"}};
+  for (size_t n = 0; n < 3; ++n) {
+    const auto& [files, launch] = steps[n];
+    SCOPED_TRACE(launch);
+    ASSERT_FALSE(CaFilesChangeRefused(core_.state(), files));
+    restart(files);
+    EXPECT_EQ(core_.EffectiveLaunch(), launch);
+    EXPECT_EQ(core_.state().ca_files.changes, n + 1);
+    EXPECT_EQ(core_.rollout().state, "running");
+    EXPECT_EQ(core_.rollout().pending.size(), 3u) << "every member, once";
+    if (n + 1 < 3) {
+      // The next step must wait until every member runs this one.
+      refused(steps[n + 1].first, "still runs the ones before the last change");
+    }
+    Advance(1s);
+    EXPECT_EQ(FinishRollout(leader, next_id).size(), 3u);
+    Advance(5s);
+    EXPECT_EQ(core_.rollout().state, "done");
+    for (const auto& [name, m] : core_.state().members) EXPECT_EQ(m.launch_config, launch) << name;
+  }
+  restart(new_only);
+  EXPECT_EQ(core_.state().ca_files.changes, 3u) << "a restart with the same files changes nothing";
+  EXPECT_TRUE(core_.rollout().pending.empty());
+  EXPECT_EQ(core_.state().counters.cluster_livelocks, 0u);
+}
+
 // POST /rotate-ca rotates the members' CA in three rollouts, each replacing every member once
 // (followers first, the leader last): trust both CAs, then certificates of the new CA, then trust
 // the new CA alone. Each phase begins only when every member runs the one before and the operator

@@ -357,6 +357,23 @@ TEST(MemberCertificates, TheRecordRoundTripsAndABadOneIsNamed) {
 // once); each phase of the core's rotation picks which CA issues and which are trusted; once the
 // core has finished, the record moves on to the next CA. A record that cannot serve the phase the
 // state is in is an error that names both, not a guess.
+// With --tls=files the record's trust is the operator's whole --tls-ca-cert: its first CA issues,
+// and members, the scheduler and /ca.crt trust every CA of it; the trust is never stored.
+TEST(MemberCertificates, TheOperatorsBundleIsTrustedAndItsFirstCaIssues) {
+  auto own = NewTlsRecord("etcd-prod", kCertNow);
+  auto other = NewTlsRecord("etcd-other", kCertNow);
+  ASSERT_TRUE(own.ok() && other.ok());
+  TlsRecord record = *own;
+  record.trust = own->ca_cert + other->ca_cert;
+  auto in_use = CaForRotation(record, {0, CaPhase::kNone});
+  ASSERT_TRUE(in_use.ok()) << in_use.error();
+  EXPECT_EQ(in_use->issuer.certificate_pem, own->ca_cert);
+  EXPECT_EQ(in_use->client_issuer.certificate_pem, own->ca_cert);
+  EXPECT_EQ(in_use->member_trust, record.trust);
+  EXPECT_EQ(in_use->client_trust, record.trust);
+  EXPECT_EQ(EncodeTlsRecord(record).find(other->ca_cert.substr(30, 40)), std::string::npos);
+}
+
 TEST(MemberCertificates, EachPhaseOfACaRotationPicksItsIssuerAndTrust) {
   auto record = NewTlsRecord("etcd-prod", kCertNow);
   ASSERT_TRUE(record.ok()) << record.error();

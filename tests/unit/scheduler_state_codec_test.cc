@@ -152,6 +152,27 @@ TEST(SchedulerStateCodec, TheCaRotationIsKept) {
   EXPECT_NE(bad.error().message.find("ca.phase"), std::string::npos) << bad.error();
 }
 
+// The CA files recorded with --tls=files are kept (issuer, trusted, changes); a record without
+// them reads as none; a malformed one is named.
+TEST(SchedulerStateCodec, TheCaFilesAreKept) {
+  PersistentState s = Sample();
+  s.ca_files = {"AA:01", {"AA:01", "BB:02"}, 2};
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_EQ(decoded->ca_files.issuer, "AA:01");
+  EXPECT_EQ(decoded->ca_files.trusted, (std::vector<std::string>{"AA:01", "BB:02"}));
+  EXPECT_EQ(decoded->ca_files.changes, 2u);
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_FALSE(j.contains("ca_files"));
+  auto none = DecodeState(j.dump());
+  ASSERT_TRUE(none.ok()) << none.error();
+  EXPECT_TRUE(none->ca_files.issuer.empty());
+  j["ca_files"] = json{{"issuer", "AA:01"}, {"trusted", json::array()}, {"changes", 0}};
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("ca_files.trusted"), std::string::npos) << bad.error();
+}
+
 // The generated admin token is kept so that every restart and instance guards the commands with
 // the one the operators were told of; an older record without it reads as none (generated then);
 // a token that is not a string is named.

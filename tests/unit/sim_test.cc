@@ -263,6 +263,23 @@ TEST(Sim, SeedsWhereTheOperatorRollsOutPass) {
   EXPECT_GT(done, 0) << "no rollout started";
 }
 
+// The operator rotates their own CA (--tls=files) by redeploying the scheduler with new files,
+// now and then too soon or straight to a new CA: the scheduler refuses those before it touches
+// anything, and no two running members ever refuse each other's certificates (ca-trust-broken).
+TEST(Sim, SeedsWhereTheOperatorRotatesTheirCaFilesPass) {
+  SimOptions o;
+  std::map<std::string, uint64_t> hits;
+  for (uint64_t seed = 28; seed <= 60 * 40; seed += 60) {
+    RunResult r = RunSeed(o, seed);
+    EXPECT_TRUE(r.ok) << Report(r) << "replay: sim --seed=" << seed;
+    for (const auto& [k, v] : r.coverage) hits[k] += v;
+  }
+  EXPECT_GT(hits["operator.ca_files_trust_both"], 0u) << "no seed rotated the operator's CA files";
+  EXPECT_GT(hits["operator.ca_files_new_issuer"], 0u);
+  EXPECT_GT(hits["operator.ca_files_drop_old"], 0u);
+  EXPECT_GT(hits["shell.ca_files_refused"], 0u) << "no unsafe CA files were refused";
+}
+
 // A member's data corrupted in the chaos (a tenth of the seeds) is found by the hash checks and
 // replaced: the calm phase heals only once no corrupt voter is left; no corrupt member is ever
 // asked to stand alone in a reseed.
@@ -420,6 +437,38 @@ TEST(SimInvariants, EveryTwoMembersTrustEachOthersCertificates) {
   };
   for (const auto& [a, b] : talk) EXPECT_TRUE(check(a, b).empty()) << a << " beside " << b;
   for (const auto& [a, b] : refuse) {
+    auto v = check(a, b);
+    ASSERT_FALSE(v.empty()) << a << " beside " << b;
+    EXPECT_EQ(v[0].invariant, "ca-trust-broken");
+  }
+}
+
+// With the operator's CA files, trust is judged from the files each member's launch suffix names:
+// each step of a rotation meets the one before it; a jump to a new CA does not.
+TEST(SimInvariants, WithCaFilesEveryTwoMembersTrustEachOthersCertificates) {
+  std::map<uint64_t, core::CaFiles> files = {{0, {"ca-0", {"ca-0"}, 0}},
+                                             {1, {"ca-0", {"ca-0", "ca-1"}, 1}},
+                                             {2, {"ca-1", {"ca-0", "ca-1"}, 2}},
+                                             {3, {"ca-1", {"ca-1"}, 3}},
+                                             {4, {"ca-2", {"ca-2"}, 4}}};
+  ASSERT_TRUE(CaFilesOf("lc-1", files).has_value());
+  EXPECT_EQ(CaFilesOf("lc-1", files)->issuer, "ca-0") << "no suffix: the first files";
+  EXPECT_EQ(CaFilesOf("lc-1+restart1+files2", files)->issuer, "ca-1");
+  EXPECT_FALSE(CaFilesOf("lc-1+files9", files).has_value());
+  auto check = [&](const char* a, const char* b) {
+    WorldFacts f = Healthy();
+    f.ca_files = files;
+    f.clusters[0].launches = {{"etcd-1", a}, {"etcd-2", b}};
+    return CheckWorld(f);
+  };
+  for (const auto& [a, b] :
+       {std::pair{"lc-1", "lc-1+files1"}, std::pair{"lc-1+files1", "lc-1+files2"},
+        std::pair{"lc-1+files2", "lc-1+files3"}}) {
+    EXPECT_TRUE(check(a, b).empty()) << a << " beside " << b;
+  }
+  for (const auto& [a, b] :
+       {std::pair{"lc-1", "lc-1+files2"}, std::pair{"lc-1+files1", "lc-1+files3"},
+        std::pair{"lc-1+files3", "lc-1+files4"}}) {
     auto v = check(a, b);
     ASSERT_FALSE(v.empty()) << a << " beside " << b;
     EXPECT_EQ(v[0].invariant, "ca-trust-broken");

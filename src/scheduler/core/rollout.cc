@@ -31,7 +31,7 @@ std::string SchedulerCore::EffectiveLaunch() const {
   if (config_.launch_config.empty()) return "";
   std::string launch = config_.launch_config;
   if (state_.restarts > 0) launch += fmt::format("+restart{}", state_.restarts);
-  return launch + CaLaunchSuffix(state_.ca);
+  return launch + CaLaunchSuffix(state_.ca) + CaFilesLaunchSuffix(state_.ca_files);
 }
 
 // What a CA rotation adds to the launch configuration: each phase makes every member stale once.

@@ -207,6 +207,53 @@ bool RenewalDue(int64_t not_after, int64_t unix_now, Millis renew_before) {
   return not_after > 0 && unix_now > 0 && not_after - unix_now < window;
 }
 
+std::string CaFilesLaunchSuffix(const CaFiles& files) {
+  return files.changes == 0 ? "" : fmt::format("+files{}", files.changes);
+}
+
+namespace {
+
+constexpr std::string_view kCaFilesSteps =
+    "rotate a CA in three restarts, each rolled out before the next: --tls-ca-cert=old+new "
+    "bundle with the old key, then new+old with the new key, then new alone";
+
+std::string ShortFingerprint(const std::string& sha256) { return sha256.substr(0, 23); }
+
+bool Trusts(const CaFiles& files, const std::string& issuer) {
+  return std::find(files.trusted.begin(), files.trusted.end(), issuer) != files.trusted.end();
+}
+
+}  // namespace
+
+std::optional<std::string> CaFilesChangeRefused(const PersistentState& state, const CaFiles& next) {
+  const CaFiles& now = state.ca_files;
+  if (next.issuer.empty() || now.issuer.empty() || now.SameCas(next)) return std::nullopt;
+  std::string suffix = CaFilesLaunchSuffix(now);
+  for (const auto& [name, m] : state.members) {
+    if (MaybeAlive(m.task_state) && !m.launch_config.empty() &&
+        !m.launch_config.ends_with(suffix)) {
+      return fmt::format(
+          "the CA files changed while {} still runs the ones before the last change (its "
+          "rollout is not done): start with the previous --tls-ca-cert and --tls-ca-key until "
+          "it is; {}",
+          name, kCaFilesSteps);
+    }
+  }
+  if (!Trusts(next, now.issuer)) {
+    return fmt::format(
+        "the new --tls-ca-cert does not trust the CA that issued the running members' "
+        "certificates ({}...): they and the members launched now would refuse each other; {}",
+        ShortFingerprint(now.issuer), kCaFilesSteps);
+  }
+  if (!Trusts(now, next.issuer)) {
+    return fmt::format(
+        "the running members do not trust the new issuing CA ({}..., the first of "
+        "--tls-ca-cert): they and the members launched now would refuse each other; {}",
+        ShortFingerprint(next.issuer), kCaFilesSteps);
+  }
+  return std::nullopt;
+}
+
 bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_before) {
   return member.tls && RenewalDue(member.cert_not_after, unix_now, renew_before);
 }

@@ -133,6 +133,16 @@ bool CertificateRenewalDue(const Member& member, int64_t unix_now, Millis renew_
 std::string CaLaunchSuffix(const CaRotation& ca);
 std::string DescribeCaRotation(const CaRotation& ca);
 
+// With --tls=files (types.h CaFiles): what a change of the CA files adds to the launch
+// configuration ("" before the first change, else "+filesN"), and why the scheduler must not
+// start with the files `next` given what its state recorded (nothing: it may). Members launched
+// from the recorded files and from the new ones run side by side while the change is rolled
+// out, so each side must trust the other's issuer; and every member must already run the
+// recorded files (a change during the last one's rollout would leave three kinds of member).
+// The reason says how to rotate a CA in three steps.
+std::string CaFilesLaunchSuffix(const CaFiles& files);
+std::optional<std::string> CaFilesChangeRefused(const PersistentState& state, const CaFiles& next);
+
 // The members' certificates as /stats, /metrics and the console tell them: whether any member
 // that may still run serves TLS, and the first of their certificates to expire.
 struct CertificateExpiry {

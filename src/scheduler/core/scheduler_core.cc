@@ -154,6 +154,7 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     if (m.learner) m.learner_since = e.now;
   }
   AdoptUnlabelledMembers(out);
+  AdoptCaFiles(out);
   if (ClusterTls() != config_.tls) {
     Say("warn", "session",
         fmt::format("the cluster runs {}; it keeps that (the TLS mode applies to a new cluster: "
@@ -281,6 +282,24 @@ bool SchedulerCore::ClusterTls() const {
     if (MaybeAlive(m.task_state)) return m.tls;
   }
   return config_.tls;
+}
+
+// With --tls=files: the CA files the members are launched from from now on. The first ones seen
+// are taken as those the members run; a change (checked by the shell: CaFilesChangeRefused)
+// makes every member stale once.
+void SchedulerCore::AdoptCaFiles(Actions& out) {
+  const CaFiles& files = config_.ca_files;
+  if (files.issuer.empty() || state_.ca_files.SameCas(files)) return;
+  uint64_t changes = state_.ca_files.issuer.empty() ? 0 : state_.ca_files.changes + 1;
+  state_.ca_files = CaFiles{files.issuer, files.trusted, changes};
+  Persisted(out);
+  if (changes == 0) return;
+  Say("warn", "rollout",
+      fmt::format("the CA files changed (issuer {}..., {} CA{} trusted): every member is rolled "
+                  "to them, one at a time",
+                  files.issuer.substr(0, 23), files.trusted.size(),
+                  files.trusted.size() == 1 ? "" : "s"),
+      out);
 }
 
 void SchedulerCore::OnCertificateIssued(const CertificateIssued& e, Actions& out) {

@@ -116,6 +116,7 @@ class SchedulerCore {
   };
 
   void OnStarted(const Started& e, Actions& out);
+  void AdoptCaFiles(Actions& out);
   void OnSubscribed(const Subscribed& e, Actions& out);
   void OnDisconnected(const Disconnected& e, Actions& out);
   void OnOffers(const OffersReceived& e, Actions& out);

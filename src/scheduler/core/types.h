@@ -24,6 +24,17 @@ using Clock = std::chrono::steady_clock;
 using Time = Clock::time_point;  // the shell's monotonic clock; only differences matter
 using Millis = std::chrono::milliseconds;
 
+// With --tls=files, the operator's CA files as members are launched from them: the SHA-256
+// fingerprints of the CA that issues (the first of --tls-ca-cert) and of every CA trusted (all
+// of it, sorted). `changes` counts the times they changed since they were first recorded; each
+// change rolls every member once (launch suffix "+filesN"). Empty `issuer`: not recorded.
+struct CaFiles {
+  std::string issuer;
+  std::vector<std::string> trusted;
+  uint64_t changes = 0;
+  bool SameCas(const CaFiles& o) const { return issuer == o.issuer && trusted == o.trusted; }
+};
+
 struct CoreConfig {
   std::string framework_name = "etcd-default";  // etcd-<cluster-name>
   // New clusters serve TLS (--tls auto or files). A running cluster keeps the mode it was
@@ -78,6 +89,10 @@ struct CoreConfig {
   // A TLS member whose certificates expire within this is replaced by a rollout (its successor
   // gets new ones): renewal without losing quorum.
   Millis cert_renew_before{30LL * 24 * 3600 * 1000};
+  // With --tls=files: the CA files' fingerprints (issuer and trusted; `changes` unused). The
+  // shell checks a change against the recorded ones (CaFilesChangeRefused) before the core
+  // starts; the core records it and rolls the members to it.
+  CaFiles ca_files;
   // Corruption checks: every hash_check_interval (0: never) the voters' HashKV at one revision
   // they have all applied is compared; a member in the minority is marked corrupt and replaced.
   Millis hash_check_interval{300'000};
@@ -228,6 +243,7 @@ struct PersistentState {
   bool rollout_done = false;
   uint64_t restarts = 0;
   CaRotation ca;
+  CaFiles ca_files;
 };
 
 // One backup written to --backup-dir, as the shell reports it.

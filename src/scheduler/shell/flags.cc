@@ -301,7 +301,10 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       });
   Flag& ca_cert = flags.Add("--tls-ca-cert", &shell.tls_ca_cert_file,
                             "With --tls=files: the CA certificate (PEM) that issues the members' "
-                            "and clients' certificates");
+                            "and clients' certificates, optionally followed by other CAs that "
+                            "are trusted too. A change of this file rolls every member once; "
+                            "rotate a CA in three restarts, each rolled out before the next: "
+                            "old+new with the old key, new+old with the new key, new alone");
   flags.Add("--tls-ca-key", &shell.tls_ca_key_file,
             "With --tls=files: that CA's private key (PEM, unencrypted); read at start, never "
             "stored or sent anywhere");

@@ -112,7 +112,8 @@ Result<CaInUse> CaForRotation(const TlsRecord& record, const CaRotation& rotatio
     if (has_next && rotation.generation == record.generation + 1) {
       return CaInUse{next_ca, record.next_ca_cert, next_ca, record.next_ca_cert, true};
     }
-    return CaInUse{old_ca, record.ca_cert, old_ca, record.ca_cert, false};
+    const std::string& trust = record.trust.empty() ? record.ca_cert : record.trust;
+    return CaInUse{old_ca, trust, old_ca, trust, false};
   }
   if (!has_next || rotation.generation != record.generation) {
     return MakeError(ErrorCode::kDataLoss,

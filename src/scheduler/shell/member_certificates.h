@@ -35,6 +35,10 @@ struct TlsRecord {
   uint64_t generation = 0;   // the rotation generation of ca_cert (0: the CA of the first start)
   std::string next_ca_cert;  // PEM: the CA of generation + 1, made by POST /rotate-ca; "" if none
   std::string next_ca_key;
+  // With --tls=files: all of --tls-ca-cert (the issuer first, then any CA also trusted while the
+  // operator rotates theirs), which members, the scheduler and /ca.crt trust; never stored.
+  // "": ca_cert alone.
+  std::string trust;
 };
 
 std::string TlsPath(std::string_view framework_name);  // /<framework-name>/tls

@@ -109,6 +109,20 @@ Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body) {
 
 namespace {
 
+// With --tls=files, what the core records of the CA files (types.h CaFiles): the fingerprints of
+// the issuer (the first certificate) and of every CA trusted. Empty otherwise, or when the files
+// do not parse (LoadTls then stops the scheduler, naming the problem).
+CaFiles CaFilesOf(const ShellConfig& shell) {
+  if (shell.tls != "files") return {};
+  auto bundle = tls::ReadBundle(shell.tls_ca_cert);
+  if (!bundle.ok()) return {};
+  CaFiles files{bundle->front().sha256_fingerprint, {}, 0};
+  for (const auto& ca : *bundle) files.trusted.push_back(ca.sha256_fingerprint);
+  std::sort(files.trusted.begin(), files.trusted.end());
+  files.trusted.erase(std::unique(files.trusted.begin(), files.trusted.end()), files.trusted.end());
+  return files;
+}
+
 // The core's config with what members are launched with (see launch_config.h), which needs the
 // served etcd's version: asked of the binary once, at start.
 CoreConfig WithLaunchConfig(SchedulerFlags& flags) {
@@ -119,6 +133,7 @@ CoreConfig WithLaunchConfig(SchedulerFlags& flags) {
   LaunchConfig launch =
       DescribeLaunch(flags.core, EtcdUpkeepFlags(flags.shell.upkeep), version.ok() ? *version : "");
   flags.core.launch_config = launch.fingerprint;
+  flags.core.ca_files = CaFilesOf(flags.shell);
   flags.core.launch_summary = launch.summary;
   flags.core.etcd_version = version.ok() ? *version : "";
   spdlog::info("members are launched with {} ({})", launch.summary, launch.fingerprint);
@@ -420,9 +435,21 @@ void SchedulerShell::LoadTls(int attempt, std::function<void()> then) {
   if (flags_.shell.tls == "files") {
     auto ca = tls::LoadAuthority(flags_.shell.tls_ca_cert, flags_.shell.tls_ca_key);
     if (!ca.ok()) return Fatal(ca.error().Context("--tls-ca-cert and --tls-ca-key"));
+    // The first certificate issues (it is --tls-ca-key's); every one of them is trusted.
+    auto bundle = tls::ReadBundle(flags_.shell.tls_ca_cert);
+    if (!bundle.ok()) return Fatal(bundle.error().Context("--tls-ca-cert"));
+    for (const auto& trusted : *bundle) {
+      if (!trusted.is_ca) {
+        return Fatal(MakeError(ErrorCode::kInvalidArgument,
+                               "--tls-ca-cert: '{}' is not a CA certificate (basicConstraints "
+                               "CA:TRUE); the file holds the CAs that issue and are trusted",
+                               trusted.subject_common_name));
+      }
+    }
     // Every instance with the same key derives the same secret for the task tokens.
     TlsRecord record{ca->certificate_pem, ca->key_pem,
                      TaskCertificateToken(ca->key_pem, "etcd-mesos task certificates")};
+    record.trust = flags_.shell.tls_ca_cert;
     if (Status s = UseTls(std::move(record), now); !s.ok()) return Fatal(s.error());
     return then();
   }
@@ -750,6 +777,9 @@ void SchedulerShell::OnLoaded(PersistentState state) {
     state.reseed_token = NewSecretToken();
   }
   if (Status s = SettleAdminToken(state); !s.ok()) return Fatal(s.error());
+  if (auto why = CaFilesChangeRefused(state, flags_.core.ca_files)) {
+    return Fatal(MakeError(ErrorCode::kInvalidArgument, "refusing the CA files: {}", *why));
+  }
   loaded_ = true;
   Started started{std::move(state), Clock::now()};
   if (!flags_.shell.backup_dir.empty()) {

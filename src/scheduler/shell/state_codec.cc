@@ -313,6 +313,34 @@ Status DecodeCaRotation(const json& j, PersistentState& state) {
   return Corrupt("ca.phase", "must be none, trust-both, new-issuer or drop-old");
 }
 
+// The CA files recorded with --tls=files; absent in older records and with other modes.
+Status DecodeCaFiles(const json& j, PersistentState& state) {
+  auto files = Field(j, "ca_files", "ca_files", /*required=*/false);
+  if (!files.ok()) return files.error();
+  if (*files == nullptr) return OkStatus();
+  const json& f = **files;
+  if (!f.is_object()) return Corrupt("ca_files", "must be an object");
+  auto issuer = String(f, "issuer", "ca_files.issuer");
+  if (!issuer.ok()) return issuer.error();
+  if (issuer->empty()) return Corrupt("ca_files.issuer", "must not be empty");
+  auto changes = Unsigned(f, "changes", "ca_files.changes");
+  if (!changes.ok()) return changes.error();
+  auto trusted = Field(f, "trusted", "ca_files.trusted", /*required=*/true);
+  if (!trusted.ok()) return trusted.error();
+  if (!(*trusted)->is_array() || (*trusted)->empty()) {
+    return Corrupt("ca_files.trusted", "must be a non-empty array of fingerprints");
+  }
+  CaFiles out{*issuer, {}, *changes};
+  for (const json& t : **trusted) {
+    if (!t.is_string() || t.get_ref<const std::string&>().empty()) {
+      return Corrupt("ca_files.trusted", "must be a non-empty array of fingerprints");
+    }
+    out.trusted.push_back(t.get<std::string>());
+  }
+  state.ca_files = std::move(out);
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string StatePath(std::string_view framework_name) {
@@ -356,6 +384,11 @@ std::string EncodeState(const PersistentState& state) {
   if (state.ca.generation > 0 || state.ca.phase != CaPhase::kNone) {
     j["ca"] = json{{"generation", state.ca.generation},
                    {"phase", std::string(CaPhaseName(state.ca.phase))}};
+  }
+  if (!state.ca_files.issuer.empty()) {
+    j["ca_files"] = json{{"issuer", state.ca_files.issuer},
+                         {"trusted", state.ca_files.trusted},
+                         {"changes", state.ca_files.changes}};
   }
   j["healthy"] = state.healthy;
   j["health_reason"] = state.health_reason;
@@ -429,6 +462,7 @@ Result<PersistentState> DecodeState(std::string_view text) {
   state.health_reason = *reason;
   if (Status s = DecodeRollout(j, state); !s.ok()) return s.error();
   if (Status s = DecodeCaRotation(j, state); !s.ok()) return s.error();
+  if (Status s = DecodeCaFiles(j, state); !s.ok()) return s.error();
   auto restored = String(j, "restored_from", "restored_from", /*required=*/false);
   if (!restored.ok()) return restored.error();
   state.restored_from = *restored;

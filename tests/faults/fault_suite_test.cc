@@ -33,6 +33,7 @@
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/shell.h"
 #include "store/state_store.h"
+#include "testing/guide.h"
 #include "testing/linearizability.h"
 #include "testing/linearizable_workload.h"
 #include "testing/ports.h"
@@ -60,34 +61,7 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
-// The runnable blocks of docs/response.md: a fenced block (possibly indented in a list item)
-// whose first line is `# guide: <name>`; the block's indentation is taken off its lines.
-std::map<std::string, std::string> GuideCommands() {
-  std::ifstream in(GUIDE_PATH);
-  std::map<std::string, std::string> out;
-  std::string line, name, body;
-  size_t indent = 0;
-  bool in_block = false;
-  while (std::getline(in, line)) {
-    size_t first = line.find_first_not_of(' ');
-    std::string_view text = first == std::string::npos ? "" : std::string_view(line).substr(first);
-    if (text.starts_with("```")) {
-      if (in_block && !name.empty()) out[name] = body;
-      in_block = !in_block;
-      indent = first;
-      name.clear();
-      body.clear();
-      continue;
-    }
-    if (!in_block) continue;
-    if (body.empty() && name.empty() && text.starts_with("# guide: ")) {
-      name = std::string(text.substr(9));
-      continue;
-    }
-    body += (line.size() >= indent ? line.substr(indent) : std::string()) + "\n";
-  }
-  return out;
-}
+std::map<std::string, std::string> GuideCommands() { return test::GuideCommands(GUIDE_PATH); }
 
 enum class Store { kDirectory, kZooKeeper };
 
@@ -367,7 +341,7 @@ class FaultSuite : public ::testing::Test {
       ADD_FAILURE() << "docs/response.md has no block tagged '# guide: " << name << "'";
       return {-1, ""};
     }
-    std::string env = "export ADMIN=" + admin_.ToString() + " MASTER=" + master_.ToString() +
+    std::string env = "export ADMIN=http://" + admin_.ToString() + " MASTER=" + master_.ToString() +
                       " TOKEN_FILE=" + token_file_.string() + " CLUSTER=faults " + extra_env + "\n";
     return Shell(env + it->second + then);
   }

@@ -4,7 +4,9 @@
 // trust store, given to the agents and, by --executor-environment-variables, their executors). The
 // agents fetch the executor, etcd and etcdctl over https, each executor gets its member's
 // certificates over https, and three TLS members serve. The API answers https to a client of that
-// CA; plain http and a client that trusts another CA get nothing.
+// CA; plain http and a client that trusts another CA get nothing. The on-call guide's blocks work
+// as written with an https ADMIN.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -15,9 +17,11 @@
 
 #include "net/http.h"
 #include "testing/certificates.h"
+#include "testing/guide.h"
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
+#include "testing/workload.h"
 
 namespace etcd_mesos {
 namespace {
@@ -91,6 +95,22 @@ TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
   EXPECT_NE(master->body.find(fmt::format("https://127.0.0.1:{}/artifacts/", admin)),
             std::string::npos)
       << "the executors' URIs name the https server";
+
+  // The on-call guide as written, with ADMIN an https URL and curl given the CA as the guide says:
+  // its tls-client block fetches the CA and a client certificate over https, and its health
+  // block reaches every member with them.
+  auto guide = test::GuideCommands(GUIDE_PATH);
+  ASSERT_EQ(guide.count("tls-client"), 1u);
+  ASSERT_EQ(guide.count("health-v3"), 1u);
+  fs::create_directories(work.path() / "operator");
+  std::string env = fmt::format(
+      "export ADMIN=https://127.0.0.1:{} CURL_CA_BUNDLE={} TOKEN_FILE={} HOME={} USER=e2e\n", admin,
+      (work.path() / "ca.pem").string(), (work.path() / "scheduler-state" / "admin-token").string(),
+      (work.path() / "operator").string());
+  auto [status, out] = test::RunShell(env + guide["tls-client"] + guide["health-v3"]);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;
+  EXPECT_EQ(out.find("unhealthy"), std::string::npos) << out;
 
   // Plain http, and a client that trusts another CA, get nothing.
   auto plain = get("/stats", nullptr);

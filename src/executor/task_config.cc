@@ -137,7 +137,7 @@ std::string_view InitialClusterStateName(InitialClusterState state) {
 
 std::string TaskConfig::ClientUrl() const { return Url(address, client_port, tls.has_value()); }
 std::string TaskConfig::PeerUrl() const { return Url(address, peer_port, tls.has_value()); }
-std::string TaskConfig::ReseedUrl() const { return Url(address, reseed_port); }
+std::string TaskConfig::ReseedUrl() const { return Url(address, reseed_port, tls.has_value()); }
 
 bool IsOwnedEtcdFlag(std::string_view flag) {
   std::string_view name = flag.substr(0, flag.find('='));

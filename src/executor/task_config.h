@@ -83,7 +83,7 @@ struct TaskConfig {
 
   std::string ClientUrl() const;  // http(s)://address:client_port
   std::string PeerUrl() const;    // http(s)://address:peer_port
-  std::string ReseedUrl() const;  // http://address:reseed_port
+  std::string ReseedUrl() const;  // http(s)://address:reseed_port, https for a TLS member
 
   bool operator==(const TaskConfig&) const = default;
 };

@@ -30,6 +30,7 @@
 #include "etcd/client.h"
 #include "local/cluster.h"
 #include "local/resources.h"
+#include "net/http.h"
 #include "scheduler/core/rules.h"
 #include "scheduler/shell/shell.h"
 #include "store/state_store.h"
@@ -1411,6 +1412,27 @@ TEST_F(FaultSuite, MinorityLossWhileTheSchedulerIsDown) {
 TEST_F(FaultSuite, MajorityLossIsReseededAfterTheTimeout) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.reseed_timeout = seconds(8)}));
   auto members = Members();
+  // The executors' reseed listeners speak HTTPS and want a client certificate of the members' CA:
+  // the token never crosses the network in the clear. (The scheduler's reseed below goes there.)
+  auto ask = [&](std::shared_ptr<const net::TlsClientConfig> tls, const std::string& token) {
+    net::HttpRequest request{net::Verb::post, {members[2].host, members[2].reseed_port}, "/reseed"};
+    request.headers.emplace_back("Authorization", "Bearer " + token);
+    request.tls = std::move(tls);
+    request.timeout = seconds(5);
+    std::optional<Result<net::HttpResponse>> got;
+    net::HttpFetch(io_, request, [&](Result<net::HttpResponse> r) { got = std::move(r); });
+    RunUntil([&] { return got.has_value(); }, 10);
+    return got.value_or(MakeError(ErrorCode::kUnavailable, "no answer"));
+  };
+  auto plain = ask(nullptr, core().state().reseed_token);
+  EXPECT_FALSE(plain.ok()) << "plain http answered " << plain->status;
+  auto no_cert = net::TlsClientConfig::Create(ReadFile(operator_env_.at("ETCDCTL_CACERT")));
+  ASSERT_TRUE(no_cert.ok());
+  auto anonymous = ask(*no_cert, "wrong-token");
+  EXPECT_FALSE(anonymous.ok() && anonymous->status != 0) << "a client without a certificate";
+  auto wrong = ask(tls_, "wrong-token");
+  ASSERT_TRUE(wrong.ok()) << wrong.error();
+  EXPECT_EQ(wrong->status, 401u) << wrong->body;
   ASSERT_NO_FATAL_FAILURE(KillMember(members[0].name));
   ASSERT_NO_FATAL_FAILURE(KillMember(members[1].name));
   auto t0 = Clock::now();

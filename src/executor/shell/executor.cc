@@ -128,15 +128,7 @@ void Executor::Feed(const core::Event& event) {
 
 void Executor::Do(const core::Action& action) {
   std::visit(Overloaded{
-                 [&](const core::StartReseedListener& a) {
-                   HostPort at{a.config.address, a.config.reseed_port};
-                   auto bound = reseed_.Listen(at, a.config.reseed_token);
-                   if (!bound.ok()) {
-                     Post(core::ReseedListenerFailed{bound.error().ToString(), Now()});
-                   } else {
-                     spdlog::info("reseed listener on http://{}", bound->ToString());
-                   }
-                 },
+                 [&](const core::StartReseedListener& a) { StartReseedListener(a.config); },
                  [&](const core::StartEtcd& a) { DoStartEtcd(a); },
                  [&](const core::SignalEtcd& a) {
                    int sig = a.signal == core::Signal::kTerm ? SIGTERM : SIGKILL;
@@ -174,6 +166,32 @@ void Executor::Do(const core::Action& action) {
              action);
 }
 
+// Takes `config` by value: it may be reseed_waits_for_tls_, which this resets.
+void Executor::StartReseedListener(TaskConfig config) {
+  std::shared_ptr<const net::TlsServerConfig> tls;
+  if (config.tls) {
+    if (!HaveMemberTls(sandbox_)) {
+      reseed_waits_for_tls_ = config;  // listens once the certificates are in
+      return;
+    }
+    auto server = MemberServerTls(sandbox_);
+    if (!server.ok()) {
+      Post(core::ReseedListenerFailed{server.error().Context("the reseed listener").ToString(),
+                                      Now()});
+      return;
+    }
+    tls = *server;
+  }
+  reseed_waits_for_tls_.reset();
+  HostPort at{config.address, config.reseed_port};
+  auto bound = reseed_.Listen(at, config.reseed_token, tls);
+  if (!bound.ok()) {
+    Post(core::ReseedListenerFailed{bound.error().ToString(), Now()});
+  } else {
+    spdlog::info("reseed listener on {}://{}", tls ? "https" : "http", bound->ToString());
+  }
+}
+
 void Executor::DoStartEtcd(const core::StartEtcd& start) {
   if (start.config.tls && !HaveMemberTls(sandbox_)) {
     // The first start of a TLS member: its certificates first (asked once per task; an etcd
@@ -188,6 +206,7 @@ void Executor::DoStartEtcd(const core::StartEtcd& start) {
             return;
           }
           spdlog::info("certificates in {}", (sandbox_ / "tls").string());
+          if (reseed_waits_for_tls_) StartReseedListener(*reseed_waits_for_tls_);
           DoStartEtcd(start);
         });
     return;

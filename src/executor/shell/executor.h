@@ -68,6 +68,7 @@ class Executor {
   void DoArm(const core::ArmTimer& arm);
   void DoExit(int code);
   void MaybeFinishExit();
+  void StartReseedListener(TaskConfig config);
   void WaitForSignals();
   core::Time Now() const { return std::chrono::steady_clock::now(); }
 
@@ -91,6 +92,8 @@ class Executor {
   // updates): the executor exits once the agent has taken its last update.
   bool shutdown_ = false;
   std::optional<core::Time> term_sent_at_;  // SIGTERM to etcd went out then
+  // A TLS member's reseed listener waits for its certificates (it serves with them).
+  std::optional<TaskConfig> reseed_waits_for_tls_;
   int pending_exit_code_ = 0;
   std::optional<int> exit_code_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

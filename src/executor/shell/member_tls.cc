@@ -171,4 +171,15 @@ Result<std::shared_ptr<const net::TlsClientConfig>> MemberClientTls(const fs::pa
   return net::TlsClientConfig::Create(*ca, *cert, *key);
 }
 
+Result<std::shared_ptr<const net::TlsServerConfig>> MemberServerTls(const fs::path& sandbox) {
+  MemberTlsPaths p = MemberTlsFiles(sandbox);
+  auto ca = ReadFile(p.ca);
+  auto cert = ReadFile(p.server_cert);
+  auto key = ReadFile(p.server_key);
+  for (auto* r : {&ca, &cert, &key}) {
+    if (!r->ok()) return r->error();
+  }
+  return net::TlsServerConfig::Create(*cert, *key, *ca);
+}
+
 }  // namespace etcd_mesos::executor::shell

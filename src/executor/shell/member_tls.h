@@ -51,4 +51,9 @@ void RequestMemberCertificates(boost::asio::io_context& io, const TaskConfig& co
 Result<std::shared_ptr<const net::TlsClientConfig>> MemberClientTls(
     const std::filesystem::path& sandbox);
 
+// The server side for the reseed listener: the member's server certificate, and clients must
+// present a certificate of the CAs the member trusts (as etcd's --client-cert-auth asks).
+Result<std::shared_ptr<const net::TlsServerConfig>> MemberServerTls(
+    const std::filesystem::path& sandbox);
+
 }  // namespace etcd_mesos::executor::shell

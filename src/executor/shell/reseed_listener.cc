@@ -42,20 +42,24 @@ ReseedRequestCheck CheckReseedRequest(const net::ServerRequest& request, const s
 }
 
 ReseedListener::ReseedListener(boost::asio::io_context& io, Callbacks callbacks)
-    : callbacks_(std::move(callbacks)),
-      server_(io,
-              net::HttpServer::Options{.max_body_bytes = 64 << 10,
-                                       .idle_timeout = std::chrono::minutes(10),
-                                       .server_name = "etcd-mesos-executor"},
-              [this](const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
-                Handle(req, std::move(r));
-              }) {}
+    : io_(io), callbacks_(std::move(callbacks)) {}
 
 ReseedListener::~ReseedListener() { Stop(); }
 
-Result<HostPort> ReseedListener::Listen(const HostPort& address, std::string token) {
+Result<HostPort> ReseedListener::Listen(const HostPort& address, std::string token,
+                                        std::shared_ptr<const net::TlsServerConfig> tls) {
   token_ = std::move(token);
-  return server_.Listen(address);
+  if (server_) server_->Stop();
+  server_ = std::make_unique<net::HttpServer>(
+      io_,
+      net::HttpServer::Options{.max_body_bytes = 64 << 10,
+                               .idle_timeout = std::chrono::minutes(10),
+                               .server_name = "etcd-mesos-executor",
+                               .tls = std::move(tls)},
+      [this](const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
+        Handle(req, std::move(r));
+      });
+  return server_->Listen(address);
 }
 
 void ReseedListener::Stop() {
@@ -63,7 +67,7 @@ void ReseedListener::Stop() {
     responder->Respond(ErrorResponse(503, "the executor is shutting down"));
   }
   waiting_.clear();
-  server_.Stop();
+  if (server_) server_->Stop();
 }
 
 void ReseedListener::Answer(const core::AnswerReseed& answer) {

@@ -11,7 +11,9 @@
 //   Allow), 400 malformed body, 404 unknown path.
 //
 // The original listener took any method on any interface without authentication; a reseed throws
-// away cluster membership, so ours demands the task's token and binds the agent's IP only.
+// away cluster membership, so ours demands the task's token and binds the agent's IP only. With
+// TLS members it speaks HTTPS with the member's server certificate and asks for a client
+// certificate of the member's CAs, so the token never crosses the network in the clear.
 //
 // Threading: on the executor's io_context thread; callbacks run there.
 #pragma once
@@ -52,16 +54,20 @@ class ReseedListener {
   ReseedListener(boost::asio::io_context& io, Callbacks callbacks);
   ~ReseedListener();
 
-  Result<HostPort> Listen(const HostPort& address, std::string token);
+  // HTTPS when `tls` is set (a TLS member: its server certificate, client certificates of its
+  // CAs required), else plain HTTP.
+  Result<HostPort> Listen(const HostPort& address, std::string token,
+                          std::shared_ptr<const net::TlsServerConfig> tls = nullptr);
   void Answer(const core::AnswerReseed& answer);
   void Stop();
 
  private:
   void Handle(const net::ServerRequest& request, std::shared_ptr<net::Responder> responder);
 
+  boost::asio::io_context& io_;
   Callbacks callbacks_;
   std::string token_;
-  net::HttpServer server_;
+  std::unique_ptr<net::HttpServer> server_;  // made by Listen
   uint64_t next_request_ = 0;
   std::map<uint64_t, std::shared_ptr<net::Responder>> waiting_;
 };

@@ -13,7 +13,9 @@ std::string Member::PeerUrl() const {
 std::string Member::ClientUrl() const {
   return fmt::format("{}://{}:{}", tls ? "https" : "http", host, client_port);
 }
-std::string Member::ReseedUrl() const { return fmt::format("http://{}:{}", host, reseed_port); }
+std::string Member::ReseedUrl() const {
+  return fmt::format("{}://{}:{}", tls ? "https" : "http", host, reseed_port);
+}
 
 std::string FormatTaskId(const Member& m) {
   return fmt::format("{} {} {} {} {}", m.name, m.host, m.peer_port, m.client_port, m.reseed_port);

@@ -1392,6 +1392,9 @@ void SchedulerShell::DoReseed(const TriggerReseed& reseed) {
   request.headers.emplace_back("Authorization", "Bearer " + reseed.token);
   request.headers.emplace_back("Content-Type", "application/json");
   request.timeout = kReseedTimeout;
+  // A TLS member's listener serves its certificate and asks for one of its CAs: the scheduler's
+  // client certificate for etcd.
+  if (reseed.reseed_url.starts_with("https://")) request.tls = etcd_tls_;
   spdlog::warn("asking {} to reseed the cluster alone ({})", reseed.name, reseed.reseed_url);
   net::HttpFetch(io_, std::move(request),
                  Guarded([this, name = reseed.name](Result<net::HttpResponse> r) {

@@ -459,6 +459,17 @@ Result<json> Browser::Evaluate(const std::string& expression) {
   return RemoteObjectValue(*object);
 }
 
+namespace {
+
+// Chromium's answer to an evaluation in a page that navigated meanwhile: what a wait for the next
+// page sees while a click's navigation is under way; the next try runs in the new page.
+bool NavigatedAway(const Error& error) {
+  return error.message.find("Inspected target navigated or closed") != std::string::npos ||
+         error.message.find("Execution context was destroyed") != std::string::npos;
+}
+
+}  // namespace
+
 Result<json> Browser::WaitFor(const std::string& expression, std::chrono::milliseconds timeout) {
   const auto start = Clock::now();
   const auto deadline = start + timeout;
@@ -466,8 +477,10 @@ Result<json> Browser::WaitFor(const std::string& expression, std::chrono::millis
   while (true) {
     auto r = Call("Runtime.evaluate",
                   {{"expression", expression}, {"returnByValue", true}, {"awaitPromise", true}});
-    if (!r.ok()) return r.error().Context("wait for `" + expression + "`");
-    auto object = EvaluationResult(expression, *r);
+    if (!r.ok() && !NavigatedAway(r.error())) {
+      return r.error().Context("wait for `" + expression + "`");
+    }
+    auto object = r.ok() ? EvaluationResult(expression, *r) : Result<json>(r.error());
     if (object.ok()) {
       if (Truthy(*object)) return RemoteObjectValue(*object);
       last = object->contains("value") || object->contains("unserializableValue")

@@ -99,11 +99,10 @@ int main(int argc, char** argv) {
     if (first) {
       HostPort admin = shell->admin_address();
       std::string host = flags.shell.admin_bind_all ? flags.shell.address : admin.host;
+      std::string url = flags.shell.AdminScheme() + "://" + HostPort{host, admin.port}.ToString();
       std::cerr << "etcd-mesos-scheduler: framework " << flags.core.framework_name << ", master "
-                << flags.shell.master_spec << "\n  status page  http://" << host << ":"
-                << admin.port << "/\n  members      http://" << host << ":" << admin.port
-                << "/members\n"
-                << "  stats        http://" << host << ":" << admin.port << "/stats\n";
+                << flags.shell.master_spec << "\n  status page  " << url << "/\n  members      "
+                << url << "/members\n  stats        " << url << "/stats\n";
     }
     io.run();
     shell->Stop();

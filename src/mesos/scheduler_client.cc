@@ -306,8 +306,9 @@ Error SchedulerClient::Unauthenticated(const net::HttpResponse& head) const {
   if (!options_.credential) {
     return MakeError(ErrorCode::kUnauthenticated,
                      "authentication required: master {} answered SUBSCRIBE with HTTP 401 "
-                     "(WWW-Authenticate: {}) and this framework has no credentials; give it "
-                     "--principal and --secret-file",
+                     "(WWW-Authenticate: {}) and this framework sends no credentials (a "
+                     "--principal without --secret-file sends none); give it --principal and "
+                     "--secret-file",
                      master_.ToString(), challenge);
   }
   return MakeError(ErrorCode::kUnauthenticated,

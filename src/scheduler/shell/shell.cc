@@ -428,6 +428,24 @@ void SchedulerShell::LoadState(int attempt) {
               }));
 }
 
+// Mesos says only "Failed to fetch all URIs ... exited with status 1" when its fetcher could not
+// download the executor or etcd from our artifact server; the reason is in the agent's sandbox.
+// Name where to look, and the usual cause with an HTTPS admin server.
+void SchedulerShell::ExplainFetchFailure(const mesos::TaskStatus& status) {
+  if (status.reason() != mesos::TaskStatus::REASON_CONTAINER_LAUNCH_FAILED ||
+      status.message().find("fetch") == std::string::npos) {
+    return;
+  }
+  spdlog::warn(
+      "task {}: the agent could not fetch its artifacts from {} (the fetcher's own error is in "
+      "the task's sandbox on agent {}, file stderr){}",
+      status.task_id().value(), artifact_base_, status.agent_id().value(),
+      flags_.shell.AdminScheme() == "https"
+          ? "; with --admin-tls-cert the agents' hosts must trust the CA of that certificate "
+            "(their system trust store, which the Mesos fetcher uses)"
+          : "");
+}
+
 // ---- TLS (member_certificates.h) ----------------------------------------------------------
 
 void SchedulerShell::LoadTls(int attempt, std::function<void()> then) {
@@ -930,6 +948,7 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
       break;
     case MesosEvent::UPDATE: {
       const auto& status = e.update().status();
+      ExplainFetchFailure(status);
       Feed(TaskUpdate{status, now});
       // Acknowledge after the core has seen it (and after any write it asked for has been
       // queued); only updates with a uuid want one.

@@ -128,6 +128,7 @@ class SchedulerShell {
   void ReloadTlsRecord();
   // POST /rotate-ca: the next CA made and stored before the core hears of the request.
   void PrepareCaRotation(AdminRollout request);
+  void ExplainFetchFailure(const mesos::TaskStatus& status);
   // A client of a member at `url`: https with the scheduler's certificate when the URL says so.
   etcd::Client::Options EtcdOptions(std::chrono::milliseconds timeout, std::string_view url) const;
   // POST /certificates (member_certificates.h), answered from the core's view of the task.

@@ -123,5 +123,38 @@ TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
       << untrusted.error();
 }
 
+// Agents whose hosts do not trust the admin certificate's CA cannot fetch the executor: Mesos
+// says only that the fetch failed, and the scheduler says where the fetcher's error is and that
+// the agents must trust that CA.
+TEST(AdminHttps, AFetchRefusedByUntrustingAgentsIsExplained) {
+  test::TempDir work{"em-admin-https-untrusted"};
+  tls::Authority ca = test::NewTestAuthority("operator's admin CA");
+  auto cert = tls::Issue(ca, test::CertificateFor("scheduler", {"127.0.0.1"}, tls::Usage::kServer));
+  ASSERT_TRUE(cert.ok()) << cert.error();
+  WriteFile(work.path() / "admin.crt", cert->certificate_pem);
+  WriteFile(work.path() / "admin.key", cert->key_pem);
+  uint16_t port = test::FreePort(), admin = test::FreePort();
+  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
+  test::ChildProcess local(
+      {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
+       "--work-dir=" + (work.path() / "mesos").string(),
+       fmt::format("--first-agent-ip=127.0.0.{}", test::AgentHostBase()), "--", SCHEDULER_PATH,
+       "--master=127.0.0.1:" + std::to_string(port), "--cluster-name=untrusted",
+       "--admin-port=" + std::to_string(admin),
+       "--state-dir=" + (work.path() / "scheduler-state").string(), "--cpu-limit=0.5",
+       "--mem-limit=256", "--disk-limit=512", "--executor-bin=" + wrapper.string(),
+       "--admin-tls-cert=" + (work.path() / "admin.crt").string(),
+       "--admin-tls-key=" + (work.path() / "admin.key").string()},
+      work.path() / "local.log");
+  std::string want = fmt::format("could not fetch its artifacts from https://127.0.0.1:{}/", admin);
+  bool explained =
+      test::WaitFor([&] { return local.LogTail(1 << 22).find(want) != std::string::npos; },
+                    std::chrono::seconds(60));
+  std::string log = local.LogTail(1 << 22);
+  ASSERT_TRUE(explained) << local.LogTail(20000);
+  EXPECT_NE(log.find("the agents' hosts must trust the CA of that certificate"), std::string::npos);
+  EXPECT_NE(log.find("file stderr"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace etcd_mesos

@@ -635,6 +635,18 @@ class FaultSuite : public ::testing::Test {
         seconds);
     return gone;
   }
+  // Every member refuses a client with `tls` (its certificate and its trust): one of a CA that
+  // a rotation has retired.
+  void ExpectEveryMemberRefuses(std::shared_ptr<const net::TlsClientConfig> tls) {
+    for (const HostPort& member : ClientEndpoints()) {
+      std::optional<Result<etcd::RangeResponse>> got;
+      auto client = std::make_shared<etcd::Client>(io_, member, etcd::Client::Options{.tls = tls});
+      client->Get("/faults/x", /*serializable=*/true,
+                  [&](Result<etcd::RangeResponse> r) { got = std::move(r); });
+      ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 30));
+      EXPECT_FALSE(got->ok()) << member.ToString() << " answered a client of the old CA";
+    }
+  }
   // The expiry (Unix seconds) of the certificate a member serves its clients, as openssl reads
   // it off the handshake with the operator's files; 0 if none was read.
   int64_t ServedCertificateExpiry(const HostPort& member) {
@@ -839,15 +851,7 @@ TEST_F(FaultSuite, TheCaIsRotatedByTheGuideUnderTheWorkloadsAndTheOldCaIsRefused
   EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
 
   // A client of the old CA (its certificate and its trust) is refused by every member.
-  for (const HostPort& member : ClientEndpoints()) {
-    std::optional<Result<etcd::RangeResponse>> got;
-    auto client =
-        std::make_shared<etcd::Client>(io_, member, etcd::Client::Options{.tls = old_client});
-    client->Get("/faults/x", /*serializable=*/true,
-                [&](Result<etcd::RangeResponse> r) { got = std::move(r); });
-    ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 30));
-    EXPECT_FALSE(got->ok()) << member.ToString() << " answered a client of the old CA";
-  }
+  ExpectEveryMemberRefuses(old_client);
   ASSERT_NO_FATAL_FAILURE(reissue());
   EXPECT_EQ(certificates(ReadFile(ca_file)), 1u) << "/ca.crt holds the new CA alone";
   ExpectGuideSeesHealthyCluster(3);
@@ -957,15 +961,7 @@ TEST_F(FaultSuite, TheOperatorsCaFilesAreRotatedInThreeRestartsUnderTheWorkloads
   }
   EXPECT_TRUE(Noted("the CA files changed"));
   EXPECT_EQ(core().state().counters.cluster_livelocks, 0u) << "quorum was never lost";
-  for (const HostPort& member : ClientEndpoints()) {
-    std::optional<Result<etcd::RangeResponse>> got;
-    auto client =
-        std::make_shared<etcd::Client>(io_, member, etcd::Client::Options{.tls = old_client});
-    client->Get("/faults/x", /*serializable=*/true,
-                [&](Result<etcd::RangeResponse> r) { got = std::move(r); });
-    ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 30));
-    EXPECT_FALSE(got->ok()) << member.ToString() << " answered a client of the old CA";
-  }
+  ExpectEveryMemberRefuses(old_client);
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

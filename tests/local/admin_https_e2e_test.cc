@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -33,30 +34,52 @@ void WriteFile(const fs::path& path, const std::string& text) {
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
 }
 
-TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
-  test::TempDir work{"em-admin-https"};
+// Writes an admin CA, a certificate of it for 127.0.0.1 and its key (ca.pem, admin.crt,
+// admin.key) into `dir`; answers the CA.
+tls::Authority WriteAdminCertificate(const fs::path& dir) {
   tls::Authority ca = test::NewTestAuthority("operator's admin CA");
   auto cert = tls::Issue(ca, test::CertificateFor("scheduler", {"127.0.0.1"}, tls::Usage::kServer));
-  ASSERT_TRUE(cert.ok()) << cert.error();
-  WriteFile(work.path() / "ca.pem", ca.certificate_pem);
-  WriteFile(work.path() / "admin.crt", cert->certificate_pem);
-  WriteFile(work.path() / "admin.key", cert->key_pem);
+  EXPECT_TRUE(cert.ok()) << cert.error();
+  WriteFile(dir / "ca.pem", ca.certificate_pem);
+  WriteFile(dir / "admin.crt", cert.ok() ? cert->certificate_pem : "");
+  WriteFile(dir / "admin.key", cert.ok() ? cert->key_pem : "");
+  return ca;
+}
+
+// etcd-mesos-local with three agents on `port` (and `agent_flags`), and the scheduler after `--`
+// with its admin server on https://127.0.0.1:`admin` with dir's admin.crt.
+std::vector<std::string> LocalWithHttpsScheduler(const fs::path& dir, uint16_t port, uint16_t admin,
+                                                 std::vector<std::string> agent_flags) {
+  std::vector<std::string> args = {
+      ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
+      "--work-dir=" + (dir / "mesos").string(),
+      fmt::format("--first-agent-ip=127.0.0.{}", test::AgentHostBase())};
+  args.insert(args.end(), agent_flags.begin(), agent_flags.end());
+  auto wrapper = test::WriteExecutorWrapper(dir, EXECUTOR_PATH);
+  for (std::string flag :
+       {std::string("--"), std::string(SCHEDULER_PATH),
+        "--master=127.0.0.1:" + std::to_string(port), std::string("--cluster-name=https"),
+        "--admin-port=" + std::to_string(admin),
+        "--state-dir=" + (dir / "scheduler-state").string(), std::string("--cpu-limit=0.5"),
+        std::string("--mem-limit=256"), std::string("--disk-limit=512"),
+        "--executor-bin=" + wrapper.string(), "--admin-tls-cert=" + (dir / "admin.crt").string(),
+        "--admin-tls-key=" + (dir / "admin.key").string()}) {
+    args.push_back(flag);
+  }
+  return args;
+}
+
+TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
+  test::TempDir work{"em-admin-https"};
+  tls::Authority ca = WriteAdminCertificate(work.path());
   uint16_t port = test::FreePort(), admin = test::FreePort();
-  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
   test::ChildProcess local(
-      {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
-       "--work-dir=" + (work.path() / "mesos").string(),
-       fmt::format("--first-agent-ip=127.0.0.{}", test::AgentHostBase()),
-       // The agents' hosts trust the admin CA: Mesos's agents pass such settings to their
-       // executors (their own environment, or --executor_environment_variables).
-       nlohmann::json{{"SSL_CERT_FILE", (work.path() / "ca.pem").string()}}.dump().insert(
-           0, "--executor-environment-variables="),
-       "--", SCHEDULER_PATH, "--master=127.0.0.1:" + std::to_string(port), "--cluster-name=https",
-       "--admin-port=" + std::to_string(admin),
-       "--state-dir=" + (work.path() / "scheduler-state").string(), "--cpu-limit=0.5",
-       "--mem-limit=256", "--disk-limit=512", "--executor-bin=" + wrapper.string(),
-       "--admin-tls-cert=" + (work.path() / "admin.crt").string(),
-       "--admin-tls-key=" + (work.path() / "admin.key").string()},
+      LocalWithHttpsScheduler(
+          work.path(), port, admin,
+          // The agents' hosts trust the admin CA: Mesos's agents pass such settings to their
+          // executors (their own environment, or --executor_environment_variables).
+          {nlohmann::json{{"SSL_CERT_FILE", (work.path() / "ca.pem").string()}}.dump().insert(
+              0, "--executor-environment-variables=")}),
       work.path() / "local.log",
       // The hosts' trust store, as the system's: etcd-mesos-local's fetcher (Mesos's: curl)
       // reads it from the agent's environment.
@@ -128,24 +151,10 @@ TEST(AdminHttps, ThreeMembersBootstrapThroughAnHttpsAdminServer) {
 // the agents must trust that CA.
 TEST(AdminHttps, AFetchRefusedByUntrustingAgentsIsExplained) {
   test::TempDir work{"em-admin-https-untrusted"};
-  tls::Authority ca = test::NewTestAuthority("operator's admin CA");
-  auto cert = tls::Issue(ca, test::CertificateFor("scheduler", {"127.0.0.1"}, tls::Usage::kServer));
-  ASSERT_TRUE(cert.ok()) << cert.error();
-  WriteFile(work.path() / "admin.crt", cert->certificate_pem);
-  WriteFile(work.path() / "admin.key", cert->key_pem);
+  WriteAdminCertificate(work.path());  // its CA is trusted nowhere
   uint16_t port = test::FreePort(), admin = test::FreePort();
-  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
-  test::ChildProcess local(
-      {ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
-       "--work-dir=" + (work.path() / "mesos").string(),
-       fmt::format("--first-agent-ip=127.0.0.{}", test::AgentHostBase()), "--", SCHEDULER_PATH,
-       "--master=127.0.0.1:" + std::to_string(port), "--cluster-name=untrusted",
-       "--admin-port=" + std::to_string(admin),
-       "--state-dir=" + (work.path() / "scheduler-state").string(), "--cpu-limit=0.5",
-       "--mem-limit=256", "--disk-limit=512", "--executor-bin=" + wrapper.string(),
-       "--admin-tls-cert=" + (work.path() / "admin.crt").string(),
-       "--admin-tls-key=" + (work.path() / "admin.key").string()},
-      work.path() / "local.log");
+  test::ChildProcess local(LocalWithHttpsScheduler(work.path(), port, admin, {}),
+                           work.path() / "local.log");
   std::string want = fmt::format("could not fetch its artifacts from https://127.0.0.1:{}/", admin);
   bool explained =
       test::WaitFor([&] { return local.LogTail(1 << 22).find(want) != std::string::npos; },

@@ -160,7 +160,13 @@ void RequestMemberCertificates(boost::asio::io_context& io, const TaskConfig& co
                  });
 }
 
-Result<std::shared_ptr<const net::TlsClientConfig>> MemberClientTls(const fs::path& sandbox) {
+namespace {
+
+// The member's CA bundle, server certificate and key, as PEM texts.
+struct ServerPems {
+  std::string ca, cert, key;
+};
+Result<ServerPems> ReadServerPems(const fs::path& sandbox) {
   MemberTlsPaths p = MemberTlsFiles(sandbox);
   auto ca = ReadFile(p.ca);
   auto cert = ReadFile(p.server_cert);
@@ -168,18 +174,21 @@ Result<std::shared_ptr<const net::TlsClientConfig>> MemberClientTls(const fs::pa
   for (auto* r : {&ca, &cert, &key}) {
     if (!r->ok()) return r->error();
   }
-  return net::TlsClientConfig::Create(*ca, *cert, *key);
+  return ServerPems{std::move(*ca), std::move(*cert), std::move(*key)};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const net::TlsClientConfig>> MemberClientTls(const fs::path& sandbox) {
+  auto pems = ReadServerPems(sandbox);
+  if (!pems.ok()) return pems.error();
+  return net::TlsClientConfig::Create(pems->ca, pems->cert, pems->key);
 }
 
 Result<std::shared_ptr<const net::TlsServerConfig>> MemberServerTls(const fs::path& sandbox) {
-  MemberTlsPaths p = MemberTlsFiles(sandbox);
-  auto ca = ReadFile(p.ca);
-  auto cert = ReadFile(p.server_cert);
-  auto key = ReadFile(p.server_key);
-  for (auto* r : {&ca, &cert, &key}) {
-    if (!r->ok()) return r->error();
-  }
-  return net::TlsServerConfig::Create(*cert, *key, *ca);
+  auto pems = ReadServerPems(sandbox);
+  if (!pems.ok()) return pems.error();
+  return net::TlsServerConfig::Create(pems->cert, pems->key, pems->ca);
 }
 
 }  // namespace etcd_mesos::executor::shell

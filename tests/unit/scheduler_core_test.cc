@@ -185,8 +185,12 @@ class CoreTest : public ::testing::Test {
   // The scheduler restarts with launch configuration `launch` (etcd `etcd`) on the state it had;
   // its members run on and answer; etcd's 5 s window passes.
   void RestartWithLaunch(const std::string& launch, const std::string& etcd = "3.4.23") {
+    RestartWith(Config(), launch, etcd);
+  }
+  // The same with a config of the test's own (its TLS, its CA files).
+  void RestartWith(CoreConfig c, const std::string& launch, const std::string& etcd) {
     PersistentState stored = core_.state();
-    WithLaunch(launch, etcd);
+    WithLaunch(std::move(c), launch, etcd);
     Start(stored);
     Subscribe();
     for (const auto& [name, m] : core_.state().members) {
@@ -2274,23 +2278,14 @@ TEST_F(CoreTest, AlreadyExpiredCertificatesAreRenewedOneMemberAtATime) {
 // the three steps of a CA rotation are accepted in turn, each once the last is rolled out, and a
 // change that would leave members refusing each other is refused with how to do it.
 TEST_F(CoreTest, ChangedCaFilesRollEveryMemberOnceAndAnUnsafeChangeIsRefused) {
-  auto with_files = [&](CaFiles files) {
+  auto files_config = [&](CaFiles files) {
     CoreConfig c = Config();
     c.tls = true;
     c.ca_files = std::move(files);
-    WithLaunch(c, "lc-A", "3.4.23");
+    return c;
   };
-  auto restart = [&](CaFiles files) {
-    PersistentState stored = core_.state();
-    with_files(std::move(files));
-    Start(stored);
-    Subscribe();
-    for (const auto& [name, m] : core_.state().members) {
-      Update(m.task_id, mesos::TASK_RUNNING, m.agent_id);
-    }
-    ProbeAll(1, 100);
-    Advance(6s);
-  };
+  auto with_files = [&](CaFiles files) { WithLaunch(files_config(files), "lc-A", "3.4.23"); };
+  auto restart = [&](CaFiles files) { RestartWith(files_config(files), "lc-A", "3.4.23"); };
   const CaFiles old_only{"OLD", {"OLD"}, 0}, trust_both{"OLD", {"NEW", "OLD"}, 0},
       new_issues{"NEW", {"NEW", "OLD"}, 0}, new_only{"NEW", {"NEW"}, 0};
   with_files(old_only);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/duration.h"
 #include "mesos/task_state.h"
 #include "scheduler/core/rules.h"
 
@@ -752,15 +753,26 @@ void SchedulerCore::UpdateHealth(Time now, Actions& out) {
   bool forming = !formed_ && forming_since_ && now - *forming_since_ < config_.staging_timeout;
   // Evidence first: right after a reseed or a fresh start etcd's view is not known yet, and a
   // stale failed read must not open a spurious episode.
+  // An episode opens only once the disagreement has outlasted kLivelockConfirmProbes probe
+  // intervals: an election, or one round of probes timing out on a loaded scheduler host, is
+  // not a lost quorum, and every episode may page an operator (alerts watch the counter).
   if (!agreed && ran && !forming && state_.bootstrapped && connected_ && !reconciling_ &&
       !state_.reseed && view_.has_value()) {
-    if (!livelock_since_) {
+    if (!disagreed_since_) disagreed_since_ = now;
+    if (!livelock_since_ &&
+        now - *disagreed_since_ >= kLivelockConfirmProbes * config_.probe_interval) {
       livelock_since_ = now;
       ++state_.counters.cluster_livelocks;
-      Say("warn", "livelock", "livelock episode started: " + health_reason_, out);
+      Say("warn", "livelock",
+          fmt::format("livelock episode started: {} (for {})", health_reason_,
+                      FormatDuration(std::chrono::duration_cast<Millis>(now - *disagreed_since_))),
+          out);
       Persisted(out);
     }
-  } else if (agreed && livelock_since_) {
+    return;
+  }
+  disagreed_since_.reset();
+  if (agreed && livelock_since_) {
     livelock_since_.reset();
     Say("info", "livelock", "livelock episode ended", out);
   }
@@ -1345,6 +1357,16 @@ void SchedulerCore::StartGeneration(const std::string& survivor, const std::stri
   view_.reset();
   ++membership_epoch_;
   livelock_since_.reset();
+  disagreed_since_.reset();
+  // A rollout step belongs to the old generation's membership: carried on, it would remove the
+  // reseed's survivor once "its successor" joined, leaving one voter (sim seed 7828). The
+  // rollout itself goes on once the new generation has grown back.
+  if (rollout_step_) {
+    Say("warn", "rollout",
+        fmt::format("the rollout step replacing {} is abandoned: {}", rollout_step_->member, why),
+        out, rollout_step_->member);
+    rollout_step_.reset();
+  }
 }
 
 void SchedulerCore::OnPersist(const PersistResult& e, Actions& out) {

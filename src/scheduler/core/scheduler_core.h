@@ -288,6 +288,10 @@ class SchedulerCore {
   uint64_t membership_epoch_ = 0;
   bool read_ok_ = false;
   std::optional<Time> livelock_since_;
+  // Since when no majority of voters has agreed on a leader; an episode opens (livelock_since_)
+  // once that has lasted kLivelockConfirmProbes probe intervals.
+  std::optional<Time> disagreed_since_;
+  static constexpr int kLivelockConfirmProbes = 5;
   // The generation reached health once; until then (and for at most the staging timeout from
   // forming_since_, the bootstrap's launch) unhealthy is a bootstrap forming, not livelock. A
   // restarted scheduler does not know, so it assumes formed.

@@ -19,6 +19,7 @@
 #include "common/encoding.h"
 #include "local/fetcher.h"
 #include "local/jwt.h"
+#include "local/operations.h"
 #include "local/process.h"
 #include "local/status_update_manager.h"
 #include "mesos/codec.h"
@@ -222,7 +223,67 @@ struct Agent::Impl {
         updates(io, {this->options.status_update_retry_min, this->options.status_update_retry_max},
                 [this](const mesos::FrameworkID& fw, const mesos::TaskStatus& status,
                        mesos::TaskState latest) { ForwardUpdate(fw, status, latest); }),
-        ping_timer(io) {}
+        ping_timer(io),
+        total(this->options.resources) {}
+
+  // ---- persistent volumes ----
+
+  // A volume's directory under the work dir: it outlives every task and a restart of the agent,
+  // and goes with the work dir.
+  fs::path VolumeDirectory(const mesos::Resource& volume) const {
+    return options.work_dir / VolumePath(volume);
+  }
+
+  void CheckpointResources(const std::vector<mesos::Resource>& now) {
+    std::set<std::string> kept;
+    for (const auto& v : ResourceBag::From(now).Volumes()) {
+      fs::path dir = VolumeDirectory(v);
+      kept.insert(dir.string());
+      std::error_code ec;
+      if (fs::exists(dir, ec)) continue;
+      fs::create_directories(dir, ec);
+      if (ec) {
+        SPDLOG_WARN("agent {}: cannot create persistent volume {}: {}", id.value(), dir.string(),
+                    ec.message());
+      } else {
+        SPDLOG_INFO("agent {}: created persistent volume '{}' at '{}'", id.value(),
+                    v.disk().persistence().id(), dir.string());
+      }
+    }
+    for (const auto& v : ResourceBag::From(total).Volumes()) {
+      fs::path dir = VolumeDirectory(v);
+      if (kept.count(dir.string())) continue;
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      SPDLOG_INFO("agent {}: deleting persistent volume '{}' at '{}'{}", id.value(),
+                  v.disk().persistence().id(), dir.string(), ec ? ": " + ec.message() : "");
+    }
+    total = now;
+  }
+
+  // As Mesos's POSIX filesystem isolator: each volume the task (or its executor) uses appears
+  // in the sandbox as a symlink at its container path.
+  void LinkVolumes(const Executor& e, const mesos::TaskInfo& task) {
+    std::vector<mesos::Resource> all(task.resources().begin(), task.resources().end());
+    all.insert(all.end(), e.info.resources().begin(), e.info.resources().end());
+    for (const auto& r : all) {
+      if (!IsPersistentVolume(r) || !r.disk().has_volume()) continue;
+      fs::path target = VolumeDirectory(Normalized(r));
+      fs::path link = e.directory / r.disk().volume().container_path();
+      std::error_code ec;
+      fs::create_directories(target, ec);
+      if (fs::is_symlink(link, ec)) continue;
+      fs::create_directories(link.parent_path(), ec);
+      fs::create_directory_symlink(target, link, ec);
+      if (ec) {
+        SPDLOG_WARN("agent {}: cannot link persistent volume {} into {}: {}", id.value(),
+                    target.string(), link.string(), ec.message());
+      } else {
+        SPDLOG_INFO("agent {}: added symlink from '{}' to '{}' for persistent volume '{}'",
+                    id.value(), target.string(), link.string(), r.disk().persistence().id());
+      }
+    }
+  }
 
   // ---- lifecycle ----
 
@@ -374,7 +435,7 @@ struct Agent::Impl {
     info.set_hostname(options.ip);
     info.set_port(bound.port);
     *info.mutable_id() = id;
-    for (const auto& r : options.resources) *info.add_resources() = r;
+    for (const auto& r : total) *info.add_resources() = r;
     return info;
   }
 
@@ -528,6 +589,7 @@ struct Agent::Impl {
             e->command ? "A command task with this id already runs" : "Executor is terminating");
         return;
       }
+      LinkVolumes(*e, task);
       if (e->state == ExecState::kRunning && e->stream) {
         Deliver(*e, task);
       } else {
@@ -568,6 +630,7 @@ struct Agent::Impl {
         ec.clear();
       }
     }
+    if (!ec) LinkVolumes(*e, task);
     sandboxes[{fw.info.id().value(), info.executor_id().value()}] = e->directory.string();
     Executor& ref = *e;
     fw.executors[info.executor_id().value()] = std::move(e);
@@ -1402,6 +1465,9 @@ struct Agent::Impl {
   ChildReaper reaper;
   StatusUpdateManager updates;
   asio::steady_timer ping_timer;
+  // What the agent has: its resources flag as changed by reservations and volumes since
+  // (Mesos checkpoints these in the work dir; a restart that keeps the work dir keeps them).
+  std::vector<mesos::Resource> total;
   std::unique_ptr<net::HttpServer> server;
   HostPort bound{options.ip, 0};
   bool started = false;
@@ -1552,6 +1618,10 @@ void Agent::FrameworkMessage(const mesos::FrameworkID& framework_id,
     SPDLOG_WARN("agent {}: executor {} not connected; message dropped", impl_->id.value(),
                 executor_id.value());
   }
+}
+
+void Agent::CheckpointResources(const std::vector<mesos::Resource>& total) {
+  impl_->CheckpointResources(total);
 }
 
 void Agent::RequestReregistration() {

@@ -118,6 +118,7 @@ class Agent : public AgentApi {
   void FrameworkMessage(const mesos::FrameworkID& framework_id,
                         const mesos::ExecutorID& executor_id, const std::string& data) override;
   void RequestReregistration() override;
+  void CheckpointResources(const std::vector<mesos::Resource>& total) override;
 
  private:
   struct Impl;

@@ -46,6 +46,10 @@ class AgentApi {
   // The master heard from an agent it had marked unreachable: tell it what you run
   // (MasterApi::ReregisterAgent).
   virtual void RequestReregistration() = 0;
+  // Operations changed the agent's resources (reservations, persistent volumes): keep `total`
+  // as what the agent has from now on (and re-registers with), create the directory of each new
+  // volume and delete that of each destroyed one (Mesos's CheckpointResourcesMessage).
+  virtual void CheckpointResources(const std::vector<mesos::Resource>& total) = 0;
 };
 
 // What an agent tells the master. Mirrors the agent→master messages of real Mesos.

@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/encoding.h"
+#include "local/operations.h"
 #include "mesos/json_codec.h"
 #include "mesos/recordio.h"
 #include "mesos/task_state.h"
@@ -75,6 +76,9 @@ struct Master::Framework {
     return HasCapability(mesos::FrameworkInfo::Capability::PARTITION_AWARE);
   }
   bool multi_role() const { return HasCapability(mesos::FrameworkInfo::Capability::MULTI_ROLE); }
+  bool reservation_refinement() const {
+    return HasCapability(mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT);
+  }
   std::string role() const {
     if (multi_role()) return info.roles_size() > 0 ? info.roles(0) : "*";
     return HasLegacyRole(info) ? LegacyRole(info) : "*";
@@ -782,8 +786,13 @@ void Master::Accept(Framework& fw, const Call::Accept& accept) {
   for (const auto& op : accept.operations()) {
     if (op.type() != mesos::Offer::Operation::LAUNCH &&
         op.type() != mesos::Offer::Operation::LAUNCH_GROUP) {
-      spdlog::warn("framework {}: operation {} is not supported by etcd-mesos-local; ignored",
-                   fw.id, mesos::Offer::Operation::Type_Name(op.type()));
+      // The agent checkpoints what the operation made before it hears of any later launch on
+      // it, as Mesos sends its messages in order.
+      if (!invalid && ApplyOperation(fw, *agent_it->second, op, available)) {
+        auto total = agent_it->second->total.ToProto();
+        agent_it->second->handle.link->ToAgent(
+            [total](AgentApi& a) { a.CheckpointResources(total); });
+      }
       continue;
     }
     std::vector<const mesos::TaskInfo*> tasks;
@@ -855,8 +864,9 @@ void Master::Accept(Framework& fw, const Call::Accept& accept) {
         continue;
       }
       if (!available.Contains(needed)) {
-        error("Task uses more resources than offered: " + needed.Summary().dump() + " > " +
-              available.Summary().dump());
+        error(fmt::format(
+            "Total resources {} required by task and its executor is more than available {}",
+            needed.Describe(fw.role()), available.Describe(fw.role())));
         continue;
       }
       available.Subtract(needed);
@@ -878,6 +888,42 @@ void Master::Accept(Framework& fw, const Call::Accept& accept) {
   if (!invalid && !available.Empty()) {
     fw.filters[agent_id] = RefusedUntil(accept.has_filters() ? &accept.filters() : nullptr);
   }
+}
+
+bool Master::ApplyOperation(Framework& fw, AgentState& agent, const mesos::Offer::Operation& op,
+                            ResourceBag& available) {
+  OperationContext context;
+  if (fw.multi_role()) {
+    context.framework_roles.assign(fw.info.roles().begin(), fw.info.roles().end());
+  } else {
+    context.framework_roles = {fw.role()};
+  }
+  context.allocated_role = fw.role();
+  if (fw.principal) {
+    context.principal = fw.principal;
+  } else if (fw.info.has_principal()) {
+    context.principal = fw.info.principal();
+  }
+  context.agent_total = agent.total;
+  context.agent_used = Used(agent.id);
+  context.agent_suffix = fmt::format("; on agent {} at {} ({})", agent.id, agent.handle.pid,
+                                     agent.handle.info.hostname());
+  std::string type = mesos::Offer::Operation::Type_Name(op.type());
+  auto conversion = ConvertOffered(op, available, context);
+  if (!conversion.ok()) {
+    // Mesos drops an invalid operation; only one with an id (a field the protocol definitions
+    // this is built with predate) hears why. The scheduler sees what its offers hold.
+    spdlog::warn("Dropping {} operation from framework {} ({}): {}", type, fw.id, fw.info.name(),
+                 conversion.error().message);
+    return false;
+  }
+  available.Subtract(conversion->consumed);
+  available.Add(conversion->converted);
+  agent.total.Subtract(conversion->consumed);
+  agent.total.Add(conversion->converted);
+  spdlog::info("framework {}: applying {} operation for {} on agent {}", fw.id, type,
+               conversion->converted.Describe(), agent.id);
+  return true;
 }
 
 void Master::Decline(Framework& fw, const google::protobuf::RepeatedPtrField<mesos::OfferID>& ids,
@@ -1254,9 +1300,14 @@ void Master::Allocate() {
         if (filter->second > now) continue;
         fw->filters.erase(filter);
       }
-      ResourceBag free = agent->total;
-      free.Subtract(Used(aid));
-      free.Subtract(Offered(aid));
+      ResourceBag all_free = agent->total;
+      all_free.Subtract(Used(aid));
+      all_free.Subtract(Offered(aid));
+      // Unreserved resources, and those reserved to the framework's role: a reservation is
+      // offered to its role alone.
+      std::string role = fw->role();
+      ResourceBag free = all_free.Unreserved();
+      if (role != "*") free.Add(all_free.ReservedTo(role));
       if (!free.Allocatable()) continue;
       mesos::Offer offer;
       offer.mutable_id()->set_value(fmt::format("{}-O{}", id_, next_offer_++));
@@ -1270,8 +1321,8 @@ void Master::Allocate() {
       url->mutable_address()->set_port(agent->handle.info.port());
       std::string pid = agent->handle.pid;
       url->set_path("/" + pid.substr(0, pid.find('@')));
-      std::string role = fw->role();
       for (auto& r : free.ToProto()) {
+        if (!fw->reservation_refinement()) r = ToLegacyFormat(std::move(r));
         if (fw->multi_role()) r.mutable_allocation_info()->set_role(role);
         *offer.add_resources() = std::move(r);
       }
@@ -1406,8 +1457,8 @@ json Master::StateJson() const {
     if (!agent->reachable) continue;
     ResourceBag used = Used(aid);
     ResourceBag offered = Offered(aid);
-    ResourceBag free = agent->total;
-    free.Subtract(used);
+    json reserved = json::object();
+    for (const auto& [role, bag] : agent->total.ReservedByRole()) reserved[role] = bag.Summary();
     slaves.push_back({{"id", aid},
                       {"hostname", agent->handle.info.hostname()},
                       {"port", agent->handle.info.port()},
@@ -1417,8 +1468,8 @@ json Master::StateJson() const {
                       {"resources", agent->total.Summary()},
                       {"used_resources", used.Summary()},
                       {"offered_resources", offered.Summary()},
-                      {"reserved_resources", json::object()},
-                      {"unreserved_resources", agent->total.Summary()},
+                      {"reserved_resources", reserved},
+                      {"unreserved_resources", agent->total.Unreserved().Summary()},
                       {"active", true},
                       {"deactivated", false},
                       {"version", "1.11.0"},

@@ -128,6 +128,10 @@ class Master : public MasterApi {
                  std::shared_ptr<net::Responder> responder);
   net::HttpResponse Dispatch(Framework& framework, const mesos::scheduler::Call& call);
   void Accept(Framework& framework, const mesos::scheduler::Call::Accept& accept);
+  // RESERVE, UNRESERVE, CREATE or DESTROY on `available` (what the ACCEPT's offers hold after
+  // the operations before it) and on the agent's total; false if it was dropped as invalid.
+  bool ApplyOperation(Framework& framework, AgentState& agent, const mesos::Offer::Operation& op,
+                      ResourceBag& available);
   void Decline(Framework& framework, const google::protobuf::RepeatedPtrField<mesos::OfferID>& ids,
                const mesos::Filters* filters);
   void Kill(Framework& framework, const mesos::scheduler::Call::Kill& kill);

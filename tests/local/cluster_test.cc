@@ -532,6 +532,186 @@ TEST_F(ClusterTest, AgentRestartKeepingItsWorkDirKeepsTasksWipingItLosesThem) {
   EXPECT_NE(cluster_->agent(n)->id().value(), a.agent_id().value()) << "a wiped agent is new";
 }
 
+// ---- Persistent volumes on real agents -------------------------------------------------------
+
+class VolumeClusterTest : public ClusterTest {
+ protected:
+  static mesos::Resource Reserved(mesos::Resource r) {
+    auto* reservation = r.add_reservations();
+    reservation->set_type(mesos::Resource::ReservationInfo::DYNAMIC);
+    reservation->set_role("etcd");
+    reservation->set_principal("etcd-principal");
+    auto* label = reservation->mutable_labels()->add_labels();
+    label->set_key("member");
+    label->set_value("etcd-1");
+    return r;
+  }
+  static mesos::Resource Volume() {
+    mesos::Resource v = Reserved(Scalar("disk", 64));
+    v.mutable_disk()->mutable_persistence()->set_id("vol-1");
+    v.mutable_disk()->mutable_persistence()->set_principal("etcd-principal");
+    v.mutable_disk()->mutable_volume()->set_container_path("data");
+    v.mutable_disk()->mutable_volume()->set_mode(mesos::Volume::RW);
+    return v;
+  }
+  static mesos::Offer::Operation Operation(mesos::Offer::Operation::Type type,
+                                           std::vector<mesos::Resource> resources) {
+    mesos::Offer::Operation op;
+    op.set_type(type);
+    for (auto& r : resources) {
+      if (type == mesos::Offer::Operation::RESERVE) *op.mutable_reserve()->add_resources() = r;
+      if (type == mesos::Offer::Operation::UNRESERVE) *op.mutable_unreserve()->add_resources() = r;
+      if (type == mesos::Offer::Operation::CREATE) *op.mutable_create()->add_volumes() = r;
+      if (type == mesos::Offer::Operation::DESTROY) *op.mutable_destroy()->add_volumes() = r;
+    }
+    return op;
+  }
+  // A command task on the member's reserved cpus and its volume.
+  mesos::TaskInfo VolumeTask(const mesos::Offer& offer, const std::string& id,
+                             const std::string& command) {
+    mesos::TaskInfo task = CommandTask(offer, id, command);
+    task.clear_resources();
+    *task.add_resources() = Reserved(Scalar("cpus", 0.5));
+    *task.add_resources() = Volume();
+    return task;
+  }
+  Status Accept(const mesos::Offer& offer, std::vector<mesos::Offer::Operation> operations) {
+    Call call;
+    call.set_type(Call::ACCEPT);
+    *call.mutable_accept()->add_offer_ids() = offer.id();
+    call.mutable_accept()->mutable_filters()->set_refuse_seconds(0);
+    for (auto& op : operations) *call.mutable_accept()->add_operations() = op;
+    return SendCall(call);
+  }
+  mesos::Offer::Operation LaunchOp(mesos::TaskInfo task) {
+    mesos::Offer::Operation op;
+    op.set_type(mesos::Offer::Operation::LAUNCH);
+    *op.mutable_launch()->add_task_infos() = std::move(task);
+    return op;
+  }
+  void ConnectDurable() {
+    // The fixture's framework, with a principal and RESERVATION_REFINEMENT.
+    mesos::FrameworkInfo info;
+    info.set_user("root");
+    info.set_name("volume-test");
+    info.set_failover_timeout(3600);
+    info.set_checkpoint(true);
+    info.set_principal("etcd-principal");
+    info.add_roles("etcd");
+    for (auto c : {mesos::FrameworkInfo::Capability::MULTI_ROLE,
+                   mesos::FrameworkInfo::Capability::PARTITION_AWARE,
+                   mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT}) {
+      info.add_capabilities()->set_type(c);
+    }
+    auto callbacks =
+        mesos_client::SchedulerClient::Callbacks{nullptr,
+                                                 [this](const Event& e) {
+                                                   if (e.type() == Event::OFFERS) {
+                                                     for (const auto& o : e.offers().offers())
+                                                       offers_.push_back(o);
+                                                   } else if (e.type() == Event::UPDATE) {
+                                                     updates_.push_back(e.update().status());
+                                                     if (e.update().status().has_uuid())
+                                                       Ack(e.update().status());
+                                                   }
+                                                 },
+                                                 nullptr};
+    mesos_client::SchedulerClient::Options options;
+    options.backoff_min = std::chrono::milliseconds(50);
+    client_ = std::make_unique<mesos_client::SchedulerClient>(io_, options, callbacks);
+    client_->Start(cluster_->master().address(), info);
+    RunUntil([&] { return client_->subscribed(); });
+  }
+  // The newest offer from `agent` that holds the volume, once one comes.
+  std::optional<mesos::Offer> OfferWithTheVolume(const mesos::AgentID& agent) {
+    for (auto it = offers_.rbegin(); it != offers_.rend(); ++it) {
+      if (it->agent_id().value() != agent.value()) continue;
+      for (const auto& r : it->resources()) {
+        if (r.has_disk() && r.disk().has_persistence()) return *it;
+      }
+    }
+    return std::nullopt;
+  }
+  std::string WorkDir(int n) {
+    return cluster_->agent(n)->StateJson()["flags"]["work_dir"].get<std::string>();
+  }
+  static std::string Read(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+};
+
+// RESERVE + CREATE + LAUNCH in one ACCEPT; the volume is a directory under the agent's work dir,
+// linked into the sandbox at its container path; a relaunch on it finds the data, also after an
+// agent restart that keeps the work dir; DESTROY deletes it and UNRESERVE frees the resources.
+TEST_F(VolumeClusterTest, AVolumeKeepsItsDataAcrossTasksAndAgentRestartsUntilDestroyed) {
+  ConnectDurable();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  int n = AgentNumber(a.agent_id());
+  ASSERT_TRUE(Accept(a, {Operation(mesos::Offer::Operation::RESERVE,
+                                   {Reserved(Scalar("cpus", 0.5)), Reserved(Scalar("disk", 64))}),
+                         Operation(mesos::Offer::Operation::CREATE, {Volume()}),
+                         LaunchOp(VolumeTask(a, "first", "echo first > data/log && sleep 1000"))})
+                  .ok());
+  RunUntil([&] { return HasUpdate("first", mesos::TASK_RUNNING); });
+  std::filesystem::path volume = std::filesystem::path(WorkDir(n)) / "volumes/roles/etcd/vol-1";
+  RunUntil([&] { return Read(volume / "log") == "first\n"; });
+  std::string sandbox = cluster_->agent(n)->SandboxOf(a.framework_id().value(), "first");
+  ASSERT_FALSE(sandbox.empty());
+  EXPECT_TRUE(std::filesystem::is_symlink(std::filesystem::path(sandbox) / "data"));
+  EXPECT_EQ(std::filesystem::read_symlink(std::filesystem::path(sandbox) / "data"), volume);
+
+  ASSERT_TRUE(Kill("first", a.agent_id()).ok());
+  RunUntil([&] { return HasUpdate("first", mesos::TASK_KILLED); });
+  ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/false).ok());
+  offers_.clear();
+  RunUntil([&] { return OfferWithTheVolume(a.agent_id()).has_value(); });
+  mesos::Offer back = *OfferWithTheVolume(a.agent_id());
+  ASSERT_TRUE(
+      Accept(back, {LaunchOp(VolumeTask(back, "second", "echo second >> data/log && sleep 1000"))})
+          .ok());
+  RunUntil([&] { return Read(volume / "log") == "first\nsecond\n"; });
+
+  ASSERT_TRUE(Kill("second", a.agent_id()).ok());
+  RunUntil([&] { return HasUpdate("second", mesos::TASK_KILLED); });
+  offers_.clear();
+  RunUntil([&] { return OfferWithTheVolume(a.agent_id()).has_value(); });
+  back = *OfferWithTheVolume(a.agent_id());
+  mesos::Resource plain_disk = Volume();
+  plain_disk.clear_disk();
+  ASSERT_TRUE(Accept(back, {Operation(mesos::Offer::Operation::DESTROY, {Volume()}),
+                            Operation(mesos::Offer::Operation::UNRESERVE,
+                                      {Reserved(Scalar("cpus", 0.5)), plain_disk})})
+                  .ok());
+  RunUntil([&] { return !std::filesystem::exists(volume); });
+  auto state = nlohmann::json::parse(Get("/master/state").body);
+  for (const auto& agent : state["slaves"]) EXPECT_TRUE(agent["reserved_resources"].empty());
+}
+
+// A wiped work dir is a new disk: the agent comes back with a new id and neither the volume nor
+// the reservation.
+TEST_F(VolumeClusterTest, AnAgentRestartedWithAWipedWorkDirHasNoVolumeLeft) {
+  ConnectDurable();
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer a = offers_[0];
+  int n = AgentNumber(a.agent_id());
+  ASSERT_TRUE(Accept(a, {Operation(mesos::Offer::Operation::RESERVE,
+                                   {Reserved(Scalar("cpus", 0.5)), Reserved(Scalar("disk", 64))}),
+                         Operation(mesos::Offer::Operation::CREATE, {Volume()})})
+                  .ok());
+  std::filesystem::path volume = std::filesystem::path(WorkDir(n)) / "volumes/roles/etcd/vol-1";
+  RunUntil([&] { return std::filesystem::is_directory(volume); });
+  ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
+  EXPECT_FALSE(std::filesystem::exists(volume));
+  std::string new_id = cluster_->agent(n)->id().value();
+  EXPECT_NE(new_id, a.agent_id().value());
+  auto state = nlohmann::json::parse(Get("/master/state").body);
+  for (const auto& agent : state["slaves"]) {
+    EXPECT_TRUE(agent["reserved_resources"].empty()) << agent.dump();
+  }
+}
+
 // The agents of one etcd-mesos-local are one host and share one fetcher cache: a cached URI that
 // agent 1 fetched is linked from there on agent 2 (the source has changed since, so a download
 // would give the new bytes), and an uncached URI is fetched afresh.

@@ -100,6 +100,12 @@ class RecordingAgent : public AgentApi {
     link.ToMaster([info = info, tasks](MasterApi& m) { m.ReregisterAgent(info, {}, tasks, {}); });
   }
 
+  void CheckpointResources(const std::vector<mesos::Resource>& total) override {
+    checkpoints.push_back(total);
+    info.mutable_resources()->Clear();
+    for (const auto& r : total) *info.add_resources() = r;
+  }
+
   mesos::AgentInfo info;
   Link link;
   boost::asio::steady_timer timer;
@@ -107,6 +113,7 @@ class RecordingAgent : public AgentApi {
   mesos::FrameworkID framework_id;
   std::vector<mesos::TaskInfo> launched;
   std::vector<std::string> killed, shutdown, acks, messages;
+  std::vector<std::vector<mesos::Resource>> checkpoints;
   int framework_updates = 0;
   int reregistration_requests = 0;
 };
@@ -647,6 +654,201 @@ TEST_F(MasterTest, DisconnectedFrameworkGets403) {
   auto r = Post(mesos_codec::MessageToJsonString(revive),
                 {{"Content-Type", "application/json"}, {"Mesos-Stream-Id", "x"}});
   EXPECT_EQ(r.status, 403u);
+}
+
+// ---- Reservations and persistent volumes (checked against Mesos 1.11: docs/architecture.md) ----
+
+mesos::Resource Reserved(const std::string& name, double value, const std::string& role = "etcd") {
+  mesos::Resource r;
+  r.set_name(name);
+  r.set_type(mesos::Value::SCALAR);
+  r.mutable_scalar()->set_value(value);
+  auto* reservation = r.add_reservations();
+  reservation->set_type(mesos::Resource::ReservationInfo::DYNAMIC);
+  reservation->set_role(role);
+  reservation->set_principal("etcd-principal");
+  auto* label = reservation->mutable_labels()->add_labels();
+  label->set_key("member");
+  label->set_value("etcd-1");
+  return r;
+}
+
+mesos::Resource VolumeOf(mesos::Resource disk) {
+  disk.mutable_disk()->mutable_persistence()->set_id("vol-etcd-1");
+  disk.mutable_disk()->mutable_persistence()->set_principal("etcd-principal");
+  disk.mutable_disk()->mutable_volume()->set_container_path("data");
+  disk.mutable_disk()->mutable_volume()->set_mode(mesos::Volume::RW);
+  return disk;
+}
+
+class ReservationMasterTest : public MasterTest {
+ protected:
+  mesos::FrameworkInfo Durable(const std::string& role = "etcd", bool refinement = true) {
+    mesos::FrameworkInfo info = Framework();
+    info.set_principal("etcd-principal");
+    info.clear_roles();
+    info.add_roles(role);
+    if (refinement) {
+      info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT);
+    }
+    return info;
+  }
+  RecordingAgent* AgentOf(const mesos::Offer& offer) {
+    for (auto& a : agents_) {
+      if (a->info.id().value() == offer.agent_id().value()) return a.get();
+    }
+    return nullptr;
+  }
+  // RESERVE cpus and disk, CREATE the volume and LAUNCH a task on both, in one ACCEPT.
+  Call ReserveCreateLaunch(const mesos::Offer& offer) {
+    Call call;
+    call.set_type(Call::ACCEPT);
+    *call.mutable_accept()->add_offer_ids() = offer.id();
+    call.mutable_accept()->mutable_filters()->set_refuse_seconds(0);
+    auto* reserve = call.mutable_accept()->add_operations();
+    reserve->set_type(mesos::Offer::Operation::RESERVE);
+    *reserve->mutable_reserve()->add_resources() = Reserved("cpus", 1);
+    *reserve->mutable_reserve()->add_resources() = Reserved("disk", 256);
+    auto* create = call.mutable_accept()->add_operations();
+    create->set_type(mesos::Offer::Operation::CREATE);
+    *create->mutable_create()->add_volumes() = VolumeOf(Reserved("disk", 256));
+    mesos::TaskInfo task = Task(offer, "member-1");
+    task.clear_resources();
+    *task.add_resources() = Reserved("cpus", 1);
+    *task.add_resources() = VolumeOf(Reserved("disk", 256));
+    auto* launch = call.mutable_accept()->add_operations();
+    launch->set_type(mesos::Offer::Operation::LAUNCH);
+    *launch->mutable_launch()->add_task_infos() = task;
+    return call;
+  }
+  // The offers from `agent_id` that hold the volume.
+  std::vector<mesos::Offer> OffersWithTheVolume(const std::string& agent_id) {
+    std::vector<mesos::Offer> out;
+    for (const auto& o : offers_) {
+      if (o.agent_id().value() != agent_id) continue;
+      for (const auto& r : o.resources()) {
+        if (r.has_disk() && r.disk().has_persistence()) out.push_back(o);
+      }
+    }
+    return out;
+  }
+};
+
+TEST_F(ReservationMasterTest, ReserveCreateAndLaunchInOneAcceptThenTheVolumeIsOfferedBack) {
+  Connect(Durable());
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  RecordingAgent* agent = AgentOf(offer);
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(SendCall(ReserveCreateLaunch(offer)).ok());
+  RunUntil([&] { return !agent->launched.empty(); });
+  ASSERT_EQ(agent->checkpoints.size(), 2u) << "one checkpoint per operation";
+  EXPECT_TRUE(ResourceBag::From(agent->checkpoints[0]).Volumes().empty()) << "RESERVE first";
+  ResourceBag checkpointed = ResourceBag::From(agent->checkpoints[1]);
+  ASSERT_EQ(checkpointed.Volumes().size(), 1u);
+  EXPECT_DOUBLE_EQ(checkpointed.ReservedTo("etcd").Scalar("cpus"), 1);
+  EXPECT_DOUBLE_EQ(checkpointed.Scalar("cpus"), 4) << "reserving moves, never adds";
+  auto state = master_->StateJson();
+  EXPECT_EQ(state["slaves"][0]["reserved_resources"]["etcd"]["cpus"], 1.0) << state.dump();
+  EXPECT_EQ(state["slaves"][0]["reserved_resources"]["etcd"]["disk"], 256.0);
+  EXPECT_EQ(state["slaves"][0]["unreserved_resources"]["cpus"], 3.0);
+
+  // The task ends: its reserved resources and the volume come back in an offer, as they are.
+  offers_.clear();
+  agent->Update(agent->framework_id, "member-1", mesos::TASK_FAILED);
+  RunUntil([&] { return !OffersWithTheVolume(offer.agent_id().value()).empty(); });
+  std::vector<mesos::Offer> with_volume = OffersWithTheVolume(offer.agent_id().value());
+  ASSERT_FALSE(with_volume.empty());
+  const mesos::Offer back = with_volume[0];
+  bool reserved_cpus = false;
+  for (const auto& r : back.resources()) {
+    EXPECT_EQ(r.allocation_info().role(), "etcd");
+    if (r.name() == "cpus" && r.reservations_size() == 1) {
+      reserved_cpus = true;
+      EXPECT_EQ(r.reservations(0).labels().labels(0).value(), "etcd-1");
+      EXPECT_DOUBLE_EQ(r.scalar().value(), 1);
+    }
+    if (r.has_disk()) {
+      EXPECT_EQ(r.disk().persistence().id(), "vol-etcd-1");
+      EXPECT_EQ(r.disk().volume().container_path(), "data");
+      EXPECT_DOUBLE_EQ(r.scalar().value(), 256);
+    }
+  }
+  EXPECT_TRUE(reserved_cpus) << back.DebugString();
+
+  // Relaunch on it (restart in place), then nothing of it is offered while the task runs.
+  mesos::TaskInfo again = Task(back, "member-1-again");
+  again.clear_resources();
+  *again.add_resources() = Reserved("cpus", 1);
+  *again.add_resources() = VolumeOf(Reserved("disk", 256));
+  ASSERT_TRUE(SendCall(Launch(back, {again})).ok());
+  RunUntil([&] { return agent->launched.size() == 2; });
+  EXPECT_EQ(agent->launched[1].resources(1).disk().persistence().id(), "vol-etcd-1");
+}
+
+TEST_F(ReservationMasterTest, AReservationIsOfferedToItsRoleAloneAndOutlivesTheFramework) {
+  Connect(Durable());
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  ASSERT_TRUE(SendCall(ReserveCreateLaunch(offer)).ok());
+  RecordingAgent* agent = AgentOf(offer);
+  RunUntil([&] { return !agent->launched.empty(); });
+  agent->Update(agent->framework_id, "member-1", mesos::TASK_FAILED);
+  Call teardown;
+  teardown.set_type(Call::TEARDOWN);
+  ASSERT_TRUE(SendCall(teardown).ok());
+  RunUntil([&] { return master_->StateJson()["frameworks"].empty(); });
+
+  // A framework of another role is offered the agent's unreserved resources only.
+  offers_.clear();
+  Connect(Durable("other"));
+  RunUntil([&] { return offers_.size() >= 3; });
+  for (const auto& o : offers_) {
+    for (const auto& r : o.resources()) {
+      EXPECT_EQ(r.reservations_size(), 0) << o.DebugString();
+      EXPECT_FALSE(r.has_disk()) << o.DebugString();
+    }
+  }
+  ASSERT_TRUE(SendCall(teardown).ok());
+
+  // One of the role, without RESERVATION_REFINEMENT, gets them in the older form.
+  offers_.clear();
+  Connect(Durable("etcd", /*refinement=*/false));
+  RunUntil([&] { return !OffersWithTheVolume(offer.agent_id().value()).empty(); });
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  std::vector<mesos::Offer> legacy = OffersWithTheVolume(offer.agent_id().value());
+  ASSERT_FALSE(legacy.empty());
+  for (const auto& r : legacy[0].resources()) {
+    EXPECT_EQ(r.reservations_size(), 0);
+    if (r.name() == "cpus" && r.role() == "etcd") {
+      EXPECT_EQ(r.reservation().principal(), "etcd-principal");
+    } else if (!r.has_disk()) {
+      EXPECT_EQ(r.role(), "*") << r.DebugString();
+    }
+  }
+#pragma GCC diagnostic pop
+}
+
+TEST_F(ReservationMasterTest, AnInvalidOperationIsDroppedAndTheRestOfTheAcceptGoesOn) {
+  Connect(Durable());
+  RunUntil([&] { return !offers_.empty(); });
+  mesos::Offer offer = offers_[0];
+  RecordingAgent* agent = AgentOf(offer);
+  Call call = Launch(offer, {Task(offer, "plain")});
+  mesos::Offer::Operation launch = call.accept().operations(0);
+  call.mutable_accept()->clear_operations();
+  auto* create = call.mutable_accept()->add_operations();
+  create->set_type(mesos::Offer::Operation::CREATE);
+  mesos::Resource unreserved_volume = VolumeOf(Reserved("disk", 10));
+  unreserved_volume.clear_reservations();
+  *create->mutable_create()->add_volumes() = unreserved_volume;
+  *call.mutable_accept()->add_operations() = launch;
+  ASSERT_TRUE(SendCall(call).ok());
+  RunUntil([&] { return !agent->launched.empty(); });
+  EXPECT_EQ(agent->launched[0].task_id().value(), "plain");
+  EXPECT_TRUE(agent->checkpoints.empty()) << "the refused CREATE changed nothing";
+  EXPECT_TRUE(master_->StateJson()["slaves"][0]["reserved_resources"].empty());
 }
 
 TEST_F(MasterTest, TeardownRemovesTheFrameworkAtOnce) {

@@ -104,9 +104,8 @@ Result<Conversion> Unreserve(const Operation::Unreserve& unreserve, const Resour
           "destroy the persistent volume first then unreserve the resource{}",
           DescribeResource(r, c.allocated_role), c.agent_suffix));
     }
-    if (r.reservations_size() == 0 ||
-        r.reservations(r.reservations_size() - 1).type() !=
-            mesos::Resource::ReservationInfo::DYNAMIC) {
+    if (r.reservations_size() == 0 || r.reservations(r.reservations_size() - 1).type() !=
+                                          mesos::Resource::ReservationInfo::DYNAMIC) {
       return Invalid(fmt::format("Resource {} is not dynamically reserved{}",
                                  DescribeResource(r, c.allocated_role), c.agent_suffix));
     }
@@ -137,9 +136,10 @@ Result<Conversion> Create(const Operation::Create& create, const ResourceBag& av
   for (const auto& given : create.volumes()) {
     mesos::Resource r = Normalized(given);
     if (!IsPersistentVolume(r)) {
-      return Invalid("Invalid resources: Invalid DiskInfo: a CREATE operation needs volumes "
-                     "with 'disk.persistence'" +
-                     c.agent_suffix);
+      return Invalid(
+          "Invalid resources: Invalid DiskInfo: a CREATE operation needs volumes "
+          "with 'disk.persistence'" +
+          c.agent_suffix);
     }
     if (r.reservations_size() == 0) {
       return Invalid(
@@ -156,10 +156,10 @@ Result<Conversion> Create(const Operation::Create& create, const ResourceBag& av
     }
     if (!r.disk().has_volume() || r.disk().volume().container_path().empty() ||
         r.disk().volume().container_path().front() == '/') {
-      return Invalid(fmt::format(
-          "Invalid resources: Invalid DiskInfo: the volume {} needs a relative "
-          "'disk.volume.container_path'{}",
-          id, c.agent_suffix));
+      return Invalid(
+          fmt::format("Invalid resources: Invalid DiskInfo: the volume {} needs a relative "
+                      "'disk.volume.container_path'{}",
+                      id, c.agent_suffix));
     }
     if (c.principal && r.disk().persistence().has_principal() &&
         r.disk().persistence().principal() != *c.principal) {

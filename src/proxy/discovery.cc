@@ -43,7 +43,7 @@ std::optional<TaskIdFields> ParseTaskId(const std::string& id) {
   std::istringstream in(id);
   std::vector<std::string> fields;
   for (std::string f; in >> f;) fields.push_back(f);
-  if (fields.size() != 5) return std::nullopt;
+  if (fields.size() != 5 && fields.size() != 6) return std::nullopt;  // 6: a restart in place
   try {
     size_t used = 0;
     unsigned long port = std::stoul(fields[3], &used);

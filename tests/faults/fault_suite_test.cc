@@ -797,6 +797,55 @@ TEST_F(FaultSuite, ARollingRestartByTheGuideReplacesEachMemberOnceTheLeaderLast)
   CheckData();
 }
 
+// Durable members (--role other than *): a member whose etcd and executor are killed comes back
+// on the same agent, on its persistent volume, as the same etcd member (same id, same data): no
+// membership change, nothing copied, under both workloads.
+TEST_F(FaultSuite, ADurableMemberKilledIsRestartedInPlaceOnItsVolume) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
+  std::string leader = LeaderName();
+  const Member* victim = nullptr;
+  for (const auto& [name, m] : core().state().members) {
+    if (name != leader) victim = &m;
+  }
+  ASSERT_NE(victim, nullptr);
+  const Member before = *victim;
+  ASSERT_FALSE(before.volume.empty()) << "members are durable with --role=etcd";
+  int agent = AgentOf(before);
+  ASSERT_GT(agent, 0);
+  std::filesystem::path volume =
+      std::filesystem::path(
+          cluster_->agent(agent)->StateJson()["flags"]["work_dir"].get<std::string>()) /
+      "volumes/roles/etcd" / before.volume;
+  ASSERT_TRUE(std::filesystem::is_directory(volume / "member")) << "etcd's data is on the volume";
+
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(KillMember(before.name));
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        auto it = core().state().members.find(before.name);
+        return it != core().state().members.end() && it->second.restarts == 1 &&
+               it->second.task_state == mesos::TASK_RUNNING && AtSize(3);
+      },
+      120))
+      << core().health_reason();
+  std::printf("[timing] durable follower killed -> restarted in place and healthy: %.1fs\n",
+              Since(t0));
+  const Member& after = core().state().members.at(before.name);
+  EXPECT_EQ(after.member_id, before.member_id) << "the same etcd member";
+  EXPECT_EQ(after.agent_id, before.agent_id) << "on the same agent";
+  EXPECT_EQ(after.volume, before.volume);
+  EXPECT_EQ(core().state().counters.members_added, 0u) << "nothing replaced it";
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  EXPECT_TRUE(Noted("restarting " + before.name + " in place on its volume"));
+  auto state = cluster_->master().StateJson();
+  for (const auto& a : state["slaves"]) {
+    if (a["id"] != before.agent_id) continue;
+    EXPECT_EQ(a["reserved_resources"]["etcd"]["cpus"], flags_.core.task_cpus) << a.dump();
+  }
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
 // Guide: "Certificates: renewal and rotating the CA", under the workloads: the CA is replaced by
 // three rollouts of every member, the operator's clients given the new trust after the first
 // and a certificate of the new CA after the second. No acknowledged write is lost, the history

@@ -2577,6 +2577,129 @@ TEST_F(CoreTest, MembersRecordedWithoutALaunchConfigurationAreAdopted) {
 
 // ---- Corruption: hash checks -------------------------------------------------------------
 
+// ---- Durable members: restart in place, the replacement policy, releases -------------------
+
+class DurableTest : public CoreTest {
+ protected:
+  DurableTest() {
+    CoreConfig c = Config();
+    c.role = "etcd";
+    c.replace_after = 300s;
+    core_ = SchedulerCore(c);
+  }
+  // An offer from `agent` holding `m`'s reserved resources and volume, as Mesos offers them back.
+  static mesos::Offer OfferWithVolume(int agent, const Member& m, const std::string& cluster) {
+    mesos::Offer o = MakeOffer(agent, {{32000, 32100}}, 1, 512, 1024);
+    mesos::Resource disk;
+    disk.set_name("disk");
+    disk.set_type(mesos::Value::SCALAR);
+    disk.mutable_scalar()->set_value(256);
+    auto* reservation = disk.add_reservations();
+    reservation->set_type(mesos::Resource::ReservationInfo::DYNAMIC);
+    reservation->set_role("etcd");
+    for (const auto& [key, value] : {std::pair<std::string, std::string>{kLabelCluster, cluster},
+                                     {kLabelMember, m.name},
+                                     {kLabelVolume, m.volume}}) {
+      auto* label = reservation->mutable_labels()->add_labels();
+      label->set_key(key);
+      label->set_value(value);
+    }
+    disk.mutable_disk()->mutable_persistence()->set_id(m.volume);
+    disk.mutable_disk()->mutable_volume()->set_container_path("data");
+    disk.mutable_disk()->mutable_volume()->set_mode(mesos::Volume::RW);
+    *o.add_resources() = disk;
+    return o;
+  }
+};
+
+TEST_F(DurableTest, MembersAreLaunchedOnReservedResourcesAndAVolumeNamedForThem) {
+  auto launches = Bootstrap();
+  ASSERT_EQ(launches.size(), 3u);
+  std::set<std::string> volumes;
+  for (const auto& l : launches) {
+    EXPECT_TRUE(l.reserve) << l.member.name << ": RESERVE and CREATE with the first launch";
+    EXPECT_EQ(l.member.volume, "etcd-test.g0." + l.member.name);
+    volumes.insert(l.member.volume);
+    EXPECT_EQ(core_.state().members.at(l.member.name).volume, l.member.volume) << "on record";
+  }
+  EXPECT_EQ(volumes.size(), 3u);
+}
+
+// A member whose task ends by itself comes back on its own volume as the same etcd member: no
+// removal, no learner, the same name with a restart count in its task id.
+TEST_F(DurableTest, AMemberWhoseTaskEndsIsRestartedInPlaceWithoutAMembershipChange) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  Member m = core_.state().members.at(launches[1].member.name);
+  auto ended = Update(m.task_id, mesos::TASK_FAILED, m.agent_id);
+  ProbeAll(1, 101, {m.name});
+  auto later = Advance(30s);
+  later.insert(later.end(), ended.begin(), ended.end());
+  EXPECT_FALSE(Has<ChangeMembership>(later)) << "no removal while it may come back";
+  auto relaunch = All<LaunchMember>(Offers({OfferWithVolume(2, m, "etcd-test")}));
+  ASSERT_EQ(relaunch.size(), 1u);
+  EXPECT_EQ(relaunch[0].member.name, m.name);
+  EXPECT_FALSE(relaunch[0].reserve) << "its resources are reserved already";
+  EXPECT_FALSE(relaunch[0].new_cluster);
+  EXPECT_EQ(relaunch[0].member.task_id, FormatTaskId(m) + " r1");
+  EXPECT_EQ(relaunch[0].member.member_id, m.member_id) << "the same etcd member";
+  EXPECT_EQ(core_.state().members.at(m.name).task_id, m.task_id + " r1");
+  auto parsed = ParseTaskId(relaunch[0].member.task_id);
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_EQ(parsed->restarts, 1u);
+  Update(relaunch[0].member.task_id, mesos::TASK_RUNNING, m.agent_id);
+  ProbeAll(1, 102);
+  Advance(1s);
+  EXPECT_TRUE(core_.healthy()) << core_.health_reason();
+  EXPECT_EQ(core_.state().counters.members_removed, 0u);
+  EXPECT_EQ(core_.state().counters.members_added, 0u);
+}
+
+// Not back within --replace-after: replaced as a member without a volume is, the note says why.
+TEST_F(DurableTest, AMemberNotBackWithinReplaceAfterIsReplaced) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  Member m = core_.state().members.at(launches[2].member.name);
+  Update(m.task_id, mesos::TASK_LOST, m.agent_id);
+  Actions removal;
+  for (int i = 0; i < 320 && !Has<ChangeMembership>(removal); i += 10) {
+    ProbeAll(1, 101, {m.name});
+    removal = Advance(10s);
+    if (i < 290) {
+      ASSERT_FALSE(Has<ChangeMembership>(removal)) << "removed after " << i << " s";
+    }
+  }
+  auto changes = All<ChangeMembership>(removal);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(changes[0].name, m.name);
+  bool said = false;
+  for (const auto& n : All<Note>(removal)) {
+    said |= n.message.find("not restarted in place on its volume within 5m") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
+}
+
+// Resources reserved for a member that is no longer ours (replaced, or of an older generation)
+// are released when offered: its volume destroyed, its reservations unreserved.
+TEST_F(DurableTest, ReservationsNoMemberClaimsAreReleased) {
+  Bootstrap();
+  Advance(1s);
+  Member gone;
+  gone.name = "etcd-9";
+  gone.volume = "etcd-test.g0.etcd-9";
+  auto out = Offers({OfferWithVolume(1, gone, "etcd-test")});
+  auto releases = All<ReleaseResources>(out);
+  ASSERT_EQ(releases.size(), 1u);
+  ASSERT_EQ(releases[0].destroy.size(), 1u);
+  EXPECT_EQ(releases[0].destroy[0].disk().persistence().id(), gone.volume);
+  ASSERT_EQ(releases[0].unreserve.size(), 1u);
+  EXPECT_FALSE(releases[0].unreserve[0].has_disk()) << "unreserved once the volume is destroyed";
+  // Another cluster's reservations are none of ours.
+  auto other = All<ReleaseResources>(Offers({OfferWithVolume(1, gone, "etcd-other")}));
+  EXPECT_TRUE(other.empty());
+}
+
 class HashCheckTest : public CoreTest {
  protected:
   HashCheckTest() {

@@ -226,13 +226,18 @@ void Executor::DoStartEtcd(const core::StartEtcd& start) {
   }
   std::string binary = ResolveEtcdBinary(start.config, options_.etcd_binary, sandbox_);
   std::error_code ec;
-  if (start.config.restore_snapshot && !std::filesystem::exists(sandbox_ / "data", ec)) {
+  // A durable member's data dir is its persistent volume, linked at <sandbox>/data by the agent:
+  // it exists from the start, empty until etcd first writes to it.
+  std::filesystem::path data = sandbox_ / "data";
+  bool fresh = !std::filesystem::exists(data, ec) || std::filesystem::is_empty(data, ec);
+  if (start.config.restore_snapshot && fresh) {
     // A restore after total loss: the data dir comes from the snapshot, once. (Blocks this thread
     // for the restore's duration: nothing else is running yet.)
     spdlog::warn("restoring the data dir from snapshot {} before etcd first starts",
                  *start.config.restore_snapshot);
     auto t0 = std::chrono::steady_clock::now();
-    Status restored = RestoreDataDir(start.config, sandbox_, sandbox_ / "data");
+    if (std::filesystem::is_symlink(data, ec)) data = std::filesystem::canonical(data, ec);
+    Status restored = RestoreDataDir(start.config, sandbox_, data);
     if (!restored.ok()) {
       spdlog::error("restore failed: {}", restored.error().ToString());
       Post(core::EtcdStartFailed{start.incarnation, restored.error().ToString(), "", Now()});

@@ -153,6 +153,11 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
     m.healthy = false;
     m.launched_at = e.now;  // staging timeouts count from now, not from before the restart
     if (m.learner) m.learner_since = e.now;
+    // A durable member found ended gets a whole replace_after to come back on its volume.
+    if (!m.volume.empty() && (Gone(m.task_state) || Uncertain(m.task_state)) &&
+        config_.replace_after.count() > 0) {
+      ended_at_[name] = e.now;
+    }
   }
   AdoptUnlabelledMembers(out);
   AdoptCaFiles(out);
@@ -374,7 +379,24 @@ int SchedulerCore::TargetSize() const {
 void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
   // Offers are only read here (a 10,000-agent OFFERS event must not be copied); what is kept is
   // copied one offer at a time.
-  const std::vector<mesos::Offer>& offers = e.offers;
+  if (config_.durable() && MayAct() && !total_loss_) {
+    // A durable member's own resources come back in an offer from its agent: they restart it in
+    // place, or (no member of ours claims them) are released; the rest goes on as any offer.
+    std::vector<mesos::Offer> rest;
+    bool used = false;
+    for (const auto& o : e.offers) {
+      if (RestartInPlace(o, e.now, out) || ReleaseUnclaimed(o, out)) {
+        used = true;
+      } else {
+        rest.push_back(o);
+      }
+    }
+    if (used) return HandleOffers(rest, e.now, out);
+  }
+  HandleOffers(e.offers, e.now, out);
+}
+
+void SchedulerCore::HandleOffers(const std::vector<mesos::Offer>& offers, Time now, Actions& out) {
   if (!MayAct() || total_loss_ || !NeedsMember()) {
     double refuse = (!MayAct() || NeedsMember()) ? kTransientRefuseSeconds : config_.refuse_seconds;
     out.reserve(out.size() + offers.size() + 1);
@@ -383,14 +405,14 @@ void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
     return;
   }
   if (!state_.bootstrapped) {
-    if (bootstrap_not_before_ && e.now < *bootstrap_not_before_) {
+    if (bootstrap_not_before_ && now < *bootstrap_not_before_) {
       for (const auto& o : offers)
         out.push_back(DeclineOffer{o.id().value(), kTransientRefuseSeconds});
       return;
     }
-    return HandleOffersForBootstrap(offers, e.now, out);
+    return HandleOffersForBootstrap(offers, now, out);
   }
-  HandleOffersForGrowth(offers, e.now, out);
+  HandleOffersForGrowth(offers, now, out);
 }
 
 void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& offers, Time now,
@@ -424,6 +446,7 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
     m.initial = true;
     m.task_id = FormatTaskId(m);
     m.launched_at = now;
+    if (config_.durable()) m.volume = VolumeIdOf(config_.framework_name, m);
     members.push_back(m);
   }
   std::vector<const Member*> refs;
@@ -439,8 +462,10 @@ void SchedulerCore::HandleOffersForBootstrap(const std::vector<mesos::Offer>& of
   state_.restored_from = restore;
   Persisted(out);  // on record before launch
   for (int i = 0; i < count; ++i) {
-    out.push_back(LaunchMember{gathered_[i].id().value(), members[i], initial_cluster, true,
-                               ClusterToken(), restore});
+    LaunchMember launch{
+        gathered_[i].id().value(), members[i], initial_cluster, true, ClusterToken(), restore};
+    launch.reserve = !members[i].volume.empty();
+    out.push_back(std::move(launch));
   }
   if (!restore.empty()) {
     Say("warn", "restore",
@@ -589,6 +614,7 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     reconciling_ = false;
     Say("info", "session", "reconciliation settled: every stored task has an answer", out);
   }
+  bool killed_by_us = kills_sent_.count(task_id) > 0;
   if (!MaybeAlive(status.state())) kills_sent_.erase(task_id);
   if (member == nullptr) {
     if (MaybeAlive(status.state()) && !Uncertain(status.state()) && status.has_agent_id()) {
@@ -616,6 +642,8 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     if (member->member_id == 0 && (!view_ || !InEtcd(*member, view_->members))) {
       // Never joined etcd: nothing to remove from the membership.
       state_.members.erase(member->name);
+    } else {
+      NoteDurableEnd(*member, killed_by_us, e.now, out);
     }
     Persisted(out);
   } else if (!Uncertain(before) && Uncertain(status.state())) {
@@ -625,7 +653,9 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
         fmt::format("{} is {}: its agent may come back", member->name,
                     mesos::TaskState_Name(status.state())),
         out, member->name);
+    NoteDurableEnd(*member, killed_by_us, e.now, out);
   }
+  if (status.state() == mesos::TASK_RUNNING) ended_at_.erase(member->name);
   if (status.state() == mesos::TASK_RUNNING)
     MarkServed(out);  // the executor says so once etcd serves
   if (before != status.state() && !(MaybeAlive(before) && Gone(status.state()))) {
@@ -941,6 +971,11 @@ bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
     const Member* ours = OursFor(state_.members, em);
     std::optional<std::string> why = WhyDead(ours, now, config_);
     if (!why) continue;
+    if (ours && AwaitsRestartInPlace(*ours, now)) continue;  // its volume may come back
+    if (ours && !ours->volume.empty() && (Gone(ours->task_state) || Uncertain(ours->task_state))) {
+      *why += fmt::format(", and it was not restarted in place on its volume within {}",
+                          ShowDuration(config_.replace_after));
+    }
     if (!em.is_learner) {
       // Removing a voter must leave a quorum of the remaining voters alive. The dead voter is
       // never among the ones following a leader (WhyDead needs it gone or silent).
@@ -1150,11 +1185,14 @@ void SchedulerCore::OnMembership(const MembershipResult& e, Actions& out) {
           }
         }
       }
+      if (config_.durable()) m.volume = VolumeIdOf(config_.framework_name, m);
       state_.members[m.name] = m;
       refs.push_back(&state_.members[m.name]);
       std::string initial_cluster = InitialCluster(refs);
       Persisted(out);
-      out.push_back(LaunchMember{add.offer_id, m, initial_cluster, false, ClusterToken()});
+      LaunchMember launch{add.offer_id, m, initial_cluster, false, ClusterToken()};
+      launch.reserve = !m.volume.empty();
+      out.push_back(std::move(launch));
       Say("info", "heal",
           fmt::format("launching {} to join as a learner: {}", m.name, initial_cluster), out,
           m.name);

@@ -253,7 +253,17 @@ class SchedulerCore {
   void MaybePromote(Time now, Actions& out);
   void ExpireStuck(Time now, Actions& out);
   void HandleOffersForBootstrap(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
+  void HandleOffers(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
   void HandleOffersForGrowth(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
+  // Durable members (durable.cc). An offer that holds the volume of a member whose task ended
+  // relaunches it there; one that holds resources reserved for a member no longer ours releases
+  // them. True if the offer was used so.
+  bool RestartInPlace(const mesos::Offer& offer, Time now, Actions& out);
+  bool ReleaseUnclaimed(const mesos::Offer& offer, Actions& out);
+  // A durable member whose task ended (not by our kill) less than replace_after ago: it is
+  // restarted in place, not removed from etcd.
+  bool AwaitsRestartInPlace(const Member& m, Time now) const;
+  void NoteDurableEnd(const Member& m, bool killed_by_us, Time now, Actions& out);
   std::optional<Member> Place(const mesos::Offer& offer) const;
   std::string InitialCluster(const std::vector<const Member*>& members) const;
   std::string ClusterToken() const;
@@ -276,6 +286,10 @@ class SchedulerCore {
   // many updates or decisions ask for it (a healed partition delivered a burst of updates for
   // one stale task, and each one sent a KILL). Forgotten when the task ends.
   std::map<std::string, Time> kills_sent_;
+  // Durable members whose task ended by itself (not by our kill), since when: each is restarted
+  // in place until replace_after has passed. Not persisted: a restarted scheduler gives the
+  // members it finds ended a whole replace_after again.
+  std::map<std::string, Time> ended_at_;
   std::optional<RolloutStep> rollout_step_;
   int64_t unix_now_ = 0;  // the wall clock of the last tick that had one (Unix seconds)
   std::optional<Time> reconcile_started_;

@@ -1,5 +1,6 @@
 #include "scheduler/core/types.h"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -18,7 +19,14 @@ std::string Member::ReseedUrl() const {
 }
 
 std::string FormatTaskId(const Member& m) {
-  return fmt::format("{} {} {} {} {}", m.name, m.host, m.peer_port, m.client_port, m.reseed_port);
+  std::string id =
+      fmt::format("{} {} {} {} {}", m.name, m.host, m.peer_port, m.client_port, m.reseed_port);
+  if (m.restarts > 0) id += fmt::format(" r{}", m.restarts);
+  return id;
+}
+
+std::string VolumeIdOf(const std::string& framework_name, const Member& m) {
+  return fmt::format("{}.g{}.{}", framework_name, m.generation, m.name);
 }
 
 Result<Member> ParseTaskId(std::string_view task_id) {
@@ -30,11 +38,22 @@ Result<Member> ParseTaskId(std::string_view task_id) {
     while (i < task_id.size() && task_id[i] != ' ') ++i;
     if (i > start) fields.push_back(task_id.substr(start, i - start));
   }
-  if (fields.size() != 5) {
+  if (fields.size() != 5 && fields.size() != 6) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "task id '{}' is not '<name> <host> <peer> <client> <reseed>'", task_id);
   }
   Member m;
+  if (fields.size() == 6) {
+    std::string_view r = fields[5];
+    unsigned n = 0;
+    auto [p, ec] =
+        std::from_chars(r.data() + std::min<size_t>(1, r.size()), r.data() + r.size(), n);
+    if (r.size() < 2 || r[0] != 'r' || ec != std::errc() || p != r.data() + r.size() || n == 0) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "task id '{}': '{}' is not a restart count r<N>", task_id, r);
+    }
+    m.restarts = n;
+  }
   m.name = std::string(fields[0]);
   m.host = std::string(fields[1]);
   uint16_t* ports[] = {&m.peer_port, &m.client_port, &m.reseed_port};

@@ -56,7 +56,13 @@ struct CoreConfig {
   Millis staging_timeout{180'000};   // a task not RUNNING by then is killed
   Millis learner_timeout{120'000};   // a learner not promoted by then is removed and killed
   Millis dead_member_grace{10'000};  // a member unreachable this long with its task gone is dead
-  double refuse_seconds = 15;        // decline filter when nothing is needed
+  // Durable members (a role other than "*", which Mesos reserves nothing for): each member's
+  // resources are reserved and its data dir is a persistent volume; a member whose task ends is
+  // relaunched in place on them (same etcd member, same data) and replaced the usual way only
+  // once replace_after has passed without that (0: at once).
+  Millis replace_after{300'000};
+  bool durable() const { return role != "*"; }
+  double refuse_seconds = 15;  // decline filter when nothing is needed
   // Resources of one member's task, and of its executor (both must fit in one offer).
   double task_cpus = 1, task_mem = 1024, task_disk = 4096;
   double executor_cpus = 0.1, executor_mem = 32;
@@ -112,6 +118,10 @@ struct Member {
   uint64_t generation = 0;  // the reseed generation it was launched in
   bool learner = false;
   bool initial = false;  // launched as part of a static bootstrap (not added as a learner)
+  // Durable members: the id of its persistent volume (its data dir), on agent_id, and how many
+  // times it was restarted in place on it (the task id's " r<N>" suffix). "" : in the sandbox.
+  std::string volume;
+  uint32_t restarts = 0;
   mesos::TaskState task_state = mesos::TASK_STAGING;
   // The launch configuration it runs (CoreConfig::launch_config, with the rolling restart count),
   // and the etcd version it last reported (kept: a standby and a restarted scheduler know it).
@@ -457,6 +467,18 @@ struct LaunchMember {
   // Non-empty: the backup (file name in --backup-dir) the member's data dir is restored from
   // before etcd first starts, as a one-member new cluster.
   std::string restore_snapshot;
+  // A durable member's first launch: RESERVE its resources (labelled by ReservationLabels) and
+  // CREATE its volume, in the same ACCEPT. A restart in place launches on what the offer holds.
+  bool reserve = false;
+};
+// DESTROY the volumes and UNRESERVE the resources of members that are no longer ours to run
+// (replaced, reseeded away, torn down), all taken from one offer.
+struct ReleaseResources {
+  std::string offer_id;
+  std::string agent_id;
+  std::vector<mesos::Resource> destroy;    // persistent volumes, as offered
+  std::vector<mesos::Resource> unreserve;  // reserved resources without a volume, as offered
+  std::string why;
 };
 struct DeclineOffer {
   std::string offer_id;
@@ -539,13 +561,23 @@ struct Note {
 
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
-                            AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes>;
+                            AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes, ReleaseResources>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the
-// on-call guide reads them.
+// on-call guide reads them, and " r<N>" for the Nth restart in place of a durable member.
 std::string FormatTaskId(const Member& member);
-// The inverse; kInvalidArgument for anything that is not five fields with valid ports.
+// The inverse; kInvalidArgument for anything that is not five fields with valid ports (and an
+// optional r<N>).
 Result<Member> ParseTaskId(std::string_view task_id);
+
+// Durable members' reservations carry these labels, so that the scheduler knows its own
+// resources in any offer after any restart of itself, the master or an agent.
+inline constexpr const char* kLabelCluster = "etcd-mesos.cluster";
+inline constexpr const char* kLabelGeneration = "etcd-mesos.generation";
+inline constexpr const char* kLabelMember = "etcd-mesos.member";
+inline constexpr const char* kLabelVolume = "etcd-mesos.volume";  // the member's volume id
+// "<framework name>.g<generation>.<member>": unique per role and agent, as Mesos needs.
+std::string VolumeIdOf(const std::string& framework_name, const Member& member);
 
 }  // namespace etcd_mesos::scheduler

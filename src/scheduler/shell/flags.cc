@@ -162,7 +162,11 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
            "FrameworkInfo.webui_url (default http(s)://<address>:<admin-port>/)")
       .Env("WEBURI");
   flags.Add("--user", &user, "User the executors run as (default: $USER, else root)");
-  flags.Add("--role", &core.role, "Mesos role to take resources from")
+  flags
+      .Add("--role", &core.role,
+           "Mesos role to take resources from. Any role but * makes members durable: each "
+           "member's resources are reserved and its data dir is a persistent volume, so a member "
+           "whose task ends is restarted in place on its own data (see --replace-after)")
       .Check([](const std::string& role) -> Problem {
         if (role.empty() || role == "." || role == ".." || role[0] == '-' ||
             role.find_first_of(" /\t\n") != std::string::npos) {
@@ -247,6 +251,10 @@ Result<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
          "A learner not promoted by then is removed"},
         {"--dead-member-grace", &core.dead_member_grace, 0s, 1h,
          "How long a member whose task is lost may stay unreachable before it is replaced"},
+        {"--replace-after", &core.replace_after, 0s, 24h,
+         "Durable members (--role other than *): how long a member whose task ended waits to be "
+         "restarted in place on its volume before it is replaced by a new member elsewhere and "
+         "its volume and reservation are released (0: replace at once)"},
         {"--rollout-surge-wait", &core.rollout_surge_wait, 0s, 1h,
          "A rollout adds each member's successor before removing it when an agent without a "
          "member offers room within this long; else it replaces the member in place"},

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/duration.h"
 #include "common/encoding.h"
 #include "common/member_health.h"
 #include "common/overloaded.h"
@@ -137,6 +138,18 @@ CoreConfig WithLaunchConfig(SchedulerFlags& flags) {
   flags.core.launch_summary = launch.summary;
   flags.core.etcd_version = version.ok() ? *version : "";
   spdlog::info("members are launched with {} ({})", launch.summary, launch.fingerprint);
+  if (flags.core.durable()) {
+    spdlog::info(
+        "durable members (role '{}'): each member's resources are reserved and its data dir is a "
+        "persistent volume; a member whose task ends is restarted in place on it, and replaced "
+        "only if that has not happened within {} (--replace-after)",
+        flags.core.role, ShowDuration(flags.core.replace_after));
+  } else {
+    spdlog::info(
+        "members are not durable: with --role=* nothing can be reserved, so a member's data "
+        "lives in its task's sandbox and a member whose task ends is replaced by a new one "
+        "(give --role another role for reserved resources and persistent volumes)");
+  }
   return flags.core;
 }
 
@@ -1052,6 +1065,7 @@ void SchedulerShell::Carry(Action& action) {
                  [&](TakeBackup& a) { DoBackup(a); },
                  [&](Maintain& a) { DoMaintain(a); },
                  [&](CheckHashes& a) { DoCheckHashes(a); },
+                 [&](ReleaseResources& a) { DoRelease(a); },
              },
              action);
 }
@@ -1073,6 +1087,7 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   LaunchContext context{&flags_.core, client_ ? client_->framework_id().value_or("") : "",
                         artifact_base_, core_.state().reseed_token};
   context.executor_shutdown_grace = flags_.shell.executor_shutdown_grace;
+  context.principal = flags_.shell.principal;
   context.etcd_flags = EtcdUpkeepFlags(flags_.shell.upkeep);
   auto ca = tls_record_ ? CaForRotation(*tls_record_, core_.state().ca) : Result<CaInUse>(Error{});
   if (launch.member.tls && tls_record_ && ca.ok()) {
@@ -1111,6 +1126,22 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   call.set_type(Call::ACCEPT);
   auto* accept = call.mutable_accept();
   accept->add_offer_ids()->set_value(launch.offer_id);
+  if (launch.reserve) {
+    // A durable member's first launch: its resources reserved and its volume created in the
+    // same ACCEPT, then launched on them (Mesos applies the operations in order).
+    auto* reserve = accept->add_operations();
+    reserve->set_type(mesos::Offer::Operation::RESERVE);
+    auto* create = accept->add_operations();
+    create->set_type(mesos::Offer::Operation::CREATE);
+    for (const auto& r : task.resources()) {
+      mesos::Resource plain = r;
+      if (r.has_disk() && r.disk().has_persistence()) {
+        *create->mutable_create()->add_volumes() = r;
+        plain.clear_disk();
+      }
+      *reserve->mutable_reserve()->add_resources() = plain;
+    }
+  }
   auto* op = accept->add_operations();
   op->set_type(mesos::Offer::Operation::LAUNCH);
   *op->mutable_launch()->add_task_infos() = std::move(task);
@@ -1119,6 +1150,27 @@ void SchedulerShell::DoLaunch(const LaunchMember& launch) {
   spdlog::info("launching {} ({}) on agent {}", launch.member.name, FormatTaskId(launch.member),
                launch.member.agent_id);
   Send(std::move(call), "launching " + launch.member.name);
+}
+
+void SchedulerShell::DoRelease(const ReleaseResources& release) {
+  offers_.erase(release.offer_id);
+  Call call;
+  call.set_type(Call::ACCEPT);
+  auto* accept = call.mutable_accept();
+  accept->add_offer_ids()->set_value(release.offer_id);
+  if (!release.destroy.empty()) {
+    auto* destroy = accept->add_operations();
+    destroy->set_type(mesos::Offer::Operation::DESTROY);
+    for (const auto& v : release.destroy) *destroy->mutable_destroy()->add_volumes() = v;
+  }
+  auto* unreserve = accept->add_operations();
+  unreserve->set_type(mesos::Offer::Operation::UNRESERVE);
+  for (const auto& r : release.unreserve) *unreserve->mutable_unreserve()->add_resources() = r;
+  // What is released comes back unreserved at once, for this framework as for any other.
+  accept->mutable_filters()->set_refuse_seconds(0);
+  spdlog::info("releasing {} volume(s) and {} reserved resource(s) on agent {}: {}",
+               release.destroy.size(), release.unreserve.size(), release.agent_id, release.why);
+  Send(std::move(call), "releasing reserved resources on agent " + release.agent_id);
 }
 
 void SchedulerShell::DoDecline(const std::string& offer_id, double refuse_seconds) {

@@ -146,6 +146,7 @@ class SchedulerShell {
   void Carry(Action& action);
 
   void DoLaunch(const LaunchMember& launch);
+  void DoRelease(const ReleaseResources& release);
   void DoDecline(const std::string& offer_id, double refuse_seconds);
   void DoKill(const KillTask& kill);
   void DoReconcile(const ReconcileTasks& reconcile);

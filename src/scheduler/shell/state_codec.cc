@@ -139,6 +139,7 @@ json EncodeMember(const Member& m) {
   if (m.tls) j["tls"] = true;
   if (!m.hostname.empty()) j["hostname"] = m.hostname;
   if (m.cert_not_after != 0) j["cert_not_after"] = m.cert_not_after;
+  if (!m.volume.empty()) j["volume"] = m.volume;
   return j;
 }
 
@@ -201,6 +202,10 @@ Result<Member> DecodeMember(const json& j, size_t index) {
     }
     m.cert_not_after = v.get<int64_t>();
   }
+  // Absent for members whose data is in the sandbox (and in records before durable members).
+  auto volume = String(j, "volume", path("volume"), /*required=*/false);
+  if (!volume.ok()) return volume.error();
+  m.volume = *volume;
   auto state = String(j, "task_state", path("task_state"));
   if (!state.ok()) return state.error();
   if (!mesos::TaskState_Parse(*state, &m.task_state)) {
@@ -210,6 +215,7 @@ Result<Member> DecodeMember(const json& j, size_t index) {
   // disagrees with its fields would make us kill or reconcile the wrong task.
   auto parsed = ParseTaskId(m.task_id);
   if (!parsed.ok()) return Corrupt(path("task_id"), parsed.error().message);
+  m.restarts = parsed->restarts;  // the task id is its record
   if (parsed->name != m.name || parsed->host != m.host || parsed->peer_port != m.peer_port ||
       parsed->client_port != m.client_port || parsed->reseed_port != m.reseed_port) {
     return Corrupt(path("task_id"),

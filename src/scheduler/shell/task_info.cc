@@ -98,7 +98,59 @@ void AddTaskResources(const std::vector<mesos::Resource>& pieces, Pool* out) {
 }  // namespace
 
 std::string ExecutorIdOf(const Member& member) {
-  return fmt::format("{}.{}", member.name, member.generation);
+  std::string id = fmt::format("{}.{}", member.name, member.generation);
+  if (member.restarts > 0) id += fmt::format(".r{}", member.restarts);
+  return id;
+}
+
+std::vector<mesos::Resource> DurableResources(const CoreConfig& config, const Member& m,
+                                              const std::string& role,
+                                              const std::optional<std::string>& principal) {
+  auto reserved = [&](mesos::Resource r) {
+    r.mutable_allocation_info()->set_role(role);
+    auto* reservation = r.add_reservations();
+    reservation->set_type(mesos::Resource::ReservationInfo::DYNAMIC);
+    reservation->set_role(role);
+    if (principal) reservation->set_principal(*principal);
+    auto* labels = reservation->mutable_labels();
+    for (const auto& [key, value] :
+         {std::pair<const char*, std::string>{kLabelCluster, config.framework_name},
+          {kLabelGeneration, std::to_string(m.generation)},
+          {kLabelMember, m.name},
+          {kLabelVolume, m.volume}}) {
+      auto* label = labels->add_labels();
+      label->set_key(key);
+      label->set_value(value);
+    }
+    return r;
+  };
+  auto scalar = [&](const char* name, double value) {
+    mesos::Resource r;
+    r.set_name(name);
+    r.set_type(mesos::Value::SCALAR);
+    r.mutable_scalar()->set_value(value);
+    return reserved(r);
+  };
+  std::vector<mesos::Resource> out = {scalar("cpus", config.task_cpus),
+                                      scalar("mem", config.task_mem)};
+  mesos::Resource disk = scalar("disk", config.task_disk);
+  auto* volume = disk.mutable_disk();
+  volume->mutable_persistence()->set_id(m.volume);
+  if (principal) volume->mutable_persistence()->set_principal(*principal);
+  // The executor's data dir is <sandbox>/data: the volume appears there.
+  volume->mutable_volume()->set_container_path("data");
+  volume->mutable_volume()->set_mode(mesos::Volume::RW);
+  out.push_back(disk);
+  mesos::Resource ports;
+  ports.set_name("ports");
+  ports.set_type(mesos::Value::RANGES);
+  for (uint16_t port : {m.peer_port, m.client_port, m.reseed_port}) {
+    auto* range = ports.mutable_ranges()->add_range();
+    range->set_begin(port);
+    range->set_end(port);
+  }
+  out.push_back(reserved(ports));
+  return out;
 }
 
 mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* offer,
@@ -123,11 +175,20 @@ mesos::TaskInfo BuildTaskInfo(const LaunchMember& launch, const mesos::Offer* of
     }
   }
   std::vector<mesos::Resource> task_resources;
-  TakeScalar(pool, "cpus", config.task_cpus, role, task_resources);
-  TakeScalar(pool, "mem", config.task_mem, role, task_resources);
-  TakeScalar(pool, "disk", config.task_disk, role, task_resources);
-  for (uint16_t port : {m.peer_port, m.client_port, m.reseed_port}) {
-    TakePort(pool, port, role, task_resources);
+  if (!m.volume.empty()) {
+    // Its own reservation and volume, exactly as reserved (Mesos matches them whole); the
+    // executor takes unreserved resources only.
+    task_resources = DurableResources(config, m, role, context.principal);
+    pool.erase(std::remove_if(pool.begin(), pool.end(),
+                              [](const mesos::Resource& r) { return r.reservations_size() > 0; }),
+               pool.end());
+  } else {
+    TakeScalar(pool, "cpus", config.task_cpus, role, task_resources);
+    TakeScalar(pool, "mem", config.task_mem, role, task_resources);
+    TakeScalar(pool, "disk", config.task_disk, role, task_resources);
+    for (uint16_t port : {m.peer_port, m.client_port, m.reseed_port}) {
+      TakePort(pool, port, role, task_resources);
+    }
   }
   AddTaskResources(task_resources, task.mutable_resources());
 
@@ -217,9 +278,12 @@ mesos::FrameworkInfo BuildFrameworkInfo(const SchedulerFlags& flags,
   info.set_webui_url(flags.shell.webui_url);
   info.set_hostname(flags.shell.address);
   if (flags.shell.principal) info.set_principal(*flags.shell.principal);
+  // RESERVATION_REFINEMENT: offers name reservations in `reservations`, whose labels say which
+  // member's they are (durable members).
   for (auto type : {mesos::FrameworkInfo::Capability::MULTI_ROLE,
                     mesos::FrameworkInfo::Capability::PARTITION_AWARE,
-                    mesos::FrameworkInfo::Capability::TASK_KILLING_STATE}) {
+                    mesos::FrameworkInfo::Capability::TASK_KILLING_STATE,
+                    mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT}) {
     info.add_capabilities()->set_type(type);
   }
   if (framework_id) info.mutable_id()->set_value(*framework_id);

@@ -41,7 +41,16 @@ struct LaunchContext {
   std::string tls_ca;
   std::string cert_url;
   std::string cert_token;
+  // The framework's principal: a durable member's reservations and volume carry it, as Mesos
+  // requires of a framework that has one.
+  std::optional<std::string> principal;
 };
+// A durable member's task resources (Member::volume set): cpus, mem, its three ports and its
+// disk as a persistent volume at container path "data", each dynamically reserved to `role`
+// with the labels kLabelCluster, kLabelGeneration, kLabelMember and kLabelVolume.
+std::vector<mesos::Resource> DurableResources(const CoreConfig& config, const Member& member,
+                                              const std::string& role,
+                                              const std::optional<std::string>& principal);
 // The TaskInfo for one member: task id and name FormatTaskId(member), resources of the config
 // carved from `offer` (keeping each piece's role and allocation) with ports exactly
 // [peer],[client],[reseed], the custom executor fetching the three artifacts (versioned and

@@ -1,0 +1,123 @@
+// Durable members: restart in place on a persistent volume, the replacement policy, and the
+// release of reservations no member of ours claims. See CoreConfig::replace_after.
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "common/duration.h"
+#include "mesos/task_state.h"
+#include "scheduler/core/rules.h"
+#include "scheduler/core/scheduler_core.h"
+
+namespace etcd_mesos::scheduler {
+namespace {
+
+// The value of label `key` of a resource's last reservation, "" if none.
+std::string LabelOf(const mesos::Resource& r, const std::string& key) {
+  if (r.reservations_size() == 0) return "";
+  const auto& reservation = r.reservations(r.reservations_size() - 1);
+  for (const auto& label : reservation.labels().labels()) {
+    if (label.key() == key) return label.value();
+  }
+  return "";
+}
+
+bool IsVolume(const mesos::Resource& r) { return r.has_disk() && r.disk().has_persistence(); }
+
+}  // namespace
+
+bool SchedulerCore::AwaitsRestartInPlace(const Member& m, Time now) const {
+  // Ended, or out of contact (its agent partitioned or rebooting: Mesos may say so long after
+  // etcd does, or never): either way it may come back on its volume until replace_after.
+  if (m.volume.empty() || !(Gone(m.task_state) || Uncertain(m.task_state))) return false;
+  auto ended = ended_at_.find(m.name);
+  return ended != ended_at_.end() && now - ended->second < config_.replace_after;
+}
+
+void SchedulerCore::NoteDurableEnd(const Member& m, bool killed_by_us, Time now, Actions& out) {
+  if (m.volume.empty()) return;
+  if (killed_by_us || config_.replace_after.count() == 0) {
+    ended_at_.erase(m.name);
+    return;
+  }
+  if (!ended_at_.emplace(m.name, now).second) return;  // out of contact first: said then
+  Say("warn", "heal",
+      fmt::format("{} {}: it is restarted in place on its volume {} when agent {} offers it "
+                  "back; replaced if that has not happened within {}",
+                  m.name, Gone(m.task_state) ? "ended" : "is out of contact", m.volume, m.agent_id,
+                  ShowDuration(config_.replace_after)),
+      out, m.name);
+}
+
+bool SchedulerCore::RestartInPlace(const mesos::Offer& offer, Time now, Actions& out) {
+  std::string volume;
+  for (const auto& r : offer.resources()) {
+    if (IsVolume(r)) volume = r.disk().persistence().id();
+    if (!volume.empty()) break;
+  }
+  if (volume.empty()) return false;
+  for (auto& [name, m] : state_.members) {
+    if (m.volume.empty() || m.agent_id != offer.agent_id().value() || !Gone(m.task_state)) continue;
+    if (!AwaitsRestartInPlace(m, now)) continue;
+    bool held = false;
+    for (const auto& r : offer.resources()) {
+      held |= IsVolume(r) && r.disk().persistence().id() == m.volume;
+    }
+    if (!held) continue;
+    ++m.restarts;
+    m.task_id = FormatTaskId(m);
+    m.task_state = mesos::TASK_STAGING;
+    m.launched_at = now;
+    m.reachable = false;
+    m.healthy = false;
+    m.cert_not_after = 0;
+    ended_at_.erase(name);
+    ++state_.counters.launched_servers;
+    std::vector<const Member*> refs;
+    for (const auto& [other, o] : state_.members) refs.push_back(&o);
+    Persisted(out);  // on record before launch
+    out.push_back(LaunchMember{offer.id().value(), m, InitialCluster(refs), false, ClusterToken()});
+    Say("warn", "heal",
+        fmt::format("restarting {} in place on its volume {} (restart {}): the same etcd member "
+                    "{:x} on its own data, no membership change",
+                    name, m.volume, m.restarts, m.member_id),
+        out, name);
+    return true;
+  }
+  return false;
+}
+
+bool SchedulerCore::ReleaseUnclaimed(const mesos::Offer& offer, Actions& out) {
+  ReleaseResources release{offer.id().value(), offer.agent_id().value(), {}, {}, ""};
+  std::set<std::string> whose;
+  for (const auto& r : offer.resources()) {
+    if (LabelOf(r, kLabelCluster) != config_.framework_name) continue;
+    std::string volume = LabelOf(r, kLabelVolume);
+    bool claimed = std::any_of(state_.members.begin(), state_.members.end(), [&](const auto& kv) {
+      return kv.second.volume == volume && kv.second.agent_id == offer.agent_id().value();
+    });
+    if (claimed) continue;
+    whose.insert(LabelOf(r, kLabelMember) + " (" + volume + ")");
+    if (IsVolume(r)) {
+      release.destroy.push_back(r);
+      mesos::Resource disk = r;
+      disk.clear_disk();
+      release.unreserve.push_back(disk);
+    } else {
+      release.unreserve.push_back(r);
+    }
+  }
+  if (release.unreserve.empty()) return false;
+  release.why = fmt::format("no member of ours runs on them any more: {}", fmt::join(whose, ", "));
+  Say("info", "heal",
+      fmt::format("releasing the volume and reservations of {} on agent {}: {}",
+                  fmt::join(whose, ", "), offer.agent_id().value(),
+                  "its member was replaced or belongs to an older generation"),
+      out);
+  out.push_back(std::move(release));
+  return true;
+}
+
+}  // namespace etcd_mesos::scheduler

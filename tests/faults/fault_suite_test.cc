@@ -846,6 +846,76 @@ TEST_F(FaultSuite, ADurableMemberKilledIsRestartedInPlaceOnItsVolume) {
   CheckData();
 }
 
+// A durable member's host dies with everything on it and comes back with its disk well within
+// --replace-after: the member is restarted in place on its volume, nothing is replaced.
+TEST_F(FaultSuite, ADurableMemberWhoseHostRebootsIsRestartedInPlace) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
+  std::string leader = LeaderName();
+  Member before;
+  for (const auto& [name, m] : core().state().members) {
+    if (name != leader) before = m;
+  }
+  int agent = AgentOf(before);
+  ASSERT_GT(agent, 0);
+  ASSERT_TRUE(cluster_->StopAgent(agent).ok());
+  ASSERT_TRUE(
+      RunUntil([&] { return Uncertain(core().state().members.at(before.name).task_state); }, 60));
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        const Member& m = core().state().members.at(before.name);
+        return m.restarts == 1 && m.task_state == mesos::TASK_RUNNING && AtSize(3);
+      },
+      120))
+      << core().health_reason();
+  std::printf("[timing] durable member's host back -> restarted in place and healthy: %.1fs\n",
+              Since(t0));
+  EXPECT_EQ(core().state().members.at(before.name).member_id, before.member_id);
+  EXPECT_EQ(core().state().counters.members_added, 0u) << "nothing replaced it";
+  EXPECT_EQ(core().state().counters.members_removed, 0u);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// A durable member's host stays down past --replace-after: the member is replaced elsewhere.
+// When the host comes back with its disk, the old member's volume and reservations are released
+// (the volume destroyed on the agent) and the cluster is left as it is.
+TEST_F(FaultSuite, ADurableMemberGoneLongerThanReplaceAfterIsReplacedAndItsVolumeReleased) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll({.agents = 4, .extra_flags = {"--role=etcd", "--replace-after=4s"}}));
+  std::string leader = LeaderName();
+  Member before;
+  for (const auto& [name, m] : core().state().members) {
+    if (name != leader) before = m;
+  }
+  int agent = AgentOf(before);
+  std::filesystem::path volume =
+      std::filesystem::path(
+          cluster_->agent(agent)->StateJson()["flags"]["work_dir"].get<std::string>()) /
+      "volumes/roles/etcd" / before.volume;
+  ASSERT_TRUE(std::filesystem::is_directory(volume));
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->StopAgent(agent).ok());
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(before.name) == 0; }, 120));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] durable member's host gone -> replaced after --replace-after=4s: %.1fs\n",
+              Since(t0));
+  EXPECT_TRUE(Noted("not restarted in place on its volume within 4s"));
+  EXPECT_EQ(core().state().counters.members_added, 1u);
+  uint64_t removed = core().state().counters.members_removed;
+
+  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(volume); }, 60))
+      << "the replaced member's volume is destroyed once its agent offers it";
+  EXPECT_TRUE(Noted("releasing the volume and reservations of " + before.name));
+  RunFor(seconds(2));
+  EXPECT_EQ(core().state().counters.members_added, 1u) << "the cluster is left as it is";
+  EXPECT_EQ(core().state().counters.members_removed, removed);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
 // Guide: "Certificates: renewal and rotating the CA", under the workloads: the CA is replaced by
 // three rollouts of every member, the operator's clients given the new trust after the first
 // and a certificate of the new CA after the second. No acknowledged write is lost, the history

@@ -89,6 +89,39 @@ bool SchedulerCore::RestartInPlace(const mesos::Offer& offer, Time now, Actions&
   return false;
 }
 
+std::set<std::pair<std::string, std::string>> SchedulerCore::DurableVolumes() const {
+  std::set<std::pair<std::string, std::string>> out;
+  for (const auto& [name, m] : state_.members) {
+    if (!m.volume.empty() && !m.agent_id.empty()) out.emplace(m.agent_id, m.volume);
+  }
+  return out;
+}
+
+void SchedulerCore::WatchForgottenVolumes(
+    const std::set<std::pair<std::string, std::string>>& before) {
+  std::set<std::pair<std::string, std::string>> now = DurableVolumes();
+  for (const auto& v : before) {
+    if (!now.count(v)) unreleased_.emplace(v, std::nullopt);
+  }
+}
+
+void SchedulerCore::ExpireReleaseWatch(Time now, Actions& out) {
+  for (auto it = unreleased_.begin(); it != unreleased_.end();) {
+    if (!it->second) it->second = now;
+    if (now - *it->second < kReleaseWatch) {
+      ++it;
+      continue;
+    }
+    Say("warn", "heal",
+        fmt::format("agent {} has not offered the volume {} of a member no longer ours for {}: "
+                    "no longer waiting for it; if that agent comes back, its resources are "
+                    "released when they are offered",
+                    it->first.first, it->first.second, ShowDuration(kReleaseWatch)),
+        out);
+    it = unreleased_.erase(it);
+  }
+}
+
 bool SchedulerCore::ReleaseUnclaimed(const mesos::Offer& offer, Actions& out) {
   ReleaseResources release{offer.id().value(), offer.agent_id().value(), {}, {}, ""};
   std::set<std::string> whose;
@@ -100,6 +133,7 @@ bool SchedulerCore::ReleaseUnclaimed(const mesos::Offer& offer, Actions& out) {
     });
     if (claimed) continue;
     whose.insert(LabelOf(r, kLabelMember) + " (" + volume + ")");
+    unreleased_.erase({offer.agent_id().value(), volume});
     if (IsVolume(r)) {
       release.destroy.push_back(r);
       mesos::Resource disk = r;

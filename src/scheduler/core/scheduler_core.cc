@@ -76,6 +76,10 @@ SchedulerCore::SchedulerCore(CoreConfig config) : config_(std::move(config)) {}
 
 Actions SchedulerCore::Handle(const Event& event) {
   Actions out;
+  // Whatever forgets a durable member (a replacement, a reseed, a shrink) leaves its volume and
+  // reservations on its agent: they are watched for until released.
+  std::set<std::pair<std::string, std::string>> durable_before;
+  if (config_.durable()) durable_before = DurableVolumes();
   std::visit(
       [&](const auto& e) {
         using E = std::decay_t<decltype(e)>;
@@ -127,6 +131,10 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnCertificateIssued(e, out);
       },
       event);
+  if (config_.durable()) {
+    WatchForgottenVolumes(durable_before);
+    UpdateOfferInterest(out);
+  }
   return out;
 }
 
@@ -576,7 +584,7 @@ void SchedulerCore::UpdateOfferInterest(Actions& out) {
   // subscription, which then (wants_offers_ flipped back) would never be revived. The
   // subscription itself makes the interest speak again.
   if (!connected_) return;
-  bool wants = started_ && connected_ && !total_loss_ && NeedsMember();
+  bool wants = started_ && connected_ && !total_loss_ && (NeedsMember() || !unreleased_.empty());
   if (wants == wants_offers_) return;
   wants_offers_ = wants;
   if (wants) {
@@ -849,6 +857,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   if (!started_) return;
   Time now = e.now;
   if (e.unix_now > 0) unix_now_ = e.unix_now;
+  ExpireReleaseWatch(now, out);
   if (connected_ && reconciling_ && Elapsed(reconcile_started_, now, config_.reconcile_timeout)) {
     ReconcileTasks again;
     for (const auto& [name, m] : state_.members) {

@@ -290,6 +290,15 @@ class SchedulerCore {
   // in place until replace_after has passed. Not persisted: a restarted scheduler gives the
   // members it finds ended a whole replace_after again.
   std::map<std::string, Time> ended_at_;
+  // Volumes (agent id, volume id) of durable members that are no longer ours, until an offer of
+  // their agent lets them be released: offers are wanted meanwhile. Dropped when the agent offers
+  // without them (its disk went) or after kReleaseWatch. Not persisted: a restarted scheduler
+  // releases what it is offered.
+  std::map<std::pair<std::string, std::string>, std::optional<Time>> unreleased_;
+  static constexpr Millis kReleaseWatch{3'600'000};
+  void ExpireReleaseWatch(Time now, Actions& out);
+  void WatchForgottenVolumes(const std::set<std::pair<std::string, std::string>>& before);
+  std::set<std::pair<std::string, std::string>> DurableVolumes() const;
   std::optional<RolloutStep> rollout_step_;
   int64_t unix_now_ = 0;  // the wall clock of the last tick that had one (Unix seconds)
   std::optional<Time> reconcile_started_;

@@ -112,7 +112,8 @@ class System {
  public:
   // `store`: where the scheduler keeps its state; empty: a directory of its own.
   System(boost::asio::io_context& io, int size, milliseconds reseed_timeout,
-         const std::string& store = "", int agents = 0, Tls tls = Tls::kOff)
+         const std::string& store = "", int agents = 0, Tls tls = Tls::kOff,
+         const std::vector<std::string>& extra_flags = {})
       : io_(io) {
     local::LocalClusterOptions options;
     options.agents = agents > 0 ? agents : size + 1;
@@ -142,6 +143,7 @@ class System {
         "--reseed-timeout=" + std::to_string(reseed_timeout.count()) + "ms"};
     // Said both ways: the scheduler's default is --tls=auto.
     args.push_back(tls == Tls::kOn ? "--tls=auto" : "--tls=off");
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
     auto parsed = scheduler::shell::ParseFlags(args, {{"USER", "root"}}, ".");
     if (!parsed.ok()) throw std::runtime_error(parsed.error().ToString());
     if (auto s = scheduler::shell::LoadFiles(parsed->flags.shell); !s.ok()) {
@@ -337,6 +339,38 @@ double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, doub
             {"launch", run - a},
             {"join+promote", total - run}};
   return total;
+}
+
+// Durable members (--role=etcd): kill -9 of a follower's executor (and so its etcd) -> the member
+// restarted in place on its volume (same etcd member) and the cluster healthy at size.
+double RestartInPlace(boost::asio::io_context& io) {
+  System system(io, 3, seconds(240), "", 0, Tls::kOff, {"--role=etcd"});
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no durable cluster to restart a member of");
+  }
+  system.RunFor(seconds(6));
+  std::optional<std::string> picked;
+  if (!system.RunUntil(
+          [&] { return (picked = PickVictim(system.core(), Victim::kFollower)).has_value(); },
+          30)) {
+    throw std::runtime_error("no follower to kill");
+  }
+  uint32_t restarts = system.core().state().members.at(*picked).restarts;
+  auto t0 = Clock::now();
+  system.KillMember(*picked);
+  auto back = [&] {
+    const auto& members = system.core().state().members;
+    auto it = members.find(*picked);
+    return it != members.end() && it->second.restarts > restarts &&
+           it->second.task_state == mesos::TASK_RUNNING && system.AtSize(3);
+  };
+  if (!system.RunUntil(back, 180))
+    throw std::runtime_error("the member was not restarted in place");
+  if (system.core().state().counters.members_added != 0) {
+    throw std::runtime_error("the member was replaced, not restarted in place");
+  }
+  return Since(t0);
 }
 
 // A healthy cluster of 3 (past etcd's 5 s window), with `agents` agents.
@@ -682,6 +716,34 @@ double HealFloor(Victim kind, Tls tls = Tls::kOff) {
   return Since(t0);
 }
 
+// The restart-in-place floor: a bare etcd follower killed and started again on its own data dir
+// by hand, timed from the kill until all three are healthy.
+double RestartInPlaceFloor() {
+  test::TempDir dir("em-bench-floor");
+  auto servers = StaticCluster(dir.path(), 3, test::AgentHostBase());
+  std::this_thread::sleep_for(seconds(6));  // as the system run: past etcd's 5 s window
+  boost::asio::io_context io;
+  etcd::Client first(io, servers[0]->client_endpoint(), FloorClient(nullptr));
+  auto status = etcd::Await<etcd::StatusResponse>(io, [&](auto cb) { first.Status(cb); });
+  if (!status.ok()) throw std::runtime_error("the floor cluster does not answer");
+  std::vector<const test::EtcdServer*> refs;
+  for (const auto& server : servers) refs.push_back(server.get());
+  // A follower: the second member, unless it leads (then the third).
+  size_t victim = 1;
+  etcd::Client second(io, servers[1]->client_endpoint(), FloorClient(nullptr));
+  auto own = etcd::Await<etcd::StatusResponse>(io, [&](auto cb) { second.Status(cb); });
+  if (own.ok() && own->header.member_id == status->leader) victim = 2;
+  servers[victim]->Kill();
+  auto t0 = Clock::now();
+  if (auto st = servers[victim]->Launch(test::EtcdServer::InitialCluster(refs), false); !st.ok()) {
+    throw std::runtime_error(st.error().message);
+  }
+  std::vector<test::EtcdServer*> all;
+  for (auto& server : servers) all.push_back(server.get());
+  WaitHealthy(all);
+  return Since(t0);
+}
+
 // Two learners added, started and promoted by hand, one at a time: 3 -> 5.
 double ResizeFloor() {
   test::TempDir dir("em-bench-floor");
@@ -988,7 +1050,8 @@ int main(int argc, char** argv) {
                  "Measure only these figures (bootstrap, heal, failover, resize, rollout, reseed, "
                  "supervision, bootstrap-tls, heal-tls, supervision-tls)")
       ->check(CLI::IsMember({"bootstrap", "heal", "failover", "resize", "rollout", "reseed",
-                             "supervision", "bootstrap-tls", "heal-tls", "supervision-tls"}))
+                             "supervision", "bootstrap-tls", "heal-tls", "supervision-tls",
+                             "restart-in-place"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
@@ -1032,6 +1095,15 @@ int main(int argc, char** argv) {
         for (const auto& [phase, s] : phases) heal.breakdown[phase].push_back(s);
       }
       figures.push_back(heal);
+    }
+    if (wanted("restart-in-place")) {
+      // Goal: at most twice the floor plus one allocation interval (1 s), the offer's wait.
+      Figure restart{"durable follower killed -> restarted in place, 3 healthy voters"};
+      for (int i = 0; i < runs; ++i) {
+        restart.floors.push_back(RestartInPlaceFloor());
+        restart.runs.push_back(RestartInPlace(io));
+      }
+      figures.push_back(restart);
     }
     if (wanted("failover")) {
       etcd_mesos::test::ZooKeeperServer zookeeper;

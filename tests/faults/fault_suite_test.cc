@@ -858,20 +858,25 @@ TEST_F(FaultSuite, ADurableMemberWhoseHostRebootsIsRestartedInPlace) {
   int agent = AgentOf(before);
   ASSERT_GT(agent, 0);
   ASSERT_TRUE(cluster_->StopAgent(agent).ok());
-  ASSERT_TRUE(
-      RunUntil([&] { return Uncertain(core().state().members.at(before.name).task_state); }, 60));
+  auto member = [&]() -> const Member* {
+    auto it = core().state().members.find(before.name);
+    return it == core().state().members.end() ? nullptr : &it->second;
+  };
+  ASSERT_TRUE(RunUntil([&] { return member() && Uncertain(member()->task_state); }, 60));
   auto t0 = Clock::now();
   ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/false).ok());
+  // Mesos says TASK_GONE (REASON_AGENT_RESTARTED) of its task: the agent and its disk are back.
   ASSERT_TRUE(RunUntil(
       [&] {
-        const Member& m = core().state().members.at(before.name);
-        return m.restarts == 1 && m.task_state == mesos::TASK_RUNNING && AtSize(3);
+        return !member() || (member()->restarts == 1 &&
+                             member()->task_state == mesos::TASK_RUNNING && AtSize(3));
       },
       120))
       << core().health_reason();
+  ASSERT_NE(member(), nullptr) << "it was replaced, not restarted in place";
   std::printf("[timing] durable member's host back -> restarted in place and healthy: %.1fs\n",
               Since(t0));
-  EXPECT_EQ(core().state().members.at(before.name).member_id, before.member_id);
+  EXPECT_EQ(member()->member_id, before.member_id);
   EXPECT_EQ(core().state().counters.members_added, 0u) << "nothing replaced it";
   EXPECT_EQ(core().state().counters.members_removed, 0u);
   ExpectGuideSeesHealthyCluster(3);
@@ -912,6 +917,30 @@ TEST_F(FaultSuite, ADurableMemberGoneLongerThanReplaceAfterIsReplacedAndItsVolum
   RunFor(seconds(2));
   EXPECT_EQ(core().state().counters.members_added, 1u) << "the cluster is left as it is";
   EXPECT_EQ(core().state().counters.members_removed, removed);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// A durable member's agent comes back with a wiped work dir (a new disk, a new agent id): Mesos
+// says its task is gone for good, and so is its volume. The member is replaced at once, not after
+// --replace-after (5 min by default).
+TEST_F(FaultSuite, ADurableMemberWhoseAgentIsWipedIsReplacedAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
+  std::string leader = LeaderName();
+  Member before;
+  for (const auto& [name, m] : core().state().members) {
+    if (name != leader) before = m;
+  }
+  int agent = AgentOf(before);
+  ASSERT_GT(agent, 0);
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->RestartAgent(agent, /*wipe=*/true).ok());
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(before.name) == 0; }, 60));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] durable member's agent wiped -> replaced, 3 healthy voters: %.1fs\n",
+              Since(t0));
+  EXPECT_TRUE(Noted("which Mesos removed for good"));
+  EXPECT_EQ(core().state().counters.members_added, 1u);
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

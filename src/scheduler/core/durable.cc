@@ -42,6 +42,16 @@ void SchedulerCore::NoteDurableEnd(const Member& m, bool killed_by_us, Time now,
     ended_at_.erase(m.name);
     return;
   }
+  if (gone_agents_.count(m.agent_id)) {
+    // Nothing to wait for: the agent, and the volume with it, will not be back.
+    ended_at_.erase(m.name);
+    Say("warn", "heal",
+        fmt::format("{} ended with its agent {}, which Mesos removed for good: its volume {} is "
+                    "gone, so it is replaced now",
+                    m.name, m.agent_id, m.volume),
+        out, m.name);
+    return;
+  }
   if (!ended_at_.emplace(m.name, now).second) return;  // out of contact first: said then
   Say("warn", "heal",
       fmt::format("{} {}: it is restarted in place on its volume {} when agent {} offers it "
@@ -101,7 +111,7 @@ void SchedulerCore::WatchForgottenVolumes(
     const std::set<std::pair<std::string, std::string>>& before) {
   std::set<std::pair<std::string, std::string>> now = DurableVolumes();
   for (const auto& v : before) {
-    if (!now.count(v)) unreleased_.emplace(v, std::nullopt);
+    if (!now.count(v) && !gone_agents_.count(v.first)) unreleased_.emplace(v, std::nullopt);
   }
 }
 

@@ -623,6 +623,13 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     Say("info", "session", "reconciliation settled: every stored task has an answer", out);
   }
   bool killed_by_us = kills_sent_.count(task_id) > 0;
+  // Mesos removed the agent for good (a TASK_GONE for REASON_AGENT_RESTARTED is only the task:
+  // the agent, and its disk, came back).
+  bool agent_removed = (status.state() == mesos::TASK_GONE || status.state() == mesos::TASK_LOST) &&
+                       status.reason() == mesos::TaskStatus::REASON_AGENT_REMOVED;
+  if (status.has_agent_id() && (agent_removed || status.state() == mesos::TASK_GONE_BY_OPERATOR)) {
+    gone_agents_.insert(status.agent_id().value());
+  }
   if (!MaybeAlive(status.state())) kills_sent_.erase(task_id);
   if (member == nullptr) {
     if (MaybeAlive(status.state()) && !Uncertain(status.state()) && status.has_agent_id()) {

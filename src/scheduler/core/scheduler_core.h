@@ -296,6 +296,10 @@ class SchedulerCore {
   // releases what it is offered.
   std::map<std::pair<std::string, std::string>, std::optional<Time>> unreleased_;
   static constexpr Millis kReleaseWatch{3'600'000};
+  // Agents Mesos removed for good (TASK_GONE or TASK_LOST for REASON_AGENT_REMOVED, as when a
+  // new agent registers at the same address; TASK_GONE_BY_OPERATOR): their volumes went with
+  // them, nothing comes back there.
+  std::set<std::string> gone_agents_;
   void ExpireReleaseWatch(Time now, Actions& out);
   void WatchForgottenVolumes(const std::set<std::pair<std::string, std::string>>& before);
   std::set<std::pair<std::string, std::string>> DurableVolumes() const;

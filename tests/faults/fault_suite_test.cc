@@ -610,6 +610,23 @@ class FaultSuite : public ::testing::Test {
     ASSERT_TRUE(RunUntil([&] { return core().state().members.count(victim) == 0; }, 60));
     ASSERT_TRUE(RunUntil([&] { return AtSize(scenario_.size); }, 120)) << core().health_reason();
   }
+  // A member that does not lead (the last by name), as the core has it now.
+  Member AFollower() {
+    std::string leader = LeaderName();
+    Member follower;
+    for (const auto& [name, m] : core().state().members) {
+      if (name != leader) follower = m;
+    }
+    return follower;
+  }
+  // Where a member's persistent volume lives on its agent (durable members).
+  std::filesystem::path VolumeDirOf(const Member& m) {
+    int agent = AgentOf(m);
+    if (agent <= 0) return {};
+    return std::filesystem::path(
+               cluster_->agent(agent)->StateJson()["flags"]["work_dir"].get<std::string>()) /
+           "volumes/roles/etcd" / m.volume;
+  }
   int AgentOf(const Member& m) {
     for (int n = 1; n <= cluster_->agent_count(); ++n) {
       if (cluster_->agent(n) && cluster_->agent(n)->id().value() == m.agent_id) return n;
@@ -802,20 +819,9 @@ TEST_F(FaultSuite, ARollingRestartByTheGuideReplacesEachMemberOnceTheLeaderLast)
 // membership change, nothing copied, under both workloads.
 TEST_F(FaultSuite, ADurableMemberKilledIsRestartedInPlaceOnItsVolume) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
-  std::string leader = LeaderName();
-  const Member* victim = nullptr;
-  for (const auto& [name, m] : core().state().members) {
-    if (name != leader) victim = &m;
-  }
-  ASSERT_NE(victim, nullptr);
-  const Member before = *victim;
+  const Member before = AFollower();
   ASSERT_FALSE(before.volume.empty()) << "members are durable with --role=etcd";
-  int agent = AgentOf(before);
-  ASSERT_GT(agent, 0);
-  std::filesystem::path volume =
-      std::filesystem::path(
-          cluster_->agent(agent)->StateJson()["flags"]["work_dir"].get<std::string>()) /
-      "volumes/roles/etcd" / before.volume;
+  std::filesystem::path volume = VolumeDirOf(before);
   ASSERT_TRUE(std::filesystem::is_directory(volume / "member")) << "etcd's data is on the volume";
 
   auto t0 = Clock::now();
@@ -850,11 +856,7 @@ TEST_F(FaultSuite, ADurableMemberKilledIsRestartedInPlaceOnItsVolume) {
 // --replace-after: the member is restarted in place on its volume, nothing is replaced.
 TEST_F(FaultSuite, ADurableMemberWhoseHostRebootsIsRestartedInPlace) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
-  std::string leader = LeaderName();
-  Member before;
-  for (const auto& [name, m] : core().state().members) {
-    if (name != leader) before = m;
-  }
+  Member before = AFollower();
   int agent = AgentOf(before);
   ASSERT_GT(agent, 0);
   ASSERT_TRUE(cluster_->StopAgent(agent).ok());
@@ -889,16 +891,9 @@ TEST_F(FaultSuite, ADurableMemberWhoseHostRebootsIsRestartedInPlace) {
 TEST_F(FaultSuite, ADurableMemberGoneLongerThanReplaceAfterIsReplacedAndItsVolumeReleased) {
   ASSERT_NO_FATAL_FAILURE(
       StartAll({.agents = 4, .extra_flags = {"--role=etcd", "--replace-after=4s"}}));
-  std::string leader = LeaderName();
-  Member before;
-  for (const auto& [name, m] : core().state().members) {
-    if (name != leader) before = m;
-  }
+  Member before = AFollower();
   int agent = AgentOf(before);
-  std::filesystem::path volume =
-      std::filesystem::path(
-          cluster_->agent(agent)->StateJson()["flags"]["work_dir"].get<std::string>()) /
-      "volumes/roles/etcd" / before.volume;
+  std::filesystem::path volume = VolumeDirOf(before);
   ASSERT_TRUE(std::filesystem::is_directory(volume));
   auto t0 = Clock::now();
   ASSERT_TRUE(cluster_->StopAgent(agent).ok());
@@ -926,11 +921,7 @@ TEST_F(FaultSuite, ADurableMemberGoneLongerThanReplaceAfterIsReplacedAndItsVolum
 // --replace-after (5 min by default).
 TEST_F(FaultSuite, ADurableMemberWhoseAgentIsWipedIsReplacedAtOnce) {
   ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
-  std::string leader = LeaderName();
-  Member before;
-  for (const auto& [name, m] : core().state().members) {
-    if (name != leader) before = m;
-  }
+  Member before = AFollower();
   int agent = AgentOf(before);
   ASSERT_GT(agent, 0);
   auto t0 = Clock::now();

@@ -632,8 +632,17 @@ class VolumeClusterTest : public ClusterTest {
     }
     return std::nullopt;
   }
-  std::string WorkDir(int n) {
-    return cluster_->agent(n)->StateJson()["flags"]["work_dir"].get<std::string>();
+  // RESERVE the member's cpus and disk and CREATE its volume, the start of every ACCEPT here.
+  std::vector<mesos::Offer::Operation> ReserveAndCreate() {
+    return {Operation(mesos::Offer::Operation::RESERVE,
+                      {Reserved(Scalar("cpus", 0.5)), Reserved(Scalar("disk", 64))}),
+            Operation(mesos::Offer::Operation::CREATE, {Volume()})};
+  }
+  // Where agent `n` keeps the volume: volumes/roles/<role>/<id> under its work dir.
+  std::filesystem::path VolumeDir(int n) {
+    return std::filesystem::path(
+               cluster_->agent(n)->StateJson()["flags"]["work_dir"].get<std::string>()) /
+           "volumes/roles/etcd/vol-1";
   }
   static std::string Read(const std::filesystem::path& file) {
     std::ifstream in(file);
@@ -649,13 +658,11 @@ TEST_F(VolumeClusterTest, AVolumeKeepsItsDataAcrossTasksAndAgentRestartsUntilDes
   RunUntil([&] { return !offers_.empty(); });
   mesos::Offer a = offers_[0];
   int n = AgentNumber(a.agent_id());
-  ASSERT_TRUE(Accept(a, {Operation(mesos::Offer::Operation::RESERVE,
-                                   {Reserved(Scalar("cpus", 0.5)), Reserved(Scalar("disk", 64))}),
-                         Operation(mesos::Offer::Operation::CREATE, {Volume()}),
-                         LaunchOp(VolumeTask(a, "first", "echo first > data/log && sleep 1000"))})
-                  .ok());
+  auto operations = ReserveAndCreate();
+  operations.push_back(LaunchOp(VolumeTask(a, "first", "echo first > data/log && sleep 1000")));
+  ASSERT_TRUE(Accept(a, operations).ok());
   RunUntil([&] { return HasUpdate("first", mesos::TASK_RUNNING); });
-  std::filesystem::path volume = std::filesystem::path(WorkDir(n)) / "volumes/roles/etcd/vol-1";
+  std::filesystem::path volume = VolumeDir(n);
   RunUntil([&] { return Read(volume / "log") == "first\n"; });
   std::string sandbox = cluster_->agent(n)->SandboxOf(a.framework_id().value(), "first");
   ASSERT_FALSE(sandbox.empty());
@@ -696,11 +703,8 @@ TEST_F(VolumeClusterTest, AnAgentRestartedWithAWipedWorkDirHasNoVolumeLeft) {
   RunUntil([&] { return !offers_.empty(); });
   mesos::Offer a = offers_[0];
   int n = AgentNumber(a.agent_id());
-  ASSERT_TRUE(Accept(a, {Operation(mesos::Offer::Operation::RESERVE,
-                                   {Reserved(Scalar("cpus", 0.5)), Reserved(Scalar("disk", 64))}),
-                         Operation(mesos::Offer::Operation::CREATE, {Volume()})})
-                  .ok());
-  std::filesystem::path volume = std::filesystem::path(WorkDir(n)) / "volumes/roles/etcd/vol-1";
+  ASSERT_TRUE(Accept(a, ReserveAndCreate()).ok());
+  std::filesystem::path volume = VolumeDir(n);
   RunUntil([&] { return std::filesystem::is_directory(volume); });
   ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
   EXPECT_FALSE(std::filesystem::exists(volume));

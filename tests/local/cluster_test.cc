@@ -52,6 +52,11 @@ class ClusterTest : public ::testing::Test {
 
   void Connect(double failover = 3600, std::optional<std::string> id = std::nullopt,
                bool ack = true) {
+    Subscribe(TestFramework(failover, id), ack);
+  }
+
+  static mesos::FrameworkInfo TestFramework(double failover = 3600,
+                                            std::optional<std::string> id = std::nullopt) {
     mesos::FrameworkInfo info;
     info.set_user("root");
     info.set_name("cluster-test");
@@ -61,6 +66,12 @@ class ClusterTest : public ::testing::Test {
     info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::MULTI_ROLE);
     info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::PARTITION_AWARE);
     if (id) info.mutable_id()->set_value(*id);
+    return info;
+  }
+
+  // Subscribes `info` on the cluster's master; events are recorded, updates acknowledged if
+  // `ack`.
+  void Subscribe(const mesos::FrameworkInfo& info, bool ack = true) {
     mesos_client::SchedulerClient::Options options;
     options.backoff_min = std::chrono::milliseconds(50);
     options.backoff_max = std::chrono::milliseconds(200);
@@ -591,36 +602,10 @@ class VolumeClusterTest : public ClusterTest {
   }
   void ConnectDurable() {
     // The fixture's framework, with a principal and RESERVATION_REFINEMENT.
-    mesos::FrameworkInfo info;
-    info.set_user("root");
-    info.set_name("volume-test");
-    info.set_failover_timeout(3600);
-    info.set_checkpoint(true);
+    mesos::FrameworkInfo info = TestFramework();
     info.set_principal("etcd-principal");
-    info.add_roles("etcd");
-    for (auto c : {mesos::FrameworkInfo::Capability::MULTI_ROLE,
-                   mesos::FrameworkInfo::Capability::PARTITION_AWARE,
-                   mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT}) {
-      info.add_capabilities()->set_type(c);
-    }
-    auto callbacks =
-        mesos_client::SchedulerClient::Callbacks{nullptr,
-                                                 [this](const Event& e) {
-                                                   if (e.type() == Event::OFFERS) {
-                                                     for (const auto& o : e.offers().offers())
-                                                       offers_.push_back(o);
-                                                   } else if (e.type() == Event::UPDATE) {
-                                                     updates_.push_back(e.update().status());
-                                                     if (e.update().status().has_uuid())
-                                                       Ack(e.update().status());
-                                                   }
-                                                 },
-                                                 nullptr};
-    mesos_client::SchedulerClient::Options options;
-    options.backoff_min = std::chrono::milliseconds(50);
-    client_ = std::make_unique<mesos_client::SchedulerClient>(io_, options, callbacks);
-    client_->Start(cluster_->master().address(), info);
-    RunUntil([&] { return client_->subscribed(); });
+    info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT);
+    Subscribe(info);
   }
   // The newest offer from `agent` that holds the volume, once one comes.
   std::optional<mesos::Offer> OfferWithTheVolume(const mesos::AgentID& agent) {

@@ -1,7 +1,8 @@
 // etcd-mesos-scheduler: the Mesos framework that runs one etcd cluster. Flags and wiring only;
 // see src/scheduler/shell/shell.h (the I/O) and src/scheduler/core/scheduler_core.h (every
-// decision). Exit codes: 0 after SIGINT/SIGTERM, 1 when it cannot go on (a busy admin port, an
-// unreadable state record), 2 for bad flags.
+// decision). `etcd-mesos-scheduler teardown [flags]` stops the cluster for good
+// (scheduler/shell/teardown_command.h). Exit codes: 0 after SIGINT/SIGTERM or a teardown, 1 when
+// it cannot go on (a busy admin port, an unreadable state record), 2 for bad flags.
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "common/logging.h"
 #include "scheduler/shell/flags.h"
 #include "scheduler/shell/shell.h"
+#include "scheduler/shell/teardown_command.h"
 
 extern char** environ;
 
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   using namespace etcd_mesos::scheduler::shell;  // NOLINT
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  bool teardown = !args.empty() && args[0] == "teardown";
+  if (teardown) args.erase(args.begin());
   std::map<std::string, std::string> env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string kv = *e;
@@ -42,7 +46,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (parsed->help) {
-    std::cout << parsed->text;
+    std::cout << (teardown ? TeardownUsage() : "") << parsed->text;
     return 0;
   }
   SchedulerFlags flags = std::move(parsed->flags);
@@ -59,6 +63,14 @@ int main(int argc, char** argv) {
     spdlog::warn(
         "--single-instance-per-slave=false: one host loss may take several members and "
         "the quorum with them");
+  }
+
+  if (teardown) {
+    TeardownOutcome outcome = TeardownThroughRunningScheduler(flags, std::cerr);
+    if (outcome.handled) return outcome.exit_code;
+    // None runs: this process registers as the framework and tears it down itself, on a port
+    // of its own (the scheduler's may be taken by whatever else runs here).
+    flags.shell.admin_port = 0;
   }
 
   boost::asio::io_context io;
@@ -91,12 +103,18 @@ int main(int argc, char** argv) {
       lost = true;
       io.stop();
     };
+    options.teardown = teardown;
+    options.on_torn_down = [&](const std::string& summary) {
+      std::cerr << "etcd-mesos-scheduler: " << summary << "\n";
+      stopping = true;
+      io.stop();
+    };
     shell = std::make_unique<SchedulerShell>(io, flags, options);
     if (auto s = shell->Start(); !s.ok()) {
       std::cerr << "etcd-mesos-scheduler: " << s.error().ToString() << "\n";
       return 1;
     }
-    if (first) {
+    if (first && !teardown) {
       HostPort admin = shell->admin_address();
       std::string host = flags.shell.admin_bind_all ? flags.shell.address : admin.host;
       std::string url = flags.shell.AdminScheme() + "://" + HostPort{host, admin.port}.ToString();

@@ -292,7 +292,8 @@ void Master::RemoveAgent(const std::string& agent_id) {
 void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responder> r) {
   const std::string& path = req.path;
   bool scheduler = path == "/api/v1/scheduler" || path == "/master/api/v1/scheduler";
-  bool leaders_only = scheduler || path == "/master/state" || path == "/state" ||
+  bool frameworks = path == "/master/frameworks" || path == "/frameworks";
+  bool leaders_only = scheduler || path == "/master/state" || path == "/state" || frameworks ||
                       path == "/master/redirect" || path == "/redirect" ||
                       path == "/master/teardown" || path == "/teardown";
   if (leaders_only && !elected_) return r->Respond(Redirect(req));
@@ -303,6 +304,15 @@ void Master::Handle(const net::ServerRequest& req, std::shared_ptr<net::Responde
   if (path == "/master/state" || path == "/state") {
     if (req.method != net::Verb::get) return r->Respond(net::TextResponse(405, "use GET"));
     return r->Respond(net::JsonResponse(200, mesos_codec::DumpJson(StateJson())));
+  }
+  if (frameworks) {
+    // Mesos's /master/frameworks: the frameworks part of the state, as tools read it.
+    if (req.method != net::Verb::get) return r->Respond(net::TextResponse(405, "use GET"));
+    json state = StateJson();
+    json out = {{"frameworks", state["frameworks"]},
+                {"completed_frameworks", state["completed_frameworks"]},
+                {"unregistered_frameworks", json::array()}};
+    return r->Respond(net::JsonResponse(200, mesos_codec::DumpJson(out)));
   }
   if (path == "/master/redirect" || path == "/redirect") {
     return r->Respond({307, {{"Location", "//" + address_.ToString()}}, ""});

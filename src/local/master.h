@@ -5,8 +5,9 @@
 // and acknowledgements to agents; forwards status updates; answers reconciliation; keeps tasks of
 // a disconnected framework for its failover timeout; marks agents that fall silent unreachable
 // (TASK_UNREACHABLE for PARTITION_AWARE frameworks, TASK_LOST otherwise); and renders
-// `/master/state` with the field shapes tools read. Faults are injected elsewhere (LocalCluster);
-// the master only sees their consequences, as a real one would.
+// `/master/state` (and its frameworks part, `/master/frameworks`) with the field shapes tools
+// read. Faults are injected elsewhere (LocalCluster); the master only sees their consequences,
+// as a real one would.
 //
 // With a ZooKeeper URL it contends for leadership as Mesos masters do (MasterContender): until it
 // is elected it answers the scheduler, state and teardown endpoints with 307 to the leader (or 503

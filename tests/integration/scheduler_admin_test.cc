@@ -91,6 +91,7 @@ class AdminApi : public ::testing::Test {
     options.token = std::move(token);
     options.insecure = insecure;
     options.tls_mode = tls_mode_;
+    options.cluster_name = "prod";
     options.token_hint = "/var/lib/etcd-mesos/admin-token";
     options.trust_bundle = trust_bundle_;
     options.client_certificate = [](const std::string& name) -> Result<std::string> {
@@ -206,7 +207,9 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       "last_hash_check_revision",
       // TLS: whether the members serve it, and the first of their certificates to expire; the
       // CA rotations finished and the phase of one under way.
-      "tls", "cert_expiry_earliest", "cert_expiry_member", "ca_generation", "ca_rotation"};
+      "tls", "cert_expiry_earliest", "cert_expiry_member", "ca_generation", "ca_rotation",
+      // A teardown under way, and what it still waits for.
+      "tearing_down", "teardown_tasks_left", "teardown_volumes_left", "teardown_volumes_released"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["ca_generation"], 0);
   EXPECT_EQ(j["ca_rotation"], "none");
@@ -540,9 +543,16 @@ TEST_F(AdminApi, TokenGuardsReseedAndStartFresh) {
 // (401 without it or with a wrong one, naming where the token is), and reaches the core with it.
 TEST_F(AdminApi, EveryCommandNeedsTheTokenOnceItIsKnownAndNoneRunsBefore) {
   Start("");
-  const std::vector<std::string> commands = {
-      "/reseed", "/start-fresh",     "/backup",         "/restore?name=x.db",  "/cluster-size?n=3",
-      "/defrag", "/rollout/restart", "/rollout/resume", "/backups/x.db/verify"};
+  const std::vector<std::string> commands = {"/reseed",
+                                             "/start-fresh",
+                                             "/backup",
+                                             "/restore?name=x.db",
+                                             "/cluster-size?n=3",
+                                             "/defrag",
+                                             "/rollout/restart",
+                                             "/rollout/resume",
+                                             "/backups/x.db/verify",
+                                             "/teardown?confirm=prod"};
   for (const auto& c : commands) {
     auto r = Call(net::Verb::post, c);
     EXPECT_EQ(r.status, 503u) << c << ": " << r.body;
@@ -574,6 +584,30 @@ TEST_F(AdminApi, EveryCommandNeedsTheTokenOnceItIsKnownAndNoneRunsBefore) {
   // reach the core.
   EXPECT_EQ(submitted_, reached);
   EXPECT_EQ(Get("/stats").status, 200u) << "reading stays open";
+}
+
+// A teardown destroys the cluster: the token alone does not do it, the cluster's name must be
+// confirmed, so that a command pasted against the wrong scheduler is refused. Once asked, other
+// commands are refused while it runs, and /stats says so.
+TEST_F(AdminApi, ATeardownMustConfirmTheClusterNameAndHoldsOtherCommandsBack) {
+  Start("s3cret");
+  const net::Headers auth = {{"Authorization", "Bearer s3cret"}};
+  for (const char* target : {"/teardown", "/teardown?confirm=", "/teardown?confirm=staging"}) {
+    auto r = Call(net::Verb::post, target, auth);
+    EXPECT_EQ(r.status, 400u) << target << ": " << r.body;
+    EXPECT_NE(r.body.find("confirm it with ?confirm=<cluster name>"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("runs cluster prod"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(submitted_, 0) << "an unconfirmed teardown reached the core";
+  EXPECT_EQ(Get("/teardown?confirm=prod").status, 405u);
+  auto asked = Call(net::Verb::post, "/teardown?confirm=prod", auth);
+  EXPECT_EQ(asked.status, 202u) << asked.body;
+  EXPECT_NE(asked.body.find("tearing down"), std::string::npos) << asked.body;
+  auto stats = json::parse(Get("/stats").body);
+  EXPECT_EQ(stats["tearing_down"], 1) << stats.dump();
+  auto reseed = Call(net::Verb::post, "/reseed?force=1", auth);
+  EXPECT_EQ(reseed.status, 409u) << reseed.body;
+  EXPECT_NE(reseed.body.find("being torn down"), std::string::npos) << reseed.body;
 }
 
 // GET /ca.crt and /client-cert before the scheduler has loaded its CA: 503 saying so, never a
@@ -685,8 +719,9 @@ TEST_F(AdminApi, ClusterSizeIsACommandWithItsTargetOnStats) {
 TEST_F(AdminApi, AStandbySendsCommandsToTheLeaderAndSaysItIsAStandby) {
   Start("s3cret");
   server_->SetStandby("http://10.0.0.9:12300/");
-  for (const char* target : {"/reseed?force=1&token=s3cret", "/start-fresh", "/backup",
-                             "/restore?name=b.db", "/backups/b.db/verify"}) {
+  for (const char* target :
+       {"/reseed?force=1&token=s3cret", "/start-fresh", "/backup", "/restore?name=b.db",
+        "/backups/b.db/verify", "/teardown?confirm=prod"}) {
     auto r = Call(net::Verb::post, target, {{"Authorization", "Bearer s3cret"}});
     EXPECT_EQ(r.status, 307u) << target;
     EXPECT_EQ(net::FindHeader(r.headers, "Location").value_or(""),

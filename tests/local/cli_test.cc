@@ -22,6 +22,7 @@
 #include "testing/ports.h"
 #include "testing/process.h"
 #include "testing/tempdir.h"
+#include "testing/workload.h"
 #include "testing/zookeeper_server.h"
 
 namespace etcd_mesos::local {
@@ -525,6 +526,144 @@ TEST(SchedulerCli, KillNineOfTheLeaderLetsTheStandbyLeadAndHealAMemberLostMeanwh
     EXPECT_NE(t["state"], "TASK_KILLED") << "a task was killed: " << t.dump();
   }
   EXPECT_EQ(b->Stop(), 0) << b->LogTail();
+  EXPECT_EQ(local.Stop(), 0) << local.LogTail();
+}
+
+// `etcd-mesos-scheduler teardown`, as an operator runs it with the scheduler's own flags, on a
+// durable cluster (--role=etcd): with the scheduler running it asks it and follows it; with none
+// running it registers as the framework and tears it down itself. Either way nothing is left:
+// no task, no reservation, no volume, no state record; the framework is completed at the
+// master; and a scheduler started afterwards runs a new, empty cluster.
+TEST(SchedulerCli, TeardownLeavesNoTaskReservationVolumeOrStateAndARedeployStartsAnew) {
+  test::TempDir work("em-cli-teardown");
+  uint16_t port = test::FreePort();
+  auto wrapper = test::WriteExecutorWrapper(work.path(), EXECUTOR_PATH);
+  ChildProcess local({ETCD_MESOS_LOCAL_PATH, "--agents=3", "--port=" + std::to_string(port),
+                      "--work-dir=" + (work.path() / "mesos").string(), FirstAgentIpFlag()},
+                     work.path() / "local.log");
+  const std::filesystem::path state_dir = work.path() / "state";
+  uint16_t admin = test::FreePort();
+  const std::vector<std::string> flags = {"--master=127.0.0.1:" + std::to_string(port),
+                                          "--cluster-name=td",
+                                          "--state-dir=" + state_dir.string(),
+                                          "--admin-port=" + std::to_string(admin),
+                                          "--role=etcd",
+                                          "--tls=off",
+                                          "--cpu-limit=0.5",
+                                          "--mem-limit=256",
+                                          "--disk-limit=512",
+                                          "--executor-bin=" + wrapper.string()};
+  auto command = [&](std::vector<std::string> head) {
+    head.insert(head.end(), flags.begin(), flags.end());
+    return head;
+  };
+  auto get_json = [](uint16_t at, const std::string& path) {
+    auto r = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", at}, path});
+    if (!r.ok() || r->status != 200) return nlohmann::json();
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  auto healthy_cluster = [&](ChildProcess& scheduler) {
+    nlohmann::json stats;
+    EXPECT_TRUE(test::WaitFor(
+        [&] {
+          stats = get_json(admin, "/stats");
+          return stats.is_object() && stats["healthy"] == 1 && stats["running_servers"] == 3;
+        },
+        std::chrono::seconds(120)))
+        << stats.dump() << "\n"
+        << scheduler.LogTail();
+  };
+  auto etcdctl = [&](const std::string& args) {
+    auto endpoints = net::HttpFetchSync({net::Verb::get, {"127.0.0.1", admin}, "/endpoints"});
+    EXPECT_TRUE(endpoints.ok() && endpoints->status == 200);
+    std::string list = endpoints.ok() ? endpoints->body : "";
+    while (!list.empty() && std::isspace(static_cast<unsigned char>(list.back()))) list.pop_back();
+    return test::RunShell("ETCDCTL_API=3 etcdctl --endpoints=" + list + " " + args);
+  };
+  // What the master and the agents hold for the role, and the volumes on the agents' disks.
+  auto reserved = [&] {
+    size_t n = 0;
+    nlohmann::json state = get_json(port, "/master/state");  // the loop must not outlive it
+    for (const auto& a : state["slaves"]) {
+      n += a.value("reserved_resources", nlohmann::json::object()).size();
+    }
+    return n;
+  };
+  auto volumes = [&] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(work.path() / "mesos")) {
+      n += e.path().parent_path().filename() == "etcd" &&
+           e.path().parent_path().parent_path().filename() == "roles";
+    }
+    return n;
+  };
+  auto run_teardown = [&](const std::string& name) {
+    ChildProcess teardown(command({SCHEDULER_PATH, "teardown"}), work.path() / (name + ".log"));
+    EXPECT_TRUE(test::WaitFor([&] { return !teardown.Running(); }, std::chrono::seconds(200)))
+        << teardown.LogTail();
+    int status = teardown.Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << teardown.LogTail();
+    return teardown.LogTail(20000);
+  };
+  auto expect_nothing_left = [&](const std::string& framework_id, const std::string& log) {
+    nlohmann::json master = get_json(port, "/master/state");
+    EXPECT_TRUE(master["frameworks"].empty()) << master["frameworks"].dump();
+    bool completed = false;
+    for (const auto& f : master["completed_frameworks"]) completed |= f["id"] == framework_id;
+    EXPECT_TRUE(completed) << framework_id << " is not completed at the master";
+    EXPECT_EQ(reserved(), 0u);
+    EXPECT_EQ(volumes(), 0u) << "a volume is left on an agent's disk\n" << log;
+    EXPECT_FALSE(std::filesystem::exists(state_dir / "c.etcd-td" / "c.state"))
+        << "the state record is left";
+    EXPECT_FALSE(std::filesystem::exists(state_dir / "c.etcd-td_framework_id"));
+  };
+
+  // 1. The scheduler runs: the command asks it, and it exits once done.
+  auto scheduler =
+      std::make_unique<ChildProcess>(command({SCHEDULER_PATH}), work.path() / "scheduler-1.log");
+  healthy_cluster(*scheduler);
+  ASSERT_EQ(reserved(), 3u) << "durable members reserve on their three agents";
+  ASSERT_EQ(volumes(), 3u);
+  ASSERT_EQ(etcdctl("put /old-cluster kept").first, 0);
+  std::string first_id = get_json(port, "/master/state")["frameworks"][0]["id"];
+  std::string said = run_teardown("teardown-1");
+  EXPECT_NE(said.find("asking the scheduler of etcd-td"), std::string::npos) << said;
+  EXPECT_NE(said.find("202 tearing down: killing 3 task(s), releasing 3 volume(s)"),
+            std::string::npos)
+      << said;
+  EXPECT_NE(said.find("is torn down at the master"), std::string::npos) << said;
+  ASSERT_TRUE(test::WaitFor([&] { return !scheduler->Running(); }, std::chrono::seconds(30)));
+  int status = scheduler->Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << scheduler->LogTail();
+  std::string log = scheduler->LogTail(200000);
+  EXPECT_NE(log.find("teardown of etcd-td done: every task ended, 3 volume(s) released"),
+            std::string::npos)
+      << log;
+  expect_nothing_left(first_id, log);
+
+  // 2. Nothing runs and nothing is stored: nothing to do.
+  said = run_teardown("teardown-2");
+  EXPECT_NE(said.find("nothing to tear down"), std::string::npos) << said;
+
+  // 3. A redeploy starts a new, empty cluster under a new framework.
+  scheduler =
+      std::make_unique<ChildProcess>(command({SCHEDULER_PATH}), work.path() / "scheduler-2.log");
+  healthy_cluster(*scheduler);
+  std::string second_id;
+  nlohmann::json redeployed = get_json(port, "/master/state");
+  for (const auto& f : redeployed["frameworks"]) second_id = f["id"];
+  EXPECT_NE(second_id, first_id);
+  auto old_key = etcdctl("get /old-cluster --print-value-only");
+  EXPECT_EQ(old_key.first, 0) << old_key.second;
+  EXPECT_EQ(old_key.second.find("kept"), std::string::npos) << "the old cluster's data is back";
+
+  // 4. The scheduler is stopped (its members keep running): the command tears down itself.
+  EXPECT_EQ(scheduler->Stop(), 0) << scheduler->LogTail();
+  said = run_teardown("teardown-3");
+  EXPECT_NE(said.find("no scheduler of etcd-td is connected"), std::string::npos) << said;
+  EXPECT_NE(said.find("teardown of etcd-td done"), std::string::npos) << said;
+  EXPECT_NE(said.find("framework torn down at the master"), std::string::npos) << said;
+  expect_nothing_left(second_id, said);
   EXPECT_EQ(local.Stop(), 0) << local.LogTail();
 }
 

@@ -1,5 +1,6 @@
 // Scenario tests of the scheduler core: a script of events, and the exact actions expected.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "scheduler/core/rules.h"
@@ -2698,6 +2699,142 @@ TEST_F(DurableTest, ReservationsNoMemberClaimsAreReleased) {
   // Another cluster's reservations are none of ours.
   auto other = All<ReleaseResources>(Offers({OfferWithVolume(1, gone, "etcd-other")}));
   EXPECT_TRUE(other.empty());
+}
+
+// ---- Teardown ---------------------------------------------------------------------------------
+
+int AgentNumber(const Member& m) { return std::stoi(m.agent_id.substr(1)); }
+
+bool Says(const Actions& actions, const std::string& words) {
+  for (const auto& n : All<Note>(actions)) {
+    if (n.message.find(words) != std::string::npos) return true;
+  }
+  for (const auto& a : All<AnswerAdmin>(actions)) {
+    if (a.message.find(words) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// The flag is on record before the first kill; every task is killed; the volumes are released as
+// their agents offer them back, and only an offer without them confirms it; then, once, the
+// shell is told to finish. Nothing is launched meanwhile, and other commands are refused.
+TEST_F(DurableTest, ATeardownKillsEveryTaskReleasesEveryVolumeAndFinishesOnceConfirmed) {
+  Bootstrap();
+  Advance(1s);
+  std::map<std::string, Member> members = core_.state().members;
+  auto asked = On(AdminTeardown{7, now_});
+  size_t persist = asked.size(), first_kill = asked.size();
+  for (size_t i = 0; i < asked.size(); ++i) {
+    if (const auto* p = std::get_if<Persist>(&asked[i]); p && persist == asked.size()) {
+      EXPECT_TRUE(p->state.tearing_down);
+      persist = i;
+    }
+    if (std::holds_alternative<KillTask>(asked[i]) && first_kill == asked.size()) first_kill = i;
+  }
+  ASSERT_LT(persist, first_kill) << "the teardown is on record before the first kill";
+  EXPECT_EQ(All<KillTask>(asked).size(), 3u);
+  EXPECT_TRUE(Has<Revive>(asked)) << "offers declined before must not hold the volumes back";
+  auto answers = All<AnswerAdmin>(asked);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].http_status, 202);
+  EXPECT_TRUE(core_.teardown().active);
+  EXPECT_EQ(core_.teardown().tasks, 3u);
+
+  auto refused = All<AnswerAdmin>(On(AdminReseed{8, true, now_}));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].http_status, 409);
+  auto spare = Offers({MakeOffer(4)});
+  EXPECT_FALSE(Has<LaunchMember>(spare));
+  EXPECT_EQ(All<DeclineOffer>(spare).size(), 1u);
+
+  // Each member ends, its volume is offered back and released, and an offer confirms it, before
+  // the next one ends: the last one's volume is still to release when no member is left.
+  Actions finish;
+  size_t done = 0;
+  for (const auto& [name, m] : members) {
+    auto ended = Update(m.task_id, mesos::TASK_KILLED, m.agent_id);
+    auto tick = Advance(1s);
+    ended.insert(ended.end(), tick.begin(), tick.end());
+    EXPECT_FALSE(Has<LaunchMember>(ended)) << "no restart in place, no heal";
+    EXPECT_FALSE(Has<ChangeMembership>(ended));
+    EXPECT_FALSE(Has<FinishTeardown>(ended)) << name << "'s volume is not released yet";
+    EXPECT_EQ(core_.state().members.count(name), 0u) << "forgotten once its task ended";
+    auto released = Offers({OfferWithVolume(AgentNumber(m), m, "etcd-test")});
+    auto releases = All<ReleaseResources>(released);
+    ASSERT_EQ(releases.size(), 1u) << name;
+    EXPECT_EQ(releases[0].destroy.size(), 1u);
+    EXPECT_FALSE(Has<FinishTeardown>(released)) << "not before an offer confirms the release";
+    finish = Offers({MakeOffer(AgentNumber(m))});
+    if (++done < members.size()) {
+      EXPECT_FALSE(Has<FinishTeardown>(finish)) << "finished with members left, after " << name;
+    }
+  }
+  EXPECT_TRUE(core_.state().members.empty());
+  auto finished = All<FinishTeardown>(finish);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].left_behind.empty());
+  EXPECT_NE(finished[0].summary.find("3 volume(s) released"), std::string::npos)
+      << finished[0].summary;
+  EXPECT_TRUE(core_.teardown().finished);
+  EXPECT_FALSE(Has<FinishTeardown>(Advance(10s))) << "finished once";
+}
+
+// An agent that never comes back does not hold the teardown for ever: after kTeardownWait it
+// finishes and names what it left behind, so that the operator can release it by hand.
+TEST_F(DurableTest, ATeardownGivesUpOnAnAgentThatNeverComesBackAndNamesWhatItLeft) {
+  Bootstrap();
+  Advance(1s);
+  std::map<std::string, Member> members = core_.state().members;
+  const Member& lost = members.begin()->second;
+  Update(lost.task_id, mesos::TASK_UNREACHABLE, lost.agent_id);
+  On(AdminTeardown{1, now_});
+  for (const auto& [name, m] : members) {
+    if (name == lost.name) continue;
+    Update(m.task_id, mesos::TASK_KILLED, m.agent_id);
+    Offers({OfferWithVolume(AgentNumber(m), m, "etcd-test")});
+    Offers({MakeOffer(AgentNumber(m))});
+  }
+  Actions out;
+  for (Millis waited{0}; waited < SchedulerCore::kTeardownWait - 2s; waited += 1s) {
+    out = Advance(1s);
+    ASSERT_FALSE(Has<FinishTeardown>(out)) << "gave up after " << waited.count() << " ms";
+  }
+  for (int i = 0; i < 3 && !Has<FinishTeardown>(out); ++i) out = Advance(1s);
+  auto finish = All<FinishTeardown>(out);
+  ASSERT_EQ(finish.size(), 1u);
+  ASSERT_EQ(finish[0].left_behind.size(), 2u)
+      << fmt::format("{}", fmt::join(finish[0].left_behind, "; "));
+  EXPECT_NE(finish[0].left_behind[0].find(lost.name), std::string::npos);
+  EXPECT_NE(finish[0].left_behind[1].find(lost.volume), std::string::npos);
+  EXPECT_NE(finish[0].summary.find("2 volume(s) released"), std::string::npos) << finish[0].summary;
+}
+
+// A scheduler restarted halfway through a teardown finishes it: it kills what runs and launches
+// nothing, even with every member gone. Without volumes nothing waits for offers: it suppresses.
+TEST_F(CoreTest, ARestartedSchedulerFinishesATeardownInsteadOfHealingTheCluster) {
+  Bootstrap();
+  Advance(1s);
+  auto asked = On(AdminTeardown{1, now_});
+  EXPECT_TRUE(Has<Suppress>(asked)) << "no volumes to wait for";
+  EXPECT_TRUE(Says(On(AdminTeardown{2, now_}), "already tearing down"));
+  PersistentState stored = core_.state();
+  ASSERT_TRUE(stored.tearing_down);
+  core_ = SchedulerCore(Config());
+  auto started = Start(stored);
+  EXPECT_TRUE(Says(started, "a teardown was under way"));
+  auto subscribed = Subscribe();
+  EXPECT_EQ(All<KillTask>(subscribed).size(), 3u);
+  EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
+  Actions out;
+  for (const auto& [name, m] : stored.members) {
+    auto a = Update(m.task_id, mesos::TASK_KILLED, m.agent_id);
+    out.insert(out.end(), a.begin(), a.end());
+  }
+  EXPECT_FALSE(Has<LaunchMember>(out));
+  auto finish = All<FinishTeardown>(out);
+  ASSERT_EQ(finish.size(), 1u);
+  EXPECT_TRUE(finish[0].left_behind.empty());
+  EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
 }
 
 class HashCheckTest : public CoreTest {

@@ -220,6 +220,24 @@ TEST(SchedulerStateCodec, TheAdminTokenIsKept) {
   EXPECT_NE(bad.error().message.find("admin_token"), std::string::npos) << bad.error();
 }
 
+// A teardown under way is on record: a scheduler restarted halfway finishes it.
+TEST(SchedulerStateCodec, ATeardownUnderWayIsKept) {
+  PersistentState s = Sample();
+  s.tearing_down = true;
+  auto decoded = DecodeState(EncodeState(s));
+  ASSERT_TRUE(decoded.ok()) << decoded.error();
+  EXPECT_TRUE(decoded->tearing_down);
+  json j = json::parse(EncodeState(Sample()));
+  EXPECT_FALSE(j.contains("tearing_down")) << "a record without one is as before";
+  auto older = DecodeState(j.dump());
+  ASSERT_TRUE(older.ok()) << older.error();
+  EXPECT_FALSE(older->tearing_down);
+  j["tearing_down"] = "yes";
+  auto bad = DecodeState(j.dump());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("tearing_down"), std::string::npos) << bad.error();
+}
+
 TEST(SchedulerStateCodec, APendingRestoreIsKept) {
   PersistentState s = Sample();
   s.restore_snapshot = "etcd-c-20261124T223005Z-rev9-00000000000000ab.db";

@@ -14,16 +14,6 @@
 namespace etcd_mesos::scheduler {
 namespace {
 
-// The value of label `key` of a resource's last reservation, "" if none.
-std::string LabelOf(const mesos::Resource& r, const std::string& key) {
-  if (r.reservations_size() == 0) return "";
-  const auto& reservation = r.reservations(r.reservations_size() - 1);
-  for (const auto& label : reservation.labels().labels()) {
-    if (label.key() == key) return label.value();
-  }
-  return "";
-}
-
 bool IsVolume(const mesos::Resource& r) { return r.has_disk() && r.disk().has_persistence(); }
 
 }  // namespace
@@ -136,13 +126,13 @@ bool SchedulerCore::ReleaseUnclaimed(const mesos::Offer& offer, Actions& out) {
   ReleaseResources release{offer.id().value(), offer.agent_id().value(), {}, {}, ""};
   std::set<std::string> whose;
   for (const auto& r : offer.resources()) {
-    if (LabelOf(r, kLabelCluster) != config_.framework_name) continue;
-    std::string volume = LabelOf(r, kLabelVolume);
+    if (ReservationLabel(r, kLabelCluster) != config_.framework_name) continue;
+    std::string volume = ReservationLabel(r, kLabelVolume);
     bool claimed = std::any_of(state_.members.begin(), state_.members.end(), [&](const auto& kv) {
       return kv.second.volume == volume && kv.second.agent_id == offer.agent_id().value();
     });
     if (claimed) continue;
-    whose.insert(LabelOf(r, kLabelMember) + " (" + volume + ")");
+    whose.insert(ReservationLabel(r, kLabelMember) + " (" + volume + ")");
     unreleased_.erase({offer.agent_id().value(), volume});
     if (IsVolume(r)) {
       release.destroy.push_back(r);

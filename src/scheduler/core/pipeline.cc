@@ -57,6 +57,12 @@ std::optional<Effect> ActionPipeline::Transform(Queued q) {
                        fmt::format("--restore-from: {} ({})", answer->message, answer->http_status),
                        "restore"}};
   }
+  if (auto* answer = std::get_if<AnswerAdmin>(&q.action);
+      answer && answer->request == kCommandLineTeardown) {
+    return Action{Note{answer->http_status < 300 ? "warn" : "error",
+                       fmt::format("teardown: {} ({})", answer->message, answer->http_status),
+                       "admin"}};
+  }
   return Effect{std::move(q.action)};
 }
 

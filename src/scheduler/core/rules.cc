@@ -23,6 +23,20 @@ bool Uncertain(mesos::TaskState state) {
          state == mesos::TASK_UNKNOWN;
 }
 
+std::string ReservationLabel(const mesos::Resource& r, std::string_view key) {
+  if (r.reservations_size() == 0) return "";
+  for (const auto& label : r.reservations(r.reservations_size() - 1).labels().labels()) {
+    if (label.key() == key) return label.value();
+  }
+  return "";
+}
+
+bool HoldsReservationsOf(const mesos::Offer& offer, std::string_view cluster) {
+  return std::any_of(
+      offer.resources().begin(), offer.resources().end(),
+      [&](const mesos::Resource& r) { return ReservationLabel(r, kLabelCluster) == cluster; });
+}
+
 bool MaybeVoter(const Member& member) { return MaybeAlive(member.task_state) && !member.learner; }
 
 bool MaybeLearner(const Member& member) { return MaybeAlive(member.task_state) && member.learner; }

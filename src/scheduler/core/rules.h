@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "scheduler/core/types.h"
@@ -27,6 +28,14 @@ bool MaybeAlive(mesos::TaskState state);
 bool Gone(mesos::TaskState state);
 // Mesos has lost touch with the task (its agent may come back): alive until it stops answering.
 bool Uncertain(mesos::TaskState state);
+
+// ---- Reservations (durable members) -----------------------------------------------------------
+
+// The value of label `key` (kLabelCluster, kLabelMember, ...) of a resource's own (last)
+// reservation; "" if it has none.
+std::string ReservationLabel(const mesos::Resource& r, std::string_view key);
+// Whether an offer holds resources reserved for the cluster `cluster` (by kLabelCluster).
+bool HoldsReservationsOf(const mesos::Offer& offer, std::string_view cluster);
 
 // A member that may run as a voter (or was launched as one): what clients may be sent to, and
 // what counts as a voter when etcd's own member list is not known.

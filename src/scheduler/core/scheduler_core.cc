@@ -80,6 +80,7 @@ Actions SchedulerCore::Handle(const Event& event) {
   // reservations on its agent: they are watched for until released.
   std::set<std::pair<std::string, std::string>> durable_before;
   if (config_.durable()) durable_before = DurableVolumes();
+  if (RefusedWhileTearingDown(event, out)) return out;
   std::visit(
       [&](const auto& e) {
         using E = std::decay_t<decltype(e)>;
@@ -129,6 +130,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnHashCheckResult(e, out);
         else if constexpr (std::is_same_v<E, CertificateIssued>)
           OnCertificateIssued(e, out);
+        else if constexpr (std::is_same_v<E, AdminTeardown>)
+          OnAdminTeardown(e, out);
       },
       event);
   if (config_.durable()) {
@@ -186,6 +189,14 @@ void SchedulerCore::OnStarted(const Started& e, Actions& out) {
                   state_.framework_id.value_or("(none yet)"), state_.generation,
                   state_.members.size()),
       out);
+  if (state_.tearing_down) {
+    Say("warn", "admin",
+        "a teardown was under way when the previous scheduler stopped; it is finished once the "
+        "master is back: every task killed, every volume released, then the state removed",
+        out);
+    BeginTeardown(e.now, out);
+    return;
+  }
   if (state_.reseed) {
     Say("warn", "reseed",
         fmt::format("a {} reseed from {} was under way when the previous scheduler stopped; it "
@@ -245,6 +256,7 @@ void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
     StopNonCandidates("stopped: a reseed is under way", out);
     if (resume_reseed_) ResumeReseed(e.now, out);
   }
+  if (state_.tearing_down) TeardownStep(e.now, out);
 }
 
 void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
@@ -259,7 +271,7 @@ void SchedulerCore::OnDisconnected(const Disconnected& e, Actions& out) {
 
 bool SchedulerCore::MayAct() const {
   return started_ && connected_ && !reconciling_ && !state_.reseed.has_value() &&
-         !reseed_waiting_.has_value();
+         !reseed_waiting_.has_value() && !state_.tearing_down;
 }
 
 // ---- Offers -------------------------------------------------------------------------------
@@ -373,6 +385,7 @@ int SchedulerCore::Voters() const {
 }
 
 bool SchedulerCore::NeedsMember() const {
+  if (state_.tearing_down) return false;
   if (!state_.bootstrapped) return !total_loss_;
   return !total_loss_ && LiveMembers() < KeepSize();
 }
@@ -385,6 +398,7 @@ int SchedulerCore::TargetSize() const {
 }
 
 void SchedulerCore::OnOffers(const OffersReceived& e, Actions& out) {
+  if (state_.tearing_down) return TeardownOffers(e.offers, e.now, out);
   // Offers are only read here (a 10,000-agent OFFERS event must not be copied); what is kept is
   // copied one offer at a time.
   if (config_.durable() && MayAct() && !total_loss_) {
@@ -584,7 +598,9 @@ void SchedulerCore::UpdateOfferInterest(Actions& out) {
   // subscription, which then (wants_offers_ flipped back) would never be revived. The
   // subscription itself makes the interest speak again.
   if (!connected_) return;
-  bool wants = started_ && connected_ && !total_loss_ && (NeedsMember() || !unreleased_.empty());
+  bool wants = started_ && connected_ &&
+               (state_.tearing_down ? TeardownWantsOffers()
+                                    : !total_loss_ && (NeedsMember() || !unreleased_.empty()));
   if (wants == wants_offers_) return;
   wants_offers_ = wants;
   if (wants) {
@@ -890,6 +906,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
     out.push_back(ReconcileTasks{});
   }
   if (connected_ && !reconciling_) ReconcileUncertain(now, out);
+  if (state_.tearing_down) return TeardownStep(now, out);  // nothing else runs meanwhile
   if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) ProbeNow(now, out);
   // A bootstrap gather that waited long enough launches what it has.
   if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
@@ -903,6 +920,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
 }
 
 void SchedulerCore::Evaluate(Time now, Actions& out) {
+  if (state_.tearing_down) return TeardownStep(now, out);
   UpdateHealth(now, out);
   // Total loss: a cluster existed and no member can be running any more.
   if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&

@@ -67,6 +67,15 @@ struct HashCheckStatus {
   std::optional<Time> last_check;
 };
 
+// A teardown as the admin API shows it (/stats, the console, the CLI's progress).
+struct TeardownView {
+  bool active = false;
+  size_t tasks = 0;       // members whose task has not ended yet
+  size_t volumes = 0;     // volumes (durable members) not released yet, or not confirmed so
+  uint64_t released = 0;  // volumes released so far
+  bool finished = false;  // FinishTeardown was given
+};
+
 class SchedulerCore {
  public:
   explicit SchedulerCore(CoreConfig config);
@@ -96,6 +105,10 @@ class SchedulerCore {
   // A reseed (started or asked for) waits for the backup in flight before it begins.
   bool reseed_waiting_for_backup() const { return reseed_waiting_.has_value(); }
   RolloutView rollout() const;
+  TeardownView teardown() const;
+  // How long a teardown waits for tasks to end and volumes to be released before it finishes
+  // anyway and says what it left behind (an agent that is down may never answer).
+  static constexpr Millis kTeardownWait{120'000};
   // The launch configuration members are launched with now: --launch_config and the rolling
   // restarts asked.
   std::string EffectiveLaunch() const;
@@ -135,6 +148,18 @@ class SchedulerCore {
   void OnBackupResult(const BackupResult& e, Actions& out);
   void OnAdminBackup(const AdminBackup& e, Actions& out);
   void OnAdminRestore(const AdminRestore& e, Actions& out);
+
+  // Teardown (teardown.cc): every task killed, each durable member's volume and reservations
+  // released when its agent offers them back (and the release confirmed by a later offer
+  // without them), then FinishTeardown; within kTeardownWait, after which it finishes anyway
+  // and names what it left behind. Nothing else runs meanwhile.
+  void OnAdminTeardown(const AdminTeardown& e, Actions& out);
+  void BeginTeardown(Time now, Actions& out);
+  void TeardownStep(Time now, Actions& out);
+  void TeardownOffers(const std::vector<mesos::Offer>& offers, Time now, Actions& out);
+  bool TeardownWantsOffers() const;  // volumes are still to come back, or to be confirmed
+  // An admin command other than a teardown, refused while one runs; true if it was.
+  bool RefusedWhileTearingDown(const Event& event, Actions& out);
 
   // Maintenance (maintenance.cc): one run at a time, one member at a time, followers first and
   // the leader last, each step only while the cluster is healthy, the member just defragmented
@@ -304,6 +329,13 @@ class SchedulerCore {
   void WatchForgottenVolumes(const std::set<std::pair<std::string, std::string>>& before);
   std::set<std::pair<std::string, std::string>> DurableVolumes() const;
   std::optional<RolloutStep> rollout_step_;
+  // Teardown: when it started (this process), agents a release was sent to and not yet
+  // confirmed by an offer without our resources (since when), volumes released, and whether
+  // FinishTeardown was given.
+  std::optional<Time> teardown_since_;
+  std::map<std::string, Time> releases_unconfirmed_;
+  uint64_t teardown_released_ = 0;
+  bool teardown_finished_ = false;
   int64_t unix_now_ = 0;  // the wall clock of the last tick that had one (Unix seconds)
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;

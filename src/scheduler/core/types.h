@@ -254,6 +254,9 @@ struct PersistentState {
   uint64_t restarts = 0;
   CaRotation ca;
   CaFiles ca_files;
+  // The operator asked for a teardown (POST /teardown, `etcd-mesos-scheduler teardown`): kept so
+  // that a scheduler restarted halfway finishes it rather than healing the cluster back.
+  bool tearing_down = false;
 };
 
 // One backup written to --backup-dir, as the shell reports it.
@@ -441,6 +444,15 @@ struct HashCheckResult {
   Time now;
 };
 
+// POST /teardown: kill every task, release every volume and reservation, then remove the state and
+// tear the framework down (FinishTeardown). `etcd-mesos-scheduler teardown` run with no scheduler
+// up asks with kCommandLineTeardown: no client waits for the answer.
+inline constexpr uint64_t kCommandLineTeardown = ~uint64_t{0};
+struct AdminTeardown {
+  uint64_t request = 0;
+  Time now;
+};
+
 // The shell issued a member's certificates (on its executor's request, once per task): their
 // expiry, in Unix seconds, is kept with the member.
 struct CertificateIssued {
@@ -452,7 +464,7 @@ using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, Of
                            TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
                            ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
                            AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag,
-                           AdminRollout, HashCheckResult, CertificateIssued>;
+                           AdminRollout, HashCheckResult, CertificateIssued, AdminTeardown>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 
@@ -549,6 +561,13 @@ struct AnswerAdmin {
   int http_status = 200;
   std::string message;
 };
+// A teardown has done what it can: every task ended, every volume and reservation released, or
+// the wait for them (SchedulerCore::kTeardownWait) ran out and `left_behind` says what remains.
+// The shell removes the scheduler's records from the store, sends TEARDOWN, and exits.
+struct FinishTeardown {
+  std::string summary;
+  std::vector<std::string> left_behind;
+};
 // For the log, the status page's timeline and each member's history. `kind` groups notes for the
 // timeline's filter: session, election, health, livelock, bootstrap, heal, task, reseed, backup,
 // restore, resize, admin, store. `member`: the member the note is about, if one.
@@ -559,9 +578,10 @@ struct Note {
   std::string member = "";
 };
 
-using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
-                            ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
-                            AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes, ReleaseResources>;
+using Action =
+    std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
+                 ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist, AnswerAdmin,
+                 Note, TakeBackup, Maintain, CheckHashes, ReleaseResources, FinishTeardown>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

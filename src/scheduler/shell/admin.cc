@@ -277,6 +277,12 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["cert_expiry_member"] = expiry.member;
   out["ca_generation"] = core.state().ca.generation;
   out["ca_rotation"] = std::string(CaPhaseName(core.state().ca.phase));
+  // A standby shows the leader's record: whether a teardown runs, not its progress.
+  TeardownView teardown = core.teardown();
+  out["tearing_down"] = teardown.active ? 1 : 0;
+  out["teardown_tasks_left"] = teardown.tasks;
+  out["teardown_volumes_left"] = teardown.volumes;
+  out["teardown_volumes_released"] = teardown.released;
   return out.dump() + "\n";
 }
 
@@ -528,7 +534,8 @@ void AdminServer::Handle(const net::ServerRequest& req, std::shared_ptr<net::Res
 
   if (path == "/reseed" || path == "/start-fresh" || path == "/backup" || path == "/restore" ||
       path == "/cluster-size" || path == "/defrag" || path == "/rollout/restart" ||
-      path == "/rollout/resume" || path == "/rotate-ca" || path == "/rotate-ca/next") {
+      path == "/rollout/resume" || path == "/rotate-ca" || path == "/rotate-ca/next" ||
+      path == "/teardown") {
     if (standby_) return reply(ToLeader(req, *standby_));
     return Command(req, std::move(responder));
   }
@@ -729,6 +736,14 @@ void AdminServer::Command(const net::ServerRequest& req,
     }
     size = static_cast<int>(parsed);
   }
+  if (req.path == "/teardown" && QueryValue(req.query, "confirm") != options_.cluster_name) {
+    // Not on a token alone: a command pasted against the wrong scheduler must not destroy it.
+    return responder->Respond(
+        Text(400, fmt::format("400 bad request: a teardown kills every member of the cluster and "
+                              "destroys its data and volumes; confirm it with "
+                              "?confirm=<cluster name> (this scheduler runs cluster {})\n",
+                              options_.cluster_name)));
+  }
   std::string restore_name;
   if (req.path == "/restore") {
     auto name = QueryValue(req.query, "name");
@@ -786,6 +801,8 @@ void AdminServer::Command(const net::ServerRequest& req,
     submit_(AdminRestore{id, restore_name, Clock::now()});
   } else if (req.path == "/cluster-size") {
     submit_(AdminResize{id, size, force, Clock::now()});
+  } else if (req.path == "/teardown") {
+    submit_(AdminTeardown{id, Clock::now()});
   } else {
     submit_(AdminStartFresh{id, Clock::now()});
   }

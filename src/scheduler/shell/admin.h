@@ -49,6 +49,11 @@
 //   GET  /client-cert    with TLS (admin token): a new client certificate of the CA and its
 //                        private key in one PEM text (?name=<common name>, default "operator";
 //                        ?for=proxy: none, as etcd's grpc-proxy wants), for --cert and --key.
+//   POST /teardown?confirm=<cluster name>  (admin token) stops the cluster for good: every task
+//                        killed, every volume and reservation released, then the state removed
+//                        and the framework torn down, and the scheduler exits (core
+//                        teardown.cc); 202, then /stats shows tearing_down and what is left.
+//                        400 without the confirmation; other commands get 409 meanwhile.
 //   GET  /metrics        Prometheus text format, etcd_mesos_ prefix.
 //   GET  /endpoints      the client URLs of the voters that may be running, comma-separated.
 //   GET  /               the status page (members, health, counters, recent notes; refreshes).
@@ -144,6 +149,7 @@ class AdminServer {
     std::function<std::string()> trust_bundle;
     std::function<Result<std::string>(const std::string& common_name)> client_certificate;
     std::string tls_mode = "off";  // --tls (auto, files, off), for the console's TLS line
+    std::string cluster_name;      // --cluster-name: what POST /teardown must confirm
     // Set: the server speaks HTTPS only (--admin-tls-cert), and no plain HTTP.
     std::shared_ptr<const net::TlsServerConfig> https;
     // POST /backups/<name>/verify: queues the check (BackupVerifier::Enqueue); unset: off.

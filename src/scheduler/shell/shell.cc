@@ -203,6 +203,7 @@ Status SchedulerShell::Start() {
     };
   }
   admin.tls_mode = flags_.shell.tls;
+  admin.cluster_name = flags_.shell.cluster_name;
   if (!flags_.shell.admin_tls_cert.empty()) {
     auto https =
         net::TlsServerConfig::Create(flags_.shell.admin_tls_cert, flags_.shell.admin_tls_key);
@@ -360,6 +361,7 @@ void SchedulerShell::RefreshStandby() {
                 if (r.ok() && r->version != standby_version_) {
                   if (auto state = DecodeState(r->data); state.ok()) {
                     standby_version_ = r->version;
+                    saw_teardown_ |= state->tearing_down;
                     core_ = SchedulerCore(flags_.core);
                     (void)core_.Handle(Started{std::move(*state), Clock::now()});  // views only
                   }
@@ -402,43 +404,58 @@ void SchedulerShell::LoadState(int attempt) {
     return LoadTls(0, [this, attempt] { LoadState(attempt); });
   }
   std::string path = StatePath(flags_.core.framework_name);
-  store_->Get(path, Guarded([this, path, attempt](Result<store::Record> r) {
-                if (r.ok()) {
-                  auto state = DecodeState(r->data);
-                  if (!state.ok()) {
-                    return Fatal(state.error().Context(fmt::format(
-                        "the stored state at {}{} is unreadable; fix or remove it (the "
-                        "framework id is also at {})",
-                        store_->Describe(), path, FrameworkIdPath(flags_.core.framework_name))));
-                  }
-                  writer_.Loaded(r->version);
-                  return OnLoaded(std::move(*state));
+  store_->Get(
+      path, Guarded([this, path, attempt](Result<store::Record> r) {
+        if (r.ok()) {
+          auto state = DecodeState(r->data);
+          if (!state.ok()) {
+            return Fatal(state.error().Context(fmt::format(
+                "the stored state at {}{} is unreadable; fix or remove it (the "
+                "framework id is also at {})",
+                store_->Describe(), path, FrameworkIdPath(flags_.core.framework_name))));
+          }
+          writer_.Loaded(r->version);
+          return OnLoaded(std::move(*state));
+        }
+        if (r.error().code == ErrorCode::kNotFound && saw_teardown_) {
+          // Elected after the leader it stood by for tore the cluster down: starting a
+          // new cluster is the operator's call (a new start of the scheduler), not ours.
+          return TornDown(
+              fmt::format("the cluster {} was torn down by the leader this instance stood by for; "
+                          "not starting a new one (start the scheduler again for a new cluster)",
+                          flags_.core.framework_name));
+        }
+        if (r.error().code == ErrorCode::kNotFound) {
+          // First start, or state written by the original etcd-mesos: take its framework
+          // id.
+          std::string id_path = FrameworkIdPath(flags_.core.framework_name);
+          store_->Get(
+              id_path, Guarded([this](Result<store::Record> id) {
+                PersistentState state;
+                if (id.ok() && !id->data.empty()) {
+                  state.framework_id = id->data;
+                  written_framework_id_ = id->data;
+                  spdlog::info("no stored state; re-using the stored framework id {}", id->data);
+                } else if (options_.teardown) {
+                  // Nothing ran under this name: only records a start left.
+                  return RemoveRecords(
+                      {TlsPath(flags_.core.framework_name)}, {}, [this](std::vector<std::string>) {
+                        TornDown(fmt::format("nothing to tear down: no state of cluster {} in {}",
+                                             flags_.core.framework_name, store_->Describe()));
+                      });
                 }
-                if (r.error().code == ErrorCode::kNotFound) {
-                  // First start, or state written by the original etcd-mesos: take its framework
-                  // id.
-                  std::string id_path = FrameworkIdPath(flags_.core.framework_name);
-                  store_->Get(id_path, Guarded([this](Result<store::Record> id) {
-                                PersistentState state;
-                                if (id.ok() && !id->data.empty()) {
-                                  state.framework_id = id->data;
-                                  written_framework_id_ = id->data;
-                                  spdlog::info(
-                                      "no stored state; re-using the stored framework id {}",
-                                      id->data);
-                                }
-                                OnLoaded(std::move(state));
-                              }));
-                  return;
-                }
-                auto delay = StateWriter::LoadRetryDelay(attempt);
-                spdlog::warn("reading the state from {} failed ({}); retrying in {} ms",
-                             store_->Describe(), r.error().ToString(), delay.count());
-                retry_timer_.expires_after(delay);
-                retry_timer_.async_wait(Guarded([this, attempt](boost::system::error_code ec) {
-                  if (!ec) LoadState(attempt + 1);
-                }));
+                OnLoaded(std::move(state));
               }));
+          return;
+        }
+        auto delay = StateWriter::LoadRetryDelay(attempt);
+        spdlog::warn("reading the state from {} failed ({}); retrying in {} ms", store_->Describe(),
+                     r.error().ToString(), delay.count());
+        retry_timer_.expires_after(delay);
+        retry_timer_.async_wait(Guarded([this, attempt](boost::system::error_code ec) {
+          if (!ec) LoadState(attempt + 1);
+        }));
+      }));
 }
 
 // Mesos says only "Failed to fetch all URIs ... exited with status 1" when its fetcher could not
@@ -826,6 +843,11 @@ void SchedulerShell::OnLoaded(PersistentState state) {
     }
   }
   Feed(std::move(started));
+  if (options_.teardown) {
+    spdlog::warn("tearing down {} as asked (etcd-mesos-scheduler teardown)",
+                 flags_.core.framework_name);
+    Feed(AdminTeardown{kCommandLineTeardown, Clock::now()});
+  }
   if (!restore_from_name_.empty()) {
     Feed(AdminRestore{0, restore_from_name_, Clock::now()});
   }
@@ -990,6 +1012,7 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
       }
       break;
     case MesosEvent::ERROR:
+      if (core_.state().tearing_down || options_.teardown) return FrameworkGoneInTeardown(e);
       // Mesos is done with this subscription and the client has stopped. Either another
       // scheduler took the framework over (then two must not fight over it), or the framework
       // was removed. Stop, so that a supervisor can restart us or the operator can look.
@@ -1013,7 +1036,7 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
 // ---- Events in, actions out -----------------------------------------------------------------
 
 void SchedulerShell::Feed(Event event) {
-  if (stopped_) return;
+  if (stopped_ || finishing_teardown_) return;
   pipeline_.Add(core_.Handle(event));
   Drain();
 }
@@ -1066,6 +1089,7 @@ void SchedulerShell::Carry(Action& action) {
                  [&](Maintain& a) { DoMaintain(a); },
                  [&](CheckHashes& a) { DoCheckHashes(a); },
                  [&](ReleaseResources& a) { DoRelease(a); },
+                 [&](FinishTeardown& a) { DoFinishTeardown(a); },
              },
              action);
 }
@@ -1171,6 +1195,90 @@ void SchedulerShell::DoRelease(const ReleaseResources& release) {
   spdlog::info("releasing {} volume(s) and {} reserved resource(s) on agent {}: {}",
                release.destroy.size(), release.unreserve.size(), release.agent_id, release.why);
   Send(std::move(call), "releasing reserved resources on agent " + release.agent_id);
+}
+
+void SchedulerShell::DoFinishTeardown(const FinishTeardown& finish) {
+  finishing_teardown_ = true;  // the core's note has said what it did
+  // The records first: a scheduler started after a TEARDOWN that then failed to delete them
+  // would subscribe with the id of a framework Mesos has removed.
+  std::string name = flags_.core.framework_name;
+  RemoveRecords(
+      {StatePath(name), TlsPath(name), FrameworkIdPath(name)}, {},
+      [this, summary = finish.summary](std::vector<std::string> failed) {
+        std::string records =
+            failed.empty() ? fmt::format("its records in {} removed", store_->Describe())
+                           : fmt::format(
+                                 "its records in {} NOT all removed ({}): delete them before the "
+                                 "next start, or it takes this cluster's state back",
+                                 store_->Describe(), fmt::join(failed, ", "));
+        Call call;
+        call.set_type(Call::TEARDOWN);
+        if (!client_) return TornDown(summary + "; " + records);
+        client_->Send(
+            std::move(call), Guarded([this, summary, records](Status s) {
+              TornDown(fmt::format("{}; {}; {}", summary, records,
+                                   s.ok() ? "framework torn down at the master"
+                                          : "TEARDOWN failed (" + s.error().ToString() +
+                                                "): Mesos removes the framework after its failover "
+                                                "timeout"));
+            }));
+      });
+}
+
+// The framework is gone already (its failover timeout passed, or someone tore it down): its tasks
+// went with it, but a durable member's volume and reservations belong to the role and stay, and
+// no offer will bring them to this framework again. Say which, and remove the records.
+void SchedulerShell::FrameworkGoneInTeardown(const MesosEvent& e) {
+  finishing_teardown_ = true;
+  std::vector<std::string> volumes;
+  for (const auto& [name, m] : core_.state().members) {
+    if (!m.volume.empty()) volumes.push_back(fmt::format("{} on agent {}", m.volume, m.agent_id));
+  }
+  std::string name = flags_.core.framework_name;
+  std::string said = fmt::format(
+      "teardown of {}: the master ended the subscription (\"{}\"): the framework is gone, and "
+      "its tasks with it; {}",
+      name, e.error().message(),
+      volumes.empty() ? std::string("no volume was on record")
+                      : fmt::format("volumes that may still be reserved: {} (release them with "
+                                    "the master's DESTROY_VOLUMES and UNRESERVE_RESOURCES, "
+                                    "docs/administration.md)",
+                                    fmt::join(volumes, ", ")));
+  RemoveRecords({StatePath(name), TlsPath(name), FrameworkIdPath(name)}, {},
+                [this, said](std::vector<std::string> failed) {
+                  TornDown(failed.empty() ? said + "; records removed"
+                                          : fmt::format("{}; records NOT removed: {}", said,
+                                                        fmt::join(failed, ", ")));
+                });
+}
+
+void SchedulerShell::RemoveRecords(std::vector<std::string> paths, std::vector<std::string> failed,
+                                   std::function<void(std::vector<std::string> failed)> then) {
+  if (paths.empty()) return then(std::move(failed));
+  std::string path = paths.front();
+  paths.erase(paths.begin());
+  store_->Delete(path, store::kAnyVersion,
+                 Guarded([this, path, paths = std::move(paths), failed = std::move(failed),
+                          then = std::move(then)](Status s) mutable {
+                   if (!s.ok() && s.error().code != ErrorCode::kNotFound) {
+                     spdlog::error("removing {} from {}: {}", path, store_->Describe(),
+                                   s.error().ToString());
+                     failed.push_back(path);
+                   } else if (s.ok()) {
+                     spdlog::info("removed {} from {}", path, store_->Describe());
+                   }
+                   RemoveRecords(std::move(paths), std::move(failed), std::move(then));
+                 }));
+}
+
+void SchedulerShell::TornDown(const std::string& summary) {
+  spdlog::warn("{}", summary);
+  notes_.Add(Note{"warn", summary, "admin"});
+  if (options_.on_torn_down) {
+    options_.on_torn_down(summary);
+  } else {
+    Stop();
+  }
 }
 
 void SchedulerShell::DoDecline(const std::string& offer_id, double refuse_seconds) {

@@ -78,6 +78,13 @@ class SchedulerShell {
     std::function<void(const Error&)> on_lost_leadership;
     // Client tuning (tests shorten backoffs).
     mesos_client::SchedulerClient::Options client;
+    // Called once when a teardown has finished (the records removed, TEARDOWN sent), or when a
+    // standby finds the cluster torn down by the leader it stood by for: what it did, for the
+    // operator. main() exits 0. Unset: the shell only stops.
+    std::function<void(const std::string& summary)> on_torn_down;
+    // `etcd-mesos-scheduler teardown` with no scheduler running: once the state is loaded, tear
+    // the cluster down as POST /teardown would (nothing to do without a stored state).
+    bool teardown = false;
   };
 
   SchedulerShell(boost::asio::io_context& io, SchedulerFlags flags, Options options);
@@ -147,6 +154,13 @@ class SchedulerShell {
 
   void DoLaunch(const LaunchMember& launch);
   void DoRelease(const ReleaseResources& release);
+  // The end of a teardown: the scheduler's records removed from the store (its state, TLS record
+  // and framework id; the backups in --backup-dir are kept), then TEARDOWN, then on_torn_down.
+  void DoFinishTeardown(const FinishTeardown& finish);
+  void RemoveRecords(std::vector<std::string> paths, std::vector<std::string> failed,
+                     std::function<void(std::vector<std::string> failed)> then);
+  void TornDown(const std::string& summary);
+  void FrameworkGoneInTeardown(const mesos::scheduler::Event& e);
   void DoDecline(const std::string& offer_id, double refuse_seconds);
   void DoKill(const KillTask& kill);
   void DoReconcile(const ReconcileTasks& reconcile);
@@ -211,6 +225,8 @@ class SchedulerShell {
   boost::asio::steady_timer retry_timer_;
   bool loaded_ = false;
   bool stopped_ = false;
+  bool finishing_teardown_ = false;  // FinishTeardown carried: the core is done, no more events
+  bool saw_teardown_ = false;        // as a standby, the stored state said tearing_down
   std::string artifact_base_;
   std::filesystem::path admin_token_path_;  // <state-dir>/admin-token, when generated
   std::optional<TlsRecord> tls_record_;     // the members' CA, once loaded (--tls not off)

@@ -376,6 +376,7 @@ std::string EncodeState(const PersistentState& state) {
   if (!state.restore_snapshot.empty()) j["restore_snapshot"] = state.restore_snapshot;
   if (!state.restored_from.empty()) j["restored_from"] = state.restored_from;
   if (!state.admin_token.empty()) j["admin_token"] = state.admin_token;
+  if (state.tearing_down) j["tearing_down"] = true;
   if (state.target_size > 0) {
     j["target_size"] = state.target_size;
     j["target_flag"] = state.target_flag;
@@ -478,6 +479,9 @@ Result<PersistentState> DecodeState(std::string_view text) {
   auto admin_token = String(j, "admin_token", "admin_token", /*required=*/false);
   if (!admin_token.ok()) return admin_token.error();
   state.admin_token = *admin_token;
+  auto tearing_down = Bool(j, "tearing_down", "tearing_down", /*required=*/false);
+  if (!tearing_down.ok()) return tearing_down.error();
+  state.tearing_down = *tearing_down;
   auto restore = String(j, "restore_snapshot", "restore_snapshot", /*required=*/false);
   if (!restore.ok()) return restore.error();
   state.restore_snapshot = *restore;

@@ -210,6 +210,7 @@ class FaultSuite : public ::testing::Test {
   std::unique_ptr<shell::SchedulerShell> NewScheduler(const shell::SchedulerFlags& flags) {
     shell::SchedulerShell::Options options;
     options.on_fatal = [this](const Error& e) { on_fatal_(e); };
+    options.on_torn_down = [this](const std::string& summary) { torn_down_ = summary; };
     options.client.backoff_min = milliseconds(100);
     options.client.backoff_max = milliseconds(500);
     return std::make_unique<shell::SchedulerShell>(io_, flags, options);
@@ -724,6 +725,7 @@ class FaultSuite : public ::testing::Test {
   std::filesystem::path token_file_;
   shell::SchedulerFlags flags_;
   std::unique_ptr<shell::SchedulerShell> scheduler_;
+  std::string torn_down_;  // what the scheduler said when its teardown finished
   std::function<void(const Error&)> on_fatal_ = [](const Error& e) {
     ADD_FAILURE() << "scheduler fatal: " << e;
   };
@@ -737,13 +739,13 @@ class FaultSuite : public ::testing::Test {
 
 TEST_F(FaultSuite, TheGuideNamesEveryCommandTheSuiteRuns) {
   auto commands = GuideCommands();
-  for (const char* name : {"stats",          "members",    "endpoints",       "healthz",
-                           "health-v3",      "health-v2",  "member-list-v3",  "member-list-v2",
-                           "reseed",         "reseed-get", "start-fresh",     "master-tasks",
-                           "backups",        "backup-now", "restore",         "cluster-size",
-                           "alarm-list",     "defrag",     "rolling-restart", "rollout",
-                           "rollout-resume", "hashkv",     "tls-client",      "rotate-ca",
-                           "rotate-ca-next"}) {
+  for (const char* name :
+       {"stats",          "members",        "endpoints",      "healthz",         "health-v3",
+        "health-v2",      "member-list-v3", "member-list-v2", "reseed",          "reseed-get",
+        "start-fresh",    "master-tasks",   "backups",        "backup-now",      "restore",
+        "cluster-size",   "alarm-list",     "defrag",         "rolling-restart", "rollout",
+        "rollout-resume", "hashkv",         "tls-client",     "rotate-ca",       "rotate-ca-next",
+        "teardown"}) {
     EXPECT_TRUE(commands.count(name)) << "docs/response.md lacks '# guide: " << name << "'";
   }
 }
@@ -934,6 +936,71 @@ TEST_F(FaultSuite, ADurableMemberWhoseAgentIsWipedIsReplacedAtOnce) {
   EXPECT_EQ(core().state().counters.members_added, 1u);
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
+}
+
+// Guide: "Retiring a cluster for good (teardown)", on a durable TLS cluster: refused without the
+// cluster's name; then every task is killed, every volume destroyed on its agent, every
+// reservation released, the state removed and the framework completed at the master. A
+// scheduler started afterwards runs a new, empty cluster under a new framework and a new CA.
+TEST_F(FaultSuite, TheGuideTearsADurableClusterDownAndARedeployStartsAnEmptyOne) {
+  ASSERT_NO_FATAL_FAILURE(StartAll({.extra_flags = {"--role=etcd"}}));
+  std::vector<std::filesystem::path> volumes;
+  for (const auto& m : Members()) {
+    volumes.push_back(VolumeDirOf(m));
+    ASSERT_TRUE(std::filesystem::is_directory(volumes.back())) << m.name;
+  }
+  workload_->Stop();
+  history_->Stop();
+  RunFor(milliseconds(500));
+  const std::string framework_id = core().state().framework_id.value_or("");
+  ASSERT_FALSE(framework_id.empty());
+  const std::string old_key = test::Workload::Key(workload_->prefix(), 1);
+  ASSERT_TRUE(workload_->acknowledged().count(1)) << "the first write was acknowledged";
+
+  auto wrong = Guide("teardown", "CLUSTER=other");
+  EXPECT_NE(wrong.second.find("400"), std::string::npos) << wrong.second;
+  EXPECT_FALSE(core().state().tearing_down);
+  auto t0 = Clock::now();
+  auto asked = Guide("teardown");
+  EXPECT_NE(asked.second.find("tearing down: killing 3 task(s), releasing 3 volume(s)"),
+            std::string::npos)
+      << asked.second;
+  EXPECT_NE(asked.second.find("\n202"), std::string::npos) << asked.second;
+  EXPECT_EQ(GuideJson("stats").value("tearing_down", 0), 1);
+  ASSERT_TRUE(RunUntil([&] { return !torn_down_.empty(); }, 180)) << core().health_reason();
+  std::printf("[timing] teardown of a durable cluster of 3 -> done: %.1fs\n", Since(t0));
+  EXPECT_NE(torn_down_.find("every task ended, 3 volume(s) released"), std::string::npos)
+      << torn_down_;
+  EXPECT_NE(torn_down_.find("framework torn down at the master"), std::string::npos) << torn_down_;
+  KillScheduler();  // as main() does once torn down: the process exits
+
+  nlohmann::json state = cluster_->master().StateJson();
+  EXPECT_TRUE(state["frameworks"].empty()) << state["frameworks"].dump();
+  bool completed = false;
+  for (const auto& f : state["completed_frameworks"]) completed |= f["id"] == framework_id;
+  EXPECT_TRUE(completed) << "framework " << framework_id << " is not completed";
+  for (const auto& a : state["slaves"]) {
+    EXPECT_TRUE(a["reserved_resources"].empty()) << a.dump();
+  }
+  for (const auto& v : volumes) EXPECT_FALSE(std::filesystem::exists(v)) << v;
+  const auto records = dir_.path() / "state";
+  EXPECT_FALSE(std::filesystem::exists(records / "c.etcd-faults" / "c.state"));
+  EXPECT_FALSE(std::filesystem::exists(records / "c.etcd-faults" / "c.tls"));
+  EXPECT_FALSE(std::filesystem::exists(records / "c.etcd-faults_framework_id"));
+
+  ASSERT_NO_FATAL_FAILURE(StartScheduler());
+  ASSERT_NO_FATAL_FAILURE(FetchOperatorCertificate());  // the new cluster has a CA of its own
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  EXPECT_NE(core().state().framework_id.value_or(framework_id), framework_id);
+  EXPECT_EQ(core().state().counters.launched_servers, 3u);
+  auto endpoints = ClientEndpoints();
+  ASSERT_FALSE(endpoints.empty());
+  etcd::Client client(io_, endpoints.front(), EtcdOptions());
+  std::optional<Result<etcd::RangeResponse>> got;
+  client.Get(old_key, /*serializable=*/false, [&](Result<etcd::RangeResponse> r) { got = r; });
+  ASSERT_TRUE(RunUntil([&] { return got.has_value(); }, 10));
+  ASSERT_TRUE(got->ok()) << got->error();
+  EXPECT_EQ((*got)->count, 0u) << "the torn-down cluster's data is back";
 }
 
 // Guide: "Certificates: renewal and rotating the CA", under the workloads: the CA is replaced by

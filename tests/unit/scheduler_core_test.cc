@@ -2837,6 +2837,25 @@ TEST_F(CoreTest, ARestartedSchedulerFinishesATeardownInsteadOfHealingTheCluster)
   EXPECT_FALSE(Has<LaunchMember>(ThreeOffers()));
 }
 
+// Members on volumes, and a scheduler run with --role=* (say `teardown` without the cluster's
+// --role): Mesos would never offer it the volumes, so it refuses rather than kill the members and
+// wait in vain.
+TEST_F(DurableTest, ATeardownWithoutTheClustersRoleIsRefusedAndChangesNothing) {
+  Bootstrap();
+  PersistentState stored = core_.state();
+  core_ = SchedulerCore(Config());  // role "*"
+  Start(stored);
+  Subscribe();
+  auto out = On(AdminTeardown{3, now_});
+  auto answers = All<AnswerAdmin>(out);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].http_status, 409);
+  EXPECT_NE(answers[0].message.find("--role=*"), std::string::npos) << answers[0].message;
+  EXPECT_FALSE(Has<KillTask>(out));
+  EXPECT_FALSE(Has<Persist>(out));
+  EXPECT_FALSE(core_.state().tearing_down);
+}
+
 class HashCheckTest : public CoreTest {
  protected:
   HashCheckTest() {

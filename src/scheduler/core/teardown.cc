@@ -80,6 +80,17 @@ void SchedulerCore::OnAdminTeardown(const AdminTeardown& e, Actions& out) {
     tasks += MaybeAlive(m.task_state) ? 1 : 0;
     volumes += m.volume.empty() ? 0 : 1;
   }
+  if (volumes > 0 && !config_.durable()) {
+    // Mesos offers a role's reservations only to frameworks of that role: run so, this
+    // scheduler would kill the members and then wait in vain for their volumes.
+    out.push_back(AnswerAdmin{
+        e.request, 409,
+        fmt::format("refused: {} member(s) hold persistent volumes reserved for a role, but this "
+                    "scheduler runs with --role=*, so Mesos would never offer them to it; run "
+                    "it with the --role the cluster runs with",
+                    volumes)});
+    return;
+  }
   state_.tearing_down = true;
   Persisted(out);  // on record before the first kill
   Say("warn", "admin",

@@ -26,8 +26,9 @@ constexpr const char* kDescription =
     "brackets) apply when the flag is not given. Admin API on http://<address>:<admin-port>/\n"
     "(https with --admin-tls-cert): /members, /stats, /healthz, /metrics, /endpoints, /rollout,\n"
     "the console, and commands (/reseed, /start-fresh, /backup, /restore, /cluster-size,\n"
-    "/rollout/restart, /rotate-ca, ...) that need the admin token (--admin-token-file, else\n"
-    "generated: <state-dir>/admin-token).\n"
+    "/rollout/restart, /rotate-ca, /teardown, ...) that need the admin token\n"
+    "(--admin-token-file, else generated: <state-dir>/admin-token).\n"
+    "`etcd-mesos-scheduler teardown [flags]` stops the cluster for good (teardown --help).\n"
     "The original's glog flags (-v, -logtostderr, ...), -artifact-port, -driver-port and\n"
     "-mesos-authentication-provider are accepted and ignored, with a warning that says why.";
 

@@ -847,6 +847,10 @@ void SchedulerShell::OnLoaded(PersistentState state) {
     spdlog::warn("tearing down {} as asked (etcd-mesos-scheduler teardown)",
                  flags_.core.framework_name);
     Feed(AdminTeardown{kCommandLineTeardown, Clock::now()});
+    if (!core_.state().tearing_down) {
+      // Refused (the note says why): this process must not go on as the cluster's scheduler.
+      return Fatal(MakeError(ErrorCode::kRefused, "the teardown was refused; nothing was done"));
+    }
   }
   if (!restore_from_name_.empty()) {
     Feed(AdminRestore{0, restore_from_name_, Clock::now()});

@@ -8,6 +8,7 @@
 // write the chosen survivor held must. The operator's view is checked through the commands of
 // docs/response.md itself (blocks tagged `# guide: <name>`), run with curl and etcdctl as an
 // operator would, so the guide cannot rot.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -604,6 +606,39 @@ class FaultSuite : public ::testing::Test {
     Status s = cluster_->KillExecutor(executor);
     ASSERT_TRUE(s.ok()) << s.error();
   }
+  // Sends `signal` to a member's executor (ExecutorOf) and everything it started (etcd runs in a
+  // session of its own): SIGSTOP and SIGCONT freeze and thaw the member as a host cut off from the
+  // network would look to its peers and to the scheduler's probes.
+  void SignalExecutor(const std::string& executor, int signal) {
+    std::map<int, int> parent;
+    std::set<int> targets;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::string pid = entry.path().filename();
+      if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      std::string state;
+      int ppid = 0;
+      rest >> state >> ppid;
+      parent[std::stoi(pid)] = ppid;
+      std::ifstream environ(entry.path() / "environ");
+      std::string env((std::istreambuf_iterator<char>(environ)), {});
+      if (env.find("MESOS_EXECUTOR_ID=" + executor + std::string(1, '\0')) != std::string::npos) {
+        targets.insert(std::stoi(pid));
+      }
+    }
+    ASSERT_FALSE(targets.empty()) << "no process of executor " << executor;
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const auto& [pid, ppid] : parent)
+        grew |= targets.count(ppid) && targets.insert(pid).second;
+    }
+    for (int pid : targets) ::kill(pid, signal);
+  }
   // kill -9 of a member's executor, then until the dead member is removed and the cluster is
   // back at its size with a replacement.
   void KillAndHeal(const std::string& victim) {
@@ -914,6 +949,56 @@ TEST_F(FaultSuite, ADurableMemberGoneLongerThanReplaceAfterIsReplacedAndItsVolum
   RunFor(seconds(2));
   EXPECT_EQ(core().state().counters.members_added, 1u) << "the cluster is left as it is";
   EXPECT_EQ(core().state().counters.members_removed, removed);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
+// A durable member's host is cut off (from the master, and from its peers and the scheduler: its
+// processes frozen) past --replace-after: it is replaced elsewhere. When the host comes back, its
+// old task, still running there, is killed as no longer ours and its volume destroyed and
+// unreserved; the cluster is left as it is.
+TEST_F(FaultSuite, ADurableMemberPartitionedPastReplaceAfterIsRefusedWhenItComesBack) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll({.agents = 4, .extra_flags = {"--role=etcd", "--replace-after=4s"}}));
+  Member before = AFollower();
+  int agent = AgentOf(before);
+  ASSERT_GT(agent, 0);
+  std::filesystem::path volume = VolumeDirOf(before);
+  ASSERT_TRUE(std::filesystem::is_directory(volume));
+  const std::string executor = ExecutorOf(before.name);
+  ASSERT_FALSE(executor.empty());
+  auto t0 = Clock::now();
+  ASSERT_TRUE(cluster_->PartitionAgent(agent).ok());
+  ASSERT_NO_FATAL_FAILURE(SignalExecutor(executor, SIGSTOP));
+  ASSERT_TRUE(RunUntil([&] { return core().state().members.count(before.name) == 0; }, 120));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf(
+      "[timing] durable member's host partitioned -> replaced (--replace-after=4s): %.1fs\n",
+      Since(t0));
+  EXPECT_TRUE(Noted("not restarted in place on its volume within 4s"));
+  const uint64_t added = core().state().counters.members_added;
+  const uint64_t removed = core().state().counters.members_removed;
+  EXPECT_EQ(added, 1u);
+
+  t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(SignalExecutor(executor, SIGCONT));
+  ASSERT_TRUE(cluster_->HealAgent(agent).ok());
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(volume); }, 60))
+      << "the replaced member's volume is destroyed once its agent is back";
+  std::printf("[timing] partition healed -> old task gone and its volume released: %.1fs\n",
+              Since(t0));
+  EXPECT_TRUE(Noted("releasing the volume and reservations of " + before.name));
+  nlohmann::json state = cluster_->master().StateJson();
+  for (const auto& f : state["frameworks"]) {
+    for (const auto& t : f["tasks"]) {
+      EXPECT_NE(t["name"].get<std::string>().rfind(before.name + " ", 0), 0u)
+          << "the old task still runs: " << t.dump();
+    }
+  }
+  RunFor(seconds(2));
+  EXPECT_EQ(core().state().counters.members_added, added) << "the cluster is left as it is";
+  EXPECT_EQ(core().state().counters.members_removed, removed);
+  EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
   ExpectGuideSeesHealthyCluster(3);
   CheckData();
 }

@@ -268,6 +268,10 @@ void Client::DiskLatency(Callback<DiskLatencyTotals> done) {
   Send<DiskLatencyTotals>("/metrics", std::nullopt, DecodeDiskLatency, std::move(done));
 }
 
+void Client::PeerConnections(Callback<etcd::PeerConnections> done) {
+  Send<etcd::PeerConnections>("/metrics", std::nullopt, DecodePeerConnections, std::move(done));
+}
+
 void Client::AlarmList(Callback<AlarmResponse> done) {
   Call<AlarmResponse>("/v3/maintenance/alarm", EncodeAlarmList(), DecodeAlarms, std::move(done));
 }

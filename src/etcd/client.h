@@ -81,6 +81,8 @@ class Client {
   void AlarmDisarm(uint64_t member_id, AlarmType type, Callback<AlarmResponse> done);
   // GET /metrics, reduced to the disk latency totals (a learner answers too).
   void DiskLatency(Callback<DiskLatencyTotals> done);
+  // GET /metrics: this member's peer connections (etcd_network_active_peers).
+  void PeerConnections(Callback<etcd::PeerConnections> done);
   // Compacts the cluster's KV history up to `revision` (every member applies it), waiting until
   // the space is freed (physical). kRefused "required revision has been compacted" when already.
   void Compact(uint64_t revision, Callback<ResponseHeader> done);

@@ -515,6 +515,48 @@ Result<DiskLatencyTotals> DecodeDiskLatency(unsigned http_status, std::string_vi
   return out;
 }
 
+Result<PeerConnections> DecodePeerConnections(unsigned http_status, std::string_view body) {
+  if (http_status != 200) return DecodeError(http_status, body);
+  constexpr std::string_view kSeries = "etcd_network_active_peers{";
+  PeerConnections out;
+  size_t at = 0;
+  while ((at = body.find(kSeries, at)) != std::string_view::npos) {
+    if (at > 0 && body[at - 1] != '\n') {
+      at += kSeries.size();
+      continue;
+    }
+    size_t end = body.find('\n', at);
+    std::string_view line = body.substr(at, end == std::string_view::npos ? body.npos : end - at);
+    at += kSeries.size();
+    auto bad = [&] {
+      return MakeError(ErrorCode::kInvalidArgument, "metrics: malformed peer series '{}'",
+                       line.substr(0, 120));
+    };
+    auto label = [&](std::string_view key) -> std::optional<uint64_t> {
+      std::string quoted = std::string(key) + "=\"";
+      size_t from = line.find(quoted);
+      if (from == std::string_view::npos) return std::nullopt;
+      from += quoted.size();
+      size_t to = line.find('"', from);
+      if (to == std::string_view::npos || to == from) return std::nullopt;
+      uint64_t id = 0;
+      auto [ptr, ec] = std::from_chars(line.data() + from, line.data() + to, id, 16);
+      if (ec != std::errc() || ptr != line.data() + to) return std::nullopt;
+      return id;
+    };
+    auto remote = label("Remote");
+    size_t close = line.find("} ");
+    if (!remote || !label("Local") || close == std::string_view::npos) return bad();
+    double value = 0;
+    std::string number(line.substr(close + 2));
+    char* stop = nullptr;
+    value = std::strtod(number.c_str(), &stop);
+    if (stop == number.c_str()) return bad();
+    out[*remote] = value >= 1;
+  }
+  return out;
+}
+
 Result<HealthResponse> DecodeHealth(unsigned http_status, std::string_view body) {
   if (http_status != 200 && http_status != 503) return DecodeError(http_status, body);
   auto obj = ParseObject(body, "health");

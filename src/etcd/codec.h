@@ -63,6 +63,9 @@ Result<StatusResponse> DecodeStatus(std::string_view json);
 Result<HealthResponse> DecodeHealth(unsigned http_status, std::string_view body);
 // The Prometheus text of GET /metrics; kInvalidArgument when a series is missing or malformed.
 Result<DiskLatencyTotals> DecodeDiskLatency(unsigned http_status, std::string_view body);
+// The etcd_network_active_peers series of GET /metrics (none: a member without peers);
+// kInvalidArgument naming a malformed one.
+Result<PeerConnections> DecodePeerConnections(unsigned http_status, std::string_view body);
 Result<AlarmResponse> DecodeAlarms(std::string_view json);
 Result<PutResponse> DecodePut(std::string_view json);
 Result<RangeResponse> DecodeRange(std::string_view json);

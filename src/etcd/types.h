@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,11 @@ struct DiskLatencyTotals {
   double backend_commit_seconds = 0;  // etcd_disk_backend_commit_duration_seconds_sum
   uint64_t backend_commits = 0;       // ..._count
 };
+
+// From GET /metrics: a member's connections to its peers, as etcd_network_active_peers reports
+// them (one series per peer, labelled with the members' ids in hex): the peer's id -> whether a
+// connection to it is active now. A leader that cannot reach a peer shows it 0 within seconds.
+using PeerConnections = std::map<uint64_t, bool>;
 
 enum class AlarmType { kNone, kNoSpace, kCorrupt };
 

@@ -1003,6 +1003,46 @@ TEST_F(FaultSuite, ADurableMemberPartitionedPastReplaceAfterIsRefusedWhenItComes
   CheckData();
 }
 
+// etcd's own view, without Mesos: a durable member's processes hang (frozen) while its agent is
+// well, so Mesos says RUNNING throughout. Its leader loses its connection to it and it does not
+// answer: it is replaced after --replace-after, not left for ever. Thawed, the old task is
+// killed (no longer a member) and its volume released; nothing else changes.
+TEST_F(FaultSuite, ADurableMemberCutOffWhileMesosSaysRunningIsReplacedByEtcdsOwnView) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartAll({.agents = 4, .extra_flags = {"--role=etcd", "--replace-after=4s"}}));
+  Member before = AFollower();
+  std::filesystem::path volume = VolumeDirOf(before);
+  const std::string executor = ExecutorOf(before.name);
+  ASSERT_FALSE(executor.empty());
+  auto t0 = Clock::now();
+  ASSERT_NO_FATAL_FAILURE(SignalExecutor(executor, SIGSTOP));
+  bool mesos_said_running = true;
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        auto it = core().state().members.find(before.name);
+        if (it == core().state().members.end()) return true;
+        mesos_said_running &= it->second.task_state == mesos::TASK_RUNNING;
+        return false;
+      },
+      120));
+  EXPECT_TRUE(mesos_said_running) << "Mesos noticed first: this is not etcd's view at work";
+  EXPECT_TRUE(Noted(before.name + " is cut off by etcd's own view"));
+  EXPECT_TRUE(Noted("its leader has had no connection to it, and it has not answered, for 4s"));
+  ASSERT_TRUE(RunUntil([&] { return AtSize(3); }, 120)) << core().health_reason();
+  std::printf("[timing] durable member frozen (Mesos: RUNNING) -> replaced, 3 healthy: %.1fs\n",
+              Since(t0));
+  const uint64_t added = core().state().counters.members_added;
+  EXPECT_EQ(added, 1u);
+  ASSERT_NO_FATAL_FAILURE(SignalExecutor(executor, SIGCONT));
+  ASSERT_TRUE(RunUntil([&] { return !std::filesystem::exists(volume); }, 60))
+      << "the old member's volume is released once its task is gone";
+  RunFor(seconds(2));
+  EXPECT_EQ(core().state().counters.members_added, added) << "the cluster is left as it is";
+  EXPECT_EQ(core().state().counters.cluster_reseeds, 0u);
+  ExpectGuideSeesHealthyCluster(3);
+  CheckData();
+}
+
 // A durable member's agent comes back with a wiped work dir (a new disk, a new agent id): Mesos
 // says its task is gone for good, and so is its volume. The member is replaced at once, not after
 // --replace-after (5 min by default).

@@ -126,6 +126,33 @@ TEST(EtcdCodec, StatusOfALearnerWithoutQuorumAndUnderAlarm) {
   EXPECT_THAT(alarm->errors, ElementsAre(HasSubstr("alarm:NOSPACE")));
 }
 
+// As etcd 3.4.23's leader printed them with one peer frozen (SIGSTOP) for four seconds.
+TEST(EtcdCodec, PeerConnectionsFromMetrics) {
+  const char* text =
+      "# HELP etcd_network_active_peers The current number of active peer connections.\n"
+      "# TYPE etcd_network_active_peers gauge\n"
+      "etcd_network_active_peers{Local=\"5fd4fcbd6eaa01fd\",Remote=\"c450033e296dbd7\"} 1\n"
+      "etcd_network_active_peers{Local=\"5fd4fcbd6eaa01fd\",Remote=\"f9cc8264366c886e\"} 0\n"
+      "etcd_network_peer_sent_failures_total{To=\"f9cc8264366c886e\"} 28\n";
+  auto peers = DecodePeerConnections(200, text);
+  ASSERT_TRUE(peers.ok()) << peers.error();
+  ASSERT_EQ(peers->size(), 2u);
+  EXPECT_TRUE(peers->at(0xc450033e296dbd7));
+  EXPECT_FALSE(peers->at(0xf9cc8264366c886e));
+  // A member without peers has no series; a malformed one is named, never guessed at.
+  auto alone = DecodePeerConnections(200, "etcd_server_is_leader 1\n");
+  ASSERT_TRUE(alone.ok()) << alone.error();
+  EXPECT_TRUE(alone->empty());
+  for (const char* bad : {"etcd_network_active_peers{Local=\"5f\",Remote=\"zz\"} 1\n",
+                          "etcd_network_active_peers{Local=\"5f\"} 1\n",
+                          "etcd_network_active_peers{Local=\"5f\",Remote=\"c4\"} up\n"}) {
+    auto r = DecodePeerConnections(200, bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_THAT(r.error().message, HasSubstr("malformed peer series")) << bad;
+  }
+  EXPECT_FALSE(DecodePeerConnections(503, "").ok());
+}
+
 TEST(EtcdCodec, DiskLatencyFromMetrics) {
   const char* text =
       "# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync.\n"

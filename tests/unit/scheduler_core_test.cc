@@ -25,6 +25,17 @@ bool Has(const Actions& actions) {
   return !All<T>(actions).empty();
 }
 
+// Whether a note or an admin answer among `actions` says `words`.
+bool Says(const Actions& actions, const std::string& words) {
+  for (const auto& n : All<Note>(actions)) {
+    if (n.message.find(words) != std::string::npos) return true;
+  }
+  for (const auto& a : All<AnswerAdmin>(actions)) {
+    if (a.message.find(words) != std::string::npos) return true;
+  }
+  return false;
+}
+
 mesos::Offer MakeOffer(int agent,
                        std::vector<std::pair<uint64_t, uint64_t>> ranges = {{31000, 31999}},
                        double cpus = 4, double mem = 4096, double disk = 8192) {
@@ -2701,19 +2712,69 @@ TEST_F(DurableTest, ReservationsNoMemberClaimsAreReleased) {
   EXPECT_TRUE(other.empty());
 }
 
+// etcd's own view: a member cut off (a host gone, frozen or partitioned) while Mesos still says
+// RUNNING, as it does for minutes on real Mesos. Once it stops answering, the leader is asked for
+// its peer connections; with none to it, --replace-after counts from then: replaced after it,
+// never sooner.
+TEST_F(DurableTest, AMemberCutOffByEtcdsOwnViewIsReplacedAfterReplaceAfterThoughMesosSaysRunning) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member m = core_.state().members.at(launches[2].member.name);
+  ASSERT_EQ(m.task_state, mesos::TASK_RUNNING);
+  ProbeAll(1, 101, {m.name});
+  auto asks = All<ProbePeers>(Advance(1s));
+  ASSERT_EQ(asks.size(), 1u) << "the leader is asked who it is connected to";
+  const Member& leader = core_.state().members.at(asks[0].name);
+  EXPECT_EQ(leader.member_id, 1u);
+  std::map<uint64_t, bool> active;
+  for (const auto& [name, other] : core_.state().members) {
+    if (name != leader.name) active[other.member_id] = name != m.name;
+  }
+  EXPECT_TRUE(Says(On(PeerView{leader.name, active, now_}), "cut off by etcd's own view"));
+  EXPECT_TRUE(core_.state().members.at(m.name).peer_lost_since.has_value());
+  Actions removal;
+  int waited = 0;
+  for (; waited < 320 && !Has<ChangeMembership>(removal); waited += 10) {
+    ProbeAll(1, 101, {m.name});
+    On(PeerView{leader.name, active, now_});
+    removal = Advance(10s);
+    ASSERT_EQ(core_.state().members.at(m.name).task_state, mesos::TASK_RUNNING);
+  }
+  EXPECT_GE(waited, 300) << "removed before --replace-after";
+  auto changes = All<ChangeMembership>(removal);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(changes[0].name, m.name);
+  EXPECT_TRUE(Says(removal, "its leader has had no connection to it")) << "the reason is said";
+}
+
+// Both counts are needed: a member the leader is still connected to, or one that answers again,
+// is not cut off, and is never replaced for it.
+TEST_F(DurableTest, AMemberItsLeaderStillReachesOrThatAnswersAgainIsNotCutOff) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member m = core_.state().members.at(launches[1].member.name);
+  std::map<uint64_t, bool> connected;
+  for (const auto& [name, other] : core_.state().members) connected[other.member_id] = true;
+  ProbeAll(1, 101, {m.name});
+  Advance(1s);
+  EXPECT_FALSE(Says(On(PeerView{"etcd-1", connected, now_}), "cut off"));
+  EXPECT_FALSE(core_.state().members.at(m.name).peer_lost_since.has_value());
+  std::map<uint64_t, bool> lost = connected;
+  lost[m.member_id] = false;
+  On(PeerView{"etcd-1", lost, now_});
+  ASSERT_TRUE(core_.state().members.at(m.name).peer_lost_since.has_value());
+  EXPECT_TRUE(Says(ProbeAll(1, 102), m.name + " answers again"));
+  EXPECT_FALSE(core_.state().members.at(m.name).peer_lost_since.has_value());
+  for (int i = 0; i < 32; ++i) {
+    ProbeAll(1, 103);
+    ASSERT_FALSE(Has<ChangeMembership>(Advance(10s))) << "replaced after " << i * 10 << " s";
+  }
+}
+
 // ---- Teardown ---------------------------------------------------------------------------------
 
 int AgentNumber(const Member& m) { return std::stoi(m.agent_id.substr(1)); }
-
-bool Says(const Actions& actions, const std::string& words) {
-  for (const auto& n : All<Note>(actions)) {
-    if (n.message.find(words) != std::string::npos) return true;
-  }
-  for (const auto& a : All<AnswerAdmin>(actions)) {
-    if (a.message.find(words) != std::string::npos) return true;
-  }
-  return false;
-}
 
 // The flag is on record before the first kill; every task is killed; the volumes are released as
 // their agents offer them back, and only an offer without them confirms it; then, once, the

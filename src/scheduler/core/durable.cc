@@ -42,7 +42,10 @@ void SchedulerCore::NoteDurableEnd(const Member& m, bool killed_by_us, Time now,
         out, m.name);
     return;
   }
-  if (!ended_at_.emplace(m.name, now).second) return;  // out of contact first: said then
+  // Cut off by etcd's own view first: --replace-after counts from then.
+  Time since = m.peer_lost_since ? std::min(*m.peer_lost_since, now) : now;
+  if (!ended_at_.emplace(m.name, since).second) return;  // out of contact first: said then
+  if (m.peer_lost_since) return;                         // said when etcd's view saw it
   Say("warn", "heal",
       fmt::format("{} {}: it is restarted in place on its volume {} when agent {} offers it "
                   "back; replaced if that has not happened within {}",
@@ -87,6 +90,40 @@ bool SchedulerCore::RestartInPlace(const mesos::Offer& offer, Time now, Actions&
     return true;
   }
   return false;
+}
+
+void SchedulerCore::ProbePeersIfSilent(Actions& out) {
+  const Member* leader = nullptr;
+  bool silent = false;
+  for (const auto& [name, m] : state_.members) {
+    if (m.reachable && m.member_id != 0 && m.member_id == m.leader) leader = &m;
+    silent |= !m.volume.empty() && MaybeAlive(m.task_state) && !m.reachable && m.member_id != 0;
+  }
+  if (leader != nullptr && silent) out.push_back(ProbePeers{leader->name, leader->ClientUrl()});
+}
+
+void SchedulerCore::OnPeerView(const PeerView& e, Actions& out) {
+  if (!e.active.ok()) return;  // the next probe round asks again
+  for (auto& [name, m] : state_.members) {
+    auto it = e.active->find(m.member_id);
+    if (m.volume.empty() || it == e.active->end() || !MaybeAlive(m.task_state)) continue;
+    if (it->second || m.reachable) {
+      m.peer_lost_since.reset();
+      continue;
+    }
+    if (m.peer_lost_since) continue;
+    m.peer_lost_since = e.now;
+    Say("warn", "heal",
+        fmt::format("{} is cut off by etcd's own view: its leader {} has no connection to it and "
+                    "it does not answer{}; it is restarted in place if it comes back, and "
+                    "replaced if it is not back within {}",
+                    name, e.name,
+                    Uncertain(m.task_state)
+                        ? ""
+                        : " (Mesos still says " + mesos::TaskState_Name(m.task_state) + ")",
+                    ShowDuration(config_.replace_after)),
+        out, name);
+  }
 }
 
 std::set<std::pair<std::string, std::string>> SchedulerCore::DurableVolumes() const {

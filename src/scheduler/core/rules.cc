@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "common/duration.h"
 #include "mesos/task_state.h"
 
 namespace etcd_mesos::scheduler {
@@ -127,6 +128,13 @@ std::optional<std::string> WhyDead(const Member* ours, Time now, const CoreConfi
   if (Gone(m.task_state)) return "its task ended (" + mesos::TaskState_Name(m.task_state) + ")";
   if (UncertainAndSilent(m, now, config)) {
     return "its task is " + mesos::TaskState_Name(m.task_state) + " and it does not answer";
+  }
+  if (config.durable() && m.peer_lost_since && !m.reachable &&
+      now - *m.peer_lost_since >= config.replace_after) {
+    // Mesos may take minutes to notice a host that is gone; etcd's leader and the scheduler's
+    // probes both lost it --replace-after ago.
+    return "its leader has had no connection to it, and it has not answered, for " +
+           ShowDuration(config.replace_after) + " (--replace-after)";
   }
   if (m.learner && m.learner_since && now - *m.learner_since >= config.learner_timeout) {
     return "it stayed a learner past the learner timeout";

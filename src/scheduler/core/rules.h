@@ -102,8 +102,8 @@ bool CouldFormQuorum(int members, int voters);
 
 // Why the etcd member whose record is `ours` (nullptr: no record of ours) should be removed from
 // etcd, or nullopt when it should stay: no task of ours runs it, its task ended, its task is
-// uncertain and it has not answered for the dead-member grace, or it stayed a learner past the
-// learner timeout.
+// uncertain and it has not answered for the dead-member grace, it stayed a learner past the
+// learner timeout, or (durable members) etcd's own view has had it cut off for --replace-after.
 std::optional<std::string> WhyDead(const Member* ours, Time now, const CoreConfig& config);
 // A member whose task is uncertain (UNKNOWN, UNREACHABLE) and that has not answered for the dead
 // member grace: its agent may come back, but the member is given up.

@@ -132,6 +132,8 @@ Actions SchedulerCore::Handle(const Event& event) {
           OnCertificateIssued(e, out);
         else if constexpr (std::is_same_v<E, AdminTeardown>)
           OnAdminTeardown(e, out);
+        else if constexpr (std::is_same_v<E, PeerView>)
+          OnPeerView(e, out);
       },
       event);
   if (config_.durable()) {
@@ -720,6 +722,10 @@ void SchedulerCore::OnProbe(const ProbeResult& e, Actions& out) {
   const MemberProbe& p = *e.probe;
   MarkServed(out);
   m.reachable = true;
+  if (m.peer_lost_since) {
+    m.peer_lost_since.reset();
+    Say("info", "heal", m.name + " answers again: back in contact", out, m.name);
+  }
   m.healthy = p.healthy;
   m.leader = p.leader;
   m.raft_index = p.raft_index;
@@ -856,6 +862,7 @@ void SchedulerCore::ProbeNow(Time now, Actions& out) {
     if (MaybeLearner(m)) urls.push_back(m.ClientUrl());
   }
   if (!urls.empty()) out.push_back(ProbeCluster{urls, membership_epoch_});
+  if (config_.durable()) ProbePeersIfSilent(out);
 }
 
 // Asks the master about tasks in an uncertain state, every uncertain_reconcile_interval while

@@ -288,6 +288,10 @@ class SchedulerCore {
   // A durable member whose task ended (not by our kill) less than replace_after ago: it is
   // restarted in place, not removed from etcd.
   bool AwaitsRestartInPlace(const Member& m, Time now) const;
+  // etcd's own view: the leader's peer connections mark a silent member cut off (peer_lost_since),
+  // so that its --replace-after counts from then, not from when Mesos notices.
+  void OnPeerView(const PeerView& e, Actions& out);
+  void ProbePeersIfSilent(Actions& out);
   void NoteDurableEnd(const Member& m, bool killed_by_us, Time now, Actions& out);
   std::optional<Member> Place(const mesos::Offer& offer) const;
   std::string InitialCluster(const std::vector<const Member*>& members) const;

@@ -149,6 +149,10 @@ struct Member {
   std::optional<Time> last_reachable;
   std::optional<Time> learner_since;
   std::optional<Time> stray_since;  // answering, but neither in etcd's list nor following
+  // Durable members: since when etcd's own view has it cut off: its leader has no connection
+  // to it (PeerView) and it does not answer the scheduler either, though Mesos may still say
+  // RUNNING (an agent is marked unreachable only after minutes). Cleared when it answers.
+  std::optional<Time> peer_lost_since;
 
   std::string PeerUrl() const;
   std::string ClientUrl() const;
@@ -453,6 +457,14 @@ struct AdminTeardown {
   Time now;
 };
 
+// The leader's connections to its peers (etcd_network_active_peers), asked for by ProbePeers:
+// etcd member id -> whether a connection to it is active.
+struct PeerView {
+  std::string name;  // the member asked (the leader)
+  Result<std::map<uint64_t, bool>> active;
+  Time now;
+};
+
 // The shell issued a member's certificates (on its executor's request, once per task): their
 // expiry, in Unix seconds, is kept with the member.
 struct CertificateIssued {
@@ -460,11 +472,12 @@ struct CertificateIssued {
   int64_t not_after = 0;
 };
 
-using Event = std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded,
-                           TaskUpdate, Tick, ProbeResult, ClusterProbeResult, MembershipResult,
-                           ReseedResult, PersistResult, AdminReseed, AdminStartFresh, BackupResult,
-                           AdminBackup, AdminRestore, AdminResize, MaintenanceResult, AdminDefrag,
-                           AdminRollout, HashCheckResult, CertificateIssued, AdminTeardown>;
+using Event =
+    std::variant<Started, Subscribed, Disconnected, OffersReceived, OfferRescinded, TaskUpdate,
+                 Tick, ProbeResult, ClusterProbeResult, MembershipResult, ReseedResult,
+                 PersistResult, AdminReseed, AdminStartFresh, BackupResult, AdminBackup,
+                 AdminRestore, AdminResize, MaintenanceResult, AdminDefrag, AdminRollout,
+                 HashCheckResult, CertificateIssued, AdminTeardown, PeerView>;
 
 // ---- Actions: intentions the shell carries out, in order -----------------------------------
 
@@ -507,6 +520,12 @@ struct ReconcileTasks {
 struct Revive {};
 struct Suppress {};
 struct ProbeMember {
+  std::string name;
+  std::string client_url;
+};
+// Durable members: asks the leader which peers it is connected to (GET /metrics), when a member
+// whose task may run does not answer; answered by PeerView.
+struct ProbePeers {
   std::string name;
   std::string client_url;
 };
@@ -578,10 +597,10 @@ struct Note {
   std::string member = "";
 };
 
-using Action =
-    std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
-                 ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist, AnswerAdmin,
-                 Note, TakeBackup, Maintain, CheckHashes, ReleaseResources, FinishTeardown>;
+using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
+                            ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
+                            AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes, ReleaseResources,
+                            FinishTeardown, ProbePeers>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

@@ -1075,6 +1075,7 @@ void SchedulerShell::Carry(Action& action) {
                  [&](Suppress&) { DoReviveOrSuppress(false); },
                  [&](ProbeMember& a) { DoProbe(a); },
                  [&](ProbeCluster& a) { DoProbeCluster(a); },
+                 [&](ProbePeers& a) { DoProbePeers(a); },
                  [&](ChangeMembership& a) { DoMembership(a); },
                  [&](TriggerReseed& a) { DoReseed(a); },
                  // The pipeline hands every Persist out as a WriteState; one here would bypass
@@ -1199,6 +1200,22 @@ void SchedulerShell::DoRelease(const ReleaseResources& release) {
   spdlog::info("releasing {} volume(s) and {} reserved resource(s) on agent {}: {}",
                release.destroy.size(), release.unreserve.size(), release.agent_id, release.why);
   Send(std::move(call), "releasing reserved resources on agent " + release.agent_id);
+}
+
+void SchedulerShell::DoProbePeers(const ProbePeers& probe) {
+  auto url = ParseHttpUrl(probe.client_url);
+  if (!url.ok() || probing_peers_) return;  // one at a time; the next probe round asks again
+  probing_peers_ = true;
+  auto client = std::make_shared<etcd::Client>(
+      io_, url->endpoint, EtcdOptions(flags_.shell.probe_timeout, probe.client_url));
+  client->PeerConnections(
+      Guarded([this, client, name = probe.name](Result<etcd::PeerConnections> peers) {
+        probing_peers_ = false;
+        if (!peers.ok()) {
+          spdlog::debug("reading {}'s peer connections: {}", name, peers.error().ToString());
+        }
+        Feed(PeerView{name, std::move(peers), Clock::now()});
+      }));
 }
 
 void SchedulerShell::DoFinishTeardown(const FinishTeardown& finish) {

@@ -157,6 +157,7 @@ class SchedulerShell {
   // The end of a teardown: the scheduler's records removed from the store (its state, TLS record
   // and framework id; the backups in --backup-dir are kept), then TEARDOWN, then on_torn_down.
   void DoFinishTeardown(const FinishTeardown& finish);
+  void DoProbePeers(const ProbePeers& probe);
   void RemoveRecords(std::vector<std::string> paths, std::vector<std::string> failed,
                      std::function<void(std::vector<std::string> failed)> then);
   void TornDown(const std::string& summary);
@@ -225,6 +226,7 @@ class SchedulerShell {
   boost::asio::steady_timer retry_timer_;
   bool loaded_ = false;
   bool stopped_ = false;
+  bool probing_peers_ = false;       // a ProbePeers is out
   bool finishing_teardown_ = false;  // FinishTeardown carried: the core is done, no more events
   bool saw_teardown_ = false;        // as a standby, the stored state said tearing_down
   std::string artifact_base_;

@@ -424,7 +424,14 @@ void SchedulerCore::HandleOffers(const std::vector<mesos::Offer>& offers, Time n
   if (!MayAct() || total_loss_ || !NeedsMember()) {
     double refuse = (!MayAct() || NeedsMember()) ? kTransientRefuseSeconds : config_.refuse_seconds;
     out.reserve(out.size() + offers.size() + 1);
-    for (const auto& o : offers) out.push_back(DeclineOffer{o.id().value(), refuse});
+    for (const auto& o : offers) {
+      // An agent that still holds a volume to release (its old task may end any moment) must
+      // not be filtered for long: the volume comes back with its next offer.
+      bool awaited = std::any_of(unreleased_.begin(), unreleased_.end(), [&](const auto& u) {
+        return u.first.first == o.agent_id().value();
+      });
+      out.push_back(DeclineOffer{o.id().value(), awaited ? kTransientRefuseSeconds : refuse});
+    }
     UpdateOfferInterest(out);
     return;
   }

@@ -22,6 +22,11 @@
 //                 voters; floor: by hand on bare etcd, for each member (followers first, the
 //                 leader last after MoveLeader): add a learner, start it, promote it, remove the
 //                 old member, stop it.
+//   host-death    durable members with the defaults (--replace-after=5m, Mesos's agent timeouts:
+//                 75 s): a follower's host dies with everything on it -> the member replaced
+//                 elsewhere, 3 healthy voters; floor: --replace-after plus the heal floor (the
+//                 policy's wait, then the same steps by hand on bare etcd). Over five minutes a
+//                 run: only with --only=host-death, never in the smoke pass.
 //   supervision   the executors' CPU and memory against the etcd processes they supervise, idle
 //                 and under a write load.
 //   TLS           bootstrap of 3, a follower's heal and supervision again with --tls=auto (the
@@ -62,6 +67,7 @@
 #include "local/cluster.h"
 #include "local/resources.h"
 #include "net/http.h"
+#include "scheduler/core/rules.h"
 #include "scheduler/shell/shell.h"
 #include "testing/certificates.h"
 #include "testing/etcd_server.h"
@@ -371,6 +377,53 @@ double RestartInPlace(boost::asio::io_context& io) {
     throw std::runtime_error("the member was replaced, not restarted in place");
   }
   return Since(t0);
+}
+
+// Durable members with the default --replace-after and Mesos's default agent timeouts: a
+// follower's host dies with everything on it -> replaced elsewhere and 3 healthy voters. The
+// phases: cut off (etcd's own view, or Mesos's if first), removed from etcd, healthy again.
+double HostDeath(boost::asio::io_context& io, std::map<std::string, double>& phases) {
+  System system(io, 3, seconds(240), "", 4, Tls::kOff, {"--role=etcd"});
+  system.StartScheduler();
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
+    throw std::runtime_error("no durable cluster whose host to kill");
+  }
+  system.RunFor(seconds(6));
+  std::optional<std::string> picked;
+  if (!system.RunUntil(
+          [&] { return (picked = PickVictim(system.core(), Victim::kFollower)).has_value(); },
+          30)) {
+    throw std::runtime_error("no follower to kill");
+  }
+  const std::string agent_id = system.core().state().members.at(*picked).agent_id;
+  int agent = 0;
+  for (int n = 1; n <= system.cluster().agent_count(); ++n) {
+    if (system.cluster().agent(n) && system.cluster().agent(n)->id().value() == agent_id) agent = n;
+  }
+  if (agent == 0) throw std::runtime_error("no agent runs " + *picked);
+  auto t0 = Clock::now();
+  if (auto s = system.cluster().StopAgent(agent); !s.ok())
+    throw std::runtime_error(s.error().ToString());
+  auto member = [&]() -> const Member* {
+    auto it = system.core().state().members.find(*picked);
+    return it == system.core().state().members.end() ? nullptr : &it->second;
+  };
+  auto cut_off = [&] {
+    return !member() || member()->peer_lost_since.has_value() ||
+           scheduler::Uncertain(member()->task_state);
+  };
+  if (!system.RunUntil(cut_off, 120)) throw std::runtime_error("the member was never cut off");
+  double cut = Since(t0);
+  if (!system.RunUntil([&] { return member() == nullptr; }, 600)) {
+    throw std::runtime_error("the member was never replaced");
+  }
+  double removed = Since(t0);
+  if (!system.RunUntil([&] { return system.AtSize(3); }, 300)) {
+    throw std::runtime_error("not healthy after the replacement: " + system.core().health_reason());
+  }
+  double total = Since(t0);
+  phases = {{"cut off", cut}, {"removed", removed - cut}, {"healthy", total - removed}};
+  return total;
 }
 
 // A healthy cluster of 3 (past etcd's 5 s window), with `agents` agents.
@@ -1048,17 +1101,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> only;
   app.add_option("--only", only,
                  "Measure only these figures (bootstrap, heal, failover, resize, rollout, reseed, "
-                 "supervision, bootstrap-tls, heal-tls, supervision-tls)")
+                 "supervision, bootstrap-tls, heal-tls, supervision-tls, restart-in-place; "
+                 "host-death only when named)")
       ->check(CLI::IsMember({"bootstrap", "heal", "failover", "resize", "rollout", "reseed",
                              "supervision", "bootstrap-tls", "heal-tls", "supervision-tls",
-                             "restart-in-place"}))
+                             "restart-in-place", "host-death"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
 
-  auto wanted = [&](const std::string& figure) {
-    return only.empty() || std::find(only.begin(), only.end(), figure) != only.end();
+  auto named = [&](const std::string& figure) {
+    return std::find(only.begin(), only.end(), figure) != only.end();
   };
+  auto wanted = [&](const std::string& figure) { return only.empty() || named(figure); };
   boost::asio::io_context io;
   std::vector<Figure> figures;
   try {
@@ -1104,6 +1159,18 @@ int main(int argc, char** argv) {
         restart.runs.push_back(RestartInPlace(io));
       }
       figures.push_back(restart);
+    }
+    if (named("host-death")) {
+      Figure death{"durable follower's host dies (defaults) -> replaced, 3 healthy voters"};
+      const double replace_after =
+          std::chrono::duration<double>(etcd_mesos::scheduler::CoreConfig{}.replace_after).count();
+      for (int i = 0; i < runs; ++i) {
+        death.floors.push_back(replace_after + HealFloor(Victim::kFollower));
+        std::map<std::string, double> phases;
+        death.runs.push_back(HostDeath(io, phases));
+        for (const auto& [phase, s] : phases) death.breakdown[phase].push_back(s);
+      }
+      figures.push_back(death);
     }
     if (wanted("failover")) {
       etcd_mesos::test::ZooKeeperServer zookeeper;

@@ -84,7 +84,7 @@ dialog h2 { margin-top: 0; border: none; }
 <thead><tr>
 <th scope="col">#</th><th scope="col">Agent ID</th><th scope="col">Address</th>
 <th scope="col">State</th><th scope="col">Master sees it</th><th scope="col">Resources</th>
-<th scope="col">Executors</th><th scope="col">Faults</th>
+<th scope="col">Reserved</th><th scope="col">Executors</th><th scope="col">Faults</th>
 </tr></thead>
 <tbody id="agents-body"></tbody>
 </table>
@@ -380,6 +380,20 @@ dialog h2 { margin-top: 0; border: none; }
     return parts.join(', ');
   }
 
+  // Dynamic reservations by role, and the persistent volumes among them (by id).
+  function reservedText(seen) {
+    if (!seen) return '';
+    const parts = [];
+    for (const [role, summary] of Object.entries(seen.reserved_resources || {})) {
+      const full = (seen.reserved_resources_full || {})[role] || [];
+      const volumes = full.filter((r) => r.disk && r.disk.persistence)
+                          .map((r) => str(r.disk.persistence.id));
+      parts.push(role + ': ' + resourcesText(summary, null) +
+                 (volumes.length ? '; volumes ' + volumes.join(', ') : ''));
+    }
+    return parts.length ? parts.join('; ') : 'none';
+  }
+
   function agentButtons(a) {
     const n = Number(a.n);
     const who = 'agent ' + n + ' (' + str(a.ip) + ')';
@@ -431,11 +445,12 @@ dialog h2 { margin-top: 0; border: none; }
                    el('td', {'data-label': 'Master sees it'}, seen ? 'active' : 'not active'),
                    el('td', {'data-label': 'Resources'},
                       resourcesText(a.resources, seen ? seen.used_resources : null)),
+                   el('td', {'data-label': 'Reserved'}, reservedText(seen)),
                    el('td', {'data-label': 'Executors'},
                       live + ' running, ' + (executors.length - live) + ' done'),
                    el('td', {'data-label': 'Faults'}, agentButtons(a))));
     }
-    if (!rows.length) rows.push(el('tr', {}, el('td', {colspan: 8}, 'No agents.')));
+    if (!rows.length) rows.push(el('tr', {}, el('td', {colspan: 9}, 'No agents.')));
     update($('agents-body'), ...rows);
   }
 

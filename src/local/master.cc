@@ -1468,7 +1468,13 @@ json Master::StateJson() const {
     ResourceBag used = Used(aid);
     ResourceBag offered = Offered(aid);
     json reserved = json::object();
-    for (const auto& [role, bag] : agent->total.ReservedByRole()) reserved[role] = bag.Summary();
+    json reserved_full = json::object();  // as Mesos: each resource whole, volumes with their id
+    for (const auto& [role, bag] : agent->total.ReservedByRole()) {
+      reserved[role] = bag.Summary();
+      json full = json::array();
+      for (const auto& r : bag.ToProto()) full.push_back(mesos_codec::MessageToJson(r));
+      reserved_full[role] = std::move(full);
+    }
     slaves.push_back({{"id", aid},
                       {"hostname", agent->handle.info.hostname()},
                       {"port", agent->handle.info.port()},
@@ -1479,6 +1485,7 @@ json Master::StateJson() const {
                       {"used_resources", used.Summary()},
                       {"offered_resources", offered.Summary()},
                       {"reserved_resources", reserved},
+                      {"reserved_resources_full", reserved_full},
                       {"unreserved_resources", agent->total.Unreserved().Summary()},
                       {"active", true},
                       {"deactivated", false},

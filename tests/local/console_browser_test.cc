@@ -71,7 +71,9 @@ class ConsoleBrowserTest : public ::testing::Test {
     ASSERT_TRUE(done()) << "timed out";
   }
 
-  // Subscribes a framework and runs one command task, `sleep 600`, on the first offer's agent.
+  // Subscribes a framework and runs one command task, `sleep 600`, on the first offer's agent,
+  // reserving cpus:0.25 and disk:64 for its role and making a persistent volume of the disk in
+  // the same ACCEPT (the page lists reservations and volumes).
   void RunOneTask(const std::string& id) {
     mesos::FrameworkInfo info;
     info.set_user("root");
@@ -80,6 +82,7 @@ class ConsoleBrowserTest : public ::testing::Test {
     info.add_roles("etcd");
     info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::MULTI_ROLE);
     info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::PARTITION_AWARE);
+    info.add_capabilities()->set_type(mesos::FrameworkInfo::Capability::RESERVATION_REFINEMENT);
     mesos_client::SchedulerClient::Options options;
     options.backoff_min = milliseconds(50);
     options.backoff_max = milliseconds(200);
@@ -124,6 +127,27 @@ class ConsoleBrowserTest : public ::testing::Test {
     Call call;
     call.set_type(Call::ACCEPT);
     *call.mutable_accept()->add_offer_ids() = offer.id();
+    auto reserved = [](const std::string& name, double value) {
+      mesos::Resource r;
+      r.set_name(name);
+      r.set_type(mesos::Value::SCALAR);
+      r.mutable_scalar()->set_value(value);
+      auto* reservation = r.add_reservations();
+      reservation->set_type(mesos::Resource::ReservationInfo::DYNAMIC);
+      reservation->set_role("etcd");
+      return r;
+    };
+    auto* reserve = call.mutable_accept()->add_operations();
+    reserve->set_type(mesos::Offer::Operation::RESERVE);
+    *reserve->mutable_reserve()->add_resources() = reserved("cpus", 0.25);
+    *reserve->mutable_reserve()->add_resources() = reserved("disk", 64);
+    mesos::Resource volume = reserved("disk", 64);
+    volume.mutable_disk()->mutable_persistence()->set_id("console-volume");
+    volume.mutable_disk()->mutable_volume()->set_container_path("data");
+    volume.mutable_disk()->mutable_volume()->set_mode(mesos::Volume::RW);
+    auto* create = call.mutable_accept()->add_operations();
+    create->set_type(mesos::Offer::Operation::CREATE);
+    *create->mutable_create()->add_volumes() = volume;
     auto* op = call.mutable_accept()->add_operations();
     op->set_type(mesos::Offer::Operation::LAUNCH);
     *op->mutable_launch()->add_task_infos() = task;
@@ -200,6 +224,15 @@ TEST_F(ConsoleBrowserTest, StopFaultFromTheConsoleShowsTheAgentStoppedWithoutARe
       "                                               r.textContent.includes('running')); })()",
       seconds(15));
   ASSERT_TRUE(agents.ok()) << agents.error();
+  // The task's agent shows what is reserved there, by role, and the volume by its id.
+  auto reservations = b.WaitFor(
+      "(() => { const cell = [...document.querySelectorAll('#agents-body td')]"
+      "      .find((c) => c.dataset.label === 'Reserved' && c.textContent.startsWith('etcd: '));"
+      "  return cell && cell.textContent.includes('cpus 0.25') &&"
+      "      cell.textContent.includes('disk 64') &&"
+      "      cell.textContent.includes('volumes console-volume') && cell.textContent; })()",
+      seconds(15));
+  ASSERT_TRUE(reservations.ok()) << reservations.error();
   auto task = b.WaitFor(
       "(() => { const row = [...document.querySelectorAll('#frameworks tr')]"
       "      .find((r) => r.cells[0] && r.cells[0].textContent === 'sleeper');"

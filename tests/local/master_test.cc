@@ -752,6 +752,12 @@ TEST_F(ReservationMasterTest, ReserveCreateAndLaunchInOneAcceptThenTheVolumeIsOf
   EXPECT_EQ(state["slaves"][0]["reserved_resources"]["etcd"]["cpus"], 1.0) << state.dump();
   EXPECT_EQ(state["slaves"][0]["reserved_resources"]["etcd"]["disk"], 256.0);
   EXPECT_EQ(state["slaves"][0]["unreserved_resources"]["cpus"], 3.0);
+  // As Mesos, each reserved resource whole too: the console names the volumes from it.
+  bool volume_listed = false;
+  for (const auto& r : state["slaves"][0]["reserved_resources_full"]["etcd"]) {
+    volume_listed |= r.contains("disk") && r["disk"]["persistence"]["id"] == "vol-etcd-1";
+  }
+  EXPECT_TRUE(volume_listed) << state["slaves"][0].dump();
 
   // The task ends: its reserved resources and the volume come back in an offer, as they are.
   offers_.clear();

@@ -261,20 +261,30 @@ void Master::RemoveAgent(const std::string& agent_id) {
   auto it = agents_.find(agent_id);
   if (it == agents_.end() || it->second->removed) return;
   AgentState& agent = *it->second;
+  if (!agent.reachable) {
+    // As Mesos 1.11 (seen on a real master): an agent already marked unreachable is not removed
+    // when a new agent registers at its address; it and its tasks stay unreachable.
+    spdlog::warn("a new agent registered at the address of agent {}, which stays unreachable",
+                 agent_id);
+    return;
+  }
   // Its host came back as a new agent (work dir lost): what ran there is gone for good.
   spdlog::warn("agent {} is gone (its host re-registered with a new identity)", agent_id);
+  std::string host = agent.handle.info.hostname();
   agent.removed = true;
   agent.reachable = false;
   agent.handle.link = nullptr;
   for (auto& [fid, fw] : frameworks_) {
     for (auto& [tid, task] : fw->tasks) {
       if (task.agent_id != agent_id || IsTerminalState(task.state)) continue;
-      task.state = fw->partition_aware() ? mesos::TASK_GONE : mesos::TASK_LOST;
+      // TASK_LOST even to PARTITION_AWARE frameworks: Mesos's __removeSlave always says so.
+      task.state = mesos::TASK_LOST;
       task.unreachable = false;
       task.released = true;
       if (fw->connected) {
         SendUpdate(*fw, MasterStatus(tid, agent_id, task.state, TaskStatus::REASON_AGENT_REMOVED,
-                                     "Agent " + agent_id + " was removed"));
+                                     "Agent " + host +
+                                         " removed: a new agent registered at the same address"));
       }
     }
     fw->executors.erase(agent_id);

@@ -535,8 +535,16 @@ TEST_F(ClusterTest, AgentRestartKeepingItsWorkDirKeepsTasksWipingItLosesThem) {
   ASSERT_TRUE(SendCall(reconcile).ok());
   RunUntil([&] { return HasUpdate("survivor", mesos::TASK_RUNNING); });
 
+  // As Mesos 1.11: TASK_LOST (REASON_AGENT_REMOVED) even to a PARTITION_AWARE framework.
   ASSERT_TRUE(cluster_->RestartAgent(n, /*wipe=*/true).ok());
-  RunUntil([&] { return HasUpdate("survivor", mesos::TASK_GONE); });
+  RunUntil([&] { return HasUpdate("survivor", mesos::TASK_LOST); });
+  for (const auto& u : updates_) {
+    if (u.task_id().value() != "survivor" || u.state() != mesos::TASK_LOST) continue;
+    EXPECT_EQ(u.reason(), mesos::TaskStatus::REASON_AGENT_REMOVED);
+    EXPECT_NE(u.message().find("removed: a new agent registered at the same address"),
+              std::string::npos)
+        << u.message();
+  }
   for (int pid : pids) {
     RunUntil([&] { return ::kill(pid, 0) != 0; });
   }

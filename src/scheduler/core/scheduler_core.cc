@@ -690,8 +690,9 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     // Not counted lost yet: after a master failover every task is TASK_UNKNOWN for a while and
     // comes back RUNNING (seen on real Mesos 1.11). It counts once it ends or is removed.
     Say("warn", "task",
-        fmt::format("{} is {}: its agent may come back", member->name,
-                    mesos::TaskState_Name(status.state())),
+        fmt::format("{} is {}: {}", member->name, mesos::TaskState_Name(status.state()),
+                    agent_removed ? "Mesos removed its agent for good (" + status.message() + ")"
+                                  : std::string("its agent may come back")),
         out, member->name);
     NoteDurableEnd(*member, killed_by_us, e.now, out);
   }
@@ -1020,7 +1021,8 @@ bool SchedulerCore::RemoveOneDeadMember(Time now, Actions& out) {
     std::optional<std::string> why = WhyDead(ours, now, config_);
     if (!why) continue;
     if (ours && AwaitsRestartInPlace(*ours, now)) continue;  // its volume may come back
-    if (ours && !ours->volume.empty() && (Gone(ours->task_state) || Uncertain(ours->task_state))) {
+    if (ours && !ours->volume.empty() && (Gone(ours->task_state) || Uncertain(ours->task_state)) &&
+        !gone_agents_.count(ours->agent_id)) {
       *why += fmt::format(", and it was not restarted in place on its volume within {}",
                           ShowDuration(config_.replace_after));
     }

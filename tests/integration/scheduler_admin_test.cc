@@ -209,7 +209,8 @@ TEST_F(AdminApi, StatsKeepTheOriginalsKeysInOrder) {
       // CA rotations finished and the phase of one under way.
       "tls", "cert_expiry_earliest", "cert_expiry_member", "ca_generation", "ca_rotation",
       // A teardown under way, and what it still waits for.
-      "tearing_down", "teardown_tasks_left", "teardown_volumes_left", "teardown_volumes_released"};
+      "tearing_down", "teardown_tasks_left", "teardown_volumes_left", "teardown_volumes_released",
+      "teardown_releases_unconfirmed"};
   EXPECT_EQ(keys, expected);
   EXPECT_EQ(j["ca_generation"], 0);
   EXPECT_EQ(j["ca_rotation"], "none");

@@ -182,10 +182,12 @@ bool SchedulerCore::ReleaseUnclaimed(const mesos::Offer& offer, Actions& out) {
   }
   if (release.unreserve.empty()) return false;
   release.why = fmt::format("no member of ours runs on them any more: {}", fmt::join(whose, ", "));
-  Say("info", "heal",
+  Say("info", state_.tearing_down ? "admin" : "heal",
       fmt::format("releasing the volume and reservations of {} on agent {}: {}",
                   fmt::join(whose, ", "), offer.agent_id().value(),
-                  "its member was replaced or belongs to an older generation"),
+                  state_.tearing_down
+                      ? "the cluster is being torn down"
+                      : "its member was replaced or belongs to an older generation"),
       out);
   out.push_back(std::move(release));
   return true;

@@ -71,8 +71,9 @@ struct HashCheckStatus {
 struct TeardownView {
   bool active = false;
   size_t tasks = 0;       // members whose task has not ended yet
-  size_t volumes = 0;     // volumes (durable members) not released yet, or not confirmed so
-  uint64_t released = 0;  // volumes released so far
+  size_t volumes = 0;     // volumes (durable members) not released yet
+  size_t confirming = 0;  // agents released on, until an offer without the volume confirms it
+  uint64_t released = 0;  // volumes released so far (by this scheduler process)
   bool finished = false;  // FinishTeardown was given
 };
 

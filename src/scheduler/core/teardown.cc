@@ -33,8 +33,9 @@ TeardownView SchedulerCore::teardown() const {
   view.active = state_.tearing_down;
   if (!view.active) return view;
   for (const auto& [name, m] : state_.members) view.tasks += MaybeAlive(m.task_state) ? 1 : 0;
-  view.volumes = unreleased_.size() + releases_unconfirmed_.size();
+  view.volumes = unreleased_.size();
   for (const auto& [name, m] : state_.members) view.volumes += m.volume.empty() ? 0 : 1;
+  view.confirming = releases_unconfirmed_.size();
   view.released = teardown_released_;
   view.finished = teardown_finished_;
   return view;

@@ -283,6 +283,7 @@ std::string RenderStats(const SchedulerCore& core, int64_t now_unix,
   out["teardown_tasks_left"] = teardown.tasks;
   out["teardown_volumes_left"] = teardown.volumes;
   out["teardown_volumes_released"] = teardown.released;
+  out["teardown_releases_unconfirmed"] = teardown.confirming;
   return out.dump() + "\n";
 }
 

@@ -137,9 +137,11 @@ std::string Progress(const HttpUrl& admin) {
   if (!response.ok() || response->status != 200) return "";
   try {
     json j = json::parse(response->body);
-    return fmt::format("{} task(s) still to end, {} volume(s) still to release, {} released",
-                       j.value("teardown_tasks_left", 0), j.value("teardown_volumes_left", 0),
-                       j.value("teardown_volumes_released", 0));
+    return fmt::format(
+        "{} task(s) still to end, {} volume(s) still to release, {} released ({} release(s) "
+        "awaiting an offer that confirms them)",
+        j.value("teardown_tasks_left", 0), j.value("teardown_volumes_left", 0),
+        j.value("teardown_volumes_released", 0), j.value("teardown_releases_unconfirmed", 0));
   } catch (const json::exception&) {
     return "";
   }
@@ -159,7 +161,8 @@ std::string TeardownUsage() {
          "Give the flags the scheduler runs with (at least --master, --cluster-name, the store\n"
          "and the admin token's). If that scheduler is running, it is asked (POST /teardown)\n"
          "and followed until the framework is gone; if not, this command registers as the\n"
-         "framework and tears it down itself. Exit status 0 once torn down.\n"
+         "framework and tears it down itself (its admin server then listens on a port of its\n"
+         "own, printed in the log). Exit status 0 once torn down.\n"
          "\n";
 }
 

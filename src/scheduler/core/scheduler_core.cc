@@ -609,7 +609,8 @@ void SchedulerCore::UpdateOfferInterest(Actions& out) {
   if (!connected_) return;
   bool wants = started_ && connected_ &&
                (state_.tearing_down ? TeardownWantsOffers()
-                                    : !total_loss_ && (NeedsMember() || !unreleased_.empty()));
+                                    : !total_loss_ && (NeedsMember() || !unreleased_.empty() ||
+                                                       sweep_until_.has_value()));
   if (wants == wants_offers_) return;
   wants_offers_ = wants;
   if (wants) {
@@ -896,6 +897,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   Time now = e.now;
   if (e.unix_now > 0) unix_now_ = e.unix_now;
   ExpireReleaseWatch(now, out);
+  if (sweep_until_ && now >= *sweep_until_) sweep_until_.reset();
   if (connected_ && reconciling_ && Elapsed(reconcile_started_, now, config_.reconcile_timeout)) {
     ReconcileTasks again;
     for (const auto& [name, m] : state_.members) {
@@ -910,6 +912,10 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   }
   if (connected_ && !reconciling_ && Elapsed(last_reconcile_, now, config_.reconcile_interval)) {
     last_reconcile_ = now;
+    // A durable core also looks at every agent's offers now and then: a reservation it forgot
+    // (watched by a scheduler that has since restarted, or whose release was lost on the way)
+    // is offered, and released, only while offers are wanted.
+    if (config_.durable()) sweep_until_ = now + kReleaseSweep;
     // Explicitly for the tasks we think may live: implicit reconciliation names only tasks the
     // master thinks non-terminal, so a terminal update lost with its agent (removed before the
     // update was acknowledged) would otherwise leave a dead member looking alive forever.

@@ -2692,6 +2692,34 @@ TEST_F(DurableTest, AMemberNotBackWithinReplaceAfterIsReplaced) {
   EXPECT_TRUE(said);
 }
 
+// Every member ended at once (their hosts rebooted, say), each with its data on its volume: no
+// total loss while they may come back within --replace-after, and each is restarted in place
+// when its agent offers its volume back. The simulator (seed 533) met the loss reported at once,
+// after which nothing was ever restarted.
+TEST_F(DurableTest, MembersThatMayComeBackOnTheirVolumesAreNoTotalLoss) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_GONE, l.member.agent_id);
+  Advance(10s);
+  EXPECT_FALSE(core_.total_loss()) << "their volumes may come back";
+  Member m = core_.state().members.at(launches[0].member.name);
+  auto relaunch = All<LaunchMember>(Offers({OfferWithVolume(1, m, "etcd-test")}));
+  ASSERT_EQ(relaunch.size(), 1u);
+  EXPECT_EQ(relaunch[0].member.name, m.name);
+  EXPECT_FALSE(relaunch[0].reserve);
+}
+
+// None back within --replace-after: that is a total loss.
+TEST_F(DurableTest, MembersNotBackOnTheirVolumesWithinReplaceAfterAreATotalLoss) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  for (const auto& l : launches) Update(l.member.task_id, mesos::TASK_GONE, l.member.agent_id);
+  Advance(290s);
+  EXPECT_FALSE(core_.total_loss());
+  Advance(11s);
+  EXPECT_TRUE(core_.total_loss());
+}
+
 // A durable core looks at every agent's offers for a while after each periodic reconciliation,
 // whatever it remembers: a reservation no watch holds (the scheduler that watched it restarted,
 // or the release was lost with the connection) is offered, and released, then. The simulator

@@ -948,7 +948,11 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
       MembersThatMayStillStart(now) == 0 && !pending_add_ && !state_.served) {
     BootstrapAgain(now, out);
   } else if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
-             LiveMembers() == 0 && !pending_add_) {
+             LiveMembers() == 0 && !pending_add_ &&
+             // A durable member whose task ended comes back on its volume, data and all, until
+             // replace_after: not a loss yet.
+             std::none_of(state_.members.begin(), state_.members.end(),
+                          [&](const auto& kv) { return AwaitsRestartInPlace(kv.second, now); })) {
     total_loss_ = true;
     Say("error", "health",
         "TOTAL CLUSTER LOSS: no member is left. Nothing will be started by itself; restore from a "

@@ -485,6 +485,41 @@ TEST(SimInvariants, WithCaFilesEveryTwoMembersTrustEachOthersCertificates) {
   }
 }
 
+TEST(SimInvariants, TwoMembersOnOneVolume) {
+  WorldFacts f = Healthy();
+  f.live_tasks_by_volume = {{{"S1", "etcd-sim.g0.etcd-1"}, 1}, {{"S2", "etcd-sim.g0.etcd-2"}, 1}};
+  EXPECT_TRUE(CheckWorld(f).empty()) << "one task per volume";
+  f.live_tasks_by_volume[{"S3", "etcd-sim.g0.etcd-1"}] = 1;
+  EXPECT_TRUE(CheckWorld(f).empty()) << "a volume of the same id on another agent is another";
+  f.live_tasks_by_volume[{"S1", "etcd-sim.g0.etcd-1"}] = 2;
+  auto v = CheckWorld(f);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].invariant, "two-members-on-one-volume");
+}
+
+TEST(SimInvariants, ARestartInPlaceOfAnOlderGeneration) {
+  RestartFacts f{"etcd-2", "etcd-sim.g1.etcd-2", 1, 1};
+  EXPECT_FALSE(CheckRestartInPlace(f)) << "a member of the generation the core runs";
+  f.member_generation = 2;  // a reseed's survivor: on its old volume, in the new generation
+  f.core_generation = 2;
+  EXPECT_FALSE(CheckRestartInPlace(f));
+  f.member_generation = 1;
+  ASSERT_TRUE(CheckRestartInPlace(f));
+  EXPECT_EQ(CheckRestartInPlace(f)->invariant, "stale-generation-restart");
+}
+
+TEST(SimInvariants, AReservationNoMemberClaimsAfterTheCalm) {
+  std::vector<ReservationFacts> facts = {{"S1", "etcd-sim.g0.etcd-1", "etcd-1", true, true},
+                                         {"S2", "etcd-sim.g0.etcd-4", "etcd-4", true, false}};
+  EXPECT_FALSE(CheckReservations({}));
+  EXPECT_FALSE(CheckReservations(facts)) << "each one a member's (one waits for its restart)";
+  facts.push_back({"S3", "etcd-sim.g0.etcd-2", "etcd-2", false, false});
+  ASSERT_TRUE(CheckReservations(facts));
+  EXPECT_EQ(CheckReservations(facts)->invariant, "reservation-leak");
+  facts.back().in_use = true;  // a stray task still holds it: still not released
+  EXPECT_TRUE(CheckReservations(facts));
+}
+
 TEST(SimInvariants, StoredStateNeverGoesBackwards) {
   core::PersistentState before;
   before.framework_id = "F";

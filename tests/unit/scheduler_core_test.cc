@@ -2735,6 +2735,32 @@ TEST_F(DurableTest, OffersAreWantedForAWhileAfterEachPeriodicReconciliation) {
   EXPECT_TRUE(Has<Suppress>(Advance(6s))) << "until the sweep is over";
 }
 
+// The members a reseed stopped stay stopped if it fails: not restarted in place on their
+// volumes, which would bring the old cluster back beside a survivor that may already stand alone
+// (sim --seed=103182 --durable=on: two clusters with quorum).
+TEST_F(DurableTest, MembersAReseedStoppedAreNotRestartedInPlaceWhenItFails) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  auto forced = On(AdminReseed{1, true, now_});
+  auto triggers = All<TriggerReseed>(forced);
+  ASSERT_EQ(triggers.size(), 1u);
+  auto kills = All<KillTask>(forced);
+  ASSERT_EQ(kills.size(), 2u);
+  for (const auto& k : kills) Update(k.task_id, mesos::TASK_KILLED, k.agent_id);
+  On(ReseedResult{triggers[0].name, Error{ErrorCode::kUnavailable, "x"}, now_});
+  ASSERT_FALSE(core_.reseeding());
+  Advance(1s);
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const std::string& name = launches[i].member.name;
+    if (name == triggers[0].name) continue;
+    Member m = core_.state().members.at(name);
+    auto out = Offers({OfferWithVolume(static_cast<int>(i) + 1, m, "etcd-test")});
+    for (const auto& l : All<LaunchMember>(out)) {
+      EXPECT_NE(l.member.name, name) << "stopped by the reseed, restarted in place";
+    }
+  }
+}
+
 // Resources reserved for a member that is no longer ours (replaced, or of an older generation)
 // are released when offered: its volume destroyed, its reservations unreserved.
 TEST_F(DurableTest, ReservationsNoMemberClaimsAreReleased) {

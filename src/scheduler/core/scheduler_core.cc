@@ -255,7 +255,7 @@ void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
   // Kills sent before a disconnect (or by a scheduler that then died) may not have reached
   // their agents; the old cluster's members stay stopped until the reseed has its outcome.
   if (state_.reseed) {
-    StopNonCandidates("stopped: a reseed is under way", out);
+    StopNonCandidates("stopped: a reseed is under way", e.now, out);
     if (resume_reseed_) ResumeReseed(e.now, out);
   }
   if (state_.tearing_down) TeardownStep(e.now, out);
@@ -1325,7 +1325,7 @@ void SchedulerCore::StartReseed(Time now, bool manual, Actions& out) {
                   fmt::join(run.candidates, ", ")),
       out);
   Persisted(out);  // write-ahead: a restarted scheduler knows whom it stopped, and finishes
-  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), out);
+  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), now, out);
   NextReseedCandidate(now, out);
 }
 
@@ -1360,11 +1360,14 @@ std::vector<std::string> SchedulerCore::ReseedCandidates() const {
   return candidates;
 }
 
-void SchedulerCore::StopNonCandidates(const std::string& why, Actions& out) {
+void SchedulerCore::StopNonCandidates(const std::string& why, Time now, Actions& out) {
   const auto& candidates = state_.reseed->candidates;
   for (const auto& [name, m] : state_.members) {
     bool candidate = std::find(candidates.begin(), candidates.end(), name) != candidates.end();
     if (candidate || !MaybeAlive(m.task_state)) continue;
+    // Killed by us: a durable member stopped so is not restarted in place on its volume, which
+    // would bring the old cluster back beside the survivor if the reseed fails.
+    kills_sent_[m.task_id] = now;
     out.push_back(KillTask{m.task_id, m.agent_id, why});
   }
 }

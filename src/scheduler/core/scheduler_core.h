@@ -256,7 +256,7 @@ class SchedulerCore {
   // The survivors to try, best first; only the best when the others could form a quorum.
   std::vector<std::string> ReseedCandidates() const;
   void NextReseedCandidate(Time now, Actions& out);
-  void StopNonCandidates(const std::string& why, Actions& out);
+  void StopNonCandidates(const std::string& why, Time now, Actions& out);
   void ResumeReseed(Time now, Actions& out);
   // Keeps etcd's member list and our records in step: removes one dead member (one change at a
   // time), else stops strays and forgets members that ended and etcd no longer lists.

@@ -2735,6 +2735,26 @@ TEST_F(DurableTest, OffersAreWantedForAWhileAfterEachPeriodicReconciliation) {
   EXPECT_TRUE(Has<Suppress>(Advance(6s))) << "until the sweep is over";
 }
 
+// A member restarted in place that fails again before it runs gets no new --replace-after:
+// counted from when it first ended, it is replaced once that has passed, not restarted on its
+// volume for ever (sim --seed=102554 --durable=on: a member whose etcd could not start on its
+// data was restarted in place every 20 s through the whole calm, and no loss was ever reported).
+TEST_F(DurableTest, RestartsInPlaceThatFailDoNotPutOffTheReplacement) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  Member m = core_.state().members.at(launches[1].member.name);
+  Update(m.task_id, mesos::TASK_FAILED, m.agent_id);
+  Advance(200s);
+  auto first = All<LaunchMember>(Offers({OfferWithVolume(2, m, "etcd-test")}));
+  ASSERT_EQ(first.size(), 1u);
+  Update(first[0].member.task_id, mesos::TASK_FAILED, m.agent_id);
+  Advance(101s);
+  Member again = core_.state().members.at(m.name);
+  for (const auto& l : All<LaunchMember>(Offers({OfferWithVolume(2, again, "etcd-test")}))) {
+    EXPECT_NE(l.member.name, m.name) << "restarted again " << 301 << " s after it first ended";
+  }
+}
+
 // The members a reseed stopped stay stopped if it fails: not restarted in place on their
 // volumes, which would bring the old cluster back beside a survivor that may already stand alone
 // (sim --seed=103182 --durable=on: two clusters with quorum).

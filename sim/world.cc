@@ -528,6 +528,9 @@ class World {
   // The generation of the core when it asked for each launch (by task id), for
   // stale-generation-restart: the launch may be made after the core has moved on.
   std::map<std::string, uint64_t> launch_generation_;
+  // The target size of the core when it asked for each removal (by member name), which the
+  // removal is judged against (removal-below-target-quorum).
+  std::map<std::string, int> removal_target_;
   int volume_survivors_at_calm_ = 0;     // data only on volumes a correct core may have given up
   std::optional<Time> leak_wait_since_;  // healed, but a reservation is not yet released
   int largest_target_ = 0;  // the largest size asked in this run (voters above it are too many)
@@ -903,6 +906,10 @@ void World::Deliver(Instance& s, const core::Event& event) {
   for (auto& a : out) {
     if (const auto* launch = std::get_if<core::LaunchMember>(&a)) {
       launch_generation_[launch->member.task_id] = s.core->state().generation;
+    }
+    if (const auto* change = std::get_if<core::ChangeMembership>(&a);
+        change && change->op == core::MembershipOp::kRemove) {
+      removal_target_[change->name] = s.core->TargetSize();
     }
     if (const auto* note = std::get_if<core::Note>(&a);
         note &&
@@ -2463,7 +2470,13 @@ void World::ChangeMembership(uint64_t epoch, const core::ChangeMembership& chang
     f.voters_after = voters - (entry->learner ? 0 : 1);
     f.running_voters_after = RunningVoters(c, entry->id);
     f.target_running = RunningVoters(c) > f.running_voters_after;
-    if (const core::SchedulerCore* acting = ActingCore()) f.target_size = acting->TargetSize();
+    // Judged against the size the core removed it for: the operator may ask another while the
+    // removal waits behind a slow state write.
+    if (auto asked = removal_target_.find(change.name); asked != removal_target_.end()) {
+      f.target_size = asked->second;
+    } else if (const core::SchedulerCore* acting = ActingCore()) {
+      f.target_size = acting->TargetSize();
+    }
     if (auto v = CheckMembershipChange(f)) return Fail(*v);
   }
   // etcd's rules (etcd_model.h) decide the answer; the world adds what a change does to the

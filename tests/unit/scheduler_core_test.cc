@@ -2781,6 +2781,37 @@ TEST_F(DurableTest, MembersAReseedStoppedAreNotRestartedInPlaceWhenItFails) {
   }
 }
 
+// The same when the scheduler restarted between the stops and the failure: the restarted one
+// finds the stopped members ended without knowing who stopped them (sim --seed=201009
+// --durable=on: a stopped member restarted in place beside the survivor's new cluster).
+TEST_F(DurableTest, MembersAReseedStoppedStayStoppedAcrossASchedulerRestart) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  auto forced = On(AdminReseed{1, true, now_});
+  auto triggers = All<TriggerReseed>(forced);
+  ASSERT_EQ(triggers.size(), 1u);
+  for (const auto& k : All<KillTask>(forced)) Update(k.task_id, mesos::TASK_KILLED, k.agent_id);
+  PersistentState stored = core_.state();
+  core_ = SchedulerCore(core_.config());
+  Start(stored);
+  auto subscribed = Subscribe();
+  ASSERT_TRUE(Has<TriggerReseed>(subscribed)) << "the reseed is resumed";
+  AnswerReconciliation(subscribed);
+  ASSERT_FALSE(core_.reconciling());
+  On(ReseedResult{triggers[0].name, Error{ErrorCode::kUnavailable, "x"}, now_});
+  ASSERT_FALSE(core_.reseeding());
+  Advance(1s);
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const std::string& name = launches[i].member.name;
+    if (name == triggers[0].name) continue;
+    Member m = core_.state().members.at(name);
+    auto out = Offers({OfferWithVolume(static_cast<int>(i) + 1, m, "etcd-test")});
+    for (const auto& l : All<LaunchMember>(out)) {
+      EXPECT_NE(l.member.name, name) << "stopped by the reseed, restarted in place";
+    }
+  }
+}
+
 // Resources reserved for a member that is no longer ours (replaced, or of an older generation)
 // are released when offered: its volume destroyed, its reservations unreserved.
 TEST_F(DurableTest, ReservationsNoMemberClaimsAreReleased) {

@@ -1390,6 +1390,9 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
     const auto& candidates = state_.reseed->candidates;
     if (std::find(candidates.begin(), candidates.end(), name) == candidates.end()) {
       stopped.push_back(name);
+      // Not restarted in place either, though a scheduler that restarted meanwhile found it
+      // ended without knowing who stopped it.
+      ended_at_.erase(name);
     }
   }
   Say("error", "reseed",

@@ -1389,7 +1389,8 @@ void World::Execute(Instance& s, const core::Action& action) {
           if (done_) return;
         }
         if constexpr (std::is_same_v<A, core::LaunchMember>) {
-          if (calm_) launched_in_calm_ = true;
+          // A restart in place brings back no data of its own: it is not a launch after a loss.
+          if (calm_ && (a.reserve || a.member.volume.empty())) launched_in_calm_ = true;
           // A launch on a volume its agent holds is a restart in place: it brings the data
           // there back, which must be of the generation the core runs.
           for (auto& agent : agents_) {

@@ -426,12 +426,13 @@ TEST(Sim, SeedsWithDurableMembersPass) {
 // lost (a scheduler restart) or dropped as the release was sent (lost with the connection) while
 // offers were suppressed (150, 463, 948); a total loss reported as soon as every member's task
 // had ended, while each could still come back on its volume (533); members a failed reseed had
-// stopped restarted in place, bringing the old cluster back beside the survivor (103182); and a
-// member that could not start on its volume restarted in place for ever (102554).
+// stopped restarted in place, bringing the old cluster back beside the survivor (103182, and
+// 201009 with a scheduler restart in between); and a member that could not start on its volume
+// restarted in place for ever (102554).
 TEST(Sim, PinnedSeedsThatFoundDurableCoreBugs) {
   SimOptions o;
   o.durable = true;
-  for (uint64_t seed : {150, 463, 533, 948, 102554, 103182}) {
+  for (uint64_t seed : {150, 463, 533, 948, 102554, 103182, 201009}) {
     RunResult r = RunSeed(o, seed);
     EXPECT_TRUE(r.ok) << Report(r);
   }

@@ -78,6 +78,15 @@ std::vector<Violation> CheckWorld(const WorldFacts& facts) {
           {"two-live-tasks-for-one-member", fmt::format("{} live tasks run member {}", n, name)});
     }
   }
+  // Mesos never offers a volume a task uses: two tasks on one volume would run two etcd
+  // processes on one data dir.
+  for (const auto& [volume, n] : facts.live_tasks_by_volume) {
+    if (n > 1) {
+      out.push_back(
+          {"two-members-on-one-volume",
+           fmt::format("{} live tasks use volume {} on agent {}", n, volume.second, volume.first)});
+    }
+  }
   // Two clusters with quorum can both accept writes: a split brain. The only excuse is a
   // deliberate reseed whose old generation is on its way out (every process ordered killed).
   int with_quorum = 0;
@@ -188,6 +197,26 @@ std::optional<Violation> CheckAdminReseed(const AdminFacts& f) {
     return wrong("an accepted request is 202, or 409 when no survivor answers");
   }
   if ((f.answer == 202) != f.triggered) return wrong("202 if and only if a reseed was triggered");
+  return std::nullopt;
+}
+
+std::optional<Violation> CheckRestartInPlace(const RestartFacts& f) {
+  if (f.member_generation >= f.core_generation) return std::nullopt;
+  return Violation{"stale-generation-restart",
+                   fmt::format("{} of generation {} restarted in place on volume {} while the core "
+                               "is at generation {}: its data belong to a cluster left behind",
+                               f.member, f.member_generation, f.volume, f.core_generation)};
+}
+
+std::optional<Violation> CheckReservations(const std::vector<ReservationFacts>& facts) {
+  for (const auto& r : facts) {
+    if (r.claimed) continue;
+    return Violation{
+        "reservation-leak",
+        fmt::format("volume {} of {} on agent {} ({}) belongs to no member of the healed cluster "
+                    "and was not released",
+                    r.volume, r.member, r.agent, r.in_use ? "in use by a task" : "idle")};
+  }
   return std::nullopt;
 }
 

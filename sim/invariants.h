@@ -64,9 +64,12 @@ struct WorldFacts {
   std::map<uint64_t, scheduler::CaFiles> ca_files;
   // Member name -> tasks of that name that are not terminal on their agent.
   std::map<std::string, int> live_tasks_by_member;
+  // Durable members: (agent id, persistence id) -> tasks not terminal on their agent that use
+  // that volume (as Mesos attached it at launch).
+  std::map<std::pair<std::string, std::string>, int> live_tasks_by_volume;
 };
 
-// Voters, tasks per member and live clusters with quorum.
+// Voters, tasks per member and per volume, and live clusters with quorum.
 std::vector<Violation> CheckWorld(const WorldFacts& facts);
 
 // A write that reached the store, against the one before it (none for the first write).
@@ -115,5 +118,29 @@ struct AdminFacts {
   bool triggered = false;  // a TriggerReseed came with it
 };
 std::optional<Violation> CheckAdminReseed(const AdminFacts& facts);
+
+// A durable member launched on a volume that exists on its agent (LaunchMember without reserve:
+// a restart in place, same etcd member on its own data), against the generation of the core
+// that asked for it when it asked. A member of an older generation belongs to a cluster that a
+// reseed or a fresh start has left behind: bringing its data back would revive that cluster.
+struct RestartFacts {
+  std::string member;
+  std::string volume;
+  uint64_t member_generation = 0;  // as the launch names it
+  uint64_t core_generation = 0;    // the core's, in the batch that asked for the launch
+};
+std::optional<Violation> CheckRestartInPlace(const RestartFacts& facts);
+
+// One reservation (with its volume, if not destroyed) of this cluster's labels on an agent that
+// is up, once the calm has healed the cluster: `claimed` if a member the core holds now has
+// that volume on that agent. Whatever the scheduler reserved is used or released in the end.
+struct ReservationFacts {
+  std::string agent;
+  std::string volume;  // the etcd-mesos.volume label
+  std::string member;  // the etcd-mesos.member label
+  bool claimed = false;
+  bool in_use = false;  // a live task uses it
+};
+std::optional<Violation> CheckReservations(const std::vector<ReservationFacts>& facts);
 
 }  // namespace etcd_mesos::sim

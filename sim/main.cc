@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   int64_t calm_budget_ms = 900'000;
   uint64_t steps = 5'000'000;
   int schedulers = 0;
+  std::string durable = "seed";
   bool coverage = false;
   bool trace = false;
   app.add_option("--seed", seed, "the first seed; one seed replays one run exactly");
@@ -49,6 +51,10 @@ int main(int argc, char** argv) {
                  "scheduler instances in every run (2 or 3: elected through a model of "
                  "ZooKeeper); 0: as each seed says (one, or two or three in 30% of seeds)")
       ->check(CLI::Range(0, 3));
+  app.add_option("--durable", durable,
+                 "durable members (role etcd: reservations and persistent volumes): on, off, or "
+                 "seed (as each seed says: 40% of seeds)")
+      ->check(CLI::IsMember({"seed", "on", "off"}));
   app.add_flag("--coverage", coverage, "print how often each fault and path was hit");
   app.add_flag("--trace", trace, "print the whole trace of each run");
   CLI11_PARSE(app, argc, argv);
@@ -59,6 +65,7 @@ int main(int argc, char** argv) {
   options.calm_budget = std::chrono::milliseconds(calm_budget_ms);
   options.keep_trace = trace;
   options.schedulers = schedulers;
+  if (durable != "seed") options.durable = durable == "on";
 
   std::vector<uint64_t> seeds;
   for (uint64_t s = seed; s < seed + runs; ++s) seeds.push_back(s);
@@ -106,8 +113,8 @@ int main(int argc, char** argv) {
     fmt::print("FAIL seed {}: {}: {}\n  last events:\n", seeds[i], r.violation->invariant,
                r.violation->detail);
     for (const auto& line : r.last_events) fmt::print("    {}\n", line);
-    fmt::print("  replay: sim --seed={} --chaos-ms={} --calm-budget-ms={}\n", seeds[i], chaos_ms,
-               calm_budget_ms);
+    fmt::print("  replay: sim --seed={} --chaos-ms={} --calm-budget-ms={}{}\n", seeds[i], chaos_ms,
+               calm_budget_ms, durable == "seed" ? "" : " --durable=" + durable);
   }
   if (coverage) {
     for (const auto& [k, v] : hits) fmt::print("  {:<45} {}\n", k, v);

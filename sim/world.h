@@ -4,9 +4,13 @@
 // session expiry and compare-and-set conflicts, and a scheduler that may crash and restart from
 // what it stored; or two or three scheduler instances elected through a model of ZooKeeper's
 // sessions and nodes, which may be killed, stopped, or cut off from ZooKeeper, the master or
-// both (never two leaders acting in overlapping terms: invariant overlapping-leaders). It replaces
-// the scheduler's and the executor's shells, the way FoundationDB's sim2 and TigerBeetle's VOPR
-// replace the network, the disk and the clock. The scheduler shell's own policy (write-ahead
+// both (never two leaders acting in overlapping terms: invariant overlapping-leaders). With
+// durable members, Mesos's dynamic reservations and persistent volumes: a member's etcd data
+// live on its volume, which outlives its tasks and agent restarts that keep the disk, and goes
+// with an agent that comes back wiped (invariants two-members-on-one-volume,
+// stale-generation-restart, reservation-leak). It replaces the scheduler's and the executor's
+// shells, the way FoundationDB's sim2 and TigerBeetle's VOPR replace the network, the disk and
+// the clock. The scheduler shell's own policy (write-ahead
 // ordering, coalesced writes, the refusal to launch what a failed write did not record, the store
 // write's retries and re-reads) is not copied here: the world drives the same ActionPipeline and
 // StateWriter (scheduler/core/pipeline.h) that the shell does.
@@ -61,6 +65,10 @@ struct SimOptions {
   // Scheduler instances (two or three: elected through a model of ZooKeeper, state in its
   // store); 0: as the seed says (one in most seeds, two or three in 30% of them).
   int schedulers = 0;
+  // Durable members (role "etcd": each member on its own dynamic reservation and persistent
+  // volume, restarted in place, released when no longer ours): unset, as the seed says (40% of
+  // seeds, drawn from a random stream of their own so that the other seeds replay as they did).
+  std::optional<bool> durable;
   // Tests of the simulator itself: rewrites each batch of the core's actions, to stand in for a
   // deliberately broken core that the invariants must catch. Unset in every real run.
   std::function<void(const scheduler::SchedulerCore&, scheduler::Actions&)> tamper;
@@ -84,5 +92,8 @@ struct RunResult {
 };
 
 RunResult RunSeed(const SimOptions& options, uint64_t seed);
+
+// Whether a seed runs durable members when SimOptions::durable leaves it to the seed.
+bool DurableInSeed(uint64_t seed);
 
 }  // namespace etcd_mesos::sim

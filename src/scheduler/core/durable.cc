@@ -76,7 +76,8 @@ bool SchedulerCore::RestartInPlace(const mesos::Offer& offer, Time now, Actions&
     m.reachable = false;
     m.healthy = false;
     m.cert_not_after = 0;
-    ended_at_.erase(name);
+    // ended_at_ stays until it runs again: a restart that fails before that gives it no new
+    // replace_after, or a member that cannot start on its data would be restarted for ever.
     ++state_.counters.launched_servers;
     std::vector<const Member*> refs;
     for (const auto& [other, o] : state_.members) refs.push_back(&o);

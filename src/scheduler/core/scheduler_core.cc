@@ -255,7 +255,7 @@ void SchedulerCore::OnSubscribed(const Subscribed& e, Actions& out) {
   // Kills sent before a disconnect (or by a scheduler that then died) may not have reached
   // their agents; the old cluster's members stay stopped until the reseed has its outcome.
   if (state_.reseed) {
-    StopNonCandidates("stopped: a reseed is under way", out);
+    StopNonCandidates("stopped: a reseed is under way", e.now, out);
     if (resume_reseed_) ResumeReseed(e.now, out);
   }
   if (state_.tearing_down) TeardownStep(e.now, out);
@@ -609,7 +609,8 @@ void SchedulerCore::UpdateOfferInterest(Actions& out) {
   if (!connected_) return;
   bool wants = started_ && connected_ &&
                (state_.tearing_down ? TeardownWantsOffers()
-                                    : !total_loss_ && (NeedsMember() || !unreleased_.empty()));
+                                    : !total_loss_ && (NeedsMember() || !unreleased_.empty() ||
+                                                       sweep_until_.has_value()));
   if (wants == wants_offers_) return;
   wants_offers_ = wants;
   if (wants) {
@@ -896,6 +897,7 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   Time now = e.now;
   if (e.unix_now > 0) unix_now_ = e.unix_now;
   ExpireReleaseWatch(now, out);
+  if (sweep_until_ && now >= *sweep_until_) sweep_until_.reset();
   if (connected_ && reconciling_ && Elapsed(reconcile_started_, now, config_.reconcile_timeout)) {
     ReconcileTasks again;
     for (const auto& [name, m] : state_.members) {
@@ -910,6 +912,10 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   }
   if (connected_ && !reconciling_ && Elapsed(last_reconcile_, now, config_.reconcile_interval)) {
     last_reconcile_ = now;
+    // A durable core also looks at every agent's offers now and then: a reservation it forgot
+    // (watched by a scheduler that has since restarted, or whose release was lost on the way)
+    // is offered, and released, only while offers are wanted.
+    if (config_.durable()) sweep_until_ = now + kReleaseSweep;
     // Explicitly for the tasks we think may live: implicit reconciliation names only tasks the
     // master thinks non-terminal, so a terminal update lost with its agent (removed before the
     // update was acknowledged) would otherwise leave a dead member looking alive forever.
@@ -942,7 +948,11 @@ void SchedulerCore::Evaluate(Time now, Actions& out) {
       MembersThatMayStillStart(now) == 0 && !pending_add_ && !state_.served) {
     BootstrapAgain(now, out);
   } else if (state_.bootstrapped && connected_ && !reconciling_ && !state_.reseed && !total_loss_ &&
-             LiveMembers() == 0 && !pending_add_) {
+             LiveMembers() == 0 && !pending_add_ &&
+             // A durable member whose task ended comes back on its volume, data and all, until
+             // replace_after: not a loss yet.
+             std::none_of(state_.members.begin(), state_.members.end(),
+                          [&](const auto& kv) { return AwaitsRestartInPlace(kv.second, now); })) {
     total_loss_ = true;
     Say("error", "health",
         "TOTAL CLUSTER LOSS: no member is left. Nothing will be started by itself; restore from a "
@@ -1315,7 +1325,7 @@ void SchedulerCore::StartReseed(Time now, bool manual, Actions& out) {
                   fmt::join(run.candidates, ", ")),
       out);
   Persisted(out);  // write-ahead: a restarted scheduler knows whom it stopped, and finishes
-  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), out);
+  StopNonCandidates("stopped before reseeding from " + run.candidates.front(), now, out);
   NextReseedCandidate(now, out);
 }
 
@@ -1350,11 +1360,14 @@ std::vector<std::string> SchedulerCore::ReseedCandidates() const {
   return candidates;
 }
 
-void SchedulerCore::StopNonCandidates(const std::string& why, Actions& out) {
+void SchedulerCore::StopNonCandidates(const std::string& why, Time now, Actions& out) {
   const auto& candidates = state_.reseed->candidates;
   for (const auto& [name, m] : state_.members) {
     bool candidate = std::find(candidates.begin(), candidates.end(), name) != candidates.end();
     if (candidate || !MaybeAlive(m.task_state)) continue;
+    // Killed by us: a durable member stopped so is not restarted in place on its volume, which
+    // would bring the old cluster back beside the survivor if the reseed fails.
+    kills_sent_[m.task_id] = now;
     out.push_back(KillTask{m.task_id, m.agent_id, why});
   }
 }
@@ -1377,6 +1390,9 @@ void SchedulerCore::NextReseedCandidate(Time now, Actions& out) {
     const auto& candidates = state_.reseed->candidates;
     if (std::find(candidates.begin(), candidates.end(), name) == candidates.end()) {
       stopped.push_back(name);
+      // Not restarted in place either, though a scheduler that restarted meanwhile found it
+      // ended without knowing who stopped it.
+      ended_at_.erase(name);
     }
   }
   Say("error", "reseed",

@@ -257,7 +257,7 @@ class SchedulerCore {
   // The survivors to try, best first; only the best when the others could form a quorum.
   std::vector<std::string> ReseedCandidates() const;
   void NextReseedCandidate(Time now, Actions& out);
-  void StopNonCandidates(const std::string& why, Actions& out);
+  void StopNonCandidates(const std::string& why, Time now, Actions& out);
   void ResumeReseed(Time now, Actions& out);
   // Keeps etcd's member list and our records in step: removes one dead member (one change at a
   // time), else stops strays and forgets members that ended and etcd no longer lists.
@@ -344,6 +344,11 @@ class SchedulerCore {
   int64_t unix_now_ = 0;  // the wall clock of the last tick that had one (Unix seconds)
   std::optional<Time> reconcile_started_;
   std::optional<Time> last_reconcile_;
+  // Durable members: offers are wanted until then after each periodic reconciliation, so that
+  // reservations no watch remembers (unreleased_ is lost with a restart; a release may be lost
+  // with the connection) are offered and released within a reconcile interval.
+  std::optional<Time> sweep_until_;
+  static constexpr Millis kReleaseSweep{10'000};
   std::optional<Time> last_uncertain_reconcile_;
   std::optional<Time> last_probe_;
   bool healthy_ = false;

@@ -2892,6 +2892,39 @@ TEST_F(DurableTest, AMemberItsLeaderStillReachesOrThatAnswersAgainIsNotCutOff) {
   }
 }
 
+// Mesos 1.11 says TASK_LOST (REASON_AGENT_REMOVED) of a task whose agent it removed for good, even
+// to a PARTITION_AWARE framework: the task is gone (removed from etcd at once, its volume with its
+// agent), unlike a TASK_LOST a master failover's reconciliation may answer for a live task.
+TEST_F(DurableTest, ATaskLostWithItsAgentRemovedIsGoneAndItsMemberReplacedAtOnce) {
+  auto launches = Bootstrap();
+  Advance(1s);
+  const Member m = core_.state().members.at(launches[1].member.name);
+  mesos::TaskStatus lost;
+  lost.mutable_task_id()->set_value(m.task_id);
+  lost.set_state(mesos::TASK_LOST);
+  lost.set_reason(mesos::TaskStatus::REASON_AGENT_REMOVED);
+  lost.set_message("Agent 127.0.0.3 removed: a new agent registered at the same address");
+  lost.mutable_agent_id()->set_value(m.agent_id);
+  auto out = On(TaskUpdate{lost, now_});
+  EXPECT_EQ(core_.state().members.at(m.name).task_state, mesos::TASK_GONE);
+  EXPECT_TRUE(Says(out, m.name + " ended: TASK_LOST")) << "the note says what Mesos said";
+  EXPECT_TRUE(Says(out, "which Mesos removed for good"));
+  auto changes = All<ChangeMembership>(out);
+  ASSERT_EQ(changes.size(), 1u) << "removed at once, not after --replace-after";
+  EXPECT_EQ(changes[0].op, MembershipOp::kRemove);
+  EXPECT_EQ(changes[0].name, m.name);
+
+  // A TASK_LOST without that reason (a failover's reconciliation) is only out of contact.
+  const Member other = core_.state().members.at(launches[2].member.name);
+  mesos::TaskStatus maybe;
+  maybe.mutable_task_id()->set_value(other.task_id);
+  maybe.set_state(mesos::TASK_LOST);
+  maybe.set_reason(mesos::TaskStatus::REASON_RECONCILIATION);
+  maybe.mutable_agent_id()->set_value(other.agent_id);
+  On(TaskUpdate{maybe, now_});
+  EXPECT_EQ(core_.state().members.at(other.name).task_state, mesos::TASK_LOST);
+}
+
 // ---- Teardown ---------------------------------------------------------------------------------
 
 int AgentNumber(const Member& m) { return std::stoi(m.agent_id.substr(1)); }

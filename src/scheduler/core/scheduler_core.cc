@@ -636,7 +636,14 @@ std::vector<std::string> SchedulerCore::ClientUrlsOfHealthy() const {
 // ---- Tasks --------------------------------------------------------------------------------
 
 void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
-  const auto& status = e.status;
+  // Mesos 1.11 tells even a PARTITION_AWARE framework TASK_LOST (REASON_AGENT_REMOVED) when it
+  // removes an agent for good (a new agent registered at its address): that task will never run
+  // again, unlike the TASK_LOST a master failover's reconciliation may answer for a live one.
+  mesos::TaskStatus status = e.status;
+  if (status.state() == mesos::TASK_LOST &&
+      status.reason() == mesos::TaskStatus::REASON_AGENT_REMOVED) {
+    status.set_state(mesos::TASK_GONE);
+  }
   const std::string& task_id = status.task_id().value();
   auto parsed = ParseTaskId(task_id);
   Member* member = nullptr;
@@ -651,7 +658,7 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
   bool killed_by_us = kills_sent_.count(task_id) > 0;
   // Mesos removed the agent for good (a TASK_GONE for REASON_AGENT_RESTARTED is only the task:
   // the agent, and its disk, came back).
-  bool agent_removed = (status.state() == mesos::TASK_GONE || status.state() == mesos::TASK_LOST) &&
+  bool agent_removed = status.state() == mesos::TASK_GONE &&
                        status.reason() == mesos::TaskStatus::REASON_AGENT_REMOVED;
   if (status.has_agent_id() && (agent_removed || status.state() == mesos::TASK_GONE_BY_OPERATOR)) {
     gone_agents_.insert(status.agent_id().value());
@@ -676,7 +683,7 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     member->reachable = false;
     member->healthy = false;
     Say("warn", "task",
-        fmt::format("{} ended: {} ({}{})", member->name, mesos::TaskState_Name(status.state()),
+        fmt::format("{} ended: {} ({}{})", member->name, mesos::TaskState_Name(e.status.state()),
                     status.has_reason() ? mesos::TaskStatus::Reason_Name(status.reason()) : "",
                     status.has_message() ? ": " + status.message() : ""),
         out, member->name);
@@ -691,9 +698,8 @@ void SchedulerCore::OnTaskUpdate(const TaskUpdate& e, Actions& out) {
     // Not counted lost yet: after a master failover every task is TASK_UNKNOWN for a while and
     // comes back RUNNING (seen on real Mesos 1.11). It counts once it ends or is removed.
     Say("warn", "task",
-        fmt::format("{} is {}: {}", member->name, mesos::TaskState_Name(status.state()),
-                    agent_removed ? "Mesos removed its agent for good (" + status.message() + ")"
-                                  : std::string("its agent may come back")),
+        fmt::format("{} is {}: its agent may come back", member->name,
+                    mesos::TaskState_Name(status.state())),
         out, member->name);
     NoteDurableEnd(*member, killed_by_us, e.now, out);
   }

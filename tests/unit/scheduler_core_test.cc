@@ -2925,6 +2925,29 @@ TEST_F(DurableTest, ATaskLostWithItsAgentRemovedIsGoneAndItsMemberReplacedAtOnce
   EXPECT_EQ(core_.state().members.at(other.name).task_state, mesos::TASK_LOST);
 }
 
+// A candidate that answers it is reseeding already (the previous scheduler asked it before it
+// died) is standing alone: asking the next candidate would make two clusters. It is asked again.
+TEST_F(CoreTest, ACandidateAlreadyReseedingIsAskedAgainNotTheNextCandidate) {
+  Bootstrap();
+  Advance(6s);
+  ProbeAll(1, 100);
+  auto asked = All<TriggerReseed>(On(AdminReseed{1, true, now_}));
+  ASSERT_EQ(asked.size(), 1u);
+  auto busy = On(ReseedResult{
+      asked[0].name, Error{ErrorCode::kConflict, "the executor's reseed outcome is busy"}, now_});
+  EXPECT_FALSE(Has<TriggerReseed>(busy)) << "no other candidate is asked";
+  EXPECT_TRUE(Says(busy, asked[0].name + " is already reseeding"));
+  EXPECT_TRUE(core_.reseeding());
+  auto again = All<TriggerReseed>(Advance(2s));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].name, asked[0].name);
+  // Any other failure moves on to the next candidate, as before.
+  auto failed = All<TriggerReseed>(
+      On(ReseedResult{asked[0].name, Error{ErrorCode::kUnavailable, "timed out"}, now_}));
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0].name, asked[0].name);
+}
+
 // ---- Teardown ---------------------------------------------------------------------------------
 
 int AgentNumber(const Member& m) { return std::stoi(m.agent_id.substr(1)); }

@@ -238,8 +238,12 @@ TEST(SchedulerShellBuild, ReseedAnswer) {
   EXPECT_EQ(*ParseReseedAnswer(200, R"({"raft_index":7})"), 7u);
   auto busy = ParseReseedAnswer(409, R"({"outcome":"busy","message":"another reseed runs"})");
   ASSERT_FALSE(busy.ok());
-  EXPECT_EQ(busy.error().code, ErrorCode::kRefused);
+  // Busy is a conflict: the member stands alone already, and the core asks it again.
+  EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
   EXPECT_NE(busy.error().message.find("another reseed runs"), std::string::npos);
+  auto not_running = ParseReseedAnswer(409, R"({"outcome":"not-running","message":"no etcd"})");
+  ASSERT_FALSE(not_running.ok());
+  EXPECT_NE(not_running.error().code, ErrorCode::kConflict);
   EXPECT_EQ(ParseReseedAnswer(401, R"({"error":"wrong reseed token"})").error().code,
             ErrorCode::kUnauthenticated);
   EXPECT_FALSE(ParseReseedAnswer(200, "ok").ok());  // the original's answer carries no index

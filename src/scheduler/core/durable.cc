@@ -93,12 +93,22 @@ bool SchedulerCore::RestartInPlace(const mesos::Offer& offer, Time now, Actions&
   return false;
 }
 
+namespace {
+
+// A task that ran etcd (RUNNING, said once etcd serves) or is out of contact since: silence from
+// one still starting (a learner just launched, a restart in place) is no sign of being cut off.
+bool Served(const Member& m) {
+  return m.task_state == mesos::TASK_RUNNING || Uncertain(m.task_state);
+}
+
+}  // namespace
+
 void SchedulerCore::ProbePeersIfSilent(Actions& out) {
   const Member* leader = nullptr;
   bool silent = false;
   for (const auto& [name, m] : state_.members) {
     if (m.reachable && m.member_id != 0 && m.member_id == m.leader) leader = &m;
-    silent |= !m.volume.empty() && MaybeAlive(m.task_state) && !m.reachable && m.member_id != 0;
+    silent |= !m.volume.empty() && Served(m) && !m.reachable && m.member_id != 0;
   }
   if (leader != nullptr && silent) out.push_back(ProbePeers{leader->name, leader->ClientUrl()});
 }
@@ -107,7 +117,7 @@ void SchedulerCore::OnPeerView(const PeerView& e, Actions& out) {
   if (!e.active.ok()) return;  // the next probe round asks again
   for (auto& [name, m] : state_.members) {
     auto it = e.active->find(m.member_id);
-    if (m.volume.empty() || it == e.active->end() || !MaybeAlive(m.task_state)) continue;
+    if (m.volume.empty() || it == e.active->end() || !Served(m)) continue;
     if (it->second || m.reachable) {
       m.peer_lost_since.reset();
       continue;

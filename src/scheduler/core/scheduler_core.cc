@@ -934,6 +934,10 @@ void SchedulerCore::OnTick(const Tick& e, Actions& out) {
   }
   if (connected_ && !reconciling_) ReconcileUncertain(now, out);
   if (state_.tearing_down) return TeardownStep(now, out);  // nothing else runs meanwhile
+  if (reseed_retry_at_ && now >= *reseed_retry_at_) {
+    reseed_retry_at_.reset();
+    if (state_.reseed && connected_) NextReseedCandidate(now, out);
+  }
   if (!last_probe_ || now - *last_probe_ >= config_.probe_interval) ProbeNow(now, out);
   // A bootstrap gather that waited long enough launches what it has.
   if (!gathered_.empty() && Elapsed(gather_started_, now, config_.bootstrap_gather) && MayAct()) {
@@ -1419,6 +1423,18 @@ void SchedulerCore::OnReseed(const ReseedResult& e, Actions& out) {
   if (!state_.reseed || state_.reseed->next == 0 ||
       state_.reseed->candidates[state_.reseed->next - 1] != e.name) {
     return;  // not the survivor asked last (an answer from before a restart)
+  }
+  if (!e.raft_index.ok() && e.raft_index.error().code == ErrorCode::kConflict) {
+    // Busy: it is standing alone already, at the previous scheduler's request. Asking the next
+    // candidate now would make two clusters; it is asked again (forced alone once more) instead.
+    Say("warn", "reseed",
+        fmt::format("{} is already reseeding (asked before this scheduler restarted): asking it "
+                    "again in {} s rather than the next candidate",
+                    e.name, kReseedBusyRetry.count() / 1000),
+        out, e.name);
+    --state_.reseed->next;
+    reseed_retry_at_ = e.now + kReseedBusyRetry;
+    return;
   }
   if (!e.raft_index.ok()) {
     Say("warn", "reseed", "reseed of " + e.name + " failed: " + e.raft_index.error().message, out,

@@ -372,6 +372,9 @@ class SchedulerCore {
   int unserved_generations_ = 0;
   std::optional<Time> bootstrap_not_before_;
   bool resume_reseed_ = false;  // a reseed on record from before a restart, to finish
+  // A candidate answered that it is reseeding already: asked again then, not the next one.
+  std::optional<Time> reseed_retry_at_;
+  static constexpr Millis kReseedBusyRetry{2'000};
   std::optional<PendingAdd> pending_add_;
   std::optional<InFlight> in_flight_;
   std::vector<mesos::Offer> gathered_;  // offers held briefly for a one-shot bootstrap

@@ -82,6 +82,11 @@ Result<uint64_t> JsonUnsigned(const json& v) {
 
 Result<uint64_t> ParseReseedAnswer(unsigned status, std::string_view body) {
   json j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("outcome") && j["outcome"] == "busy") {
+    // kConflict: it is standing alone already (the core asks it again, not the next survivor).
+    return MakeError(ErrorCode::kConflict, "the executor's reseed outcome is busy: {}",
+                     j.value("message", "a reseed is already running"));
+  }
   if (status != 200) {
     net::HttpResponse r;
     r.status = status;

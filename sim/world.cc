@@ -1382,8 +1382,8 @@ void World::Execute(Instance& s, const core::Action& action) {
         using A = std::decay_t<decltype(a)>;
         constexpr bool kReadOnly =
             std::is_same_v<A, core::ProbeMember> || std::is_same_v<A, core::ProbeCluster> ||
-            std::is_same_v<A, core::ProbePeers> || std::is_same_v<A, core::AnswerAdmin> ||
-            std::is_same_v<A, core::Note> || std::is_same_v<A, core::CheckHashes>;
+            std::is_same_v<A, core::AnswerAdmin> || std::is_same_v<A, core::Note> ||
+            std::is_same_v<A, core::CheckHashes>;
         if constexpr (!kReadOnly) {
           if (ha_) CheckOneLeaderActs(s, "acts (" + Describe(core::Action(a)) + ")");
           if (done_) return;
@@ -1445,26 +1445,6 @@ void World::Execute(Instance& s, const core::Action& action) {
           // An unreachable member costs the client its timeout.
           Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);
           ToCore(epoch, d, [this, name = a.name, r] { return core::ProbeResult{name, r, now_}; });
-        } else if constexpr (std::is_same_v<A, core::ProbePeers>) {
-          // The leader's etcd_network_active_peers: a connection to each peer that runs and is
-          // not cut off (its metrics answer only if the leader itself answers).
-          Hit("shell.probe_peers");
-          Result<std::map<uint64_t, bool>> r =
-              Error{ErrorCode::kUnavailable, "connection refused or timed out"};
-          if (Process* leader = ProcessAt(a.client_url, false); leader && leader->cluster != 0) {
-            std::map<uint64_t, bool> active;
-            for (const auto& e : clusters_.at(leader->cluster).members) {
-              if (e.id == leader->member_id) continue;
-              active[e.id] =
-                  std::any_of(processes_.begin(), processes_.end(), [&](const Process& p) {
-                    return p.cluster == leader->cluster && p.member_id == e.id && Connected(p);
-                  });
-              if (!active[e.id]) Hit("etcd.peer_inactive");
-            }
-            r = std::move(active);
-          }
-          Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);
-          ToCore(epoch, d, [this, name = a.name, r] { return core::PeerView{name, r, now_}; });
         } else if constexpr (std::is_same_v<A, core::ProbeCluster>) {
           Result<core::ClusterView> r = ProbeCluster(a.client_urls);
           Millis d = r.ok() ? Ms(1, 30) : Ms(300, 1000);

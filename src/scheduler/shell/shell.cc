@@ -1207,12 +1207,20 @@ void SchedulerShell::DoRelease(const ReleaseResources& release) {
   Send(std::move(call), "releasing reserved resources on agent " + release.agent_id);
 }
 
+namespace {
+constexpr std::chrono::milliseconds kPeerViewTimeout{5'000};
+}  // namespace
+
 void SchedulerShell::DoProbePeers(const ProbePeers& probe) {
   auto url = ParseHttpUrl(probe.client_url);
   if (!url.ok() || probing_peers_) return;  // one at a time; the next probe round asks again
   probing_peers_ = true;
+  // The whole of /metrics (a few hundred KB over TLS) takes longer than a probe: under load and
+  // a sanitizer it ran past the probe's 1 s every time, and no member was ever seen cut off.
   auto client = std::make_shared<etcd::Client>(
-      io_, url->endpoint, EtcdOptions(flags_.shell.probe_timeout, probe.client_url));
+      io_, url->endpoint,
+      EtcdOptions(std::max<std::chrono::milliseconds>(flags_.shell.probe_timeout, kPeerViewTimeout),
+                  probe.client_url));
   client->PeerConnections(
       Guarded([this, client, name = probe.name](Result<etcd::PeerConnections> peers) {
         probing_peers_ = false;

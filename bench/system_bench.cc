@@ -347,13 +347,11 @@ double Heal(boost::asio::io_context& io, Victim kind, std::map<std::string, doub
   return total;
 }
 
-// Durable members (--role=etcd): kill -9 of a follower's executor (and so its etcd) -> the member
-// restarted in place on its volume (same etcd member) and the cluster healthy at size.
-double RestartInPlace(boost::asio::io_context& io) {
-  System system(io, 3, seconds(240), "", 0, Tls::kOff, {"--role=etcd"});
+// A durable cluster of 3 (--role=etcd) healthy past etcd's 5 s window; answers a follower.
+std::optional<std::string> DurableFollower(System& system) {
   system.StartScheduler();
   if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
-    throw std::runtime_error("no durable cluster to restart a member of");
+    throw std::runtime_error("no durable cluster of 3");
   }
   system.RunFor(seconds(6));
   std::optional<std::string> picked;
@@ -362,6 +360,14 @@ double RestartInPlace(boost::asio::io_context& io) {
           30)) {
     throw std::runtime_error("no follower to kill");
   }
+  return picked;
+}
+
+// Durable members (--role=etcd): kill -9 of a follower's executor (and so its etcd) -> the member
+// restarted in place on its volume (same etcd member) and the cluster healthy at size.
+double RestartInPlace(boost::asio::io_context& io) {
+  System system(io, 3, seconds(240), "", 0, Tls::kOff, {"--role=etcd"});
+  std::optional<std::string> picked = DurableFollower(system);
   uint32_t restarts = system.core().state().members.at(*picked).restarts;
   auto t0 = Clock::now();
   system.KillMember(*picked);
@@ -384,17 +390,7 @@ double RestartInPlace(boost::asio::io_context& io) {
 // phases: cut off (etcd's own view, or Mesos's if first), removed from etcd, healthy again.
 double HostDeath(boost::asio::io_context& io, std::map<std::string, double>& phases) {
   System system(io, 3, seconds(240), "", 4, Tls::kOff, {"--role=etcd"});
-  system.StartScheduler();
-  if (!system.RunUntil([&] { return system.AtSize(3); }, 180)) {
-    throw std::runtime_error("no durable cluster whose host to kill");
-  }
-  system.RunFor(seconds(6));
-  std::optional<std::string> picked;
-  if (!system.RunUntil(
-          [&] { return (picked = PickVictim(system.core(), Victim::kFollower)).has_value(); },
-          30)) {
-    throw std::runtime_error("no follower to kill");
-  }
+  std::optional<std::string> picked = DurableFollower(system);
   const std::string agent_id = system.core().state().members.at(*picked).agent_id;
   int agent = 0;
   for (int n = 1; n <= system.cluster().agent_count(); ++n) {

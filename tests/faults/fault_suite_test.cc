@@ -988,13 +988,20 @@ TEST_F(FaultSuite, ADurableMemberPartitionedPastReplaceAfterIsRefusedWhenItComes
   std::printf("[timing] partition healed -> old task gone and its volume released: %.1fs\n",
               Since(t0));
   EXPECT_TRUE(Noted("releasing the volume and reservations of " + before.name));
-  nlohmann::json state = cluster_->master().StateJson();
-  for (const auto& f : state["frameworks"]) {
-    for (const auto& t : f["tasks"]) {
-      EXPECT_NE(t["name"].get<std::string>().rfind(before.name + " ", 0), 0u)
-          << "the old task still runs: " << t.dump();
+  // The old task leaves the master's tasks once its TASK_KILLED is acknowledged, which may come
+  // just after the release.
+  std::string old_task;
+  auto old_task_listed = [&] {
+    old_task.clear();
+    nlohmann::json state = cluster_->master().StateJson();
+    for (const auto& f : state["frameworks"]) {
+      for (const auto& t : f["tasks"]) {
+        if (t["name"].get<std::string>().rfind(before.name + " ", 0) == 0) old_task = t.dump();
+      }
     }
-  }
+    return !old_task.empty();
+  };
+  EXPECT_TRUE(RunUntil([&] { return !old_task_listed(); }, 10)) << "the old task: " << old_task;
   RunFor(seconds(2));
   EXPECT_EQ(core().state().counters.members_added, added) << "the cluster is left as it is";
   EXPECT_EQ(core().state().counters.members_removed, removed);

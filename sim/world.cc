@@ -1503,7 +1503,9 @@ void World::Execute(Instance& s, const core::Action& action) {
             return r;
           });
         } else {
-          // AnswerAdmin and Note: already in the trace.
+          // AnswerAdmin and Note: already in the trace. ProbePeers: not answered yet.
+          // AcknowledgeUpdate: never asked for, as the simulated Mesos delivers every update
+          // once, without a uuid (at-least-once delivery is not modelled yet).
         }
       },
       action);

@@ -177,6 +177,32 @@ TEST(ActionPipeline, AFailedWriteStopsOnlyTheLaunchesOfItsOwnBatch) {
   EXPECT_EQ(AsAction<LaunchMember>(out[1])->member.name, "etcd-3");
 }
 
+// An update is acknowledged only once what it changed is written: the acknowledgement waits for
+// its batch's write, and is never sent if that write failed for good (Mesos then resends the
+// update). A batch without a write of its own acknowledges as soon as earlier writes are done.
+TEST(ActionPipeline, AnAcknowledgementWaitsForItsWriteAndIsWithheldIfTheWriteFailed) {
+  ActionPipeline p;
+  p.Add({PersistGeneration(1), AcknowledgeUpdate{"a1", "t1", "u1"}});
+  p.Add({AcknowledgeUpdate{"a2", "t2", "u2"}});
+  auto out = Drain(p);
+  ASSERT_EQ(out.size(), 1u) << "the write first, nothing else meanwhile";
+  ASSERT_TRUE(std::holds_alternative<WriteState>(out[0]));
+  (void)p.StateWritten(OkStatus(), T(1));
+  out = Drain(p);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(AsAction<AcknowledgeUpdate>(out[0])->uuid, "u1");
+  EXPECT_EQ(AsAction<AcknowledgeUpdate>(out[1])->uuid, "u2");
+
+  p.Add({PersistGeneration(2), AcknowledgeUpdate{"a3", "t3", "u3"}});
+  p.Add({AcknowledgeUpdate{"a4", "t4", "u4"}});
+  ASSERT_EQ(Drain(p).size(), 1u);
+  (void)p.StateWritten(Error{ErrorCode::kUnavailable, "store down"}, T(2));
+  out = Drain(p);
+  ASSERT_EQ(out.size(), 1u) << "u3 withheld: its change is not on record";
+  EXPECT_EQ(AsAction<AcknowledgeUpdate>(out[0])->uuid, "u4") << "another batch's is sent";
+  EXPECT_EQ(p.stats().acks_withheld, 1u);
+}
+
 TEST(ActionPipeline, TheAnswerToRestoreFromAtStartIsANoteNotAnHttpAnswer) {
   ActionPipeline p;
   p.Add({AnswerAdmin{0, 202, "restoring from b.db"}, AnswerAdmin{0, 409, "refused"},

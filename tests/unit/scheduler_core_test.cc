@@ -1581,6 +1581,40 @@ TEST_F(CoreTest, UnknownRunningTaskIsKilled) {
   EXPECT_EQ(kills[0].agent_id, "S9");
 }
 
+// An update with a uuid is acknowledged last, after the Persist of what it changed (the pipeline
+// then holds the acknowledgement until that write is done); one without a uuid (the master's own,
+// or a reconciliation answer) wants none. Updates the core ignores are acknowledged too, or Mesos
+// would resend them for ever.
+TEST_F(CoreTest, AnUpdateIsAcknowledgedAfterThePersistOfWhatItChanged) {
+  auto launches = Bootstrap();
+  mesos::TaskStatus failed;
+  failed.mutable_task_id()->set_value(launches[1].member.task_id);
+  failed.mutable_agent_id()->set_value(launches[1].member.agent_id);
+  failed.set_state(mesos::TASK_FAILED);
+  failed.set_uuid(
+      std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", 16));
+  Actions actions = On(TaskUpdate{failed, now_});
+  ASSERT_FALSE(actions.empty());
+  const auto* ack = std::get_if<AcknowledgeUpdate>(&actions.back());
+  ASSERT_NE(ack, nullptr) << "the acknowledgement comes last";
+  EXPECT_EQ(ack->task_id, launches[1].member.task_id);
+  EXPECT_EQ(ack->agent_id, launches[1].member.agent_id);
+  EXPECT_EQ(ack->uuid, failed.uuid());
+  EXPECT_EQ(All<AcknowledgeUpdate>(actions).size(), 1u);
+  EXPECT_FALSE(All<Persist>(actions).empty()) << "a member's end is on record before the ack";
+
+  failed.set_uuid(std::string(16, '\x11'));
+  failed.mutable_task_id()->set_value("etcd-999 127.0.0.9 1 2 3");
+  actions = On(TaskUpdate{failed, now_});
+  ASSERT_EQ(All<AcknowledgeUpdate>(actions).size(), 1u) << "a task the core does not know";
+  EXPECT_EQ(All<AcknowledgeUpdate>(actions)[0].task_id, "etcd-999 127.0.0.9 1 2 3");
+
+  EXPECT_TRUE(All<AcknowledgeUpdate>(Update(launches[0].member.task_id, mesos::TASK_RUNNING,
+                                            launches[0].member.agent_id))
+                  .empty())
+      << "no uuid, no acknowledgement";
+}
+
 // A healed partition delivers a burst of updates for one stale task: one kill, not one per
 // update (real Mesos: 5 KILLs within 80 ms); asked again only after the retry window, or at once
 // for a task that ended and shows up again.

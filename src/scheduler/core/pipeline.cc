@@ -51,6 +51,11 @@ std::optional<Effect> ActionPipeline::Transform(Queued q) {
       return std::nullopt;
     }
   }
+  if (std::holds_alternative<AcknowledgeUpdate>(q.action) && failed_batches_.count(q.batch)) {
+    // What the update changed is not on record: unacknowledged, Mesos sends it again.
+    ++stats_.acks_withheld;
+    return std::nullopt;
+  }
   if (auto* answer = std::get_if<AnswerAdmin>(&q.action); answer && answer->request == 0) {
     // Request 0 is --restore-from at start: no client waits; the log and the page say it.
     return Action{Note{answer->http_status < 300 ? "warn" : "error",

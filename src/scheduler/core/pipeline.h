@@ -12,6 +12,8 @@
 //   - a launch whose batch's state write failed for good is not made: its offer is declined and
 //     the core hears, as a FollowUp event, that Mesos dropped it (TASK_DROPPED), so the member is
 //     replaced instead of counting as maybe alive for ever;
+//   - an acknowledgement whose batch's state write failed for good is not sent: Mesos resends the
+//     update, and the core records it again;
 //   - an answer to admin request 0 (--restore-from at start: nobody waits) becomes a Note;
 //   - while leadership is in doubt (Suspend: the leader lost its connection to the election,
 //     whose session may expire and let another instance lead), nothing is handed out; the core
@@ -67,6 +69,7 @@ class ActionPipeline {
     uint64_t writes_coalesced = 0;
     uint64_t writes_failed = 0;
     uint64_t launches_skipped = 0;
+    uint64_t acks_withheld = 0;
   };
 
   // One batch: the actions of one Handle call, in the core's order.

@@ -140,6 +140,13 @@ Actions SchedulerCore::Handle(const Event& event) {
     WatchForgottenVolumes(durable_before);
     UpdateOfferInterest(out);
   }
+  // Last, after any Persist the update led to: acknowledged before its change is on record, an
+  // update is lost to a scheduler that fails over in between (Mesos does not send it again).
+  if (const auto* update = std::get_if<TaskUpdate>(&event);
+      update != nullptr && !update->status.uuid().empty()) {
+    out.push_back(AcknowledgeUpdate{update->status.agent_id().value(),
+                                    update->status.task_id().value(), update->status.uuid()});
+  }
   return out;
 }
 

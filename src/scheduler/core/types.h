@@ -523,6 +523,14 @@ struct ProbeMember {
   std::string name;
   std::string client_url;
 };
+// Acknowledges a status update that carries a uuid (Mesos resends it until then). The core asks
+// for it after everything the update led to, its state write included: the pipeline holds it
+// until that write is done, and drops it if the write failed, so that Mesos resends the update.
+struct AcknowledgeUpdate {
+  std::string agent_id;
+  std::string task_id;
+  std::string uuid;  // the update's uuid, bytes as Mesos sent them
+};
 // Durable members: asks the leader which peers it is connected to (GET /metrics), when a member
 // whose task may run does not answer; answered by PeerView.
 struct ProbePeers {
@@ -600,7 +608,7 @@ struct Note {
 using Action = std::variant<LaunchMember, DeclineOffer, KillTask, ReconcileTasks, Revive, Suppress,
                             ProbeMember, ProbeCluster, ChangeMembership, TriggerReseed, Persist,
                             AnswerAdmin, Note, TakeBackup, Maintain, CheckHashes, ReleaseResources,
-                            FinishTeardown, ProbePeers>;
+                            FinishTeardown, ProbePeers, AcknowledgeUpdate>;
 using Actions = std::vector<Action>;
 
 // TaskID and TaskInfo.name: exactly "<etcd ident> <hostname> <peer> <client> <reseed>", as the

@@ -993,18 +993,8 @@ void SchedulerShell::OnMesosEvent(const MesosEvent& e) {
     case MesosEvent::UPDATE: {
       const auto& status = e.update().status();
       ExplainFetchFailure(status);
+      // The core asks for its acknowledgement (AcknowledgeUpdate) once its change is on record.
       Feed(TaskUpdate{status, now});
-      // Acknowledge after the core has seen it (and after any write it asked for has been
-      // queued); only updates with a uuid want one.
-      if (status.has_uuid() && !status.uuid().empty()) {
-        Call call;
-        call.set_type(Call::ACKNOWLEDGE);
-        auto* ack = call.mutable_acknowledge();
-        *ack->mutable_agent_id() = status.agent_id();
-        *ack->mutable_task_id() = status.task_id();
-        ack->set_uuid(status.uuid());
-        Send(std::move(call), "acknowledging " + status.task_id().value());
-      }
       break;
     }
     case MesosEvent::FAILURE:
@@ -1081,6 +1071,7 @@ void SchedulerShell::Carry(Action& action) {
                  [&](ProbeMember& a) { DoProbe(a); },
                  [&](ProbeCluster& a) { DoProbeCluster(a); },
                  [&](ProbePeers& a) { DoProbePeers(a); },
+                 [&](AcknowledgeUpdate& a) { DoAcknowledge(a); },
                  [&](ChangeMembership& a) { DoMembership(a); },
                  [&](TriggerReseed& a) { DoReseed(a); },
                  // The pipeline hands every Persist out as a WriteState; one here would bypass
@@ -1210,6 +1201,16 @@ void SchedulerShell::DoRelease(const ReleaseResources& release) {
 namespace {
 constexpr std::chrono::milliseconds kPeerViewTimeout{5'000};
 }  // namespace
+
+void SchedulerShell::DoAcknowledge(const AcknowledgeUpdate& a) {
+  Call call;
+  call.set_type(Call::ACKNOWLEDGE);
+  auto* ack = call.mutable_acknowledge();
+  ack->mutable_agent_id()->set_value(a.agent_id);
+  ack->mutable_task_id()->set_value(a.task_id);
+  ack->set_uuid(a.uuid);
+  Send(std::move(call), "acknowledging " + a.task_id);
+}
 
 void SchedulerShell::DoProbePeers(const ProbePeers& probe) {
   auto url = ParseHttpUrl(probe.client_url);

@@ -158,6 +158,7 @@ class SchedulerShell {
   // and framework id; the backups in --backup-dir are kept), then TEARDOWN, then on_torn_down.
   void DoFinishTeardown(const FinishTeardown& finish);
   void DoProbePeers(const ProbePeers& probe);
+  void DoAcknowledge(const AcknowledgeUpdate& ack);
   void RemoveRecords(std::vector<std::string> paths, std::vector<std::string> failed,
                      std::function<void(std::vector<std::string> failed)> then);
   void TornDown(const std::string& summary);

@@ -1198,10 +1198,6 @@ void SchedulerShell::DoRelease(const ReleaseResources& release) {
   Send(std::move(call), "releasing reserved resources on agent " + release.agent_id);
 }
 
-namespace {
-constexpr std::chrono::milliseconds kPeerViewTimeout{5'000};
-}  // namespace
-
 void SchedulerShell::DoAcknowledge(const AcknowledgeUpdate& a) {
   Call call;
   call.set_type(Call::ACKNOWLEDGE);
@@ -1211,6 +1207,10 @@ void SchedulerShell::DoAcknowledge(const AcknowledgeUpdate& a) {
   ack->set_uuid(a.uuid);
   Send(std::move(call), "acknowledging " + a.task_id);
 }
+
+namespace {
+constexpr std::chrono::milliseconds kPeerViewTimeout{5'000};
+}  // namespace
 
 void SchedulerShell::DoProbePeers(const ProbePeers& probe) {
   auto url = ParseHttpUrl(probe.client_url);

@@ -599,14 +599,17 @@ class FaultSuite : public ::testing::Test {
     return report;
   }
 
-  std::string ExecutorOf(const std::string& member) {
+  // The master's task of `member` (its name is "<member> <host> <ports>"), if it lists one.
+  std::optional<nlohmann::json> MasterTaskOf(const std::string& member) {
     auto state = cluster_->master().StateJson();
     for (const auto& t : state["frameworks"][0]["tasks"]) {
-      if (t["name"].get<std::string>().rfind(member + " ", 0) == 0) {
-        return t["executor_id"].get<std::string>();
-      }
+      if (t["name"].get<std::string>().rfind(member + " ", 0) == 0) return t;
     }
-    return "";
+    return std::nullopt;
+  }
+  std::string ExecutorOf(const std::string& member) {
+    auto task = MasterTaskOf(member);
+    return task ? (*task)["executor_id"].get<std::string>() : "";
   }
   void KillMember(const std::string& name) {
     std::string executor = ExecutorOf(name);
@@ -998,18 +1001,9 @@ TEST_F(FaultSuite, ADurableMemberPartitionedPastReplaceAfterIsRefusedWhenItComes
   EXPECT_TRUE(Noted("releasing the volume and reservations of " + before.name));
   // The old task leaves the master's tasks once its TASK_KILLED is acknowledged, which may come
   // just after the release.
-  std::string old_task;
-  auto old_task_listed = [&] {
-    old_task.clear();
-    nlohmann::json state = cluster_->master().StateJson();
-    for (const auto& f : state["frameworks"]) {
-      for (const auto& t : f["tasks"]) {
-        if (t["name"].get<std::string>().rfind(before.name + " ", 0) == 0) old_task = t.dump();
-      }
-    }
-    return !old_task.empty();
-  };
-  EXPECT_TRUE(RunUntil([&] { return !old_task_listed(); }, 10)) << "the old task: " << old_task;
+  std::optional<nlohmann::json> old_task;
+  EXPECT_TRUE(RunUntil([&] { return !(old_task = MasterTaskOf(before.name)); }, 10))
+      << "the old task: " << old_task->dump();
   RunFor(seconds(2));
   EXPECT_EQ(core().state().counters.members_added, added) << "the cluster is left as it is";
   EXPECT_EQ(core().state().counters.members_removed, removed);
